@@ -1,0 +1,640 @@
+//! Loading: files, strings and directories in; resolved, typed profiles and located
+//! diagnostics out.
+//!
+//! Stages, in order, each reporting everything it finds before the next runs:
+//! 1. read each source (size and UTF-8 checks), parse its YAML ([`crate::yaml`]);
+//! 2. check each document, as written, against the profile schema ([`crate::schema`]);
+//! 3. index documents by id, resolve `extends` ([`crate::merge`]), detecting unknown parents
+//!    and cycles;
+//! 4. deserialize each resolved document into a typed [`Profile`];
+//! 5. locate every diagnostic: JSON pointer to file, line and column, through the chain of
+//!    files a resolved profile came from.
+
+use crate::merge::merge;
+use crate::model::Profile;
+use crate::schema;
+use crate::yaml::{self, MAX_SOURCE_BYTES, SourceMap};
+use keyway_diagnostics::{Code, Diagnostic, Label};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// One input text.
+#[derive(Debug)]
+pub struct Source {
+    /// The name diagnostics use: the path as given, or the name passed to [`Loader::add_str`].
+    pub name: String,
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
+    /// The text (empty when it could not be read).
+    pub text: String,
+    map: OnceLock<SourceMap>,
+}
+
+impl Source {
+    fn new(name: String, path: Option<PathBuf>, text: String) -> Self {
+        Source {
+            name,
+            path,
+            text,
+            map: OnceLock::new(),
+        }
+    }
+
+    /// The pointer-to-span map, built on first use.
+    pub fn source_map(&self) -> &SourceMap {
+        self.map.get_or_init(|| SourceMap::build(&self.text))
+    }
+}
+
+/// Index of a [`Source`] in [`Loaded::sources`].
+pub type SourceId = usize;
+
+/// A resolved, typed profile and where it came from.
+#[derive(Debug)]
+pub struct LoadedProfile {
+    /// The profile, with `extends` applied.
+    pub profile: Profile,
+    /// The files it was merged from, most derived first: its own file, then its parent's...
+    pub chain: Vec<SourceId>,
+}
+
+/// The result of loading: every profile that resolved, and every diagnostic.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The inputs, in the order they were added (parents found beside a file come last).
+    pub sources: Vec<Source>,
+    /// The profiles that parsed, passed the schema and resolved, in source order.
+    pub profiles: Vec<LoadedProfile>,
+    /// Every problem found, located, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// True when any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        keyway_diagnostics::has_errors(&self.diagnostics)
+    }
+
+    /// The profile with this id.
+    pub fn profile(&self, id: &str) -> Option<&LoadedProfile> {
+        self.profiles.iter().find(|p| p.profile.id == id)
+    }
+
+    /// Locates a diagnostic about a resolved profile: finds the file in `chain` that wrote the
+    /// value at the diagnostic's pointer (the most derived file with the deepest match) and
+    /// sets its file and span.
+    pub fn locate_in_chain(&self, diagnostic: Diagnostic, chain: &[SourceId]) -> Diagnostic {
+        locate_in_chain(&self.sources, diagnostic, chain)
+    }
+
+    /// The text of the source a diagnostic names, for rendering.
+    pub fn source_text(&self, name: &str) -> Option<&str> {
+        self.sources
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.text.as_str())
+    }
+}
+
+/// Collects sources, then loads them all at once.
+#[derive(Debug, Default)]
+pub struct Loader {
+    sources: Vec<Source>,
+    /// Problems met while collecting (unreadable paths), by source when there is one.
+    early: Vec<(Option<SourceId>, Diagnostic)>,
+}
+
+/// File extensions read from directories.
+const EXTENSIONS: [&str; 2] = ["yaml", "yml"];
+
+impl Loader {
+    /// An empty loader.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file, or every `.yaml`/`.yml` file under a directory (recursively, sorted).
+    pub fn add_path(&mut self, path: &Path) -> &mut Self {
+        if path.is_dir() {
+            let mut files = Vec::new();
+            if let Err(e) = collect_files(path, &mut files, 0) {
+                self.early.push((None, io_error(path, &e)));
+            }
+            files.sort();
+            for file in files {
+                self.add_file(&file);
+            }
+        } else {
+            self.add_file(path);
+        }
+        self
+    }
+
+    /// Adds a profile given as text. `name` is what diagnostics call it.
+    pub fn add_str(&mut self, name: impl Into<String>, text: impl Into<String>) -> &mut Self {
+        self.sources
+            .push(Source::new(name.into(), None, text.into()));
+        self
+    }
+
+    fn add_file(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        if self.sources.iter().any(|s| s.path.as_deref() == Some(path)) {
+            return;
+        }
+        let id = self.sources.len();
+        match read_text(path) {
+            Ok(text) => self
+                .sources
+                .push(Source::new(name, Some(path.to_owned()), text)),
+            Err(d) => {
+                self.sources.push(Source::new(
+                    name.clone(),
+                    Some(path.to_owned()),
+                    String::new(),
+                ));
+                self.early.push((Some(id), d.in_file(name)));
+            }
+        }
+    }
+
+    /// Parses, checks, resolves and types every source.
+    pub fn load(mut self) -> Loaded {
+        let mut diags: Vec<(Option<SourceId>, Diagnostic)> = std::mem::take(&mut self.early);
+        let unreadable: Vec<SourceId> = diags.iter().filter_map(|(s, _)| *s).collect();
+
+        // 1-2: parse and schema-check each source, finding parents beside files as needed.
+        let mut docs: Vec<Option<Document>> = Vec::new();
+        let mut next = 0;
+        loop {
+            while next < self.sources.len() {
+                let doc = if unreadable.contains(&next) {
+                    None
+                } else {
+                    parse_source(next, &self.sources[next], &mut diags)
+                };
+                docs.push(doc);
+                next += 1;
+            }
+            if !self.add_missing_parents(&docs) {
+                break;
+            }
+        }
+
+        // 3: index by id.
+        let mut by_id: HashMap<&str, SourceId> = HashMap::new();
+        for doc in docs.iter().flatten() {
+            match by_id.get(doc.id.as_str()) {
+                Some(&first) => {
+                    let first_span = self.sources[first].source_map().value("/id");
+                    let mut d = Diagnostic::new(
+                        Code::DuplicateProfileId,
+                        format!("profile id `{}` is defined twice", doc.id),
+                    )
+                    .at_pointer("/id")
+                    .with_help("give each profile its own id");
+                    if let Some(span) = first_span {
+                        d = d.with_label(Label {
+                            file: Some(self.sources[first].name.clone()),
+                            span,
+                            message: "first defined here".into(),
+                        });
+                    }
+                    diags.push((Some(doc.source), d));
+                }
+                None => {
+                    by_id.insert(doc.id.as_str(), doc.source);
+                }
+            }
+        }
+
+        // 3: resolve extends.
+        let mut resolver = Resolver {
+            docs: &docs,
+            by_id: &by_id,
+            state: HashMap::new(),
+            diags: Vec::new(),
+        };
+        let mut resolved: Vec<(SourceId, Value, Vec<SourceId>)> = Vec::new();
+        for doc in docs.iter().flatten() {
+            if by_id.get(doc.id.as_str()) != Some(&doc.source) || doc.has_schema_errors {
+                continue;
+            }
+            if let Some((value, chain)) = resolver.resolve(doc.source, &mut Vec::new()) {
+                resolved.push((doc.source, value, chain));
+            }
+        }
+        diags.extend(resolver.diags);
+
+        // 4: type each resolved profile.
+        let mut profiles = Vec::new();
+        for (source, value, chain) in resolved {
+            match serde_path_to_error::deserialize::<_, Profile>(&value) {
+                Ok(profile) => profiles.push(LoadedProfile { profile, chain }),
+                Err(e) => {
+                    let d = typed_error(&e);
+                    let d = locate_in_chain(&self.sources, d, &chain);
+                    diags.push((Some(source), d));
+                }
+            }
+        }
+
+        // 5: locate.
+        let mut diagnostics: Vec<Diagnostic> = diags
+            .into_iter()
+            .map(|(source, d)| match source {
+                Some(s) => locate(&self.sources[s], d),
+                None => d,
+            })
+            .collect();
+        let order: HashMap<&str, usize> = self
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        diagnostics.sort_by_key(|d| {
+            (
+                d.file.as_deref().and_then(|f| order.get(f)).copied(),
+                d.span.map(|s| s.start),
+                d.code,
+            )
+        });
+        Loaded {
+            sources: self.sources,
+            profiles,
+            diagnostics,
+        }
+    }
+
+    /// For documents read from files whose parent is not loaded, loads `<parent>.yaml` or
+    /// `.yml` from the same directory. Returns whether anything was added.
+    fn add_missing_parents(&mut self, docs: &[Option<Document>]) -> bool {
+        let known: Vec<&str> = docs.iter().flatten().map(|d| d.id.as_str()).collect();
+        let mut wanted = Vec::new();
+        for doc in docs.iter().flatten() {
+            let (Some(parent), Some(path)) = (&doc.extends, &self.sources[doc.source].path) else {
+                continue;
+            };
+            if known.contains(&parent.as_str()) || !is_id(parent) {
+                continue;
+            }
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if let Some(file) = EXTENSIONS
+                .iter()
+                .map(|ext| dir.join(format!("{parent}.{ext}")))
+                .find(|f| f.is_file())
+            {
+                wanted.push(file);
+            }
+        }
+        let before = self.sources.len();
+        for file in wanted {
+            self.add_file(&file);
+        }
+        self.sources.len() > before
+    }
+}
+
+/// A parsed document with the few fields loading needs before typing.
+#[derive(Debug)]
+struct Document {
+    source: SourceId,
+    id: String,
+    extends: Option<String>,
+    value: Value,
+    has_schema_errors: bool,
+}
+
+fn parse_source(
+    source: SourceId,
+    src: &Source,
+    diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
+) -> Option<Document> {
+    let push =
+        |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
+    let value = match yaml::parse(&src.text) {
+        Ok(v) => v,
+        Err(d) => {
+            push(diags, d);
+            return None;
+        }
+    };
+    if !value.is_object() {
+        let what = if value.is_null() {
+            "the document is empty"
+        } else {
+            "the top level must be a mapping"
+        };
+        push(
+            diags,
+            Diagnostic::new(Code::NotAMapping, format!("not a profile: {what}"))
+                .at_pointer("")
+                .with_help("a profile is a mapping that starts with `id:`; see `keyway schema`"),
+        );
+        return None;
+    }
+    let schema_errors = schema::check(&value);
+    let has_schema_errors = schema_errors.iter().any(Diagnostic::is_error);
+    for d in schema_errors {
+        push(diags, d);
+    }
+    // Without a usable id the document cannot take part in resolution; the schema has said why.
+    let id = value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| is_id(id))?
+        .to_owned();
+    if let Some(stem) = src
+        .path
+        .as_deref()
+        .and_then(Path::file_stem)
+        .and_then(|s| s.to_str())
+    {
+        if stem != id {
+            push(
+                diags,
+                Diagnostic::new(
+                    Code::IdFileMismatch,
+                    format!("profile id `{id}` does not match its file name `{stem}`"),
+                )
+                .at_pointer("/id")
+                .with_help(format!(
+                    "rename the file to `{id}.yaml`, so `extends: {id}` can find it"
+                )),
+            );
+        }
+    }
+    let extends = value
+        .get("extends")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(Document {
+        source,
+        id,
+        extends,
+        value,
+        has_schema_errors,
+    })
+}
+
+fn is_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Visit {
+    InProgress,
+    Failed,
+}
+
+struct Resolver<'a> {
+    docs: &'a [Option<Document>],
+    by_id: &'a HashMap<&'a str, SourceId>,
+    state: HashMap<SourceId, Visit>,
+    diags: Vec<(Option<SourceId>, Diagnostic)>,
+}
+
+impl Resolver<'_> {
+    /// The merged value and chain of `source`, or `None` (reported) when it cannot resolve.
+    fn resolve(
+        &mut self,
+        source: SourceId,
+        path: &mut Vec<SourceId>,
+    ) -> Option<(Value, Vec<SourceId>)> {
+        let doc = self.docs[source].as_ref()?;
+        match self.state.get(&source) {
+            Some(Visit::Failed) => return None,
+            Some(Visit::InProgress) => {
+                let start = path.iter().position(|s| *s == source).unwrap_or(0);
+                let cycle: Vec<&str> = path[start..]
+                    .iter()
+                    .chain(std::iter::once(&source))
+                    .filter_map(|s| self.docs[*s].as_ref().map(|d| d.id.as_str()))
+                    .collect();
+                for member in &path[start..] {
+                    self.state.insert(*member, Visit::Failed);
+                    self.diags.push((
+                        Some(*member),
+                        Diagnostic::new(
+                            Code::ExtendsCycle,
+                            format!("`extends` forms a cycle: {}", cycle.join(" -> ")),
+                        )
+                        .at_pointer("/extends")
+                        .with_help("a profile cannot inherit from itself; break the cycle"),
+                    ));
+                }
+                return None;
+            }
+            None => {}
+        }
+        let Some(parent_id) = &doc.extends else {
+            return Some((doc.value.clone(), vec![source]));
+        };
+        let Some(&parent) = self.by_id.get(parent_id.as_str()) else {
+            let known: Vec<&str> = self.by_id.keys().copied().collect();
+            let mut d = Diagnostic::new(
+                Code::UnknownParent,
+                format!("`extends` names `{parent_id}`, which is not loaded"),
+            )
+            .at_pointer("/extends");
+            d = match schema::closest(parent_id, known) {
+                Some(best) => d.with_help(format!("did you mean `{best}`?")),
+                None => d.with_help(format!(
+                    "load `{parent_id}.yaml` too, or put it beside this file"
+                )),
+            };
+            self.diags.push((Some(source), d));
+            self.state.insert(source, Visit::Failed);
+            return None;
+        };
+        if self.docs[parent]
+            .as_ref()
+            .is_some_and(|p| p.has_schema_errors)
+        {
+            // The parent's own errors are reported; the child cannot be resolved without it.
+            self.state.insert(source, Visit::Failed);
+            return None;
+        }
+        self.state.insert(source, Visit::InProgress);
+        path.push(source);
+        let parent_resolved = self.resolve(parent, path);
+        path.pop();
+        let Some((parent_value, parent_chain)) = parent_resolved else {
+            self.state.insert(source, Visit::Failed);
+            return None;
+        };
+        self.state.remove(&source);
+        let (value, merge_diags) = merge(&parent_value, &doc.value);
+        let failed = merge_diags.iter().any(Diagnostic::is_error);
+        self.diags
+            .extend(merge_diags.into_iter().map(|d| (Some(source), d)));
+        if failed {
+            self.state.insert(source, Visit::Failed);
+            return None;
+        }
+        let mut chain = vec![source];
+        chain.extend(parent_chain);
+        Some((value, chain))
+    }
+}
+
+/// Maps a typed-deserialization error to a diagnostic with a pointer.
+fn typed_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Diagnostic {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in error.path().iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&yaml::escape_pointer_token(key))
+            }
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    let message = error.inner().to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
+    let code = if message.starts_with("unknown field") {
+        Code::UnknownKey
+    } else if message.starts_with("missing field") {
+        Code::MissingKey
+    } else if message.starts_with("invalid type") {
+        Code::WrongType
+    } else {
+        Code::InvalidValue
+    };
+    // A missing field is reported at the object that lacks it.
+    let pointer = if code == Code::MissingKey {
+        pointer
+            .rsplit_once('/')
+            .map_or(String::new(), |(p, _)| p.to_owned())
+    } else {
+        pointer
+    };
+    Diagnostic::new(code, message).at_pointer(pointer)
+}
+
+/// Sets the span of a diagnostic about one source from its pointer, and its file name.
+fn locate(source: &Source, mut d: Diagnostic) -> Diagnostic {
+    if d.file.is_none() {
+        d.file = Some(source.name.clone());
+    }
+    if d.span.is_none() {
+        if let Some(pointer) = &d.pointer {
+            let map = source.source_map();
+            d.span = if points_at_key(d.code) {
+                map.key(pointer)
+            } else {
+                map.value(pointer)
+            };
+        }
+    }
+    d
+}
+
+fn locate_in_chain(sources: &[Source], d: Diagnostic, chain: &[SourceId]) -> Diagnostic {
+    let pointer = d.pointer.clone().unwrap_or_default();
+    // The file that wrote the deepest ancestor of the pointer; ties go to the most derived.
+    let mut best: Option<(usize, SourceId)> = None;
+    for &s in chain {
+        let map = sources[s].source_map();
+        let mut p = pointer.as_str();
+        loop {
+            if map.contains(p) {
+                if best.is_none_or(|(depth, _)| p.len() > depth) {
+                    best = Some((p.len(), s));
+                }
+                break;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => break,
+            }
+        }
+    }
+    match best.map(|(_, s)| s).or_else(|| chain.first().copied()) {
+        Some(s) => locate(&sources[s], d),
+        None => d,
+    }
+}
+
+/// Codes whose natural place is the key rather than the value.
+fn points_at_key(code: Code) -> bool {
+    matches!(code, Code::UnknownKey | Code::MissingKey)
+}
+
+fn read_text(path: &Path) -> Result<String, Diagnostic> {
+    let metadata = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+    if metadata.len() > MAX_SOURCE_BYTES as u64 {
+        return Err(Diagnostic::new(
+            Code::TooLarge,
+            format!(
+                "the file is {} bytes; profiles are limited to {} bytes",
+                metadata.len(),
+                MAX_SOURCE_BYTES
+            ),
+        )
+        .with_help("a profile describes one provider; split generated content out"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(e.as_bytes());
+        Diagnostic::new(
+            Code::NotUtf8,
+            format!("the file is not valid UTF-8 (first bad byte at offset {offset})"),
+        )
+        .with_span(keyway_diagnostics::span_of(&text, offset, offset + 1))
+        .with_help("save the file as UTF-8")
+    })
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> Diagnostic {
+    Diagnostic::new(Code::Io, format!("cannot read `{}`: {e}", path.display()))
+        .in_file(path.display().to_string())
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+    // Profile trees are shallow; the bound stops symlink loops.
+    if depth > 8 {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(&path, out, depth + 1)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EXTENSIONS.contains(&e))
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads files and directories.
+pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
+    let mut loader = Loader::new();
+    for p in paths {
+        loader.add_path(p.as_ref());
+    }
+    loader.load()
+}
+
+/// Loads one profile from text (its parent, if any, must be loaded with it: use [`Loader`]).
+pub fn load_str(name: &str, text: &str) -> Loaded {
+    let mut loader = Loader::new();
+    loader.add_str(name, text);
+    loader.load()
+}

@@ -1,0 +1,663 @@
+//! The profile model: what a provider profile can say.
+//!
+//! These types are the single source of truth for the profile format. The JSON Schema in
+//! `schemas/profile.schema.json` is generated from them (`cargo xtask schema`), so the doc
+//! comments here are what an editor shows while a profile is written.
+//!
+//! Conventions:
+//! - every struct rejects unknown keys (`deny_unknown_fields`);
+//! - collections whose order an author chooses (environments, scopes, actions, guide sections
+//!   and steps, error rules) are keyed maps (`IndexMap`), so `extends` can merge, replace or
+//!   remove single entries by id and author order is kept;
+//! - strings marked *template* are minijinja templates, rendered with strict undefined.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A provider profile, after `extends` has been applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Stable identifier, lowercase: `salesforce`, `salesforce-service-cloud`. By convention the
+    /// file is named `<id>.yaml`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$"))]
+    pub id: String,
+    /// The id of the profile this one inherits from. The child is merged over the parent as a
+    /// JSON Merge Patch (RFC 7396): maps merge key by key, everything else is replaced, and a
+    /// `null` removes the inherited entry. See `docs/profiles.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
+    /// JSON pointers (`/actions`) at which this profile's value replaces the parent's outright
+    /// instead of merging with it. Only meaningful with `extends`; applied while resolving.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<String>,
+    /// Display name: "Salesforce Service Cloud".
+    pub name: String,
+    /// One or two sentences on what the provider is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Free-form categories: `crm`, `ticketing`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// Links to the provider's own documentation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docs: Vec<DocLink>,
+    /// Where the provider's tenants live. Exactly one environment is the default.
+    pub environments: IndexMap<String, Environment>,
+    /// Connection parameters a tenant supplies (a My Domain host). Every value is checked
+    /// against its pattern before it can reach a URL.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub parameters: IndexMap<String, Parameter>,
+    /// How the OAuth 2.0 flows work for this provider.
+    pub auth: Auth,
+    /// Where API calls go once a token is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
+    /// Provider limits and delays that integrators trip over.
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+    /// The scope catalogue, in the order the provider's console lists them.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub scopes: IndexMap<String, Scope>,
+    /// The actions an integration platform offers on top of this provider, keyed by id
+    /// (snake_case of the display name: `create_case`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub actions: IndexMap<String, Action>,
+    /// The admin's setup guide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guide: Option<Guide>,
+    /// What the provider's errors mean, keyed by a rule id. Rules are tried in order; the
+    /// first match wins.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub errors: IndexMap<String, ErrorRule>,
+}
+
+/// A link to documentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocLink {
+    /// What the page is.
+    pub title: String,
+    /// An `https://` URL.
+    #[schemars(regex(pattern = r"^https://"))]
+    pub url: String,
+}
+
+/// One place a provider's tenants live (production, sandbox, a region).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Display name: "Production and Developer Edition".
+    pub label: String,
+    /// Who should pick this environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Used when a connector configuration names no environment. Exactly one is the default.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub default: bool,
+    /// Values templates see as `env.<name>`: `login_host: login.salesforce.com`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub vars: IndexMap<String, String>,
+    /// How an admin tells that their tenant belongs here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identify: Option<Identify>,
+}
+
+/// How to recognise an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identify {
+    /// A sentence for the admin: "Sandbox org URLs always contain `.sandbox.my.salesforce.com`".
+    pub hint: String,
+    /// Regular expressions over a tenant's host name; a match means this environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_patterns: Vec<String>,
+}
+
+/// A value a tenant supplies when connecting (a My Domain host, a region, an account id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    /// Display name: "My Domain host".
+    pub label: String,
+    /// What it is and where to find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether a connection must supply it. Optional parameters are `none` in templates when
+    /// absent, so `params.my_domain or env.login_host` falls back.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
+    /// An anchored regular expression (`^...$`) every value must match. User input that lands
+    /// in a URL is an SSRF vector, so the pattern is mandatory.
+    pub pattern: String,
+    /// Whether the pattern ignores case.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub case_insensitive: bool,
+    /// Values that match the pattern but are still wrong, each with the explanation to show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reject: Vec<Rejection>,
+    /// An example value for forms and docs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+}
+
+/// A value pattern to refuse with a specific explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// A regular expression; a match refuses the value.
+    pub pattern: String,
+    /// Why, and what to enter instead.
+    pub message: String,
+}
+
+/// How the OAuth 2.0 flows work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// The grants the provider supports and this profile can run.
+    pub grants: Vec<Grant>,
+    /// Endpoint URL templates. They see `env`, `params`.
+    pub endpoints: Endpoints,
+    /// How the client authenticates at the token endpoint.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Whether authorization requests carry a PKCE (S256) challenge.
+    pub pkce: Pkce,
+    /// The character between scopes in the `scope` parameter.
+    #[serde(default = "default_scope_separator")]
+    pub scope_separator: String,
+    /// Scopes requested when a connection selects no actions and no custom scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_scopes: Vec<String>,
+    /// Extra query parameters for the authorization URL (`prompt: consent`). Templates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub authorization_params: IndexMap<String, String>,
+    /// Extra form parameters for the code exchange. Templates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub token_params: IndexMap<String, String>,
+    /// How refreshing works. Absent when the provider issues no refresh tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Refresh>,
+    /// What to keep from token responses and how long access tokens live.
+    #[serde(default)]
+    pub tokens: Tokens,
+    /// Settings for the JWT bearer grant (RFC 7523).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_bearer: Option<JwtBearer>,
+    /// Settings for the device authorization grant (RFC 8628) and its provider variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceFlow>,
+}
+
+fn default_scope_separator() -> String {
+    " ".to_owned()
+}
+
+/// An OAuth 2.0 grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// The authorization code grant (Salesforce's web server flow).
+    AuthorizationCode,
+    /// The refresh token grant.
+    RefreshToken,
+    /// The client credentials grant.
+    ClientCredentials,
+    /// The JWT bearer grant (RFC 7523).
+    JwtBearer,
+    /// The device authorization grant (RFC 8628).
+    DeviceCode,
+}
+
+/// Endpoint URL templates, rendered with `env` and `params`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    /// Where the user's browser is sent to approve access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize: Option<String>,
+    /// Where codes, refresh tokens and assertions are exchanged for tokens.
+    pub token: String,
+    /// Token revocation (RFC 7009).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<String>,
+    /// Token introspection (RFC 7662).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspect: Option<String>,
+    /// OpenID Connect userinfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo: Option<String>,
+    /// Device authorization (RFC 8628). Some providers use the token endpoint; see `device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization: Option<String>,
+}
+
+/// How the client authenticates to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form body.
+    #[default]
+    RequestBody,
+    /// HTTP Basic authentication.
+    Basic,
+}
+
+/// PKCE policy: what keyway sends, given what the provider accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pkce {
+    /// Always send an S256 challenge; the provider may insist on one.
+    Required,
+    /// Send an S256 challenge unless the connection turns it off.
+    Optional,
+    /// Never send one; the provider rejects or ignores it.
+    Off,
+}
+
+/// How the refresh token grant behaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    /// Whether the refresh request carries the client secret. A connection can override it
+    /// to match its app's setting.
+    pub send_client_secret: bool,
+    /// Whether a refresh may return a new refresh token that replaces the old one.
+    pub rotation: Rotation,
+}
+
+/// Refresh-token rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rotation {
+    /// The refresh token never changes.
+    Never,
+    /// A refresh may return a new refresh token (an app setting); when it does, it replaces
+    /// the old one, which dies.
+    Optional,
+    /// Every refresh returns a new refresh token.
+    Always,
+}
+
+/// What to keep from token responses, and token lifetimes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    /// Extra fields of the token response to keep with the token set (`instance_url`). Templates
+    /// see them as `token.<field>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_fields: Vec<String>,
+    /// A token-response field that says when the token was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<IssuedAt>,
+    /// The access-token lifetime to assume when the response has no `expires_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumed_lifetime_seconds: Option<u64>,
+    /// Learn the real expiry from the introspection endpoint's `exp` when `expires_in` is absent.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub introspect_for_expiry: bool,
+}
+
+/// Where a token response says when it was issued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedAt {
+    /// The field name: `issued_at`.
+    pub field: String,
+    /// Its unit.
+    pub unit: TimeUnit,
+}
+
+/// A unit of an epoch timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Seconds since the Unix epoch.
+    Seconds,
+    /// Milliseconds since the Unix epoch.
+    Milliseconds,
+}
+
+/// The JWT bearer grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtBearer {
+    /// The assertion's `aud` claim. Template.
+    pub audience: String,
+    /// How long an assertion is valid (`exp - now`).
+    #[serde(default = "default_assertion_lifetime")]
+    pub assertion_lifetime_seconds: u32,
+}
+
+fn default_assertion_lifetime() -> u32 {
+    180
+}
+
+/// The device authorization grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFlow {
+    /// Where the flow starts. Template. Salesforce uses its token endpoint.
+    pub start: String,
+    /// Extra form parameters of the start request (`response_type: device_code`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub start_params: IndexMap<String, String>,
+    /// The `grant_type` of poll requests. Standard: `urn:ietf:params:oauth:grant-type:device_code`.
+    pub poll_grant_type: String,
+    /// The form field carrying the device code when polling. Standard: `device_code`.
+    pub poll_code_param: String,
+}
+
+/// Where API calls go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// The base URL action paths are relative to. Template; sees `env`, `params` and `token`.
+    pub base_url: String,
+    /// The API version the actions are written against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Provider limits and delays. Guide templates see them as `limits.<name>`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Refresh tokens a user can hold for one app; one more grant revokes the least recently
+    /// used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals_per_user: Option<u32>,
+    /// How long a new or changed app takes to become usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_activation_delay_minutes: Option<u32>,
+    /// The total length of all callback URLs of one app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_urls_max_chars: Option<u32>,
+}
+
+impl Limits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self == &Limits::default()
+    }
+}
+
+/// One scope of the catalogue, keyed by the value sent on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// The label the provider's console shows: "Manage user data via APIs".
+    pub label: String,
+    /// The console's entry when it differs from `label (value)`, for entries that cover
+    /// several values: "Perform requests at any time (refresh_token, offline_access)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_label: Option<String>,
+    /// What it allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether requesting it makes the provider issue a refresh token.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub grants_refresh: bool,
+    /// Scopes this one includes (`full` implies `api`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub implies: Vec<String>,
+}
+
+/// An action the platform offers: one API call and the scopes it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// Display name: "Create Case".
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The provider object it works on: `Case`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// The HTTP method.
+    pub method: HttpMethod,
+    /// The path under `api.base_url`, with `{name}` placeholders for call arguments:
+    /// `/sobjects/Case/{id}`.
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// The scopes the call needs; each must be in the catalogue.
+    pub scopes: Vec<String>,
+}
+
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[allow(missing_docs)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+/// The admin's setup guide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Guide {
+    /// Console variants the guide is written for (External Client App, classic Connected
+    /// App). Exactly one is the default when any are declared.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub variants: IndexMap<String, Variant>,
+    /// Sections in order, keyed by id.
+    pub sections: IndexMap<String, Section>,
+}
+
+/// A console variant the guide distinguishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Display name.
+    pub label: String,
+    /// When to choose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Used unless another variant is asked for.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub default: bool,
+}
+
+/// A section of the guide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    /// Heading. Template.
+    pub title: String,
+    /// A paragraph under the heading. Template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intro: Option<String>,
+    /// Shown only when this holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// Where a section added by a child profile goes among the inherited ones (default: last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Placement>,
+    /// Steps in order, keyed by id.
+    pub steps: IndexMap<String, Step>,
+}
+
+/// One step the admin takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// What to do, short. Template.
+    pub title: String,
+    /// The instruction. Template (Markdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Details, settings and callouts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
+    /// Shown only when this holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// Where a step added by a child profile goes among the inherited ones (default: last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Placement>,
+}
+
+/// A bullet of a step: plain text, or text with a kind and a condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Item {
+    /// A plain bullet. Template.
+    Text(String),
+    /// A bullet with a kind or a condition.
+    Detailed(DetailedItem),
+}
+
+/// A bullet with a kind or a condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedItem {
+    /// The text. Template.
+    pub text: String,
+    /// How it is presented.
+    #[serde(default)]
+    pub kind: ItemKind,
+    /// A setting the admin must put in a given state (a console checkbox), for checklists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<Setting>,
+    /// Shown only when this holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+}
+
+/// A console setting and the state the guide asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    /// The setting's name as the console shows it.
+    pub name: String,
+    /// The state to put it in: `checked`, `unchecked`, or a value.
+    pub state: String,
+}
+
+/// How a guide bullet is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// An ordinary bullet.
+    #[default]
+    Bullet,
+    /// Background worth knowing.
+    Note,
+    /// A shortcut or recommendation.
+    Tip,
+    /// Something that breaks the connection if ignored.
+    Warning,
+    /// Something that must not be missed.
+    Important,
+}
+
+/// Where an entry added by a child profile goes among the inherited ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Placement {
+    /// Just before the entry with this id.
+    Before(String),
+    /// Just after the entry with this id.
+    After(String),
+}
+
+/// A condition on the guide's selection. Every field given must hold; a list holds when any
+/// of its entries does.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The console variant is one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variant: Vec<String>,
+    /// The environment is one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
+    /// At least one of these actions is selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// At least one of these scopes is requested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The connection requests custom scopes (true) or the computed ones (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_scopes: Option<bool>,
+    /// The refresh request sends the client secret (true) or not (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_sends_secret: Option<bool>,
+    /// Holds when this condition does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<Condition>>,
+}
+
+/// What one provider error means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRule {
+    /// Which errors this rule covers.
+    #[serde(rename = "match")]
+    pub matches: ErrorMatch,
+    /// What the runtime does about it.
+    pub kind: ErrorKind,
+    /// The cause, in a sentence.
+    pub meaning: String,
+    /// What to do. Template.
+    pub fix: String,
+    /// The troubleshooting heading the guide shows for it; without one the rule is not listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub troubleshooting: Option<String>,
+}
+
+/// Which provider errors a rule covers. Every field given must match.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorMatch {
+    /// The OAuth `error` code (or API `errorCode`), exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A regular expression over the error description or message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Where the error shows up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during: Option<ErrorPhase>,
+}
+
+/// Where a provider error shows up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorPhase {
+    /// On the redirect back from the authorization page.
+    Authorize,
+    /// At the token endpoint (code exchange, refresh, other grants).
+    Token,
+    /// On an API call.
+    Api,
+}
+
+/// What the runtime does about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The grant is gone: the user must connect again.
+    Reauthorize,
+    /// Transient: try again later.
+    RetryLater,
+    /// The app or connection is misconfigured: an admin must change a setting.
+    FixConfiguration,
+    /// The client sent something wrong: a bug to report.
+    ClientBug,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

@@ -1,0 +1,443 @@
+//! The one module that reads YAML.
+//!
+//! Two jobs, kept apart so the fast path stays fast:
+//! - [`parse`] turns text into a JSON value (the form every later stage works on), rejecting
+//!   duplicate keys, tags and non-scalar keys, with a located diagnostic;
+//! - [`SourceMap`] maps JSON pointers back to spans of the text. It is built only when there is
+//!   something to report, by a second, span-aware pass over the same text.
+
+use keyway_diagnostics::{Code, Diagnostic, Span, offset_of, span_of};
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// Profiles larger than this are refused before parsing: no real profile comes close, and the
+/// limit bounds the time and memory a hostile file can cost.
+pub const MAX_SOURCE_BYTES: usize = 8 * 1024 * 1024;
+
+/// A problem found while parsing, before any file name is attached.
+pub(crate) type ParseError = Diagnostic;
+
+/// Parses one YAML document into a JSON value.
+///
+/// Refused with a diagnostic: malformed YAML (KW0101), duplicate keys (KW0102), several
+/// documents, tags, non-scalar keys, non-finite numbers, and alias expansion or nesting past
+/// serde_yaml's limits (KW0104). Positions come from the parser where it gives them, and are
+/// otherwise left to the caller's [`SourceMap`] through the diagnostic's pointer.
+pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_error(text, &e))?;
+    let mut pointer = String::new();
+    to_json(yaml, &mut pointer)
+}
+
+fn yaml_error(text: &str, error: &serde_yaml::Error) -> Diagnostic {
+    let message = error.to_string();
+    // serde_yaml appends " at line L column C" to its messages; the span carries that.
+    let bare = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
+    let (code, help) = if bare.contains("duplicate entry") {
+        (
+            Code::DuplicateKey,
+            Some("each key may appear once in a mapping; remove or rename one"),
+        )
+    } else if bare.contains("recursion limit exceeded") {
+        (
+            Code::UnsupportedYaml,
+            Some("profiles nest a few levels deep; flatten the document"),
+        )
+    } else if bare.contains("repetition limit exceeded") {
+        (
+            Code::UnsupportedYaml,
+            Some("aliases expand to too much data; write the values out"),
+        )
+    } else if bare.contains("more than one document") {
+        (
+            Code::UnsupportedYaml,
+            Some("a profile file holds one YAML document; remove the `---` separators"),
+        )
+    } else if bare.contains("tab") {
+        (
+            Code::YamlSyntax,
+            Some("YAML indents with spaces, never tabs"),
+        )
+    } else {
+        (Code::YamlSyntax, None)
+    };
+    let mut diagnostic = Diagnostic::new(code, format!("invalid YAML: {bare}"));
+    if let Some(location) = error.location() {
+        let start = offset_of(text, location.line(), location.column());
+        let end = text[start..]
+            .find('\n')
+            .map_or(text.len(), |i| start + i.max(1));
+        diagnostic = diagnostic.with_span(span_of(text, start, end));
+    }
+    if let Some(help) = help {
+        diagnostic = diagnostic.with_help(help);
+    }
+    diagnostic
+}
+
+fn to_json(yaml: serde_yaml::Value, pointer: &mut String) -> Result<Value, ParseError> {
+    Ok(match yaml {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(b),
+        serde_yaml::Value::Number(n) => Value::Number(number(&n).ok_or_else(|| {
+            Diagnostic::new(
+                Code::UnsupportedYaml,
+                format!("the number `{n}` has no JSON equivalent"),
+            )
+            .at_pointer(pointer.clone())
+        })?),
+        serde_yaml::Value::String(s) => Value::String(s),
+        serde_yaml::Value::Sequence(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                out.push(to_json(item, pointer)?);
+                pointer.truncate(len);
+            }
+            Value::Array(out)
+        }
+        serde_yaml::Value::Mapping(mapping) => {
+            let mut out = Map::with_capacity(mapping.len());
+            for (key, value) in mapping {
+                let key = match key {
+                    serde_yaml::Value::String(s) => s,
+                    // `401: ...` is a natural way to key by status code.
+                    serde_yaml::Value::Number(n) => n.to_string(),
+                    other => {
+                        return Err(Diagnostic::new(
+                            Code::UnsupportedYaml,
+                            format!("mapping keys must be strings, found {}", kind_of(&other)),
+                        )
+                        .at_pointer(pointer.clone())
+                        .with_help("quote the key"));
+                    }
+                };
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&escape_pointer_token(&key));
+                let value = to_json(value, pointer)?;
+                pointer.truncate(len);
+                out.insert(key, value);
+            }
+            Value::Object(out)
+        }
+        serde_yaml::Value::Tagged(tagged) => {
+            return Err(Diagnostic::new(
+                Code::UnsupportedYaml,
+                format!(
+                    "YAML tags are not used in profiles (found `{}`)",
+                    tagged.tag
+                ),
+            )
+            .at_pointer(pointer.clone())
+            .with_help("remove the tag; write the plain value"));
+        }
+    })
+}
+
+fn number(n: &serde_yaml::Number) -> Option<Number> {
+    if let Some(u) = n.as_u64() {
+        Some(Number::from(u))
+    } else if let Some(i) = n.as_i64() {
+        Some(Number::from(i))
+    } else {
+        n.as_f64().and_then(Number::from_f64)
+    }
+}
+
+fn kind_of(value: &serde_yaml::Value) -> &'static str {
+    match value {
+        serde_yaml::Value::Null => "null",
+        serde_yaml::Value::Bool(_) => "a boolean",
+        serde_yaml::Value::Number(_) => "a number",
+        serde_yaml::Value::String(_) => "a string",
+        serde_yaml::Value::Sequence(_) => "a sequence",
+        serde_yaml::Value::Mapping(_) => "a mapping",
+        serde_yaml::Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Escapes one JSON pointer token (RFC 6901).
+pub fn escape_pointer_token(token: &str) -> String {
+    if token.contains(['~', '/']) {
+        token.replace('~', "~0").replace('/', "~1")
+    } else {
+        token.to_owned()
+    }
+}
+
+/// Where each value and key of a document is, by JSON pointer.
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    values: HashMap<String, Span>,
+    keys: HashMap<String, Span>,
+}
+
+impl SourceMap {
+    /// Builds the map with a span-aware pass over `text`. Malformed text yields a partial map.
+    pub fn build(text: &str) -> SourceMap {
+        let mut builder = Builder {
+            text,
+            map: SourceMap::default(),
+            stack: Vec::new(),
+            skip_depth: 0,
+        };
+        let mut parser = Parser::new_from_str(text);
+        // A parse error only truncates the map; `parse` has already reported it.
+        let _ = parser.load(&mut builder, false);
+        builder.map
+    }
+
+    /// The span of the value at `pointer`, or of its nearest located ancestor.
+    pub fn value(&self, pointer: &str) -> Option<Span> {
+        self.lookup(&self.values, pointer)
+    }
+
+    /// The span of the key holding the value at `pointer` (the value itself for sequence items
+    /// and the root), or of its nearest located ancestor.
+    pub fn key(&self, pointer: &str) -> Option<Span> {
+        self.keys
+            .get(pointer)
+            .copied()
+            .or_else(|| self.value(pointer))
+    }
+
+    /// Whether `pointer` itself (not an ancestor) is in the document.
+    pub fn contains(&self, pointer: &str) -> bool {
+        self.values.contains_key(pointer)
+    }
+
+    fn lookup(&self, table: &HashMap<String, Span>, pointer: &str) -> Option<Span> {
+        let mut p = pointer;
+        loop {
+            if let Some(span) = table.get(p) {
+                return Some(*span);
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return None,
+            }
+        }
+    }
+}
+
+enum Frame {
+    Mapping {
+        pointer: String,
+        key: Option<String>,
+    },
+    Sequence {
+        pointer: String,
+        index: usize,
+    },
+}
+
+struct Builder<'a> {
+    text: &'a str,
+    map: SourceMap,
+    stack: Vec<Frame>,
+    /// Depth inside a complex (non-scalar) key, whose contents have no pointer.
+    skip_depth: usize,
+}
+
+impl Builder<'_> {
+    /// Called for each node in value position; returns its pointer.
+    fn enter_value(
+        &mut self,
+        mark: Marker,
+        scalar: Option<(&str, TScalarStyle)>,
+    ) -> Option<String> {
+        let span = match scalar {
+            Some((value, style)) => self.scalar_span(mark, value, style),
+            None => self.line_span(mark),
+        };
+        let pointer = match self.stack.last_mut() {
+            None => String::new(),
+            Some(Frame::Sequence { pointer, index }) => {
+                let p = format!("{pointer}/{index}");
+                *index += 1;
+                p
+            }
+            Some(Frame::Mapping { pointer, key }) => match key.take() {
+                Some(k) => format!("{pointer}/{}", escape_pointer_token(&k)),
+                None => {
+                    // Key position: remember the key and its span.
+                    let (value, _) = scalar?;
+                    let child = format!("{pointer}/{}", escape_pointer_token(value));
+                    *key = Some(value.to_owned());
+                    self.map.keys.insert(child, span);
+                    return None;
+                }
+            },
+        };
+        self.map.values.insert(pointer.clone(), span);
+        Some(pointer)
+    }
+
+    fn in_key_position(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Mapping { key: None, .. }))
+    }
+
+    fn scalar_span(&self, mark: Marker, value: &str, style: TScalarStyle) -> Span {
+        let start = char_offset_to_byte(self.text, mark.index());
+        let rest = &self.text[start..];
+        let len = match style {
+            TScalarStyle::Plain if rest.starts_with(value) => value.len(),
+            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
+                let quote = rest.chars().next().unwrap_or('"');
+                rest[1..]
+                    .find(quote)
+                    .map_or_else(|| line_len(rest), |i| i + 2)
+            }
+            _ => line_len(rest),
+        };
+        span_of(self.text, start, start + len.max(1).min(rest.len()))
+    }
+
+    fn line_span(&self, mark: Marker) -> Span {
+        let start = char_offset_to_byte(self.text, mark.index());
+        let rest = &self.text[start..];
+        span_of(
+            self.text,
+            start,
+            start + line_len(rest).max(1).min(rest.len()),
+        )
+    }
+}
+
+fn line_len(rest: &str) -> usize {
+    rest.find('\n').unwrap_or(rest.len())
+}
+
+/// yaml-rust2 counts its marker index in characters; spans are in bytes.
+fn char_offset_to_byte(text: &str, chars: usize) -> usize {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i)
+}
+
+impl MarkedEventReceiver for Builder<'_> {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        if self.skip_depth > 0 {
+            match event {
+                Event::MappingStart(..) | Event::SequenceStart(..) => self.skip_depth += 1,
+                Event::MappingEnd | Event::SequenceEnd => self.skip_depth -= 1,
+                _ => {}
+            }
+            return;
+        }
+        match event {
+            Event::Scalar(value, style, ..) => {
+                self.enter_value(mark, Some((&value, style)));
+            }
+            Event::Alias(_) => {
+                if self.in_key_position() {
+                    // An aliased key has no text to point at; give it an unnamed slot.
+                    if let Some(Frame::Mapping { key, .. }) = self.stack.last_mut() {
+                        *key = Some(String::new());
+                    }
+                } else {
+                    self.enter_value(mark, None);
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                if self.in_key_position() {
+                    self.skip_depth = 1;
+                    if let Some(Frame::Mapping { key, .. }) = self.stack.last_mut() {
+                        *key = Some(String::new());
+                    }
+                    return;
+                }
+                let pointer = self.enter_value(mark, None).unwrap_or_default();
+                self.stack
+                    .push(if matches!(event, Event::MappingStart(..)) {
+                        Frame::Mapping { pointer, key: None }
+                    } else {
+                        Frame::Sequence { pointer, index: 0 }
+                    });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_to_json_with_numeric_keys() {
+        let value = parse("a: 1\nb:\n  401: x\n").expect("valid YAML");
+        assert_eq!(value, serde_json::json!({"a": 1, "b": {"401": "x"}}));
+    }
+
+    #[test]
+    fn duplicate_keys_are_located_errors() {
+        let err = parse("a: 1\nb:\n  c: 2\n  c: 3\n").expect_err("duplicate key");
+        assert_eq!(err.code, Code::DuplicateKey);
+        let span = err.span.expect("located");
+        assert_eq!((span.line, span.column), (3, 3));
+    }
+
+    #[test]
+    fn tags_are_refused_with_a_pointer() {
+        let err = parse("a:\n  b: !secret x\n").expect_err("tag");
+        assert_eq!(err.code, Code::UnsupportedYaml);
+        assert_eq!(err.pointer.as_deref(), Some("/a/b"));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = parse(&text).expect_err("billion laughs");
+        assert_eq!(err.code, Code::UnsupportedYaml);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let err = parse(&text).expect_err("too deep");
+        assert_eq!(err.code, Code::UnsupportedYaml);
+    }
+
+    #[test]
+    fn source_map_locates_keys_and_values() {
+        let text = "id: x\nactions:\n  create_case:\n    scopes: [api, \"web\"]\n";
+        let map = SourceMap::build(text);
+        let span = map.value("/actions/create_case/scopes/1").expect("located");
+        assert_eq!((span.line, span.column), (4, 19));
+        assert_eq!(&text[span.start..span.end], "\"web\"");
+        let key = map.key("/actions/create_case").expect("located");
+        assert_eq!(&text[key.start..key.end], "create_case");
+        // An unknown pointer falls back to its nearest ancestor.
+        assert_eq!(
+            map.value("/actions/create_case/nope"),
+            map.value("/actions/create_case")
+        );
+    }
+
+    #[test]
+    fn source_map_counts_characters_not_bytes() {
+        let text = "name: \"é\"\nid: x\n";
+        let map = SourceMap::build(text);
+        let span = map.value("/id").expect("located");
+        assert_eq!(&text[span.start..span.end], "x");
+    }
+}

@@ -1,0 +1,64 @@
+//! Project automation: `cargo xtask <task>`.
+//!
+//! - `schema [--check]`: writes `schemas/profile.schema.json` from the Rust types; with
+//!   `--check`, fails (exit 1) when the committed file is stale instead of writing it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask schema [--check]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["schema"] => generated_files(Mode::Write),
+        ["schema", "--check"] => generated_files(Mode::Check),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Write,
+    Check,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn generated_files(mode: Mode) -> ExitCode {
+    let path = root().join("schemas/profile.schema.json");
+    let want = keyway_manifest::profile_schema_json();
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if have == want {
+        println!("{} is up to date", path.display());
+        return ExitCode::SUCCESS;
+    }
+    match mode {
+        Mode::Check => {
+            eprintln!(
+                "{} is stale: run `cargo xtask schema` and commit the result",
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+        Mode::Write => match std::fs::write(&path, want) {
+            Ok(()) => {
+                println!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
