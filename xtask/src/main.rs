@@ -28,10 +28,7 @@ enum Mode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn generated_files(mode: Mode) -> ExitCode {
@@ -44,10 +41,7 @@ fn generated_files(mode: Mode) -> ExitCode {
     }
     match mode {
         Mode::Check => {
-            eprintln!(
-                "{} is stale: run `cargo xtask schema` and commit the result",
-                path.display()
-            );
+            eprintln!("{} is stale: run `cargo xtask schema` and commit the result", path.display());
             ExitCode::FAILURE
         }
         Mode::Write => match std::fs::write(&path, want) {

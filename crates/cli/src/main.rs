@@ -14,12 +14,7 @@ use std::process::ExitCode;
 #[command(name = "keyway", version, about, propagate_version = true)]
 struct Cli {
     /// The profiles directory.
-    #[arg(
-        long,
-        global = true,
-        env = "KEYWAY_PROFILES",
-        default_value = "profiles"
-    )]
+    #[arg(long, global = true, env = "KEYWAY_PROFILES", default_value = "profiles")]
     profiles: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -68,19 +63,11 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
         Command::Validate { paths, format } => {
-            let paths = if paths.is_empty() {
-                vec![cli.profiles]
-            } else {
-                paths
-            };
+            let paths = if paths.is_empty() { vec![cli.profiles] } else { paths };
             validate(&paths, format, &mut out)
         }
-        Command::Schema => out
-            .write_all(keyway_manifest::profile_schema_json().as_bytes())
-            .map(|()| ExitCode::SUCCESS),
-        Command::Inspect { profile, format } => {
-            inspect(&cli.profiles, profile.as_deref(), format, &mut out)
-        }
+        Command::Schema => out.write_all(keyway_manifest::profile_schema_json().as_bytes()).map(|()| ExitCode::SUCCESS),
+        Command::Inspect { profile, format } => inspect(&cli.profiles, profile.as_deref(), format, &mut out),
     };
     match result {
         Ok(code) => code,
@@ -94,11 +81,7 @@ fn main() -> ExitCode {
 }
 
 fn color() -> Color {
-    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
-        Color::Always
-    } else {
-        Color::Never
-    }
+    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() { Color::Always } else { Color::Never }
 }
 
 fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io::Result<ExitCode> {
@@ -110,13 +93,7 @@ fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io:
                 let text = d.file.as_deref().and_then(|f| loaded.source_text(f));
                 writeln!(out, "{}\n", render_human(d, text, color))?;
             }
-            let count = |s| {
-                loaded
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.severity == s)
-                    .count()
-            };
+            let count = |s| loaded.diagnostics.iter().filter(|d| d.severity == s).count();
             writeln!(
                 out,
                 "checked {} profile(s) in {} file(s): {} error(s), {} warning(s)",
@@ -137,29 +114,17 @@ fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io:
 }
 
 fn exit_code(loaded: &Loaded) -> ExitCode {
-    if loaded.has_errors() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if loaded.has_errors() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-fn inspect(
-    dir: &PathBuf,
-    id: Option<&str>,
-    format: InspectFormat,
-    out: &mut impl Write,
-) -> std::io::Result<ExitCode> {
+fn inspect(dir: &PathBuf, id: Option<&str>, format: InspectFormat, out: &mut impl Write) -> std::io::Result<ExitCode> {
     let loaded = keyway_validate::validate_paths(std::slice::from_ref(dir));
     if loaded.has_errors() {
         for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
             let text = d.file.as_deref().and_then(|f| loaded.source_text(f));
             eprintln!("{}\n", render_human(d, text, Color::Never));
         }
-        eprintln!(
-            "keyway: {} has errors; run `keyway validate` for details",
-            dir.display()
-        );
+        eprintln!("keyway: {} has errors; run `keyway validate` for details", dir.display());
         return Ok(ExitCode::FAILURE);
     }
     let Some(id) = id else {
@@ -167,9 +132,7 @@ fn inspect(
     };
     let Some(found) = loaded.profile(id) else {
         let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
-        let hint = keyway_manifest::closest(id, ids)
-            .map(|b| format!(" (did you mean `{b}`?)"))
-            .unwrap_or_default();
+        let hint = keyway_manifest::closest(id, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
         eprintln!("keyway: no profile `{id}` in {}{hint}", dir.display());
         return Ok(ExitCode::from(2));
     };
@@ -185,41 +148,22 @@ fn inspect(
 
 fn list(loaded: &Loaded, format: InspectFormat, out: &mut impl Write) -> std::io::Result<()> {
     if let InspectFormat::Json = format {
-        let ids: Vec<&str> = loaded
-            .profiles
-            .iter()
-            .map(|p| p.profile.id.as_str())
-            .collect();
+        let ids: Vec<&str> = loaded.profiles.iter().map(|p| p.profile.id.as_str()).collect();
         serde_json::to_writer_pretty(&mut *out, &ids)?;
         return writeln!(out);
     }
-    writeln!(
-        out,
-        "{:<28} {:<28} {:>7} {:>6}  extends",
-        "id", "name", "actions", "scopes"
-    )?;
+    writeln!(out, "{:<28} {:<28} {:>7} {:>6}  extends", "id", "name", "actions", "scopes")?;
     for p in &loaded.profiles {
         let p = &p.profile;
         let extends = p.extends.as_deref().unwrap_or("-");
-        writeln!(
-            out,
-            "{:<28} {:<28} {:>7} {:>6}  {extends}",
-            p.id,
-            p.name,
-            p.actions.len(),
-            p.scopes.len()
-        )?;
+        writeln!(out, "{:<28} {:<28} {:>7} {:>6}  {extends}", p.id, p.name, p.actions.len(), p.scopes.len())?;
     }
     Ok(())
 }
 
 fn show(loaded: &Loaded, found: &LoadedProfile, out: &mut impl Write) -> std::io::Result<()> {
     let p = &found.profile;
-    let files: Vec<&str> = found
-        .chain
-        .iter()
-        .map(|s| loaded.sources[*s].name.as_str())
-        .collect();
+    let files: Vec<&str> = found.chain.iter().map(|s| loaded.sources[*s].name.as_str()).collect();
     writeln!(out, "{} ({})", p.name, p.id)?;
     writeln!(out, "  from: {}", files.join(" <- "))?;
     writeln!(out, "\nenvironments:")?;
@@ -245,30 +189,17 @@ fn show(loaded: &Loaded, found: &LoadedProfile, out: &mut impl Write) -> std::io
     writeln!(out, "  token endpoint: {}", p.auth.endpoints.token)?;
     writeln!(out, "\nscopes ({}):", p.scopes.len())?;
     for (value, scope) in &p.scopes {
-        let refresh = if scope.grants_refresh {
-            "  [refresh]"
-        } else {
-            ""
-        };
+        let refresh = if scope.grants_refresh { "  [refresh]" } else { "" };
         writeln!(out, "  {value:<28} {}{refresh}", scope.label)?;
     }
     writeln!(out, "\nactions ({}):", p.actions.len())?;
     for (id, action) in &p.actions {
         let method = format!("{:?}", action.method).to_uppercase();
-        writeln!(
-            out,
-            "  {id:<32} {method:<6} {:<48} {}",
-            action.path,
-            action.scopes.join(" ")
-        )?;
+        writeln!(out, "  {id:<32} {method:<6} {:<48} {}", action.path, action.scopes.join(" "))?;
     }
     if let Some(guide) = &p.guide {
         let steps: usize = guide.sections.values().map(|s| s.steps.len()).sum();
-        writeln!(
-            out,
-            "\nguide: {} sections, {steps} steps",
-            guide.sections.len()
-        )?;
+        writeln!(out, "\nguide: {} sections, {steps} steps", guide.sections.len())?;
     }
     writeln!(out, "errors: {} rules", p.errors.len())
 }

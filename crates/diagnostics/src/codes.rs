@@ -95,17 +95,9 @@ mod tests {
         let mut sorted = ids.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(
-            ids, sorted,
-            "codes must be unique and listed in numeric order"
-        );
+        assert_eq!(ids, sorted, "codes must be unique and listed in numeric order");
         for id in ids {
-            assert!(
-                id.len() == 6
-                    && id.starts_with("KW")
-                    && id[2..].bytes().all(|b| b.is_ascii_digit()),
-                "{id}"
-            );
+            assert!(id.len() == 6 && id.starts_with("KW") && id[2..].bytes().all(|b| b.is_ascii_digit()), "{id}");
         }
     }
 }

@@ -152,13 +152,7 @@ impl std::fmt::Display for Diagnostic {
             Severity::Warning => "warning",
             Severity::Note => "note",
         };
-        write!(
-            f,
-            "{}: {sev}[{}]: {}",
-            self.location(),
-            self.code,
-            self.message
-        )
+        write!(f, "{}: {sev}[{}]: {}", self.location(), self.code, self.message)
     }
 }
 
@@ -186,12 +180,7 @@ pub fn span_of(text: &str, start: usize, end: usize) -> Span {
     let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = text[line_start..start].chars().count() + 1;
-    Span {
-        start,
-        end,
-        line,
-        column,
-    }
+    Span { start, end, line, column }
 }
 
 /// The byte offset of 1-based `line` and character `column` in `text`, clamped to the text.
@@ -205,11 +194,7 @@ pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
     }
     let line_text = &text[offset..];
     let line_end = line_text.find('\n').unwrap_or(line_text.len());
-    offset
-        + line_text[..line_end]
-            .char_indices()
-            .nth(column.saturating_sub(1))
-            .map_or(line_end, |(i, _)| i)
+    offset + line_text[..line_end].char_indices().nth(column.saturating_sub(1)).map_or(line_end, |(i, _)| i)
 }
 
 #[cfg(test)]

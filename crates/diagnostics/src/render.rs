@@ -21,9 +21,7 @@ pub fn render_human(diagnostic: &Diagnostic, source: Option<&str>, color: Color)
         Severity::Note => Level::NOTE,
     };
     let path = diagnostic.file.as_deref().unwrap_or("<input>");
-    let title = level
-        .primary_title(diagnostic.message.as_str())
-        .id(diagnostic.code.as_str());
+    let title = level.primary_title(diagnostic.message.as_str()).id(diagnostic.code.as_str());
     let mut group = Group::with_title(title);
     let location_note;
     match (source, diagnostic.span) {
@@ -34,9 +32,7 @@ pub fn render_human(diagnostic: &Diagnostic, source: Option<&str>, color: Color)
                 .annotation(AnnotationKind::Primary.span(span.start..span.end.max(span.start)));
             for label in diagnostic.labels.iter().filter(|l| l.file.is_none()) {
                 snippet = snippet.annotation(
-                    AnnotationKind::Context
-                        .span(label.span.start..label.span.end)
-                        .label(label.message.as_str()),
+                    AnnotationKind::Context.span(label.span.start..label.span.end).label(label.message.as_str()),
                 );
             }
             group = group.element(snippet);
@@ -56,11 +52,7 @@ pub fn render_human(diagnostic: &Diagnostic, source: Option<&str>, color: Color)
     let other_file_labels: Vec<String> = diagnostic
         .labels
         .iter()
-        .filter_map(|l| {
-            l.file
-                .as_ref()
-                .map(|f| format!("{}: {f}:{}:{}", l.message, l.span.line, l.span.column))
-        })
+        .filter_map(|l| l.file.as_ref().map(|f| format!("{}: {f}:{}:{}", l.message, l.span.line, l.span.column)))
         .collect();
     for label in &other_file_labels {
         group = group.element(Level::NOTE.message(label.as_str()));

@@ -34,12 +34,7 @@ pub struct Source {
 
 impl Source {
     fn new(name: String, path: Option<PathBuf>, text: String) -> Self {
-        Source {
-            name,
-            path,
-            text,
-            map: OnceLock::new(),
-        }
+        Source { name, path, text, map: OnceLock::new() }
     }
 
     /// The pointer-to-span map, built on first use.
@@ -91,10 +86,7 @@ impl Loaded {
 
     /// The text of the source a diagnostic names, for rendering.
     pub fn source_text(&self, name: &str) -> Option<&str> {
-        self.sources
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.text.as_str())
+        self.sources.iter().find(|s| s.name == name).map(|s| s.text.as_str())
     }
 }
 
@@ -134,8 +126,7 @@ impl Loader {
 
     /// Adds a profile given as text. `name` is what diagnostics call it.
     pub fn add_str(&mut self, name: impl Into<String>, text: impl Into<String>) -> &mut Self {
-        self.sources
-            .push(Source::new(name.into(), None, text.into()));
+        self.sources.push(Source::new(name.into(), None, text.into()));
         self
     }
 
@@ -146,15 +137,9 @@ impl Loader {
         }
         let id = self.sources.len();
         match read_text(path) {
-            Ok(text) => self
-                .sources
-                .push(Source::new(name, Some(path.to_owned()), text)),
+            Ok(text) => self.sources.push(Source::new(name, Some(path.to_owned()), text)),
             Err(d) => {
-                self.sources.push(Source::new(
-                    name.clone(),
-                    Some(path.to_owned()),
-                    String::new(),
-                ));
+                self.sources.push(Source::new(name.clone(), Some(path.to_owned()), String::new()));
                 self.early.push((Some(id), d.in_file(name)));
             }
         }
@@ -170,11 +155,8 @@ impl Loader {
         let mut next = 0;
         loop {
             while next < self.sources.len() {
-                let doc = if unreadable.contains(&next) {
-                    None
-                } else {
-                    parse_source(next, &self.sources[next], &mut diags)
-                };
+                let doc =
+                    if unreadable.contains(&next) { None } else { parse_source(next, &self.sources[next], &mut diags) };
                 docs.push(doc);
                 next += 1;
             }
@@ -189,12 +171,10 @@ impl Loader {
             match by_id.get(doc.id.as_str()) {
                 Some(&first) => {
                     let first_span = self.sources[first].source_map().value("/id");
-                    let mut d = Diagnostic::new(
-                        Code::DuplicateProfileId,
-                        format!("profile id `{}` is defined twice", doc.id),
-                    )
-                    .at_pointer("/id")
-                    .with_help("give each profile its own id");
+                    let mut d =
+                        Diagnostic::new(Code::DuplicateProfileId, format!("profile id `{}` is defined twice", doc.id))
+                            .at_pointer("/id")
+                            .with_help("give each profile its own id");
                     if let Some(span) = first_span {
                         d = d.with_label(Label {
                             file: Some(self.sources[first].name.clone()),
@@ -211,12 +191,7 @@ impl Loader {
         }
 
         // 3: resolve extends.
-        let mut resolver = Resolver {
-            docs: &docs,
-            by_id: &by_id,
-            state: HashMap::new(),
-            diags: Vec::new(),
-        };
+        let mut resolver = Resolver { docs: &docs, by_id: &by_id, state: HashMap::new(), diags: Vec::new() };
         let mut resolved: Vec<(SourceId, Value, Vec<SourceId>)> = Vec::new();
         for doc in docs.iter().flatten() {
             if by_id.get(doc.id.as_str()) != Some(&doc.source) || doc.has_schema_errors {
@@ -249,24 +224,10 @@ impl Loader {
                 None => d,
             })
             .collect();
-        let order: HashMap<&str, usize> = self
-            .sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
-        diagnostics.sort_by_key(|d| {
-            (
-                d.file.as_deref().and_then(|f| order.get(f)).copied(),
-                d.span.map(|s| s.start),
-                d.code,
-            )
-        });
-        Loaded {
-            sources: self.sources,
-            profiles,
-            diagnostics,
-        }
+        let order: HashMap<&str, usize> = self.sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        diagnostics
+            .sort_by_key(|d| (d.file.as_deref().and_then(|f| order.get(f)).copied(), d.span.map(|s| s.start), d.code));
+        Loaded { sources: self.sources, profiles, diagnostics }
     }
 
     /// For documents read from files whose parent is not loaded, loads `<parent>.yaml` or
@@ -282,11 +243,7 @@ impl Loader {
                 continue;
             }
             let dir = path.parent().unwrap_or(Path::new("."));
-            if let Some(file) = EXTENSIONS
-                .iter()
-                .map(|ext| dir.join(format!("{parent}.{ext}")))
-                .find(|f| f.is_file())
-            {
+            if let Some(file) = EXTENSIONS.iter().map(|ext| dir.join(format!("{parent}.{ext}"))).find(|f| f.is_file()) {
                 wanted.push(file);
             }
         }
@@ -308,26 +265,17 @@ struct Document {
     has_schema_errors: bool,
 }
 
-fn parse_source(
-    source: SourceId,
-    src: &Source,
-    diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
-) -> Option<Document> {
-    let push =
-        |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
+fn parse_source(source: SourceId, src: &Source, diags: &mut Vec<(Option<SourceId>, Diagnostic)>) -> Option<Document> {
+    let push = |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
     let value = match yaml::parse(&src.text) {
         Ok(v) => v,
         Err(d) => {
-            push(diags, d);
+            push(diags, *d);
             return None;
         }
     };
     if !value.is_object() {
-        let what = if value.is_null() {
-            "the document is empty"
-        } else {
-            "the top level must be a mapping"
-        };
+        let what = if value.is_null() { "the document is empty" } else { "the top level must be a mapping" };
         push(
             diags,
             Diagnostic::new(Code::NotAMapping, format!("not a profile: {what}"))
@@ -342,17 +290,8 @@ fn parse_source(
         push(diags, d);
     }
     // Without a usable id the document cannot take part in resolution; the schema has said why.
-    let id = value
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|id| is_id(id))?
-        .to_owned();
-    if let Some(stem) = src
-        .path
-        .as_deref()
-        .and_then(Path::file_stem)
-        .and_then(|s| s.to_str())
-    {
+    let id = value.get("id").and_then(Value::as_str).filter(|id| is_id(id))?.to_owned();
+    if let Some(stem) = src.path.as_deref().and_then(Path::file_stem).and_then(|s| s.to_str()) {
         if stem != id {
             push(
                 diags,
@@ -361,23 +300,12 @@ fn parse_source(
                     format!("profile id `{id}` does not match its file name `{stem}`"),
                 )
                 .at_pointer("/id")
-                .with_help(format!(
-                    "rename the file to `{id}.yaml`, so `extends: {id}` can find it"
-                )),
+                .with_help(format!("rename the file to `{id}.yaml`, so `extends: {id}` can find it")),
             );
         }
     }
-    let extends = value
-        .get("extends")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Some(Document {
-        source,
-        id,
-        extends,
-        value,
-        has_schema_errors,
-    })
+    let extends = value.get("extends").and_then(Value::as_str).map(str::to_owned);
+    Some(Document { source, id, extends, value, has_schema_errors })
 }
 
 fn is_id(s: &str) -> bool {
@@ -401,11 +329,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// The merged value and chain of `source`, or `None` (reported) when it cannot resolve.
-    fn resolve(
-        &mut self,
-        source: SourceId,
-        path: &mut Vec<SourceId>,
-    ) -> Option<(Value, Vec<SourceId>)> {
+    fn resolve(&mut self, source: SourceId, path: &mut Vec<SourceId>) -> Option<(Value, Vec<SourceId>)> {
         let doc = self.docs[source].as_ref()?;
         match self.state.get(&source) {
             Some(Visit::Failed) => return None,
@@ -420,12 +344,9 @@ impl Resolver<'_> {
                     self.state.insert(*member, Visit::Failed);
                     self.diags.push((
                         Some(*member),
-                        Diagnostic::new(
-                            Code::ExtendsCycle,
-                            format!("`extends` forms a cycle: {}", cycle.join(" -> ")),
-                        )
-                        .at_pointer("/extends")
-                        .with_help("a profile cannot inherit from itself; break the cycle"),
+                        Diagnostic::new(Code::ExtendsCycle, format!("`extends` forms a cycle: {}", cycle.join(" -> ")))
+                            .at_pointer("/extends")
+                            .with_help("a profile cannot inherit from itself; break the cycle"),
                     ));
                 }
                 return None;
@@ -437,25 +358,18 @@ impl Resolver<'_> {
         };
         let Some(&parent) = self.by_id.get(parent_id.as_str()) else {
             let known: Vec<&str> = self.by_id.keys().copied().collect();
-            let mut d = Diagnostic::new(
-                Code::UnknownParent,
-                format!("`extends` names `{parent_id}`, which is not loaded"),
-            )
-            .at_pointer("/extends");
+            let mut d =
+                Diagnostic::new(Code::UnknownParent, format!("`extends` names `{parent_id}`, which is not loaded"))
+                    .at_pointer("/extends");
             d = match schema::closest(parent_id, known) {
                 Some(best) => d.with_help(format!("did you mean `{best}`?")),
-                None => d.with_help(format!(
-                    "load `{parent_id}.yaml` too, or put it beside this file"
-                )),
+                None => d.with_help(format!("load `{parent_id}.yaml` too, or put it beside this file")),
             };
             self.diags.push((Some(source), d));
             self.state.insert(source, Visit::Failed);
             return None;
         };
-        if self.docs[parent]
-            .as_ref()
-            .is_some_and(|p| p.has_schema_errors)
-        {
+        if self.docs[parent].as_ref().is_some_and(|p| p.has_schema_errors) {
             // The parent's own errors are reported; the child cannot be resolved without it.
             self.state.insert(source, Visit::Failed);
             return None;
@@ -471,8 +385,7 @@ impl Resolver<'_> {
         self.state.remove(&source);
         let (value, merge_diags) = merge(&parent_value, &doc.value);
         let failed = merge_diags.iter().any(Diagnostic::is_error);
-        self.diags
-            .extend(merge_diags.into_iter().map(|d| (Some(source), d)));
+        self.diags.extend(merge_diags.into_iter().map(|d| (Some(source), d)));
         if failed {
             self.state.insert(source, Visit::Failed);
             return None;
@@ -491,18 +404,12 @@ fn typed_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Diagnos
         pointer.push('/');
         match segment {
             Segment::Seq { index } => pointer.push_str(&index.to_string()),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                pointer.push_str(&yaml::escape_pointer_token(key))
-            }
+            Segment::Map { key } | Segment::Enum { variant: key } => pointer.push_str(&yaml::escape_pointer_token(key)),
             Segment::Unknown => pointer.push('?'),
         }
     }
     let message = error.inner().to_string();
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_owned();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
     let code = if message.starts_with("unknown field") {
         Code::UnknownKey
     } else if message.starts_with("missing field") {
@@ -512,14 +419,7 @@ fn typed_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Diagnos
     } else {
         Code::InvalidValue
     };
-    // A missing field is reported at the object that lacks it.
-    let pointer = if code == Code::MissingKey {
-        pointer
-            .rsplit_once('/')
-            .map_or(String::new(), |(p, _)| p.to_owned())
-    } else {
-        pointer
-    };
+    // For a missing field, serde's path already ends at the object that lacks it.
     Diagnostic::new(code, message).at_pointer(pointer)
 }
 
@@ -531,11 +431,7 @@ fn locate(source: &Source, mut d: Diagnostic) -> Diagnostic {
     if d.span.is_none() {
         if let Some(pointer) = &d.pointer {
             let map = source.source_map();
-            d.span = if points_at_key(d.code) {
-                map.key(pointer)
-            } else {
-                map.value(pointer)
-            };
+            d.span = if points_at_key(d.code) { map.key(pointer) } else { map.value(pointer) };
         }
     }
     d
@@ -572,35 +468,29 @@ fn points_at_key(code: Code) -> bool {
     matches!(code, Code::UnknownKey | Code::MissingKey)
 }
 
-fn read_text(path: &Path) -> Result<String, Diagnostic> {
-    let metadata = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
+    let metadata = std::fs::metadata(path).map_err(|e| Box::new(io_error(path, &e)))?;
     if metadata.len() > MAX_SOURCE_BYTES as u64 {
         return Err(Diagnostic::new(
             Code::TooLarge,
-            format!(
-                "the file is {} bytes; profiles are limited to {} bytes",
-                metadata.len(),
-                MAX_SOURCE_BYTES
-            ),
+            format!("the file is {} bytes; profiles are limited to {} bytes", metadata.len(), MAX_SOURCE_BYTES),
         )
-        .with_help("a profile describes one provider; split generated content out"));
+        .with_help("a profile describes one provider; split generated content out")
+        .into());
     }
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+    let bytes = std::fs::read(path).map_err(|e| Box::new(io_error(path, &e)))?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes());
-        Diagnostic::new(
-            Code::NotUtf8,
-            format!("the file is not valid UTF-8 (first bad byte at offset {offset})"),
-        )
-        .with_span(keyway_diagnostics::span_of(&text, offset, offset + 1))
-        .with_help("save the file as UTF-8")
+        Diagnostic::new(Code::NotUtf8, format!("the file is not valid UTF-8 (first bad byte at offset {offset})"))
+            .with_span(keyway_diagnostics::span_of(&text, offset, offset + 1))
+            .with_help("save the file as UTF-8")
+            .into()
     })
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> Diagnostic {
-    Diagnostic::new(Code::Io, format!("cannot read `{}`: {e}", path.display()))
-        .in_file(path.display().to_string())
+    Diagnostic::new(Code::Io, format!("cannot read `{}`: {e}", path.display())).in_file(path.display().to_string())
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
@@ -612,11 +502,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::R
         let path = entry?.path();
         if path.is_dir() {
             collect_files(&path, out, depth + 1)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e))
-        {
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
             out.push(path);
         }
     }

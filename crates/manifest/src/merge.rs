@@ -30,11 +30,7 @@ pub(crate) fn merge(parent: &Value, child: &Value) -> (Value, Vec<Diagnostic>) {
 }
 
 /// The child's valid `replace` pointers; the rest are reported.
-fn replace_pointers(
-    parent: &Value,
-    child: &Value,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<String> {
+fn replace_pointers(parent: &Value, child: &Value, diagnostics: &mut Vec<Diagnostic>) -> Vec<String> {
     let Some(list) = child.get("replace").and_then(Value::as_array) else {
         return Vec::new();
     };
@@ -44,24 +40,15 @@ fn replace_pointers(
         let at = format!("/replace/{i}");
         if !p.starts_with('/') {
             diagnostics.push(
-                Diagnostic::new(
-                    Code::BadReplacePointer,
-                    format!("`{p}` is not a JSON pointer"),
-                )
-                .at_pointer(at)
-                .with_help(format!(
-                    "write it from the root: `/{}`",
-                    p.trim_start_matches('/')
-                )),
+                Diagnostic::new(Code::BadReplacePointer, format!("`{p}` is not a JSON pointer"))
+                    .at_pointer(at)
+                    .with_help(format!("write it from the root: `/{}`", p.trim_start_matches('/'))),
             );
         } else if parent.pointer(p).is_none() {
             diagnostics.push(
-                Diagnostic::new(
-                    Code::BadReplacePointer,
-                    format!("`{p}` is not in the parent profile"),
-                )
-                .at_pointer(at)
-                .with_help("`replace` names inherited values; to add a value, just write it"),
+                Diagnostic::new(Code::BadReplacePointer, format!("`{p}` is not in the parent profile"))
+                    .at_pointer(at)
+                    .with_help("`replace` names inherited values; to add a value, just write it"),
             );
         } else {
             pointers.push(p.to_owned());
@@ -146,10 +133,7 @@ fn insert_placed(
 fn without_nulls(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), without_nulls(v)))
-                .collect(),
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
         ),
         other => other.clone(),
     }
@@ -161,24 +145,16 @@ mod tests {
     use serde_json::json;
 
     fn keys(value: &Value, pointer: &str) -> Vec<String> {
-        value
-            .pointer(pointer)
-            .and_then(Value::as_object)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+        value.pointer(pointer).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 
     #[test]
     fn maps_merge_and_scalars_and_lists_replace() {
-        let parent =
-            json!({"id": "p", "auth": {"pkce": "optional", "default_scopes": ["api", "web"]}});
+        let parent = json!({"id": "p", "auth": {"pkce": "optional", "default_scopes": ["api", "web"]}});
         let child = json!({"id": "c", "extends": "p", "auth": {"default_scopes": ["api"]}});
         let (merged, diags) = merge(&parent, &child);
         assert!(diags.is_empty());
-        assert_eq!(
-            merged,
-            json!({"id": "c", "auth": {"pkce": "optional", "default_scopes": ["api"]}, "extends": "p"})
-        );
+        assert_eq!(merged, json!({"id": "c", "auth": {"pkce": "optional", "default_scopes": ["api"]}, "extends": "p"}));
     }
 
     #[test]
@@ -192,21 +168,16 @@ mod tests {
     #[test]
     fn new_entries_append_or_follow_their_place() {
         let parent = json!({"steps": {"one": {}, "two": {}, "three": {}}});
-        let child = json!({"steps": {"last": {}, "early": {"place": {"after": "one"}}, "first": {"place": {"before": "one"}}}});
+        let child =
+            json!({"steps": {"last": {}, "early": {"place": {"after": "one"}}, "first": {"place": {"before": "one"}}}});
         let (merged, diags) = merge(&parent, &child);
         assert!(diags.is_empty());
-        assert_eq!(
-            keys(&merged, "/steps"),
-            ["first", "one", "early", "two", "three", "last"]
-        );
+        assert_eq!(keys(&merged, "/steps"), ["first", "one", "early", "two", "three", "last"]);
     }
 
     #[test]
     fn placement_next_to_an_unknown_sibling_is_reported() {
-        let (merged, diags) = merge(
-            &json!({"s": {"a": {}}}),
-            &json!({"s": {"b": {"place": {"after": "zz"}}}}),
-        );
+        let (merged, diags) = merge(&json!({"s": {"a": {}}}), &json!({"s": {"b": {"place": {"after": "zz"}}}}));
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, Code::BadPlacement);
         assert_eq!(diags[0].pointer.as_deref(), Some("/s/b/place/after"));
@@ -219,10 +190,7 @@ mod tests {
         let child = json!({"replace": ["/actions"], "actions": {"c": {}}, "scopes": {"y": {}}});
         let (merged, diags) = merge(&parent, &child);
         assert!(diags.is_empty());
-        assert_eq!(
-            merged,
-            json!({"actions": {"c": {}}, "scopes": {"x": {}, "y": {}}})
-        );
+        assert_eq!(merged, json!({"actions": {"c": {}}, "scopes": {"x": {}, "y": {}}}));
     }
 
     #[test]

@@ -40,11 +40,8 @@ fn generate() -> Value {
     root.remove("title");
     defs.insert("Profile".to_owned(), Value::Object(root));
 
-    let structs: Vec<String> = defs
-        .iter()
-        .filter(|(_, d)| d.get("properties").is_some())
-        .map(|(k, _)| k.clone())
-        .collect();
+    let structs: Vec<String> =
+        defs.iter().filter(|(_, d)| d.get("properties").is_some()).map(|(k, _)| k.clone()).collect();
     for name in &structs {
         let mut patch = patch_of(&defs[name.as_str()], &structs);
         if name == "Profile" {
@@ -147,14 +144,14 @@ pub(crate) fn check(document: &Value) -> Vec<Diagnostic> {
     }
     out.sort_by(|a, b| a.pointer.cmp(&b.pointer));
     out.dedup();
+    // A value of the wrong type also fails its enum or pattern; the type is the news.
+    let wrong_type: Vec<Option<String>> =
+        out.iter().filter(|d| d.code == Code::WrongType).map(|d| d.pointer.clone()).collect();
+    out.retain(|d| d.code != Code::InvalidValue || !wrong_type.contains(&d.pointer));
     out
 }
 
-fn push_error(
-    error: &jsonschema::ValidationError<'_>,
-    document: &Value,
-    out: &mut Vec<Diagnostic>,
-) {
+fn push_error(error: &jsonschema::ValidationError<'_>, document: &Value, out: &mut Vec<Diagnostic>) {
     use jsonschema::error::ValidationErrorKind as Kind;
     let pointer = error.instance_path().as_str().to_owned();
     let instance = document.pointer(&pointer).unwrap_or(&Value::Null);
@@ -163,15 +160,11 @@ fn push_error(
         Kind::AdditionalProperties { unexpected } => {
             let allowed = allowed_keys(&pointer, is_patch);
             for key in unexpected {
-                let mut d =
-                    Diagnostic::new(Code::UnknownKey, format!("unknown key `{key}`")).at_pointer(
-                        format!("{pointer}/{}", crate::yaml::escape_pointer_token(key)),
-                    );
+                let mut d = Diagnostic::new(Code::UnknownKey, format!("unknown key `{key}`"))
+                    .at_pointer(format!("{pointer}/{}", crate::yaml::escape_pointer_token(key)));
                 d = match closest(key, allowed.iter().map(String::as_str)) {
                     Some(best) => d.with_help(format!("did you mean `{best}`?")),
-                    None if !allowed.is_empty() => {
-                        d.with_help(format!("expected one of: {}", allowed.join(", ")))
-                    }
+                    None if !allowed.is_empty() => d.with_help(format!("expected one of: {}", allowed.join(", "))),
                     None => d,
                 };
                 out.push(d);
@@ -188,33 +181,21 @@ fn push_error(
         Kind::Type { kind } => {
             let expected = match kind {
                 jsonschema::error::TypeKind::Single(t) => t.to_string(),
-                jsonschema::error::TypeKind::Multiple(set) => set
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" or "),
+                jsonschema::error::TypeKind::Multiple(set) => {
+                    set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or ")
+                }
             };
             out.push(
-                Diagnostic::new(
-                    Code::WrongType,
-                    format!("expected {expected}, found {}", json_kind(instance)),
-                )
-                .at_pointer(pointer.clone()),
+                Diagnostic::new(Code::WrongType, format!("expected {expected}, found {}", json_kind(instance)))
+                    .at_pointer(pointer.clone()),
             );
         }
         Kind::Enum { options } => {
-            let names: Vec<&str> = options
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let found = instance
-                .as_str()
-                .map_or_else(|| instance.to_string(), str::to_owned);
-            let mut d = Diagnostic::new(
-                Code::InvalidValue,
-                format!("`{found}` is not one of: {}", names.join(", ")),
-            )
-            .at_pointer(pointer.clone());
+            let names: Vec<&str> =
+                options.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let found = instance.as_str().map_or_else(|| instance.to_string(), str::to_owned);
+            let mut d = Diagnostic::new(Code::InvalidValue, format!("`{found}` is not one of: {}", names.join(", ")))
+                .at_pointer(pointer.clone());
             if let Some(best) = closest(&found, names.iter().copied()) {
                 d = d.with_help(format!("did you mean `{best}`?"));
             }
@@ -230,14 +211,9 @@ fn push_error(
                     _ => None,
                 })
                 .collect();
-            let found = instance
-                .as_str()
-                .map_or_else(|| instance.to_string(), str::to_owned);
-            let mut d = Diagnostic::new(
-                Code::InvalidValue,
-                format!("`{found}` is not one of: {}", names.join(", ")),
-            )
-            .at_pointer(pointer.clone());
+            let found = instance.as_str().map_or_else(|| instance.to_string(), str::to_owned);
+            let mut d = Diagnostic::new(Code::InvalidValue, format!("`{found}` is not one of: {}", names.join(", ")))
+                .at_pointer(pointer.clone());
             if let Some(best) = closest(&found, names.iter().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{best}`?"));
             }
@@ -252,15 +228,10 @@ fn push_error(
                         push_error(e, document, out);
                     }
                 }
-                None => out.push(
-                    Diagnostic::new(Code::InvalidValue, error.to_string())
-                        .at_pointer(pointer.clone()),
-                ),
+                None => out.push(Diagnostic::new(Code::InvalidValue, error.to_string()).at_pointer(pointer.clone())),
             }
         }
-        _ => out.push(
-            Diagnostic::new(Code::InvalidValue, error.to_string()).at_pointer(pointer.clone()),
-        ),
+        _ => out.push(Diagnostic::new(Code::InvalidValue, error.to_string()).at_pointer(pointer.clone())),
     }
 }
 
@@ -271,11 +242,7 @@ fn best_branch<'a, 'b>(
 ) -> Option<&'a Vec<jsonschema::ValidationError<'b>>> {
     use jsonschema::error::ValidationErrorKind as Kind;
     let shallow_type_miss = |branch: &Vec<jsonschema::ValidationError<'_>>| {
-        branch.len() == 1
-            && matches!(
-                branch[0].kind(),
-                Kind::Type { .. } | Kind::Constant { .. } | Kind::Enum { .. }
-            )
+        branch.len() == 1 && matches!(branch[0].kind(), Kind::Type { .. } | Kind::Constant { .. } | Kind::Enum { .. })
     };
     context
         .iter()
@@ -288,7 +255,9 @@ fn best_branch<'a, 'b>(
 fn is_choice(context: &[Vec<jsonschema::ValidationError<'_>>]) -> bool {
     use jsonschema::error::ValidationErrorKind as Kind;
     !context.is_empty()
-        && context.iter().all(|b| b.len() == 1 && matches!(b[0].kind(), Kind::Constant { expected_value } if expected_value.is_string()))
+        && context.iter().all(|b| {
+            b.len() == 1 && matches!(b[0].kind(), Kind::Constant { expected_value } if expected_value.is_string())
+        })
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -305,11 +274,7 @@ fn json_kind(value: &Value) -> &'static str {
 /// The keys the schema allows for the object at `pointer`.
 pub(crate) fn allowed_keys(pointer: &str, is_patch: bool) -> Vec<String> {
     let schema = profile_schema();
-    let root = if is_patch {
-        "#/$defs/ProfilePatch"
-    } else {
-        "#/$defs/Profile"
-    };
+    let root = if is_patch { "#/$defs/ProfilePatch" } else { "#/$defs/Profile" };
     let start = json!({ "$ref": root });
     let mut node = resolve(schema, &start);
     for token in pointer.split('/').skip(1) {
@@ -327,11 +292,7 @@ pub(crate) fn allowed_keys(pointer: &str, is_patch: bool) -> Vec<String> {
 
 fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
     for _ in 0..16 {
-        match node
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-        {
+        match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
             Some(p) => node = root.pointer(p).unwrap_or(&Value::Null),
             None => break,
         }
@@ -412,10 +373,7 @@ mod tests {
 
     #[test]
     fn typos_get_a_suggestion() {
-        assert_eq!(
-            closest("scoeps", ["name", "scopes", "path"]),
-            Some("scopes")
-        );
+        assert_eq!(closest("scoeps", ["name", "scopes", "path"]), Some("scopes"));
         assert_eq!(closest("zzzzzz", ["name", "scopes"]), None);
     }
 }

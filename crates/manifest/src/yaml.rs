@@ -17,7 +17,7 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 pub const MAX_SOURCE_BYTES: usize = 8 * 1024 * 1024;
 
 /// A problem found while parsing, before any file name is attached.
-pub(crate) type ParseError = Diagnostic;
+pub(crate) type ParseError = Box<Diagnostic>;
 
 /// Parses one YAML document into a JSON value.
 ///
@@ -26,7 +26,7 @@ pub(crate) type ParseError = Diagnostic;
 /// serde_yaml's limits (KW0104). Positions come from the parser where it gives them, and are
 /// otherwise left to the caller's [`SourceMap`] through the diagnostic's pointer.
 pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
-    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| yaml_error(text, &e))?;
+    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Box::new(yaml_error(text, &e)))?;
     let mut pointer = String::new();
     to_json(yaml, &mut pointer)
 }
@@ -34,45 +34,29 @@ pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
 fn yaml_error(text: &str, error: &serde_yaml::Error) -> Diagnostic {
     let message = error.to_string();
     // serde_yaml appends " at line L column C" to its messages; the span carries that.
-    let bare = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_owned();
+    let bare = message.split(" at line ").next().unwrap_or(&message).to_owned();
     let (code, help) = if bare.contains("duplicate entry") {
-        (
-            Code::DuplicateKey,
-            Some("each key may appear once in a mapping; remove or rename one"),
-        )
+        (Code::DuplicateKey, Some("each key may appear once in a mapping; remove or rename one"))
     } else if bare.contains("recursion limit exceeded") {
-        (
-            Code::UnsupportedYaml,
-            Some("profiles nest a few levels deep; flatten the document"),
-        )
+        (Code::UnsupportedYaml, Some("profiles nest a few levels deep; flatten the document"))
     } else if bare.contains("repetition limit exceeded") {
-        (
-            Code::UnsupportedYaml,
-            Some("aliases expand to too much data; write the values out"),
-        )
+        (Code::UnsupportedYaml, Some("aliases expand to too much data; write the values out"))
     } else if bare.contains("more than one document") {
-        (
-            Code::UnsupportedYaml,
-            Some("a profile file holds one YAML document; remove the `---` separators"),
-        )
+        (Code::UnsupportedYaml, Some("a profile file holds one YAML document; remove the `---` separators"))
     } else if bare.contains("tab") {
-        (
-            Code::YamlSyntax,
-            Some("YAML indents with spaces, never tabs"),
-        )
+        (Code::YamlSyntax, Some("YAML indents with spaces, never tabs"))
     } else {
         (Code::YamlSyntax, None)
     };
+    if code == Code::DuplicateKey {
+        if let Some(d) = duplicate_key(text, &bare, error) {
+            return d;
+        }
+    }
     let mut diagnostic = Diagnostic::new(code, format!("invalid YAML: {bare}"));
     if let Some(location) = error.location() {
         let start = offset_of(text, location.line(), location.column());
-        let end = text[start..]
-            .find('\n')
-            .map_or(text.len(), |i| start + i.max(1));
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i.max(1));
         diagnostic = diagnostic.with_span(span_of(text, start, end));
     }
     if let Some(help) = help {
@@ -81,16 +65,56 @@ fn yaml_error(text: &str, error: &serde_yaml::Error) -> Diagnostic {
     diagnostic
 }
 
+/// serde_yaml reports a duplicate at the first occurrence, as `path: duplicate entry with key
+/// "k"`. The diagnostic points at the second occurrence (the one to remove) and labels the first.
+fn duplicate_key(text: &str, bare: &str, error: &serde_yaml::Error) -> Option<Diagnostic> {
+    let (path, rest) = bare
+        .split_once(": duplicate entry with key ")
+        .unwrap_or((".", bare.split_once("duplicate entry with key ")?.1));
+    let key = rest.trim().trim_matches('"');
+    let mut pointer = String::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        // `items[2]` is key `items`, index 2.
+        let mut pieces = part.split('[');
+        if let Some(name) = pieces.next().filter(|n| !n.is_empty()) {
+            pointer.push('/');
+            pointer.push_str(&escape_pointer_token(name));
+        }
+        for index in pieces {
+            pointer.push('/');
+            pointer.push_str(index.trim_end_matches(']'));
+        }
+    }
+    pointer.push('/');
+    pointer.push_str(&escape_pointer_token(key));
+    let map = SourceMap::build(text);
+    let second = map.keys.get(&pointer).copied()?;
+    let mut d = Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{key}`"))
+        .at_pointer(pointer)
+        .with_span(second)
+        .with_help("each key may appear once in a mapping; remove or rename one");
+    if let Some(location) = error.location() {
+        let start = offset_of(text, location.line(), location.column());
+        let first = span_of(text, start, start + key.len());
+        if first.start != second.start {
+            d = d.with_label(keyway_diagnostics::Label {
+                file: None,
+                span: first,
+                message: "first defined here".into(),
+            });
+        }
+    }
+    Some(d)
+}
+
 fn to_json(yaml: serde_yaml::Value, pointer: &mut String) -> Result<Value, ParseError> {
     Ok(match yaml {
         serde_yaml::Value::Null => Value::Null,
         serde_yaml::Value::Bool(b) => Value::Bool(b),
         serde_yaml::Value::Number(n) => Value::Number(number(&n).ok_or_else(|| {
-            Diagnostic::new(
-                Code::UnsupportedYaml,
-                format!("the number `{n}` has no JSON equivalent"),
-            )
-            .at_pointer(pointer.clone())
+            let d = Diagnostic::new(Code::UnsupportedYaml, format!("the number `{n}` has no JSON equivalent"))
+                .at_pointer(pointer.clone());
+            ParseError::new(d)
         })?),
         serde_yaml::Value::String(s) => Value::String(s),
         serde_yaml::Value::Sequence(items) => {
@@ -117,7 +141,8 @@ fn to_json(yaml: serde_yaml::Value, pointer: &mut String) -> Result<Value, Parse
                             format!("mapping keys must be strings, found {}", kind_of(&other)),
                         )
                         .at_pointer(pointer.clone())
-                        .with_help("quote the key"));
+                        .with_help("quote the key")
+                        .into());
                     }
                 };
                 let len = pointer.len();
@@ -132,13 +157,11 @@ fn to_json(yaml: serde_yaml::Value, pointer: &mut String) -> Result<Value, Parse
         serde_yaml::Value::Tagged(tagged) => {
             return Err(Diagnostic::new(
                 Code::UnsupportedYaml,
-                format!(
-                    "YAML tags are not used in profiles (found `{}`)",
-                    tagged.tag
-                ),
+                format!("YAML tags are not used in profiles (found `{}`)", tagged.tag),
             )
             .at_pointer(pointer.clone())
-            .with_help("remove the tag; write the plain value"));
+            .with_help("remove the tag; write the plain value")
+            .into());
         }
     })
 }
@@ -167,11 +190,7 @@ fn kind_of(value: &serde_yaml::Value) -> &'static str {
 
 /// Escapes one JSON pointer token (RFC 6901).
 pub fn escape_pointer_token(token: &str) -> String {
-    if token.contains(['~', '/']) {
-        token.replace('~', "~0").replace('/', "~1")
-    } else {
-        token.to_owned()
-    }
+    if token.contains(['~', '/']) { token.replace('~', "~0").replace('/', "~1") } else { token.to_owned() }
 }
 
 /// Where each value and key of a document is, by JSON pointer.
@@ -184,12 +203,7 @@ pub struct SourceMap {
 impl SourceMap {
     /// Builds the map with a span-aware pass over `text`. Malformed text yields a partial map.
     pub fn build(text: &str) -> SourceMap {
-        let mut builder = Builder {
-            text,
-            map: SourceMap::default(),
-            stack: Vec::new(),
-            skip_depth: 0,
-        };
+        let mut builder = Builder { text, map: SourceMap::default(), stack: Vec::new(), skip_depth: 0 };
         let mut parser = Parser::new_from_str(text);
         // A parse error only truncates the map; `parse` has already reported it.
         let _ = parser.load(&mut builder, false);
@@ -204,10 +218,7 @@ impl SourceMap {
     /// The span of the key holding the value at `pointer` (the value itself for sequence items
     /// and the root), or of its nearest located ancestor.
     pub fn key(&self, pointer: &str) -> Option<Span> {
-        self.keys
-            .get(pointer)
-            .copied()
-            .or_else(|| self.value(pointer))
+        self.keys.get(pointer).copied().or_else(|| self.value(pointer))
     }
 
     /// Whether `pointer` itself (not an ancestor) is in the document.
@@ -230,14 +241,8 @@ impl SourceMap {
 }
 
 enum Frame {
-    Mapping {
-        pointer: String,
-        key: Option<String>,
-    },
-    Sequence {
-        pointer: String,
-        index: usize,
-    },
+    Mapping { pointer: String, key: Option<String> },
+    Sequence { pointer: String, index: usize },
 }
 
 struct Builder<'a> {
@@ -250,14 +255,13 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     /// Called for each node in value position; returns its pointer.
-    fn enter_value(
-        &mut self,
-        mark: Marker,
-        scalar: Option<(&str, TScalarStyle)>,
-    ) -> Option<String> {
+    fn enter_value(&mut self, mark: Marker, scalar: Option<(&str, TScalarStyle)>) -> Option<String> {
         let span = match scalar {
             Some((value, style)) => self.scalar_span(mark, value, style),
-            None => self.line_span(mark),
+            // A collection's marker is where its first entry was recognised; the root is
+            // better shown at its first line.
+            None if self.stack.is_empty() => self.line_span(first_content(self.text)),
+            None => self.line_span(mark.index()),
         };
         let pointer = match self.stack.last_mut() {
             None => String::new(),
@@ -293,24 +297,34 @@ impl Builder<'_> {
             TScalarStyle::Plain if rest.starts_with(value) => value.len(),
             TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
                 let quote = rest.chars().next().unwrap_or('"');
-                rest[1..]
-                    .find(quote)
-                    .map_or_else(|| line_len(rest), |i| i + 2)
+                rest[1..].find(quote).map_or_else(|| line_len(rest), |i| i + 2)
             }
             _ => line_len(rest),
         };
         span_of(self.text, start, start + len.max(1).min(rest.len()))
     }
 
-    fn line_span(&self, mark: Marker) -> Span {
-        let start = char_offset_to_byte(self.text, mark.index());
+    fn line_span(&self, char_index: usize) -> Span {
+        let start = char_offset_to_byte(self.text, char_index);
         let rest = &self.text[start..];
-        span_of(
-            self.text,
-            start,
-            start + line_len(rest).max(1).min(rest.len()),
-        )
+        span_of(self.text, start, start + line_len(rest).max(1).min(rest.len()))
     }
+}
+
+/// The character index of the first character that is not blank, a comment or a document
+/// marker.
+fn first_content(text: &str) -> usize {
+    let mut index = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+            index += line.chars().count();
+            continue;
+        }
+        index += line.chars().count() - trimmed.chars().count();
+        break;
+    }
+    index
 }
 
 fn line_len(rest: &str) -> usize {
@@ -319,9 +333,7 @@ fn line_len(rest: &str) -> usize {
 
 /// yaml-rust2 counts its marker index in characters; spans are in bytes.
 fn char_offset_to_byte(text: &str, chars: usize) -> usize {
-    text.char_indices()
-        .nth(chars)
-        .map_or(text.len(), |(i, _)| i)
+    text.char_indices().nth(chars).map_or(text.len(), |(i, _)| i)
 }
 
 impl MarkedEventReceiver for Builder<'_> {
@@ -357,12 +369,11 @@ impl MarkedEventReceiver for Builder<'_> {
                     return;
                 }
                 let pointer = self.enter_value(mark, None).unwrap_or_default();
-                self.stack
-                    .push(if matches!(event, Event::MappingStart(..)) {
-                        Frame::Mapping { pointer, key: None }
-                    } else {
-                        Frame::Sequence { pointer, index: 0 }
-                    });
+                self.stack.push(if matches!(event, Event::MappingStart(..)) {
+                    Frame::Mapping { pointer, key: None }
+                } else {
+                    Frame::Sequence { pointer, index: 0 }
+                });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
@@ -387,7 +398,8 @@ mod tests {
         let err = parse("a: 1\nb:\n  c: 2\n  c: 3\n").expect_err("duplicate key");
         assert_eq!(err.code, Code::DuplicateKey);
         let span = err.span.expect("located");
-        assert_eq!((span.line, span.column), (3, 3));
+        assert_eq!((span.line, span.column), (4, 3), "the second occurrence, the one to remove");
+        assert_eq!(err.labels[0].span.line, 3, "the first is labelled");
     }
 
     #[test]
@@ -427,10 +439,7 @@ mod tests {
         let key = map.key("/actions/create_case").expect("located");
         assert_eq!(&text[key.start..key.end], "create_case");
         // An unknown pointer falls back to its nearest ancestor.
-        assert_eq!(
-            map.value("/actions/create_case/nope"),
-            map.value("/actions/create_case")
-        );
+        assert_eq!(map.value("/actions/create_case/nope"), map.value("/actions/create_case"));
     }
 
     #[test]

@@ -34,13 +34,7 @@ pub fn check_loaded(loaded: &mut Loaded) {
     loaded.diagnostics.extend(found);
     let order: Vec<String> = loaded.sources.iter().map(|s| s.name.clone()).collect();
     loaded.diagnostics.sort_by_key(|d| {
-        (
-            d.file
-                .as_ref()
-                .and_then(|f| order.iter().position(|o| o == f)),
-            d.span.map(|s| s.start),
-            d.code,
-        )
+        (d.file.as_ref().and_then(|f| order.iter().position(|o| o == f)), d.span.map(|s| s.start), d.code)
     });
 }
 
@@ -58,8 +52,7 @@ pub fn check_profile(loaded: &LoadedProfile) -> Vec<Diagnostic> {
                     format!("action `{action_id}` needs scope `{scope}`, which is not in the scope catalogue"),
                 )
                 .at_pointer(format!("/actions/{}/scopes/{i}", escape_pointer_token(action_id)));
-                d = match keyway_manifest::closest(scope, profile.scopes.keys().map(String::as_str))
-                {
+                d = match keyway_manifest::closest(scope, profile.scopes.keys().map(String::as_str)) {
                     Some(best) => d.with_help(format!("did you mean `{best}`?")),
                     None => d.with_help(format!(
                         "declare it under `scopes:` or use one of the {} declared scopes",
