@@ -591,6 +591,9 @@ pub struct Condition {
     /// The refresh request sends the client secret (true) or not (false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_sends_secret: Option<bool>,
+    /// Authorization requests carry a PKCE challenge (true) or not (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sends_pkce: Option<bool>,
     /// Holds when this condition does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not: Option<Box<Condition>>,

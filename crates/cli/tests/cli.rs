@@ -1,0 +1,110 @@
+//! The `keyway` binary, run as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn keyway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("KEYWAY_PROFILES")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("keyway runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn scratch(name: &str, text: &str) -> PathBuf {
+    let dir = root().join("target/tmp/cli");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join(format!("{name}-{}.yaml", std::process::id()));
+    std::fs::write(&path, text).expect("write scratch file");
+    path
+}
+
+#[test]
+fn validate_defaults_to_the_profiles_directory_and_passes() {
+    let out = keyway(&["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("checked 2 profile(s) in 2 file(s): 0 error(s), 0 warning(s)"), "{}", stdout(&out));
+    let out = keyway(&["validate", "profiles/"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn validate_prints_located_errors_and_exits_1() {
+    let path = scratch("bad", "id: bad\nname: Bad\nenvironmints: {}\n");
+    let out = keyway(&["validate", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("error[KW0201]: unknown key `environmints`"), "{text}");
+    assert!(text.contains(&format!("{}:3:1", path.display())), "{text}");
+    assert!(text.contains("help: did you mean `environments`?"), "{text}");
+    assert!(text.contains("3 | environmints: {}"), "the source line is shown: {text}");
+}
+
+#[test]
+fn validate_json_is_one_object_per_line() {
+    let path = scratch("bad-json", "id: bad\nname: [\n");
+    let out = keyway(&["validate", "--format", "json", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["code"], "KW0101");
+    assert_eq!(lines[0]["span"]["line"], 3);
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(keyway(&["validate", "--format", "xml"]).status.code(), Some(2));
+    assert_eq!(keyway(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(keyway(&["inspect", "salesforc"]).status.code(), Some(2));
+}
+
+#[test]
+fn schema_prints_the_committed_schema() {
+    let out = keyway(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed = std::fs::read_to_string(root().join("schemas/profile.schema.json")).expect("committed schema");
+    assert_eq!(stdout(&out), committed);
+}
+
+#[test]
+fn inspect_lists_and_shows_resolved_profiles() {
+    let out = keyway(&["inspect"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("salesforce-service-cloud") && text.contains("salesforce "), "{text}");
+    let out = keyway(&["inspect", "salesforce-service-cloud"]);
+    let text = stdout(&out);
+    assert!(text.contains("actions (34):"), "{text}");
+    assert!(text.contains("profiles/salesforce-service-cloud.yaml <- profiles/salesforce.yaml"), "{text}");
+    let out = keyway(&["inspect", "salesforce-service-cloud", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["extends"], "salesforce");
+    assert_eq!(json["actions"].as_object().map(|a| a.len()), Some(34));
+    assert_eq!(json["environments"]["sandbox"]["vars"]["login_host"], "test.salesforce.com", "inherited");
+}
+
+#[test]
+fn the_profiles_directory_comes_from_the_flag_or_the_environment() {
+    let missing = root().join("target/tmp/cli/no-such-dir");
+    let out = keyway(&["validate", "--profiles", missing.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("KW0001"), "{}", stdout(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .arg("validate")
+        .current_dir(root())
+        .env("KEYWAY_PROFILES", &missing)
+        .output()
+        .expect("keyway runs");
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -1,0 +1,81 @@
+//! `docs/diagnostics.md` documents every code, and its examples are true.
+
+use keyway_diagnostics::Code;
+use keyway_tests::{MINIMAL, TempDir, root};
+
+/// Codes whose cause (an unreadable, non-UTF-8 or huge file) a YAML snippet cannot show;
+/// `tests/bad_input.rs` covers them.
+const NOT_EXPRESSIBLE_AS_YAML: [Code; 3] = [Code::Io, Code::NotUtf8, Code::TooLarge];
+
+struct Entry {
+    code: String,
+    bad: Option<String>,
+    fixed: Option<String>,
+}
+
+fn entries() -> Vec<Entry> {
+    let doc = std::fs::read_to_string(root().join("docs/diagnostics.md")).expect("docs/diagnostics.md");
+    let mut out = Vec::new();
+    for section in doc.split("\n## ").skip(1) {
+        let code = section.split(':').next().unwrap_or_default().trim().to_owned();
+        let block_after = |label: &str| {
+            let rest = section.split(&format!("\n{label}:\n")).nth(1)?;
+            let body = rest.split("```yaml\n").nth(1)?.split("\n```").next()?;
+            Some(format!("{body}\n"))
+        };
+        out.push(Entry { code, bad: block_after("Bad"), fixed: block_after("Fixed") });
+    }
+    out
+}
+
+/// Loads an example (files separated by `# file: NAME`) beside the minimal `base` profile and
+/// runs every check; returns the codes reported.
+fn codes_of(example: &str) -> Vec<&'static str> {
+    let dir = TempDir::new("diagnostics-doc");
+    let mut files: Vec<(String, String)> = Vec::new();
+    for line in example.lines() {
+        match line.strip_prefix("# file: ") {
+            Some(name) => files.push((name.trim().to_owned(), String::new())),
+            None => {
+                if files.is_empty() {
+                    files.push(("example.yaml".to_owned(), String::new()));
+                }
+                let text = &mut files.last_mut().expect("a file").1;
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    if !files.iter().any(|(name, _)| name == "base.yaml") {
+        dir.write("base.yaml", MINIMAL);
+    }
+    for (name, text) in &files {
+        dir.write(name, text);
+    }
+    let loaded = keyway_validate::validate_paths(&[dir.path()]);
+    loaded.diagnostics.iter().map(|d| d.code.as_str()).collect()
+}
+
+#[test]
+fn every_code_is_documented_once_in_order() {
+    let documented: Vec<String> = entries().into_iter().map(|e| e.code).collect();
+    let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(documented, codes, "docs/diagnostics.md must have one `## CODE: ...` section per code, in order");
+}
+
+#[test]
+fn bad_examples_produce_their_code_and_fixed_ones_do_not() {
+    for entry in entries() {
+        let Some(code) = Code::ALL.iter().find(|c| c.as_str() == entry.code) else { continue };
+        if NOT_EXPRESSIBLE_AS_YAML.contains(code) {
+            assert!(entry.bad.is_none(), "{}: has an example after all; test it", entry.code);
+            continue;
+        }
+        let bad = entry.bad.unwrap_or_else(|| panic!("{} has no Bad example", entry.code));
+        let fixed = entry.fixed.unwrap_or_else(|| panic!("{} has no Fixed example", entry.code));
+        let found = codes_of(&bad);
+        assert!(found.contains(&entry.code.as_str()), "{}: the bad example reports {found:?}", entry.code);
+        let found = codes_of(&fixed);
+        assert!(!found.contains(&entry.code.as_str()), "{}: the fixed example still reports it", entry.code);
+    }
+}
