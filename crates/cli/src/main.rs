@@ -1,9 +1,9 @@
-//! `keyway`: validate provider profiles, inspect them, print their schema.
+//! `keyway`: validate provider profiles, inspect them, resolve scopes, print their schema.
 //!
 //! Exit status: 0 when there is no error, 1 when a profile has errors, 2 on bad usage.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use keyway_diagnostics::{Color, Severity, render_human};
+use keyway_diagnostics::{Color, Diagnostic, Severity, render_human, render_sarif};
 use keyway_manifest::{Loaded, LoadedProfile};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,6 +32,29 @@ enum Command {
     },
     /// Print the profile JSON Schema (the same as `schemas/profile.schema.json`).
     Schema,
+    /// Print the scopes to request for a selection of actions, or what is wrong with it.
+    Scopes {
+        /// A profile id (from the profiles directory) or a profile file.
+        profile: String,
+        /// Selected action ids, comma-separated (default: the profile's default scopes).
+        #[arg(long, value_delimiter = ',')]
+        actions: Vec<String>,
+        /// Custom scopes to request instead of the computed ones, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// The environment (default: the profile's default environment).
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// A connection parameter, `NAME=VALUE` (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// The redirect URI to check.
+        #[arg(long)]
+        redirect_uri: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ScopesFormat::Text)]
+        format: ScopesFormat,
+    },
     /// List the profiles, or show one resolved profile (with `extends` applied).
     Inspect {
         /// A profile id; without it, every profile is listed.
@@ -48,6 +71,20 @@ enum Format {
     Human,
     /// One JSON object per diagnostic, one per line.
     Json,
+    /// A SARIF 2.1.0 log, for code-scanning annotations in CI.
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScopesFormat {
+    /// The scope string, in the profile's separator.
+    Text,
+    /// The plan: each scope with the actions that need it.
+    Json,
+}
+
+fn parse_param(arg: &str) -> Result<(String, String), String> {
+    arg.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{arg}` is not NAME=VALUE"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -68,6 +105,16 @@ fn main() -> ExitCode {
         }
         Command::Schema => out.write_all(keyway_manifest::profile_schema_json().as_bytes()).map(|()| ExitCode::SUCCESS),
         Command::Inspect { profile, format } => inspect(&cli.profiles, profile.as_deref(), format, &mut out),
+        Command::Scopes { profile, actions, scopes, environment, params, redirect_uri, format } => {
+            let selection = keyway_validate::Selection {
+                environment,
+                actions,
+                custom_scopes: scopes,
+                parameters: params.into_iter().collect(),
+                redirect_uri,
+            };
+            scopes_command(&cli.profiles, &profile, &selection, format, &mut out)
+        }
     };
     match result {
         Ok(code) => code,
@@ -109,8 +156,67 @@ fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io:
                 writeln!(out)?;
             }
         }
+        Format::Sarif => {
+            serde_json::to_writer_pretty(&mut *out, &render_sarif(&loaded.diagnostics, env!("CARGO_PKG_VERSION")))?;
+            writeln!(out)?;
+        }
     }
     Ok(exit_code(&loaded))
+}
+
+/// Loads the profiles a command names: an id from the profiles directory, or a file.
+fn load_profile<'a>(dir: &PathBuf, name: &str, loaded: &'a Loaded) -> Option<&'a LoadedProfile> {
+    let path = std::path::Path::new(name);
+    let id = if path.is_file() { path.file_stem().and_then(|s| s.to_str()).unwrap_or(name) } else { name };
+    let _ = dir;
+    loaded.profile(id).or_else(|| loaded.profiles.iter().find(|p| loaded.sources[p.chain[0]].name == name))
+}
+
+fn scopes_command(
+    dir: &PathBuf,
+    name: &str,
+    selection: &keyway_validate::Selection,
+    format: ScopesFormat,
+    out: &mut impl Write,
+) -> std::io::Result<ExitCode> {
+    let path = std::path::Path::new(name);
+    let loaded = keyway_validate::validate_paths(&[if path.is_file() { path.to_path_buf() } else { dir.clone() }]);
+    let Some(found) = load_profile(dir, name, &loaded) else {
+        print_errors(&loaded);
+        let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
+        let hint = keyway_manifest::closest(name, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+        eprintln!("keyway: no usable profile `{name}` in {}{hint}", dir.display());
+        return Ok(ExitCode::from(2));
+    };
+    let (plan, diagnostics) = keyway_validate::check_selection(&found.profile, selection);
+    if keyway_diagnostics::has_errors(&diagnostics) {
+        for d in &diagnostics {
+            eprintln!("{}\n", render_human(&selection_diagnostic(d), None, Color::Never));
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    match format {
+        ScopesFormat::Text => writeln!(out, "{}", plan.scope_string())?,
+        ScopesFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &plan)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Selection diagnostics point into the command line, not a file.
+fn selection_diagnostic(d: &Diagnostic) -> Diagnostic {
+    let mut d = d.clone();
+    d.file = Some("<command line>".to_owned());
+    d
+}
+
+fn print_errors(loaded: &Loaded) {
+    for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
+        let text = d.file.as_deref().and_then(|f| loaded.source_text(f));
+        eprintln!("{}\n", render_human(d, text, Color::Never));
+    }
 }
 
 fn exit_code(loaded: &Loaded) -> ExitCode {
@@ -120,10 +226,7 @@ fn exit_code(loaded: &Loaded) -> ExitCode {
 fn inspect(dir: &PathBuf, id: Option<&str>, format: InspectFormat, out: &mut impl Write) -> std::io::Result<ExitCode> {
     let loaded = keyway_validate::validate_paths(std::slice::from_ref(dir));
     if loaded.has_errors() {
-        for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-            let text = d.file.as_deref().and_then(|f| loaded.source_text(f));
-            eprintln!("{}\n", render_human(d, text, Color::Never));
-        }
+        print_errors(&loaded);
         eprintln!("keyway: {} has errors; run `keyway validate` for details", dir.display());
         return Ok(ExitCode::FAILURE);
     }

@@ -108,3 +108,51 @@ fn the_profiles_directory_comes_from_the_flag_or_the_environment() {
         .expect("keyway runs");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn scopes_prints_the_minimal_scope_string() {
+    let out = keyway(&["scopes", "salesforce-service-cloud", "--actions", "create_case,list_cases"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out), "api refresh_token offline_access\n");
+    let out = keyway(&["scopes", "salesforce", "--actions", "post_chatter_feed_item", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    let values: Vec<&str> =
+        plan["scopes"].as_array().expect("scopes").iter().filter_map(|s| s["value"].as_str()).collect();
+    assert_eq!(values, ["refresh_token", "offline_access", "chatter_api"], "catalogue order");
+    assert_eq!(plan["scopes"][2]["actions"][0], "post_chatter_feed_item");
+    assert_eq!(plan["scopes"][0]["for_refresh"], true);
+}
+
+#[test]
+fn scopes_reports_an_inconsistent_selection_and_exits_1() {
+    let out = keyway(&[
+        "scopes",
+        "salesforce-service-cloud",
+        "--actions",
+        "create_cse",
+        "--scopes",
+        "api,chatter_api",
+        "--param",
+        "my_domain=x.lightning.force.com",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no scope string when the selection is wrong");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for code in ["KW0501", "KW0503", "KW0506"] {
+        assert!(err.contains(code), "{code} in {err}");
+    }
+    assert!(err.contains("did you mean `create_case`?"), "{err}");
+    assert!(err.contains("Lightning Experience address"), "the profile's own explanation: {err}");
+    assert_eq!(keyway(&["scopes", "salesforce", "--param", "nonsense"]).status.code(), Some(2));
+}
+
+#[test]
+fn validate_sarif_is_a_sarif_log() {
+    let path = scratch("bad-sarif", "id: bad\nname: Bad\nenvironmints: {}\n");
+    let out = keyway(&["validate", "--format", "sarif", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(log["version"], "2.1.0");
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    assert!(results.iter().any(|r| r["ruleId"] == "KW0201"), "{results:?}");
+}

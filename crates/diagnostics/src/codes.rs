@@ -1,19 +1,20 @@
 //! Every diagnostic code, in one place.
 //!
 //! Codes are grouped by area: `KW00xx` reading files, `KW01xx` YAML, `KW02xx` schema,
-//! `KW03xx` inheritance and the profile set, `KW04xx` semantic rules. A code, once shipped,
-//! keeps its meaning forever; retired codes are not reused. Each is documented in
+//! `KW03xx` inheritance and the profile set, `KW04xx` semantic rules over a profile, `KW05xx`
+//! a connector configuration checked against its profile. A code, once shipped, keeps its
+//! meaning forever; retired codes are not reused. Each is documented in
 //! `docs/diagnostics.md` (a test checks).
 
 use crate::Severity;
 use serde::Serialize;
 
 macro_rules! codes {
-    ($( $(#[$doc:meta])* $name:ident = $id:literal, $severity:ident; )*) => {
+    ($( $name:ident = $id:literal, $severity:ident, $summary:literal; )*) => {
         /// A stable diagnostic code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Code {
-            $( $(#[$doc])* $name, )*
+            $( #[doc = $summary] $name, )*
         }
 
         impl Code {
@@ -29,48 +30,57 @@ macro_rules! codes {
             pub const fn default_severity(self) -> Severity {
                 match self { $(Code::$name => Severity::$severity,)* }
             }
+
+            /// What the code means, in one line.
+            pub const fn summary(self) -> &'static str {
+                match self { $(Code::$name => $summary,)* }
+            }
         }
     };
 }
 
 codes! {
-    /// A file or directory could not be read.
-    Io = "KW0001", Error;
-    /// A file is not valid UTF-8.
-    NotUtf8 = "KW0002", Error;
-    /// A file is larger than a profile can reasonably be.
-    TooLarge = "KW0003", Error;
-    /// The YAML is malformed.
-    YamlSyntax = "KW0101", Error;
-    /// A mapping has the same key twice.
-    DuplicateKey = "KW0102", Error;
-    /// The document is empty or its top level is not a mapping.
-    NotAMapping = "KW0103", Error;
-    /// A YAML feature profiles do not use: tags, non-scalar keys, alias expansion past limits,
-    /// nesting past limits.
-    UnsupportedYaml = "KW0104", Error;
-    /// A key the profile format does not have.
-    UnknownKey = "KW0201", Error;
-    /// A key the profile format requires is missing.
-    MissingKey = "KW0202", Error;
-    /// A value has the wrong type.
-    WrongType = "KW0203", Error;
-    /// A value has the right type but is not allowed (an unknown enum value, a pattern mismatch).
-    InvalidValue = "KW0204", Error;
-    /// `extends` names a profile that is not in the set being loaded.
-    UnknownParent = "KW0301", Error;
-    /// `extends` forms a cycle.
-    ExtendsCycle = "KW0302", Error;
-    /// Two files define the same profile id.
-    DuplicateProfileId = "KW0303", Error;
-    /// A `replace` pointer is malformed or points at nothing in the parent.
-    BadReplacePointer = "KW0304", Error;
-    /// A `place` names an entry that does not exist among its siblings.
-    BadPlacement = "KW0305", Error;
-    /// The profile id does not match the file name.
-    IdFileMismatch = "KW0306", Warning;
-    /// An action names a scope that is not in the scope catalogue.
-    UnknownScope = "KW0401", Error;
+    Io = "KW0001", Error, "A file or directory could not be read.";
+    NotUtf8 = "KW0002", Error, "A file is not valid UTF-8.";
+    TooLarge = "KW0003", Error, "A file is larger than a profile can reasonably be.";
+    YamlSyntax = "KW0101", Error, "The YAML is malformed.";
+    DuplicateKey = "KW0102", Error, "A mapping has the same key twice.";
+    NotAMapping = "KW0103", Error, "The document is empty or its top level is not a mapping.";
+    UnsupportedYaml = "KW0104", Error, "A YAML feature profiles do not use: tags, non-scalar keys, several documents, nesting or alias expansion past limits.";
+    UnknownKey = "KW0201", Error, "A key the profile format does not have.";
+    MissingKey = "KW0202", Error, "A key the profile format requires is missing.";
+    WrongType = "KW0203", Error, "A value has the wrong type.";
+    InvalidValue = "KW0204", Error, "A value has the right type but is not allowed.";
+    UnknownParent = "KW0301", Error, "`extends` names a profile that is not in the set being loaded.";
+    ExtendsCycle = "KW0302", Error, "`extends` forms a cycle.";
+    DuplicateProfileId = "KW0303", Error, "Two files define the same profile id.";
+    BadReplacePointer = "KW0304", Error, "A `replace` pointer is malformed or points at nothing in the parent.";
+    BadPlacement = "KW0305", Error, "A `place` names an entry that does not exist among its siblings.";
+    IdFileMismatch = "KW0306", Warning, "The profile id does not match the file name.";
+    UnknownScope = "KW0401", Error, "An action names a scope that is not in the scope catalogue.";
+    UnknownDefaultScope = "KW0402", Error, "A default scope is not in the scope catalogue.";
+    NoRefreshScope = "KW0403", Error, "The profile refreshes tokens but requests no refresh-granting scope by default.";
+    UnknownImpliedScope = "KW0404", Error, "A scope implies a scope that is not in the catalogue.";
+    ScopeImplicationCycle = "KW0405", Error, "Scope implications form a cycle.";
+    MalformedActionId = "KW0406", Error, "An action id is not snake_case.";
+    TemplateSyntax = "KW0407", Error, "A template does not parse.";
+    UnknownTemplateVariable = "KW0408", Error, "A template names a variable the profile cannot supply.";
+    InsecureEndpoint = "KW0409", Error, "An endpoint does not render to an https URL (http only for loopback hosts).";
+    UnsafeParameterPattern = "KW0410", Error, "A parameter that reaches a URL has a pattern that is not anchored or can match URL delimiters, whitespace or non-ASCII characters.";
+    InvalidRegex = "KW0411", Error, "A regular expression does not compile.";
+    DefaultEnvironment = "KW0412", Error, "Not exactly one environment is the default.";
+    UnknownConditionName = "KW0413", Error, "A guide condition names an action, scope, environment or variant that does not exist.";
+    DefaultVariant = "KW0414", Error, "Guide variants are declared but not exactly one is the default.";
+    UnusedParameter = "KW0415", Warning, "A parameter no template uses.";
+    UnusedScope = "KW0416", Warning, "A scope no action, default or implication needs, and not marked `custom_only`.";
+    BadParameterExample = "KW0417", Error, "A parameter's example does not pass its own pattern and rejections.";
+    UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
+    UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
+    CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";
+    CustomScopesMissActionScope = "KW0504", Error, "Custom scopes do not cover a scope a selected action needs.";
+    UnknownEnvironment = "KW0505", Error, "A connection names an environment the profile does not have.";
+    InvalidParameter = "KW0506", Error, "A connection parameter is unknown, missing, or fails its pattern.";
+    InvalidRedirectUri = "KW0507", Error, "A redirect URI is not https, a private-use scheme, or loopback http.";
 }
 
 impl std::fmt::Display for Code {

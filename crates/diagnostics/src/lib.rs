@@ -8,9 +8,11 @@
 
 mod codes;
 mod render;
+mod sarif;
 
 pub use codes::Code;
 pub use render::{Color, render_human};
+pub use sarif::render_sarif;
 
 use serde::Serialize;
 
@@ -37,6 +39,10 @@ pub struct Span {
     pub line: usize,
     /// 1-based column of `start`, counted in characters.
     pub column: usize,
+    /// 1-based line of `end`.
+    pub end_line: usize,
+    /// 1-based column of `end` (one past the last character), counted in characters.
+    pub end_column: usize,
 }
 
 /// A secondary location with its own message.
@@ -176,11 +182,17 @@ pub fn span_of(text: &str, start: usize, end: usize) -> Span {
     };
     let start = clamp(start);
     let end = clamp(end.max(start));
-    let before = &text[..start];
+    let (line, column) = line_column(text, start);
+    let (end_line, end_column) = line_column(text, end);
+    Span { start, end, line, column, end_line, end_column }
+}
+
+/// 1-based line and character column of byte `offset` (a char boundary) in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
     let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = text[line_start..start].chars().count() + 1;
-    Span { start, end, line, column }
+    (line, text[line_start..offset].chars().count() + 1)
 }
 
 /// The byte offset of 1-based `line` and character `column` in `text`, clamped to the text.
@@ -206,7 +218,7 @@ mod tests {
         let text = "a: 1\nbé: x\n";
         let start = text.find('x').expect("x is in the text");
         let span = span_of(text, start, start + 1);
-        assert_eq!((span.line, span.column), (2, 5));
+        assert_eq!((span.line, span.column, span.end_line, span.end_column), (2, 5, 2, 6));
         assert_eq!(offset_of(text, 2, 5), start);
     }
 

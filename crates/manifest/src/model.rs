@@ -400,6 +400,10 @@ pub struct Scope {
     /// Whether requesting it makes the provider issue a refresh token.
     #[serde(default, skip_serializing_if = "is_false")]
     pub grants_refresh: bool,
+    /// Offered for custom scope selections only: no action and no default needs it. Says that
+    /// the scope is in the catalogue on purpose, and silences the unused-scope warning.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub custom_only: bool,
     /// Scopes this one includes (`full` implies `api`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub implies: Vec<String>,

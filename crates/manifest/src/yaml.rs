@@ -282,6 +282,12 @@ impl Builder<'_> {
                 }
             },
         };
+        // A collection's marker is where its first entry was recognised, which reads badly;
+        // the key that holds it is the better place to point at.
+        let span = match (scalar, self.map.keys.get(&pointer)) {
+            (None, Some(key)) => *key,
+            _ => span,
+        };
         self.map.values.insert(pointer.clone(), span);
         Some(pointer)
     }

@@ -1,8 +1,11 @@
-//! keyway's checks beyond the format: semantic rules over resolved profiles.
+//! keyway's checks beyond the format, and the tenant layer.
 //!
-//! [`keyway_manifest`] already guarantees that every loaded profile parsed, matched the JSON
-//! Schema and resolved its `extends`. The rules here check what a schema cannot: that names
-//! refer to things that exist. Each rule has its own code (`KW04xx`).
+//! [`keyway_manifest`] guarantees that every loaded profile parsed, matched the JSON Schema and
+//! resolved its `extends`. This crate checks what a schema cannot (`KW04xx`): names that must
+//! refer to things that exist, templates that must parse and see only what the profile can
+//! supply, endpoints that must be https, parameter patterns that must be safe in a URL. It
+//! also owns the tenant layer (`KW05xx`): a connection's [`Selection`] checked against its
+//! profile, and [`plan_scopes`], the one scope resolution the guide and the runtime share.
 //!
 //! ```no_run
 //! let report = keyway_validate::validate_paths(&["profiles"]);
@@ -11,8 +14,18 @@
 //! }
 //! ```
 
-use keyway_diagnostics::{Code, Diagnostic};
-use keyway_manifest::{Loaded, LoadedProfile, escape_pointer_token};
+mod patterns;
+mod rules;
+mod selection;
+pub mod templates;
+
+pub use selection::{
+    PlannedScope, ScopePlan, Selection, check_parameters, check_selection, needs_refresh, plan_scopes,
+    redirect_uri_problem,
+};
+
+use keyway_diagnostics::Diagnostic;
+use keyway_manifest::{Loaded, LoadedProfile};
 use std::path::Path;
 
 /// Loads files and directories and runs every check. The returned [`Loaded`] carries all
@@ -23,7 +36,7 @@ pub fn validate_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     loaded
 }
 
-/// Runs the semantic rules over every loaded profile and adds their diagnostics.
+/// Runs the semantic rules over every loaded profile and adds their diagnostics, located.
 pub fn check_loaded(loaded: &mut Loaded) {
     let mut found = Vec::new();
     for profile in &loaded.profiles {
@@ -31,7 +44,13 @@ pub fn check_loaded(loaded: &mut Loaded) {
             found.push(loaded.locate_in_chain(d, &profile.chain));
         }
     }
-    loaded.diagnostics.extend(found);
+    // A rule about inherited content fires for the parent and for each child, at the same
+    // place in the parent's file: report it once.
+    for d in found {
+        if !loaded.diagnostics.contains(&d) {
+            loaded.diagnostics.push(d);
+        }
+    }
     let order: Vec<String> = loaded.sources.iter().map(|s| s.name.clone()).collect();
     loaded.diagnostics.sort_by_key(|d| {
         (d.file.as_ref().and_then(|f| order.iter().position(|o| o == f)), d.span.map(|s| s.start), d.code)
@@ -41,27 +60,5 @@ pub fn check_loaded(loaded: &mut Loaded) {
 /// The semantic rules for one resolved profile. Diagnostics carry pointers; locate them with
 /// [`Loaded::locate_in_chain`].
 pub fn check_profile(loaded: &LoadedProfile) -> Vec<Diagnostic> {
-    let profile = &loaded.profile;
-    let mut out = Vec::new();
-    // KW0401: every scope an action names is in the catalogue.
-    for (action_id, action) in &profile.actions {
-        for (i, scope) in action.scopes.iter().enumerate() {
-            if !profile.scopes.contains_key(scope) {
-                let mut d = Diagnostic::new(
-                    Code::UnknownScope,
-                    format!("action `{action_id}` needs scope `{scope}`, which is not in the scope catalogue"),
-                )
-                .at_pointer(format!("/actions/{}/scopes/{i}", escape_pointer_token(action_id)));
-                d = match keyway_manifest::closest(scope, profile.scopes.keys().map(String::as_str)) {
-                    Some(best) => d.with_help(format!("did you mean `{best}`?")),
-                    None => d.with_help(format!(
-                        "declare it under `scopes:` or use one of the {} declared scopes",
-                        profile.scopes.len()
-                    )),
-                };
-                out.push(d);
-            }
-        }
-    }
-    out
+    rules::check(&loaded.profile)
 }

@@ -1,0 +1,154 @@
+//! Regular expressions in profiles: compiling them, and proving a parameter pattern safe to
+//! put in a URL.
+
+use regex::{Regex, RegexBuilder};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+
+/// Compiled patterns are bounded so a hostile profile cannot make one expensive.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compiles a profile's regular expression with keyway's limits.
+pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::Syntax(s) => s.lines().last().unwrap_or(&s).trim().to_owned(),
+            regex::Error::CompiledTooBig(_) => "the pattern is too large once compiled".to_owned(),
+            other => other.to_string(),
+        })
+}
+
+/// Characters that end or change a URL's host, plus whitespace.
+const URL_DELIMITERS: [char; 8] = ['/', '@', ':', '#', '?', '\\', '%', ' '];
+
+/// Why a pattern is unsafe for a value that lands in a URL, or `None` when it is safe: it must
+/// be anchored at both ends (no top-level alternation escaping an anchor) and no character it
+/// can match may be a URL delimiter, whitespace, a control character or non-ASCII (a
+/// look-alike). The check is over the pattern's syntax, so it is exact for what each
+/// position can match: a pattern that passes cannot match a value containing such a
+/// character.
+pub fn url_safety(pattern: &str, case_insensitive: bool) -> Option<String> {
+    let hir = match regex_syntax::ParserBuilder::new().case_insensitive(case_insensitive).build().parse(pattern) {
+        Ok(hir) => hir,
+        Err(_) => return None, // reported as an invalid regex
+    };
+    if !anchored(&hir) {
+        return Some("it is not anchored: start it with `^` and end it with `$`, around any alternation".to_owned());
+    }
+    let mut bad = Vec::new();
+    collect_unsafe(&hir, &mut bad);
+    // Delimiters first: they are what an attacker uses.
+    bad.sort_unstable_by_key(|c| (!URL_DELIMITERS.contains(c), !c.is_whitespace(), *c));
+    bad.dedup();
+    if bad.is_empty() {
+        return None;
+    }
+    let mut shown: Vec<String> = bad.iter().take(8).map(|c| describe(*c)).collect();
+    if bad.len() > 8 {
+        shown.push("more".to_owned());
+    }
+    Some(format!("it can match {}", shown.join(", ")))
+}
+
+fn anchored(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Capture(c) => anchored(&c.sub),
+        HirKind::Concat(parts) => {
+            matches!(parts.first().map(Hir::kind), Some(HirKind::Look(Look::Start)))
+                && matches!(parts.last().map(Hir::kind), Some(HirKind::Look(Look::End)))
+        }
+        _ => false,
+    }
+}
+
+/// Adds each unsafe character some position of `hir` can match (one representative for
+/// ranges of non-ASCII or control characters).
+fn collect_unsafe(hir: &Hir, out: &mut Vec<char>) {
+    match hir.kind() {
+        HirKind::Literal(lit) => {
+            for c in String::from_utf8_lossy(&lit.0).chars() {
+                if is_unsafe(c) {
+                    out.push(c);
+                }
+            }
+        }
+        HirKind::Class(Class::Unicode(class)) => {
+            for range in class.iter() {
+                for c in URL_DELIMITERS.iter().copied().chain(['\t', '\n', '\r']) {
+                    if range.start() <= c && c <= range.end() {
+                        out.push(c);
+                    }
+                }
+                if range.start() < ' ' {
+                    out.push(range.start());
+                }
+                if range.end() > '\u{7e}' {
+                    out.push(range.end().max('\u{80}').min(range.end()));
+                }
+            }
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            for range in class.iter() {
+                for b in range.start()..=range.end() {
+                    if is_unsafe(char::from(b)) {
+                        out.push(char::from(b));
+                    }
+                }
+            }
+        }
+        HirKind::Repetition(r) => collect_unsafe(&r.sub, out),
+        HirKind::Capture(c) => collect_unsafe(&c.sub, out),
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => {
+            for p in parts {
+                collect_unsafe(p, out);
+            }
+        }
+        HirKind::Empty | HirKind::Look(_) => {}
+    }
+}
+
+fn is_unsafe(c: char) -> bool {
+    URL_DELIMITERS.contains(&c) || c.is_whitespace() || c.is_control() || !c.is_ascii()
+}
+
+fn describe(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        '\t' => "a tab".to_owned(),
+        '\n' => "a newline".to_owned(),
+        '\r' => "a carriage return".to_owned(),
+        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+        c if !c.is_ascii() => format!("non-ASCII characters such as U+{:04X}", c as u32),
+        c => format!("`{c}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_host_patterns_pass() {
+        assert_eq!(url_safety(r"^[a-z0-9-]+\.my\.salesforce\.com$", false), None);
+        assert_eq!(url_safety(r"^(?-u:[a-z0-9-]+\.(?:my|test)\.example\.com)$", true), None);
+    }
+
+    #[test]
+    fn unanchored_or_escaping_alternations_fail() {
+        assert!(url_safety(r"[a-z]+\.example\.com", false).is_some());
+        assert!(url_safety(r"^a\.example\.com|b\.example\.com$", false).is_some());
+    }
+
+    #[test]
+    fn delimiters_and_lookalikes_fail() {
+        let found = url_safety(r"^.+\.example\.com$", false).expect("dot matches anything");
+        assert!(found.contains("`/`") && found.contains("`@`"), "{found}");
+        assert!(url_safety(r"^\S+$", false).is_some());
+        // Unicode case folding lets [a-z] match U+212A (Kelvin sign) and U+017F (long s).
+        let found = url_safety(r"^[a-z]+\.example\.com$", true).expect("case folding");
+        assert!(found.contains("non-ASCII"), "{found}");
+    }
+}

@@ -1,0 +1,473 @@
+//! Semantic rules over one resolved profile (`KW04xx`).
+
+use crate::patterns::{compile, url_safety};
+use crate::templates::{TemplateKind, Vocabulary, environment, templates};
+use keyway_diagnostics::{Code, Diagnostic};
+use keyway_manifest::escape_pointer_token as esc;
+use keyway_manifest::model::{Condition, Grant, Item, Profile};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Runs every rule. Diagnostics carry pointers into the resolved profile.
+pub fn check(profile: &Profile) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    scopes(profile, &mut out);
+    action_ids(profile, &mut out);
+    environments(profile, &mut out);
+    let used_params = templates_and_endpoints(profile, &mut out);
+    parameters(profile, &used_params, &mut out);
+    regexes(profile, &mut out);
+    guide(profile, &mut out);
+    unused_scopes(profile, &mut out);
+    out
+}
+
+fn suggest(d: Diagnostic, word: &str, candidates: impl IntoIterator<Item = impl AsRef<str>>, what: &str) -> Diagnostic {
+    let names: Vec<String> = candidates.into_iter().map(|c| c.as_ref().to_owned()).collect();
+    match keyway_manifest::closest(word, names.iter().map(String::as_str)) {
+        Some(best) => d.with_help(format!("did you mean `{best}`?")),
+        None if names.is_empty() => d.with_help(format!("declare it under `{what}`")),
+        None => d.with_help(format!("declare it under `{what}`, or use one of: {}", names.join(", "))),
+    }
+}
+
+fn scopes(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let catalogue = profile.scopes.keys();
+    for (action_id, action) in &profile.actions {
+        for (i, scope) in action.scopes.iter().enumerate() {
+            if !profile.scopes.contains_key(scope) {
+                let d = Diagnostic::new(
+                    Code::UnknownScope,
+                    format!("action `{action_id}` needs scope `{scope}`, which is not in the scope catalogue"),
+                )
+                .at_pointer(format!("/actions/{}/scopes/{i}", esc(action_id)));
+                out.push(suggest(d, scope, catalogue.clone(), "scopes"));
+            }
+        }
+    }
+    for (i, scope) in profile.auth.default_scopes.iter().enumerate() {
+        if !profile.scopes.contains_key(scope) {
+            let d = Diagnostic::new(
+                Code::UnknownDefaultScope,
+                format!("default scope `{scope}` is not in the scope catalogue"),
+            )
+            .at_pointer(format!("/auth/default_scopes/{i}"));
+            out.push(suggest(d, scope, catalogue.clone(), "scopes"));
+        }
+    }
+    if profile.auth.grants.contains(&Grant::RefreshToken) {
+        let refresh_scopes: Vec<&String> =
+            profile.scopes.iter().filter(|(_, s)| s.grants_refresh).map(|(k, _)| k).collect();
+        let by_default =
+            profile.auth.default_scopes.iter().any(|s| profile.scopes.get(s).is_some_and(|s| s.grants_refresh));
+        // A profile without any scope catalogue cannot say which scope grants refresh.
+        if !by_default && !profile.scopes.is_empty() {
+            let help = match refresh_scopes.first() {
+                Some(s) => format!("add `{s}` to `auth.default_scopes`"),
+                None => "mark the scope that makes the provider issue refresh tokens with `grants_refresh: true`, and request it by default".to_owned(),
+            };
+            out.push(
+                Diagnostic::new(
+                    Code::NoRefreshScope,
+                    "the profile refreshes tokens, but no default scope grants a refresh token",
+                )
+                .at_pointer("/auth/default_scopes")
+                .with_help(help),
+            );
+        }
+    }
+    for (id, scope) in &profile.scopes {
+        for (i, implied) in scope.implies.iter().enumerate() {
+            if !profile.scopes.contains_key(implied) {
+                let d = Diagnostic::new(
+                    Code::UnknownImpliedScope,
+                    format!("scope `{id}` implies `{implied}`, which is not in the catalogue"),
+                )
+                .at_pointer(format!("/scopes/{}/implies/{i}", esc(id)));
+                out.push(suggest(d, implied, profile.scopes.keys(), "scopes"));
+            }
+        }
+    }
+    implication_cycles(profile, out);
+}
+
+fn implication_cycles(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    // Depth-first search; each cycle is reported once, at its first member in catalogue order.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    fn visit<'a>(
+        profile: &'a Profile,
+        id: &'a str,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        path: &mut Vec<&'a str>,
+        cycles: &mut Vec<Vec<&'a str>>,
+    ) {
+        match marks.get(id) {
+            Some(Mark::Done) => return,
+            Some(Mark::Open) => {
+                let start = path.iter().position(|p| *p == id).unwrap_or(0);
+                cycles.push(path[start..].to_vec());
+                return;
+            }
+            None => {}
+        }
+        marks.insert(id, Mark::Open);
+        path.push(id);
+        if let Some(scope) = profile.scopes.get(id) {
+            for implied in &scope.implies {
+                if profile.scopes.contains_key(implied) {
+                    visit(profile, implied, marks, path, cycles);
+                }
+            }
+        }
+        path.pop();
+        marks.insert(id, Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut cycles = Vec::new();
+    for id in profile.scopes.keys() {
+        visit(profile, id, &mut marks, &mut Vec::new(), &mut cycles);
+    }
+    for cycle in cycles {
+        let first = cycle[0];
+        let mut names: Vec<&str> = cycle.clone();
+        names.push(first);
+        out.push(
+            Diagnostic::new(
+                Code::ScopeImplicationCycle,
+                format!("scope implications form a cycle: {}", names.join(" -> ")),
+            )
+            .at_pointer(format!("/scopes/{}/implies", esc(first)))
+            .with_help("a scope cannot imply itself, directly or through others; remove one implication"),
+        );
+    }
+}
+
+pub(crate) fn is_snake_case(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !id.ends_with('_')
+        && !id.contains("__")
+}
+
+fn action_ids(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    for (id, action) in &profile.actions {
+        if !is_snake_case(id) {
+            let wanted: String = action.name.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join("_");
+            out.push(
+                Diagnostic::new(Code::MalformedActionId, format!("action id `{id}` is not snake_case"))
+                    .at_pointer(format!("/actions/{}", esc(id)))
+                    .with_help(format!("use lowercase letters, digits and single underscores, like `{wanted}`")),
+            );
+        }
+    }
+}
+
+fn environments(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let defaults: Vec<&String> = profile.environments.iter().filter(|(_, e)| e.default).map(|(k, _)| k).collect();
+    match defaults.len() {
+        1 => {}
+        0 => out.push(
+            Diagnostic::new(Code::DefaultEnvironment, "no environment is the default")
+                .at_pointer("/environments")
+                .with_help("mark the environment most tenants use with `default: true`"),
+        ),
+        _ => {
+            for extra in &defaults[1..] {
+                out.push(
+                    Diagnostic::new(
+                        Code::DefaultEnvironment,
+                        format!("environment `{extra}` is a second default (`{}` is one already)", defaults[0]),
+                    )
+                    .at_pointer(format!("/environments/{}/default", esc(extra)))
+                    .with_help("exactly one environment is the default"),
+                );
+            }
+        }
+    }
+}
+
+/// Checks every template (syntax, variables) and every endpoint's rendered URL. Returns the
+/// parameters some template uses, and (second) those that reach an endpoint URL.
+fn templates_and_endpoints(profile: &Profile, out: &mut Vec<Diagnostic>) -> (BTreeSet<String>, BTreeSet<String>) {
+    let vocabulary = Vocabulary::of(profile);
+    let env = environment();
+    let mut used = BTreeSet::new();
+    let mut in_urls = BTreeSet::new();
+    for (pointer, kind, source) in templates(profile) {
+        let template = match env.template_from_str(source) {
+            Ok(t) => t,
+            Err(e) => {
+                let detail = e.detail().unwrap_or("syntax error");
+                let line = e.line().map(|l| format!(" (line {l} of the template)")).unwrap_or_default();
+                out.push(
+                    Diagnostic::new(Code::TemplateSyntax, format!("template does not parse: {detail}{line}"))
+                        .at_pointer(pointer)
+                        .with_help(
+                            "templates are minijinja (Jinja2) syntax: `{{ variable }}`, `{% if ... %}...{% endif %}`",
+                        ),
+                );
+                continue;
+            }
+        };
+        let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        names.sort();
+        let mut known = true;
+        for name in &names {
+            if let Some(param) = name.strip_prefix("params.") {
+                used.insert(param.split('.').next().unwrap_or(param).to_owned());
+                if kind != TemplateKind::Guide {
+                    in_urls.insert(param.to_owned());
+                }
+            }
+            if let Some(problem) = vocabulary.problem(kind, name) {
+                known = false;
+                out.push(Diagnostic::new(Code::UnknownTemplateVariable, problem).at_pointer(pointer.clone()));
+            }
+        }
+        let is_url =
+            pointer.starts_with("/auth/endpoints/") || pointer == "/auth/device/start" || pointer == "/api/base_url";
+        if known && is_url && kind != TemplateKind::ApiBase {
+            check_url(profile, &pointer, source, out);
+        }
+    }
+    (used, in_urls)
+}
+
+/// Renders an endpoint for every environment, with each parameter absent and at its example,
+/// and checks that the result is an https URL (http only for loopback hosts).
+fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagnostic>) {
+    let mut param_sets: Vec<Value> =
+        vec![Value::Object(profile.parameters.keys().map(|k| (k.clone(), Value::Null)).collect())];
+    let examples: serde_json::Map<String, Value> = profile
+        .parameters
+        .iter()
+        .map(|(k, p)| (k.clone(), p.example.clone().map_or(Value::Null, Value::String)))
+        .collect();
+    if examples.values().any(|v| !v.is_null()) {
+        param_sets.push(Value::Object(examples));
+    }
+    for (env_id, environment) in &profile.environments {
+        let mut env_value = serde_json::Map::new();
+        env_value.insert("id".into(), json!(env_id));
+        env_value.insert("label".into(), json!(environment.label));
+        for (k, v) in &environment.vars {
+            env_value.insert(k.clone(), json!(v));
+        }
+        for params in &param_sets {
+            let ctx = minijinja::Value::from(minijinja::value::Serde(json!({ "env": env_value, "params": params })));
+            let rendered = match environment_render(source, ctx) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.push(
+                        Diagnostic::new(
+                            Code::TemplateSyntax,
+                            format!("template fails to render for environment `{env_id}`: {e}"),
+                        )
+                        .at_pointer(pointer),
+                    );
+                    return;
+                }
+            };
+            if let Some(problem) = url_problem(&rendered) {
+                out.push(
+                    Diagnostic::new(Code::InsecureEndpoint, format!("for environment `{env_id}` this renders `{rendered}`, {problem}"))
+                        .at_pointer(pointer)
+                        .with_help("endpoints must be `https://` URLs; plain `http://` is allowed only for 127.0.0.1, [::1] and localhost"),
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn environment_render(source: &str, ctx: minijinja::Value) -> Result<String, String> {
+    environment().render_str(source, ctx).map_err(|e| e.detail().unwrap_or("render error").to_owned())
+}
+
+/// Why a rendered endpoint is not acceptable, or `None`.
+pub(crate) fn url_problem(rendered: &str) -> Option<String> {
+    let url = match url::Url::parse(rendered) {
+        Ok(u) => u,
+        Err(e) => return Some(format!("which is not a URL ({e})")),
+    };
+    match url.scheme() {
+        "https" if url.host_str().is_some_and(|h| !h.is_empty()) => None,
+        "http" if is_loopback(&url) => None,
+        "http" => Some("which is plain http to a host that is not loopback".to_owned()),
+        other => Some(format!("whose scheme `{other}` is not https")),
+    }
+}
+
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<String>), out: &mut Vec<Diagnostic>) {
+    for (id, param) in &profile.parameters {
+        let pointer = format!("/parameters/{}", esc(id));
+        if !used.contains(id) {
+            out.push(
+                Diagnostic::new(Code::UnusedParameter, format!("parameter `{id}` is declared but no template uses it"))
+                    .at_pointer(pointer.clone())
+                    .with_help(format!("use it as `{{{{ params.{id} }}}}` in an endpoint, or remove it")),
+            );
+        }
+        if in_urls.contains(id) {
+            if let Some(problem) = url_safety(&param.pattern, param.case_insensitive) {
+                let mut d = Diagnostic::new(Code::UnsafeParameterPattern, format!("parameter `{id}` reaches a URL, but its pattern is unsafe: {problem}"))
+                    .at_pointer(format!("{pointer}/pattern"))
+                    .with_help("allow only what a host can be, e.g. `^[a-z0-9-]+\\.example\\.com$`; anything the pattern lets through lands in the URL");
+                if param.case_insensitive {
+                    d = d.with_help("allow only what a host can be, e.g. `^(?-u:[a-z0-9-]+\\.example\\.com)$`; `(?-u:...)` stops case folding from admitting Unicode look-alikes");
+                }
+                out.push(d);
+            }
+        }
+        if let Some(example) = &param.example {
+            if let Ok(re) = compile(&param.pattern, param.case_insensitive) {
+                if !re.is_match(example) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::BadParameterExample,
+                            format!("the example `{example}` does not match the pattern of `{id}`"),
+                        )
+                        .at_pointer(format!("{pointer}/example")),
+                    );
+                }
+            }
+            for (i, rejection) in param.reject.iter().enumerate() {
+                if compile(&rejection.pattern, false).is_ok_and(|re| re.is_match(example)) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::BadParameterExample,
+                            format!("the example `{example}` is refused by rejection {i} of `{id}`"),
+                        )
+                        .at_pointer(format!("{pointer}/example")),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn regexes(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let mut check = |pointer: String, pattern: &str, case_insensitive: bool| {
+        if let Err(e) = compile(pattern, case_insensitive) {
+            out.push(
+                Diagnostic::new(Code::InvalidRegex, format!("regular expression does not compile: {e}"))
+                    .at_pointer(pointer)
+                    .with_help("patterns use Rust regex syntax (no look-around, no backreferences)"),
+            );
+        }
+    };
+    for (id, p) in &profile.parameters {
+        check(format!("/parameters/{}/pattern", esc(id)), &p.pattern, p.case_insensitive);
+        for (i, r) in p.reject.iter().enumerate() {
+            check(format!("/parameters/{}/reject/{i}/pattern", esc(id)), &r.pattern, false);
+        }
+    }
+    for (id, e) in &profile.environments {
+        for (i, p) in e.identify.iter().flat_map(|x| x.host_patterns.iter()).enumerate() {
+            check(format!("/environments/{}/identify/host_patterns/{i}", esc(id)), p, false);
+        }
+    }
+    for (id, rule) in &profile.errors {
+        if let Some(p) = &rule.matches.description {
+            check(format!("/errors/{}/match/description", esc(id)), p, false);
+        }
+    }
+}
+
+fn guide(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let Some(guide) = &profile.guide else { return };
+    if !guide.variants.is_empty() {
+        let defaults = guide.variants.values().filter(|v| v.default).count();
+        if defaults != 1 {
+            out.push(
+                Diagnostic::new(
+                    Code::DefaultVariant,
+                    format!("{defaults} guide variants are the default; exactly one must be"),
+                )
+                .at_pointer("/guide/variants")
+                .with_help("mark the console variant most admins use with `default: true`"),
+            );
+        }
+    }
+    for (sid, section) in &guide.sections {
+        let sp = format!("/guide/sections/{}", esc(sid));
+        if let Some(c) = &section.when {
+            condition(profile, c, &format!("{sp}/when"), out);
+        }
+        for (tid, step) in &section.steps {
+            let tp = format!("{sp}/steps/{}", esc(tid));
+            if let Some(c) = &step.when {
+                condition(profile, c, &format!("{tp}/when"), out);
+            }
+            for (i, item) in step.items.iter().enumerate() {
+                if let Item::Detailed(d) = item {
+                    if let Some(c) = &d.when {
+                        condition(profile, c, &format!("{tp}/items/{i}/when"), out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn condition(profile: &Profile, c: &Condition, pointer: &str, out: &mut Vec<Diagnostic>) {
+    let variants: Vec<&String> = profile.guide.as_ref().map(|g| g.variants.keys().collect()).unwrap_or_default();
+    let lists: [(&str, &Vec<String>, Vec<&String>, &str); 4] = [
+        ("variant", &c.variant, variants, "guide.variants"),
+        ("environment", &c.environment, profile.environments.keys().collect(), "environments"),
+        ("actions", &c.actions, profile.actions.keys().collect(), "actions"),
+        ("scopes", &c.scopes, profile.scopes.keys().collect(), "scopes"),
+    ];
+    for (field, names, known, section) in lists {
+        for (i, name) in names.iter().enumerate() {
+            if !known.contains(&name) {
+                let d = Diagnostic::new(
+                    Code::UnknownConditionName,
+                    format!("condition names {field} `{name}`, which the profile does not have"),
+                )
+                .at_pointer(format!("{pointer}/{field}/{i}"));
+                out.push(suggest(d, name, known.iter().map(|s| s.as_str()), section));
+            }
+        }
+    }
+    if let Some(not) = &c.not {
+        condition(profile, not, &format!("{pointer}/not"), out);
+    }
+}
+
+fn unused_scopes(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let mut needed: BTreeSet<&str> = profile.auth.default_scopes.iter().map(String::as_str).collect();
+    needed.extend(profile.actions.values().flat_map(|a| a.scopes.iter().map(String::as_str)));
+    // Whatever a needed scope implies is needed too.
+    let mut frontier: Vec<&str> = needed.iter().copied().collect();
+    while let Some(s) = frontier.pop() {
+        for implied in profile.scopes.get(s).map(|x| x.implies.as_slice()).unwrap_or_default() {
+            if needed.insert(implied) {
+                frontier.push(implied);
+            }
+        }
+    }
+    for (id, scope) in &profile.scopes {
+        if !needed.contains(id.as_str()) && !scope.custom_only {
+            out.push(
+                Diagnostic::new(Code::UnusedScope, format!("scope `{id}` is in the catalogue, but no action or default needs it"))
+                    .at_pointer(format!("/scopes/{}", esc(id)))
+                    .with_help("name it in an action's `scopes`, or mark it `custom_only: true` if it is there for custom scope selections"),
+            );
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Templates: one minijinja environment for the whole engine, and the variables each kind of
+//! template can see.
+
+use indexmap::IndexSet;
+use keyway_manifest::model::Profile;
+use minijinja::{Environment, UndefinedBehavior};
+use std::sync::OnceLock;
+
+/// Fuel for one render: enough for any real guide, small enough that a template with an
+/// endless loop stops at once.
+pub const TEMPLATE_FUEL: u64 = 50_000;
+
+/// The minijinja environment every keyway template is parsed and rendered with: strict
+/// undefined (a missing variable is an error, never an empty string), a fuel limit, no
+/// auto-escaping (outputs are URLs and Markdown; HTML output escapes on its own).
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env
+    })
+}
+
+/// Globals minijinja provides, which templates may call.
+const BUILTIN_GLOBALS: [&str; 4] = ["range", "dict", "namespace", "debug"];
+
+/// Where a template is used, which decides what it can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateKind {
+    /// Endpoint URLs, JWT audience, device start, extra authorization and token parameters.
+    Endpoint,
+    /// `api.base_url`, which also sees the token fields the profile keeps.
+    ApiBase,
+    /// Guide text and error fixes.
+    Guide,
+}
+
+/// The variables a profile can supply to each kind of template.
+#[derive(Debug)]
+pub struct Vocabulary {
+    /// Attributes every environment has: `id`, `label` and the vars all environments define.
+    env: IndexSet<String>,
+    /// Vars some environments define and others do not, with one environment that lacks each.
+    env_partial: Vec<(String, String)>,
+    params: IndexSet<String>,
+    token: IndexSet<String>,
+    limits: IndexSet<String>,
+}
+
+const GUIDE_ROOTS: [&str; 12] = [
+    "profile",
+    "env",
+    "callback_url",
+    "app_name",
+    "variant",
+    "scopes",
+    "scope_string",
+    "default_scopes",
+    "selected_actions",
+    "limits",
+    "refresh_sends_secret",
+    "pkce",
+];
+
+impl Vocabulary {
+    /// The vocabulary of one resolved profile.
+    pub fn of(profile: &Profile) -> Vocabulary {
+        let mut env: IndexSet<String> = ["id", "label"].into_iter().map(str::to_owned).collect();
+        let mut env_partial = Vec::new();
+        let all_vars: IndexSet<&String> = profile.environments.values().flat_map(|e| e.vars.keys()).collect();
+        for var in all_vars {
+            match profile.environments.iter().find(|(_, e)| !e.vars.contains_key(var)) {
+                Some((missing_in, _)) => env_partial.push((var.clone(), missing_in.clone())),
+                None => {
+                    env.insert(var.clone());
+                }
+            }
+        }
+        let limits = match serde_json::to_value(&profile.limits) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => IndexSet::new(),
+        };
+        Vocabulary {
+            env,
+            env_partial,
+            params: profile.parameters.keys().cloned().collect(),
+            token: profile.auth.tokens.keep_fields.iter().cloned().collect(),
+            limits,
+        }
+    }
+
+    /// Why `name` (as minijinja reports it: `env.login_host`, `scopes`) cannot be supplied to a
+    /// template of `kind`, or `None` when it can.
+    pub fn problem(&self, kind: TemplateKind, name: &str) -> Option<String> {
+        let (root, attr) = match name.split_once('.') {
+            Some((root, attr)) => (root, Some(attr.split('.').next().unwrap_or(attr))),
+            None => (name, None),
+        };
+        if BUILTIN_GLOBALS.contains(&root) {
+            return None;
+        }
+        let (known, what): (&IndexSet<String>, &str) = match (kind, root) {
+            (_, "env") => (&self.env, "environment variable"),
+            (TemplateKind::Endpoint | TemplateKind::ApiBase, "params") => (&self.params, "parameter"),
+            (TemplateKind::ApiBase, "token") => (&self.token, "kept token field (`auth.tokens.keep_fields`)"),
+            (TemplateKind::Guide, "limits") => (&self.limits, "limit"),
+            (TemplateKind::Guide, "profile") => {
+                return attr
+                    .filter(|a| !["id", "name"].contains(a))
+                    .map(|a| format!("`profile.{a}` does not exist; use `profile.id` or `profile.name`"));
+            }
+            (TemplateKind::Guide, r) if GUIDE_ROOTS.contains(&r) => return None,
+            _ => return Some(format!("`{root}` is not available here; {}", self.roots(kind))),
+        };
+        let attr = attr?;
+        if known.contains(attr) {
+            return None;
+        }
+        if root == "env" {
+            if let Some((_, missing_in)) = self.env_partial.iter().find(|(v, _)| v == attr) {
+                return Some(format!("`env.{attr}` is not defined in environment `{missing_in}`"));
+            }
+        }
+        let mut message = format!("`{root}.{attr}` is not a declared {what}");
+        if let Some(best) = keyway_manifest::closest(attr, known.iter().map(String::as_str)) {
+            message.push_str(&format!("; did you mean `{root}.{best}`?"));
+        }
+        Some(message)
+    }
+
+    fn roots(&self, kind: TemplateKind) -> String {
+        match kind {
+            TemplateKind::Endpoint => "endpoint templates see `env` and `params`".to_owned(),
+            TemplateKind::ApiBase => "`api.base_url` sees `env`, `params` and `token`".to_owned(),
+            TemplateKind::Guide => format!("guide templates see {}", GUIDE_ROOTS.map(|r| format!("`{r}`")).join(", ")),
+        }
+    }
+}
+
+/// Every template of a profile: its JSON pointer, kind and source.
+pub fn templates(profile: &Profile) -> Vec<(String, TemplateKind, &str)> {
+    use TemplateKind::*;
+    let esc = keyway_manifest::escape_pointer_token;
+    let mut out: Vec<(String, TemplateKind, &str)> = Vec::new();
+    let e = &profile.auth.endpoints;
+    out.push(("/auth/endpoints/token".into(), Endpoint, &e.token));
+    for (name, value) in [
+        ("authorize", &e.authorize),
+        ("revoke", &e.revoke),
+        ("introspect", &e.introspect),
+        ("userinfo", &e.userinfo),
+        ("device_authorization", &e.device_authorization),
+    ] {
+        if let Some(v) = value {
+            out.push((format!("/auth/endpoints/{name}"), Endpoint, v));
+        }
+    }
+    for (k, v) in &profile.auth.authorization_params {
+        out.push((format!("/auth/authorization_params/{}", esc(k)), Endpoint, v));
+    }
+    for (k, v) in &profile.auth.token_params {
+        out.push((format!("/auth/token_params/{}", esc(k)), Endpoint, v));
+    }
+    if let Some(jwt) = &profile.auth.jwt_bearer {
+        out.push(("/auth/jwt_bearer/audience".into(), Endpoint, &jwt.audience));
+    }
+    if let Some(device) = &profile.auth.device {
+        out.push(("/auth/device/start".into(), Endpoint, &device.start));
+    }
+    if let Some(api) = &profile.api {
+        out.push(("/api/base_url".into(), ApiBase, &api.base_url));
+    }
+    if let Some(guide) = &profile.guide {
+        for (sid, section) in &guide.sections {
+            let sp = format!("/guide/sections/{}", esc(sid));
+            out.push((format!("{sp}/title"), Guide, &section.title));
+            if let Some(intro) = &section.intro {
+                out.push((format!("{sp}/intro"), Guide, intro));
+            }
+            for (tid, step) in &section.steps {
+                let tp = format!("{sp}/steps/{}", esc(tid));
+                out.push((format!("{tp}/title"), Guide, &step.title));
+                if let Some(text) = &step.text {
+                    out.push((format!("{tp}/text"), Guide, text));
+                }
+                for (i, item) in step.items.iter().enumerate() {
+                    match item {
+                        keyway_manifest::model::Item::Text(text) => out.push((format!("{tp}/items/{i}"), Guide, text)),
+                        keyway_manifest::model::Item::Detailed(d) => {
+                            out.push((format!("{tp}/items/{i}/text"), Guide, &d.text))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (id, rule) in &profile.errors {
+        out.push((format!("/errors/{}/fix", esc(id)), Guide, &rule.fix));
+    }
+    out
+}
