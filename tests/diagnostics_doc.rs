@@ -1,7 +1,7 @@
 //! `docs/diagnostics.md` documents every code, and its examples are true.
 
 use keyway_diagnostics::Code;
-use keyway_tests::{MINIMAL, TempDir, root};
+use keyway_tests::{MINIMAL, TempDir, root, split_files};
 
 /// Codes whose cause (an unreadable, non-UTF-8 or huge file) a YAML snippet cannot show;
 /// `tests/bad_input.rs` covers them.
@@ -41,20 +41,7 @@ fn entries() -> Vec<Entry> {
 /// runs every check; returns the codes reported.
 fn codes_of(example: &str) -> Vec<&'static str> {
     let dir = TempDir::new("diagnostics-doc");
-    let mut files: Vec<(String, String)> = Vec::new();
-    for line in example.lines() {
-        match line.strip_prefix("# file: ") {
-            Some(name) => files.push((name.trim().to_owned(), String::new())),
-            None => {
-                if files.is_empty() {
-                    files.push(("example.yaml".to_owned(), String::new()));
-                }
-                let text = &mut files.last_mut().expect("a file").1;
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-    }
+    let files = split_files(example, "example.yaml");
     if !files.iter().any(|(name, _)| name == "base.yaml") {
         dir.write("base.yaml", MINIMAL);
     }

@@ -99,3 +99,51 @@ guide:
         open_console: {title: Open the console}
         save: {title: Save}
 "#;
+
+/// Splits a multi-file example into `(name, text)` pairs at `# file: NAME` lines; text before
+/// the first such line belongs to `default_name`.
+pub fn split_files(example: &str, default_name: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for line in example.split_inclusive('\n') {
+        match line.trim_end().strip_prefix("# file: ") {
+            Some(name) => files.push((name.trim().to_owned(), String::new())),
+            None => {
+                if files.is_empty() {
+                    files.push((default_name.to_owned(), String::new()));
+                }
+                if let Some((_, text)) = files.last_mut() {
+                    text.push_str(line);
+                }
+            }
+        }
+    }
+    // A preamble of comments (`# expect: ...`) before the first `# file:` is not a file.
+    if files.len() > 1 && files[0].1.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        files.remove(0);
+    }
+    files
+}
+
+/// Renders diagnostics for a snapshot: a compact located list, then the human rendering.
+pub fn snapshot_text(loaded_sources: &dyn Fn(&str) -> Option<String>, diagnostics: &[Diagnostic]) -> String {
+    use keyway_diagnostics::{Color, render_human};
+    let mut out = String::new();
+    for d in diagnostics {
+        let at = d.span.map(|s| format!(":{}:{}", s.line, s.column)).unwrap_or_default();
+        out.push_str(&format!(
+            "{} {:?} {}{at} {} | {}\n",
+            d.code,
+            d.severity,
+            d.file.as_deref().unwrap_or("-"),
+            d.pointer.as_deref().map_or("-", |p| if p.is_empty() { "(root)" } else { p }),
+            d.message
+        ));
+    }
+    out.push_str("\n---\n\n");
+    for d in diagnostics {
+        let source = d.file.as_deref().and_then(loaded_sources);
+        out.push_str(&render_human(d, source.as_deref(), Color::Never));
+        out.push_str("\n\n");
+    }
+    out
+}

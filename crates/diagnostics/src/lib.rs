@@ -173,18 +173,70 @@ pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
 /// Computes a span covering `start..end` of `text`, with 1-based line and character column.
 /// Offsets past the end or inside a UTF-8 sequence are clamped to a valid boundary.
 pub fn span_of(text: &str, start: usize, end: usize) -> Span {
-    let clamp = |mut i: usize| {
-        i = i.min(text.len());
-        while !text.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
-    };
-    let start = clamp(start);
-    let end = clamp(end.max(start));
+    let start = clamp_to_boundary(text, start);
+    let end = clamp_to_boundary(text, end.max(start));
     let (line, column) = line_column(text, start);
     let (end_line, end_column) = line_column(text, end);
     Span { start, end, line, column, end_line, end_column }
+}
+
+/// Line starts and column checkpoints of a text, so spans of many offsets are computed
+/// without rescanning the text each time (even when it is one long line).
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex {
+    line_starts: Vec<usize>,
+    /// `(byte offset, 0-based column)` pairs, sorted, at every line start and every
+    /// [`Self::STRIDE`] bytes within long lines.
+    checkpoints: Vec<(usize, usize)>,
+}
+
+impl LineIndex {
+    const STRIDE: usize = 1024;
+
+    /// Indexes `text` in one pass.
+    pub fn new(text: &str) -> LineIndex {
+        let mut index = LineIndex { line_starts: vec![0], checkpoints: vec![(0, 0)] };
+        let mut column = 0;
+        for (i, c) in text.char_indices() {
+            if c == '\n' {
+                index.line_starts.push(i + 1);
+                index.checkpoints.push((i + 1, 0));
+                column = 0;
+            } else {
+                column += 1;
+                let next = i + c.len_utf8();
+                if next - index.checkpoints.last().map_or(0, |c| c.0) >= Self::STRIDE {
+                    index.checkpoints.push((next, column));
+                }
+            }
+        }
+        index
+    }
+
+    /// The span of `start..end` in `text` (the text this index was built from), clamped to
+    /// valid boundaries.
+    pub fn span(&self, text: &str, start: usize, end: usize) -> Span {
+        let start = clamp_to_boundary(text, start);
+        let end = clamp_to_boundary(text, end.max(start));
+        let (line, column) = self.line_column(text, start);
+        let (end_line, end_column) = self.line_column(text, end);
+        Span { start, end, line, column, end_line, end_column }
+    }
+
+    fn line_column(&self, text: &str, offset: usize) -> (usize, usize) {
+        let line = self.line_starts.partition_point(|s| *s <= offset);
+        let at = self.checkpoints.partition_point(|(b, _)| *b <= offset).saturating_sub(1);
+        let (byte, column) = self.checkpoints.get(at).copied().unwrap_or((0, 0));
+        (line, column + text[byte..offset].chars().count() + 1)
+    }
+}
+
+fn clamp_to_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// 1-based line and character column of byte `offset` (a char boundary) in `text`.
@@ -220,6 +272,16 @@ mod tests {
         let span = span_of(text, start, start + 1);
         assert_eq!((span.line, span.column, span.end_line, span.end_column), (2, 5, 2, 6));
         assert_eq!(offset_of(text, 2, 5), start);
+    }
+
+    #[test]
+    fn line_index_agrees_with_span_of_on_long_lines() {
+        let text = format!("a: 1\n{}é{}\nend\n", "x".repeat(3000), "y".repeat(2000));
+        let index = LineIndex::new(&text);
+        for offset in [0, 3, 5, 1500, 3005, 3007, 4000, 5007, text.len() - 2] {
+            let offset = clamp_to_boundary(&text, offset);
+            assert_eq!(index.span(&text, offset, offset + 1), span_of(&text, offset, offset + 1), "{offset}");
+        }
     }
 
     #[test]

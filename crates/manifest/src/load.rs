@@ -170,7 +170,7 @@ impl Loader {
         for doc in docs.iter().flatten() {
             match by_id.get(doc.id.as_str()) {
                 Some(&first) => {
-                    let first_span = self.sources[first].source_map().value("/id");
+                    let first_span = self.sources[first].source_map().value(&self.sources[first].text, "/id");
                     let mut d =
                         Diagnostic::new(Code::DuplicateProfileId, format!("profile id `{}` is defined twice", doc.id))
                             .at_pointer("/id")
@@ -431,7 +431,8 @@ fn locate(source: &Source, mut d: Diagnostic) -> Diagnostic {
     if d.span.is_none() {
         if let Some(pointer) = &d.pointer {
             let map = source.source_map();
-            d.span = if points_at_key(d.code) { map.key(pointer) } else { map.value(pointer) };
+            d.span =
+                if points_at_key(d.code) { map.key(&source.text, pointer) } else { map.value(&source.text, pointer) };
         }
     }
     d

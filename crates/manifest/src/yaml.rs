@@ -6,7 +6,7 @@
 //! - [`SourceMap`] maps JSON pointers back to spans of the text. It is built only when there is
 //!   something to report, by a second, span-aware pass over the same text.
 
-use keyway_diagnostics::{Code, Diagnostic, Span, offset_of, span_of};
+use keyway_diagnostics::{Code, Diagnostic, LineIndex, Span, offset_of, span_of};
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -88,7 +88,7 @@ fn duplicate_key(text: &str, bare: &str, error: &serde_yaml::Error) -> Option<Di
     pointer.push('/');
     pointer.push_str(&escape_pointer_token(key));
     let map = SourceMap::build(text);
-    let second = map.keys.get(&pointer).copied()?;
+    let second = map.key(text, &pointer)?;
     let mut d = Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{key}`"))
         .at_pointer(pointer)
         .with_span(second)
@@ -193,32 +193,39 @@ pub fn escape_pointer_token(token: &str) -> String {
     if token.contains(['~', '/']) { token.replace('~', "~0").replace('/', "~1") } else { token.to_owned() }
 }
 
-/// Where each value and key of a document is, by JSON pointer.
+/// Where each value and key of a document is, by JSON pointer. Byte ranges are recorded while
+/// parsing; lines and columns are computed only for the pointers asked about.
 #[derive(Debug, Default)]
 pub struct SourceMap {
-    values: HashMap<String, Span>,
-    keys: HashMap<String, Span>,
+    values: HashMap<String, (usize, usize)>,
+    keys: HashMap<String, (usize, usize)>,
+    lines: LineIndex,
 }
 
 impl SourceMap {
     /// Builds the map with a span-aware pass over `text`. Malformed text yields a partial map.
     pub fn build(text: &str) -> SourceMap {
-        let mut builder = Builder { text, map: SourceMap::default(), stack: Vec::new(), skip_depth: 0 };
+        let map = SourceMap { lines: LineIndex::new(text), ..SourceMap::default() };
+        let mut builder = Builder { text, cursor: std::cell::Cell::new((0, 0)), map, stack: Vec::new(), skip_depth: 0 };
         let mut parser = Parser::new_from_str(text);
         // A parse error only truncates the map; `parse` has already reported it.
         let _ = parser.load(&mut builder, false);
         builder.map
     }
 
-    /// The span of the value at `pointer`, or of its nearest located ancestor.
-    pub fn value(&self, pointer: &str) -> Option<Span> {
-        self.lookup(&self.values, pointer)
+    /// The span of the value at `pointer`, or of its nearest located ancestor. `text` is the
+    /// text the map was built from.
+    pub fn value(&self, text: &str, pointer: &str) -> Option<Span> {
+        self.lookup(&self.values, pointer).map(|(s, e)| self.lines.span(text, s, e))
     }
 
     /// The span of the key holding the value at `pointer` (the value itself for sequence items
     /// and the root), or of its nearest located ancestor.
-    pub fn key(&self, pointer: &str) -> Option<Span> {
-        self.keys.get(pointer).copied().or_else(|| self.value(pointer))
+    pub fn key(&self, text: &str, pointer: &str) -> Option<Span> {
+        match self.keys.get(pointer) {
+            Some((s, e)) => Some(self.lines.span(text, *s, *e)),
+            None => self.value(text, pointer),
+        }
     }
 
     /// Whether `pointer` itself (not an ancestor) is in the document.
@@ -226,7 +233,7 @@ impl SourceMap {
         self.values.contains_key(pointer)
     }
 
-    fn lookup(&self, table: &HashMap<String, Span>, pointer: &str) -> Option<Span> {
+    fn lookup(&self, table: &HashMap<String, (usize, usize)>, pointer: &str) -> Option<(usize, usize)> {
         let mut p = pointer;
         loop {
             if let Some(span) = table.get(p) {
@@ -247,6 +254,9 @@ enum Frame {
 
 struct Builder<'a> {
     text: &'a str,
+    /// The last character index converted to a byte offset, and that offset: markers arrive
+    /// in order, so conversion walks forward instead of from the start each time.
+    cursor: std::cell::Cell<(usize, usize)>,
     map: SourceMap,
     stack: Vec<Frame>,
     /// Depth inside a complex (non-scalar) key, whose contents have no pointer.
@@ -296,8 +306,8 @@ impl Builder<'_> {
         matches!(self.stack.last(), Some(Frame::Mapping { key: None, .. }))
     }
 
-    fn scalar_span(&self, mark: Marker, value: &str, style: TScalarStyle) -> Span {
-        let start = char_offset_to_byte(self.text, mark.index());
+    fn scalar_span(&self, mark: Marker, value: &str, style: TScalarStyle) -> (usize, usize) {
+        let start = self.byte_offset(mark.index());
         let rest = &self.text[start..];
         let len = match style {
             TScalarStyle::Plain if rest.starts_with(value) => value.len(),
@@ -307,13 +317,13 @@ impl Builder<'_> {
             }
             _ => line_len(rest),
         };
-        span_of(self.text, start, start + len.max(1).min(rest.len()))
+        (start, start + len.max(1).min(rest.len()))
     }
 
-    fn line_span(&self, char_index: usize) -> Span {
-        let start = char_offset_to_byte(self.text, char_index);
+    fn line_span(&self, char_index: usize) -> (usize, usize) {
+        let start = self.byte_offset(char_index);
         let rest = &self.text[start..];
-        span_of(self.text, start, start + line_len(rest).max(1).min(rest.len()))
+        (start, start + line_len(rest).max(1).min(rest.len()))
     }
 }
 
@@ -337,9 +347,18 @@ fn line_len(rest: &str) -> usize {
     rest.find('\n').unwrap_or(rest.len())
 }
 
-/// yaml-rust2 counts its marker index in characters; spans are in bytes.
-fn char_offset_to_byte(text: &str, chars: usize) -> usize {
-    text.char_indices().nth(chars).map_or(text.len(), |(i, _)| i)
+impl Builder<'_> {
+    /// yaml-rust2 counts its marker index in characters; spans are in bytes.
+    fn byte_offset(&self, chars: usize) -> usize {
+        let (mut char_index, mut byte_index) = self.cursor.get();
+        if chars < char_index {
+            (char_index, byte_index) = (0, 0);
+        }
+        let rest = &self.text[byte_index..];
+        let byte = rest.char_indices().nth(chars - char_index).map_or(self.text.len(), |(i, _)| byte_index + i);
+        self.cursor.set((chars, byte));
+        byte
+    }
 }
 
 impl MarkedEventReceiver for Builder<'_> {
@@ -439,20 +458,20 @@ mod tests {
     fn source_map_locates_keys_and_values() {
         let text = "id: x\nactions:\n  create_case:\n    scopes: [api, \"web\"]\n";
         let map = SourceMap::build(text);
-        let span = map.value("/actions/create_case/scopes/1").expect("located");
+        let span = map.value(text, "/actions/create_case/scopes/1").expect("located");
         assert_eq!((span.line, span.column), (4, 19));
         assert_eq!(&text[span.start..span.end], "\"web\"");
-        let key = map.key("/actions/create_case").expect("located");
+        let key = map.key(text, "/actions/create_case").expect("located");
         assert_eq!(&text[key.start..key.end], "create_case");
         // An unknown pointer falls back to its nearest ancestor.
-        assert_eq!(map.value("/actions/create_case/nope"), map.value("/actions/create_case"));
+        assert_eq!(map.value(text, "/actions/create_case/nope"), map.value(text, "/actions/create_case"));
     }
 
     #[test]
     fn source_map_counts_characters_not_bytes() {
         let text = "name: \"é\"\nid: x\n";
         let map = SourceMap::build(text);
-        let span = map.value("/id").expect("located");
+        let span = map.value(text, "/id").expect("located");
         assert_eq!(&text[span.start..span.end], "x");
     }
 }

@@ -24,7 +24,7 @@ pub use selection::{
     redirect_uri_problem,
 };
 
-use keyway_diagnostics::Diagnostic;
+use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::{Loaded, LoadedProfile};
 use std::path::Path;
 
@@ -46,8 +46,10 @@ pub fn check_loaded(loaded: &mut Loaded) {
     }
     // A rule about inherited content fires for the parent and for each child, at the same
     // place in the parent's file: report it once.
+    let mut seen: std::collections::HashSet<(Code, Option<String>, Option<usize>, String)> =
+        loaded.diagnostics.iter().map(key).collect();
     for d in found {
-        if !loaded.diagnostics.contains(&d) {
+        if seen.insert(key(&d)) {
             loaded.diagnostics.push(d);
         }
     }
@@ -55,6 +57,10 @@ pub fn check_loaded(loaded: &mut Loaded) {
     loaded.diagnostics.sort_by_key(|d| {
         (d.file.as_ref().and_then(|f| order.iter().position(|o| o == f)), d.span.map(|s| s.start), d.code)
     });
+}
+
+fn key(d: &Diagnostic) -> (Code, Option<String>, Option<usize>, String) {
+    (d.code, d.file.clone(), d.span.map(|s| s.start), d.message.clone())
 }
 
 /// The semantic rules for one resolved profile. Diagnostics carry pointers; locate them with
