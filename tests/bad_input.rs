@@ -123,3 +123,15 @@ fn the_id_should_match_the_file_name() {
     assert_eq!(located(&loaded.diagnostics), [(Code::IdFileMismatch, 1, 5)]);
     assert!(!loaded.has_errors(), "a warning, not an error");
 }
+
+#[test]
+fn a_template_that_would_run_forever_runs_out_of_fuel() {
+    let text = MINIMAL.replace(
+        "token: \"https://{{ env.host }}/token\"",
+        "token: \"https://{{ env.host }}/{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}\"",
+    );
+    let mut loaded = load_str("test.yaml", &text);
+    keyway_validate::check_loaded(&mut loaded);
+    assert_eq!(located(&loaded.diagnostics), [(Code::TemplateSyntax, 12, 12)]);
+    assert!(loaded.diagnostics[0].message.contains("fuel"), "{}", loaded.diagnostics[0].message);
+}

@@ -286,7 +286,7 @@ fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagn
 }
 
 fn environment_render(source: &str, ctx: minijinja::Value) -> Result<String, String> {
-    environment().render_str(source, ctx).map_err(|e| e.detail().unwrap_or("render error").to_owned())
+    environment().render_str(source, ctx).map_err(|e| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned))
 }
 
 /// Why a rendered endpoint is not acceptable, or `None`.

@@ -171,8 +171,10 @@ pub fn plan_scopes(profile: &Profile, selection: &Selection) -> (ScopePlan, Vec<
     for scope in refresh_scopes {
         kept.entry(scope).or_insert_with(|| (Vec::new(), true)).1 = true;
     }
-    for (scope, (_, for_refresh)) in kept.iter_mut() {
+    let order = |a: &String| selection.actions.iter().position(|s| s == a);
+    for (scope, (actions, for_refresh)) in kept.iter_mut() {
         *for_refresh = *for_refresh || grants_refresh(scope);
+        actions.sort_by_key(order);
     }
     // Catalogue order; unknown scopes (already reported by profile validation) last.
     let position = |s: &str| profile.scopes.get_index_of(s).unwrap_or(usize::MAX);
@@ -357,5 +359,152 @@ pub fn redirect_uri_problem(uri: &str) -> Option<String> {
         scheme => Some(format!(
             "uses the scheme `{scheme}`; private-use schemes are reverse domain names such as `com.example.app`"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE: &str = r#"id: demo
+name: Demo
+environments:
+  production: {label: Production, default: true, vars: {host: login.example.com}}
+parameters:
+  tenant: {label: Tenant host, pattern: '^[a-z0-9-]+\.example\.com$', example: acme.example.com, reject: [{pattern: '^admin\.', message: Admin hosts are not OAuth hosts.}]}
+auth:
+  grants: [authorization_code, refresh_token]
+  endpoints: {token: "https://{{ params.tenant or env.host }}/token"}
+  pkce: required
+  default_scopes: [api, refresh_token, offline_access]
+scopes:
+  api: {label: API, implies: [chatter_api]}
+  refresh_token: {label: Refresh, grants_refresh: true}
+  offline_access: {label: Offline, grants_refresh: true}
+  full: {label: Full, implies: [api, web]}
+  web: {label: Web}
+  chatter_api: {label: Chatter}
+actions:
+  create_case: {name: Create Case, method: POST, path: /sobjects/Case, scopes: [api]}
+  post_feed: {name: Post Feed, method: POST, path: /chatter/feed, scopes: [chatter_api]}
+  open_page: {name: Open Page, method: GET, path: /page, scopes: [web]}
+  do_all: {name: Do All, method: GET, path: /all, scopes: [full]}
+"#;
+
+    fn profile() -> Profile {
+        let loaded = keyway_manifest::load_str("demo.yaml", PROFILE);
+        assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+        loaded.profiles.into_iter().next().expect("demo").profile
+    }
+
+    fn select(actions: &[&str]) -> Selection {
+        Selection { actions: actions.iter().map(|a| a.to_string()).collect(), ..Selection::default() }
+    }
+
+    #[test]
+    fn no_actions_means_the_default_scopes() {
+        let (plan, diags) = plan_scopes(&profile(), &Selection::default());
+        assert!(diags.is_empty());
+        assert_eq!(plan.scope_string(), "api refresh_token offline_access");
+    }
+
+    #[test]
+    fn actions_get_their_scopes_plus_the_refresh_scopes_in_catalogue_order() {
+        let (plan, _) = plan_scopes(&profile(), &select(&["open_page", "create_case"]));
+        assert_eq!(plan.values(), ["api", "refresh_token", "offline_access", "web"]);
+        assert_eq!(plan.scopes[0].actions, ["create_case"]);
+        assert!(plan.scopes[1].for_refresh && !plan.scopes[0].for_refresh);
+    }
+
+    #[test]
+    fn implied_scopes_are_dropped_and_their_actions_credited() {
+        let (plan, _) = plan_scopes(&profile(), &select(&["post_feed", "create_case", "do_all"]));
+        assert_eq!(
+            plan.values(),
+            ["refresh_token", "offline_access", "full"],
+            "full implies api, which implies chatter_api"
+        );
+        assert_eq!(plan.scopes[2].actions, ["post_feed", "create_case", "do_all"], "in selection order");
+        let (plan, _) = plan_scopes(&profile(), &select(&["post_feed", "create_case"]));
+        assert_eq!(plan.values(), ["api", "refresh_token", "offline_access"]);
+        assert_eq!(plan.scopes[0].actions, ["post_feed", "create_case"]);
+    }
+
+    #[test]
+    fn unknown_actions_are_reported_with_a_suggestion() {
+        let (_, diags) = plan_scopes(&profile(), &select(&["create_case", "creat_case"]));
+        assert_eq!(diags.len(), 1);
+        assert_eq!((diags[0].code, diags[0].pointer.as_deref()), (Code::UnknownAction, Some("/actions/1")));
+        assert_eq!(diags[0].help.as_deref(), Some("did you mean `create_case`?"));
+    }
+
+    #[test]
+    fn custom_scopes_are_requested_as_given_once_checked() {
+        let mut s = select(&["create_case", "open_page"]);
+        s.custom_scopes = Some(vec!["full".into(), "offline_access".into(), "full".into()]);
+        let (plan, diags) = plan_scopes(&profile(), &s);
+        assert!(diags.is_empty(), "{diags:#?}");
+        assert!(plan.custom);
+        assert_eq!(plan.scope_string(), "full offline_access");
+        assert_eq!(plan.scopes[0].actions, ["create_case", "open_page"]);
+    }
+
+    #[test]
+    fn custom_scopes_must_exist_refresh_and_cover_the_actions() {
+        let mut s = select(&["create_case", "open_page"]);
+        s.custom_scopes = Some(vec!["api".into(), "chatter".into()]);
+        let (_, diags) = plan_scopes(&profile(), &s);
+        let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            [Code::UnknownCustomScope, Code::CustomScopesWithoutRefresh, Code::CustomScopesMissActionScope]
+        );
+        assert!(diags[2].message.contains("`open_page` needs scope `web`"), "{}", diags[2].message);
+    }
+
+    #[test]
+    fn parameters_pass_rejections_then_patterns() {
+        let p = profile();
+        let check = |v: &str| {
+            let values: IndexMap<String, String> = [("tenant".to_owned(), v.to_owned())].into_iter().collect();
+            check_parameters(&p, &values)
+        };
+        assert!(check("acme.example.com").is_empty());
+        let d = check("admin.example.com");
+        assert_eq!(d[0].help.as_deref(), Some("Admin hosts are not OAuth hosts."));
+        for hostile in [
+            "evil.com#.example.com",
+            "a@b.example.com",
+            "acme.example.com:443",
+            "acme.example.com/x",
+            " acme.example.com",
+        ] {
+            assert_eq!(check(hostile).len(), 1, "{hostile} is refused");
+        }
+        let values: IndexMap<String, String> = [("tenent".to_owned(), "x".to_owned())].into_iter().collect();
+        assert_eq!(check_parameters(&p, &values)[0].help.as_deref(), Some("did you mean `tenant`?"));
+    }
+
+    #[test]
+    fn redirect_uris() {
+        for ok in [
+            "https://app.example.com/cb",
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb",
+            "http://[::1]/cb",
+            "com.example.app:/cb",
+        ] {
+            assert_eq!(redirect_uri_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "http://example.com/cb",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "https://a.example.com/cb#frag",
+            "/relative",
+            "myapp://cb",
+        ] {
+            assert!(redirect_uri_problem(bad).is_some(), "{bad}");
+        }
     }
 }
