@@ -54,11 +54,18 @@ fn codes_of(example: &str) -> Vec<&'static str> {
 
 /// Checks a JSON selection against the minimal `base` profile; returns the codes reported.
 fn selection_codes_of(example: &str) -> Vec<&'static str> {
-    let selection: keyway_validate::Selection = serde_json::from_str(example).expect("the example is a selection");
     let loaded = keyway_manifest::load_str("base.yaml", MINIMAL);
     let base = &loaded.profile("base").expect("base loads").profile;
-    let (_, diagnostics) = keyway_validate::check_selection(base, &selection);
-    diagnostics.iter().map(|d| d.code.as_str()).collect()
+    // Guide requests carry what selections do, and the console variant.
+    if let Ok(selection) = serde_json::from_str::<keyway_validate::Selection>(example) {
+        let (_, diagnostics) = keyway_validate::check_selection(base, &selection);
+        return diagnostics.iter().map(|d| d.code.as_str()).collect();
+    }
+    let request: keyway_guide::GuideRequest = serde_json::from_str(example).expect("a selection or a guide request");
+    match keyway_guide::render(base, &request) {
+        Ok(_) => Vec::new(),
+        Err(diagnostics) => diagnostics.iter().map(|d| d.code.as_str()).collect(),
+    }
 }
 
 #[test]

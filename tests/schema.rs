@@ -1,14 +1,15 @@
 //! The committed schema is the generated one.
 
 #[test]
-fn committed_schema_is_fresh() {
-    let path = keyway_tests::root().join("schemas/profile.schema.json");
-    let committed = std::fs::read_to_string(&path).expect("schemas/profile.schema.json exists");
-    assert!(
-        committed == keyway_manifest::profile_schema_json(),
-        "{} is stale: run `cargo xtask schema` and commit the result",
-        path.display()
-    );
+fn committed_schemas_are_fresh() {
+    for (name, generated) in [
+        ("schemas/profile.schema.json", keyway_manifest::profile_schema_json()),
+        ("schemas/guide.schema.json", keyway_guide::guide_schema_json()),
+    ] {
+        let path = keyway_tests::root().join(name);
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{name} exists"));
+        assert!(committed == generated, "{} is stale: run `cargo xtask schema` and commit the result", path.display());
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask <task>`.
 //!
-//! - `schema [--check]`: writes `schemas/profile.schema.json` from the Rust types; with
-//!   `--check`, fails (exit 1) when the committed file is stale instead of writing it.
+//! - `schema [--check]`: writes `schemas/profile.schema.json` and `schemas/guide.schema.json`
+//!   from the Rust types; with `--check`, fails (exit 1) when a committed file is stale
+//!   instead of writing it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,27 +33,31 @@ fn root() -> PathBuf {
 }
 
 fn generated_files(mode: Mode) -> ExitCode {
-    let path = root().join("schemas/profile.schema.json");
-    let want = keyway_manifest::profile_schema_json();
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    if have == want {
-        println!("{} is up to date", path.display());
-        return ExitCode::SUCCESS;
-    }
-    match mode {
-        Mode::Check => {
-            eprintln!("{} is stale: run `cargo xtask schema` and commit the result", path.display());
-            ExitCode::FAILURE
+    let files = [
+        ("schemas/profile.schema.json", keyway_manifest::profile_schema_json()),
+        ("schemas/guide.schema.json", keyway_guide::guide_schema_json()),
+    ];
+    let mut ok = true;
+    for (name, want) in files {
+        let path = root().join(name);
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        if have == want {
+            println!("{} is up to date", path.display());
+            continue;
         }
-        Mode::Write => match std::fs::write(&path, want) {
-            Ok(()) => {
-                println!("wrote {}", path.display());
-                ExitCode::SUCCESS
+        match mode {
+            Mode::Check => {
+                eprintln!("{} is stale: run `cargo xtask schema` and commit the result", path.display());
+                ok = false;
             }
-            Err(e) => {
-                eprintln!("cannot write {}: {e}", path.display());
-                ExitCode::FAILURE
-            }
-        },
+            Mode::Write => match std::fs::write(&path, want) {
+                Ok(()) => println!("wrote {}", path.display()),
+                Err(e) => {
+                    eprintln!("cannot write {}: {e}", path.display());
+                    ok = false;
+                }
+            },
+        }
     }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

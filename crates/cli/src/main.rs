@@ -55,6 +55,38 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ScopesFormat::Text)]
         format: ScopesFormat,
     },
+    /// Render the setup guide for a selection of actions.
+    Guide {
+        /// A profile id (from the profiles directory) or a profile file.
+        profile: String,
+        /// Selected action ids, comma-separated (default: the profile's default scopes).
+        #[arg(long, value_delimiter = ',')]
+        actions: Vec<String>,
+        /// The environment (default: the profile's default environment).
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// The platform's callback URL.
+        #[arg(long)]
+        callback_url: Option<String>,
+        /// The name to give the app in the provider's console.
+        #[arg(long)]
+        app_name: Option<String>,
+        /// The console variant, by id or alias (Salesforce: `eca`, `connected-app`).
+        #[arg(long)]
+        flavour: Option<String>,
+        /// Custom scopes the connection will request, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GuideFormat::Md)]
+        format: GuideFormat,
+        /// HTML only: print an embeddable fragment instead of a standalone page.
+        #[arg(long)]
+        fragment: bool,
+        /// Base URL of the docs page; adds the guide's shareable URL.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// List the profiles, or show one resolved profile (with `extends` applied).
     Inspect {
         /// A profile id; without it, every profile is listed.
@@ -73,6 +105,16 @@ enum Format {
     Json,
     /// A SARIF 2.1.0 log, for code-scanning annotations in CI.
     Sarif,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GuideFormat {
+    /// Markdown.
+    Md,
+    /// HTML.
+    Html,
+    /// Structured JSON (schemas/guide.schema.json).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -105,6 +147,29 @@ fn main() -> ExitCode {
         }
         Command::Schema => out.write_all(keyway_manifest::profile_schema_json().as_bytes()).map(|()| ExitCode::SUCCESS),
         Command::Inspect { profile, format } => inspect(&cli.profiles, profile.as_deref(), format, &mut out),
+        Command::Guide {
+            profile,
+            actions,
+            environment,
+            callback_url,
+            app_name,
+            flavour,
+            scopes,
+            format,
+            fragment,
+            url,
+        } => {
+            let request = keyway_guide::GuideRequest {
+                actions,
+                environment,
+                variant: flavour,
+                callback_url,
+                app_name,
+                custom_scopes: scopes,
+                ..Default::default()
+            };
+            guide_command(&cli.profiles, &profile, &request, (format, fragment, url.as_deref()), &mut out)
+        }
         Command::Scopes { profile, actions, scopes, environment, params, redirect_uri, format } => {
             let selection = keyway_validate::Selection {
                 environment,
@@ -199,6 +264,49 @@ fn scopes_command(
         ScopesFormat::Text => writeln!(out, "{}", plan.scope_string())?,
         ScopesFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &plan)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn guide_command(
+    dir: &PathBuf,
+    name: &str,
+    request: &keyway_guide::GuideRequest,
+    (format, fragment, base): (GuideFormat, bool, Option<&str>),
+    out: &mut impl Write,
+) -> std::io::Result<ExitCode> {
+    let path = std::path::Path::new(name);
+    let loaded = keyway_validate::validate_paths(&[if path.is_file() { path.to_path_buf() } else { dir.clone() }]);
+    let Some(found) = load_profile(dir, name, &loaded) else {
+        print_errors(&loaded);
+        eprintln!("keyway: no usable profile `{name}` in {}", dir.display());
+        return Ok(ExitCode::from(2));
+    };
+    let mut guide = match keyway_guide::render(&found.profile, request) {
+        Ok(guide) => guide,
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                eprintln!("{}\n", render_human(&selection_diagnostic(d), None, Color::Never));
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(base) = base {
+        match keyway_guide::guide_url(base, &found.profile, request) {
+            Ok(url) => guide.url = Some(url),
+            Err(e) => {
+                eprintln!("keyway: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    match format {
+        GuideFormat::Md => out.write_all(guide.to_markdown().as_bytes())?,
+        GuideFormat::Html => out.write_all(guide.to_html(!fragment).as_bytes())?,
+        GuideFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &guide)?;
             writeln!(out)?;
         }
     }

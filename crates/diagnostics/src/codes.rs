@@ -81,6 +81,7 @@ codes! {
     UnknownEnvironment = "KW0505", Error, "A connection names an environment the profile does not have.";
     InvalidParameter = "KW0506", Error, "A connection parameter is unknown, missing, or fails its pattern.";
     InvalidRedirectUri = "KW0507", Error, "A redirect URI is not https, a private-use scheme, or loopback http.";
+    UnknownVariant = "KW0508", Error, "A guide is asked for a console variant the profile does not have.";
 }
 
 impl std::fmt::Display for Code {

@@ -467,6 +467,9 @@ pub struct Variant {
     /// Used unless another variant is asked for.
     #[serde(default, skip_serializing_if = "is_false")]
     pub default: bool,
+    /// Short names that also select it (`eca`, `connected-app`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A section of the guide.

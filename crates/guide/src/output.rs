@@ -1,0 +1,317 @@
+//! The rendered guide, and its Markdown and HTML forms.
+
+use keyway_manifest::model::ItemKind;
+use pulldown_cmark::{Options, Parser, html};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// A rendered setup guide: what a docs front end shows for one selection.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Guide {
+    /// The profile's id.
+    pub profile: String,
+    /// The provider's display name.
+    pub title: String,
+    /// The environment the guide is for.
+    pub environment: GuideEnvironment,
+    /// The console variant (`external_client_app`), when the profile has variants.
+    pub variant: Option<String>,
+    /// The selected actions, in profile order.
+    pub actions: Vec<GuideAction>,
+    /// The scopes to select in the console and request, with the actions that need each.
+    pub scopes: Vec<GuideScope>,
+    /// The `scope` parameter value.
+    pub scope_string: String,
+    /// Whether the scopes are the connection's custom scopes.
+    pub custom_scopes: bool,
+    /// The sections whose conditions hold, in order. Text is Markdown.
+    pub sections: Vec<GuideSection>,
+    /// What provider errors mean and how to fix them.
+    pub troubleshooting: Vec<Troubleshooting>,
+    /// The shareable URL of this guide, when a base URL was given.
+    pub url: Option<String>,
+}
+
+/// The environment a guide is for.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct GuideEnvironment {
+    /// Its id: `production`.
+    pub id: String,
+    /// Its display name.
+    pub label: String,
+}
+
+/// A selected action.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct GuideAction {
+    /// Its id: `create_case`.
+    pub id: String,
+    /// Its display name: "Create Case".
+    pub name: String,
+}
+
+/// A scope to select.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct GuideScope {
+    /// The value sent on the wire.
+    pub value: String,
+    /// The console's label.
+    pub label: String,
+    /// The console's entry as shown ("Manage user data via APIs (api)").
+    pub console_label: String,
+    /// Display names of the selected actions that need it.
+    pub actions: Vec<String>,
+    /// Whether it is there so the provider issues a refresh token.
+    pub for_refresh: bool,
+}
+
+/// A section of a rendered guide.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct GuideSection {
+    /// Its id in the profile.
+    pub id: String,
+    /// Heading (Markdown inline).
+    pub title: String,
+    /// Paragraph under the heading (Markdown).
+    pub intro: Option<String>,
+    /// Steps whose conditions hold.
+    pub steps: Vec<GuideStep>,
+}
+
+/// A step of a rendered guide.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct GuideStep {
+    /// Its id in the profile.
+    pub id: String,
+    /// What to do (Markdown inline).
+    pub title: String,
+    /// The instruction (Markdown).
+    pub text: Option<String>,
+    /// Bullets whose conditions hold.
+    pub items: Vec<GuideItem>,
+}
+
+/// A bullet of a rendered step.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct GuideItem {
+    /// The text (Markdown).
+    pub text: String,
+    /// How to present it.
+    pub kind: ItemKind,
+    /// The console setting it asks for, for checklists.
+    pub setting: Option<GuideSetting>,
+}
+
+/// A console setting and the state to put it in.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct GuideSetting {
+    /// The setting's name as the console shows it.
+    pub name: String,
+    /// `checked`, `unchecked` or a value.
+    pub state: String,
+}
+
+/// A troubleshooting entry, from the profile's error map.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Troubleshooting {
+    /// The heading.
+    pub title: String,
+    /// The provider error code it covers, if any.
+    pub error: Option<String>,
+    /// The cause.
+    pub meaning: String,
+    /// What to do (Markdown).
+    pub fix: String,
+}
+
+fn kind_label(kind: ItemKind) -> Option<&'static str> {
+    match kind {
+        ItemKind::Bullet => None,
+        ItemKind::Note => Some("Note"),
+        ItemKind::Tip => Some("Tip"),
+        ItemKind::Warning => Some("Warning"),
+        ItemKind::Important => Some("Important"),
+    }
+}
+
+/// Indents every line after the first by `indent` spaces, so multi-line text stays inside its
+/// list item.
+fn indent_rest(text: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.trim_end().lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str(&pad);
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+impl Guide {
+    /// The guide as one Markdown document.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::with_capacity(8 * 1024);
+        let _ = writeln!(md, "# {} setup guide\n", self.title);
+        let _ = writeln!(md, "Environment: **{}**", self.environment.label);
+        if !self.actions.is_empty() {
+            let names: Vec<&str> = self.actions.iter().map(|a| a.name.as_str()).collect();
+            let _ = writeln!(md, "\nSelected actions: {}", names.join(", "));
+        }
+        let _ = writeln!(md, "\nScopes to request: `{}`", self.scope_string);
+        if let Some(url) = &self.url {
+            let _ = writeln!(md, "\nThis guide: <{url}>");
+        }
+        for section in &self.sections {
+            let _ = writeln!(md, "\n## {}", section.title);
+            if let Some(intro) = &section.intro {
+                let _ = writeln!(md, "\n{}", intro.trim_end());
+            }
+            for (n, step) in section.steps.iter().enumerate() {
+                let _ = writeln!(md, "\n{}. **{}**", n + 1, step.title);
+                if let Some(text) = &step.text {
+                    let _ = writeln!(md, "\n   {}", indent_rest(text, 3));
+                }
+                if !step.items.is_empty() {
+                    md.push('\n');
+                }
+                for item in &step.items {
+                    let prefix = kind_label(item.kind).map(|k| format!("**{k}:** ")).unwrap_or_default();
+                    let _ = writeln!(md, "   - {prefix}{}", indent_rest(&item.text, 5));
+                }
+            }
+        }
+        if !self.troubleshooting.is_empty() {
+            let _ = writeln!(md, "\n## Troubleshooting");
+            for t in &self.troubleshooting {
+                let _ = writeln!(md, "\n### {}\n", t.title);
+                if let Some(error) = &t.error {
+                    let _ = writeln!(md, "Error: `{error}`\n");
+                }
+                let _ = writeln!(md, "{}\n\n{}", t.meaning.trim_end(), t.fix.trim_end());
+            }
+        }
+        md
+    }
+
+    /// The guide as HTML: a standalone page (no external assets) or, with `standalone` false, a
+    /// fragment to embed (a `<article class="keyway-guide">`).
+    pub fn to_html(&self, standalone: bool) -> String {
+        let mut body = String::with_capacity(16 * 1024);
+        let _ = write!(body, "<article class=\"keyway-guide\" data-profile=\"{}\">", escape(&self.profile));
+        let _ = write!(body, "<h1>{} setup guide</h1>", escape(&self.title));
+        let _ = write!(body, "<p class=\"meta\">Environment: <strong>{}</strong>", escape(&self.environment.label));
+        if !self.actions.is_empty() {
+            let names: Vec<String> = self.actions.iter().map(|a| escape(&a.name)).collect();
+            let _ = write!(body, "<br>Selected actions: {}", names.join(", "));
+        }
+        let _ = write!(body, "<br>Scopes to request: <code>{}</code>", escape(&self.scope_string));
+        if let Some(url) = &self.url {
+            let _ = write!(body, "<br>This guide: <a href=\"{0}\">{0}</a>", escape(url));
+        }
+        body.push_str("</p>");
+        for section in &self.sections {
+            let _ = write!(body, "<section id=\"{}\"><h2>{}</h2>", escape(&section.id), inline(&section.title));
+            if let Some(intro) = &section.intro {
+                body.push_str(&block(intro));
+            }
+            body.push_str("<ol class=\"steps\">");
+            for step in &section.steps {
+                let _ = write!(
+                    body,
+                    "<li id=\"{}-{}\"><h3>{}</h3>",
+                    escape(&section.id),
+                    escape(&step.id),
+                    inline(&step.title)
+                );
+                if let Some(text) = &step.text {
+                    body.push_str(&block(text));
+                }
+                if !step.items.is_empty() {
+                    body.push_str("<ul>");
+                    for item in &step.items {
+                        let class = format!("{:?}", item.kind).to_lowercase();
+                        let label =
+                            kind_label(item.kind).map(|k| format!("<strong>{k}:</strong> ")).unwrap_or_default();
+                        let _ = write!(body, "<li class=\"{class}\">{label}{}</li>", inline(&item.text));
+                    }
+                    body.push_str("</ul>");
+                }
+                body.push_str("</li>");
+            }
+            body.push_str("</ol></section>");
+        }
+        if !self.troubleshooting.is_empty() {
+            body.push_str("<section id=\"troubleshooting\"><h2>Troubleshooting</h2>");
+            for t in &self.troubleshooting {
+                let _ = write!(body, "<h3>{}</h3>", escape(&t.title));
+                if let Some(error) = &t.error {
+                    let _ = write!(body, "<p>Error: <code>{}</code></p>", escape(error));
+                }
+                let _ = write!(body, "<p>{}</p>{}", escape(t.meaning.trim_end()), block(&t.fix));
+            }
+            body.push_str("</section>");
+        }
+        body.push_str("</article>");
+        if !standalone {
+            return body;
+        }
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{} setup guide</title>\n<style>{}</style>\n</head>\n<body>\n{}\n</body>\n</html>\n",
+            escape(&self.title),
+            STYLE,
+            body
+        )
+    }
+}
+
+const STYLE: &str = "body{font:16px/1.55 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2330;background:#f6f7f9;margin:0}\
+.keyway-guide{max-width:52rem;margin:2rem auto;padding:2rem 2.5rem;background:#fff;border:1px solid #e2e5ea;border-radius:10px}\
+h1{font-size:1.8rem;margin:0 0 .5rem}h2{margin-top:2.2rem;padding-top:1rem;border-top:1px solid #e2e5ea;font-size:1.35rem}\
+h3{font-size:1.05rem;margin:.2rem 0}.meta{color:#4a5263}ol.steps>li{margin:1rem 0}ul{padding-left:1.3rem}li{margin:.3rem 0}\
+code{background:#eef1f5;padding:.1rem .3rem;border-radius:4px;font-size:.9em;word-break:break-word}\
+li.note,li.tip,li.warning,li.important{list-style:none;margin-left:-1.3rem;padding:.45rem .7rem;border-left:4px solid;border-radius:4px}\
+li.note{border-color:#5b7bd5;background:#eef2fc}li.tip{border-color:#2f9e6b;background:#ecf8f2}\
+li.warning{border-color:#d9822b;background:#fdf4ea}li.important{border-color:#c23b3b;background:#fbeeee}a{color:#2456c7}";
+
+/// Escapes text for HTML.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Markdown to HTML. Raw HTML in profile text is escaped, never passed through: a profile is
+/// data, not markup.
+fn block(markdown: &str) -> String {
+    let events = Parser::new_ext(markdown, Options::empty()).map(|event| match event {
+        pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => pulldown_cmark::Event::Text(raw),
+        other => other,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, events);
+    out
+}
+
+/// Markdown to HTML without the wrapping paragraph, for titles and bullets.
+fn inline(markdown: &str) -> String {
+    let html = block(markdown);
+    let trimmed = html.trim_end();
+    match trimmed.strip_prefix("<p>").and_then(|s| s.strip_suffix("</p>")) {
+        Some(inner) if !inner.contains("<p>") => inner.to_owned(),
+        _ => html,
+    }
+}

@@ -1,0 +1,282 @@
+//! From a profile and a selection to a rendered [`Guide`].
+
+use crate::output::{
+    Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection, GuideSetting, GuideStep, Troubleshooting,
+};
+use keyway_diagnostics::{Code, Diagnostic};
+use keyway_manifest::escape_pointer_token as esc;
+use keyway_manifest::model::{Condition, Item, ItemKind, Pkce, Profile};
+use keyway_validate::{Selection, check_selection, templates::environment};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// What a guide is for: the customer's selection and the platform's details.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuideRequest {
+    /// Selected action ids; empty means the profile's defaults.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// The environment; `None` means the profile's default.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The console variant; `None` means the profile's default.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// The platform's callback URL, shown where the admin enters it.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// The name to give the app in the provider's console.
+    #[serde(default)]
+    pub app_name: Option<String>,
+    /// Custom scopes the connection will request instead of the computed ones.
+    #[serde(default)]
+    pub custom_scopes: Option<Vec<String>>,
+    /// Whether the platform sends the client secret when refreshing (default: the profile's).
+    #[serde(default)]
+    pub refresh_sends_secret: Option<bool>,
+    /// Whether the platform sends PKCE (default: unless the profile's policy is `off`).
+    #[serde(default)]
+    pub sends_pkce: Option<bool>,
+}
+
+/// Shown where the admin enters the callback URL when the request names none.
+pub const CALLBACK_PLACEHOLDER: &str = "https://YOUR-PLATFORM.example/oauth/callback";
+
+/// Renders the guide of `profile` for `request`. Unknown actions, environments, variants or
+/// scopes, and an unacceptable callback URL, are diagnostics (pointing into the request), not
+/// an empty guide.
+pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Diagnostic>> {
+    let selection = Selection {
+        environment: request.environment.clone(),
+        actions: request.actions.clone(),
+        custom_scopes: request.custom_scopes.clone(),
+        parameters: Default::default(),
+        redirect_uri: request.callback_url.clone(),
+    };
+    let (plan, mut diagnostics) = check_selection(profile, &selection);
+    let variant = resolve_variant(profile, request.variant.as_deref(), &mut diagnostics);
+    if keyway_diagnostics::has_errors(&diagnostics) {
+        return Err(diagnostics);
+    }
+    let (env_id, env) = match &request.environment {
+        Some(id) => profile.environments.get_key_value(id),
+        None => profile.environments.iter().find(|(_, e)| e.default).or_else(|| profile.environments.first()),
+    }
+    .ok_or_else(|| {
+        vec![Diagnostic::new(Code::UnknownEnvironment, "the profile has no environment").at_pointer("/environment")]
+    })?;
+
+    let actions: Vec<GuideAction> = profile
+        .actions
+        .iter()
+        .filter(|(id, _)| request.actions.contains(id))
+        .map(|(id, a)| GuideAction { id: id.clone(), name: a.name.clone() })
+        .collect();
+    let name_of = |id: &str| profile.actions.get(id).map_or_else(|| id.to_owned(), |a| a.name.clone());
+    let scopes: Vec<GuideScope> = plan
+        .scopes
+        .iter()
+        .map(|s| {
+            let (label, console) = match profile.scopes.get(&s.value) {
+                Some(scope) => (
+                    scope.label.clone(),
+                    scope.console_label.clone().unwrap_or_else(|| format!("{} ({})", scope.label, s.value)),
+                ),
+                None => (s.value.clone(), s.value.clone()),
+            };
+            GuideScope {
+                value: s.value.clone(),
+                label,
+                console_label: console,
+                actions: s.actions.iter().map(|a| name_of(a)).collect(),
+                for_refresh: s.for_refresh,
+            }
+        })
+        .collect();
+    let refresh_sends_secret = request
+        .refresh_sends_secret
+        .unwrap_or_else(|| profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret));
+    let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
+    let app_name = request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name));
+    let callback_url = request.callback_url.clone().unwrap_or_else(|| CALLBACK_PLACEHOLDER.to_owned());
+
+    let mut env_value = serde_json::Map::new();
+    env_value.insert("id".into(), json!(env_id));
+    env_value.insert("label".into(), json!(env.label));
+    for (k, v) in &env.vars {
+        env_value.insert(k.clone(), json!(v));
+    }
+    let context = minijinja::Value::from(minijinja::value::Serde(json!({
+        "profile": { "id": profile.id, "name": profile.name },
+        "env": env_value,
+        "callback_url": callback_url,
+        "app_name": app_name,
+        "variant": variant.clone().unwrap_or_default(),
+        "scopes": scopes,
+        "scope_string": plan.scope_string(),
+        "default_scopes": profile.auth.default_scopes,
+        "selected_actions": actions,
+        "limits": profile.limits,
+        "refresh_sends_secret": refresh_sends_secret,
+        "pkce": profile.auth.pkce,
+    })));
+
+    let facts = Facts {
+        variant: variant.as_deref(),
+        environment: env_id,
+        actions: &request.actions,
+        scopes: plan.values(),
+        custom_scopes: plan.custom,
+        refresh_sends_secret,
+        sends_pkce,
+    };
+    let mut renderer = Renderer { context, errors: Vec::new() };
+    let mut sections = Vec::new();
+    if let Some(guide) = &profile.guide {
+        for (sid, section) in &guide.sections {
+            if !facts.holds(section.when.as_ref()) {
+                continue;
+            }
+            let sp = format!("/guide/sections/{}", esc(sid));
+            let mut steps = Vec::new();
+            for (tid, step) in &section.steps {
+                if !facts.holds(step.when.as_ref()) {
+                    continue;
+                }
+                let tp = format!("{sp}/steps/{}", esc(tid));
+                let mut items = Vec::new();
+                for (i, item) in step.items.iter().enumerate() {
+                    let (text, kind, setting, when, pointer) = match item {
+                        Item::Text(t) => (t, ItemKind::Bullet, None, None, format!("{tp}/items/{i}")),
+                        Item::Detailed(d) => {
+                            (&d.text, d.kind, d.setting.as_ref(), d.when.as_ref(), format!("{tp}/items/{i}/text"))
+                        }
+                    };
+                    if facts.holds(when) {
+                        items.push(GuideItem {
+                            text: renderer.text(text, &pointer),
+                            kind,
+                            setting: setting.map(|s| GuideSetting { name: s.name.clone(), state: s.state.clone() }),
+                        });
+                    }
+                }
+                steps.push(GuideStep {
+                    id: tid.clone(),
+                    title: renderer.text(&step.title, &format!("{tp}/title")),
+                    text: step.text.as_ref().map(|t| renderer.text(t, &format!("{tp}/text"))),
+                    items,
+                });
+            }
+            sections.push(GuideSection {
+                id: sid.clone(),
+                title: renderer.text(&section.title, &format!("{sp}/title")),
+                intro: section.intro.as_ref().map(|t| renderer.text(t, &format!("{sp}/intro"))),
+                steps,
+            });
+        }
+    }
+    let troubleshooting = profile
+        .errors
+        .iter()
+        .filter_map(|(id, rule)| {
+            let title = rule.troubleshooting.as_ref()?;
+            Some(Troubleshooting {
+                title: title.clone(),
+                error: rule.matches.error.clone(),
+                meaning: rule.meaning.clone(),
+                fix: renderer.text(&rule.fix, &format!("/errors/{}/fix", esc(id))),
+            })
+        })
+        .collect();
+    if !renderer.errors.is_empty() {
+        return Err(renderer.errors);
+    }
+    Ok(Guide {
+        profile: profile.id.clone(),
+        title: profile.name.clone(),
+        environment: GuideEnvironment { id: env_id.clone(), label: env.label.clone() },
+        variant,
+        actions,
+        scopes,
+        scope_string: plan.scope_string(),
+        custom_scopes: plan.custom,
+        sections,
+        troubleshooting,
+        url: None,
+    })
+}
+
+fn resolve_variant(profile: &Profile, asked: Option<&str>, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
+    let variants = profile.guide.as_ref().map(|g| &g.variants)?;
+    let by_alias = |v: &str| {
+        variants.iter().find(|(id, x)| *id == v || x.aliases.iter().any(|a| a == v)).map(|(id, _)| id.clone())
+    };
+    match asked {
+        Some(v) if by_alias(v).is_some() => by_alias(v),
+        Some(v) => {
+            let names: Vec<&str> = variants.keys().map(String::as_str).collect();
+            let mut d =
+                Diagnostic::new(Code::UnknownVariant, format!("`{v}` is not a guide variant of `{}`", profile.id))
+                    .at_pointer("/variant");
+            d = match keyway_manifest::closest(v, names.iter().copied()) {
+                Some(best) => d.with_help(format!("did you mean `{best}`?")),
+                None => d.with_help(format!("one of: {}", names.join(", "))),
+            };
+            diagnostics.push(d);
+            None
+        }
+        None => variants.iter().find(|(_, v)| v.default).or_else(|| variants.first()).map(|(k, _)| k.clone()),
+    }
+}
+
+/// What conditions are evaluated against.
+struct Facts<'a> {
+    variant: Option<&'a str>,
+    environment: &'a str,
+    actions: &'a [String],
+    scopes: Vec<&'a str>,
+    custom_scopes: bool,
+    refresh_sends_secret: bool,
+    sends_pkce: bool,
+}
+
+impl Facts<'_> {
+    fn holds(&self, condition: Option<&Condition>) -> bool {
+        let Some(c) = condition else { return true };
+        let any = |list: &[String], pred: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|x| pred(x));
+        any(&c.variant, &|v| self.variant == Some(v))
+            && any(&c.environment, &|e| self.environment == e)
+            && any(&c.actions, &|a| self.actions.iter().any(|s| s == a))
+            && any(&c.scopes, &|s| self.scopes.contains(&s))
+            && c.custom_scopes.is_none_or(|want| want == self.custom_scopes)
+            && c.refresh_sends_secret.is_none_or(|want| want == self.refresh_sends_secret)
+            && c.sends_pkce.is_none_or(|want| want == self.sends_pkce)
+            && c.not.as_deref().is_none_or(|not| !self.holds(Some(not)))
+    }
+}
+
+struct Renderer {
+    context: minijinja::Value,
+    errors: Vec<Diagnostic>,
+}
+
+impl Renderer {
+    /// Renders one template; plain text (most of a guide) skips the template engine.
+    fn text(&mut self, source: &str, pointer: &str) -> String {
+        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+            return source.to_owned();
+        }
+        match environment().render_str(source, self.context.clone()) {
+            Ok(text) => text,
+            Err(e) => {
+                let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_owned);
+                self.errors.push(
+                    Diagnostic::new(Code::TemplateSyntax, format!("guide template fails to render: {detail}"))
+                        .at_pointer(pointer),
+                );
+                String::new()
+            }
+        }
+    }
+}

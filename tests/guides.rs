@@ -1,0 +1,164 @@
+//! Rendered setup guides for the bundled Salesforce profiles: snapshots of the Markdown and
+//! JSON forms for the selections that matter, the JSON checked against its schema, and the
+//! guide URL round trip.
+
+use keyway_guide::{GuideRequest, guide_url, parse_guide_url, render};
+use keyway_manifest::Loaded;
+use keyway_tests::profiles_dir;
+use std::sync::OnceLock;
+
+fn loaded() -> &'static Loaded {
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
+    LOADED.get_or_init(|| {
+        let loaded = keyway_validate::validate_paths(&[profiles_dir()]);
+        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+        loaded
+    })
+}
+
+fn profile(id: &str) -> &'static keyway_manifest::model::Profile {
+    &loaded().profile(id).unwrap_or_else(|| panic!("{id} loads")).profile
+}
+
+fn request(actions: &[&str]) -> GuideRequest {
+    GuideRequest {
+        actions: actions.iter().map(|a| a.to_string()).collect(),
+        callback_url: Some("https://app.example.com/oauth/callback".to_owned()),
+        app_name: Some("Acme Integration".to_owned()),
+        ..GuideRequest::default()
+    }
+}
+
+fn check_json_schema(guide: &keyway_guide::Guide) -> serde_json::Value {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(&keyway_guide::guide_schema_json()).expect("the guide schema is JSON");
+        jsonschema::validator_for(&schema).expect("the guide schema compiles")
+    });
+    let json = serde_json::to_value(guide).expect("a guide serializes");
+    let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    json
+}
+
+fn snapshot(name: &str, profile_id: &str, request: &GuideRequest) -> keyway_guide::Guide {
+    let guide = render(profile(profile_id), request).unwrap_or_else(|d| panic!("{name}: {d:#?}"));
+    let json = check_json_schema(&guide);
+    insta::assert_snapshot!(format!("{name}.md"), guide.to_markdown());
+    insta::assert_json_snapshot!(format!("{name}.json"), json);
+    guide
+}
+
+fn scopes(guide: &keyway_guide::Guide) -> Vec<&str> {
+    guide.scopes.iter().map(|s| s.value.as_str()).collect()
+}
+
+fn step_ids(guide: &keyway_guide::Guide) -> Vec<String> {
+    guide.sections.iter().flat_map(|s| s.steps.iter().map(move |t| format!("{}/{}", s.id, t.id))).collect()
+}
+
+#[test]
+fn service_cloud_create_and_list_cases() {
+    let guide = snapshot("service_cloud_cases", "salesforce-service-cloud", &request(&["create_case", "list_cases"]));
+    assert_eq!(scopes(&guide), ["api", "refresh_token", "offline_access"]);
+    assert_eq!(guide.scopes[0].actions, ["Create Case", "List Cases"]);
+    assert!(
+        !step_ids(&guide).iter().any(|s| s.contains("knowledge")),
+        "no Knowledge prerequisite without a Knowledge action"
+    );
+}
+
+#[test]
+fn service_cloud_all_34_actions() {
+    let all: Vec<&str> = profile("salesforce-service-cloud").actions.keys().map(String::as_str).collect();
+    assert_eq!(all.len(), 34);
+    let guide = snapshot("service_cloud_all", "salesforce-service-cloud", &request(&all));
+    assert_eq!(guide.actions.len(), 34);
+    assert_eq!(guide.scopes[0].actions.len(), 34, "every action needs api");
+}
+
+#[test]
+fn service_cloud_knowledge_in_the_sandbox() {
+    let mut req = request(&["publish_knowledge_article"]);
+    req.environment = Some("sandbox".to_owned());
+    let guide = snapshot("service_cloud_knowledge_sandbox", "salesforce-service-cloud", &req);
+    assert_eq!(guide.environment.id, "sandbox");
+    let md = guide.to_markdown();
+    assert!(md.contains("https://test.salesforce.com"), "the sandbox login host");
+    assert!(md.contains("Lightning Knowledge"), "the Knowledge prerequisite");
+    assert!(md.contains("destroy their apps when they are refreshed"), "the sandbox-refresh warning");
+    let production =
+        render(profile("salesforce-service-cloud"), &request(&["publish_knowledge_article"])).expect("renders");
+    assert!(!production.to_markdown().contains("destroy their apps"), "the warning is for sandboxes");
+}
+
+#[test]
+fn salesforce_crm_defaults() {
+    let guide = snapshot("crm_defaults", "salesforce", &request(&[]));
+    assert_eq!(guide.scope_string, "api refresh_token offline_access");
+    assert_eq!(guide.variant.as_deref(), Some("external_client_app"));
+}
+
+#[test]
+fn custom_scopes_add_their_section() {
+    let mut req = request(&["list_accounts", "post_chatter_feed_item"]);
+    req.custom_scopes = Some(vec![
+        "api".into(),
+        "chatter_api".into(),
+        "content".into(),
+        "refresh_token".into(),
+        "offline_access".into(),
+    ]);
+    let guide = snapshot("crm_custom_scopes", "salesforce", &req);
+    assert!(guide.custom_scopes);
+    assert_eq!(guide.scope_string, "api chatter_api content refresh_token offline_access");
+    assert!(guide.sections.iter().any(|s| s.id == "custom_scopes"));
+    let computed = render(profile("salesforce"), &request(&["list_accounts"])).expect("renders");
+    assert!(!computed.sections.iter().any(|s| s.id == "custom_scopes"));
+}
+
+#[test]
+fn the_classic_connected_app_flavour() {
+    let mut req = request(&["create_case"]);
+    req.variant = Some("connected-app".to_owned());
+    let guide = snapshot("service_cloud_connected_app", "salesforce-service-cloud", &req);
+    assert_eq!(guide.variant.as_deref(), Some("connected_app"));
+    let md = guide.to_markdown();
+    assert!(md.contains("Build") && md.contains("New Connected App"), "Classic and Lightning navigation");
+    assert!(md.contains("Manage Consumer Details"));
+    assert!(!md.contains("New External Client App"));
+}
+
+#[test]
+fn unknown_actions_environments_and_variants_are_errors_not_empty_guides() {
+    let mut req = request(&["create_cse"]);
+    req.environment = Some("prod".to_owned());
+    req.variant = Some("lightning".to_owned());
+    let errors = render(profile("salesforce-service-cloud"), &req).expect_err("bad request");
+    let codes: Vec<&str> = errors.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["KW0501", "KW0505", "KW0508"]);
+    assert_eq!(errors[0].help.as_deref(), Some("did you mean `create_case`?"));
+}
+
+#[test]
+fn guide_urls_are_canonical_and_round_trip() {
+    let p = profile("salesforce-service-cloud");
+    let mut req = request(&["list_cases", "create_case", "list_cases"]);
+    req.environment = Some("sandbox".to_owned());
+    req.variant = Some("eca".to_owned());
+    let url = guide_url("https://docs.example.com/guides/salesforce?old=1", p, &req).expect("a URL");
+    assert_eq!(
+        url,
+        "https://docs.example.com/guides/salesforce?profile=salesforce-service-cloud&actions=create_case%2Clist_cases&env=sandbox&variant=eca"
+    );
+    let (id, back) = parse_guide_url(&url).expect("parses");
+    assert_eq!(id, "salesforce-service-cloud");
+    assert_eq!(back.actions, ["create_case", "list_cases"]);
+    assert_eq!((back.environment.as_deref(), back.variant.as_deref()), (Some("sandbox"), Some("eca")));
+    let again = guide_url("https://docs.example.com/guides/salesforce", p, &back).expect("a URL");
+    assert_eq!(again, url, "the same selection gives the same URL");
+    assert!(parse_guide_url("https://d.example/g?profile=x&acitons=a").is_err());
+    assert!(parse_guide_url("https://d.example/g?profile=x&profile=y").is_err());
+    assert!(guide_url("https://d.example/g", p, &request(&["nope"])).is_err());
+}
