@@ -26,9 +26,41 @@ pub(crate) type ParseError = Box<Diagnostic>;
 /// serde_yaml's limits (KW0104). Positions come from the parser where it gives them, and are
 /// otherwise left to the caller's [`SourceMap`] through the diagnostic's pointer.
 pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
+    check_flow_depth(text)?;
     let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Box::new(yaml_error(text, &e)))?;
     let mut pointer = String::new();
     to_json(yaml, &mut pointer)
+}
+
+/// Flow nesting (`[[[[...`) past this is refused before parsing: libyaml re-checks every open
+/// flow level on each token, so deep flow nesting costs quadratic time, and serde_yaml would
+/// refuse the document anyway (its recursion limit is 128).
+const MAX_FLOW_DEPTH: usize = 512;
+
+/// A linear pre-scan over flow brackets. It counts brackets inside quoted strings too, so it
+/// over-counts rather than misses; real profiles nest a handful of levels.
+fn check_flow_depth(text: &str) -> Result<(), ParseError> {
+    let mut depth: usize = 0;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            Code::UnsupportedYaml,
+                            format!("flow collections nest deeper than {MAX_FLOW_DEPTH} levels"),
+                        )
+                        .with_span(span_of(text, i, i + 1))
+                        .with_help("profiles nest a few levels deep; flatten the document"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn yaml_error(text: &str, error: &serde_yaml::Error) -> Diagnostic {
@@ -452,6 +484,16 @@ mod tests {
         let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let err = parse(&text).expect_err("too deep");
         assert_eq!(err.code, Code::UnsupportedYaml);
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_libyaml_sees_it() {
+        let text = format!("b: {}", "[".repeat(40_000));
+        let err = parse(&text).expect_err("too deep");
+        assert_eq!(err.code, Code::UnsupportedYaml);
+        assert_eq!(err.span.map(|s| s.column), Some(4 + MAX_FLOW_DEPTH));
+        // Brackets that close again do not add up.
+        assert!(parse(&"a: [[1]]\n".repeat(1000)).is_err_and(|e| e.code == Code::DuplicateKey));
     }
 
     #[test]
