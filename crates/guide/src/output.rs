@@ -51,20 +51,8 @@ pub struct GuideAction {
     pub name: String,
 }
 
-/// A scope to select.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct GuideScope {
-    /// The value sent on the wire.
-    pub value: String,
-    /// The console's label.
-    pub label: String,
-    /// The console's entry as shown ("Manage user data via APIs (api)").
-    pub console_label: String,
-    /// Display names of the selected actions that need it.
-    pub actions: Vec<String>,
-    /// Whether it is there so the provider issues a refresh token.
-    pub for_refresh: bool,
-}
+/// A scope to select: the console's entry and the actions that need it.
+pub use keyway_validate::templates::ScopeEntry as GuideScope;
 
 /// A section of a rendered guide.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

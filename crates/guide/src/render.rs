@@ -1,14 +1,14 @@
 //! From a profile and a selection to a rendered [`Guide`].
 
 use crate::output::{
-    Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection, GuideSetting, GuideStep, Troubleshooting,
+    Guide, GuideAction, GuideEnvironment, GuideItem, GuideSection, GuideSetting, GuideStep, Troubleshooting,
 };
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
 use keyway_manifest::model::{Condition, Item, ItemKind, Pkce, Profile};
-use keyway_validate::{Selection, check_selection, templates::environment};
+use keyway_validate::templates::{GuideTarget, guide_context, render as render_template, scope_entries};
+use keyway_validate::{Selection, check_selection};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// What a guide is for: the customer's selection and the platform's details.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,27 +73,7 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
         .filter(|(id, _)| request.actions.contains(id))
         .map(|(id, a)| GuideAction { id: id.clone(), name: a.name.clone() })
         .collect();
-    let name_of = |id: &str| profile.actions.get(id).map_or_else(|| id.to_owned(), |a| a.name.clone());
-    let scopes: Vec<GuideScope> = plan
-        .scopes
-        .iter()
-        .map(|s| {
-            let (label, console) = match profile.scopes.get(&s.value) {
-                Some(scope) => (
-                    scope.label.clone(),
-                    scope.console_label.clone().unwrap_or_else(|| format!("{} ({})", scope.label, s.value)),
-                ),
-                None => (s.value.clone(), s.value.clone()),
-            };
-            GuideScope {
-                value: s.value.clone(),
-                label,
-                console_label: console,
-                actions: s.actions.iter().map(|a| name_of(a)).collect(),
-                for_refresh: s.for_refresh,
-            }
-        })
-        .collect();
+    let scopes = scope_entries(profile, &plan);
     let refresh_sends_secret = request
         .refresh_sends_secret
         .unwrap_or_else(|| profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret));
@@ -101,26 +81,18 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
     let app_name = request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name));
     let callback_url = request.callback_url.clone().unwrap_or_else(|| CALLBACK_PLACEHOLDER.to_owned());
 
-    let mut env_value = serde_json::Map::new();
-    env_value.insert("id".into(), json!(env_id));
-    env_value.insert("label".into(), json!(env.label));
-    for (k, v) in &env.vars {
-        env_value.insert(k.clone(), json!(v));
-    }
-    let context = minijinja::Value::from(minijinja::value::Serde(json!({
-        "profile": { "id": profile.id, "name": profile.name },
-        "env": env_value,
-        "callback_url": callback_url,
-        "app_name": app_name,
-        "variant": variant.clone().unwrap_or_default(),
-        "scopes": scopes,
-        "scope_string": plan.scope_string(),
-        "default_scopes": profile.auth.default_scopes,
-        "selected_actions": actions,
-        "limits": profile.limits,
-        "refresh_sends_secret": refresh_sends_secret,
-        "pkce": profile.auth.pkce,
-    })));
+    let context = guide_context(
+        profile,
+        &GuideTarget {
+            environment: env_id,
+            variant: variant.as_deref(),
+            plan: &plan,
+            actions: &request.actions,
+            callback_url: &callback_url,
+            app_name: &app_name,
+            refresh_sends_secret,
+        },
+    );
 
     let facts = Facts {
         variant: variant.as_deref(),
@@ -262,15 +234,10 @@ struct Renderer {
 }
 
 impl Renderer {
-    /// Renders one template; plain text (most of a guide) skips the template engine.
     fn text(&mut self, source: &str, pointer: &str) -> String {
-        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
-            return source.to_owned();
-        }
-        match environment().render_str(source, self.context.clone()) {
+        match render_template(source, &self.context) {
             Ok(text) => text,
-            Err(e) => {
-                let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_owned);
+            Err(detail) => {
                 self.errors.push(
                     Diagnostic::new(Code::TemplateSyntax, format!("guide template fails to render: {detail}"))
                         .at_pointer(pointer),

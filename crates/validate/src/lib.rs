@@ -24,8 +24,9 @@ pub use selection::{
     redirect_uri_problem,
 };
 
-use keyway_diagnostics::{Code, Diagnostic};
+use keyway_diagnostics::{Code, Diagnostic, Label};
 use keyway_manifest::{Loaded, LoadedProfile};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// Loads files and directories and runs every check. The returned [`Loaded`] carries all
@@ -38,17 +39,28 @@ pub fn validate_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
 
 /// Runs the semantic rules over every loaded profile and adds their diagnostics, located.
 pub fn check_loaded(loaded: &mut Loaded) {
-    let mut found = Vec::new();
-    for profile in &loaded.profiles {
+    // Each rule runs on every resolved profile, so a problem in inherited content is found for
+    // the parent and again for each child, at the same place in the parent's file.
+    let mut found: Vec<(usize, Diagnostic)> = Vec::new();
+    for (i, profile) in loaded.profiles.iter().enumerate() {
         for d in check_profile(profile) {
-            found.push(loaded.locate_in_chain(d, &profile.chain));
+            found.push((i, loaded.locate_in_chain(d, &profile.chain)));
         }
     }
-    // A rule about inherited content fires for the parent and for each child, at the same
-    // place in the parent's file: report it once.
-    let mut seen: std::collections::HashSet<(Code, Option<String>, Option<usize>, String)> =
-        loaded.diagnostics.iter().map(key).collect();
-    for d in found {
+    let own_file = |i: usize| loaded.sources[loaded.profiles[i].chain[0]].name.clone();
+    // What each file's own profile says about it.
+    let native: HashSet<Key> =
+        found.iter().filter(|(i, d)| d.file.as_deref() == Some(own_file(*i).as_str())).map(|(_, d)| key(d)).collect();
+    let mut seen: HashSet<Key> = loaded.diagnostics.iter().map(key).collect();
+    for (i, d) in found {
+        let own = own_file(i);
+        let d = if d.file.as_deref() == Some(own.as_str()) || native.contains(&key(&d)) {
+            d
+        } else {
+            // Only the child has this problem (it changed something the parent's content
+            // depends on): report it in the child, pointing at what it inherits.
+            blame_child(loaded, i, d)
+        };
         if seen.insert(key(&d)) {
             loaded.diagnostics.push(d);
         }
@@ -59,7 +71,25 @@ pub fn check_loaded(loaded: &mut Loaded) {
     });
 }
 
-fn key(d: &Diagnostic) -> (Code, Option<String>, Option<usize>, String) {
+/// Moves a diagnostic located in a parent's file to the child that caused it: the primary
+/// location becomes the child's `extends`, and the inherited place a label.
+fn blame_child(loaded: &Loaded, profile: usize, d: Diagnostic) -> Diagnostic {
+    let child = &loaded.profiles[profile];
+    let source = &loaded.sources[child.chain[0]];
+    let mut moved = d.clone();
+    moved.message = format!("{} (in `{}`)", d.message, child.profile.id);
+    moved.file = Some(source.name.clone());
+    moved.span = source.source_map().value(&source.text, "/extends");
+    moved.labels.clear();
+    if let (Some(file), Some(span)) = (d.file, d.span) {
+        moved.labels.push(Label { file: Some(file), span, message: "inherited from here".to_owned() });
+    }
+    moved
+}
+
+type Key = (Code, Option<String>, Option<usize>, String);
+
+fn key(d: &Diagnostic) -> Key {
     (d.code, d.file.clone(), d.span.map(|s| s.start), d.message.clone())
 }
 

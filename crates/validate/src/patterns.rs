@@ -46,20 +46,48 @@ pub fn url_safety(pattern: &str, case_insensitive: bool) -> Option<String> {
     if bad.is_empty() {
         return None;
     }
-    let mut shown: Vec<String> = bad.iter().take(8).map(|c| describe(*c)).collect();
-    if bad.len() > 8 {
-        shown.push("more".to_owned());
+    let (ascii, other): (Vec<char>, Vec<char>) = bad.iter().partition(|c| c.is_ascii() && !c.is_control());
+    let mut shown: Vec<String> = ascii.iter().map(|c| describe(*c)).collect();
+    let codes = |chars: Vec<&char>| {
+        let mut list: Vec<String> = chars.iter().take(3).map(|c| format!("U+{:04X}", **c as u32)).collect();
+        if chars.len() > 3 {
+            list.push("...".to_owned());
+        }
+        list.join(", ")
+    };
+    let controls: Vec<&char> = other.iter().filter(|c| c.is_control()).collect();
+    let unicode: Vec<&char> = other.iter().filter(|c| !c.is_control()).collect();
+    if !controls.is_empty() {
+        shown.push(format!("control characters ({})", codes(controls)));
+    }
+    if !unicode.is_empty() {
+        shown.push(format!("non-ASCII characters ({}), look-alikes among them", codes(unicode)));
     }
     Some(format!("it can match {}", shown.join(", ")))
 }
 
 fn anchored(hir: &Hir) -> bool {
+    starts_anchored(hir) && ends_anchored(hir)
+}
+
+/// Every match starts at the start of the text.
+fn starts_anchored(hir: &Hir) -> bool {
     match hir.kind() {
-        HirKind::Capture(c) => anchored(&c.sub),
-        HirKind::Concat(parts) => {
-            matches!(parts.first().map(Hir::kind), Some(HirKind::Look(Look::Start)))
-                && matches!(parts.last().map(Hir::kind), Some(HirKind::Look(Look::End)))
-        }
+        HirKind::Look(Look::Start) => true,
+        HirKind::Capture(c) => starts_anchored(&c.sub),
+        HirKind::Concat(parts) => parts.first().is_some_and(starts_anchored),
+        HirKind::Alternation(branches) => branches.iter().all(starts_anchored),
+        _ => false,
+    }
+}
+
+/// Every match ends at the end of the text.
+fn ends_anchored(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Look(Look::End) => true,
+        HirKind::Capture(c) => ends_anchored(&c.sub),
+        HirKind::Concat(parts) => parts.last().is_some_and(ends_anchored),
+        HirKind::Alternation(branches) => branches.iter().all(ends_anchored),
         _ => false,
     }
 }
@@ -85,8 +113,11 @@ fn collect_unsafe(hir: &Hir, out: &mut Vec<char>) {
                 if range.start() < ' ' {
                     out.push(range.start());
                 }
-                if range.end() > '\u{7e}' {
-                    out.push(range.end().max('\u{80}').min(range.end()));
+                if range.end() >= '\u{a0}' {
+                    // The first printable non-ASCII character of the range stands for it.
+                    out.push(range.start().max('\u{a0}'));
+                } else if range.end() > '\u{7e}' {
+                    out.push(range.start().max('\u{7f}'));
                 }
             }
         }
@@ -120,8 +151,6 @@ fn describe(c: char) -> String {
         '\t' => "a tab".to_owned(),
         '\n' => "a newline".to_owned(),
         '\r' => "a carriage return".to_owned(),
-        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
-        c if !c.is_ascii() => format!("non-ASCII characters such as U+{:04X}", c as u32),
         c => format!("`{c}`"),
     }
 }
@@ -140,6 +169,7 @@ mod tests {
     fn unanchored_or_escaping_alternations_fail() {
         assert!(url_safety(r"[a-z]+\.example\.com", false).is_some());
         assert!(url_safety(r"^a\.example\.com|b\.example\.com$", false).is_some());
+        assert_eq!(url_safety(r"^[a-z]+\.example\.com$|^[a-z]+\.example\.org$", false), None, "each branch anchored");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Semantic rules over one resolved profile (`KW04xx`).
 
 use crate::patterns::{compile, url_safety};
-use crate::templates::{TemplateKind, Vocabulary, environment, templates};
+use crate::templates::{
+    GuideTarget, TemplateKind, Vocabulary, env_value, environment, guide_context, render, templates,
+};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
 use keyway_manifest::model::{Condition, Grant, Item, Profile};
@@ -14,8 +16,9 @@ pub fn check(profile: &Profile) -> Vec<Diagnostic> {
     scopes(profile, &mut out);
     action_ids(profile, &mut out);
     environments(profile, &mut out);
-    let used_params = templates_and_endpoints(profile, &mut out);
-    parameters(profile, &used_params, &mut out);
+    let (used, in_urls, broken) = templates_and_endpoints(profile, &mut out);
+    parameters(profile, &(used, in_urls), &mut out);
+    guide_renders(profile, &broken, &mut out);
     regexes(profile, &mut out);
     guide(profile, &mut out);
     unused_scopes(profile, &mut out);
@@ -192,18 +195,24 @@ fn environments(profile: &Profile, out: &mut Vec<Diagnostic>) {
 }
 
 /// Checks every template (syntax, variables) and every endpoint's rendered URL. Returns the
-/// parameters some template uses, and (second) those that reach an endpoint URL.
-fn templates_and_endpoints(profile: &Profile, out: &mut Vec<Diagnostic>) -> (BTreeSet<String>, BTreeSet<String>) {
+/// parameters some template uses, those that reach an endpoint URL, and the templates
+/// already reported as broken.
+fn templates_and_endpoints(
+    profile: &Profile,
+    out: &mut Vec<Diagnostic>,
+) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let vocabulary = Vocabulary::of(profile);
     let env = environment();
     let mut used = BTreeSet::new();
     let mut in_urls = BTreeSet::new();
+    let mut broken = BTreeSet::new();
     for (pointer, kind, source) in templates(profile) {
         let template = match env.template_from_str(source) {
             Ok(t) => t,
             Err(e) => {
                 let detail = e.detail().unwrap_or("syntax error");
                 let line = e.line().map(|l| format!(" (line {l} of the template)")).unwrap_or_default();
+                broken.insert(pointer.clone());
                 out.push(
                     Diagnostic::new(Code::TemplateSyntax, format!("template does not parse: {detail}{line}"))
                         .at_pointer(pointer)
@@ -218,14 +227,22 @@ fn templates_and_endpoints(profile: &Profile, out: &mut Vec<Diagnostic>) -> (BTr
         names.sort();
         let mut known = true;
         for name in &names {
-            if let Some(param) = name.strip_prefix("params.") {
-                used.insert(param.split('.').next().unwrap_or(param).to_owned());
+            // `params.x` names one parameter; `params` alone (`params['x']`, `{% set p = params %}`,
+            // a loop over it) could reach any of them, so all count as used and as reaching the URL.
+            let reached: Vec<String> = match name.strip_prefix("params.") {
+                Some(param) => vec![param.split('.').next().unwrap_or(param).to_owned()],
+                None if name == "params" => profile.parameters.keys().cloned().collect(),
+                None => Vec::new(),
+            };
+            for param in reached {
                 if kind != TemplateKind::Guide {
-                    in_urls.insert(param.to_owned());
+                    in_urls.insert(param.clone());
                 }
+                used.insert(param);
             }
             if let Some(problem) = vocabulary.problem(kind, name) {
                 known = false;
+                broken.insert(pointer.clone());
                 out.push(Diagnostic::new(Code::UnknownTemplateVariable, problem).at_pointer(pointer.clone()));
             }
         }
@@ -235,7 +252,54 @@ fn templates_and_endpoints(profile: &Profile, out: &mut Vec<Diagnostic>) -> (BTr
             check_url(profile, &pointer, source, out);
         }
     }
-    (used, in_urls)
+    (used, in_urls, broken)
+}
+
+/// Renders every guide template (and error fix) once per environment and console variant,
+/// with every action selected, so unknown filters or tests, runaway loops (fuel) and other
+/// render-time failures are found when the profile is validated, not when an admin asks.
+fn guide_renders(profile: &Profile, syntax_errors: &BTreeSet<String>, out: &mut Vec<Diagnostic>) {
+    let guide_templates: Vec<(String, &str)> = templates(profile)
+        .into_iter()
+        .filter(|(p, kind, _)| *kind == TemplateKind::Guide && !syntax_errors.contains(p))
+        .map(|(p, _, t)| (p, t))
+        .collect();
+    if guide_templates.is_empty() {
+        return;
+    }
+    let all: Vec<String> = profile.actions.keys().cloned().collect();
+    let selection = crate::Selection { actions: all.clone(), ..Default::default() };
+    let (plan, _) = crate::plan_scopes(profile, &selection);
+    let variants: Vec<Option<&str>> = match profile.guide.as_ref().map(|g| &g.variants) {
+        Some(v) if !v.is_empty() => v.keys().map(|k| Some(k.as_str())).collect(),
+        _ => vec![None],
+    };
+    let mut reported = BTreeSet::new();
+    for env_id in profile.environments.keys() {
+        for variant in &variants {
+            let setting = GuideTarget {
+                environment: env_id,
+                variant: *variant,
+                plan: &plan,
+                actions: &all,
+                callback_url: "https://platform.example/oauth/callback",
+                app_name: "Example integration",
+                refresh_sends_secret: profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret),
+            };
+            let context = guide_context(profile, &setting);
+            for (pointer, source) in &guide_templates {
+                if let Err(e) = render(source, &context) {
+                    if reported.insert(pointer.clone()) {
+                        out.push(
+                            Diagnostic::new(Code::TemplateSyntax, format!("template fails to render: {e}"))
+                                .at_pointer(pointer.clone())
+                                .with_help("filters and tests must be minijinja built-ins; loops must end within the fuel limit"),
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Renders an endpoint for every environment, with each parameter absent and at its example,
@@ -251,16 +315,12 @@ fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagn
     if examples.values().any(|v| !v.is_null()) {
         param_sets.push(Value::Object(examples));
     }
-    for (env_id, environment) in &profile.environments {
-        let mut env_value = serde_json::Map::new();
-        env_value.insert("id".into(), json!(env_id));
-        env_value.insert("label".into(), json!(environment.label));
-        for (k, v) in &environment.vars {
-            env_value.insert(k.clone(), json!(v));
-        }
+    for env_id in profile.environments.keys() {
         for params in &param_sets {
-            let ctx = minijinja::Value::from(minijinja::value::Serde(json!({ "env": env_value, "params": params })));
-            let rendered = match environment_render(source, ctx) {
+            let ctx = minijinja::Value::from(minijinja::value::Serde(
+                json!({ "env": env_value(profile, env_id), "params": params }),
+            ));
+            let rendered = match render(source, &ctx) {
                 Ok(r) => r,
                 Err(e) => {
                     out.push(
@@ -285,12 +345,40 @@ fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagn
     }
 }
 
-fn environment_render(source: &str, ctx: minijinja::Value) -> Result<String, String> {
-    environment().render_str(source, ctx).map_err(|e| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned))
+/// Why a URL as written is not acceptable before parsing: URL parsers strip or rewrite
+/// whitespace, control characters and backslashes, so the checks run on the text itself.
+pub(crate) fn raw_url_problem(text: &str) -> Option<String> {
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!("which contains {}", describe_char(c)));
+    }
+    if text.contains('\\') {
+        return Some("which contains a backslash".to_owned());
+    }
+    let authority = text.split_once("://").map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    if authority == Some("") {
+        return Some("which has no host".to_owned());
+    }
+    None
+}
+
+/// A character, named for a message.
+pub(crate) fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        '\t' => "a tab".to_owned(),
+        '\n' => "a newline".to_owned(),
+        '\r' => "a carriage return".to_owned(),
+        c if c.is_control() || c.is_whitespace() => format!("the character U+{:04X}", c as u32),
+        c if !c.is_ascii() => format!("the non-ASCII character `{c}` (U+{:04X})", c as u32),
+        c => format!("`{c}`"),
+    }
 }
 
 /// Why a rendered endpoint is not acceptable, or `None`.
 pub(crate) fn url_problem(rendered: &str) -> Option<String> {
+    if let Some(problem) = raw_url_problem(rendered) {
+        return Some(problem);
+    }
     let url = match url::Url::parse(rendered) {
         Ok(u) => u,
         Err(e) => return Some(format!("which is not a URL ({e})")),

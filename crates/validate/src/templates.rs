@@ -1,9 +1,13 @@
 //! Templates: one minijinja environment for the whole engine, and the variables each kind of
 //! template can see.
 
+use crate::selection::ScopePlan;
 use indexmap::IndexSet;
 use keyway_manifest::model::Profile;
 use minijinja::{Environment, UndefinedBehavior};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::{Value, json};
 use std::sync::OnceLock;
 
 /// Fuel for one render: enough for any real guide, small enough that a template with an
@@ -201,4 +205,111 @@ pub fn templates(profile: &Profile) -> Vec<(String, TemplateKind, &str)> {
         out.push((format!("/errors/{}/fix", esc(id)), Guide, &rule.fix));
     }
     out
+}
+
+/// The `env` value templates see: the environment's `id`, `label` and `vars`.
+pub fn env_value(profile: &Profile, env_id: &str) -> Value {
+    let mut env = serde_json::Map::new();
+    env.insert("id".into(), json!(env_id));
+    if let Some(environment) = profile.environments.get(env_id) {
+        env.insert("label".into(), json!(environment.label));
+        for (k, v) in &environment.vars {
+            env.insert(k.clone(), json!(v));
+        }
+    }
+    Value::Object(env)
+}
+
+/// A scope as guides show it: the console's entry and the actions that need it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ScopeEntry {
+    /// The value sent on the wire.
+    pub value: String,
+    /// The console's label.
+    pub label: String,
+    /// The console's entry as shown ("Manage user data via APIs (api)").
+    pub console_label: String,
+    /// Display names of the selected actions that need it.
+    pub actions: Vec<String>,
+    /// Whether it is there so the provider issues a refresh token.
+    pub for_refresh: bool,
+}
+
+/// The scope entries of a plan, with console labels and action display names.
+pub fn scope_entries(profile: &Profile, plan: &ScopePlan) -> Vec<ScopeEntry> {
+    let name_of = |id: &str| profile.actions.get(id).map_or_else(|| id.to_owned(), |a| a.name.clone());
+    plan.scopes
+        .iter()
+        .map(|s| {
+            let (label, console_label) = match profile.scopes.get(&s.value) {
+                Some(scope) => (
+                    scope.label.clone(),
+                    scope.console_label.clone().unwrap_or_else(|| format!("{} ({})", scope.label, s.value)),
+                ),
+                None => (s.value.clone(), s.value.clone()),
+            };
+            ScopeEntry {
+                value: s.value.clone(),
+                label,
+                console_label,
+                actions: s.actions.iter().map(|a| name_of(a)).collect(),
+                for_refresh: s.for_refresh,
+            }
+        })
+        .collect()
+}
+
+/// What a guide is rendered for, beyond the profile.
+#[derive(Debug, Clone, Copy)]
+pub struct GuideTarget<'a> {
+    /// The environment id.
+    pub environment: &'a str,
+    /// The console variant id, if the guide has variants.
+    pub variant: Option<&'a str>,
+    /// The resolved scopes.
+    pub plan: &'a ScopePlan,
+    /// Selected action ids.
+    pub actions: &'a [String],
+    /// The platform's callback URL.
+    pub callback_url: &'a str,
+    /// The app's name in the console.
+    pub app_name: &'a str,
+    /// Whether refresh requests carry the client secret.
+    pub refresh_sends_secret: bool,
+}
+
+/// The context every guide template is rendered with: the one definition of the guide
+/// vocabulary [`Vocabulary`] checks against.
+pub fn guide_context(profile: &Profile, setting: &GuideTarget<'_>) -> minijinja::Value {
+    let selected: Vec<Value> = profile
+        .actions
+        .iter()
+        .filter(|(id, _)| setting.actions.contains(id))
+        .map(|(id, a)| json!({ "id": id, "name": a.name }))
+        .collect();
+    minijinja::Value::from(minijinja::value::Serde(json!({
+        "profile": { "id": profile.id, "name": profile.name },
+        "env": env_value(profile, setting.environment),
+        "callback_url": setting.callback_url,
+        "app_name": setting.app_name,
+        "variant": setting.variant.unwrap_or_default(),
+        "scopes": scope_entries(profile, setting.plan),
+        "scope_string": setting.plan.scope_string(),
+        "default_scopes": profile.auth.default_scopes,
+        "selected_actions": selected,
+        "limits": profile.limits,
+        "refresh_sends_secret": setting.refresh_sends_secret,
+        "pkce": profile.auth.pkce,
+    })))
+}
+
+/// Renders a template with the shared environment; plain text (most of a guide) skips the
+/// engine. The error is minijinja's detail, or its kind ("engine ran out of fuel").
+pub fn render(source: &str, context: &minijinja::Value) -> Result<String, String> {
+    if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+        return Ok(source.to_owned());
+    }
+    environment()
+        .render_str(source, context.clone())
+        .map_err(|e| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned))
 }
