@@ -62,9 +62,11 @@ fn every_error_in_a_file_is_reported_at_once() {
 
 #[test]
 fn malformed_yaml_and_tabs() {
-    assert_eq!(codes("id: x\nname: [unclosed\n"), [(Code::YamlSyntax, 3, 1)]);
-    let tabbed = codes("id: x\nauth:\n\tpkce: off\n");
-    assert_eq!(tabbed[0].0, Code::YamlSyntax);
+    // A bracket left open to the end of the file is shown where it opens.
+    assert_eq!(codes("id: x\nname: [unclosed\n"), [(Code::YamlSyntax, 2, 7)]);
+    let tabbed = load_str("test.yaml", "id: x\nauth:\n\tpkce: off\n");
+    assert_eq!(located(&tabbed.diagnostics), [(Code::YamlSyntax, 3, 1)]);
+    assert_eq!(tabbed.diagnostics[0].help.as_deref(), Some("YAML indents with spaces, never tabs"));
 }
 
 #[test]

@@ -25,7 +25,15 @@ pub fn render_human(diagnostic: &Diagnostic, source: Option<&str>, color: Color)
     let title = level.primary_title(diagnostic.message.as_str()).id(diagnostic.code.as_str());
     let mut group = Group::with_title(title);
     let location_note;
-    let excerpt = source.zip(diagnostic.span).and_then(|(text, span)| Excerpt::of(text, span));
+    // Labels a few lines before the primary span are shown in the same excerpt.
+    let excerpt_span = diagnostic.span.map(|span| {
+        let near = diagnostic
+            .labels
+            .iter()
+            .filter(|l| l.file.is_none() && l.span.start < span.start && span.line - l.span.line <= 8);
+        near.fold(span, |acc, l| crate::Span { start: l.span.start, line: l.span.line, column: l.span.column, ..acc })
+    });
+    let excerpt = source.zip(excerpt_span).and_then(|(text, span)| Excerpt::of(text, span));
     let mut shown_labels = Vec::new();
     match (&excerpt, diagnostic.span) {
         (Some(excerpt), Some(span)) => {

@@ -210,7 +210,22 @@ impl Loader {
                 Ok(profile) => profiles.push(LoadedProfile { profile, chain }),
                 Err(e) => {
                     let d = typed_error(&e);
-                    let d = locate_in_chain(&self.sources, d, &chain);
+                    let d = match nulled_by(&self.sources, &d, &chain) {
+                        // A required key a child removed with `null`: point at the `null`.
+                        Some(s) => {
+                            let field = missing_field(&d.message).unwrap_or_default();
+                            let at = format!(
+                                "{}/{}",
+                                d.pointer.as_deref().unwrap_or(""),
+                                yaml::escape_pointer_token(&field)
+                            );
+                            let span = self.sources[s].source_map().key(&self.sources[s].text, &at);
+                            let mut d = locate(&self.sources[s], d);
+                            d.span = span.or(d.span);
+                            d
+                        }
+                        None => locate_in_chain(&self.sources, d, &chain),
+                    };
                     diags.push((Some(source), d));
                 }
             }
@@ -305,6 +320,14 @@ fn parse_source(source: SourceId, src: &Source, diags: &mut Vec<(Option<SourceId
         }
     }
     let extends = value.get("extends").and_then(Value::as_str).map(str::to_owned);
+    if extends.is_none() && value.get("replace").is_some_and(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
+        push(
+            diags,
+            Diagnostic::new(Code::BadReplacePointer, "`replace` has no effect in a profile without `extends`")
+                .at_pointer("/replace")
+                .with_help("remove `replace`, or add `extends: PARENT`"),
+        );
+    }
     Some(Document { source, id, extends, value, has_schema_errors })
 }
 
@@ -394,6 +417,21 @@ impl Resolver<'_> {
         chain.extend(parent_chain);
         Some((value, chain))
     }
+}
+
+/// The field a "missing field `x`" message names.
+fn missing_field(message: &str) -> Option<String> {
+    message.strip_prefix("missing field `").and_then(|m| m.split('`').next()).map(str::to_owned)
+}
+
+/// For a missing key, the file in the chain that set it to `null`, if one did.
+fn nulled_by(sources: &[Source], d: &Diagnostic, chain: &[SourceId]) -> Option<SourceId> {
+    if d.code != Code::MissingKey {
+        return None;
+    }
+    let field = missing_field(&d.message)?;
+    let at = format!("{}/{}", d.pointer.as_deref().unwrap_or(""), yaml::escape_pointer_token(&field));
+    chain.iter().copied().find(|s| sources[*s].source_map().contains(&at))
 }
 
 /// Maps a typed-deserialization error to a diagnostic with a pointer.

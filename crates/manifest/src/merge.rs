@@ -42,7 +42,7 @@ fn replace_pointers(parent: &Value, child: &Value, diagnostics: &mut Vec<Diagnos
             diagnostics.push(
                 Diagnostic::new(Code::BadReplacePointer, format!("`{p}` is not a JSON pointer"))
                     .at_pointer(at)
-                    .with_help(format!("write it from the root: `/{}`", p.trim_start_matches('/'))),
+                    .with_help(format!("write it from the root: `/{}`", p.trim_start_matches(['#', '/']))),
             );
         } else if parent.pointer(p).is_none() {
             diagnostics.push(
@@ -84,6 +84,12 @@ fn apply(
         pointer.push_str(&escape_pointer_token(key));
         if value.is_null() {
             target_map.shift_remove(key);
+        } else if value.get("place").is_some() && target_map.contains_key(key) {
+            // An inherited entry given a `place` moves there after merging.
+            if let Some(mut existing) = target_map.shift_remove(key) {
+                apply(&mut existing, value, replace, pointer, diagnostics);
+                insert_placed(target_map, key, existing, pointer, diagnostics);
+            }
         } else if let Some(existing) = target_map.get_mut(key) {
             apply(existing, value, replace, pointer, diagnostics);
         } else {
@@ -117,12 +123,9 @@ fn insert_placed(
         None => {
             let siblings: Vec<&str> = map.keys().map(String::as_str).collect();
             diagnostics.push(
-                Diagnostic::new(
-                    Code::BadPlacement,
-                    format!("`place` names `{anchor}`, which is not an inherited sibling"),
-                )
-                .at_pointer(format!("{pointer}/place/{how}"))
-                .with_help(format!("one of: {}", siblings.join(", "))),
+                Diagnostic::new(Code::BadPlacement, format!("`place` names `{anchor}`, which is not a sibling"))
+                    .at_pointer(format!("{pointer}/place/{how}"))
+                    .with_help(format!("one of: {}", siblings.join(", "))),
             );
             map.insert(key.to_owned(), value);
         }
@@ -173,6 +176,16 @@ mod tests {
         let (merged, diags) = merge(&parent, &child);
         assert!(diags.is_empty());
         assert_eq!(keys(&merged, "/steps"), ["first", "one", "early", "two", "three", "last"]);
+    }
+
+    #[test]
+    fn an_inherited_entry_with_a_place_moves() {
+        let parent = json!({"steps": {"one": {"t": 1}, "two": {}, "three": {}}});
+        let child = json!({"steps": {"three": {"place": {"before": "one"}, "t": 3}}});
+        let (merged, diags) = merge(&parent, &child);
+        assert!(diags.is_empty());
+        assert_eq!(keys(&merged, "/steps"), ["three", "one", "two"]);
+        assert_eq!(merged["steps"]["three"]["t"], 3);
     }
 
     #[test]

@@ -65,41 +65,94 @@ fn check_flow_depth(text: &str) -> Result<(), ParseError> {
 
 fn yaml_error(text: &str, error: &serde_yaml::Error) -> Diagnostic {
     let message = error.to_string();
-    // serde_yaml appends " at line L column C" to its messages; the span carries that.
+    // libyaml's message: "PROBLEM at line L column C, while CONTEXT at line L2 column C2".
     let bare = message.split(" at line ").next().unwrap_or(&message).to_owned();
+    let context = message.split_once(", while ").map(|(_, rest)| {
+        let (phrase, at) = rest.split_once(" at line ").unwrap_or((rest, ""));
+        let mut numbers = at.split(" column ").map(|n| n.trim().parse::<usize>().ok());
+        (format!("while {phrase}"), numbers.next().flatten().zip(numbers.next().flatten()))
+    });
     let (code, help) = if bare.contains("duplicate entry") {
-        (Code::DuplicateKey, Some("each key may appear once in a mapping; remove or rename one"))
+        (Code::DuplicateKey, None)
     } else if bare.contains("recursion limit exceeded") {
         (Code::UnsupportedYaml, Some("profiles nest a few levels deep; flatten the document"))
     } else if bare.contains("repetition limit exceeded") {
         (Code::UnsupportedYaml, Some("aliases expand to too much data; write the values out"))
     } else if bare.contains("more than one document") {
         (Code::UnsupportedYaml, Some("a profile file holds one YAML document; remove the `---` separators"))
-    } else if bare.contains("tab") {
-        (Code::YamlSyntax, Some("YAML indents with spaces, never tabs"))
     } else {
         (Code::YamlSyntax, None)
     };
     if code == Code::DuplicateKey {
-        if let Some(d) = duplicate_key(text, &bare, error) {
+        if let Some(d) = duplicate_key(text, &bare) {
             return d;
         }
     }
-    let mut diagnostic = Diagnostic::new(code, format!("invalid YAML: {bare}"));
-    if let Some(location) = error.location() {
-        let start = offset_of(text, location.line(), location.column());
+    let mut text_message = format!("invalid YAML: {bare}");
+    if let Some((phrase, _)) = &context {
+        text_message.push_str(&format!(", {phrase}"));
+    }
+    let mut diagnostic = Diagnostic::new(code, text_message);
+    let start = match error.location() {
+        Some(location) => Some(offset_of(text, location.line(), location.column())),
+        // serde_yaml gives no position for a second document: point at its marker.
+        None if bare.contains("more than one document") => second_document(text),
+        None => None,
+    };
+    let mut tabbed = bare.contains("tab");
+    if let Some(start) = start {
         let end = text[start..].find('\n').map_or(text.len(), |i| start + i.max(1));
         diagnostic = diagnostic.with_span(span_of(text, start, end));
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = &text[line_start..];
+        tabbed |= line[..line.len() - line.trim_start_matches([' ', '\t']).len()].contains('\t');
     }
-    if let Some(help) = help {
-        diagnostic = diagnostic.with_help(help);
+    if let Some((phrase, Some((line, column)))) = context {
+        let at = offset_of(text, line, column);
+        // A construct left open until the end of the file is best shown where it opens.
+        if start.is_some_and(|s| s >= text.trim_end().len()) {
+            let end = text[at..].find('\n').map_or(text.len(), |i| at + i.max(1));
+            diagnostic.span = Some(span_of(text, at, end));
+            diagnostic.message = format!(
+                "invalid YAML: {bare}: this {} is never closed",
+                phrase.trim_start_matches("while scanning a ").trim_start_matches("while parsing a ")
+            );
+        } else if Some(at) != start {
+            diagnostic = diagnostic.with_label(keyway_diagnostics::Label {
+                file: None,
+                span: span_of(text, at, at + 1),
+                message: format!("{phrase} that starts here"),
+            });
+        }
     }
-    diagnostic
+    match help {
+        Some(help) => diagnostic.with_help(help),
+        None if tabbed => diagnostic.with_help("YAML indents with spaces, never tabs"),
+        None => diagnostic,
+    }
 }
 
-/// serde_yaml reports a duplicate at the first occurrence, as `path: duplicate entry with key
-/// "k"`. The diagnostic points at the second occurrence (the one to remove) and labels the first.
-fn duplicate_key(text: &str, bare: &str, error: &serde_yaml::Error) -> Option<Diagnostic> {
+/// The byte offset of a second document's `---` marker, if there is one after content.
+fn second_document(text: &str) -> Option<usize> {
+    let mut seen_content = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if (trimmed == "---" || trimmed.starts_with("--- ")) && seen_content {
+            return Some(offset);
+        }
+        if !trimmed.is_empty() && !trimmed.starts_with('#') && trimmed != "---" && trimmed != "..." {
+            seen_content = true;
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// serde_yaml reports a duplicate as `path: duplicate entry with key "k"` at the start of the
+/// mapping. The diagnostic points at the second occurrence (the one to remove) and labels the
+/// first, both found by the span-aware pass.
+fn duplicate_key(text: &str, bare: &str) -> Option<Diagnostic> {
     let (path, rest) = bare
         .split_once(": duplicate entry with key ")
         .unwrap_or((".", bare.split_once("duplicate entry with key ")?.1));
@@ -122,21 +175,14 @@ fn duplicate_key(text: &str, bare: &str, error: &serde_yaml::Error) -> Option<Di
     let map = SourceMap::build(text);
     let second = map.key(text, &pointer)?;
     let mut d = Diagnostic::new(Code::DuplicateKey, format!("duplicate key `{key}`"))
-        .at_pointer(pointer)
         .with_span(second)
         .with_help("each key may appear once in a mapping; remove or rename one");
-    if let Some(location) = error.location() {
-        let start = offset_of(text, location.line(), location.column());
-        let first = span_of(text, start, start + key.len());
-        if first.start != second.start {
-            d = d.with_label(keyway_diagnostics::Label {
-                file: None,
-                span: first,
-                message: "first defined here".into(),
-            });
-        }
+    // An aliased key has no text of its own, so it may have no first occurrence to show.
+    if let Some((start, end)) = map.first_keys.get(&pointer) {
+        let first = span_of(text, *start, *end);
+        d = d.with_label(keyway_diagnostics::Label { file: None, span: first, message: "first defined here".into() });
     }
-    Some(d)
+    Some(d.at_pointer(pointer))
 }
 
 fn to_json(yaml: serde_yaml::Value, pointer: &mut String) -> Result<Value, ParseError> {
@@ -231,6 +277,8 @@ pub fn escape_pointer_token(token: &str) -> String {
 pub struct SourceMap {
     values: HashMap<String, (usize, usize)>,
     keys: HashMap<String, (usize, usize)>,
+    /// For keys that appear more than once in their mapping, the first occurrence.
+    first_keys: HashMap<String, (usize, usize)>,
     lines: LineIndex,
 }
 
@@ -319,7 +367,9 @@ impl Builder<'_> {
                     let (value, _) = scalar?;
                     let child = format!("{pointer}/{}", escape_pointer_token(value));
                     *key = Some(value.to_owned());
-                    self.map.keys.insert(child, span);
+                    if let Some(first) = self.map.keys.insert(child.clone(), span) {
+                        self.map.first_keys.entry(child).or_insert(first);
+                    }
                     return None;
                 }
             },

@@ -2,7 +2,7 @@
 //! resolution every part of keyway uses (validator, guide, runtime).
 
 use crate::patterns::compile;
-use crate::rules::is_loopback;
+use crate::rules::{describe_char, is_loopback};
 use indexmap::IndexMap;
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::model::{Grant, Profile};
@@ -302,7 +302,21 @@ pub fn check_parameters(profile: &Profile, values: &IndexMap<String, String>) ->
             out.push(d);
             continue;
         };
-        let shown = value.escape_debug().to_string();
+        if value.is_empty() {
+            let example = param.example.as_deref().unwrap_or("...");
+            out.push(
+                Diagnostic::new(Code::InvalidParameter, format!("`{name}` is empty"))
+                    .at_pointer(pointer)
+                    .with_help(format!("leave `{name}` out to use the default, or give a value like `{example}`")),
+            );
+            continue;
+        }
+        // Control characters are shown escaped, everything else as typed.
+        let shown: String = value
+            .chars()
+            .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+            .collect();
+        let odd = value.chars().find(|c| !c.is_ascii() || c.is_control() || c.is_whitespace());
         if let Some(rejection) =
             param.reject.iter().find(|r| compile(&r.pattern, false).is_ok_and(|re| re.is_match(value)))
         {
@@ -316,8 +330,10 @@ pub fn check_parameters(profile: &Profile, values: &IndexMap<String, String>) ->
         // A pattern that does not compile is reported by profile validation; refuse the value.
         let accepted = compile(&param.pattern, param.case_insensitive).is_ok_and(|re| re.is_match(value));
         if !accepted {
-            let mut d = Diagnostic::new(Code::InvalidParameter, format!("`{shown}` is not a valid {}", param.label))
-                .at_pointer(pointer);
+            let because = odd.map(|c| format!(": it contains {}", describe_char(c))).unwrap_or_default();
+            let mut d =
+                Diagnostic::new(Code::InvalidParameter, format!("`{shown}` is not a valid {}{because}", param.label))
+                    .at_pointer(pointer);
             d = match &param.example {
                 Some(example) => d.with_help(format!("expected something like `{example}`")),
                 None => d.with_help(format!("it must match `{}`", param.pattern)),
@@ -341,6 +357,9 @@ pub fn check_parameters(profile: &Profile, values: &IndexMap<String, String>) ->
 
 /// Why a redirect URI is not acceptable (RFC 6749 3.1.2, RFC 8252 7), or `None`.
 pub fn redirect_uri_problem(uri: &str) -> Option<String> {
+    if let Some(problem) = crate::rules::raw_url_problem(uri) {
+        return Some(problem.replacen("which ", "", 1));
+    }
     let url = match url::Url::parse(uri) {
         Ok(u) => u,
         Err(e) => return Some(format!("is not an absolute URI ({e})")),
@@ -503,6 +522,11 @@ actions:
             "https://a.example.com/cb#frag",
             "/relative",
             "myapp://cb",
+            "https://app.example.com/cb\r\nSet-Cookie: x",
+            " https://app.example.com/cb",
+            "https://app.exa\tmple.com/cb",
+            "https:\\\\evil.example\\cb",
+            "https:///cb",
         ] {
             assert!(redirect_uri_problem(bad).is_some(), "{bad}");
         }

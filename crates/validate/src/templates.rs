@@ -117,7 +117,17 @@ impl Vocabulary {
                     .map(|a| format!("`profile.{a}` does not exist; use `profile.id` or `profile.name`"));
             }
             (TemplateKind::Guide, r) if GUIDE_ROOTS.contains(&r) => return None,
-            _ => return Some(format!("`{root}` is not available here; {}", self.roots(kind))),
+            _ => {
+                let roots: &[&str] = match kind {
+                    TemplateKind::Endpoint => &["env", "params"],
+                    TemplateKind::ApiBase => &["env", "params", "token"],
+                    TemplateKind::Guide => &GUIDE_ROOTS,
+                };
+                let hint = keyway_manifest::closest(root, roots.iter().copied())
+                    .map(|best| format!("did you mean `{best}`? "))
+                    .unwrap_or_default();
+                return Some(format!("`{root}` is not available here; {hint}{}", self.roots(kind)));
+            }
         };
         let attr = attr?;
         if known.contains(attr) {
