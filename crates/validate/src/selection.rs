@@ -276,7 +276,7 @@ pub fn check_selection(profile: &Profile, selection: &Selection) -> (ScopePlan, 
     if let Some(uri) = &selection.redirect_uri {
         if let Some(problem) = redirect_uri_problem(uri) {
             diagnostics.push(
-                Diagnostic::new(Code::InvalidRedirectUri, format!("redirect URI `{uri}` {problem}"))
+                Diagnostic::new(Code::InvalidRedirectUri, format!("redirect URI `{}` {problem}", shown(uri)))
                     .at_pointer("/redirect_uri")
                     .with_help("use an https URL, a private-use scheme like `com.example.app:/callback`, or http://127.0.0.1:PORT/..."),
             );
@@ -312,10 +312,7 @@ pub fn check_parameters(profile: &Profile, values: &IndexMap<String, String>) ->
             continue;
         }
         // Control characters are shown escaped, everything else as typed.
-        let shown: String = value
-            .chars()
-            .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-            .collect();
+        let shown = shown(value);
         let odd = value.chars().find(|c| !c.is_ascii() || c.is_control() || c.is_whitespace());
         if let Some(rejection) =
             param.reject.iter().find(|r| compile(&r.pattern, false).is_ok_and(|re| re.is_match(value)))
@@ -353,6 +350,11 @@ pub fn check_parameters(profile: &Profile, values: &IndexMap<String, String>) ->
         }
     }
     out
+}
+
+/// A user's value as diagnostics echo it: control characters escaped, the rest as typed.
+fn shown(value: &str) -> String {
+    value.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// Why a redirect URI is not acceptable (RFC 6749 3.1.2, RFC 8252 7), or `None`.
