@@ -34,31 +34,90 @@ pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
 
 /// Flow nesting (`[[[[...`) past this is refused before parsing: libyaml re-checks every open
 /// flow level on each token, so deep flow nesting costs quadratic time, and serde_yaml would
-/// refuse the document anyway (its recursion limit is 128).
-const MAX_FLOW_DEPTH: usize = 512;
+/// refuse the document anyway (its recursion limit is 128). Profiles nest a few levels.
+const MAX_FLOW_DEPTH: usize = 64;
 
-/// A linear pre-scan over flow brackets. It counts brackets inside quoted strings too, so it
-/// over-counts rather than misses; real profiles nest a handful of levels.
+/// A linear pre-scan that tracks flow nesting the way YAML's scanner does, and errs on the
+/// side of counting too deep: brackets in block plain scalars are text; in flow context every
+/// bracket outside a quoted scalar counts; a quote opens a quoted scalar only where a node
+/// starts (exactly as in YAML's flow context); brackets inside a quoted scalar count as
+/// opening (never closing) while it lasts, so a quote the scan misreads cannot hide nesting.
 fn check_flow_depth(text: &str) -> Result<(), ParseError> {
-    let mut depth: usize = 0;
-    for (i, b) in text.bytes().enumerate() {
-        match b {
-            b'[' | b'{' => {
+    let b = text.as_bytes();
+    let too_deep = |i: usize| {
+        Box::new(
+            Diagnostic::new(
+                Code::UnsupportedYaml,
+                format!("flow collections nest deeper than {MAX_FLOW_DEPTH} levels"),
+            )
+            .with_span(span_of(text, i, i + 1))
+            .with_help("profiles nest a few levels deep; flatten the document"),
+        )
+    };
+    let mut depth = 0usize;
+    let mut node_start = true;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let after_space = i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r');
+        match c {
+            b'\n' => node_start |= depth == 0,
+            b' ' | b'\t' | b'\r' => {}
+            b'#' if after_space => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' if node_start => {
+                // A quoted scalar: find its end, counting openers as if they were real.
+                let mut inner = depth;
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' if c == b'"' => i += 1,
+                        b'\'' if c == b'\'' && b.get(i + 1) == Some(&b'\'') => i += 1,
+                        q if q == c => break,
+                        b'[' | b'{' => {
+                            inner += 1;
+                            if inner > MAX_FLOW_DEPTH {
+                                return Err(too_deep(i));
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                node_start = false;
+            }
+            b'[' | b'{' if depth > 0 || node_start => {
                 depth += 1;
                 if depth > MAX_FLOW_DEPTH {
-                    return Err(Box::new(
-                        Diagnostic::new(
-                            Code::UnsupportedYaml,
-                            format!("flow collections nest deeper than {MAX_FLOW_DEPTH} levels"),
-                        )
-                        .with_span(span_of(text, i, i + 1))
-                        .with_help("profiles nest a few levels deep; flatten the document"),
-                    ));
+                    return Err(too_deep(i));
                 }
+                node_start = true;
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            b']' | b'}' if depth > 0 => {
+                depth -= 1;
+                node_start = false;
+            }
+            b',' if depth > 0 => node_start = true,
+            b'?' | b'-' | b':'
+                if b.get(i + 1).is_none_or(|n| matches!(n, b' ' | b'\t' | b'\n' | b'\r'))
+                    || (c == b':' && depth > 0) =>
+            {
+                node_start = true;
+            }
+            // Anchors and tags come before a node; the node still starts after them.
+            b'&' | b'!' if node_start => {
+                while i < b.len() && !matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | b',' | b'[' | b']' | b'{' | b'}') {
+                    i += 1;
+                }
+                continue;
+            }
+            _ => node_start = false,
         }
+        i += 1;
     }
     Ok(())
 }
@@ -542,6 +601,15 @@ mod tests {
         let err = parse(&text).expect_err("too deep");
         assert_eq!(err.code, Code::UnsupportedYaml);
         assert_eq!(err.span.map(|s| s.column), Some(4 + MAX_FLOW_DEPTH));
+        // Closing brackets inside quoted scalars do not close anything.
+        let quoted = format!("b: {}{}", "[\"]\",".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse(&quoted).expect_err("too deep").code, Code::UnsupportedYaml);
+        let anchored = format!("b: {}", "[&a ']', ".repeat(10_000));
+        assert_eq!(parse(&anchored).expect_err("too deep").code, Code::UnsupportedYaml);
+        let fake_quote = format!("d: |\n  \"\nk: {}", "[".repeat(200));
+        assert_eq!(parse(&fake_quote).expect_err("too deep").code, Code::UnsupportedYaml);
+        // Brackets in block text are text.
+        assert!(parse(&format!("d: {}\n", "see [note ".repeat(200))).is_ok());
         // Brackets that close again do not add up.
         assert!(parse(&"a: [[1]]\n".repeat(1000)).is_err_and(|e| e.code == Code::DuplicateKey));
     }
