@@ -12,38 +12,8 @@ use keyway_diagnostics::{Color, render_human};
 use keyway_manifest::Loaded;
 use libfuzzer_sys::fuzz_target;
 
-/// A minimal complete profile, copied from `tests/lib.rs` (`MINIMAL`).
-const BASE: &str = r#"id: base
-name: Base
-environments:
-  production:
-    label: Production
-    default: true
-    vars: {host: login.example.com}
-auth:
-  grants: [authorization_code, refresh_token]
-  endpoints:
-    authorize: "https://{{ env.host }}/authorize"
-    token: "https://{{ env.host }}/token"
-  pkce: required
-  default_scopes: [read, offline]
-scopes:
-  read: {label: Read}
-  write: {label: Write}
-  offline: {label: Offline, grants_refresh: true}
-actions:
-  list_things: {name: List Things, method: GET, path: /things, scopes: [read]}
-  create_thing: {name: Create Thing, method: POST, path: /things, scopes: [write]}
-  delete_thing: {name: Delete Thing, method: DELETE, path: "/things/{id}", scopes: [write]}
-guide:
-  sections:
-    create_app:
-      title: Create the app
-      steps:
-        sign_in: {title: Sign in}
-        open_console: {title: Open the console}
-        save: {title: Save}
-"#;
+/// A minimal complete profile, shared with the workspace tests.
+const BASE: &str = keyway_tests::MINIMAL;
 
 fn render_all(loaded: &Loaded) {
     for d in &loaded.diagnostics {
