@@ -33,55 +33,68 @@ const SEEDS: [&str; 5] = ["000", "001", "002", "003", "004"];
 /// The committed expectations, relative to `tests/fixtures`.
 const FIXTURE: &str = "seed-guide-expectations.txt";
 
+/// What the guide shows for the callback URL when the request names none.
+const PLACEHOLDER: &str = "https://YOUR-PLATFORM.example/oauth/callback";
+
 /// The callback URL of renders whose seed gives none.
 const DEFAULT_CALLBACK: &str = "https://app.example.com/oauth/callback";
 
-/// Seed titles the guide words differently: seed title -> a phrase the rendered guide must
-/// contain (in a title where the seed's thing is a step, in the text otherwise). Compared
-/// case-insensitively. A seed title not listed here must be contained in a section, step or
-/// troubleshooting title of the guide.
-const TITLE_WORDING: &[(&str, &str)] = &[
+/// Where the guide's words for a seed title must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum In {
+    /// In a section, step or troubleshooting title.
+    Title,
+    /// Anywhere in the guide's text (the seed's heading is a bullet or a sentence there).
+    Text,
+}
+use In::{Text, Title};
+
+/// Seed titles the guide words differently: seed title -> where and what the rendered guide
+/// says instead. Compared case-insensitively. A seed title not listed here must be contained in
+/// a section, step or troubleshooting title of the guide.
+const TITLE_WORDING: &[(&str, In, &str)] = &[
     // 000/001: the guide's steps use an article and "the app" for either app type.
-    ("Navigate to App Manager", "Open App Manager"),
-    ("Enter Application Information", "Enter the basic information"),
-    ("Enable OAuth Settings", "Enable OAuth"),
-    ("Select OAuth Scopes", "Select the OAuth scopes"),
-    ("Save the Connected App", "Save the app"),
-    ("Access Consumer Details", "Open the consumer details"),
-    ("Copy Credentials", "Copy the credentials"),
-    ("Choose Your Environment", "Choose Production or Sandbox"),
-    ("Required Scopes for Token Refresh", "Include a refresh scope"),
-    ("Configure Security Settings", "Configure the security settings"),
-    ("Open Policies", "Open the app's policies"),
+    ("Navigate to App Manager", Title, "Open App Manager"),
+    ("Enter Application Information", Title, "Enter the basic information"),
+    ("Enable OAuth Settings", Title, "Enable OAuth"),
+    ("Select OAuth Scopes", Title, "Select the OAuth scopes"),
+    ("Save the Connected App", Title, "Save the app"),
+    ("Access Consumer Details", Title, "Open the consumer details"),
+    ("Copy Credentials", Title, "Copy the credentials"),
+    ("Choose Your Environment", Title, "Choose Production or Sandbox"),
+    ("Required Scopes for Token Refresh", Title, "Include a refresh scope"),
+    ("Configure Security Settings", Title, "Configure the security settings"),
+    ("Open Policies", Title, "Open the app's policies"),
     // 000/001 section headings.
-    ("Creating a Connected App", "Create the app"),
-    ("Create a Connected App in Salesforce", "Create the app"),
-    ("Configure OAuth Settings", "Configure the OAuth settings"),
-    ("Configure the Refresh Token Policy", "Set the refresh token policy"),
-    ("Retrieve Consumer Credentials", "Copy the Consumer Key and Secret"),
-    ("Selecting an Environment", "Choose the environment"),
-    ("Select an Environment", "Choose the environment"),
+    ("Creating a Connected App", Title, "Create the app"),
+    ("Create a Connected App in Salesforce", Title, "Create the app"),
+    ("Configure OAuth Settings", Title, "Configure the OAuth settings"),
+    ("Configure the Refresh Token Policy", Title, "Set the refresh token policy"),
+    ("Retrieve Consumer Credentials", Title, "Copy the Consumer Key and Secret"),
+    ("Selecting an Environment", Title, "Choose the environment"),
+    ("Select an Environment", Title, "Choose the environment"),
     // The platform's own setup (StackOne's connector profile, Cyclr's console) is the guide's
     // last section, "Connect <provider> in the platform".
-    ("Creating the StackOne Connector Profile", "in the platform"),
-    ("Navigate to Connector Profiles", "connector settings"),
-    ("Create New Connector Profile", "Enter the credentials"),
-    ("Cyclr Setup", "in the platform"),
+    ("Creating the StackOne Connector Profile", Title, "in the platform"),
+    ("Navigate to Connector Profiles", Text, "connector settings"),
+    ("Create New Connector Profile", Title, "Enter the credentials"),
+    ("Cyclr Setup", Title, "in the platform"),
     // 004 (Cyclr) headings.
-    ("Partner Setup", "Create the app"),
-    ("Salesforce setup", "Pick the org that owns the app"),
-    ("Create your App within Salesforce", "Start a new Connected App"),
-    ("Salesforce Classic", "Salesforce Classic: click Setup in the top right"),
-    ("Lightning Experience", "Lightning Experience: in Setup, go to Platform Tools"),
-    ("Enter basic information", "Enter the basic information"),
-    ("API (Enable OAuth Settings)", "In the API (Enable OAuth Settings) section, check Enable OAuth Settings"),
-    ("Obtain authentication values", "Open the consumer details"),
+    ("Partner Setup", Title, "Create the app"),
+    ("Salesforce setup", Title, "Pick the org that owns the app"),
+    ("Create your App within Salesforce", Title, "Start a new Connected App"),
+    ("Salesforce Classic", Text, "Salesforce Classic: click Setup in the top right"),
+    ("Lightning Experience", Text, "Lightning Experience: in Setup, go to Platform Tools"),
+    ("Enter basic information", Title, "Enter the basic information"),
+    ("API (Enable OAuth Settings)", Text, "In the API (Enable OAuth Settings) section, check Enable OAuth Settings"),
+    ("Obtain authentication values", Title, "Open the consumer details"),
     // 002: not an error but a note on existing apps; the guide has it as steps.
-    ("Existing Connected App customers", "If you migrate a Connected App"),
+    ("Existing Connected App customers", Title, "If you migrate a Connected App"),
 ];
 
 /// Console settings the guide names differently: seed name -> the guide's setting name.
-/// Compared case-insensitively (the seeds differ in case: "Require secret for ...").
+/// Compared case-insensitively (the seeds differ in case: "Require secret for ..."). A key
+/// `NAME@VARIANT` applies only to guides of that console variant.
 const SETTING_WORDING: &[(&str, &str)] = &[
     // Apideck shortens the PKCE setting's name.
     (
@@ -90,7 +103,7 @@ const SETTING_WORDING: &[(&str, &str)] = &[
     ),
     // StackOne (External Client Apps) uses the Connected App name of the OAuth checkbox;
     // External Client Apps call it "Enable OAuth" (as Apideck says).
-    ("Enable OAuth Settings@eca", "Enable OAuth"),
+    ("Enable OAuth Settings@external_client_app", "Enable OAuth"),
     // Salesforce Help puts an article in it.
     ("Require Secret for the Web Server Flow", "Require Secret for Web Server Flow"),
 ];
@@ -120,8 +133,8 @@ fn contains(haystack: &str, needle: &str) -> bool {
     norm(haystack).contains(&norm(needle))
 }
 
-fn wording<'a>(table: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
-    table.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| *v)
+fn setting_wording(key: &str) -> Option<&'static str> {
+    SETTING_WORDING.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| *v)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -607,31 +620,33 @@ fn check(seed: &str, expect: &Expect) -> Result<(), String> {
     let markdown: Vec<String> = all.iter().map(|g| g.to_markdown()).collect();
     match expect {
         Expect::Title(title) | Expect::Trouble(title) => {
-            if let Some(phrase) = wording(TITLE_WORDING, title) {
-                if !markdown.iter().any(|md| contains(md, phrase)) {
-                    return Err(format!("`{title}`: the guide's wording `{phrase}` is not in the guide"));
+            let all_titles: Vec<&str> = all.iter().flat_map(|g| titles(g)).collect();
+            match TITLE_WORDING.iter().find(|(seed_title, ..)| seed_title.eq_ignore_ascii_case(title)) {
+                Some((_, In::Title, phrase)) if !all_titles.iter().any(|t| contains(t, phrase)) => {
+                    return Err(format!("`{title}`: the guide's title `{phrase}` is not in the guide"));
                 }
-            } else if !all.iter().flat_map(|g| titles(g)).any(|t| contains(t, title)) {
-                return Err(format!("`{title}` is no section, step or troubleshooting title"));
-            }
-            if matches!(expect, Expect::Trouble(_)) && wording(TITLE_WORDING, title).is_none() {
-                let found = all.iter().flat_map(|g| &g.troubleshooting).any(|t| contains(&t.title, title));
-                if !found {
+                Some((_, In::Text, phrase)) if !markdown.iter().any(|md| contains(md, phrase)) => {
+                    return Err(format!("`{title}`: the guide's words `{phrase}` are not in the guide"));
+                }
+                Some(_) => {}
+                None if !all_titles.iter().any(|t| contains(t, title)) => {
+                    return Err(format!("`{title}` is no section, step or troubleshooting title"));
+                }
+                None if matches!(expect, Expect::Trouble(_))
+                    && !all.iter().flat_map(|g| &g.troubleshooting).any(|t| contains(&t.title, title)) =>
+                {
                     return Err(format!("`{title}` is no troubleshooting entry"));
                 }
+                None => {}
             }
             Ok(())
         }
         Expect::Setting(name, state) => {
-            let variant_key = format!(
-                "{name}@{}",
-                primary.variant.as_deref().map_or("", |v| match v {
-                    "external_client_app" => "eca",
-                    other => other,
-                })
-            );
-            let guide_name = wording(SETTING_WORDING, &variant_key)
-                .or_else(|| wording(SETTING_WORDING, name))
+            let in_variant = primary.variant.as_deref().map(|v| format!("{name}@{v}"));
+            let guide_name = in_variant
+                .as_deref()
+                .and_then(|key| setting_wording(key))
+                .or_else(|| setting_wording(name))
                 .unwrap_or(name.as_str());
             let states = setting_states(primary, guide_name);
             if states.is_empty() {
@@ -665,7 +680,7 @@ fn check(seed: &str, expect: &Expect) -> Result<(), String> {
             }
         }
         Expect::Mention(name) => {
-            let guide_name = wording(SETTING_WORDING, name).unwrap_or(name.as_str());
+            let guide_name = setting_wording(name).unwrap_or(name.as_str());
             if contains(&markdown[0], guide_name) {
                 Ok(())
             } else {
@@ -1348,11 +1363,7 @@ fn the_defaults_send_the_secret_on_refresh_and_pkce() {
     assert_eq!(states_of(&g, "Require Secret for Refresh Token Flow"), ["checked"]);
     assert_eq!(states_of(&g, PKCE), ["checked"]);
     let md = g.to_markdown();
-    assert!(md.contains(keyway_guide_placeholder()), "without a callback URL the guide shows the placeholder");
-}
-
-fn keyway_guide_placeholder() -> &'static str {
-    "https://YOUR-PLATFORM.example/oauth/callback"
+    assert!(md.contains(PLACEHOLDER), "without a callback URL the guide shows the placeholder");
 }
 
 #[test]
@@ -1370,7 +1381,7 @@ fn the_callback_url_of_the_request_is_the_one_shown() {
             let step = step_text(&g, "oauth_settings", "callback_url");
             assert!(step.contains(&format!("In **Callback URL**, enter `{url}`.")), "{step}");
             let md = g.to_markdown();
-            assert!(!md.contains(keyway_guide_placeholder()), "no placeholder once a URL is given");
+            assert!(!md.contains(PLACEHOLDER), "no placeholder once a URL is given");
             assert!(md.contains(&format!("Add `{url}` to the app's **Callback URL** field")));
         }
     }

@@ -269,7 +269,6 @@ fn html_in_profile_text_is_escaped() {
 /// Markdown links in profile text become `<a>` elements; a `javascript:` one would run when
 /// clicked.
 #[test]
-#[ignore = "to_html passes Markdown link destinations through: a javascript: link in profile text becomes a live link"]
 fn javascript_links_in_profile_text_are_not_live() {
     let yaml = HOSTILE.replace(
         "Paste <script>alert(1)</script> here",

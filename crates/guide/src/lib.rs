@@ -15,7 +15,7 @@ mod render;
 mod url;
 
 pub use output::{
-    Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection, GuideStep, Troubleshooting,
+    Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection, GuideSetting, GuideStep, Troubleshooting,
 };
 pub use render::{GuideRequest, render};
 pub use url::{guide_url, parse_guide_url};

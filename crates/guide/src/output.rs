@@ -223,9 +223,21 @@ impl Guide {
                     body.push_str("<ul>");
                     for item in &step.items {
                         let class = format!("{:?}", item.kind).to_lowercase();
-                        let label =
-                            kind_label(item.kind).map(|k| format!("<strong>{k}:</strong> ")).unwrap_or_default();
-                        let _ = write!(body, "<li class=\"{class}\">{label}{}</li>", inline(&item.text));
+                        let label = kind_label(item.kind)
+                            .map(|k| format!("<span class=\"label\">{k}</span> "))
+                            .unwrap_or_default();
+                        // A console setting gets a marker of the state to set, for checklists.
+                        let (marker, state) = match item.setting.as_ref().map(|s| s.state.as_str()) {
+                            Some("checked") => {
+                                ("<span class=\"box\" aria-hidden=\"true\">&#9745;</span> ", " data-state=\"checked\"")
+                            }
+                            Some("unchecked") => (
+                                "<span class=\"box\" aria-hidden=\"true\">&#9744;</span> ",
+                                " data-state=\"unchecked\"",
+                            ),
+                            _ => ("", ""),
+                        };
+                        let _ = write!(body, "<li class=\"{class}\"{state}>{label}{marker}{}</li>", inline(&item.text));
                     }
                     body.push_str("</ul>");
                 }
@@ -261,7 +273,10 @@ const STYLE: &str = "body{font:16px/1.55 system-ui,-apple-system,'Segoe UI',sans
 .keyway-guide{max-width:52rem;margin:2rem auto;padding:2rem 2.5rem;background:#fff;border:1px solid #e2e5ea;border-radius:10px}\
 h1{font-size:1.8rem;margin:0 0 .5rem}h2{margin-top:2.2rem;padding-top:1rem;border-top:1px solid #e2e5ea;font-size:1.35rem}\
 h3{font-size:1.05rem;margin:.2rem 0}.meta{color:#4a5263}ol.steps>li{margin:1rem 0}ul{padding-left:1.3rem}li{margin:.3rem 0}\
-code{background:#eef1f5;padding:.1rem .3rem;border-radius:4px;font-size:.9em;word-break:break-word}\
+code{background:#eef1f5;padding:0 .2rem;border-radius:4px;font-size:.9em;word-break:break-word}\
+.label{display:inline-block;font-size:.72em;font-weight:700;letter-spacing:.06em;text-transform:uppercase;padding:.05rem .4rem;margin-right:.3rem;border-radius:3px;color:#fff;background:#5b7bd5;vertical-align:.1em}\
+li.tip .label{background:#2f9e6b}li.warning .label{background:#d9822b}li.important .label{background:#c23b3b}\
+.box{font-size:1.1em;color:#2456c7}\
 li.note,li.tip,li.warning,li.important{list-style:none;margin-left:-1.3rem;padding:.45rem .7rem;border-left:4px solid;border-radius:4px}\
 li.note{border-color:#5b7bd5;background:#eef2fc}li.tip{border-color:#2f9e6b;background:#ecf8f2}\
 li.warning{border-color:#d9822b;background:#fdf4ea}li.important{border-color:#c23b3b;background:#fbeeee}a{color:#2456c7}";
@@ -285,9 +300,21 @@ pub(crate) fn escape(text: &str) -> String {
 /// Markdown to HTML. Raw HTML in profile text is escaped, never passed through: a profile is
 /// data, not markup.
 fn block(markdown: &str) -> String {
-    let events = Parser::new_ext(markdown, Options::empty()).map(|event| match event {
-        pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => pulldown_cmark::Event::Text(raw),
-        other => other,
+    use pulldown_cmark::{Event, Tag, TagEnd};
+    // Links keep their text but lose their target unless it is http(s), mailto or a fragment;
+    // images become their alt text: a guide page loads nothing and runs nothing.
+    let mut dropped_links = Vec::new();
+    let events = Parser::new_ext(markdown, Options::empty()).filter_map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+        Event::Start(Tag::Link { ref dest_url, .. }) => {
+            let safe =
+                ["https://", "http://", "mailto:", "#"].iter().any(|p| dest_url.to_ascii_lowercase().starts_with(p));
+            dropped_links.push(!safe);
+            safe.then_some(event)
+        }
+        Event::End(TagEnd::Link) => (!dropped_links.pop().unwrap_or(false)).then_some(event),
+        Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => None,
+        other => Some(other),
     });
     let mut out = String::new();
     html::push_html(&mut out, events);

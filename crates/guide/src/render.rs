@@ -87,6 +87,7 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
             environment: env_id,
             variant: variant.as_deref(),
             plan: &plan,
+            scopes: &scopes,
             actions: &request.actions,
             callback_url: &callback_url,
             app_name: &app_name,
@@ -110,24 +111,23 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
             if !facts.holds(section.when.as_ref()) {
                 continue;
             }
-            let sp = format!("/guide/sections/{}", esc(sid));
+            // Pointers are built only when a template fails.
+            let sp = || format!("/guide/sections/{}", esc(sid));
             let mut steps = Vec::new();
             for (tid, step) in &section.steps {
                 if !facts.holds(step.when.as_ref()) {
                     continue;
                 }
-                let tp = format!("{sp}/steps/{}", esc(tid));
+                let tp = || format!("{}/steps/{}", sp(), esc(tid));
                 let mut items = Vec::new();
                 for (i, item) in step.items.iter().enumerate() {
                     let (text, kind, setting, when, pointer) = match item {
-                        Item::Text(t) => (t, ItemKind::Bullet, None, None, format!("{tp}/items/{i}")),
-                        Item::Detailed(d) => {
-                            (&d.text, d.kind, d.setting.as_ref(), d.when.as_ref(), format!("{tp}/items/{i}/text"))
-                        }
+                        Item::Text(t) => (t, ItemKind::Bullet, None, None, ""),
+                        Item::Detailed(d) => (&d.text, d.kind, d.setting.as_ref(), d.when.as_ref(), "/text"),
                     };
                     if facts.holds(when) {
                         items.push(GuideItem {
-                            text: renderer.text(text, &pointer),
+                            text: renderer.text(text, || format!("{}/items/{i}{pointer}", tp())),
                             kind,
                             setting: setting.map(|s| GuideSetting { name: s.name.clone(), state: s.state.clone() }),
                         });
@@ -135,15 +135,15 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
                 }
                 steps.push(GuideStep {
                     id: tid.clone(),
-                    title: renderer.text(&step.title, &format!("{tp}/title")),
-                    text: step.text.as_ref().map(|t| renderer.text(t, &format!("{tp}/text"))),
+                    title: renderer.text(&step.title, || format!("{}/title", tp())),
+                    text: step.text.as_ref().map(|t| renderer.text(t, || format!("{}/text", tp()))),
                     items,
                 });
             }
             sections.push(GuideSection {
                 id: sid.clone(),
-                title: renderer.text(&section.title, &format!("{sp}/title")),
-                intro: section.intro.as_ref().map(|t| renderer.text(t, &format!("{sp}/intro"))),
+                title: renderer.text(&section.title, || format!("{}/title", sp())),
+                intro: section.intro.as_ref().map(|t| renderer.text(t, || format!("{}/intro", sp()))),
                 steps,
             });
         }
@@ -157,7 +157,7 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
                 title: title.clone(),
                 error: rule.matches.error.clone(),
                 meaning: rule.meaning.clone(),
-                fix: renderer.text(&rule.fix, &format!("/errors/{}/fix", esc(id))),
+                fix: renderer.text(&rule.fix, || format!("/errors/{}/fix", esc(id))),
             })
         })
         .collect();
@@ -234,13 +234,13 @@ struct Renderer {
 }
 
 impl Renderer {
-    fn text(&mut self, source: &str, pointer: &str) -> String {
+    fn text(&mut self, source: &str, pointer: impl FnOnce() -> String) -> String {
         match render_template(source, &self.context) {
             Ok(text) => text,
             Err(detail) => {
                 self.errors.push(
                     Diagnostic::new(Code::TemplateSyntax, format!("guide template fails to render: {detail}"))
-                        .at_pointer(pointer),
+                        .at_pointer(pointer()),
                 );
                 String::new()
             }

@@ -274,6 +274,7 @@ fn guide_renders(profile: &Profile, syntax_errors: &BTreeSet<String>, out: &mut 
         Some(v) if !v.is_empty() => v.keys().map(|k| Some(k.as_str())).collect(),
         _ => vec![None],
     };
+    let scopes = crate::templates::scope_entries(profile, &plan);
     let mut reported = BTreeSet::new();
     for env_id in profile.environments.keys() {
         for variant in &variants {
@@ -281,6 +282,7 @@ fn guide_renders(profile: &Profile, syntax_errors: &BTreeSet<String>, out: &mut 
                 environment: env_id,
                 variant: *variant,
                 plan: &plan,
+                scopes: &scopes,
                 actions: &all,
                 callback_url: "https://platform.example/oauth/callback",
                 app_name: "Example integration",

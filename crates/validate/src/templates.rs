@@ -19,13 +19,7 @@ pub const TEMPLATE_FUEL: u64 = 50_000;
 /// auto-escaping (outputs are URLs and Markdown; HTML output escapes on its own).
 pub fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_fuel(Some(TEMPLATE_FUEL));
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        env
-    })
+    ENV.get_or_init(configured)
 }
 
 /// Globals minijinja provides, which templates may call.
@@ -278,6 +272,8 @@ pub struct GuideTarget<'a> {
     pub variant: Option<&'a str>,
     /// The resolved scopes.
     pub plan: &'a ScopePlan,
+    /// The same scopes as guides show them ([`scope_entries`] of `plan`).
+    pub scopes: &'a [ScopeEntry],
     /// Selected action ids.
     pub actions: &'a [String],
     /// The platform's callback URL.
@@ -289,37 +285,91 @@ pub struct GuideTarget<'a> {
 }
 
 /// The context every guide template is rendered with: the one definition of the guide
-/// vocabulary [`Vocabulary`] checks against.
-pub fn guide_context(profile: &Profile, setting: &GuideTarget<'_>) -> minijinja::Value {
-    let selected: Vec<Value> = profile
-        .actions
-        .iter()
-        .filter(|(id, _)| setting.actions.contains(id))
-        .map(|(id, a)| json!({ "id": id, "name": a.name }))
-        .collect();
-    minijinja::Value::from(minijinja::value::Serde(json!({
-        "profile": { "id": profile.id, "name": profile.name },
-        "env": env_value(profile, setting.environment),
-        "callback_url": setting.callback_url,
-        "app_name": setting.app_name,
-        "variant": setting.variant.unwrap_or_default(),
-        "scopes": scope_entries(profile, setting.plan),
-        "scope_string": setting.plan.scope_string(),
-        "default_scopes": profile.auth.default_scopes,
-        "selected_actions": selected,
-        "limits": profile.limits,
-        "refresh_sends_secret": setting.refresh_sends_secret,
-        "pkce": profile.auth.pkce,
-    })))
+/// vocabulary [`Vocabulary`] checks against. Built from borrowed data in one conversion.
+pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::Value {
+    #[derive(Serialize)]
+    struct Named<'a> {
+        id: &'a str,
+        name: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Context<'a> {
+        profile: Named<'a>,
+        env: indexmap::IndexMap<&'a str, &'a str>,
+        callback_url: &'a str,
+        app_name: &'a str,
+        variant: &'a str,
+        scopes: &'a [ScopeEntry],
+        scope_string: String,
+        default_scopes: &'a [String],
+        selected_actions: Vec<Named<'a>>,
+        limits: &'a keyway_manifest::model::Limits,
+        refresh_sends_secret: bool,
+        pkce: keyway_manifest::model::Pkce,
+    }
+    let mut env = indexmap::IndexMap::new();
+    env.insert("id", target.environment);
+    if let Some(environment) = profile.environments.get(target.environment) {
+        env.insert("label", environment.label.as_str());
+        for (k, v) in &environment.vars {
+            env.insert(k.as_str(), v.as_str());
+        }
+    }
+    let context = Context {
+        profile: Named { id: &profile.id, name: &profile.name },
+        env,
+        callback_url: target.callback_url,
+        app_name: target.app_name,
+        variant: target.variant.unwrap_or_default(),
+        scopes: target.scopes,
+        scope_string: target.plan.scope_string(),
+        default_scopes: &profile.auth.default_scopes,
+        selected_actions: profile
+            .actions
+            .iter()
+            .filter(|(id, _)| target.actions.contains(id))
+            .map(|(id, a)| Named { id, name: &a.name })
+            .collect(),
+        limits: &profile.limits,
+        refresh_sends_secret: target.refresh_sends_secret,
+        pkce: profile.auth.pkce,
+    };
+    minijinja::Value::from(minijinja::value::Serde(context))
 }
 
-/// Renders a template with the shared environment; plain text (most of a guide) skips the
-/// engine. The error is minijinja's detail, or its kind ("engine ran out of fuel").
+/// Renders a template; plain text (most of a guide) skips the engine. Templates are compiled
+/// once, on first use, and kept (keyed by their source) in an environment with the same
+/// settings as [`environment`], so rendering the same guide again costs only evaluation. The
+/// error is minijinja's detail, or its kind ("engine ran out of fuel").
 pub fn render(source: &str, context: &minijinja::Value) -> Result<String, String> {
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
         return Ok(source.to_owned());
     }
-    environment()
-        .render_str(source, context.clone())
-        .map_err(|e| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned))
+    let message = |e: minijinja::Error| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned);
+    let compiled = compiled();
+    {
+        let env = compiled.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(template) = env.get_template(source) {
+            return template.render(context).map_err(message);
+        }
+    }
+    let mut env = compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if env.get_template(source).is_err() {
+        env.add_template_owned(source.to_owned(), source.to_owned()).map_err(message)?;
+    }
+    let template = env.get_template(source).map_err(message)?;
+    template.render(context).map_err(message)
+}
+
+fn compiled() -> &'static std::sync::RwLock<Environment<'static>> {
+    static COMPILED: OnceLock<std::sync::RwLock<Environment<'static>>> = OnceLock::new();
+    COMPILED.get_or_init(|| std::sync::RwLock::new(configured()))
+}
+
+fn configured() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env
 }
