@@ -21,8 +21,7 @@
 //! nothing a seed asks for is skipped.
 
 use keyway_guide::{Guide, GuideRequest, render};
-use keyway_manifest::{Loaded, model::Profile};
-use keyway_tests::{profiles_dir, root, seed, shared_dir};
+use keyway_tests::{bundled_profile, root, seed, shared_dir};
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -433,19 +432,6 @@ fn expected(seed: &str) -> impl Iterator<Item = &'static Expect> + use<'_> {
 // ---------------------------------------------------------------------------------------------
 // Renders
 
-fn loaded() -> &'static Loaded {
-    static LOADED: OnceLock<Loaded> = OnceLock::new();
-    LOADED.get_or_init(|| {
-        let loaded = keyway_validate::validate_paths(&[profiles_dir()]);
-        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
-        loaded
-    })
-}
-
-fn profile(id: &str) -> &'static Profile {
-    &loaded().profile(id).unwrap_or_else(|| panic!("{id} loads")).profile
-}
-
 /// A render that matches what a seed's platform does.
 #[derive(Debug, Clone, Copy)]
 struct Scenario {
@@ -551,7 +537,7 @@ fn callback_of(seed: &str) -> String {
 }
 
 fn request_for(s: &Scenario) -> GuideRequest {
-    let p = profile(s.profile);
+    let p = bundled_profile(s.profile);
     GuideRequest {
         actions: if s.all_actions { p.actions.keys().cloned().collect() } else { Vec::new() },
         environment: s.environment.map(str::to_owned),
@@ -568,7 +554,8 @@ fn guide(s: &Scenario) -> &'static Guide {
     static GUIDES: OnceLock<std::sync::Mutex<BTreeMap<&'static str, &'static Guide>>> = OnceLock::new();
     let mut guides = GUIDES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     guides.entry(s.name).or_insert_with(|| {
-        let guide = render(profile(s.profile), &request_for(s)).unwrap_or_else(|d| panic!("{}: {d:#?}", s.name));
+        let guide =
+            render(bundled_profile(s.profile), &request_for(s)).unwrap_or_else(|d| panic!("{}: {d:#?}", s.name));
         Box::leak(Box::new(guide))
     })
 }
@@ -1320,7 +1307,7 @@ fn checkbox_states_follow_the_request() {
                     let at = format!(
                         "{profile_id} {variant} refresh_sends_secret={refresh_sends_secret} sends_pkce={sends_pkce}"
                     );
-                    let g = render(profile(profile_id), &request).unwrap_or_else(|d| panic!("{at}: {d:#?}"));
+                    let g = render(bundled_profile(profile_id), &request).unwrap_or_else(|d| panic!("{at}: {d:#?}"));
                     let eca = variant == "external_client_app";
                     let want: &[(&str, &[&str])] = &[
                         ("Require Secret for Web Server Flow", &["checked"]),
@@ -1359,7 +1346,7 @@ fn checkbox_states_follow_the_request() {
 
 #[test]
 fn the_defaults_send_the_secret_on_refresh_and_pkce() {
-    let g = render(profile("salesforce"), &GuideRequest::default()).expect("renders");
+    let g = render(bundled_profile("salesforce"), &GuideRequest::default()).expect("renders");
     assert_eq!(states_of(&g, "Require Secret for Refresh Token Flow"), ["checked"]);
     assert_eq!(states_of(&g, PKCE), ["checked"]);
     let md = g.to_markdown();
@@ -1377,7 +1364,7 @@ fn the_callback_url_of_the_request_is_the_one_shown() {
                 callback_url: Some(url.to_owned()),
                 ..GuideRequest::default()
             };
-            let g = render(profile("salesforce"), &request).expect("renders");
+            let g = render(bundled_profile("salesforce"), &request).expect("renders");
             let step = step_text(&g, "oauth_settings", "callback_url");
             assert!(step.contains(&format!("In **Callback URL**, enter `{url}`.")), "{step}");
             let md = g.to_markdown();
@@ -1396,7 +1383,7 @@ fn the_sandbox_warning_is_for_sandboxes_only() {
                 environment: Some(env.into()),
                 ..GuideRequest::default()
             };
-            let md = render(profile("salesforce"), &request).expect("renders").to_markdown();
+            let md = render(bundled_profile("salesforce"), &request).expect("renders").to_markdown();
             assert_eq!(md.contains("Sandboxes destroy their apps when they are refreshed"), warned, "{variant} {env}");
         }
     }

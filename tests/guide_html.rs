@@ -5,24 +5,9 @@
 //! load nothing from elsewhere; and HTML in a profile's text comes out as text.
 
 use keyway_guide::{Guide, GuideRequest, render};
-use keyway_manifest::Loaded;
-use keyway_tests::profiles_dir;
+use keyway_tests::bundled_profile;
 use scraper::{ElementRef, Html, Selector};
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
-
-fn loaded() -> &'static Loaded {
-    static LOADED: OnceLock<Loaded> = OnceLock::new();
-    LOADED.get_or_init(|| {
-        let loaded = keyway_validate::validate_paths(&[profiles_dir()]);
-        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
-        loaded
-    })
-}
-
-fn profile(id: &str) -> &'static keyway_manifest::model::Profile {
-    &loaded().profile(id).unwrap_or_else(|| panic!("{id} loads")).profile
-}
 
 fn sel(selector: &str) -> Selector {
     Selector::parse(selector).unwrap_or_else(|e| panic!("{selector}: {e:?}"))
@@ -30,7 +15,7 @@ fn sel(selector: &str) -> Selector {
 
 /// The two guides under test, by name.
 fn guides() -> Vec<(&'static str, Guide)> {
-    let sc = profile("salesforce-service-cloud");
+    let sc = bundled_profile("salesforce-service-cloud");
     let all = GuideRequest {
         actions: sc.actions.keys().cloned().collect(),
         callback_url: Some("https://app.example.com/oauth/callback".to_owned()),
@@ -47,7 +32,7 @@ fn guides() -> Vec<(&'static str, Guide)> {
     service_cloud.url = Some("https://docs.example.com/guides/salesforce?profile=salesforce-service-cloud".to_owned());
     vec![
         ("service cloud, all 34 actions", service_cloud),
-        ("CRM, connected app", render(profile("salesforce"), &classic).expect("the CRM guide renders")),
+        ("CRM, connected app", render(bundled_profile("salesforce"), &classic).expect("the CRM guide renders")),
     ]
 }
 

@@ -3,22 +3,8 @@
 //! guide URL round trip.
 
 use keyway_guide::{GuideRequest, guide_url, parse_guide_url, render};
-use keyway_manifest::Loaded;
-use keyway_tests::profiles_dir;
+use keyway_tests::bundled_profile;
 use std::sync::OnceLock;
-
-fn loaded() -> &'static Loaded {
-    static LOADED: OnceLock<Loaded> = OnceLock::new();
-    LOADED.get_or_init(|| {
-        let loaded = keyway_validate::validate_paths(&[profiles_dir()]);
-        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
-        loaded
-    })
-}
-
-fn profile(id: &str) -> &'static keyway_manifest::model::Profile {
-    &loaded().profile(id).unwrap_or_else(|| panic!("{id} loads")).profile
-}
 
 fn request(actions: &[&str]) -> GuideRequest {
     GuideRequest {
@@ -43,7 +29,7 @@ fn check_json_schema(guide: &keyway_guide::Guide) -> serde_json::Value {
 }
 
 fn snapshot(name: &str, profile_id: &str, request: &GuideRequest) -> keyway_guide::Guide {
-    let guide = render(profile(profile_id), request).unwrap_or_else(|d| panic!("{name}: {d:#?}"));
+    let guide = render(bundled_profile(profile_id), request).unwrap_or_else(|d| panic!("{name}: {d:#?}"));
     let json = check_json_schema(&guide);
     insta::assert_snapshot!(format!("{name}.md"), guide.to_markdown());
     insta::assert_json_snapshot!(format!("{name}.json"), json);
@@ -71,7 +57,7 @@ fn service_cloud_create_and_list_cases() {
 
 #[test]
 fn service_cloud_all_34_actions() {
-    let all: Vec<&str> = profile("salesforce-service-cloud").actions.keys().map(String::as_str).collect();
+    let all: Vec<&str> = bundled_profile("salesforce-service-cloud").actions.keys().map(String::as_str).collect();
     assert_eq!(all.len(), 34);
     let guide = snapshot("service_cloud_all", "salesforce-service-cloud", &request(&all));
     assert_eq!(guide.actions.len(), 34);
@@ -89,7 +75,7 @@ fn service_cloud_knowledge_in_the_sandbox() {
     assert!(md.contains("Lightning Knowledge"), "the Knowledge prerequisite");
     assert!(md.contains("destroy their apps when they are refreshed"), "the sandbox-refresh warning");
     let production =
-        render(profile("salesforce-service-cloud"), &request(&["publish_knowledge_article"])).expect("renders");
+        render(bundled_profile("salesforce-service-cloud"), &request(&["publish_knowledge_article"])).expect("renders");
     assert!(!production.to_markdown().contains("destroy their apps"), "the warning is for sandboxes");
 }
 
@@ -114,7 +100,7 @@ fn custom_scopes_add_their_section() {
     assert!(guide.custom_scopes);
     assert_eq!(guide.scope_string, "api chatter_api content refresh_token offline_access");
     assert!(guide.sections.iter().any(|s| s.id == "custom_scopes"));
-    let computed = render(profile("salesforce"), &request(&["list_accounts"])).expect("renders");
+    let computed = render(bundled_profile("salesforce"), &request(&["list_accounts"])).expect("renders");
     assert!(!computed.sections.iter().any(|s| s.id == "custom_scopes"));
 }
 
@@ -135,7 +121,7 @@ fn unknown_actions_environments_and_variants_are_errors_not_empty_guides() {
     let mut req = request(&["create_cse"]);
     req.environment = Some("prod".to_owned());
     req.variant = Some("lightning".to_owned());
-    let errors = render(profile("salesforce-service-cloud"), &req).expect_err("bad request");
+    let errors = render(bundled_profile("salesforce-service-cloud"), &req).expect_err("bad request");
     let codes: Vec<&str> = errors.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(codes, ["KW0501", "KW0505", "KW0508"]);
     assert_eq!(errors[0].help.as_deref(), Some("did you mean `create_case`?"));
@@ -143,7 +129,7 @@ fn unknown_actions_environments_and_variants_are_errors_not_empty_guides() {
 
 #[test]
 fn guide_urls_are_canonical_and_round_trip() {
-    let p = profile("salesforce-service-cloud");
+    let p = bundled_profile("salesforce-service-cloud");
     let mut req = request(&["list_cases", "create_case", "list_cases"]);
     req.environment = Some("sandbox".to_owned());
     req.variant = Some("eca".to_owned());

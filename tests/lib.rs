@@ -147,3 +147,18 @@ pub fn snapshot_text(loaded_sources: &dyn Fn(&str) -> Option<String>, diagnostic
     }
     out
 }
+
+/// The bundled profiles, loaded and validated once per test binary; they must be clean.
+pub fn bundled() -> &'static keyway_manifest::Loaded {
+    static LOADED: std::sync::OnceLock<keyway_manifest::Loaded> = std::sync::OnceLock::new();
+    LOADED.get_or_init(|| {
+        let loaded = keyway_validate::validate_paths(&[profiles_dir()]);
+        assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
+        loaded
+    })
+}
+
+/// A bundled profile by id.
+pub fn bundled_profile(id: &str) -> &'static keyway_manifest::model::Profile {
+    &bundled().profile(id).unwrap_or_else(|| panic!("profile `{id}` loads")).profile
+}

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use keyway_diagnostics::{Color, Diagnostic, Severity, render_human, render_sarif};
 use keyway_manifest::{Loaded, LoadedProfile};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// keyway: declarative OAuth connector profiles.
@@ -229,30 +229,37 @@ fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io:
     Ok(exit_code(&loaded))
 }
 
-/// Loads the profiles a command names: an id from the profiles directory, or a file.
-fn load_profile<'a>(dir: &PathBuf, name: &str, loaded: &'a Loaded) -> Option<&'a LoadedProfile> {
-    let path = std::path::Path::new(name);
+/// Loads and validates what a command names: a profile id from the profiles directory, or a
+/// profile file (with its parents beside it). On failure, prints why and gives the exit code.
+fn load_named(dir: &Path, name: &str) -> Result<(Loaded, usize), ExitCode> {
+    let path = Path::new(name);
+    let loaded = keyway_validate::validate_paths(&[if path.is_file() { path } else { dir }]);
     let id = if path.is_file() { path.file_stem().and_then(|s| s.to_str()).unwrap_or(name) } else { name };
-    let _ = dir;
-    loaded.profile(id).or_else(|| loaded.profiles.iter().find(|p| loaded.sources[p.chain[0]].name == name))
+    match loaded.profiles.iter().position(|p| p.profile.id == id) {
+        Some(index) => Ok((loaded, index)),
+        None => {
+            print_errors(&loaded);
+            let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
+            let hint =
+                keyway_manifest::closest(name, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+            eprintln!("keyway: no usable profile `{name}` in {}{hint}", dir.display());
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn scopes_command(
-    dir: &PathBuf,
+    dir: &Path,
     name: &str,
     selection: &keyway_validate::Selection,
     format: ScopesFormat,
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
-    let path = std::path::Path::new(name);
-    let loaded = keyway_validate::validate_paths(&[if path.is_file() { path.to_path_buf() } else { dir.clone() }]);
-    let Some(found) = load_profile(dir, name, &loaded) else {
-        print_errors(&loaded);
-        let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
-        let hint = keyway_manifest::closest(name, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-        eprintln!("keyway: no usable profile `{name}` in {}{hint}", dir.display());
-        return Ok(ExitCode::from(2));
+    let (loaded, index) = match load_named(dir, name) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
     };
+    let found = &loaded.profiles[index];
     let (plan, diagnostics) = keyway_validate::check_selection(&found.profile, selection);
     if keyway_diagnostics::has_errors(&diagnostics) {
         for d in &diagnostics {
@@ -271,19 +278,17 @@ fn scopes_command(
 }
 
 fn guide_command(
-    dir: &PathBuf,
+    dir: &Path,
     name: &str,
     request: &keyway_guide::GuideRequest,
     (format, fragment, base): (GuideFormat, bool, Option<&str>),
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
-    let path = std::path::Path::new(name);
-    let loaded = keyway_validate::validate_paths(&[if path.is_file() { path.to_path_buf() } else { dir.clone() }]);
-    let Some(found) = load_profile(dir, name, &loaded) else {
-        print_errors(&loaded);
-        eprintln!("keyway: no usable profile `{name}` in {}", dir.display());
-        return Ok(ExitCode::from(2));
+    let (loaded, index) = match load_named(dir, name) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
     };
+    let found = &loaded.profiles[index];
     let mut guide = match keyway_guide::render(&found.profile, request) {
         Ok(guide) => guide,
         Err(diagnostics) => {
