@@ -95,14 +95,14 @@ pub fn plan_scopes(profile: &Profile, selection: &Selection) -> (ScopePlan, Vec<
     let mut diagnostics = Vec::new();
     // scope -> actions needing it, in selection order.
     let mut needed: IndexMap<String, Vec<String>> = IndexMap::new();
+    let mut seen = BTreeSet::new();
     for (i, id) in selection.actions.iter().enumerate() {
         match profile.actions.get(id) {
+            // An action selected twice counts once.
+            Some(_) if !seen.insert(id.as_str()) => {}
             Some(action) => {
                 for scope in &action.scopes {
-                    let entry = needed.entry(scope.clone()).or_default();
-                    if !entry.contains(id) {
-                        entry.push(id.clone());
-                    }
+                    needed.entry(scope.clone()).or_default().push(id.clone());
                 }
             }
             None => {
@@ -171,10 +171,14 @@ pub fn plan_scopes(profile: &Profile, selection: &Selection) -> (ScopePlan, Vec<
     for scope in refresh_scopes {
         kept.entry(scope).or_insert_with(|| (Vec::new(), true)).1 = true;
     }
-    let order = |a: &String| selection.actions.iter().position(|s| s == a);
+    // Actions in selection order (the first mention of each).
+    let mut rank: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, a) in selection.actions.iter().enumerate() {
+        rank.entry(a.as_str()).or_insert(i);
+    }
     for (scope, (actions, for_refresh)) in kept.iter_mut() {
         *for_refresh = *for_refresh || grants_refresh(scope);
-        actions.sort_by_key(order);
+        actions.sort_by_cached_key(|a| rank.get(a.as_str()).copied());
     }
     // Catalogue order; unknown scopes (already reported by profile validation) last.
     let position = |s: &str| profile.scopes.get_index_of(s).unwrap_or(usize::MAX);

@@ -342,7 +342,7 @@ pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::
 /// settings as [`environment`], so rendering the same guide again costs only evaluation. The
 /// error is minijinja's detail, or its kind ("engine ran out of fuel").
 pub fn render(source: &str, context: &minijinja::Value) -> Result<String, String> {
-    if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+    if !is_template(source) {
         return Ok(source.to_owned());
     }
     let message = |e: minijinja::Error| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned);
@@ -359,6 +359,12 @@ pub fn render(source: &str, context: &minijinja::Value) -> Result<String, String
     }
     let template = env.get_template(source).map_err(message)?;
     template.render(context).map_err(message)
+}
+
+/// Whether text has template syntax (`{{`, `{%` or `{#`), in one pass.
+fn is_template(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| *b == b'{' && matches!(bytes.get(i + 1), Some(b'{' | b'%' | b'#')))
 }
 
 fn compiled() -> &'static std::sync::RwLock<Environment<'static>> {
