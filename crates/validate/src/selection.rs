@@ -171,14 +171,11 @@ pub fn plan_scopes(profile: &Profile, selection: &Selection) -> (ScopePlan, Vec<
     for scope in refresh_scopes {
         kept.entry(scope).or_insert_with(|| (Vec::new(), true)).1 = true;
     }
-    // Actions in selection order (the first mention of each).
-    let mut rank: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for (i, a) in selection.actions.iter().enumerate() {
-        rank.entry(a.as_str()).or_insert(i);
-    }
+    // Actions in selection order.
+    let order = |a: &String| selection.actions.iter().position(|s| s == a);
     for (scope, (actions, for_refresh)) in kept.iter_mut() {
         *for_refresh = *for_refresh || grants_refresh(scope);
-        actions.sort_by_cached_key(|a| rank.get(a.as_str()).copied());
+        actions.sort_by_key(order);
     }
     // Catalogue order; unknown scopes (already reported by profile validation) last.
     let position = |s: &str| profile.scopes.get_index_of(s).unwrap_or(usize::MAX);
