@@ -561,13 +561,13 @@ fn guide(s: &Scenario) -> &'static Guide {
 }
 
 /// Section, step and troubleshooting titles.
-fn titles(guide: &Guide) -> Vec<&str> {
+fn titles<'g>(guide: &'g Guide<'_>) -> Vec<&'g str> {
     let mut out = Vec::new();
     for section in &guide.sections {
-        out.push(section.title.as_str());
-        out.extend(section.steps.iter().map(|s| s.title.as_str()));
+        out.push(section.title.as_ref());
+        out.extend(section.steps.iter().map(|s| s.title.as_ref()));
     }
-    out.extend(guide.troubleshooting.iter().map(|t| t.title.as_str()));
+    out.extend(guide.troubleshooting.iter().map(|t| t.title.as_ref()));
     out
 }
 
@@ -592,7 +592,7 @@ fn setting_states<'a>(guide: &'a Guide, name: &str) -> Vec<&'a str> {
         .flat_map(|t| &t.items)
         .filter_map(|i| i.setting.as_ref())
         .filter(|s| s.name.eq_ignore_ascii_case(name))
-        .map(|s| s.state.as_str())
+        .map(|s| s.state.as_ref())
         .collect()
 }
 

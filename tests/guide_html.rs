@@ -14,7 +14,7 @@ fn sel(selector: &str) -> Selector {
 }
 
 /// The two guides under test, by name.
-fn guides() -> Vec<(&'static str, Guide)> {
+fn guides() -> Vec<(&'static str, Guide<'static>)> {
     let sc = bundled_profile("salesforce-service-cloud");
     let all = GuideRequest {
         actions: sc.actions.keys().cloned().collect(),
@@ -60,7 +60,7 @@ fn first_element<'a>(el: &ElementRef<'a>) -> Option<ElementRef<'a>> {
 fn check_article(name: &str, doc: &Html, guide: &Guide) {
     let articles: Vec<ElementRef> = doc.select(&sel("article.keyway-guide")).collect();
     assert_eq!(articles.len(), 1, "{name}: one article");
-    assert_eq!(articles[0].value().attr("data-profile"), Some(guide.profile.as_str()));
+    assert_eq!(articles[0].value().attr("data-profile"), Some(guide.profile.as_ref()));
 
     let h1: Vec<String> = doc.select(&sel("h1")).map(|h| h.text().collect()).collect();
     assert_eq!(h1, [format!("{} setup guide", guide.title)], "{name}: exactly one h1");

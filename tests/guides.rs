@@ -28,7 +28,7 @@ fn check_json_schema(guide: &keyway_guide::Guide) -> serde_json::Value {
     json
 }
 
-fn snapshot(name: &str, profile_id: &str, request: &GuideRequest) -> keyway_guide::Guide {
+fn snapshot(name: &str, profile_id: &str, request: &GuideRequest) -> keyway_guide::Guide<'static> {
     let guide = render(bundled_profile(profile_id), request).unwrap_or_else(|d| panic!("{name}: {d:#?}"));
     let json = check_json_schema(&guide);
     insta::assert_snapshot!(format!("{name}.md"), guide.to_markdown());
@@ -36,7 +36,7 @@ fn snapshot(name: &str, profile_id: &str, request: &GuideRequest) -> keyway_guid
     guide
 }
 
-fn scopes(guide: &keyway_guide::Guide) -> Vec<&str> {
+fn scopes<'g>(guide: &'g keyway_guide::Guide<'_>) -> Vec<&'g str> {
     guide.scopes.iter().map(|s| s.value.as_str()).collect()
 }
 

@@ -17,9 +17,9 @@ fn main() {
 }
 
 struct Fixture {
-    profile: Profile,
+    profile: &'static Profile,
     request: GuideRequest,
-    guide: Guide,
+    guide: Guide<'static>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -28,8 +28,10 @@ fn fixture() -> &'static Fixture {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
         let loaded = keyway_validate::validate_paths(&[dir]);
         assert!(!loaded.has_errors(), "{:#?}", loaded.diagnostics);
-        let profile =
-            loaded.profile("salesforce-service-cloud").expect("the Service Cloud profile loads").profile.clone();
+        // A guide borrows its profile; the benchmark's profile lives as long as the process.
+        let profile: &'static Profile = Box::leak(Box::new(
+            loaded.profile("salesforce-service-cloud").expect("the Service Cloud profile loads").profile.clone(),
+        ));
         let request = GuideRequest {
             actions: profile.actions.keys().cloned().collect(),
             callback_url: Some("https://app.example.com/oauth/callback".to_owned()),
@@ -37,7 +39,7 @@ fn fixture() -> &'static Fixture {
             ..GuideRequest::default()
         };
         assert_eq!(request.actions.len(), 34);
-        let guide = render(&profile, &request).expect("the guide renders");
+        let guide = render(profile, &request).expect("the guide renders");
         Fixture { profile, request, guide }
     })
 }
@@ -46,14 +48,14 @@ fn fixture() -> &'static Fixture {
 #[divan::bench]
 fn render_guide(bencher: Bencher) {
     let f = fixture();
-    bencher.bench(|| render(black_box(&f.profile), black_box(&f.request)));
+    bencher.bench(|| render(black_box(f.profile), black_box(&f.request)));
 }
 
 /// `render` and then `to_markdown`: what `keyway guide` does for the default format.
 #[divan::bench]
 fn render_and_markdown(bencher: Bencher) {
     let f = fixture();
-    bencher.bench(|| render(black_box(&f.profile), black_box(&f.request)).map(|g| g.to_markdown()));
+    bencher.bench(|| render(black_box(f.profile), black_box(&f.request)).map(|g| g.to_markdown()));
 }
 
 /// `to_markdown` alone, on a rendered guide.

@@ -22,7 +22,7 @@ pub use url::{guide_url, parse_guide_url};
 
 /// The guide JSON Schema, exactly as committed in `schemas/guide.schema.json`.
 pub fn guide_schema_json() -> String {
-    let schema = schemars::schema_for!(Guide);
+    let schema = schemars::schema_for!(Guide<'static>);
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text

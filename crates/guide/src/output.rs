@@ -4,21 +4,22 @@ use keyway_manifest::model::ItemKind;
 use pulldown_cmark::{Options, Parser, html};
 use schemars::JsonSchema;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// A rendered setup guide: what a docs front end shows for one selection.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct Guide {
+pub struct Guide<'a> {
     /// The profile's id.
-    pub profile: String,
+    pub profile: Cow<'a, str>,
     /// The provider's display name.
-    pub title: String,
+    pub title: Cow<'a, str>,
     /// The environment the guide is for.
-    pub environment: GuideEnvironment,
+    pub environment: GuideEnvironment<'a>,
     /// The console variant (`external_client_app`), when the profile has variants.
     pub variant: Option<String>,
     /// The selected actions, in profile order.
-    pub actions: Vec<GuideAction>,
+    pub actions: Vec<GuideAction<'a>>,
     /// The scopes to select in the console and request, with the actions that need each.
     pub scopes: Vec<GuideScope>,
     /// The `scope` parameter value.
@@ -26,29 +27,29 @@ pub struct Guide {
     /// Whether the scopes are the connection's custom scopes.
     pub custom_scopes: bool,
     /// The sections whose conditions hold, in order. Text is Markdown.
-    pub sections: Vec<GuideSection>,
+    pub sections: Vec<GuideSection<'a>>,
     /// What provider errors mean and how to fix them.
-    pub troubleshooting: Vec<Troubleshooting>,
+    pub troubleshooting: Vec<Troubleshooting<'a>>,
     /// The shareable URL of this guide, when a base URL was given.
     pub url: Option<String>,
 }
 
 /// The environment a guide is for.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct GuideEnvironment {
+pub struct GuideEnvironment<'a> {
     /// Its id: `production`.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// Its display name.
-    pub label: String,
+    pub label: Cow<'a, str>,
 }
 
 /// A selected action.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct GuideAction {
+pub struct GuideAction<'a> {
     /// Its id: `create_case`.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// Its display name: "Create Case".
-    pub name: String,
+    pub name: Cow<'a, str>,
 }
 
 /// A scope to select: the console's entry and the actions that need it.
@@ -56,61 +57,61 @@ pub use keyway_validate::templates::ScopeEntry as GuideScope;
 
 /// A section of a rendered guide.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct GuideSection {
+pub struct GuideSection<'a> {
     /// Its id in the profile.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// Heading (Markdown inline).
-    pub title: String,
+    pub title: Cow<'a, str>,
     /// Paragraph under the heading (Markdown).
-    pub intro: Option<String>,
+    pub intro: Option<Cow<'a, str>>,
     /// Steps whose conditions hold.
-    pub steps: Vec<GuideStep>,
+    pub steps: Vec<GuideStep<'a>>,
 }
 
 /// A step of a rendered guide.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct GuideStep {
+pub struct GuideStep<'a> {
     /// Its id in the profile.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// What to do (Markdown inline).
-    pub title: String,
+    pub title: Cow<'a, str>,
     /// The instruction (Markdown).
-    pub text: Option<String>,
+    pub text: Option<Cow<'a, str>>,
     /// Bullets whose conditions hold.
-    pub items: Vec<GuideItem>,
+    pub items: Vec<GuideItem<'a>>,
 }
 
 /// A bullet of a rendered step.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct GuideItem {
+pub struct GuideItem<'a> {
     /// The text (Markdown).
-    pub text: String,
+    pub text: Cow<'a, str>,
     /// How to present it.
     pub kind: ItemKind,
     /// The console setting it asks for, for checklists.
-    pub setting: Option<GuideSetting>,
+    pub setting: Option<GuideSetting<'a>>,
 }
 
 /// A console setting and the state to put it in.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct GuideSetting {
+pub struct GuideSetting<'a> {
     /// The setting's name as the console shows it.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// `checked`, `unchecked` or a value.
-    pub state: String,
+    pub state: Cow<'a, str>,
 }
 
 /// A troubleshooting entry, from the profile's error map.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct Troubleshooting {
+pub struct Troubleshooting<'a> {
     /// The heading.
-    pub title: String,
+    pub title: Cow<'a, str>,
     /// The provider error code it covers, if any.
-    pub error: Option<String>,
+    pub error: Option<Cow<'a, str>>,
     /// The cause.
-    pub meaning: String,
+    pub meaning: Cow<'a, str>,
     /// What to do (Markdown).
-    pub fix: String,
+    pub fix: Cow<'a, str>,
 }
 
 fn kind_label(kind: ItemKind) -> Option<&'static str> {
@@ -140,14 +141,14 @@ fn indent_rest(text: &str, indent: usize) -> String {
     out
 }
 
-impl Guide {
+impl Guide<'_> {
     /// The guide as one Markdown document.
     pub fn to_markdown(&self) -> String {
         let mut md = String::with_capacity(8 * 1024);
         let _ = writeln!(md, "# {} setup guide\n", self.title);
         let _ = writeln!(md, "Environment: **{}**", self.environment.label);
         if !self.actions.is_empty() {
-            let names: Vec<&str> = self.actions.iter().map(|a| a.name.as_str()).collect();
+            let names: Vec<&str> = self.actions.iter().map(|a| a.name.as_ref()).collect();
             let _ = writeln!(md, "\nSelected actions: {}", names.join(", "));
         }
         let _ = writeln!(md, "\nScopes to request: `{}`", self.scope_string);
@@ -227,7 +228,7 @@ impl Guide {
                             .map(|k| format!("<span class=\"label\">{k}</span> "))
                             .unwrap_or_default();
                         // A console setting gets a marker of the state to set, for checklists.
-                        let (marker, state) = match item.setting.as_ref().map(|s| s.state.as_str()) {
+                        let (marker, state) = match item.setting.as_ref().map(|s| s.state.as_ref()) {
                             Some("checked") => {
                                 ("<span class=\"box\" aria-hidden=\"true\">&#9745;</span> ", " data-state=\"checked\"")
                             }

@@ -9,6 +9,7 @@ use keyway_manifest::model::{Condition, Item, ItemKind, Pkce, Profile};
 use keyway_validate::templates::{GuideTarget, guide_context, render as render_template, scope_entries};
 use keyway_validate::{Selection, check_selection};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// What a guide is for: the customer's selection and the platform's details.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,7 +47,7 @@ pub const CALLBACK_PLACEHOLDER: &str = "https://YOUR-PLATFORM.example/oauth/call
 /// Renders the guide of `profile` for `request`. Unknown actions, environments, variants or
 /// scopes, and an unacceptable callback URL, are diagnostics (pointing into the request), not
 /// an empty guide.
-pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Diagnostic>> {
+pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<'a>, Vec<Diagnostic>> {
     let selection = Selection {
         environment: request.environment.clone(),
         actions: request.actions.clone(),
@@ -71,7 +72,7 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
         .actions
         .iter()
         .filter(|(id, _)| request.actions.contains(id))
-        .map(|(id, a)| GuideAction { id: id.clone(), name: a.name.clone() })
+        .map(|(id, a)| GuideAction { id: Cow::Borrowed(id), name: Cow::Borrowed(&a.name) })
         .collect();
     let scopes = scope_entries(profile, &plan);
     let refresh_sends_secret = request
@@ -129,19 +130,20 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
                         items.push(GuideItem {
                             text: renderer.text(text, || format!("{}/items/{i}{pointer}", tp())),
                             kind,
-                            setting: setting.map(|s| GuideSetting { name: s.name.clone(), state: s.state.clone() }),
+                            setting: setting
+                                .map(|s| GuideSetting { name: Cow::Borrowed(&s.name), state: Cow::Borrowed(&s.state) }),
                         });
                     }
                 }
                 steps.push(GuideStep {
-                    id: tid.clone(),
+                    id: Cow::Borrowed(tid),
                     title: renderer.text(&step.title, || format!("{}/title", tp())),
                     text: step.text.as_ref().map(|t| renderer.text(t, || format!("{}/text", tp()))),
                     items,
                 });
             }
             sections.push(GuideSection {
-                id: sid.clone(),
+                id: Cow::Borrowed(sid),
                 title: renderer.text(&section.title, || format!("{}/title", sp())),
                 intro: section.intro.as_ref().map(|t| renderer.text(t, || format!("{}/intro", sp()))),
                 steps,
@@ -154,9 +156,9 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
         .filter_map(|(id, rule)| {
             let title = rule.troubleshooting.as_ref()?;
             Some(Troubleshooting {
-                title: title.clone(),
-                error: rule.matches.error.clone(),
-                meaning: rule.meaning.clone(),
+                title: Cow::Borrowed(title),
+                error: rule.matches.error.as_deref().map(Cow::Borrowed),
+                meaning: Cow::Borrowed(&rule.meaning),
                 fix: renderer.text(&rule.fix, || format!("/errors/{}/fix", esc(id))),
             })
         })
@@ -165,9 +167,9 @@ pub fn render(profile: &Profile, request: &GuideRequest) -> Result<Guide, Vec<Di
         return Err(renderer.errors);
     }
     Ok(Guide {
-        profile: profile.id.clone(),
-        title: profile.name.clone(),
-        environment: GuideEnvironment { id: env_id.clone(), label: env.label.clone() },
+        profile: Cow::Borrowed(&profile.id),
+        title: Cow::Borrowed(&profile.name),
+        environment: GuideEnvironment { id: Cow::Borrowed(env_id), label: Cow::Borrowed(&env.label) },
         variant,
         actions,
         scopes,
@@ -234,7 +236,7 @@ struct Renderer {
 }
 
 impl Renderer {
-    fn text(&mut self, source: &str, pointer: impl FnOnce() -> String) -> String {
+    fn text<'a>(&mut self, source: &'a str, pointer: impl FnOnce() -> String) -> Cow<'a, str> {
         match render_template(source, &self.context) {
             Ok(text) => text,
             Err(detail) => {
@@ -242,7 +244,7 @@ impl Renderer {
                     Diagnostic::new(Code::TemplateSyntax, format!("guide template fails to render: {detail}"))
                         .at_pointer(pointer()),
                 );
-                String::new()
+                Cow::Borrowed("")
             }
         }
     }

@@ -341,16 +341,16 @@ pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::
 /// once, on first use, and kept (keyed by their source) in an environment with the same
 /// settings as [`environment`], so rendering the same guide again costs only evaluation. The
 /// error is minijinja's detail, or its kind ("engine ran out of fuel").
-pub fn render(source: &str, context: &minijinja::Value) -> Result<String, String> {
+pub fn render<'a>(source: &'a str, context: &minijinja::Value) -> Result<std::borrow::Cow<'a, str>, String> {
     if !is_template(source) {
-        return Ok(source.to_owned());
+        return Ok(std::borrow::Cow::Borrowed(source));
     }
     let message = |e: minijinja::Error| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned);
     let compiled = compiled();
     {
         let env = compiled.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Ok(template) = env.get_template(source) {
-            return template.render(context).map_err(message);
+            return template.render(context).map(std::borrow::Cow::Owned).map_err(message);
         }
     }
     let mut env = compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -358,13 +358,20 @@ pub fn render(source: &str, context: &minijinja::Value) -> Result<String, String
         env.add_template_owned(source.to_owned(), source.to_owned()).map_err(message)?;
     }
     let template = env.get_template(source).map_err(message)?;
-    template.render(context).map_err(message)
+    template.render(context).map(std::borrow::Cow::Owned).map_err(message)
 }
 
 /// Whether text has template syntax (`{{`, `{%` or `{#`), in one pass.
 fn is_template(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.iter().enumerate().any(|(i, b)| *b == b'{' && matches!(bytes.get(i + 1), Some(b'{' | b'%' | b'#')))
+    // `find` on a byte uses memchr; most guide text has no brace at all.
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        if matches!(rest.as_bytes().get(i + 1), Some(b'{' | b'%' | b'#')) {
+            return true;
+        }
+        rest = &rest[i + 1..];
+    }
+    false
 }
 
 fn compiled() -> &'static std::sync::RwLock<Environment<'static>> {
