@@ -550,8 +550,8 @@ fn request_for(s: &Scenario) -> GuideRequest {
     }
 }
 
-fn guide(s: &Scenario) -> &'static Guide {
-    static GUIDES: OnceLock<std::sync::Mutex<BTreeMap<&'static str, &'static Guide>>> = OnceLock::new();
+fn guide(s: &Scenario) -> &'static Guide<'static> {
+    static GUIDES: OnceLock<std::sync::Mutex<BTreeMap<&'static str, &'static Guide<'static>>>> = OnceLock::new();
     let mut guides = GUIDES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     guides.entry(s.name).or_insert_with(|| {
         let guide =
