@@ -262,9 +262,7 @@ fn scopes_command(
     let found = &loaded.profiles[index];
     let (plan, diagnostics) = keyway_validate::check_selection(&found.profile, selection);
     if keyway_diagnostics::has_errors(&diagnostics) {
-        for d in &diagnostics {
-            eprintln!("{}\n", render_human(&selection_diagnostic(d), None, Color::Never));
-        }
+        print_request_errors(&diagnostics);
         return Ok(ExitCode::FAILURE);
     }
     match format {
@@ -292,9 +290,7 @@ fn guide_command(
     let mut guide = match keyway_guide::render(&found.profile, request) {
         Ok(guide) => guide,
         Err(diagnostics) => {
-            for d in &diagnostics {
-                eprintln!("{}\n", render_human(&selection_diagnostic(d), None, Color::Never));
-            }
+            print_request_errors(&diagnostics);
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -318,11 +314,13 @@ fn guide_command(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Selection diagnostics point into the command line, not a file.
-fn selection_diagnostic(d: &Diagnostic) -> Diagnostic {
-    let mut d = d.clone();
-    d.file = Some("<command line>".to_owned());
-    d
+/// Diagnostics about what the command line asked for: they point into it, not into a file.
+fn print_request_errors(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        let mut d = d.clone();
+        d.file = Some("<command line>".to_owned());
+        eprintln!("{}\n", render_human(&d, None, Color::Never));
+    }
 }
 
 fn print_errors(loaded: &Loaded) {
