@@ -1,0 +1,967 @@
+//! A connector: one profile plus one tenant's configuration, turned into concrete OAuth
+//! requests. The `oauth2` crate builds and reads the standard ones; the profile-driven
+//! variants (JWT bearer, the device flow with Salesforce's parameter names) are plain form
+//! posts behind the same interface and the same HTTP client.
+
+use crate::clock::{Clock, SystemClock};
+use crate::errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError, matching_rule};
+use crate::http::{HttpClient, TransportError, form_post};
+use crate::tokens::{ExpirySource, GrantUsed, TokenSet};
+use indexmap::IndexMap;
+use keyway_diagnostics::Severity;
+use keyway_manifest::model::{ClientAuth, ErrorPhase, Grant, Pkce, Profile};
+use keyway_validate::templates::{GuideTarget, env_value, guide_context, render, scope_entries};
+use keyway_validate::{ScopePlan, Selection, check_selection};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    ErrorResponse, IntrospectionUrl, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
+    RevocationUrl, StandardRevocableToken, TokenIntrospectionResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A tenant's connector configuration: who the client is and what the connection selects.
+///
+/// `Debug` shows secrets as `[REDACTED]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// The client id (Salesforce: Consumer Key).
+    pub client_id: String,
+    /// The client secret (Consumer Secret).
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// A second secret, tried when the provider refuses the first as `invalid_client`: keeps
+    /// connections working while an admin rotates the app's credentials.
+    #[serde(default)]
+    pub staged_client_secret: Option<SecretString>,
+    /// The environment; `None` is the profile's default.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Selected actions.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Scopes to request instead of the computed ones.
+    #[serde(default)]
+    pub custom_scopes: Option<Vec<String>>,
+    /// Connection parameters (a My Domain host).
+    #[serde(default)]
+    pub parameters: IndexMap<String, String>,
+    /// The redirect URI registered with the provider.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// Turns PKCE off (or on) where the profile makes it optional.
+    #[serde(default)]
+    pub pkce: Option<bool>,
+    /// Overrides the profile's `refresh.send_client_secret` to match the app's setting.
+    #[serde(default)]
+    pub refresh_sends_secret: Option<bool>,
+    /// The PEM private key (PKCS#8 or PKCS#1 RSA) for the JWT bearer grant.
+    #[serde(default)]
+    pub private_key: Option<SecretString>,
+}
+
+/// An authorization URL to send the user to, with what the callback needs.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The URL.
+    pub url: String,
+    /// The `state` it carries.
+    pub state: String,
+    /// The PKCE verifier of its challenge, when it has one.
+    pub code_verifier: Option<SecretString>,
+}
+
+/// What came back on the redirect URI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Callback {
+    /// `code`.
+    pub code: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `error`.
+    pub error: Option<String>,
+    /// `error_description`.
+    pub error_description: Option<String>,
+}
+
+impl Callback {
+    /// Reads a callback's query string (without the `?`).
+    pub fn from_query(query: &str) -> Callback {
+        let mut callback = Callback::default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*k {
+                "code" => &mut callback.code,
+                "state" => &mut callback.state,
+                "error" => &mut callback.error,
+                "error_description" => &mut callback.error_description,
+                _ => continue,
+            };
+            // A repeated parameter is ambiguous: keep the first, as servers usually do.
+            if slot.is_none() {
+                *slot = Some(v.into_owned());
+            }
+        }
+        callback
+    }
+}
+
+/// A started device authorization: show `user_code` and `verification_uri` to the user.
+#[derive(Debug, Clone)]
+pub struct DeviceAuthorization {
+    /// The code the user types.
+    pub user_code: String,
+    /// Where the user types it.
+    pub verification_uri: String,
+    /// A URL with the code filled in, when the provider gives one.
+    pub verification_uri_complete: Option<String>,
+    /// Seconds between polls.
+    pub interval: u64,
+    /// Seconds until the device code expires, when the provider says.
+    pub expires_in: Option<u64>,
+    device_code: SecretString,
+}
+
+/// How to poll in the device flow.
+#[derive(Debug, Clone)]
+pub struct DevicePolling {
+    /// Added to the interval on every `slow_down` (RFC 8628: 5 seconds).
+    pub slow_down_increment: Duration,
+    /// Give up after this long if the provider gave no expiry.
+    pub max_wait: Duration,
+}
+
+impl Default for DevicePolling {
+    fn default() -> Self {
+        DevicePolling { slow_down_increment: Duration::from_secs(5), max_wait: Duration::from_secs(900) }
+    }
+}
+
+/// What introspection says about a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Introspection {
+    /// Whether the token is live.
+    pub active: bool,
+    /// Expiry, seconds since the epoch.
+    pub exp: Option<u64>,
+    /// Issue time, seconds since the epoch.
+    pub iat: Option<u64>,
+    /// Scopes.
+    pub scopes: Option<Vec<String>>,
+    /// The client the token belongs to.
+    pub client_id: Option<String>,
+    /// The user.
+    pub username: Option<String>,
+    /// The subject.
+    pub sub: Option<String>,
+    /// `access_token`, `refresh_token`, ...
+    pub token_type: Option<String>,
+}
+
+/// Which token a revoke or introspect call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The access token.
+    Access,
+    /// The refresh token.
+    Refresh,
+}
+
+/// How long a started authorization may wait for its callback.
+const STATE_TTL_MS: u64 = 10 * 60 * 1000;
+/// Pending authorizations kept per connector; more means someone is starting flows without
+/// finishing them.
+const MAX_PENDING: usize = 10_000;
+
+struct Pending {
+    session: String,
+    verifier: Option<SecretString>,
+    created_ms: u64,
+}
+
+/// The endpoints of one connection, rendered.
+#[derive(Debug, Clone, Default)]
+struct Endpoints {
+    authorize: Option<String>,
+    token: String,
+    revoke: Option<String>,
+    introspect: Option<String>,
+    userinfo: Option<String>,
+    device_start: Option<String>,
+    jwt_audience: Option<String>,
+}
+
+/// One connection's view of its profile: validated configuration, rendered endpoints and the
+/// scope plan, ready to run flows. Cheap to share behind an `Arc`.
+pub struct Connector {
+    profile: Arc<Profile>,
+    config: ConnectorConfig,
+    environment: String,
+    plan: ScopePlan,
+    endpoints: Endpoints,
+    authorization_params: Vec<(String, String)>,
+    token_params: Vec<(String, String)>,
+    pkce: bool,
+    refresh_sends_secret: bool,
+    http: HttpClient,
+    clock: Arc<dyn Clock>,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("profile", &self.profile.id)
+            .field("environment", &self.environment)
+            .field("config", &self.config)
+            .field("scopes", &self.plan.scope_string())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct ExtraFields {
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+}
+
+impl std::fmt::Debug for ExtraFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.fields.keys()).finish()
+    }
+}
+
+impl oauth2::ExtraTokenFields for ExtraFields {}
+
+type TokenResponse = oauth2::StandardTokenResponse<ExtraFields, BasicTokenType>;
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    TokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+>;
+
+impl Connector {
+    /// Checks `config` against the profile (actions, scopes, environment, parameters,
+    /// redirect URI, PKCE and grant settings) and renders the endpoints. No request is made.
+    pub fn new(profile: Arc<Profile>, config: ConnectorConfig, http: HttpClient) -> Result<Connector, ConfigError> {
+        let selection = Selection {
+            environment: config.environment.clone(),
+            actions: config.actions.clone(),
+            custom_scopes: config.custom_scopes.clone(),
+            parameters: config.parameters.clone(),
+            redirect_uri: config.redirect_uri.clone(),
+        };
+        let (plan, diagnostics) = check_selection(&profile, &selection);
+        let mut errors: Vec<_> = diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect();
+        let problem = |message: String, pointer: &str| {
+            keyway_diagnostics::Diagnostic::new(keyway_diagnostics::Code::InvalidParameter, message).at_pointer(pointer)
+        };
+        if config.client_id.trim().is_empty() {
+            errors.push(problem("the client id is empty".to_owned(), "/client_id"));
+        }
+        let pkce = match (profile.auth.pkce, config.pkce) {
+            (Pkce::Required, Some(false)) => {
+                errors.push(problem(format!("`{}` requires PKCE; it cannot be turned off", profile.id), "/pkce"));
+                true
+            }
+            (Pkce::Off, Some(true)) => {
+                errors.push(problem(format!("`{}` does not support PKCE", profile.id), "/pkce"));
+                false
+            }
+            (Pkce::Required, _) => true,
+            (Pkce::Optional, choice) => choice.unwrap_or(true),
+            (Pkce::Off, _) => false,
+        };
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        let environment = config
+            .environment
+            .clone()
+            .or_else(|| profile.environments.iter().find(|(_, e)| e.default).map(|(id, _)| id.clone()))
+            .or_else(|| profile.environments.keys().next().cloned())
+            .unwrap_or_default();
+        let params: Map<String, Value> = profile
+            .parameters
+            .keys()
+            .map(|k| (k.clone(), config.parameters.get(k).map_or(Value::Null, |v| Value::String(v.clone()))))
+            .collect();
+        let context = minijinja::Value::from(minijinja::value::Serde(
+            json!({"env": env_value(&profile, &environment), "params": params}),
+        ));
+        let render_url = |pointer: &str, template: &str| -> Result<String, ConfigError> {
+            let rendered = render(template, &context)
+                .map_err(|e| ConfigError(vec![problem(format!("{pointer} does not render: {e}"), pointer)]))?;
+            endpoint_problem(&rendered).map_or(Ok(rendered.into_owned()), |why| {
+                Err(ConfigError(vec![problem(format!("{pointer} renders to an unusable URL: {why}"), pointer)]))
+            })
+        };
+        let e = &profile.auth.endpoints;
+        let render_opt = |pointer: &str, t: &Option<String>| t.as_deref().map(|t| render_url(pointer, t)).transpose();
+        let device_start = match &profile.auth.device {
+            Some(device) => Some(render_url("/auth/device/start", &device.start)?),
+            None => render_opt("/auth/endpoints/device_authorization", &e.device_authorization)?,
+        };
+        let jwt_audience = match &profile.auth.jwt_bearer {
+            Some(jwt) => Some(
+                render(&jwt.audience, &context)
+                    .map_err(|e| ConfigError(vec![problem(format!("the JWT audience does not render: {e}"), "/auth")]))?
+                    .into_owned(),
+            ),
+            None => None,
+        };
+        let endpoints = Endpoints {
+            authorize: render_opt("/auth/endpoints/authorize", &e.authorize)?,
+            token: render_url("/auth/endpoints/token", &e.token)?,
+            revoke: render_opt("/auth/endpoints/revoke", &e.revoke)?,
+            introspect: render_opt("/auth/endpoints/introspect", &e.introspect)?,
+            userinfo: render_opt("/auth/endpoints/userinfo", &e.userinfo)?,
+            device_start,
+            jwt_audience,
+        };
+        let render_params = |map: &IndexMap<String, String>| -> Result<Vec<(String, String)>, ConfigError> {
+            map.iter()
+                .map(|(k, v)| {
+                    render(v, &context).map(|r| (k.clone(), r.into_owned())).map_err(|e| {
+                        ConfigError(vec![problem(format!("the parameter `{k}` does not render: {e}"), "/auth")])
+                    })
+                })
+                .collect()
+        };
+        let authorization_params = render_params(&profile.auth.authorization_params)?;
+        let token_params = render_params(&profile.auth.token_params)?;
+        let refresh_sends_secret = config
+            .refresh_sends_secret
+            .or_else(|| profile.auth.refresh.as_ref().map(|r| r.send_client_secret))
+            .unwrap_or(true);
+        Ok(Connector {
+            profile,
+            config,
+            environment,
+            plan,
+            endpoints,
+            authorization_params,
+            token_params,
+            pkce,
+            refresh_sends_secret,
+            http,
+            clock: Arc::new(SystemClock),
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Uses another clock (tests move time forward).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Connector {
+        self.clock = clock;
+        self
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Arc<Profile> {
+        &self.profile
+    }
+
+    /// The environment in use.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// The scopes requested.
+    pub fn scope_plan(&self) -> &ScopePlan {
+        &self.plan
+    }
+
+    /// Whether authorization requests carry a PKCE challenge.
+    pub fn sends_pkce(&self) -> bool {
+        self.pkce
+    }
+
+    /// Whether refresh requests carry the client secret.
+    pub fn refresh_sends_secret(&self) -> bool {
+        self.refresh_sends_secret
+    }
+
+    /// The rendered userinfo endpoint.
+    pub fn userinfo_endpoint(&self) -> Option<&str> {
+        self.endpoints.userinfo.as_deref()
+    }
+
+    /// The clock the connector reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn has_grant(&self, grant: Grant) -> bool {
+        self.profile.auth.grants.contains(&grant)
+    }
+
+    fn redirect_url(&self) -> Result<RedirectUrl, FlowError> {
+        let uri =
+            self.config.redirect_uri.as_deref().ok_or_else(|| {
+                FlowError::Configuration("the authorization code flow needs a redirect URI".to_owned())
+            })?;
+        RedirectUrl::new(uri.to_owned()).map_err(|e| FlowError::Configuration(format!("redirect URI: {e}")))
+    }
+
+    fn client(&self, secret: Option<&SecretString>) -> OAuthClient {
+        let client = oauth2::Client::new(ClientId::new(self.config.client_id.clone())).set_auth_type(
+            match self.profile.auth.client_auth {
+                ClientAuth::RequestBody => AuthType::RequestBody,
+                ClientAuth::Basic => AuthType::BasicAuth,
+            },
+        );
+        match secret {
+            Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned())),
+            None => client,
+        }
+    }
+
+    /// The secrets to try, in order: main, then staged. One `None` when no secret is sent.
+    fn secrets(&self, send: bool) -> Vec<Option<&SecretString>> {
+        match (&self.config.client_secret, send) {
+            (Some(main), true) => {
+                let mut out = vec![Some(main)];
+                if let Some(staged) = &self.config.staged_client_secret {
+                    out.push(Some(staged));
+                }
+                out
+            }
+            _ => vec![None],
+        }
+    }
+
+    /// Runs a token-endpoint call with each secret until one is not refused as `invalid_client`.
+    async fn with_secrets<T>(
+        &self,
+        send_secret: bool,
+        call: impl AsyncFn(Option<&SecretString>) -> Result<T, FlowError>,
+    ) -> Result<T, FlowError> {
+        let candidates = self.secrets(send_secret);
+        let last = candidates.len() - 1;
+        for (i, secret) in candidates.into_iter().enumerate() {
+            match call(secret).await {
+                Err(FlowError::Provider(d)) if i < last && d.provider.error == "invalid_client" => {
+                    tracing::warn!(profile = %self.profile.id, "main client secret refused; trying the staged one");
+                }
+                Ok(v) if i > 0 => {
+                    tracing::warn!(profile = %self.profile.id, "the staged client secret was accepted: promote it to main");
+                    return Ok(v);
+                }
+                other => return other,
+            }
+        }
+        Err(FlowError::Configuration("no client secret to try".to_owned()))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// An authorization URL with a fresh random `state` and, per the PKCE policy, an S256
+    /// challenge. Nothing is remembered: the caller keeps `state` and `code_verifier` (as
+    /// `keyway authorize-url` prints them). Services use [`Connector::begin_authorization`].
+    pub fn authorization_request(&self) -> Result<AuthorizationRequest, FlowError> {
+        if !self.has_grant(Grant::AuthorizationCode) {
+            return Err(FlowError::Unsupported(format!("`{}` has no authorization code grant", self.profile.id)));
+        }
+        let authorize = self
+            .endpoints
+            .authorize
+            .as_deref()
+            .ok_or_else(|| FlowError::Unsupported(format!("`{}` has no authorize endpoint", self.profile.id)))?;
+        let auth_url = AuthUrl::new(authorize.to_owned()).map_err(|e| FlowError::Configuration(e.to_string()))?;
+        let client = self.client(None).set_auth_uri(auth_url).set_redirect_uri(self.redirect_url()?);
+        let mut request = client.authorize_url(CsrfToken::new_random);
+        let scope = self.plan.scope_string();
+        if !scope.is_empty() {
+            request = request.add_extra_param("scope", scope);
+        }
+        let mut code_verifier = None;
+        if self.pkce {
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            request = request.set_pkce_challenge(challenge);
+            code_verifier = Some(SecretString::from(verifier.into_secret()));
+        }
+        for (k, v) in &self.authorization_params {
+            request = request.add_extra_param(k.as_str(), v.as_str());
+        }
+        let (url, state) = request.url();
+        Ok(AuthorizationRequest { url: url.into(), state: state.into_secret(), code_verifier })
+    }
+
+    /// Starts an authorization for a user's session: the URL to redirect to. The state is
+    /// remembered, bound to `session`, single use, and expires after ten minutes.
+    pub fn begin_authorization(&self, session: &str) -> Result<String, FlowError> {
+        let request = self.authorization_request()?;
+        let now = self.now_ms();
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.retain(|_, p| now.saturating_sub(p.created_ms) < STATE_TTL_MS);
+        if pending.len() >= MAX_PENDING {
+            return Err(FlowError::Configuration(format!(
+                "{MAX_PENDING} authorizations are pending; finish or let some expire first"
+            )));
+        }
+        pending.insert(
+            request.state,
+            Pending { session: session.to_owned(), verifier: request.code_verifier, created_ms: now },
+        );
+        Ok(request.url)
+    }
+
+    /// Finishes an authorization begun with [`Connector::begin_authorization`]: checks the
+    /// state against the session, reads the provider's error if there is one, and exchanges
+    /// the code.
+    pub async fn complete_authorization(&self, session: &str, callback: &Callback) -> Result<TokenSet, FlowError> {
+        let state = callback.state.as_deref().ok_or(FlowError::State(StateError::Unknown))?;
+        let verifier = {
+            let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match pending.get(state) {
+                None => return Err(FlowError::State(StateError::Unknown)),
+                // Another session's state is left alone: refusing it must not cancel the
+                // rightful user's authorization.
+                Some(p) if p.session != session => return Err(FlowError::State(StateError::WrongSession)),
+                Some(_) => {}
+            }
+            let Some(p) = pending.remove(state) else { return Err(FlowError::State(StateError::Unknown)) };
+            if self.now_ms().saturating_sub(p.created_ms) >= STATE_TTL_MS {
+                return Err(FlowError::State(StateError::Expired));
+            }
+            p.verifier
+        };
+        self.finish_callback(callback, verifier.as_ref()).await
+    }
+
+    /// Reads a callback whose state the caller checked, and exchanges its code.
+    pub async fn finish_callback(
+        &self,
+        callback: &Callback,
+        verifier: Option<&SecretString>,
+    ) -> Result<TokenSet, FlowError> {
+        if let Some(error) = &callback.error {
+            let provider = ProviderError {
+                phase: ErrorPhase::Authorize,
+                status: None,
+                error: error.clone(),
+                description: callback.error_description.clone(),
+            };
+            return Err(FlowError::Provider(Box::new(self.diagnose(provider))));
+        }
+        let code = callback.code.as_deref().ok_or_else(|| FlowError::InvalidResponse {
+            endpoint: "authorize",
+            detail: "the callback has neither `code` nor `error`".to_owned(),
+        })?;
+        self.exchange_code(code, verifier).await
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) for tokens.
+    pub async fn exchange_code(&self, code: &str, verifier: Option<&SecretString>) -> Result<TokenSet, FlowError> {
+        let token_url = self.token_url()?;
+        let redirect = self.redirect_url()?;
+        let response = self
+            .with_secrets(true, async |secret| {
+                let client = self.client(secret).set_token_uri(token_url.clone());
+                let mut request = client
+                    .exchange_code(AuthorizationCode::new(code.to_owned()))
+                    .set_redirect_uri(std::borrow::Cow::Borrowed(&redirect));
+                if let Some(v) = verifier {
+                    request = request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
+                }
+                for (k, v) in &self.token_params {
+                    request = request.add_extra_param(k.as_str(), v.as_str());
+                }
+                request.request_async(&self.http).await.map_err(|e| self.token_error("token", e))
+            })
+            .await?;
+        self.token_set(&response, GrantUsed::AuthorizationCode, None).await
+    }
+
+    /// Refreshes, sending the client secret or not as the profile and configuration say.
+    /// The result keeps the old refresh token unless the provider rotated it.
+    pub async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, FlowError> {
+        if !self.has_grant(Grant::RefreshToken) {
+            return Err(FlowError::Unsupported(format!("`{}` has no refresh token grant", self.profile.id)));
+        }
+        let refresh_token = tokens
+            .refresh_token
+            .as_ref()
+            .ok_or_else(|| FlowError::Configuration("the token set has no refresh token".to_owned()))?;
+        let token_url = self.token_url()?;
+        let response = self
+            .with_secrets(self.refresh_sends_secret, async |secret| {
+                let client = self.client(secret).set_token_uri(token_url.clone());
+                let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
+                client
+                    .exchange_refresh_token(&rt)
+                    .request_async(&self.http)
+                    .await
+                    .map_err(|e| self.token_error("token", e))
+            })
+            .await?;
+        self.token_set(&response, GrantUsed::RefreshToken, Some(refresh_token)).await
+    }
+
+    /// The client credentials grant.
+    pub async fn client_credentials(&self) -> Result<TokenSet, FlowError> {
+        if !self.has_grant(Grant::ClientCredentials) {
+            return Err(FlowError::Unsupported(format!("`{}` has no client credentials grant", self.profile.id)));
+        }
+        if self.config.client_secret.is_none() {
+            return Err(FlowError::Configuration("the client credentials grant needs the client secret".to_owned()));
+        }
+        let token_url = self.token_url()?;
+        let response = self
+            .with_secrets(true, async |secret| {
+                let client = self.client(secret).set_token_uri(token_url.clone());
+                let mut request = client.exchange_client_credentials();
+                if !self.plan.scopes.is_empty() {
+                    request = request.add_extra_param("scope", self.plan.scope_string());
+                }
+                request.request_async(&self.http).await.map_err(|e| self.token_error("token", e))
+            })
+            .await?;
+        self.token_set(&response, GrantUsed::ClientCredentials, None).await
+    }
+
+    /// The JWT bearer grant (RFC 7523): an RS256 assertion signed with the configured private
+    /// key, `iss` the client id, `sub` the user, `aud` the profile's audience.
+    pub async fn jwt_bearer(&self, subject: &str) -> Result<TokenSet, FlowError> {
+        if !self.has_grant(Grant::JwtBearer) {
+            return Err(FlowError::Unsupported(format!("`{}` has no JWT bearer grant", self.profile.id)));
+        }
+        let key = self
+            .config
+            .private_key
+            .as_ref()
+            .ok_or_else(|| FlowError::Configuration("the JWT bearer grant needs a private key".to_owned()))?;
+        let audience = self.endpoints.jwt_audience.clone().unwrap_or_else(|| self.endpoints.token.clone());
+        let lifetime = self.profile.auth.jwt_bearer.as_ref().map_or(180, |j| u64::from(j.assertion_lifetime_seconds));
+        #[derive(Serialize)]
+        struct Claims<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            aud: &'a str,
+            exp: u64,
+        }
+        let claims =
+            Claims { iss: &self.config.client_id, sub: subject, aud: &audience, exp: self.now_ms() / 1000 + lifetime };
+        // The key's own error text is not passed on: it can quote key material.
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.expose_secret().as_bytes())
+            .map_err(|_| FlowError::Configuration("the private key is not an RSA key in PEM form".to_owned()))?;
+        let assertion =
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &encoding)
+                .map_err(|_| {
+                    FlowError::Configuration("the assertion could not be signed with the private key".to_owned())
+                })?;
+        let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
+        let response = self.raw_token_request("token", &self.endpoints.token, &form, None).await?;
+        self.token_set_from_map(&response, GrantUsed::JwtBearer, None).await
+    }
+
+    /// Starts the device flow: at the device authorization endpoint, or where the profile
+    /// says (Salesforce: the token endpoint with `response_type=device_code`).
+    pub async fn device_start(&self) -> Result<DeviceAuthorization, FlowError> {
+        if !self.has_grant(Grant::DeviceCode) {
+            return Err(FlowError::Unsupported(format!("`{}` has no device grant", self.profile.id)));
+        }
+        let url = self
+            .endpoints
+            .device_start
+            .as_deref()
+            .ok_or_else(|| FlowError::Unsupported(format!("`{}` has no device endpoint", self.profile.id)))?;
+        let scope = self.plan.scope_string();
+        let mut form: Vec<(&str, &str)> = vec![("client_id", self.config.client_id.as_str())];
+        if !scope.is_empty() {
+            form.push(("scope", scope.as_str()));
+        }
+        if let Some(device) = &self.profile.auth.device {
+            form.extend(device.start_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        let body = self.raw_token_request("device", url, &form, None).await?;
+        let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+        let number = |k: &str| body.get(k).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+        let missing =
+            |k: &str| FlowError::InvalidResponse { endpoint: "device", detail: format!("no `{k}` in the answer") };
+        Ok(DeviceAuthorization {
+            device_code: SecretString::from(text("device_code").ok_or_else(|| missing("device_code"))?),
+            user_code: text("user_code").ok_or_else(|| missing("user_code"))?,
+            verification_uri: text("verification_uri")
+                .or_else(|| text("verification_url"))
+                .ok_or_else(|| missing("verification_uri"))?,
+            verification_uri_complete: text("verification_uri_complete"),
+            interval: number("interval").unwrap_or(5),
+            expires_in: number("expires_in"),
+        })
+    }
+
+    /// Polls until the user approves or denies, honouring `interval`, `authorization_pending`
+    /// and `slow_down`.
+    pub async fn device_poll(
+        &self,
+        authorization: &DeviceAuthorization,
+        polling: &DevicePolling,
+    ) -> Result<TokenSet, FlowError> {
+        let (grant_type, code_param) = match &self.profile.auth.device {
+            Some(d) => (d.poll_grant_type.as_str(), d.poll_code_param.as_str()),
+            None => ("urn:ietf:params:oauth:grant-type:device_code", "device_code"),
+        };
+        let deadline = tokio::time::Instant::now()
+            + authorization.expires_in.map_or(polling.max_wait, Duration::from_secs).min(polling.max_wait);
+        let mut interval = Duration::from_secs(authorization.interval);
+        loop {
+            tokio::time::sleep(interval).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(FlowError::TimedOut("the device authorization expired before the user approved it"));
+            }
+            let result = self
+                .with_secrets(true, async |secret| {
+                    let mut form = vec![
+                        ("grant_type", grant_type),
+                        (code_param, authorization.device_code.expose_secret()),
+                        ("client_id", self.config.client_id.as_str()),
+                    ];
+                    if let Some(secret) = secret {
+                        form.push(("client_secret", secret.expose_secret()));
+                    }
+                    self.raw_token_request("token", &self.endpoints.token, &form, None).await
+                })
+                .await;
+            match result {
+                Ok(body) => return self.token_set_from_map(&body, GrantUsed::DeviceCode, None).await,
+                Err(FlowError::Provider(d)) if d.provider.error == "authorization_pending" => {}
+                Err(FlowError::Provider(d)) if d.provider.error == "slow_down" => {
+                    interval += polling.slow_down_increment;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// Introspects a token (RFC 7662).
+    pub async fn introspect(&self, token: &SecretString, kind: TokenKind) -> Result<Introspection, FlowError> {
+        let url =
+            self.endpoints.introspect.as_deref().ok_or_else(|| {
+                FlowError::Unsupported(format!("`{}` has no introspection endpoint", self.profile.id))
+            })?;
+        let url = IntrospectionUrl::new(url.to_owned()).map_err(|e| FlowError::Configuration(e.to_string()))?;
+        let response = self
+            .with_secrets(true, async |secret| {
+                let client = self.client(secret).set_introspection_url(url.clone());
+                let access = AccessToken::new(token.expose_secret().to_owned());
+                let hint = match kind {
+                    TokenKind::Access => "access_token",
+                    TokenKind::Refresh => "refresh_token",
+                };
+                client
+                    .introspect(&access)
+                    .set_token_type_hint(hint)
+                    .request_async(&self.http)
+                    .await
+                    .map_err(|e| self.token_error("introspect", e))
+            })
+            .await?;
+        Ok(Introspection {
+            active: response.active(),
+            exp: response.exp().and_then(|t| u64::try_from(t.timestamp()).ok()),
+            iat: response.iat().and_then(|t| u64::try_from(t.timestamp()).ok()),
+            scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
+            client_id: response.client_id().map(|c| c.to_string()),
+            username: response.username().map(str::to_owned),
+            sub: response.sub().map(str::to_owned),
+            token_type: response.token_type().map(|t| t.as_ref().to_owned()),
+        })
+    }
+
+    /// Revokes a token (RFC 7009). Revoking a refresh token usually revokes its access tokens.
+    pub async fn revoke(&self, token: &SecretString, kind: TokenKind) -> Result<(), FlowError> {
+        let url = self
+            .endpoints
+            .revoke
+            .as_deref()
+            .ok_or_else(|| FlowError::Unsupported(format!("`{}` has no revocation endpoint", self.profile.id)))?;
+        let url = RevocationUrl::new(url.to_owned()).map_err(|e| FlowError::Configuration(e.to_string()))?;
+        self.with_secrets(true, async |secret| {
+            let client = self.client(secret).set_revocation_url(url.clone());
+            let revocable = match kind {
+                TokenKind::Access => {
+                    StandardRevocableToken::AccessToken(AccessToken::new(token.expose_secret().to_owned()))
+                }
+                TokenKind::Refresh => {
+                    StandardRevocableToken::RefreshToken(RefreshToken::new(token.expose_secret().to_owned()))
+                }
+            };
+            let request = client.revoke_token(revocable).map_err(|e| FlowError::Configuration(e.to_string()))?;
+            request.request_async(&self.http).await.map_err(|e| self.token_error("revoke", e))
+        })
+        .await
+    }
+
+    /// What a provider error means, from the profile's error map, with the fix rendered for
+    /// this connection.
+    pub fn diagnose(&self, error: ProviderError) -> Diagnosis {
+        let Some((id, rule)) = matching_rule(&self.profile, &error) else {
+            return Diagnosis { kind: DiagnosisKind::Unknown, rule: None, meaning: None, hint: None, provider: error };
+        };
+        let scopes = scope_entries(&self.profile, &self.plan);
+        let app_name = format!("{} integration", self.profile.name);
+        let target = GuideTarget {
+            environment: &self.environment,
+            variant: None,
+            plan: &self.plan,
+            scopes: &scopes,
+            actions: &self.config.actions,
+            callback_url: self.config.redirect_uri.as_deref().unwrap_or_default(),
+            app_name: &app_name,
+            refresh_sends_secret: self.refresh_sends_secret,
+        };
+        let context = guide_context(&self.profile, &target);
+        let hint = render(&rule.fix, &context).ok().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
+        Diagnosis {
+            kind: rule.kind.into(),
+            rule: Some(id.to_owned()),
+            meaning: Some(rule.meaning.split_whitespace().collect::<Vec<_>>().join(" ")),
+            hint,
+            provider: error,
+        }
+    }
+
+    fn token_url(&self) -> Result<TokenUrl, FlowError> {
+        TokenUrl::new(self.endpoints.token.clone()).map_err(|e| FlowError::Configuration(e.to_string()))
+    }
+
+    fn token_error<T: ErrorResponse + Serialize + 'static>(
+        &self,
+        endpoint: &'static str,
+        error: RequestTokenError<TransportError, T>,
+    ) -> FlowError {
+        match error {
+            RequestTokenError::ServerResponse(response) => {
+                // The standard error types serialize to the wire shape; read it back generically.
+                let body = serde_json::to_vec(&response).unwrap_or_default();
+                match ProviderError::from_body(ErrorPhase::Token, None, &body) {
+                    Some(provider) => FlowError::Provider(Box::new(self.diagnose(provider))),
+                    None => FlowError::InvalidResponse { endpoint, detail: "an error without a code".to_owned() },
+                }
+            }
+            RequestTokenError::Request(source) => FlowError::Transport { endpoint, source },
+            RequestTokenError::Parse(e, _body) => FlowError::InvalidResponse {
+                endpoint,
+                // Neither the body nor serde's message (which can quote values) is repeated.
+                detail: format!("not the expected JSON ({:?} error at `{}`)", e.inner().classify(), e.path()),
+            },
+            RequestTokenError::Other(detail) => FlowError::InvalidResponse { endpoint, detail },
+        }
+    }
+
+    async fn raw_token_request(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<Map<String, Value>, FlowError> {
+        let request = form_post(url, form, basic).map_err(|source| FlowError::Transport { endpoint, source })?;
+        let response = self.http.send(request).await.map_err(|source| FlowError::Transport { endpoint, source })?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            return match serde_json::from_slice::<Value>(response.body()) {
+                Ok(Value::Object(map)) => Ok(map),
+                Ok(_) => Err(FlowError::InvalidResponse { endpoint, detail: "not a JSON object".to_owned() }),
+                Err(e) => Err(FlowError::InvalidResponse {
+                    endpoint,
+                    detail: format!("not JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column()),
+                }),
+            };
+        }
+        match ProviderError::from_body(ErrorPhase::Token, Some(status), response.body()) {
+            Some(provider) => Err(FlowError::Provider(Box::new(self.diagnose(provider)))),
+            None => {
+                Err(FlowError::InvalidResponse { endpoint, detail: format!("HTTP {status} without an OAuth error") })
+            }
+        }
+    }
+
+    async fn token_set(
+        &self,
+        response: &TokenResponse,
+        grant: GrantUsed,
+        previous_refresh: Option<&SecretString>,
+    ) -> Result<TokenSet, FlowError> {
+        let map = match serde_json::to_value(response) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(FlowError::InvalidResponse {
+                    endpoint: "token",
+                    detail: "unreadable token response".to_owned(),
+                });
+            }
+        };
+        self.token_set_from_map(&map, grant, previous_refresh).await
+    }
+
+    async fn token_set_from_map(
+        &self,
+        map: &Map<String, Value>,
+        grant: GrantUsed,
+        previous_refresh: Option<&SecretString>,
+    ) -> Result<TokenSet, FlowError> {
+        let requested: Vec<String> = self.plan.values().into_iter().map(str::to_owned).collect();
+        let mut tokens =
+            TokenSet::from_response(&self.profile, map, grant, self.now_ms(), &requested, previous_refresh)
+                .map_err(|e| FlowError::InvalidResponse { endpoint: "token", detail: e.0 })?;
+        if tokens.expiry_source != ExpirySource::ExpiresIn
+            && self.profile.auth.tokens.introspect_for_expiry
+            && self.endpoints.introspect.is_some()
+        {
+            match self.introspect(&tokens.access_token, TokenKind::Access).await {
+                Ok(Introspection { active: true, exp: Some(exp), .. }) => {
+                    tokens.expires_at = Some(exp);
+                    tokens.expiry_source = ExpirySource::Introspection;
+                }
+                Ok(_) => {
+                    tracing::warn!(profile = %self.profile.id, "introspection gave no expiry; assuming the profile's lifetime")
+                }
+                Err(e) => {
+                    tracing::warn!(profile = %self.profile.id, error = %e, "introspection failed; assuming the profile's lifetime")
+                }
+            }
+        }
+        Ok(tokens)
+    }
+}
+
+/// Why a rendered endpoint cannot be used: it must be an absolute https URL, or http to a
+/// loopback host, without credentials.
+fn endpoint_problem(rendered: &str) -> Option<String> {
+    let url = match url::Url::parse(rendered) {
+        Ok(url) => url,
+        Err(e) => return Some(e.to_string()),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("it has credentials in it".to_owned());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Some("it has no host".to_owned()),
+    };
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        other => Some(format!("the scheme `{other}` is not https")),
+    }
+}

@@ -1,0 +1,148 @@
+//! The one HTTP client every flow uses: no redirects followed, timeouts, a User-Agent, and
+//! server errors (5xx) and timeouts classified as transient so callers can retry them.
+
+use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse, reqwest};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Settings of the shared HTTP client.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// The whole request, from connecting to the last byte of the body.
+    pub timeout: Duration,
+    /// Establishing the TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Sent with every request.
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            user_agent: concat!("keyway/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// A cheaply cloneable HTTP client (one connection pool) for the OAuth endpoints.
+///
+/// It never follows redirects: a token endpoint that redirects is misconfigured, and
+/// following one could send credentials to another host.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+}
+
+/// Why an HTTP exchange failed before an OAuth answer could be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// No complete answer within the timeout.
+    #[error("the request timed out")]
+    Timeout,
+    /// The connection could not be made or broke.
+    #[error("the connection failed: {0}")]
+    Connect(String),
+    /// The server answered with a 5xx status.
+    #[error("the server answered HTTP {0}")]
+    ServerError(u16),
+    /// The request could not be built or sent for another reason.
+    #[error("the request failed: {0}")]
+    Other(String),
+}
+
+impl TransportError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TransportError::Timeout | TransportError::Connect(_) | TransportError::ServerError(_))
+    }
+}
+
+impl HttpClient {
+    /// Builds the client.
+    pub fn new(options: &HttpOptions) -> Result<HttpClient, TransportError> {
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .user_agent(options.user_agent.clone())
+            .build()
+            .map_err(|e| TransportError::Other(e.without_url().to_string()))?;
+        Ok(HttpClient { inner })
+    }
+
+    /// Sends a request and reads the whole answer. 5xx answers are errors.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let method = request.method().clone();
+        // Only scheme, host and path are logged: queries may carry codes or states.
+        let target = {
+            let uri = request.uri();
+            format!(
+                "{}://{}{}",
+                uri.scheme_str().unwrap_or("?"),
+                uri.authority().map_or("?", |a| a.as_str()),
+                uri.path()
+            )
+        };
+        let request: reqwest::Request =
+            request.try_into().map_err(|e: reqwest::Error| TransportError::Other(e.without_url().to_string()))?;
+        let started = std::time::Instant::now();
+        let response = self.inner.execute(request).await.map_err(classify)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(classify)?;
+        tracing::debug!(%method, %target, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "http exchange");
+        if status.is_server_error() {
+            return Err(TransportError::ServerError(status.as_u16()));
+        }
+        let mut builder = oauth2::http::Response::builder().status(status);
+        if let Some(h) = builder.headers_mut() {
+            *h = headers;
+        }
+        builder.body(body.to_vec()).map_err(|e| TransportError::Other(e.to_string()))
+    }
+}
+
+fn classify(e: reqwest::Error) -> TransportError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else if e.is_connect() || e.is_request() || e.is_body() {
+        TransportError::Connect(e.to_string())
+    } else {
+        TransportError::Other(e.to_string())
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for HttpClient {
+    type Error = TransportError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}
+
+/// A form POST, with the client's credentials in the body or as HTTP Basic.
+pub(crate) fn form_post(
+    url: &str,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Result<HttpRequest, TransportError> {
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let mut builder = oauth2::http::Request::builder()
+        .method(oauth2::http::Method::POST)
+        .uri(url)
+        .header(oauth2::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(oauth2::http::header::ACCEPT, "application/json");
+    if let Some((id, secret)) = basic {
+        use base64::Engine as _;
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let pair = format!("{}:{}", encode(id), encode(secret));
+        let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+        builder = builder.header(oauth2::http::header::AUTHORIZATION, value);
+    }
+    builder.body(body.into_bytes()).map_err(|e| TransportError::Other(e.to_string()))
+}

@@ -1,0 +1,400 @@
+//! The token manager: a valid access token for a connection, whenever asked.
+//!
+//! Invariants:
+//! - At most one refresh per connection is in flight; callers that find the token expired
+//!   wait for it and share its result.
+//! - A refreshed token set is persisted through the [`TokenStore`] before any caller sees
+//!   it. With refresh-token rotation the old refresh token dies at the provider the moment
+//!   the new one is issued, so a crash between the two must not lose the new one.
+//! - Transient failures (timeouts, 5xx, unreadable answers) are retried with capped,
+//!   jittered exponential backoff; provider refusals are not. A refusal whose diagnosis is
+//!   "reauthorize" (`invalid_grant`) marks the connection as needing reauthorization, and
+//!   no further request is made for it until new tokens are installed.
+
+use crate::clock::Clock;
+use crate::connector::Connector;
+use crate::errors::{Diagnosis, DiagnosisKind, FlowError};
+use crate::tokens::{GrantUsed, TokenSet};
+use rand::Rng;
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A boxed future, so stores can be used as trait objects.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("token store: {0}")]
+pub struct StoreError(pub String);
+
+/// Where token sets live between refreshes and restarts.
+pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// The token set of a connection, if any.
+    fn load<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, Option<TokenSet>>;
+    /// Saves durably: when this returns `Ok`, a crash must not lose `tokens`.
+    fn save<'a>(&'a self, connection: &'a str, tokens: &'a TokenSet) -> StoreFuture<'a, ()>;
+    /// Forgets a connection.
+    fn remove<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, ()>;
+}
+
+/// Keeps token sets in memory (tests, and processes that reauthorize on restart).
+#[derive(Debug, Default)]
+pub struct MemoryTokenStore {
+    sets: Mutex<HashMap<String, TokenSet>>,
+}
+
+impl TokenStore for MemoryTokenStore {
+    fn load<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, Option<TokenSet>> {
+        let found = self.sets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(connection).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn save<'a>(&'a self, connection: &'a str, tokens: &'a TokenSet) -> StoreFuture<'a, ()> {
+        self.sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(connection.to_owned(), tokens.clone());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn remove<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, ()> {
+        self.sets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(connection);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// One JSON file per connection in a directory, written atomically (temporary file, fsync,
+/// rename, fsync of the directory) and readable only by the owner on Unix.
+#[derive(Debug)]
+pub struct FileTokenStore {
+    dir: PathBuf,
+}
+
+impl FileTokenStore {
+    /// Uses (and creates) `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<FileTokenStore, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+        Ok(FileTokenStore { dir })
+    }
+
+    /// The file of a connection: its id, hex-encoded, so any id is a safe file name.
+    fn path(&self, connection: &str) -> PathBuf {
+        let name: String = connection.bytes().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("{name}.json"))
+    }
+
+    fn write(&self, connection: &str, tokens: &TokenSet) -> Result<(), StoreError> {
+        use std::io::Write as _;
+        let path = self.path(connection);
+        let tmp = path.with_extension("json.tmp");
+        let fail = |e: std::io::Error| StoreError(format!("{}: {e}", path.display()));
+        let json = serde_json::to_vec(tokens).map_err(|e| StoreError(e.to_string()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(fail)?;
+        file.write_all(&json).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, &path).map_err(fail)?;
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
+            // Makes the rename durable; not every platform can fsync a directory.
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl TokenStore for FileTokenStore {
+    fn load<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, Option<TokenSet>> {
+        Box::pin(async move {
+            let path = self.path(connection);
+            match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice(&bytes)
+                    .map(Some)
+                    // serde's message may quote the file's values: report only where it broke.
+                    .map_err(|e| StoreError(format!("{}: unreadable at line {}", path.display(), e.line()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StoreError(format!("{}: {e}", path.display()))),
+            }
+        })
+    }
+
+    fn save<'a>(&'a self, connection: &'a str, tokens: &'a TokenSet) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.write(connection, tokens) })
+    }
+
+    fn remove<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            match std::fs::remove_file(self.path(connection)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError(e.to_string())),
+            }
+        })
+    }
+}
+
+/// When and how the manager refreshes.
+#[derive(Debug, Clone)]
+pub struct RefreshPolicy {
+    /// Refresh this long before the access token expires.
+    pub skew: Duration,
+    /// Attempts per refresh, the first included.
+    pub max_attempts: u32,
+    /// The first backoff delay; it doubles each retry.
+    pub base_delay: Duration,
+    /// The longest backoff delay.
+    pub max_delay: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        RefreshPolicy {
+            skew: Duration::from_secs(300),
+            max_attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// The delay before retry `attempt` (1-based): exponential, capped, with "equal jitter"
+    /// (half fixed, half random) so many connections failing together do not retry in step.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_delay);
+        let half = capped / 2;
+        half + half.mul_f64(rand::thread_rng().r#gen::<f64>())
+    }
+}
+
+/// An access token handed out by the manager.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The token.
+    pub token: SecretString,
+    /// `Bearer`, usually.
+    pub token_type: String,
+    /// When it expires, seconds since the epoch.
+    pub expires_at: Option<u64>,
+}
+
+/// Why no access token could be handed out.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    /// No connection by that id.
+    #[error("no connection `{0}`")]
+    UnknownConnection(String),
+    /// The user must connect again; the diagnosis says why, when the provider said.
+    #[error("the connection needs reauthorization{}", .0.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    NeedsReauthorization(Option<Box<Diagnosis>>),
+    /// Getting a new token failed (after retries, when the failure was transient).
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    /// The new tokens could not be persisted; they are kept in memory and saving is retried.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+enum Status {
+    Ready(Arc<TokenSet>),
+    /// Refreshed but not yet persisted: not handed out until saved.
+    Unsaved(Arc<TokenSet>),
+    NeedsReauthorization(Option<Box<Diagnosis>>),
+}
+
+#[derive(Debug)]
+struct Connection {
+    id: String,
+    connector: Arc<Connector>,
+    status: RwLock<Status>,
+    /// Held while refreshing: the single-flight lock.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// Hands out valid access tokens for many connections.
+#[derive(Debug)]
+pub struct TokenManager {
+    store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+    policy: RefreshPolicy,
+    connections: RwLock<HashMap<String, Arc<Connection>>>,
+}
+
+impl TokenManager {
+    /// A manager over a store.
+    pub fn new(store: Arc<dyn TokenStore>, clock: Arc<dyn Clock>, policy: RefreshPolicy) -> TokenManager {
+        TokenManager { store, clock, policy, connections: RwLock::new(HashMap::new()) }
+    }
+
+    /// Installs new tokens for a connection (after an authorization): persisted first.
+    pub async fn insert(&self, id: &str, connector: Arc<Connector>, tokens: TokenSet) -> Result<(), StoreError> {
+        self.store.save(id, &tokens).await?;
+        self.put(id, connector, Status::Ready(Arc::new(tokens)));
+        Ok(())
+    }
+
+    /// Opens a connection whose tokens are in the store; `false` when the store has none.
+    pub async fn open(&self, id: &str, connector: Arc<Connector>) -> Result<bool, StoreError> {
+        match self.store.load(id).await? {
+            Some(tokens) => {
+                self.put(id, connector, Status::Ready(Arc::new(tokens)));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn put(&self, id: &str, connector: Arc<Connector>, status: Status) {
+        let connection = Arc::new(Connection {
+            id: id.to_owned(),
+            connector,
+            status: RwLock::new(status),
+            refreshing: tokio::sync::Mutex::new(()),
+        });
+        self.connections.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_owned(), connection);
+    }
+
+    /// The current token set of a connection (for display or export).
+    pub fn tokens(&self, id: &str) -> Option<Arc<TokenSet>> {
+        let connection = self.connection(id).ok()?;
+        let status = connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*status {
+            Status::Ready(t) | Status::Unsaved(t) => Some(t.clone()),
+            Status::NeedsReauthorization(_) => None,
+        }
+    }
+
+    /// Whether a connection must be authorized again, and why.
+    pub fn needs_reauthorization(&self, id: &str) -> Option<Option<Box<Diagnosis>>> {
+        let connection = self.connection(id).ok()?;
+        let status = connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*status {
+            Status::NeedsReauthorization(d) => Some(d.clone()),
+            _ => None,
+        }
+    }
+
+    fn connection(&self, id: &str) -> Result<Arc<Connection>, TokenError> {
+        self.connections
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| TokenError::UnknownConnection(id.to_owned()))
+    }
+
+    /// A valid access token: the cached one while it is fresh, else a new one (one refresh
+    /// however many callers ask at once).
+    pub async fn access_token(&self, id: &str) -> Result<AccessToken, TokenError> {
+        let connection = self.connection(id)?;
+        if let Some(token) = self.fresh(&connection)? {
+            return Ok(token);
+        }
+        let _flight = connection.refreshing.lock().await;
+        // Whoever held the lock before may have refreshed already.
+        if let Some(token) = self.fresh(&connection)? {
+            return Ok(token);
+        }
+        self.renew(&connection).await
+    }
+
+    /// Refreshes now, whatever the expiry (after a 401 from the API, say).
+    pub async fn force_refresh(&self, id: &str) -> Result<AccessToken, TokenError> {
+        let connection = self.connection(id)?;
+        let _flight = connection.refreshing.lock().await;
+        self.renew(&connection).await
+    }
+
+    /// The cached token when it is fresh; `None` when it must be renewed.
+    fn fresh(&self, connection: &Connection) -> Result<Option<AccessToken>, TokenError> {
+        let status = connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*status {
+            Status::Ready(tokens) if !tokens.expires_within(self.clock.now(), self.policy.skew.as_secs()) => {
+                Ok(Some(AccessToken {
+                    token: tokens.access_token.clone(),
+                    token_type: tokens.token_type.clone(),
+                    expires_at: tokens.expires_at,
+                }))
+            }
+            Status::Ready(_) | Status::Unsaved(_) => Ok(None),
+            Status::NeedsReauthorization(d) => Err(TokenError::NeedsReauthorization(d.clone())),
+        }
+    }
+
+    /// Gets new tokens (called with the single-flight lock held), persists, then publishes.
+    async fn renew(&self, connection: &Connection) -> Result<AccessToken, TokenError> {
+        let current = {
+            let status = connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*status {
+                Status::Ready(t) => t.clone(),
+                Status::Unsaved(t) => t.clone(),
+                Status::NeedsReauthorization(d) => return Err(TokenError::NeedsReauthorization(d.clone())),
+            }
+        };
+        let unsaved =
+            matches!(&*connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner), Status::Unsaved(_));
+        let fresh = if unsaved && !current.expires_within(self.clock.now(), self.policy.skew.as_secs()) {
+            // A refresh succeeded but saving failed: save it now instead of refreshing again
+            // (with rotation, refreshing again would use the dead token).
+            current
+        } else {
+            Arc::new(self.obtain(connection, &current).await?)
+        };
+        if let Err(e) = self.store.save(&connection.id, &fresh).await {
+            tracing::error!(error = %e, "refreshed tokens could not be persisted; keeping them in memory");
+            *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Status::Unsaved(fresh);
+            return Err(TokenError::Store(e));
+        }
+        let token = AccessToken {
+            token: fresh.access_token.clone(),
+            token_type: fresh.token_type.clone(),
+            expires_at: fresh.expires_at,
+        };
+        *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Status::Ready(fresh);
+        Ok(token)
+    }
+
+    /// A new token set by the means the current one allows, with retries of transient
+    /// failures. A provider refusal meaning "reauthorize" marks the connection.
+    async fn obtain(&self, connection: &Connection, current: &TokenSet) -> Result<TokenSet, TokenError> {
+        let connector = &connection.connector;
+        let mut attempt = 1;
+        loop {
+            let result = match (current.refresh_token.is_some(), current.grant) {
+                (true, _) => connector.refresh(current).await,
+                (false, GrantUsed::ClientCredentials) => connector.client_credentials().await,
+                (false, _) => {
+                    let status = Status::NeedsReauthorization(None);
+                    *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+                    return Err(TokenError::NeedsReauthorization(None));
+                }
+            };
+            match result {
+                Ok(tokens) => return Ok(tokens),
+                Err(e) if e.is_transient() && attempt < self.policy.max_attempts => {
+                    let delay = self.policy.backoff(attempt);
+                    tracing::warn!(profile = %connector.profile().id, attempt, delay_ms = delay.as_millis() as u64, error = %e, "token refresh failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(FlowError::Provider(d)) if d.kind == DiagnosisKind::Reauthorize => {
+                    tracing::warn!(profile = %connector.profile().id, rule = ?d.rule, "the grant is gone; the connection needs reauthorization");
+                    let status = Status::NeedsReauthorization(Some(d.clone()));
+                    *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+                    return Err(TokenError::NeedsReauthorization(Some(d)));
+                }
+                Err(e) => return Err(TokenError::Flow(e)),
+            }
+        }
+    }
+}
