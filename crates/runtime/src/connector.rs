@@ -18,12 +18,13 @@ use oauth2::basic::{
 use oauth2::{
     AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     ErrorResponse, IntrospectionUrl, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
-    RevocationUrl, StandardRevocableToken, TokenIntrospectionResponse, TokenUrl,
+    StandardRevocableToken, TokenIntrospectionResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -213,6 +214,8 @@ pub struct Connector {
     http: HttpClient,
     clock: Arc<dyn Clock>,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Set once the staged secret was accepted and the main one refused: tried first since.
+    prefer_staged: AtomicBool,
 }
 
 impl std::fmt::Debug for Connector {
@@ -361,6 +364,7 @@ impl Connector {
             http,
             clock: Arc::new(SystemClock),
             pending: Mutex::new(HashMap::new()),
+            prefer_staged: AtomicBool::new(false),
         })
     }
 
@@ -433,32 +437,33 @@ impl Connector {
     /// The secrets to try, in order: main, then staged. One `None` when no secret is sent.
     fn secrets(&self, send: bool) -> Vec<Option<&SecretString>> {
         match (&self.config.client_secret, send) {
-            (Some(main), true) => {
-                let mut out = vec![Some(main)];
-                if let Some(staged) = &self.config.staged_client_secret {
-                    out.push(Some(staged));
-                }
-                out
-            }
+            (Some(main), true) => match &self.config.staged_client_secret {
+                Some(staged) if self.prefer_staged.load(Ordering::Relaxed) => vec![Some(staged), Some(main)],
+                Some(staged) => vec![Some(main), Some(staged)],
+                None => vec![Some(main)],
+            },
             _ => vec![None],
         }
     }
 
     /// Runs a token-endpoint call with each secret until one is not refused as `invalid_client`.
-    async fn with_secrets<T>(
-        &self,
-        send_secret: bool,
-        call: impl AsyncFn(Option<&SecretString>) -> Result<T, FlowError>,
-    ) -> Result<T, FlowError> {
+    ///
+    /// The secret is passed by value (a cheap clone) so the returned futures stay `Send`.
+    async fn with_secrets<T, F, Fut>(&self, send_secret: bool, call: F) -> Result<T, FlowError>
+    where
+        F: Fn(Option<SecretString>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, FlowError>>,
+    {
         let candidates = self.secrets(send_secret);
         let last = candidates.len() - 1;
         for (i, secret) in candidates.into_iter().enumerate() {
-            match call(secret).await {
+            match call(secret.cloned()).await {
                 Err(FlowError::Provider(d)) if i < last && d.provider.error == "invalid_client" => {
                     tracing::warn!(profile = %self.profile.id, "main client secret refused; trying the staged one");
                 }
                 Ok(v) if i > 0 => {
-                    tracing::warn!(profile = %self.profile.id, "the staged client secret was accepted: promote it to main");
+                    let staged_now = !self.prefer_staged.fetch_xor(true, Ordering::Relaxed);
+                    tracing::warn!(profile = %self.profile.id, staged_preferred = staged_now, "the other client secret was accepted; using it first from now on");
                     return Ok(v);
                 }
                 other => return other,
@@ -569,14 +574,15 @@ impl Connector {
 
     /// Exchanges an authorization code (with its PKCE verifier) for tokens.
     pub async fn exchange_code(&self, code: &str, verifier: Option<&SecretString>) -> Result<TokenSet, FlowError> {
-        let token_url = self.token_url()?;
-        let redirect = self.redirect_url()?;
+        let token_url = &self.token_url()?;
+        let redirect = &self.redirect_url()?;
         let response = self
-            .with_secrets(true, async |secret| {
+            .with_secrets(true, |secret: Option<SecretString>| async move {
+                let secret = secret.as_ref();
                 let client = self.client(secret).set_token_uri(token_url.clone());
                 let mut request = client
                     .exchange_code(AuthorizationCode::new(code.to_owned()))
-                    .set_redirect_uri(std::borrow::Cow::Borrowed(&redirect));
+                    .set_redirect_uri(std::borrow::Cow::Borrowed(redirect));
                 if let Some(v) = verifier {
                     request = request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
                 }
@@ -599,9 +605,10 @@ impl Connector {
             .refresh_token
             .as_ref()
             .ok_or_else(|| FlowError::Configuration("the token set has no refresh token".to_owned()))?;
-        let token_url = self.token_url()?;
+        let token_url = &self.token_url()?;
         let response = self
-            .with_secrets(self.refresh_sends_secret, async |secret| {
+            .with_secrets(self.refresh_sends_secret, |secret: Option<SecretString>| async move {
+                let secret = secret.as_ref();
                 let client = self.client(secret).set_token_uri(token_url.clone());
                 let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
                 client
@@ -622,9 +629,10 @@ impl Connector {
         if self.config.client_secret.is_none() {
             return Err(FlowError::Configuration("the client credentials grant needs the client secret".to_owned()));
         }
-        let token_url = self.token_url()?;
+        let token_url = &self.token_url()?;
         let response = self
-            .with_secrets(true, async |secret| {
+            .with_secrets(true, |secret: Option<SecretString>| async move {
+                let secret = secret.as_ref();
                 let client = self.client(secret).set_token_uri(token_url.clone());
                 let mut request = client.exchange_client_credentials();
                 if !self.plan.scopes.is_empty() {
@@ -727,16 +735,12 @@ impl Connector {
                 return Err(FlowError::TimedOut("the device authorization expired before the user approved it"));
             }
             let result = self
-                .with_secrets(true, async |secret| {
-                    let mut form = vec![
-                        ("grant_type", grant_type),
-                        (code_param, authorization.device_code.expose_secret()),
-                        ("client_id", self.config.client_id.as_str()),
-                    ];
-                    if let Some(secret) = secret {
-                        form.push(("client_secret", secret.expose_secret()));
-                    }
-                    self.raw_token_request("token", &self.endpoints.token, &form, None).await
+                .with_secrets(true, |secret: Option<SecretString>| async move {
+                    let secret = secret.as_ref();
+                    let mut form =
+                        vec![("grant_type", grant_type), (code_param, authorization.device_code.expose_secret())];
+                    let basic = self.client_auth(secret, &mut form);
+                    self.raw_token_request("token", &self.endpoints.token, &form, basic).await
                 })
                 .await;
             match result {
@@ -756,9 +760,10 @@ impl Connector {
             self.endpoints.introspect.as_deref().ok_or_else(|| {
                 FlowError::Unsupported(format!("`{}` has no introspection endpoint", self.profile.id))
             })?;
-        let url = IntrospectionUrl::new(url.to_owned()).map_err(|e| FlowError::Configuration(e.to_string()))?;
+        let url = &IntrospectionUrl::new(url.to_owned()).map_err(|e| FlowError::Configuration(e.to_string()))?;
         let response = self
-            .with_secrets(true, async |secret| {
+            .with_secrets(true, |secret: Option<SecretString>| async move {
+                let secret = secret.as_ref();
                 let client = self.client(secret).set_introspection_url(url.clone());
                 let access = AccessToken::new(token.expose_secret().to_owned());
                 let hint = match kind {
@@ -787,26 +792,42 @@ impl Connector {
 
     /// Revokes a token (RFC 7009). Revoking a refresh token usually revokes its access tokens.
     pub async fn revoke(&self, token: &SecretString, kind: TokenKind) -> Result<(), FlowError> {
+        // A plain form post: `oauth2` refuses revocation URLs that are not https, and the
+        // test provider (like any loopback endpoint) is http.
         let url = self
             .endpoints
             .revoke
             .as_deref()
             .ok_or_else(|| FlowError::Unsupported(format!("`{}` has no revocation endpoint", self.profile.id)))?;
-        let url = RevocationUrl::new(url.to_owned()).map_err(|e| FlowError::Configuration(e.to_string()))?;
-        self.with_secrets(true, async |secret| {
-            let client = self.client(secret).set_revocation_url(url.clone());
-            let revocable = match kind {
-                TokenKind::Access => {
-                    StandardRevocableToken::AccessToken(AccessToken::new(token.expose_secret().to_owned()))
-                }
-                TokenKind::Refresh => {
-                    StandardRevocableToken::RefreshToken(RefreshToken::new(token.expose_secret().to_owned()))
-                }
-            };
-            let request = client.revoke_token(revocable).map_err(|e| FlowError::Configuration(e.to_string()))?;
-            request.request_async(&self.http).await.map_err(|e| self.token_error("revoke", e))
+        let hint = match kind {
+            TokenKind::Access => "access_token",
+            TokenKind::Refresh => "refresh_token",
+        };
+        self.with_secrets(true, |secret: Option<SecretString>| async move {
+            let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+            let basic = self.client_auth(secret.as_ref(), &mut form);
+            self.raw_post("revoke", url, &form, basic).await.map(drop)
         })
         .await
+    }
+
+    /// Adds client authentication to a form as the profile says: in the body, or returned
+    /// as the HTTP Basic pair.
+    fn client_auth<'s>(
+        &'s self,
+        secret: Option<&'s SecretString>,
+        form: &mut Vec<(&'s str, &'s str)>,
+    ) -> Option<(&'s str, &'s str)> {
+        match (self.profile.auth.client_auth, secret) {
+            (ClientAuth::Basic, Some(secret)) => Some((self.config.client_id.as_str(), secret.expose_secret())),
+            (_, secret) => {
+                form.push(("client_id", self.config.client_id.as_str()));
+                if let Some(secret) = secret {
+                    form.push(("client_secret", secret.expose_secret()));
+                }
+                None
+            }
+        }
     }
 
     /// What a provider error means, from the profile's error map, with the fix rendered for
@@ -866,6 +887,29 @@ impl Connector {
         }
     }
 
+    /// A form POST whose 200 answer body is returned; any other answer is read as a
+    /// provider error.
+    async fn raw_post(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<Vec<u8>, FlowError> {
+        let request = form_post(url, form, basic).map_err(|source| FlowError::Transport { endpoint, source })?;
+        let response = self.http.send(request).await.map_err(|source| FlowError::Transport { endpoint, source })?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            return Ok(response.into_body());
+        }
+        match ProviderError::from_body(ErrorPhase::Token, Some(status), response.body()) {
+            Some(provider) => Err(FlowError::Provider(Box::new(self.diagnose(provider)))),
+            None => {
+                Err(FlowError::InvalidResponse { endpoint, detail: format!("HTTP {status} without an OAuth error") })
+            }
+        }
+    }
+
     async fn raw_token_request(
         &self,
         endpoint: &'static str,
@@ -873,24 +917,14 @@ impl Connector {
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
     ) -> Result<Map<String, Value>, FlowError> {
-        let request = form_post(url, form, basic).map_err(|source| FlowError::Transport { endpoint, source })?;
-        let response = self.http.send(request).await.map_err(|source| FlowError::Transport { endpoint, source })?;
-        let status = response.status().as_u16();
-        if status == 200 {
-            return match serde_json::from_slice::<Value>(response.body()) {
-                Ok(Value::Object(map)) => Ok(map),
-                Ok(_) => Err(FlowError::InvalidResponse { endpoint, detail: "not a JSON object".to_owned() }),
-                Err(e) => Err(FlowError::InvalidResponse {
-                    endpoint,
-                    detail: format!("not JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column()),
-                }),
-            };
-        }
-        match ProviderError::from_body(ErrorPhase::Token, Some(status), response.body()) {
-            Some(provider) => Err(FlowError::Provider(Box::new(self.diagnose(provider)))),
-            None => {
-                Err(FlowError::InvalidResponse { endpoint, detail: format!("HTTP {status} without an OAuth error") })
-            }
+        let body = self.raw_post(endpoint, url, form, basic).await?;
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(FlowError::InvalidResponse { endpoint, detail: "not a JSON object".to_owned() }),
+            Err(e) => Err(FlowError::InvalidResponse {
+                endpoint,
+                detail: format!("not JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column()),
+            }),
         }
     }
 

@@ -1,0 +1,159 @@
+//! Shared set-up: the test provider on 127.0.0.1, and the bundled Salesforce profile
+//! pointed at it by a child profile that adds a `local` environment.
+#![allow(dead_code)]
+
+use keyway_runtime::{Connector, ConnectorConfig, HttpClient, HttpOptions, ManualClock, Registry};
+use keyway_testkit::{ProviderConfig, TestProvider};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("keyway-runtime-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The child profile: the bundled `salesforce` profile with a `local` environment whose
+/// login host is the test provider. Other environments keep https.
+pub fn local_profile(host: &str) -> String {
+    let endpoint = |path: &str| {
+        format!(
+            "'{{{{ env.scheme }}}}://{{{{ env.scheme == \"https\" and params.my_domain or env.login_host }}}}{path}'"
+        )
+    };
+    format!(
+        "id: salesforce-local
+extends: salesforce
+name: Salesforce (local test provider)
+environments:
+  production:
+    vars: {{scheme: https}}
+  sandbox:
+    vars: {{scheme: https}}
+  local:
+    label: Local test provider
+    vars: {{login_host: '{host}', scheme: http}}
+auth:
+  endpoints:
+    authorize: {}
+    token: {}
+    revoke: {}
+    introspect: {}
+    userinfo: {}
+  jwt_bearer:
+    audience: '{{{{ env.scheme }}}}://{{{{ env.login_host }}}}'
+  device:
+    start: {}
+",
+        endpoint("/services/oauth2/authorize"),
+        endpoint("/services/oauth2/token"),
+        endpoint("/services/oauth2/revoke"),
+        endpoint("/services/oauth2/introspect"),
+        endpoint("/services/oauth2/userinfo"),
+        endpoint("/services/oauth2/token"),
+    )
+}
+
+/// Writes the bundled Salesforce profiles and the local child into a new directory.
+pub fn profiles_dir(host: &str) -> TempDir {
+    let dir = TempDir::new("profiles");
+    for name in ["salesforce.yaml", "salesforce-service-cloud.yaml"] {
+        std::fs::copy(workspace_root().join("profiles").join(name), dir.path().join(name)).expect("copy profile");
+    }
+    std::fs::write(dir.path().join("salesforce-local.yaml"), local_profile(host)).expect("write profile");
+    dir
+}
+
+pub const REDIRECT: &str = "http://127.0.0.1:7777/oauth/callback";
+
+/// The provider, a registry with the local profile, and a clock shared with the connector.
+pub struct World {
+    pub provider: TestProvider,
+    pub registry: Registry,
+    pub clock: Arc<ManualClock>,
+    pub http: HttpClient,
+    _dir: TempDir,
+}
+
+impl World {
+    pub async fn start(config: ProviderConfig) -> World {
+        World::start_with(config, HttpOptions { timeout: Duration::from_secs(5), ..HttpOptions::default() }).await
+    }
+
+    pub async fn start_with(config: ProviderConfig, options: HttpOptions) -> World {
+        let provider = TestProvider::start(config).await.expect("test provider starts");
+        let dir = profiles_dir(&provider.host());
+        let registry = match Registry::load(dir.path()) {
+            Ok(r) => r,
+            Err(e) => panic!("profiles load: {e}: {:#?}", e.diagnostics),
+        };
+        let http = HttpClient::new(&options).expect("http client");
+        World { provider, registry, clock: Arc::new(ManualClock::default()), http, _dir: dir }
+    }
+
+    /// A connection's configuration with the provider's credentials.
+    pub fn config(&self) -> ConnectorConfig {
+        ConnectorConfig {
+            client_id: "3MVG9testkit".to_owned(),
+            client_secret: Some("testkit-secret".to_owned().into()),
+            environment: Some("local".to_owned()),
+            redirect_uri: Some(REDIRECT.to_owned()),
+            ..ConnectorConfig::default()
+        }
+    }
+
+    pub fn connector(&self, config: ConnectorConfig) -> Connector {
+        let profile = self.registry.get("salesforce-local").expect("local profile");
+        match Connector::new(profile, config, self.http.clone()) {
+            Ok(c) => c.with_clock(self.clock.clone()),
+            Err(e) => panic!("connector: {e}"),
+        }
+    }
+
+    /// The connector's clock, in seconds.
+    pub fn clock_now(&self) -> u64 {
+        keyway_runtime::Clock::now(&*self.clock)
+    }
+
+    /// Moves the connector's and the provider's clocks together.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.provider.advance_clock(by);
+    }
+
+    /// Runs the authorization code flow as `user`, playing the browser.
+    pub async fn authorize(
+        &self,
+        connector: &Connector,
+        user: &str,
+    ) -> Result<keyway_runtime::TokenSet, keyway_runtime::FlowError> {
+        let session = format!("session-{user}");
+        let url = connector.begin_authorization(&session).expect("authorization url");
+        let location = self.provider.browse(&url, user).await.expect("provider redirects");
+        let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        connector.complete_authorization(&session, &keyway_runtime::Callback::from_query(query)).await
+    }
+}
