@@ -178,6 +178,33 @@ impl TestProvider {
         self.shared.lock().now()
     }
 
+    /// The current configuration.
+    pub fn config(&self) -> ProviderConfig {
+        self.shared.lock().config.clone()
+    }
+
+    /// Changes the configuration of the running provider, e.g. to turn rotation on, rotate the
+    /// client secret or make the app inactive again mid-test. Issued tokens stay as they are.
+    pub fn update_config(&self, change: impl FnOnce(&mut ProviderConfig)) {
+        let mut state = self.shared.lock();
+        let mut config = state.config.clone();
+        change(&mut config);
+        state.set_config(config);
+    }
+
+    /// Mints tokens for `username` without any HTTP request (nothing is counted or recorded), as a
+    /// successful code exchange with `scope` would: returns the token endpoint's JSON answer, with a
+    /// refresh token (and a new approval) when `scope` includes `refresh_token` or `offline_access`.
+    pub fn issue_tokens(&self, username: &str, scope: &str) -> serde_json::Value {
+        self.shared.lock().issue_approved_value(username, scope)
+    }
+
+    /// An administrator revokes everything `username` holds: every approval (refresh token family)
+    /// and every access token. Returns how many approvals were live.
+    pub fn revoke_user_tokens(&self, username: &str) -> usize {
+        self.shared.lock().revoke_user(username)
+    }
+
     /// How many live refresh tokens (approvals) `username` has.
     pub fn active_refresh_tokens(&self, username: &str) -> usize {
         self.shared.lock().live_approvals(username)
@@ -250,7 +277,8 @@ pub struct ProviderConfig {
     pub expires_in: Option<u64>,
     /// Server-side access token lifetime (introspection `exp`, 401 after it). Default 2 hours.
     pub access_token_lifetime: Duration,
-    /// The first N token-endpoint requests answer `invalid_client_id` ("app not active yet"). Default 0.
+    /// The first N token-endpoint requests (of any kind, faulted ones included, in order of arrival)
+    /// answer 400 `invalid_client_id` "client identifier invalid" ("app not active yet"). Default 0.
     pub inactive_for_first: u32,
     /// Error bodies are sent without a `Content-Type` header (as Salesforce does). Default `true`;
     /// `false` sends `application/json`.
@@ -345,7 +373,8 @@ pub enum Fault {
     MalformedJson,
 }
 
-/// Request counters. Every request is counted before faults apply.
+/// Request counters. Every request is counted on arrival, before faults apply. Requests to other paths
+/// (discovery, `/setup/connect`, unknown paths) are recorded but not counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Requests to the authorize endpoint.

@@ -196,11 +196,14 @@ async fn handle(
 ) -> Response {
     let request = record(&method, &uri, &headers, &body);
     let endpoint = classify(&request.path);
-    let fault = {
+    let (fault, inactive) = {
         let mut state = shared.lock();
         state.count(endpoint, &request);
         state.requests.push(request.clone());
-        endpoint.and_then(|endpoint| state.faults.get_mut(&endpoint).and_then(VecDeque::pop_front))
+        // Decided on arrival, so a delayed request keeps its place among "the first N".
+        let inactive =
+            endpoint == Some(Endpoint::Token) && state.counts.token <= u64::from(state.config.inactive_for_first);
+        (endpoint.and_then(|endpoint| state.faults.get_mut(&endpoint).and_then(VecDeque::pop_front)), inactive)
     };
     match fault {
         Some(Fault::Status(code)) => {
@@ -217,7 +220,7 @@ async fn handle(
     let mut state = shared.lock();
     match endpoint {
         Some(Endpoint::Authorize) => state.authorize(&request),
-        Some(Endpoint::Token) if method == Method::POST => state.token(&request),
+        Some(Endpoint::Token) if method == Method::POST => state.token(&request, inactive),
         Some(Endpoint::Revoke) if method == Method::POST || method == Method::GET => state.revoke(&request),
         Some(Endpoint::Introspect) if method == Method::POST => state.introspect(&request),
         Some(Endpoint::Userinfo) if method == Method::GET || method == Method::POST => state.userinfo(&request),
@@ -425,6 +428,11 @@ impl State {
 
     /// Issues an access token (and the given refresh token) and builds the Salesforce-shaped response.
     fn issue(&mut self, user: &str, scope: &str, family: Option<u64>, refresh_token: Option<String>) -> Response {
+        json_response(StatusCode::OK, &self.issue_value(user, scope, family, refresh_token))
+    }
+
+    /// Issues an access token (and the given refresh token); the token endpoint's JSON answer.
+    fn issue_value(&mut self, user: &str, scope: &str, family: Option<u64>, refresh_token: Option<String>) -> Value {
         let now = self.now();
         let access_token = format!("{ORG_ID}!AQ{}", util::random_alnum(96));
         self.access_tokens.insert(
@@ -454,18 +462,44 @@ impl State {
         if let Some(expires_in) = self.config.expires_in {
             body.insert("expires_in".into(), json!(expires_in));
         }
-        json_response(StatusCode::OK, &Value::Object(body))
+        Value::Object(body)
     }
 
     /// Issues tokens for a user-approved grant (code or device): a refresh token and an approval when
     /// the scope asks for one.
     fn issue_approved(&mut self, user: &str, scope: &str) -> Response {
-        if has_refresh_scope(scope) {
-            let (family, refresh_token) = self.new_approval(user, scope);
-            self.issue(user, scope, Some(family), Some(refresh_token))
+        json_response(StatusCode::OK, &self.issue_approved_value(user, scope))
+    }
+
+    pub(crate) fn issue_approved_value(&mut self, user: &str, scope: &str) -> Value {
+        let scope = normalise_scope(Some(scope), DEFAULT_SCOPE);
+        if has_refresh_scope(&scope) {
+            let (family, refresh_token) = self.new_approval(user, &scope);
+            self.issue_value(user, &scope, Some(family), Some(refresh_token))
         } else {
-            self.issue(user, scope, None, None)
+            self.issue_value(user, &scope, None, None)
         }
+    }
+
+    /// Revokes every approval of `user`; how many were live.
+    pub(crate) fn revoke_user(&mut self, user: &str) -> usize {
+        let mut revoked = 0;
+        for approval in self.approvals.values_mut().filter(|a| !a.revoked && a.user == user) {
+            approval.revoked = true;
+            revoked += 1;
+        }
+        for token in self.access_tokens.values_mut().filter(|t| t.user == user) {
+            token.revoked = true;
+        }
+        revoked
+    }
+
+    /// Replaces the configuration (the device slow-down budget restarts when it changes).
+    pub(crate) fn set_config(&mut self, config: ProviderConfig) {
+        if config.device_slow_down_polls != self.config.device_slow_down_polls {
+            self.slow_down_remaining = config.device_slow_down_polls;
+        }
+        self.config = config;
     }
 
     // ---- authorize ----
@@ -535,20 +569,13 @@ impl State {
             Some((base, fragment)) => (base, Some(fragment)),
             None => (redirect_uri, None),
         };
+        let query: Vec<String> =
+            params.iter().map(|(name, value)| format!("{name}={}", util::form_encode(value))).collect();
         let mut location = base.to_owned();
-        let mut separator = if base.contains('?') { '&' } else { '?' };
-        if base.ends_with('?') || base.ends_with('&') {
-            separator = '\0';
+        if !(base.ends_with('?') || base.ends_with('&')) {
+            location.push(if base.contains('?') { '&' } else { '?' });
         }
-        for (name, value) in params {
-            if separator != '\0' {
-                location.push(separator);
-            }
-            separator = '&';
-            location.push_str(name);
-            location.push('=');
-            location.push_str(&util::form_encode(value));
-        }
+        location.push_str(&query.join("&"));
         if let Some(fragment) = fragment {
             location.push('#');
             location.push_str(fragment);
@@ -565,8 +592,8 @@ impl State {
 
     // ---- token ----
 
-    fn token(&mut self, request: &RecordedRequest) -> Response {
-        if self.counts.token <= u64::from(self.config.inactive_for_first) {
+    fn token(&mut self, request: &RecordedRequest, inactive: bool) -> Response {
+        if inactive {
             return self.invalid_client_id();
         }
         if request.form_value("grant_type").is_none() && request.form_value("response_type") == Some("device_code") {
@@ -696,7 +723,7 @@ impl State {
     // ---- device flow ----
 
     fn device_start(&mut self, request: &RecordedRequest) -> Response {
-        if request.form_value("client_id") != Some(self.config.client_id.as_str()) {
+        if client_credentials(request).0 != Some(self.config.client_id.as_str()) {
             return self.invalid_client_id();
         }
         let device_code = format!("DEV{}", util::random_alnum(40));
@@ -735,7 +762,6 @@ impl State {
             return self.bad_request("invalid_grant", "invalid device code");
         };
         if now >= device.expires_at {
-            self.devices.remove(code);
             return self.bad_request("expired_token", "device code expired");
         }
         let too_soon = device.last_poll.is_some_and(|last| now.saturating_sub(last) < interval);

@@ -423,3 +423,53 @@ async fn dropping_the_provider_stops_the_server() {
     let client = oauth2::reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
     assert!(client.get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn runtime_controls_mint_revoke_and_reconfigure() {
+    let provider = start_default().await;
+    let minted = provider.issue_tokens("seeded@example.com", "api refresh_token");
+    assert_eq!(minted["token_type"], "Bearer");
+    assert_eq!(minted["instance_url"], provider.base_url());
+    let rt = s(&minted, "refresh_token");
+    assert_eq!(provider.counts(), keyway_testkit::Counts::default(), "minting is not a request");
+    assert_eq!(provider.active_refresh_tokens("seeded@example.com"), 1);
+    assert_eq!(get_bearer(&provider.userinfo_url(), &s(&minted, "access_token")).await.status, 200);
+    assert!(provider.issue_tokens("seeded@example.com", "api").get("refresh_token").is_none());
+
+    // secret rotation: the old secret stops working
+    provider.update_config(|c| c.client_secret = "new-secret".to_owned());
+    assert_eq!(provider.config().client_secret, "new-secret");
+    refresh(&provider, &rt, true).await.assert_error(401, "invalid_client", "invalid client credentials");
+    provider.update_config(|c| c.staged_client_secret = Some("testkit-secret".to_owned()));
+    assert_eq!(refresh(&provider, &rt, true).await.status, 200);
+
+    // rotation switched on mid-test
+    provider.update_config(|c| c.rotate_refresh_tokens = true);
+    let rotated = refresh(&provider, &rt, true).await;
+    assert_eq!(rotated.status, 200);
+    let rt2 = rotated.str("refresh_token");
+
+    assert_eq!(provider.revoke_user_tokens("seeded@example.com"), 1);
+    assert_eq!(provider.revoke_user_tokens("seeded@example.com"), 0);
+    refresh(&provider, &rt2, true).await.assert_error(400, "invalid_grant", "expired access/refresh token");
+    assert_eq!(get_bearer(&provider.userinfo_url(), &s(&minted, "access_token")).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_delayed_request_keeps_its_place_among_the_inactive_ones() {
+    let provider = start(ProviderConfig { inactive_for_first: 1, ..ProviderConfig::default() }).await;
+    provider.inject_faults(Endpoint::Token, [Fault::Delay(Duration::from_millis(500))]);
+    let form =
+        [("grant_type", "client_credentials"), ("client_id", "3MVG9testkit"), ("client_secret", "testkit-secret")];
+    let url = provider.token_url();
+    let first = tokio::spawn({
+        let url = url.clone();
+        async move { post_form(&url, &form).await }
+    });
+    while provider.counts().token == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = post_form(&url, &form).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    first.await.expect("task").assert_error(400, "invalid_client_id", "client identifier invalid");
+}

@@ -253,3 +253,31 @@ async fn unsupported_grant_types() {
     assert_eq!(counts.grant("password"), 1);
     assert_eq!(counts.by_grant.len(), 1);
 }
+
+#[tokio::test]
+async fn an_expired_device_code_keeps_answering_expired_token() {
+    let provider = start(ProviderConfig { device_interval: 0, ..ProviderConfig::default() }).await;
+    let start = device_start(&provider, "api").await;
+    provider.advance_clock(Duration::from_secs(600));
+    for _ in 0..2 {
+        device_poll(&provider, &s(&start, "device_code")).await.assert_error(
+            400,
+            "expired_token",
+            "device code expired",
+        );
+    }
+    device_poll(&provider, "DEVunknown").await.assert_error(400, "invalid_grant", "invalid device code");
+    // Basic client authentication works for the device flow too
+    let answer = Answer::read(
+        http()
+            .post(provider.token_url())
+            .basic_auth("3MVG9testkit", Some("testkit-secret"))
+            .form(&[("response_type", "device_code")])
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["interval"], 0);
+}
