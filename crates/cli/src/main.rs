@@ -1,4 +1,5 @@
-//! `keyway`: validate provider profiles, inspect them, resolve scopes, print their schema.
+//! `keyway`: validate provider profiles, inspect them, resolve scopes, render guides, print
+//! their schema, and run their OAuth flows.
 //!
 //! Exit status: 0 when there is no error, 1 when a profile has errors, 2 on bad usage.
 
@@ -8,6 +9,8 @@ use keyway_manifest::{Loaded, LoadedProfile};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod oauth;
 
 /// keyway: declarative OAuth connector profiles.
 #[derive(Debug, Parser)]
@@ -86,6 +89,54 @@ enum Command {
         /// Base URL of the docs page; adds the guide's shareable URL.
         #[arg(long)]
         url: Option<String>,
+    },
+    /// Print an authorization URL with its `state` and PKCE `code_verifier`, as JSON.
+    #[command(name = "authorize-url")]
+    AuthorizeUrl {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        /// The redirect URI registered with the provider.
+        #[arg(long)]
+        redirect_uri: String,
+    },
+    /// Log in through a browser (loopback flow): prints the URL to open, waits for the
+    /// callback on 127.0.0.1, checks its state, exchanges the code, prints the token set.
+    Login {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        /// The local port; the redirect URI is http://127.0.0.1:PORT/OauthRedirect (0: any free port).
+        #[arg(long, default_value_t = 1717)]
+        port: u16,
+        /// Seconds to wait for the callback.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Refresh a token set (from a file or stdin) and print the new one.
+    Refresh {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        #[command(flatten)]
+        tokens: oauth::TokenArgs,
+    },
+    /// Revoke a token set's refresh token (or its access token).
+    Revoke {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        #[command(flatten)]
+        tokens: oauth::TokenArgs,
+        /// Which token (default: the refresh token when there is one).
+        #[arg(long, value_enum)]
+        token: Option<oauth::Which>,
+    },
+    /// Ask the provider about a token set's access token (or its refresh token).
+    Introspect {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        #[command(flatten)]
+        tokens: oauth::TokenArgs,
+        /// Which token (default: the access token).
+        #[arg(long, value_enum)]
+        token: Option<oauth::Which>,
     },
     /// List the profiles, or show one resolved profile (with `extends` applied).
     Inspect {
@@ -169,6 +220,19 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             guide_command(&cli.profiles, &profile, &request, (format, fragment, url.as_deref()), &mut out)
+        }
+        Command::AuthorizeUrl { connection, redirect_uri } => {
+            oauth::authorize_url(&cli.profiles, &connection, &redirect_uri, &mut out)
+        }
+        Command::Login { connection, port, timeout } => {
+            oauth::login(&cli.profiles, &connection, port, std::time::Duration::from_secs(timeout), &mut out)
+        }
+        Command::Refresh { connection, tokens } => oauth::refresh(&cli.profiles, &connection, &tokens, &mut out),
+        Command::Revoke { connection, tokens, token } => {
+            oauth::revoke(&cli.profiles, &connection, &tokens, token, &mut out)
+        }
+        Command::Introspect { connection, tokens, token } => {
+            oauth::introspect(&cli.profiles, &connection, &tokens, token, &mut out)
         }
         Command::Scopes { profile, actions, scopes, environment, params, redirect_uri, format } => {
             let selection = keyway_validate::Selection {

@@ -45,6 +45,7 @@
 //!
 //! It logs nothing. All state sits behind one mutex, never held across an `.await`.
 
+pub mod profiles;
 mod server;
 mod util;
 

@@ -36,54 +36,10 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The child profile: the bundled `salesforce` profile with a `local` environment whose
-/// login host is the test provider. Other environments keep https.
-pub fn local_profile(host: &str) -> String {
-    let endpoint = |path: &str| {
-        format!(
-            "'{{{{ env.scheme }}}}://{{{{ env.scheme == \"https\" and params.my_domain or env.login_host }}}}{path}'"
-        )
-    };
-    format!(
-        "id: salesforce-local
-extends: salesforce
-name: Salesforce (local test provider)
-environments:
-  production:
-    vars: {{scheme: https}}
-  sandbox:
-    vars: {{scheme: https}}
-  local:
-    label: Local test provider
-    vars: {{login_host: '{host}', scheme: http}}
-auth:
-  endpoints:
-    authorize: {}
-    token: {}
-    revoke: {}
-    introspect: {}
-    userinfo: {}
-  jwt_bearer:
-    audience: '{{{{ env.scheme }}}}://{{{{ env.login_host }}}}'
-  device:
-    start: {}
-",
-        endpoint("/services/oauth2/authorize"),
-        endpoint("/services/oauth2/token"),
-        endpoint("/services/oauth2/revoke"),
-        endpoint("/services/oauth2/introspect"),
-        endpoint("/services/oauth2/userinfo"),
-        endpoint("/services/oauth2/token"),
-    )
-}
-
-/// Writes the bundled Salesforce profiles and the local child into a new directory.
+/// The bundled Salesforce profiles and the test provider's child profile, in a new directory.
 pub fn profiles_dir(host: &str) -> TempDir {
     let dir = TempDir::new("profiles");
-    for name in ["salesforce.yaml", "salesforce-service-cloud.yaml"] {
-        std::fs::copy(workspace_root().join("profiles").join(name), dir.path().join(name)).expect("copy profile");
-    }
-    std::fs::write(dir.path().join("salesforce-local.yaml"), local_profile(host)).expect("write profile");
+    keyway_testkit::profiles::write_profiles(dir.path(), host).expect("write profiles");
     dir
 }
 
