@@ -197,3 +197,43 @@ pub enum StateError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the connector configuration is invalid ({} problem(s)): {}", .0.len(), .0.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; "))]
 pub struct ConfigError(pub Vec<Diagnostic>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_oauth_and_salesforce_api_error_shapes() {
+        let oauth = ProviderError::from_body(
+            ErrorPhase::Token,
+            Some(400),
+            br#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
+        )
+        .expect("oauth error");
+        assert_eq!(
+            (oauth.error.as_str(), oauth.description.as_deref()),
+            ("invalid_grant", Some("expired access/refresh token"))
+        );
+        let api = ProviderError::from_body(
+            ErrorPhase::Api,
+            Some(401),
+            br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        )
+        .expect("api error");
+        assert_eq!(
+            (api.error.as_str(), api.description.as_deref()),
+            ("INVALID_SESSION_ID", Some("Session expired or invalid"))
+        );
+        for junk in [&b""[..], b"<html>oops</html>", b"{}", b"[]", b"\"x\"", br#"{"error": 5}"#] {
+            assert_eq!(ProviderError::from_body(ErrorPhase::Token, Some(400), junk), None);
+        }
+    }
+
+    #[test]
+    fn provider_text_is_bounded_and_single_line() {
+        let long = format!(r#"{{"error":"e","error_description":"{}\u0007\n"}}"#, "x".repeat(2000));
+        let e = ProviderError::from_body(ErrorPhase::Token, None, long.as_bytes()).expect("error");
+        let d = e.description.expect("description");
+        assert!(d.chars().count() <= 501 && !d.contains('\n') && !d.contains('\u{7}'));
+    }
+}

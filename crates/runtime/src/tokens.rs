@@ -186,3 +186,116 @@ impl TokenSet {
         self.expires_at.is_some_and(|at| now.saturating_add(skew_seconds) >= at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn profile(tokens: &str) -> Profile {
+        let text = format!(
+            "id: demo\nname: Demo\nenvironments:\n  production: {{label: Production, default: true}}\nauth:\n  grants: [authorization_code, refresh_token]\n  endpoints: {{authorize: 'https://x.example/a', token: 'https://x.example/t'}}\n  pkce: optional\n  scope_separator: ','\n  tokens: {tokens}\nscopes:\n  api: {{label: API}}\n  refresh: {{label: Refresh, grants_refresh: true}}\nactions:\n  read: {{name: Read, method: GET, path: /r, scopes: [api]}}\n"
+        );
+        let loaded = keyway_manifest::load_str("demo.yaml", &text);
+        assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+        loaded.profiles.into_iter().next().expect("profile").profile
+    }
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("object"),
+        }
+    }
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn expires_in_wins_as_number_or_string() {
+        let p = profile("{assumed_lifetime_seconds: 7200}");
+        for expires_in in [json!(3600), json!("3600")] {
+            let r = map(json!({"access_token": "a", "expires_in": expires_in}));
+            let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set");
+            assert_eq!(t.expires_at, Some(NOW_MS / 1000 + 3600));
+            assert_eq!(t.expiry_source, ExpirySource::ExpiresIn);
+        }
+    }
+
+    #[test]
+    fn assumed_lifetime_counts_from_issued_at_in_milliseconds_but_never_from_the_future() {
+        let p = profile(
+            "{keep_fields: [instance_url, issued_at], issued_at: {field: issued_at, unit: milliseconds}, assumed_lifetime_seconds: 7200}",
+        );
+        let issued = NOW_MS - 600_000;
+        let r = map(
+            json!({"access_token": "a", "issued_at": issued.to_string(), "instance_url": "https://i.example", "other": 1}),
+        );
+        let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set");
+        assert_eq!(t.issued_at_ms, Some(issued));
+        assert_eq!(t.expires_at, Some(issued / 1000 + 7200));
+        assert_eq!(t.expiry_source, ExpirySource::Assumed);
+        assert_eq!(t.fields.keys().collect::<Vec<_>>(), ["instance_url", "issued_at"]);
+        // A provider clock ahead of ours does not stretch the lifetime.
+        let r = map(json!({"access_token": "a", "issued_at": (NOW_MS + 3_600_000).to_string()}));
+        let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set");
+        assert_eq!(t.expires_at, Some(NOW_MS / 1000 + 7200));
+    }
+
+    #[test]
+    fn issued_at_in_seconds_and_no_lifetime_at_all() {
+        let p = profile("{issued_at: {field: iat, unit: seconds}}");
+        let r = map(json!({"access_token": "a", "iat": 1_699_999_000}));
+        let t = TokenSet::from_response(&p, &r, GrantUsed::ClientCredentials, NOW_MS, &[], None).expect("set");
+        assert_eq!(t.issued_at_ms, Some(1_699_999_000_000));
+        assert_eq!((t.expires_at, t.expiry_source), (None, ExpirySource::Unknown));
+        assert!(!t.expires_within(u64::MAX / 2, 300), "no known expiry: never expired");
+    }
+
+    #[test]
+    fn scopes_use_the_profile_separator_or_fall_back_to_the_request() {
+        let p = profile("{}");
+        let r = map(json!({"access_token": "a", "scope": "api,refresh"}));
+        let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set");
+        assert_eq!(t.scopes, ["api", "refresh"]);
+        let r = map(json!({"access_token": "a"}));
+        let requested = vec!["api".to_owned()];
+        let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &requested, None).expect("set");
+        assert_eq!(t.scopes, requested);
+    }
+
+    #[test]
+    fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
+        let p = profile("{}");
+        let old = SecretString::from("old-refresh");
+        let r = map(json!({"access_token": "a2"}));
+        let t = TokenSet::from_response(&p, &r, GrantUsed::RefreshToken, NOW_MS, &[], Some(&old)).expect("set");
+        assert_eq!(t.refresh_token.as_ref().map(|s| s.expose_secret()), Some("old-refresh"));
+        let r = map(json!({"access_token": "a3", "refresh_token": "rotated"}));
+        let t = TokenSet::from_response(&p, &r, GrantUsed::RefreshToken, NOW_MS, &[], Some(&old)).expect("set");
+        assert_eq!(t.refresh_token.as_ref().map(|s| s.expose_secret()), Some("rotated"));
+    }
+
+    #[test]
+    fn no_access_token_is_an_error_that_quotes_nothing() {
+        let p = profile("{}");
+        for body in [json!({}), json!({"access_token": ""}), json!({"access_token": 42, "refresh_token": "secret-rt"})]
+        {
+            let err = TokenSet::from_response(&p, &map(body), GrantUsed::AuthorizationCode, NOW_MS, &[], None)
+                .expect_err("no access token");
+            assert!(!err.0.contains("secret-rt") && !err.0.contains("42"), "{err}");
+        }
+    }
+
+    #[test]
+    fn serialization_round_trips_and_debug_redacts() {
+        let p = profile("{}");
+        let r = map(json!({"access_token": "at-value", "refresh_token": "rt-value"}));
+        let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set");
+        let json = serde_json::to_string(&t).expect("json");
+        assert!(json.contains("at-value") && json.contains("rt-value"), "exported for storage: {json}");
+        let back: TokenSet = serde_json::from_str(&json).expect("back");
+        assert_eq!(back.access_token.expose_secret(), "at-value");
+        let debug = format!("{t:?}");
+        assert!(!debug.contains("at-value") && !debug.contains("rt-value"), "{debug}");
+    }
+}

@@ -384,3 +384,13 @@ async fn faults_are_transport_errors_and_malformed_json_never_echoes_the_body() 
     assert!(!e3.to_string().contains("tru"), "{e3}");
     connector.client_credentials().await.expect("recovered");
 }
+
+#[tokio::test]
+async fn expires_in_when_the_provider_sends_it_needs_no_introspection() {
+    let world = World::start(ProviderConfig { expires_in: Some(900), ..ProviderConfig::default() }).await;
+    let connector = world.connector(world.config());
+    let tokens = world.authorize(&connector, "ada@example.com").await.expect("tokens");
+    assert_eq!(tokens.expiry_source, ExpirySource::ExpiresIn);
+    assert_eq!(tokens.expires_at, Some(world.clock_now() + 900));
+    assert_eq!(world.provider.counts().introspect, 0);
+}
