@@ -163,11 +163,13 @@ fn connector(
     let config = ConnectorConfig {
         client_id: args.client_id.clone(),
         client_secret,
-        environment: args.environment.clone(),
-        actions: args.actions.clone(),
-        custom_scopes: args.scopes.clone(),
-        parameters: args.params.iter().cloned().collect(),
-        redirect_uri,
+        selection: keyway_runtime::Selection {
+            environment: args.environment.clone(),
+            actions: args.actions.clone(),
+            custom_scopes: args.scopes.clone(),
+            parameters: args.params.iter().cloned().collect(),
+            redirect_uri,
+        },
         pkce: args.no_pkce.then_some(false),
         refresh_sends_secret: args.refresh_without_secret.then_some(false),
         ..ConnectorConfig::default()
@@ -239,6 +241,24 @@ fn pick(set: &TokenSet, which: Option<Which>) -> Result<(SecretString, TokenKind
     }
 }
 
+/// Runs `call` on the chosen token of the token set a command reads.
+fn with_token<T: serde::Serialize>(
+    dir: &Path,
+    args: &ConnectionArgs,
+    tokens: &TokenArgs,
+    which: Option<Which>,
+    out: &mut impl Write,
+    call: impl AsyncFnOnce(&Connector, SecretString, TokenKind) -> Result<T, FlowError>,
+) -> std::io::Result<ExitCode> {
+    finish((|| {
+        let connector = connector(dir, args, None, tokens.tokens != Path::new("-"))?;
+        let set = read_tokens(&tokens.tokens)?;
+        let (token, kind) = pick(&set, which)?;
+        let answer = runtime()?.block_on(call(&connector, token, kind))?;
+        print_json(out, &answer)
+    })())
+}
+
 /// `keyway revoke`: revokes the refresh token (or the access token).
 pub fn revoke(
     dir: &Path,
@@ -247,14 +267,11 @@ pub fn revoke(
     which: Option<Which>,
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
-    finish((|| {
-        let connector = connector(dir, args, None, tokens.tokens != Path::new("-"))?;
-        let set = read_tokens(&tokens.tokens)?;
-        let (token, kind) = pick(&set, which)?;
-        runtime()?.block_on(connector.revoke(&token, kind))?;
+    with_token(dir, args, tokens, which, out, async |connector, token, kind| {
+        connector.revoke(&token, kind).await?;
         let revoked = if kind == TokenKind::Refresh { "refresh_token" } else { "access_token" };
-        print_json(out, &serde_json::json!({"revoked": revoked}))
-    })())
+        Ok(serde_json::json!({"revoked": revoked}))
+    })
 }
 
 /// `keyway introspect`: what the provider says about the access token (or refresh token).
@@ -265,13 +282,9 @@ pub fn introspect(
     which: Option<Which>,
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
-    finish((|| {
-        let connector = connector(dir, args, None, tokens.tokens != Path::new("-"))?;
-        let set = read_tokens(&tokens.tokens)?;
-        let (token, kind) = pick(&set, which.or(Some(Which::Access)))?;
-        let answer = runtime()?.block_on(connector.introspect(&token, kind))?;
-        print_json(out, &answer)
-    })())
+    with_token(dir, args, tokens, which.or(Some(Which::Access)), out, async |connector, token, kind| {
+        connector.introspect(&token, kind).await
+    })
 }
 
 /// `login` serves one user: one session.

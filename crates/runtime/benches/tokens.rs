@@ -39,9 +39,12 @@ fn fixture() -> &'static Fixture {
         let config = ConnectorConfig {
             client_id: "3MVG9bench".into(),
             client_secret: Some("bench-secret".to_owned().into()),
-            redirect_uri: Some("https://app.example.com/oauth/callback".into()),
-            actions: ["create_case", "list_cases", "publish_knowledge_article"].map(str::to_owned).to_vec(),
-            parameters: [("my_domain".to_owned(), "acme.my.salesforce.com".to_owned())].into_iter().collect(),
+            selection: keyway_runtime::Selection {
+                redirect_uri: Some("https://app.example.com/oauth/callback".into()),
+                actions: ["create_case", "list_cases", "publish_knowledge_article"].map(str::to_owned).to_vec(),
+                parameters: [("my_domain".to_owned(), "acme.my.salesforce.com".to_owned())].into_iter().collect(),
+                ..Default::default()
+            },
             ..ConnectorConfig::default()
         };
         let http = HttpClient::new(&HttpOptions::default()).expect("client");

@@ -43,21 +43,10 @@ pub struct ConnectorConfig {
     /// connections working while an admin rotates the app's credentials.
     #[serde(default)]
     pub staged_client_secret: Option<SecretString>,
-    /// The environment; `None` is the profile's default.
+    /// What the connection selects: environment, actions, custom scopes, parameters and
+    /// redirect URI. Checked against the profile by [`keyway_validate::check_selection`].
     #[serde(default)]
-    pub environment: Option<String>,
-    /// Selected actions.
-    #[serde(default)]
-    pub actions: Vec<String>,
-    /// Scopes to request instead of the computed ones.
-    #[serde(default)]
-    pub custom_scopes: Option<Vec<String>>,
-    /// Connection parameters (a My Domain host).
-    #[serde(default)]
-    pub parameters: IndexMap<String, String>,
-    /// The redirect URI registered with the provider.
-    #[serde(default)]
-    pub redirect_uri: Option<String>,
+    pub selection: Selection,
     /// Turns PKCE off (or on) where the profile makes it optional.
     #[serde(default)]
     pub pkce: Option<bool>,
@@ -261,14 +250,7 @@ impl Connector {
     /// Checks `config` against the profile (actions, scopes, environment, parameters,
     /// redirect URI, PKCE and grant settings) and renders the endpoints. No request is made.
     pub fn new(profile: Arc<Profile>, config: ConnectorConfig, http: HttpClient) -> Result<Connector, ConfigError> {
-        let selection = Selection {
-            environment: config.environment.clone(),
-            actions: config.actions.clone(),
-            custom_scopes: config.custom_scopes.clone(),
-            parameters: config.parameters.clone(),
-            redirect_uri: config.redirect_uri.clone(),
-        };
-        let (plan, diagnostics) = check_selection(&profile, &selection);
+        let (plan, diagnostics) = check_selection(&profile, &config.selection);
         let mut errors: Vec<_> = diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect();
         let problem = |message: String, pointer: &str| {
             keyway_diagnostics::Diagnostic::new(keyway_diagnostics::Code::InvalidParameter, message).at_pointer(pointer)
@@ -293,6 +275,7 @@ impl Connector {
             return Err(ConfigError(errors));
         }
         let environment = config
+            .selection
             .environment
             .clone()
             .or_else(|| profile.environments.iter().find(|(_, e)| e.default).map(|(id, _)| id.clone()))
@@ -301,7 +284,7 @@ impl Connector {
         let params: Map<String, Value> = profile
             .parameters
             .keys()
-            .map(|k| (k.clone(), config.parameters.get(k).map_or(Value::Null, |v| Value::String(v.clone()))))
+            .map(|k| (k.clone(), config.selection.parameters.get(k).map_or(Value::Null, |v| Value::String(v.clone()))))
             .collect();
         let context = minijinja::Value::from(minijinja::value::Serde(
             json!({"env": env_value(&profile, &environment), "params": params}),
@@ -415,7 +398,7 @@ impl Connector {
 
     fn redirect_url(&self) -> Result<RedirectUrl, FlowError> {
         let uri =
-            self.config.redirect_uri.as_deref().ok_or_else(|| {
+            self.config.selection.redirect_uri.as_deref().ok_or_else(|| {
                 FlowError::Configuration("the authorization code flow needs a redirect URI".to_owned())
             })?;
         RedirectUrl::new(uri.to_owned()).map_err(|e| FlowError::Configuration(format!("redirect URI: {e}")))
@@ -843,8 +826,8 @@ impl Connector {
             variant: None,
             plan: &self.plan,
             scopes: &scopes,
-            actions: &self.config.actions,
-            callback_url: self.config.redirect_uri.as_deref().unwrap_or_default(),
+            actions: &self.config.selection.actions,
+            callback_url: self.config.selection.redirect_uri.as_deref().unwrap_or_default(),
             app_name: &app_name,
             refresh_sends_secret: self.refresh_sends_secret,
         };

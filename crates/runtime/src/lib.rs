@@ -23,8 +23,11 @@
 //! let config = ConnectorConfig {
 //!     client_id: "3MVG9...".into(),
 //!     client_secret: Some(std::env::var("SF_SECRET")?.into()),
-//!     redirect_uri: Some("https://app.example.com/oauth/callback".into()),
-//!     actions: vec!["list_accounts".into()],
+//!     selection: keyway_runtime::Selection {
+//!         redirect_uri: Some("https://app.example.com/oauth/callback".into()),
+//!         actions: vec!["list_accounts".into()],
+//!         ..Default::default()
+//!     },
 //!     ..Default::default()
 //! };
 //! let connector = Connector::new(profile, config, HttpClient::new(&HttpOptions::default())?)?;
@@ -47,6 +50,7 @@ pub use connector::{
 };
 pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError};
 pub use http::{HttpClient, HttpOptions, TransportError};
+pub use keyway_validate::Selection;
 pub use manager::{
     AccessToken, FileTokenStore, MemoryTokenStore, RefreshPolicy, StoreError, StoreFuture, TokenError, TokenManager,
     TokenStore,

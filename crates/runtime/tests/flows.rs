@@ -322,15 +322,15 @@ async fn a_hostile_my_domain_is_refused_before_any_request() {
         "ACME.MY.SALESFORCE.CO\u{212A}",
     ] {
         let mut config = world.config();
-        config.parameters.insert("my_domain".to_owned(), hostile.to_owned());
+        config.selection.parameters.insert("my_domain".to_owned(), hostile.to_owned());
         let err = keyway_runtime::Connector::new(profile.clone(), config, world.http.clone()).expect_err(hostile);
         assert!(err.0.iter().any(|d| d.code == keyway_diagnostics::Code::InvalidParameter), "{hostile}: {err}");
     }
     assert_eq!(world.provider.counts(), keyway_testkit::Counts::default(), "no request was made");
     // A good one is accepted (and used in production, not in the local environment).
     let mut config = world.config();
-    config.parameters.insert("my_domain".to_owned(), "acme.my.salesforce.com".to_owned());
-    config.environment = Some("production".to_owned());
+    config.selection.parameters.insert("my_domain".to_owned(), "acme.my.salesforce.com".to_owned());
+    config.selection.environment = Some("production".to_owned());
     let connector = keyway_runtime::Connector::new(profile, config, world.http.clone()).expect("accepted");
     let url = connector.authorization_request().expect("url").url;
     assert!(url.starts_with("https://acme.my.salesforce.com/services/oauth2/authorize?"), "{url}");

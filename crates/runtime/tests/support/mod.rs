@@ -75,8 +75,11 @@ impl World {
         ConnectorConfig {
             client_id: "3MVG9testkit".to_owned(),
             client_secret: Some("testkit-secret".to_owned().into()),
-            environment: Some("local".to_owned()),
-            redirect_uri: Some(REDIRECT.to_owned()),
+            selection: keyway_runtime::Selection {
+                environment: Some("local".to_owned()),
+                redirect_uri: Some(REDIRECT.to_owned()),
+                ..Default::default()
+            },
             ..ConnectorConfig::default()
         }
     }
