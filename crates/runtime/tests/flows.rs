@@ -394,3 +394,29 @@ async fn expires_in_when_the_provider_sends_it_needs_no_introspection() {
     assert_eq!(tokens.expires_at, Some(world.clock_now() + 900));
     assert_eq!(world.provider.counts().introspect, 0);
 }
+
+#[tokio::test]
+async fn errors_are_read_with_or_without_a_content_type() {
+    for errors_without_content_type in [true, false] {
+        let world = World::start(ProviderConfig { errors_without_content_type, ..ProviderConfig::default() }).await;
+        let connector = world.connector(keyway_runtime::ConnectorConfig {
+            client_secret: Some("wrong".to_owned().into()),
+            ..world.config()
+        });
+        let d = diagnosis(connector.client_credentials().await);
+        assert_eq!(d.provider.error, "invalid_client", "content type omitted: {errors_without_content_type}");
+        assert_eq!(d.rule.as_deref(), Some("client_credentials_invalid"));
+    }
+}
+
+#[tokio::test]
+async fn every_request_carries_the_user_agent() {
+    let world = World::start(ProviderConfig::default()).await;
+    let connector = world.connector(world.config());
+    world.authorize(&connector, "ada@example.com").await.expect("tokens");
+    let requests: Vec<_> = world.provider.requests().into_iter().filter(|r| r.method == "POST").collect();
+    assert!(requests.len() >= 2);
+    for r in requests {
+        assert!(r.user_agent.as_deref().is_some_and(|ua| ua.starts_with("keyway/")), "{:?}", r.user_agent);
+    }
+}
