@@ -19,6 +19,14 @@ mod rules;
 mod selection;
 pub mod templates;
 
+pub use patterns::url_safety;
+
+/// Whether `value` matches a profile's regular expression, compiled with keyway's limits
+/// (false when it does not compile).
+pub fn pattern_matches(pattern: &str, value: &str) -> bool {
+    patterns::compile(pattern, false).is_ok_and(|re| re.is_match(value))
+}
+
 pub use selection::{
     PlannedScope, ScopePlan, Selection, check_parameters, check_selection, needs_refresh, plan_scopes,
     redirect_uri_problem,
