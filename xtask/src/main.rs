@@ -3,11 +3,15 @@
 //! - `schema [--check]`: writes `schemas/profile.schema.json` and `schemas/guide.schema.json`
 //!   from the Rust types; with `--check`, fails (exit 1) when a committed file is stale
 //!   instead of writing it.
+//! - `bench startup [--runs N]`: loading and validating over 1,000 profiles beside Nango's
+//!   loader (see `bench.rs`).
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask schema [--check]";
+const USAGE: &str = "usage: cargo xtask schema [--check] | cargo xtask bench startup [--runs N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +19,12 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["schema"] => generated_files(Mode::Write),
         ["schema", "--check"] => generated_files(Mode::Check),
+        ["bench", "startup", "--help" | "-h"] | ["bench", "--help" | "-h"] | ["bench"] => {
+            println!("{}", bench::HELP);
+            ExitCode::SUCCESS
+        }
+        ["bench", "startup", rest @ ..] => bench::startup(rest),
+        ["bench", "startup-memory", rest @ ..] => bench::memory_probe(rest),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

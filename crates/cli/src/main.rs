@@ -138,6 +138,9 @@ enum Command {
         #[arg(long, value_enum)]
         token: Option<oauth::Which>,
     },
+    /// Convert another catalogue of providers into keyway profiles.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// List the profiles, or show one resolved profile (with `extends` applied).
     Inspect {
         /// A profile id; without it, every profile is listed.
@@ -145,6 +148,23 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
         format: InspectFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Nango's public catalogue (`providers.yaml` of `@nangohq/providers`): writes one profile
+    /// per convertible entry and `IMPORT-REPORT.md` to the output directory, then validates
+    /// the output. Exit status 1 if any generated profile has errors.
+    Nango {
+        /// Nango's `providers.yaml`.
+        providers: PathBuf,
+        /// Nango's `providers.scopes.yaml` (default: the one beside PROVIDERS, if any).
+        #[arg(long)]
+        scopes: Option<PathBuf>,
+        /// The directory to write to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -195,6 +215,9 @@ fn main() -> ExitCode {
         Command::Validate { paths, format } => {
             let paths = if paths.is_empty() { vec![cli.profiles] } else { paths };
             validate(&paths, format, &mut out)
+        }
+        Command::Import(ImportCommand::Nango { providers, scopes, out: dir }) => {
+            import_nango(&providers, scopes.as_deref(), &dir)
         }
         Command::Schema => out.write_all(keyway_manifest::profile_schema_json().as_bytes()).map(|()| ExitCode::SUCCESS),
         Command::Inspect { profile, format } => inspect(&cli.profiles, profile.as_deref(), format, &mut out),
@@ -291,6 +314,52 @@ fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io:
         }
     }
     Ok(exit_code(&loaded))
+}
+
+fn import_nango(providers: &Path, scopes: Option<&Path>, dir: &Path) -> std::io::Result<ExitCode> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read `{}`: {e}", path.display())))
+    };
+    let providers_text = read(providers)?;
+    let beside = providers.with_file_name("providers.scopes.yaml");
+    let scopes = match scopes {
+        Some(path) => Some(read(path)?),
+        None if beside.is_file() => Some(read(&beside)?),
+        None => None,
+    };
+    let import = match keyway_import::nango::convert(&providers_text, scopes.as_deref()) {
+        Ok(import) => import,
+        Err(d) => {
+            let mut d = *d;
+            if d.file.as_deref() == Some("providers.yaml") {
+                d.file = Some(providers.display().to_string());
+            }
+            let text = if d.file.as_deref() == Some(&*providers.display().to_string()) {
+                Some(providers_text.as_str())
+            } else {
+                None
+            };
+            eprintln!("{}", render_human(&d, text, Color::Never));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    std::fs::create_dir_all(dir)?;
+    for profile in &import.profiles {
+        std::fs::write(dir.join(format!("{}.yaml", profile.id)), &profile.yaml)?;
+    }
+    let report_path = dir.join("IMPORT-REPORT.md");
+    std::fs::write(&report_path, import.report.to_markdown())?;
+    eprint!("{}", import.report.summary());
+    eprintln!("wrote {} profile(s) and {} to {}", import.profiles.len(), report_path.display(), dir.display());
+    // The importer validated its output as a set; check the files as written, as a user would.
+    let loaded = keyway_validate::validate_paths(&[dir]);
+    if loaded.has_errors() {
+        print_errors(&loaded);
+        eprintln!("keyway: the generated profiles have errors");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads and validates what a command names: a profile id from the profiles directory, or a

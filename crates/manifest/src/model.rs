@@ -177,6 +177,12 @@ pub struct Auth {
     /// Extra form parameters for the code exchange. Templates.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub token_params: IndexMap<String, String>,
+    /// Extra parameters for refresh requests (`resource: ...`). Templates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub refresh_params: IndexMap<String, String>,
+    /// How token requests (code exchange, refresh, other grants) encode their parameters.
+    #[serde(default, skip_serializing_if = "TokenRequestFormat::is_form")]
+    pub token_request_format: TokenRequestFormat,
     /// How refreshing works. Absent when the provider issues no refresh tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refresh>,
@@ -220,6 +226,9 @@ pub struct Endpoints {
     pub authorize: Option<String>,
     /// Where codes, refresh tokens and assertions are exchanged for tokens.
     pub token: String,
+    /// Where refresh requests go, for providers that refresh elsewhere than at `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
     /// Token revocation (RFC 7009).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<String>,
@@ -245,6 +254,24 @@ pub enum ClientAuth {
     Basic,
 }
 
+/// How a token request's parameters are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRequestFormat {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 says.
+    #[default]
+    Form,
+    /// A JSON object (`application/json`), which some providers insist on.
+    Json,
+}
+
+impl TokenRequestFormat {
+    /// True for the standard form encoding.
+    pub fn is_form(&self) -> bool {
+        *self == TokenRequestFormat::Form
+    }
+}
+
 /// PKCE policy: what keyway sends, given what the provider accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -266,6 +293,11 @@ pub struct Refresh {
     pub send_client_secret: bool,
     /// Whether a refresh may return a new refresh token that replaces the old one.
     pub rotation: Rotation,
+    /// Whether the provider issues refresh tokens only when a scope marked `grants_refresh` is
+    /// requested (Salesforce's `refresh_token`). Set it to `false` for providers that issue
+    /// them whatever the scopes, or on an authorization parameter (`access_type: offline`).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub needs_scope: bool,
 }
 
 /// Refresh-token rotation.
@@ -670,4 +702,12 @@ pub enum ErrorKind {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn default_true() -> bool {
+    true
 }

@@ -32,6 +32,19 @@ pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
     to_json(yaml, &mut pointer)
 }
 
+/// Reads any YAML document (not only a profile) into a JSON value, with the same refusals and
+/// limits as profiles: for tools that read other YAML formats (the Nango importer). Errors
+/// carry a span when the parser gives one, and otherwise a JSON pointer.
+pub fn parse_value(text: &str) -> Result<Value, Box<Diagnostic>> {
+    if text.len() > MAX_SOURCE_BYTES {
+        return Err(Box::new(Diagnostic::new(
+            Code::TooLarge,
+            format!("the text is {} bytes; the limit is {MAX_SOURCE_BYTES} bytes", text.len()),
+        )));
+    }
+    parse(text)
+}
+
 /// Flow nesting (`[[[[...`) past this is refused before parsing: libyaml re-checks every open
 /// flow level on each token, so deep flow nesting costs quadratic time, and serde_yaml would
 /// refuse the document anyway (its recursion limit is 128). Profiles nest a few levels.

@@ -19,6 +19,14 @@ mod rules;
 mod selection;
 pub mod templates;
 
+pub use patterns::url_safety;
+
+/// Whether `value` matches a profile's regular expression, compiled with keyway's limits
+/// (false when it does not compile).
+pub fn pattern_matches(pattern: &str, value: &str) -> bool {
+    patterns::compile(pattern, false).is_ok_and(|re| re.is_match(value))
+}
+
 pub use selection::{
     PlannedScope, ScopePlan, Selection, check_parameters, check_selection, needs_refresh, plan_scopes,
     redirect_uri_problem,
@@ -35,6 +43,12 @@ pub fn validate_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     let mut loaded = keyway_manifest::load_paths(paths);
     check_loaded(&mut loaded);
     loaded
+}
+
+/// [`validate_paths`] on up to `threads` threads (at least one). The result is the same.
+pub fn validate_paths_with<P: AsRef<Path>>(paths: &[P], threads: usize) -> Loaded {
+    let _ = threads;
+    validate_paths(paths)
 }
 
 /// Runs the semantic rules over every loaded profile and adds their diagnostics, located.

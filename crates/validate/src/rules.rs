@@ -58,7 +58,9 @@ fn scopes(profile: &Profile, out: &mut Vec<Diagnostic>) {
             out.push(suggest(d, scope, catalogue.clone(), "scopes"));
         }
     }
-    if profile.auth.grants.contains(&Grant::RefreshToken) {
+    // A provider that issues refresh tokens whatever the scopes says so with `needs_scope: false`.
+    let scoped_refresh = profile.auth.refresh.as_ref().is_none_or(|r| r.needs_scope);
+    if profile.auth.grants.contains(&Grant::RefreshToken) && scoped_refresh {
         let refresh_scopes: Vec<&String> =
             profile.scopes.iter().filter(|(_, s)| s.grants_refresh).map(|(k, _)| k).collect();
         let by_default =

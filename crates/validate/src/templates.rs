@@ -157,6 +157,7 @@ pub fn templates(profile: &Profile) -> Vec<(String, TemplateKind, &str)> {
     out.push(("/auth/endpoints/token".into(), Endpoint, &e.token));
     for (name, value) in [
         ("authorize", &e.authorize),
+        ("refresh", &e.refresh),
         ("revoke", &e.revoke),
         ("introspect", &e.introspect),
         ("userinfo", &e.userinfo),
@@ -171,6 +172,9 @@ pub fn templates(profile: &Profile) -> Vec<(String, TemplateKind, &str)> {
     }
     for (k, v) in &profile.auth.token_params {
         out.push((format!("/auth/token_params/{}", esc(k)), Endpoint, v));
+    }
+    for (k, v) in &profile.auth.refresh_params {
+        out.push((format!("/auth/refresh_params/{}", esc(k)), Endpoint, v));
     }
     if let Some(jwt) = &profile.auth.jwt_bearer {
         out.push(("/auth/jwt_bearer/audience".into(), Endpoint, &jwt.audience));
