@@ -5,11 +5,11 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError, matching_rule};
-use crate::http::{HttpClient, TransportError, form_post};
+use crate::http::{Body, HttpClient, TransportError, post};
 use crate::tokens::{ExpirySource, GrantUsed, TokenSet};
 use indexmap::IndexMap;
 use keyway_diagnostics::Severity;
-use keyway_manifest::model::{ClientAuth, ErrorPhase, Grant, Pkce, Profile};
+use keyway_manifest::model::{ClientAuth, ErrorPhase, Grant, Pkce, Profile, TokenRequestFormat};
 use keyway_validate::templates::{GuideTarget, env_value, guide_context, render, scope_entries};
 use keyway_validate::{ScopePlan, Selection, check_selection};
 use oauth2::basic::{
@@ -181,6 +181,8 @@ struct Pending {
 struct Endpoints {
     authorize: Option<String>,
     token: String,
+    /// Where refreshes go: the profile's refresh endpoint, else the token endpoint.
+    refresh: String,
     revoke: Option<String>,
     introspect: Option<String>,
     userinfo: Option<String>,
@@ -198,6 +200,7 @@ pub struct Connector {
     endpoints: Endpoints,
     authorization_params: Vec<(String, String)>,
     token_params: Vec<(String, String)>,
+    refresh_params: Vec<(String, String)>,
     pkce: bool,
     refresh_sends_secret: bool,
     http: HttpClient,
@@ -313,6 +316,10 @@ impl Connector {
         let endpoints = Endpoints {
             authorize: render_opt("/auth/endpoints/authorize", &e.authorize)?,
             token: render_url("/auth/endpoints/token", &e.token)?,
+            refresh: match &e.refresh {
+                Some(refresh) => render_url("/auth/endpoints/refresh", refresh)?,
+                None => render_url("/auth/endpoints/token", &e.token)?,
+            },
             revoke: render_opt("/auth/endpoints/revoke", &e.revoke)?,
             introspect: render_opt("/auth/endpoints/introspect", &e.introspect)?,
             userinfo: render_opt("/auth/endpoints/userinfo", &e.userinfo)?,
@@ -330,6 +337,7 @@ impl Connector {
         };
         let authorization_params = render_params(&profile.auth.authorization_params)?;
         let token_params = render_params(&profile.auth.token_params)?;
+        let refresh_params = render_params(&profile.auth.refresh_params)?;
         let refresh_sends_secret = config
             .refresh_sends_secret
             .or_else(|| profile.auth.refresh.as_ref().map(|r| r.send_client_secret))
@@ -342,6 +350,7 @@ impl Connector {
             endpoints,
             authorization_params,
             token_params,
+            refresh_params,
             pkce,
             refresh_sends_secret,
             http,
@@ -557,6 +566,17 @@ impl Connector {
 
     /// Exchanges an authorization code (with its PKCE verifier) for tokens.
     pub async fn exchange_code(&self, code: &str, verifier: Option<&SecretString>) -> Result<TokenSet, FlowError> {
+        if self.token_body() == Body::Json {
+            let redirect = self.redirect_url()?;
+            let mut params =
+                vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect.as_str())];
+            if let Some(v) = verifier {
+                params.push(("code_verifier", v.expose_secret()));
+            }
+            params.extend(self.token_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let map = self.json_token_request(&self.endpoints.token, &params, true).await?;
+            return self.token_set_from_map(&map, GrantUsed::AuthorizationCode, None).await;
+        }
         let token_url = &self.token_url()?;
         let redirect = &self.redirect_url()?;
         let response = self
@@ -588,17 +608,24 @@ impl Connector {
             .refresh_token
             .as_ref()
             .ok_or_else(|| FlowError::Configuration("the token set has no refresh token".to_owned()))?;
-        let token_url = &self.token_url()?;
+        if self.token_body() == Body::Json {
+            let mut params = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())];
+            params.extend(self.refresh_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let map = self.json_token_request(&self.endpoints.refresh, &params, self.refresh_sends_secret).await?;
+            return self.token_set_from_map(&map, GrantUsed::RefreshToken, Some(refresh_token)).await;
+        }
+        let refresh_url =
+            &TokenUrl::new(self.endpoints.refresh.clone()).map_err(|e| FlowError::Configuration(e.to_string()))?;
         let response = self
             .with_secrets(self.refresh_sends_secret, |secret: Option<SecretString>| async move {
                 let secret = secret.as_ref();
-                let client = self.client(secret).set_token_uri(token_url.clone());
+                let client = self.client(secret).set_token_uri(refresh_url.clone());
                 let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
-                client
-                    .exchange_refresh_token(&rt)
-                    .request_async(&self.http)
-                    .await
-                    .map_err(|e| self.token_error("token", e))
+                let mut request = client.exchange_refresh_token(&rt);
+                for (k, v) in &self.refresh_params {
+                    request = request.add_extra_param(k.as_str(), v.as_str());
+                }
+                request.request_async(&self.http).await.map_err(|e| self.token_error("token", e))
             })
             .await?;
         self.token_set(&response, GrantUsed::RefreshToken, Some(refresh_token)).await
@@ -611,6 +638,15 @@ impl Connector {
         }
         if self.config.client_secret.is_none() {
             return Err(FlowError::Configuration("the client credentials grant needs the client secret".to_owned()));
+        }
+        if self.token_body() == Body::Json {
+            let scope = self.plan.scope_string();
+            let mut params = vec![("grant_type", "client_credentials")];
+            if !scope.is_empty() {
+                params.push(("scope", scope.as_str()));
+            }
+            let map = self.json_token_request(&self.endpoints.token, &params, true).await?;
+            return self.token_set_from_map(&map, GrantUsed::ClientCredentials, None).await;
         }
         let token_url = &self.token_url()?;
         let response = self
@@ -658,7 +694,7 @@ impl Connector {
                     FlowError::Configuration("the assertion could not be signed with the private key".to_owned())
                 })?;
         let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
-        let response = self.raw_token_request("token", &self.endpoints.token, &form, None).await?;
+        let response = self.raw_token_request("token", &self.endpoints.token, &form, None, self.token_body()).await?;
         self.token_set_from_map(&response, GrantUsed::JwtBearer, None).await
     }
 
@@ -681,7 +717,7 @@ impl Connector {
         if let Some(device) = &self.profile.auth.device {
             form.extend(device.start_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
-        let body = self.raw_token_request("device", url, &form, None).await?;
+        let body = self.raw_token_request("device", url, &form, None, Body::Form).await?;
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
         let number = |k: &str| body.get(k).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
         let missing =
@@ -723,7 +759,7 @@ impl Connector {
                     let mut form =
                         vec![("grant_type", grant_type), (code_param, authorization.device_code.expose_secret())];
                     let basic = self.client_auth(secret, &mut form);
-                    self.raw_token_request("token", &self.endpoints.token, &form, basic).await
+                    self.raw_token_request("token", &self.endpoints.token, &form, basic, self.token_body()).await
                 })
                 .await;
             match result {
@@ -789,7 +825,7 @@ impl Connector {
         self.with_secrets(true, |secret: Option<SecretString>| async move {
             let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
             let basic = self.client_auth(secret.as_ref(), &mut form);
-            self.raw_post("revoke", url, &form, basic).await.map(drop)
+            self.raw_post("revoke", url, &form, basic, Body::Form).await.map(drop)
         })
         .await
     }
@@ -842,6 +878,30 @@ impl Connector {
         }
     }
 
+    /// How token-endpoint requests are encoded, per the profile.
+    fn token_body(&self) -> Body {
+        match self.profile.auth.token_request_format {
+            TokenRequestFormat::Form => Body::Form,
+            TokenRequestFormat::Json => Body::Json,
+        }
+    }
+
+    /// A token request with a JSON body, for providers that refuse forms (the `oauth2`
+    /// crate sends forms only). Client authentication as the profile says.
+    async fn json_token_request(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        send_secret: bool,
+    ) -> Result<Map<String, Value>, FlowError> {
+        self.with_secrets(send_secret, |secret: Option<SecretString>| async move {
+            let mut params = params.to_vec();
+            let basic = self.client_auth(secret.as_ref(), &mut params);
+            self.raw_token_request("token", url, &params, basic, Body::Json).await
+        })
+        .await
+    }
+
     fn token_url(&self) -> Result<TokenUrl, FlowError> {
         TokenUrl::new(self.endpoints.token.clone()).map_err(|e| FlowError::Configuration(e.to_string()))
     }
@@ -878,8 +938,9 @@ impl Connector {
         url: &str,
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
+        encoding: Body,
     ) -> Result<Vec<u8>, FlowError> {
-        let request = form_post(url, form, basic).map_err(|source| FlowError::Transport { endpoint, source })?;
+        let request = post(url, form, basic, encoding).map_err(|source| FlowError::Transport { endpoint, source })?;
         let response = self.http.send(request).await.map_err(|source| FlowError::Transport { endpoint, source })?;
         let status = response.status().as_u16();
         if status == 200 {
@@ -899,8 +960,9 @@ impl Connector {
         url: &str,
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
+        encoding: Body,
     ) -> Result<Map<String, Value>, FlowError> {
-        let body = self.raw_post(endpoint, url, form, basic).await?;
+        let body = self.raw_post(endpoint, url, form, basic, encoding).await?;
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(FlowError::InvalidResponse { endpoint, detail: "not a JSON object".to_owned() }),

@@ -125,17 +125,37 @@ impl<'c> AsyncHttpClient<'c> for HttpClient {
     }
 }
 
-/// A form POST, with the client's credentials in the body or as HTTP Basic.
-pub(crate) fn form_post(
+/// How a POST body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// A JSON object of strings.
+    Json,
+}
+
+/// A POST of string parameters, with the client's credentials in the body or as HTTP Basic.
+pub(crate) fn post(
     url: &str,
-    form: &[(&str, &str)],
+    params: &[(&str, &str)],
     basic: Option<(&str, &str)>,
+    encoding: Body,
 ) -> Result<HttpRequest, TransportError> {
-    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let (content_type, body) = match encoding {
+        Body::Form => (
+            "application/x-www-form-urlencoded",
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish().into_bytes(),
+        ),
+        Body::Json => {
+            let object: serde_json::Map<String, serde_json::Value> =
+                params.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect();
+            ("application/json", serde_json::to_vec(&object).map_err(|e| TransportError::Other(e.to_string()))?)
+        }
+    };
     let mut builder = oauth2::http::Request::builder()
         .method(oauth2::http::Method::POST)
         .uri(url)
-        .header(oauth2::http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(oauth2::http::header::CONTENT_TYPE, content_type)
         .header(oauth2::http::header::ACCEPT, "application/json");
     if let Some((id, secret)) = basic {
         use base64::Engine as _;
@@ -144,5 +164,5 @@ pub(crate) fn form_post(
         let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
         builder = builder.header(oauth2::http::header::AUTHORIZATION, value);
     }
-    builder.body(body.into_bytes()).map_err(|e| TransportError::Other(e.to_string()))
+    builder.body(body).map_err(|e| TransportError::Other(e.to_string()))
 }
