@@ -185,11 +185,14 @@ fn run(runs: usize) -> Result<(), String> {
 
     // Nango.
     println!(
-        "\n  Nango's loadProvidersYaml() (js-yaml parse + alias merge; no validation), {}:",
-        providers_path.display()
+        "\n  Nango's loadProvidersYaml() (js-yaml parse + alias merge; no validation), on the package's own providers.yaml:"
     );
     match nango(&root, runs) {
         Ok(node) => {
+            let package = root.join("target/bench/node/node_modules/@nangohq/providers/providers.yaml");
+            let same = std::fs::read(&package).ok() == std::fs::read(&providers_path).ok();
+            let what = if same { "byte for byte the file keyway imported," } else { "NOT the file keyway imported:" };
+            println!("    ({what} {})", providers_path.display());
             println!("    in process, first call: {:.1} ms", node.first_ms);
             println!(
                 "    in process, warm:       {:.1} ms median ({:.1}-{:.1})",

@@ -156,3 +156,27 @@ fn validate_sarif_is_a_sarif_log() {
     let results = log["runs"][0]["results"].as_array().expect("results");
     assert!(results.iter().any(|r| r["ruleId"] == "KW0201"), "{results:?}");
 }
+
+#[test]
+fn import_nango_writes_profiles_and_a_report_that_validate() {
+    let out_dir = root().join(format!("target/tmp/cli/nango-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let providers = "crates/import/tests/data/nango-sample/providers.yaml";
+    let out = keyway(&["import", "nango", providers, "--out", out_dir.to_str().expect("utf-8 path")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("17 entries: 10 converted"), "{stderr}");
+    assert!(out_dir.join("IMPORT-REPORT.md").is_file());
+    assert!(out_dir.join("acme-crm-sandbox.yaml").is_file());
+    // The scopes file beside providers.yaml is used unless --scopes says otherwise.
+    let acme = std::fs::read_to_string(out_dir.join("acme-crm.yaml")).expect("written");
+    assert!(acme.contains("admin:"), "{acme}");
+    let out = keyway(&["validate", out_dir.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let _ = std::fs::remove_dir_all(&out_dir);
+
+    let bad = scratch("not-nango", "- a\n- b\n");
+    let out = keyway(&["import", "nango", bad.to_str().expect("utf-8 path"), "--out", "target/tmp/cli/never"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KW0103"));
+}

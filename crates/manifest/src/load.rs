@@ -15,8 +15,10 @@ use crate::model::Profile;
 use crate::schema;
 use crate::yaml::{self, MAX_SOURCE_BYTES, SourceMap};
 use keyway_diagnostics::{Code, Diagnostic, Label};
+use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -96,6 +98,10 @@ pub struct Loader {
     sources: Vec<Source>,
     /// Problems met while collecting (unreadable paths), by source when there is one.
     early: Vec<(Option<SourceId>, Diagnostic)>,
+    /// The files added so far, so a file is read once.
+    files: HashSet<PathBuf>,
+    /// Threads for the per-file and per-profile stages (0: as many as the machine has).
+    threads: usize,
 }
 
 /// File extensions read from directories.
@@ -105,6 +111,13 @@ impl Loader {
     /// An empty loader.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how many threads the per-file stages (parse, schema) and typing use: 0 (the
+    /// default) means as many as the machine has. The result does not depend on it.
+    pub fn threads(&mut self, threads: usize) -> &mut Self {
+        self.threads = threads;
+        self
     }
 
     /// Adds a file, or every `.yaml`/`.yml` file under a directory (recursively, sorted).
@@ -131,10 +144,10 @@ impl Loader {
     }
 
     fn add_file(&mut self, path: &Path) {
-        let name = path.display().to_string();
-        if self.sources.iter().any(|s| s.path.as_deref() == Some(path)) {
+        if !self.files.insert(path.to_owned()) {
             return;
         }
+        let name = path.display().to_string();
         let id = self.sources.len();
         match read_text(path) {
             Ok(text) => self.sources.push(Source::new(name, Some(path.to_owned()), text)),
@@ -151,15 +164,22 @@ impl Loader {
         let unreadable: Vec<SourceId> = diags.iter().filter_map(|(s, _)| *s).collect();
 
         // 1-2: parse and schema-check each source, finding parents beside files as needed.
+        let threads = self.threads;
         let mut docs: Vec<Option<Document>> = Vec::new();
         let mut next = 0;
         loop {
-            while next < self.sources.len() {
-                let doc =
-                    if unreadable.contains(&next) { None } else { parse_source(next, &self.sources[next], &mut diags) };
+            let ids: Vec<SourceId> = (next..self.sources.len()).collect();
+            let sources = &self.sources;
+            let parsed = parallel_map(&ids, threads, |&id| {
+                let mut found = Vec::new();
+                let doc = if unreadable.contains(&id) { None } else { parse_source(id, &sources[id], &mut found) };
+                (doc, found)
+            });
+            for (doc, found) in parsed {
                 docs.push(doc);
-                next += 1;
+                diags.extend(found);
             }
+            next = self.sources.len();
             if !self.add_missing_parents(&docs) {
                 break;
             }
@@ -192,7 +212,7 @@ impl Loader {
 
         // 3: resolve extends.
         let mut resolver = Resolver { docs: &docs, by_id: &by_id, state: HashMap::new(), diags: Vec::new() };
-        let mut resolved: Vec<(SourceId, Value, Vec<SourceId>)> = Vec::new();
+        let mut resolved: Vec<(SourceId, Cow<'_, Value>, Vec<SourceId>)> = Vec::new();
         for doc in docs.iter().flatten() {
             if by_id.get(doc.id.as_str()) != Some(&doc.source) || doc.has_schema_errors {
                 continue;
@@ -204,9 +224,14 @@ impl Loader {
         diags.extend(resolver.diags);
 
         // 4: type each resolved profile.
+        let typed = parallel_map(&resolved, threads, |(_, value, _)| {
+            // Plain serde first; the path-tracking deserializer only to word an error.
+            Profile::deserialize(value.as_ref())
+                .or_else(|_| serde_path_to_error::deserialize::<_, Profile>(value.as_ref()))
+        });
         let mut profiles = Vec::new();
-        for (source, value, chain) in resolved {
-            match serde_path_to_error::deserialize::<_, Profile>(&value) {
+        for ((source, _, chain), typed) in resolved.into_iter().zip(typed) {
+            match typed {
                 Ok(profile) => profiles.push(LoadedProfile { profile, chain }),
                 Err(e) => {
                     let d = typed_error(&e);
@@ -248,7 +273,7 @@ impl Loader {
     /// For documents read from files whose parent is not loaded, loads `<parent>.yaml` or
     /// `.yml` from the same directory. Returns whether anything was added.
     fn add_missing_parents(&mut self, docs: &[Option<Document>]) -> bool {
-        let known: Vec<&str> = docs.iter().flatten().map(|d| d.id.as_str()).collect();
+        let known: HashSet<&str> = docs.iter().flatten().map(|d| d.id.as_str()).collect();
         let mut wanted = Vec::new();
         for doc in docs.iter().flatten() {
             let (Some(parent), Some(path)) = (&doc.extends, &self.sources[doc.source].path) else {
@@ -350,10 +375,11 @@ struct Resolver<'a> {
     diags: Vec<(Option<SourceId>, Diagnostic)>,
 }
 
-impl Resolver<'_> {
+impl<'a> Resolver<'a> {
     /// The merged value and chain of `source`, or `None` (reported) when it cannot resolve.
-    fn resolve(&mut self, source: SourceId, path: &mut Vec<SourceId>) -> Option<(Value, Vec<SourceId>)> {
-        let doc = self.docs[source].as_ref()?;
+    fn resolve(&mut self, source: SourceId, path: &mut Vec<SourceId>) -> Option<(Cow<'a, Value>, Vec<SourceId>)> {
+        let docs: &'a [Option<Document>] = self.docs;
+        let doc = docs[source].as_ref()?;
         match self.state.get(&source) {
             Some(Visit::Failed) => return None,
             Some(Visit::InProgress) => {
@@ -377,7 +403,7 @@ impl Resolver<'_> {
             None => {}
         }
         let Some(parent_id) = &doc.extends else {
-            return Some((doc.value.clone(), vec![source]));
+            return Some((Cow::Borrowed(&doc.value), vec![source]));
         };
         let Some(&parent) = self.by_id.get(parent_id.as_str()) else {
             let known: Vec<&str> = self.by_id.keys().copied().collect();
@@ -415,7 +441,7 @@ impl Resolver<'_> {
         }
         let mut chain = vec![source];
         chain.extend(parent_chain);
-        Some((value, chain))
+        Some((Cow::Owned(value), chain))
     }
 }
 
@@ -562,4 +588,33 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
     let mut loader = Loader::new();
     loader.add_str(name, text);
     loader.load()
+}
+
+/// Maps `f` over `items` on up to `threads` threads (0: as many as the machine has), keeping
+/// the order of `items` in the result. Items are dealt out in turn, so large and small ones
+/// spread over the threads.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    let mut parts: Vec<Vec<R>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || items.iter().skip(t).step_by(threads).map(f).collect::<Vec<R>>()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let mut iters: Vec<_> = parts.iter_mut().map(|p| p.drain(..)).collect();
+    let mut out = Vec::with_capacity(items.len());
+    for i in 0..items.len() {
+        if let Some(r) = iters[i % threads].next() {
+            out.push(r);
+        }
+    }
+    out
 }

@@ -75,8 +75,19 @@ fn apply(
     let Value::Object(target_map) = target else {
         return;
     };
+    // Many removals at one level (a child dropping most of a large catalogue) in one pass
+    // instead of one shift per key. Only when nothing at this level is placed, since a
+    // placement looks for its sibling among the keys present at that point.
+    let removals = patch_map.values().filter(|v| v.is_null()).count();
+    let batched = removals > 8 && !patch_map.values().any(|v| v.get("place").is_some());
+    if batched {
+        target_map.retain(|k, _| !patch_map.get(k).is_some_and(Value::is_null));
+    }
     for (key, value) in patch_map {
         if pointer.is_empty() && key == "replace" {
+            continue;
+        }
+        if batched && value.is_null() {
             continue;
         }
         let len = pointer.len();

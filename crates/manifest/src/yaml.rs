@@ -26,6 +26,11 @@ pub(crate) type ParseError = Box<Diagnostic>;
 /// serde_yaml's limits (KW0104). Positions come from the parser where it gives them, and are
 /// otherwise left to the caller's [`SourceMap`] through the diagnostic's pointer.
 pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
+    // Most profiles are plain block YAML: read those with the fast reader below, and anything
+    // it does not handle (or any error) with serde_yaml, which also words the diagnostics.
+    if let Some(value) = fast::parse(text) {
+        return Ok(value);
+    }
     check_flow_depth(text)?;
     let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Box::new(yaml_error(text, &e)))?;
     let mut pointer = String::new();
@@ -562,8 +567,320 @@ impl MarkedEventReceiver for Builder<'_> {
     }
 }
 
+/// A reader for the block-YAML subset profiles are written in, several times faster than
+/// serde_yaml. It returns `None` for anything outside the subset, and the caller falls back
+/// to serde_yaml: flow collections, block scalars, anchors, aliases, tags, directives,
+/// document markers, multi-line plain scalars, escapes in double-quoted scalars, tabs, CR,
+/// duplicate keys, keys that are not plain or quoted strings, and plain scalars that could
+/// resolve to anything but a string, `null`, a boolean or a small decimal integer. Where it
+/// returns a value, that value is the one serde_yaml gives (a test compares them).
+mod fast {
+    use serde_json::{Map, Number, Value};
+
+    /// Deeper documents are left to serde_yaml, which refuses them past its own limit.
+    const MAX_DEPTH: usize = 64;
+
+    struct Line<'a> {
+        indent: usize,
+        content: &'a str,
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Value> {
+        // Only YAML's printable characters (and no tab, CR or BOM); serde_yaml words the rest.
+        let printable = |c: char| match c {
+            '\n' | ' '..='~' => true,
+            '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fefe}' | '\u{ff00}'..='\u{fffd}' => true,
+            c => c >= '\u{10000}',
+        };
+        if !text.bytes().all(|b| b == b'\n' || (b' '..=b'~').contains(&b)) && !text.chars().all(printable) {
+            return None;
+        }
+        let mut lines = Vec::new();
+        for raw in text.split('\n') {
+            let content = raw.trim_start_matches(' ');
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
+                return None;
+            }
+            lines.push(Line { indent: raw.len() - content.len(), content: content.trim_end_matches(' ') });
+        }
+        let first = lines.first()?;
+        if first.indent != 0 || first.content.starts_with('-') {
+            return None;
+        }
+        let mut i = 0;
+        let value = map(&mut lines, &mut i, 0, 0)?;
+        (i == lines.len()).then_some(value)
+    }
+
+    /// A block mapping whose keys sit at `indent`.
+    fn map(lines: &mut [Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut out = Map::new();
+        while *i < lines.len() {
+            let line = &lines[*i];
+            if line.indent < indent {
+                break;
+            }
+            if line.indent > indent || is_item(line.content) {
+                return None;
+            }
+            let (key, rest) = entry(line.content)?;
+            if out.contains_key(&key) {
+                return None;
+            }
+            *i += 1;
+            let value = if rest.is_empty() || rest.starts_with('#') {
+                match lines.get(*i) {
+                    Some(next) if next.indent > indent => node(lines, i, depth + 1)?,
+                    // A sequence may sit at its key's indentation.
+                    Some(next) if next.indent == indent && is_item(next.content) => seq(lines, i, indent, depth + 1)?,
+                    _ => Value::Null,
+                }
+            } else {
+                let value = scalar(rest)?;
+                if lines.get(*i).is_some_and(|next| next.indent > indent) {
+                    return None; // a multi-line scalar
+                }
+                value
+            };
+            out.insert(key, value);
+        }
+        Some(Value::Object(out))
+    }
+
+    /// A nested block node starting at line `i`.
+    fn node(lines: &mut [Line<'_>], i: &mut usize, depth: usize) -> Option<Value> {
+        let indent = lines[*i].indent;
+        if is_item(lines[*i].content) { seq(lines, i, indent, depth) } else { map(lines, i, indent, depth) }
+    }
+
+    fn is_item(content: &str) -> bool {
+        content == "-" || content.starts_with("- ")
+    }
+
+    /// A block sequence whose dashes sit at `indent`.
+    fn seq(lines: &mut [Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut out = Vec::new();
+        while *i < lines.len() && lines[*i].indent == indent && is_item(lines[*i].content) {
+            let content = lines[*i].content;
+            let rest = content[1..].trim_start_matches(' ');
+            if rest.is_empty() || rest.starts_with('#') {
+                *i += 1;
+                match lines.get(*i) {
+                    Some(next) if next.indent > indent => out.push(node(lines, i, depth + 1)?),
+                    _ => out.push(Value::Null),
+                }
+                continue;
+            }
+            if rest.starts_with('-') {
+                return None; // a nested compact sequence
+            }
+            if entry(rest).is_some() {
+                // A mapping that starts on the dash's line: its keys sit where `rest` starts.
+                let column = indent + (content.len() - rest.len());
+                lines[*i] = Line { indent: column, content: rest };
+                out.push(map(lines, i, column, depth + 1)?);
+                continue;
+            }
+            out.push(scalar(rest)?);
+            *i += 1;
+            if lines.get(*i).is_some_and(|next| next.indent > indent) {
+                return None;
+            }
+        }
+        if *i < lines.len() && lines[*i].indent > indent {
+            return None;
+        }
+        Some(Value::Array(out))
+    }
+
+    /// Splits `key: rest` (rest may be empty), or `None` if the line is not a mapping entry
+    /// the fast reader handles.
+    fn entry(content: &str) -> Option<(String, &str)> {
+        if content.starts_with(['\'', '"']) {
+            let (key, after) = quoted(content)?;
+            let rest = after.strip_prefix(':')?;
+            if !(rest.is_empty() || rest.starts_with(' ')) {
+                return None;
+            }
+            return Some((key, rest.trim_start_matches(' ')));
+        }
+        let (key, rest) = match find_pair(content, b':', b' ') {
+            Some(at) => (&content[..at], content[at + 2..].trim_start_matches(' ')),
+            None => (content.strip_suffix(':')?, ""),
+        };
+        let key = key.trim_end_matches(' ');
+        if !plain_string(key) || key.contains('#') || key.ends_with(':') {
+            return None;
+        }
+        Some((key.to_owned(), rest))
+    }
+
+    /// An inline scalar value.
+    fn scalar(text: &str) -> Option<Value> {
+        if text.starts_with(['\'', '"']) {
+            let (value, after) = quoted(text)?;
+            let rest = after.trim_start_matches(' ');
+            let ends = rest.is_empty() || (rest.starts_with('#') && after.starts_with(' '));
+            return ends.then_some(Value::String(value));
+        }
+        // A comment ends a plain scalar.
+        let text = match find_pair(text, b' ', b'#') {
+            Some(at) => text[..at].trim_end_matches(' '),
+            None => text,
+        };
+        if text.ends_with(':') || find_pair(text, b':', b' ').is_some() {
+            return None;
+        }
+        match text {
+            "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
+            "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+            "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+            _ => {}
+        }
+        if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() && (text.len() == 1 || !text.starts_with('0')) {
+            return text.parse::<u64>().ok().map(|n| Value::Number(Number::from(n)));
+        }
+        plain_string(text).then(|| Value::String(text.to_owned()))
+    }
+
+    /// A plain scalar that YAML reads as a string whatever its content: it starts with a
+    /// letter (or a character that cannot start a number, null, boolean or indicator) and is
+    /// not one of the null and boolean words.
+    fn plain_string(text: &str) -> bool {
+        let Some(first) = text.chars().next() else { return false };
+        // A digit or dot starts a number unless a character no number has follows (hex,
+        // octal and binary prefixes aside): `9a8b-...` and `.default` are strings; `.5`,
+        // `1e5`, `0x1f` and `.inf` are left to serde_yaml.
+        let not_a_number = || {
+            let lower = text.to_ascii_lowercase();
+            let prefixed = text.len() > 1 && text.starts_with('0') && b"xXoObB".contains(&text.as_bytes()[1]);
+            !prefixed
+                && !text.bytes().all(|b| b.is_ascii_digit() || b".eE+-_".contains(&b))
+                && !lower.starts_with(".inf")
+                && !lower.starts_with(".nan")
+        };
+        let safe_start = first.is_ascii_alphabetic()
+            || "/^($<=_\\;()".contains(first)
+            || !first.is_ascii()
+            || ((first.is_ascii_digit() || first == '.') && not_a_number());
+        safe_start
+            && !matches!(text, "null" | "Null" | "NULL" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
+            && find_pair(text, b' ', b'#').is_none()
+            && find_pair(text, b':', b' ').is_none()
+    }
+
+    /// The offset of the first `a` immediately followed by `b`.
+    fn find_pair(text: &str, a: u8, b: u8) -> Option<usize> {
+        let bytes = text.as_bytes();
+        bytes.windows(2).position(|w| w[0] == a && w[1] == b)
+    }
+
+    /// A single-line quoted scalar at the start of `text`, and what follows it. Double-quoted
+    /// scalars with escapes are left to serde_yaml.
+    fn quoted(text: &str) -> Option<(String, &str)> {
+        let quote = text.chars().next()?;
+        let body = &text[1..];
+        if quote == '"' {
+            let end = body.find(['"', '\\'])?;
+            if body.as_bytes()[end] == b'\\' {
+                return None;
+            }
+            return Some((body[..end].to_owned(), &body[end + 1..]));
+        }
+        let mut out = String::new();
+        let mut rest = body;
+        loop {
+            let end = rest.find('\'')?;
+            out.push_str(&rest[..end]);
+            if rest[end + 1..].starts_with('\'') {
+                out.push('\'');
+                rest = &rest[end + 2..];
+            } else {
+                return Some((out, &rest[end + 1..]));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// The fast reader gives serde_yaml's value or declines, on every YAML file in the
+    /// repository and on variations of them.
+    #[test]
+    fn the_fast_reader_agrees_with_serde_yaml_or_declines() {
+        fn slow(text: &str) -> Option<serde_json::Value> {
+            let yaml: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+            super::to_json(yaml, &mut String::new()).ok()
+        }
+        fn check(text: &str, accepted: &mut usize) {
+            if let Some(fast) = super::fast::parse(text) {
+                *accepted += 1;
+                assert_eq!(Some(fast), slow(text), "fast and serde_yaml differ on:\n{text}");
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("profiles"), root.join("tests"), root.join("crates")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() && !path.ends_with("target") {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "snap") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut accepted = 0;
+        let mut cases = 0;
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else { continue };
+            // Snapshots hold generated profiles after their header.
+            let text = text.split("\n---\n").last().unwrap_or(&text).to_owned();
+            for part in text.split("\n=== ") {
+                let part = part.split_once('\n').map_or(part, |(_, rest)| rest);
+                for variant in
+                    [part.to_owned(), part.replace(": ", ":  "), part.replace("- ", "-   "), format!("{part}\nx: 1")]
+                {
+                    cases += 1;
+                    check(&variant, &mut accepted);
+                }
+                // Truncations.
+                for end in (0..part.len()).step_by(part.len() / 150 + 1).filter(|e| part.is_char_boundary(*e)) {
+                    cases += 1;
+                    check(&part[..end], &mut accepted);
+                }
+            }
+        }
+        for odd in [
+            "a: 1\nb: 01\nc: 0x10\nd: -1\ne: 1.5\nf: .inf\ng: ~\nh: Null\ni: yes\nj: 'x''y'\nk: \"q\"",
+            "a:\n- 1\n- b: 2\n  c: [3]\n",
+            "a:\n  - x\n  -\n  - y: 'z' # c\n",
+            "a: b # c\nd: 'e' #f\ng: \"h\"#i\n",
+            "'k': v\n\"l\": w\nm n: o p\n",
+            "a: b\n  c: d\n",
+            "a:\n b: 1\n  c: 2\n",
+            "a: 1\na: 2\n",
+            "a: é\nb: ñ: x\n",
+            "a: 9a8b\nb: .default\nc: .5\nd: 1e5\ne: 0x1f\nf: 12:30\ng: 1f\nh: .inf\ni: .Inf\nj: 1_0\nk: 2024-01-01\n",
+            "a: 9a8b\nb: .default\ng: 1f\nf: 12:30\n",
+        ] {
+            cases += 1;
+            check(odd, &mut accepted);
+        }
+        eprintln!("the fast reader read {accepted} of {cases} cases");
+        assert!(accepted > 100, "the fast reader declined almost everything ({accepted} of {cases})");
+    }
+
     use super::*;
 
     #[test]

@@ -40,25 +40,36 @@ use std::path::Path;
 /// Loads files and directories and runs every check. The returned [`Loaded`] carries all
 /// diagnostics, from loading and from the rules, located and in source order.
 pub fn validate_paths<P: AsRef<Path>>(paths: &[P]) -> Loaded {
-    let mut loaded = keyway_manifest::load_paths(paths);
-    check_loaded(&mut loaded);
-    loaded
+    validate_paths_with(paths, 0)
 }
 
-/// [`validate_paths`] on up to `threads` threads (at least one). The result is the same.
+/// [`validate_paths`] on `threads` threads (0: as many as the machine has). The result does
+/// not depend on it.
 pub fn validate_paths_with<P: AsRef<Path>>(paths: &[P], threads: usize) -> Loaded {
-    let _ = threads;
-    validate_paths(paths)
+    let mut loader = keyway_manifest::Loader::new();
+    loader.threads(threads);
+    for p in paths {
+        loader.add_path(p.as_ref());
+    }
+    let mut loaded = loader.load();
+    check_loaded_with(&mut loaded, threads);
+    loaded
 }
 
 /// Runs the semantic rules over every loaded profile and adds their diagnostics, located.
 pub fn check_loaded(loaded: &mut Loaded) {
+    check_loaded_with(loaded, 0);
+}
+
+/// [`check_loaded`] on `threads` threads (0: as many as the machine has).
+pub fn check_loaded_with(loaded: &mut Loaded, threads: usize) {
     // Each rule runs on every resolved profile, so a problem in inherited content is found for
     // the parent and again for each child, at the same place in the parent's file.
+    let per_profile = keyway_manifest::parallel_map(&loaded.profiles, threads, check_profile);
     let mut found: Vec<(usize, Diagnostic)> = Vec::new();
-    for (i, profile) in loaded.profiles.iter().enumerate() {
-        for d in check_profile(profile) {
-            found.push((i, loaded.locate_in_chain(d, &profile.chain)));
+    for (i, diagnostics) in per_profile.into_iter().enumerate() {
+        for d in diagnostics {
+            found.push((i, loaded.locate_in_chain(d, &loaded.profiles[i].chain)));
         }
     }
     let own_file = |i: usize| loaded.sources[loaded.profiles[i].chain[0]].name.clone();

@@ -3,12 +3,35 @@
 
 use regex::{Regex, RegexBuilder};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 /// Compiled patterns are bounded so a hostile profile cannot make one expensive.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// Compiles a profile's regular expression with keyway's limits.
+/// Compiled patterns kept for reuse: profiles share patterns (every imported host parameter
+/// has the same one), and compiling is the costly part of checking one.
+const CACHE_LIMIT: usize = 4096;
+
+type Cache = RwLock<HashMap<(String, bool), Result<Regex, String>>>;
+
+/// Compiles a profile's regular expression with keyway's limits (cached by pattern).
 pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Cache::default);
+    let key = (pattern.to_owned(), case_insensitive);
+    if let Some(found) = cache.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return found.clone();
+    }
+    let compiled = build(pattern, case_insensitive);
+    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() < CACHE_LIMIT {
+        cache.insert(key, compiled.clone());
+    }
+    compiled
+}
+
+fn build(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
     RegexBuilder::new(pattern)
         .case_insensitive(case_insensitive)
         .size_limit(REGEX_SIZE_LIMIT)

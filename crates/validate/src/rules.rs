@@ -97,6 +97,9 @@ fn scopes(profile: &Profile, out: &mut Vec<Diagnostic>) {
 }
 
 fn implication_cycles(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    if profile.scopes.values().all(|s| s.implies.is_empty()) {
+        return; // no implications, no cycles (most catalogues)
+    }
     // Depth-first search; each cycle is reported once, at its first member in catalogue order.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
