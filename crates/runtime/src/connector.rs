@@ -401,8 +401,13 @@ impl Connector {
         &self.clock
     }
 
-    fn has_grant(&self, grant: Grant) -> bool {
-        self.profile.auth.grants.contains(&grant)
+    /// Refuses a flow the profile does not offer.
+    fn require_grant(&self, grant: Grant, what: &str) -> Result<(), FlowError> {
+        if self.profile.auth.grants.contains(&grant) {
+            Ok(())
+        } else {
+            Err(FlowError::Unsupported(format!("`{}` has no {what}", self.profile.id)))
+        }
     }
 
     fn redirect_url(&self) -> Result<RedirectUrl, FlowError> {
@@ -472,9 +477,7 @@ impl Connector {
     /// challenge. Nothing is remembered: the caller keeps `state` and `code_verifier` (as
     /// `keyway authorize-url` prints them). Services use [`Connector::begin_authorization`].
     pub fn authorization_request(&self) -> Result<AuthorizationRequest, FlowError> {
-        if !self.has_grant(Grant::AuthorizationCode) {
-            return Err(FlowError::Unsupported(format!("`{}` has no authorization code grant", self.profile.id)));
-        }
+        self.require_grant(Grant::AuthorizationCode, "authorization code grant")?;
         let authorize = self
             .endpoints
             .authorize
@@ -601,9 +604,7 @@ impl Connector {
     /// Refreshes, sending the client secret or not as the profile and configuration say.
     /// The result keeps the old refresh token unless the provider rotated it.
     pub async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, FlowError> {
-        if !self.has_grant(Grant::RefreshToken) {
-            return Err(FlowError::Unsupported(format!("`{}` has no refresh token grant", self.profile.id)));
-        }
+        self.require_grant(Grant::RefreshToken, "refresh token grant")?;
         let refresh_token = tokens
             .refresh_token
             .as_ref()
@@ -633,9 +634,7 @@ impl Connector {
 
     /// The client credentials grant.
     pub async fn client_credentials(&self) -> Result<TokenSet, FlowError> {
-        if !self.has_grant(Grant::ClientCredentials) {
-            return Err(FlowError::Unsupported(format!("`{}` has no client credentials grant", self.profile.id)));
-        }
+        self.require_grant(Grant::ClientCredentials, "client credentials grant")?;
         if self.config.client_secret.is_none() {
             return Err(FlowError::Configuration("the client credentials grant needs the client secret".to_owned()));
         }
@@ -666,9 +665,7 @@ impl Connector {
     /// The JWT bearer grant (RFC 7523): an RS256 assertion signed with the configured private
     /// key, `iss` the client id, `sub` the user, `aud` the profile's audience.
     pub async fn jwt_bearer(&self, subject: &str) -> Result<TokenSet, FlowError> {
-        if !self.has_grant(Grant::JwtBearer) {
-            return Err(FlowError::Unsupported(format!("`{}` has no JWT bearer grant", self.profile.id)));
-        }
+        self.require_grant(Grant::JwtBearer, "JWT bearer grant")?;
         let key = self
             .config
             .private_key
@@ -701,9 +698,7 @@ impl Connector {
     /// Starts the device flow: at the device authorization endpoint, or where the profile
     /// says (Salesforce: the token endpoint with `response_type=device_code`).
     pub async fn device_start(&self) -> Result<DeviceAuthorization, FlowError> {
-        if !self.has_grant(Grant::DeviceCode) {
-            return Err(FlowError::Unsupported(format!("`{}` has no device grant", self.profile.id)));
-        }
+        self.require_grant(Grant::DeviceCode, "device grant")?;
         let url = self
             .endpoints
             .device_start
