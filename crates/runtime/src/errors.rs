@@ -118,7 +118,7 @@ pub(crate) fn matching_rule<'p>(
                 && m.during.is_none_or(|p| p == error.phase)
                 && m.description.as_deref().is_none_or(|pattern| {
                     let text = error.description.as_deref().unwrap_or_default();
-                    crate::registry::cached_regex(pattern).is_some_and(|re| re.is_match(text))
+                    keyway_validate::compile_pattern(pattern, false).is_ok_and(|re| re.is_match(text))
                 })
         })
         .map(|(id, rule)| (id.as_str(), rule))

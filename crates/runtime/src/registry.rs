@@ -3,10 +3,9 @@
 
 use keyway_diagnostics::{Diagnostic, Severity};
 use keyway_manifest::model::Profile;
-use regex::Regex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// Validated profiles by id. Immutable: a reload builds a new registry, so a registry in use
 /// never changes under its readers.
@@ -110,18 +109,4 @@ impl SharedRegistry {
         *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
         Ok(fresh)
     }
-}
-
-/// Compiled regular expressions of validated profiles, by pattern. Profiles were validated,
-/// so a pattern that fails to compile here is refused (`None`), never panics.
-pub(crate) fn cached_regex(pattern: &str) -> Option<Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(found) = cache.get(pattern) {
-        return found.clone();
-    }
-    let compiled = regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().ok();
-    cache.insert(pattern.to_owned(), compiled.clone());
-    compiled
 }

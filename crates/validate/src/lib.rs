@@ -19,7 +19,7 @@ mod rules;
 mod selection;
 pub mod templates;
 
-pub use patterns::url_safety;
+pub use patterns::{compile as compile_pattern, url_safety};
 
 /// Whether `value` matches a profile's regular expression, compiled with keyway's limits
 /// (false when it does not compile).
