@@ -4,7 +4,8 @@
 //! 1. alone, as `fuzz.yaml`, through `keyway_manifest::load_str`;
 //! 2. as `child.yaml` next to a valid parent `base.yaml` (id `base`), so inputs with
 //!    `extends: base` exercise merging, `replace` pointers and placement.
-//! Every diagnostic is then rendered for humans and serialized to JSON.
+//! Every diagnostic is then rendered for humans and serialized to JSON, and the loader's fast
+//! path is compared with its full path on the input.
 
 #![no_main]
 
@@ -29,6 +30,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+
+    // The fast path never gives what the full path would not.
+    if let Err(problem) = keyway_manifest::compare_fast_path("fuzz.yaml", text) {
+        panic!("{problem}");
+    }
 
     // One file on its own.
     let mut loaded = keyway_manifest::load_str("fuzz.yaml", text);

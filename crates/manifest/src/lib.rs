@@ -20,6 +20,8 @@ pub mod model;
 mod schema;
 mod yaml;
 
-pub use load::{Loaded, LoadedProfile, Loader, Source, SourceId, load_paths, load_str, parallel_map};
+pub use load::{
+    Loaded, LoadedProfile, Loader, Source, SourceId, compare_fast_path, load_paths, load_str, parallel_map,
+};
 pub use schema::{closest, profile_schema, profile_schema_json};
 pub use yaml::{MAX_SOURCE_BYTES, SourceMap, escape_pointer_token, parse_value as parse_yaml};

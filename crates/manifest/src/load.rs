@@ -13,7 +13,7 @@
 use crate::merge::merge;
 use crate::model::Profile;
 use crate::schema;
-use crate::yaml::{self, MAX_SOURCE_BYTES, SourceMap};
+use crate::yaml::{self, MAX_SOURCE_BYTES, Read, SourceMap};
 use keyway_diagnostics::{Code, Diagnostic, Label};
 use serde::Deserialize;
 use serde_json::Value;
@@ -102,6 +102,8 @@ pub struct Loader {
     files: HashSet<PathBuf>,
     /// Threads for the per-file and per-profile stages (0: as many as the machine has).
     threads: usize,
+    /// Every document takes the full path (to compare the two).
+    full_path_only: bool,
 }
 
 /// File extensions read from directories.
@@ -165,6 +167,7 @@ impl Loader {
 
         // 1-2: parse and schema-check each source, finding parents beside files as needed.
         let threads = self.threads;
+        let fast = !self.full_path_only;
         let mut docs: Vec<Option<Document>> = Vec::new();
         let mut next = 0;
         loop {
@@ -172,7 +175,8 @@ impl Loader {
             let sources = &self.sources;
             let parsed = parallel_map(&ids, threads, |&id| {
                 let mut found = Vec::new();
-                let doc = if unreadable.contains(&id) { None } else { parse_source(id, &sources[id], &mut found) };
+                let doc =
+                    if unreadable.contains(&id) { None } else { parse_source(id, &sources[id], fast, &mut found) };
                 (doc, found)
             });
             for (doc, found) in parsed {
@@ -211,10 +215,12 @@ impl Loader {
         }
 
         // 3: resolve extends.
-        let mut resolver = Resolver { docs: &docs, by_id: &by_id, state: HashMap::new(), diags: Vec::new() };
+        let sources = &self.sources;
+        let mut resolver = Resolver { sources, docs: &docs, by_id: &by_id, state: HashMap::new(), diags: Vec::new() };
         let mut resolved: Vec<(SourceId, Cow<'_, Value>, Vec<SourceId>)> = Vec::new();
         for doc in docs.iter().flatten() {
-            if by_id.get(doc.id.as_str()) != Some(&doc.source) || doc.has_schema_errors {
+            // Profiles typed on the fast path are complete already.
+            if by_id.get(doc.id.as_str()) != Some(&doc.source) || doc.has_schema_errors || doc.typed.is_some() {
                 continue;
             }
             if let Some((value, chain)) = resolver.resolve(doc.source, &mut Vec::new()) {
@@ -222,6 +228,7 @@ impl Loader {
             }
         }
         diags.extend(resolver.diags);
+        let chosen: HashSet<SourceId> = by_id.values().copied().collect();
 
         // 4: type each resolved profile.
         let typed = parallel_map(&resolved, threads, |(_, value, _)| {
@@ -232,7 +239,7 @@ impl Loader {
         let mut profiles = Vec::new();
         for ((source, _, chain), typed) in resolved.into_iter().zip(typed) {
             match typed {
-                Ok(profile) => profiles.push(LoadedProfile { profile, chain }),
+                Ok(profile) => profiles.push((source, LoadedProfile { profile, chain })),
                 Err(e) => {
                     let d = typed_error(&e);
                     let d = match nulled_by(&self.sources, &d, &chain) {
@@ -255,6 +262,14 @@ impl Loader {
                 }
             }
         }
+
+        for doc in docs.iter_mut().flatten().filter(|d| chosen.contains(&d.source)) {
+            if let Some(profile) = doc.typed.take() {
+                profiles.push((doc.source, LoadedProfile { profile: *profile, chain: vec![doc.source] }));
+            }
+        }
+        profiles.sort_by_key(|(source, _)| *source);
+        let profiles = profiles.into_iter().map(|(_, p)| p).collect();
 
         // 5: locate.
         let mut diagnostics: Vec<Diagnostic> = diags
@@ -301,14 +316,59 @@ struct Document {
     source: SourceId,
     id: String,
     extends: Option<String>,
-    value: Value,
+    /// The document as written: read by the full path; for a profile typed on the fast path,
+    /// read from its text only if a child extends it.
+    value: OnceLock<Value>,
+    /// The profile, when the fast path typed it.
+    typed: Option<Box<Profile>>,
     has_schema_errors: bool,
 }
 
-fn parse_source(source: SourceId, src: &Source, diags: &mut Vec<(Option<SourceId>, Diagnostic)>) -> Option<Document> {
+/// The fast path: a complete profile (no `extends` or `replace`) typed straight from the text,
+/// in a file named after its id, that holds the schema's patterns. Anything else (and anything
+/// wrong) takes the full path, which reports it: with the JSON value read here when there is
+/// one. A test checks that both paths give the same profile whenever the fast one gives one.
+fn read_source(src: &Source, fast: bool) -> Result<Read<Profile>, Box<Diagnostic>> {
+    if !fast {
+        return yaml::parse(&src.text).map(Read::Value);
+    }
+    match yaml::parse_typed::<Profile>(&src.text, &["extends", "replace"])? {
+        Read::Typed(profile) => {
+            let named_after_id = src
+                .path
+                .as_deref()
+                .and_then(Path::file_stem)
+                .and_then(|s| s.to_str())
+                .is_none_or(|stem| stem == profile.id);
+            if named_after_id && schema::typed_profile_holds_patterns(&profile) {
+                Ok(Read::Typed(profile))
+            } else {
+                yaml::parse(&src.text).map(Read::Value)
+            }
+        }
+        value => Ok(value),
+    }
+}
+
+fn parse_source(
+    source: SourceId,
+    src: &Source,
+    fast: bool,
+    diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
+) -> Option<Document> {
     let push = |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
-    let value = match yaml::parse(&src.text) {
-        Ok(v) => v,
+    let value = match read_source(src, fast) {
+        Ok(Read::Typed(profile)) => {
+            return Some(Document {
+                source,
+                id: profile.id.clone(),
+                extends: None,
+                value: OnceLock::new(),
+                typed: Some(Box::new(profile)),
+                has_schema_errors: false,
+            });
+        }
+        Ok(Read::Value(v)) => v,
         Err(d) => {
             push(diags, *d);
             return None;
@@ -353,7 +413,28 @@ fn parse_source(source: SourceId, src: &Source, diags: &mut Vec<(Option<SourceId
                 .with_help("remove `replace`, or add `extends: PARENT`"),
         );
     }
-    Some(Document { source, id, extends, value, has_schema_errors })
+    Some(Document { source, id, extends, value: OnceLock::from(value), typed: None, has_schema_errors })
+}
+
+/// Compares the fast path with the full path on a file `name` holding `text`: `Ok(true)` when
+/// the fast path types it and the full path gives the same profile and reports nothing,
+/// `Ok(false)` when the fast path declines it, and the disagreement otherwise. For tests and
+/// fuzzing.
+#[doc(hidden)]
+pub fn compare_fast_path(name: &str, text: &str) -> Result<bool, String> {
+    let source = Source::new(name.to_owned(), Some(PathBuf::from(name)), text.to_owned());
+    let Ok(Read::Typed(fast)) = read_source(&source, true) else { return Ok(false) };
+    let mut loader = Loader { full_path_only: true, ..Loader::default() };
+    loader.sources.push(source);
+    let loaded = loader.load();
+    if !loaded.diagnostics.is_empty() {
+        return Err(format!("the fast path accepted what the full path reports: {:#?}", loaded.diagnostics));
+    }
+    match loaded.profiles.as_slice() {
+        [full] if full.profile == fast => Ok(true),
+        [full] => Err(format!("the paths type different profiles:\nfast: {fast:#?}\nfull: {:#?}", full.profile)),
+        other => Err(format!("the full path gave {} profiles", other.len())),
+    }
 }
 
 fn is_id(s: &str) -> bool {
@@ -369,6 +450,7 @@ enum Visit {
 }
 
 struct Resolver<'a> {
+    sources: &'a [Source],
     docs: &'a [Option<Document>],
     by_id: &'a HashMap<&'a str, SourceId>,
     state: HashMap<SourceId, Visit>,
@@ -403,7 +485,7 @@ impl<'a> Resolver<'a> {
             None => {}
         }
         let Some(parent_id) = &doc.extends else {
-            return Some((Cow::Borrowed(&doc.value), vec![source]));
+            return self.value_of(doc).map(|value| (Cow::Borrowed(value), vec![source]));
         };
         let Some(&parent) = self.by_id.get(parent_id.as_str()) else {
             let known: Vec<&str> = self.by_id.keys().copied().collect();
@@ -432,7 +514,11 @@ impl<'a> Resolver<'a> {
             return None;
         };
         self.state.remove(&source);
-        let (value, merge_diags) = merge(&parent_value, &doc.value);
+        let Some(own) = self.value_of(doc) else {
+            self.state.insert(source, Visit::Failed);
+            return None;
+        };
+        let (value, merge_diags) = merge(&parent_value, own);
         let failed = merge_diags.iter().any(Diagnostic::is_error);
         self.diags.extend(merge_diags.into_iter().map(|d| (Some(source), d)));
         if failed {
@@ -442,6 +528,25 @@ impl<'a> Resolver<'a> {
         let mut chain = vec![source];
         chain.extend(parent_chain);
         Some((Cow::Owned(value), chain))
+    }
+}
+
+impl<'a> Resolver<'a> {
+    /// The document as written. A profile typed on the fast path is read again, as a value,
+    /// only when a child needs it; that reading cannot fail where the first succeeded, but
+    /// if it did, its diagnostic is reported.
+    fn value_of(&mut self, doc: &'a Document) -> Option<&'a Value> {
+        if let Some(value) = doc.value.get() {
+            return Some(value);
+        }
+        let source = &self.sources[doc.source];
+        match yaml::parse(&source.text) {
+            Ok(value) => Some(doc.value.get_or_init(|| value)),
+            Err(d) => {
+                self.diags.push((Some(doc.source), d.in_file(source.name.clone())));
+                None
+            }
+        }
     }
 }
 

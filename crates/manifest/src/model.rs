@@ -544,13 +544,37 @@ pub struct Step {
 }
 
 /// A bullet of a step: plain text, or text with a kind and a condition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Item {
     /// A plain bullet. Template.
     Text(String),
     /// A bullet with a kind or a condition.
     Detailed(DetailedItem),
+}
+
+// By hand rather than `#[serde(untagged)]`: the derived form buffers the value and would
+// read a list as a `DetailedItem` (fields by position), which the schema refuses.
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> serde::de::Visitor<'de> for ItemVisitor {
+            type Value = Item;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, or a mapping with `text`")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Item, E> {
+                Ok(Item::Text(text.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Item, E> {
+                Ok(Item::Text(text))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Item, A::Error> {
+                DetailedItem::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Item::Detailed)
+            }
+        }
+        deserializer.deserialize_any(ItemVisitor)
+    }
 }
 
 /// A bullet with a kind or a condition.

@@ -271,6 +271,32 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// The schema's checks that typing a complete profile does not make: its `pattern`s. Typing
+/// covers everything else the schema says about a complete profile (types, required keys,
+/// unknown keys, enums, integer ranges); a test keeps this list equal to the schema's patterns.
+pub(crate) fn typed_profile_holds_patterns(profile: &Profile) -> bool {
+    is_profile_id(&profile.id)
+        && profile.docs.iter().all(|d| d.url.starts_with("https://"))
+        && profile.actions.values().all(|a| a.path.starts_with('/'))
+}
+
+/// `^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$`, the schema's pattern for `id`.
+fn is_profile_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    if !bytes.first().is_some_and(u8::is_ascii_lowercase) {
+        return false;
+    }
+    let mut after_separator = false;
+    for &c in &bytes[1..] {
+        match c {
+            b'a'..=b'z' | b'0'..=b'9' => after_separator = false,
+            b'-' | b'_' if !after_separator => after_separator = true,
+            _ => return false,
+        }
+    }
+    !after_separator
+}
+
 /// The keys the schema allows for the object at `pointer`.
 pub(crate) fn allowed_keys(pointer: &str, is_patch: bool) -> Vec<String> {
     let schema = profile_schema();
@@ -369,6 +395,76 @@ mod tests {
         assert!(keys.contains(&"scopes".to_owned()), "{keys:?}");
         let keys = allowed_keys("/guide/sections/x/steps/y", true);
         assert!(keys.contains(&"items".to_owned()), "{keys:?}");
+    }
+
+    /// The fast path checks a typed profile against exactly these patterns; a new `pattern` in
+    /// the schema must be added to [`typed_profile_holds_patterns`] (and here).
+    #[test]
+    fn the_fast_path_checks_every_pattern_of_a_complete_profile() {
+        fn patterns(node: &Value, at: &str, out: &mut Vec<(String, String)>) {
+            match node {
+                Value::Object(map) => {
+                    if let Some(Value::String(p)) = map.get("pattern") {
+                        out.push((at.to_owned(), p.clone()));
+                    }
+                    for (k, v) in map {
+                        patterns(v, &format!("{at}/{k}"), out);
+                    }
+                }
+                Value::Array(items) => {
+                    items.iter().enumerate().for_each(|(i, v)| patterns(v, &format!("{at}/{i}"), out))
+                }
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        for (name, def) in profile_schema()["$defs"].as_object().expect("defs") {
+            if !name.ends_with(PATCH) {
+                patterns(def, &format!("/$defs/{name}"), &mut found);
+            }
+        }
+        let expected = [
+            ("/$defs/Action/properties/path", "^/"),
+            ("/$defs/DocLink/properties/url", "^https://"),
+            ("/$defs/Profile/properties/id", "^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$"),
+        ];
+        let expected: Vec<(String, String)> =
+            expected.iter().map(|(a, p)| ((*a).to_owned(), (*p).to_owned())).collect();
+        assert_eq!(found, expected);
+        // Every struct refuses unknown keys, as the schema does.
+        for (name, def) in profile_schema()["$defs"].as_object().expect("defs") {
+            if def.get("properties").is_some() {
+                assert_eq!(def.get("additionalProperties"), Some(&json!(false)), "{name} accepts unknown keys");
+            }
+        }
+    }
+
+    #[test]
+    fn profile_ids_follow_the_schema_pattern() {
+        let id_schema =
+            json!({ "type": "string", "pattern": profile_schema()["$defs"]["Profile"]["properties"]["id"]["pattern"] });
+        let validator = jsonschema::validator_for(&id_schema).expect("compiles");
+        for id in [
+            "a",
+            "salesforce",
+            "a1",
+            "a-b",
+            "a_b",
+            "a-1-b_c",
+            "",
+            "A",
+            "1a",
+            "a-",
+            "a--b",
+            "a-_b",
+            "a.b",
+            "é",
+            "ab_",
+            "-a",
+            "a b",
+        ] {
+            assert_eq!(is_profile_id(id), validator.is_valid(&json!(id)), "{id:?}");
+        }
     }
 
     #[test]

@@ -28,13 +28,41 @@ pub(crate) type ParseError = Box<Diagnostic>;
 pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
     // Most profiles are plain block YAML: read those with the fast reader below, and anything
     // it does not handle (or any error) with serde_yaml, which also words the diagnostics.
-    if let Some(value) = fast::parse(text) {
-        return Ok(value);
+    if let Some(node) = fast::parse(text) {
+        return Ok(node.into_value());
     }
     check_flow_depth(text)?;
     let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Box::new(yaml_error(text, &e)))?;
     let mut pointer = String::new();
     to_json(yaml, &mut pointer)
+}
+
+/// A document read by [`parse_typed`].
+pub(crate) enum Read<T> {
+    /// Typed straight from the text.
+    Typed(T),
+    /// Read as a JSON value, for the full path.
+    Value(Value),
+}
+
+/// Reads a document, typing it straight from the text (without building a JSON value) when
+/// the fast reader reads it, no key in `declined_keys` is at its top level, and it types as
+/// `T`. Otherwise it is read as a JSON value, as [`parse`] does, for the full path (schema,
+/// typing), which finds and words whatever kept it off this one. Typing here is never more
+/// lenient than the schema (see [`fast`]).
+pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
+    text: &str,
+    declined_keys: &[&str],
+) -> Result<Read<T>, ParseError> {
+    let Some(node) = fast::parse(text) else {
+        return parse(text).map(Read::Value);
+    };
+    if !declined_keys.iter().any(|key| node.get(key).is_some()) {
+        if let Ok(typed) = T::deserialize(&node) {
+            return Ok(Read::Typed(typed));
+        }
+    }
+    Ok(Read::Value(node.into_value()))
 }
 
 /// Reads any YAML document (not only a profile) into a JSON value, with the same refusals and
@@ -574,242 +602,7 @@ impl MarkedEventReceiver for Builder<'_> {
 /// duplicate keys, keys that are not plain or quoted strings, and plain scalars that could
 /// resolve to anything but a string, `null`, a boolean or a small decimal integer. Where it
 /// returns a value, that value is the one serde_yaml gives (a test compares them).
-mod fast {
-    use serde_json::{Map, Number, Value};
-
-    /// Deeper documents are left to serde_yaml, which refuses them past its own limit.
-    const MAX_DEPTH: usize = 64;
-
-    struct Line<'a> {
-        indent: usize,
-        content: &'a str,
-    }
-
-    pub(super) fn parse(text: &str) -> Option<Value> {
-        // Only YAML's printable characters (and no tab, CR or BOM); serde_yaml words the rest.
-        let printable = |c: char| match c {
-            '\n' | ' '..='~' => true,
-            '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fefe}' | '\u{ff00}'..='\u{fffd}' => true,
-            c => c >= '\u{10000}',
-        };
-        if !text.bytes().all(|b| b == b'\n' || (b' '..=b'~').contains(&b)) && !text.chars().all(printable) {
-            return None;
-        }
-        let mut lines = Vec::new();
-        for raw in text.split('\n') {
-            let content = raw.trim_start_matches(' ');
-            if content.is_empty() || content.starts_with('#') {
-                continue;
-            }
-            if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
-                return None;
-            }
-            lines.push(Line { indent: raw.len() - content.len(), content: content.trim_end_matches(' ') });
-        }
-        let first = lines.first()?;
-        if first.indent != 0 || first.content.starts_with('-') {
-            return None;
-        }
-        let mut i = 0;
-        let value = map(&mut lines, &mut i, 0, 0)?;
-        (i == lines.len()).then_some(value)
-    }
-
-    /// A block mapping whose keys sit at `indent`.
-    fn map(lines: &mut [Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        let mut out = Map::new();
-        while *i < lines.len() {
-            let line = &lines[*i];
-            if line.indent < indent {
-                break;
-            }
-            if line.indent > indent || is_item(line.content) {
-                return None;
-            }
-            let (key, rest) = entry(line.content)?;
-            if out.contains_key(&key) {
-                return None;
-            }
-            *i += 1;
-            let value = if rest.is_empty() || rest.starts_with('#') {
-                match lines.get(*i) {
-                    Some(next) if next.indent > indent => node(lines, i, depth + 1)?,
-                    // A sequence may sit at its key's indentation.
-                    Some(next) if next.indent == indent && is_item(next.content) => seq(lines, i, indent, depth + 1)?,
-                    _ => Value::Null,
-                }
-            } else {
-                let value = scalar(rest)?;
-                if lines.get(*i).is_some_and(|next| next.indent > indent) {
-                    return None; // a multi-line scalar
-                }
-                value
-            };
-            out.insert(key, value);
-        }
-        Some(Value::Object(out))
-    }
-
-    /// A nested block node starting at line `i`.
-    fn node(lines: &mut [Line<'_>], i: &mut usize, depth: usize) -> Option<Value> {
-        let indent = lines[*i].indent;
-        if is_item(lines[*i].content) { seq(lines, i, indent, depth) } else { map(lines, i, indent, depth) }
-    }
-
-    fn is_item(content: &str) -> bool {
-        content == "-" || content.starts_with("- ")
-    }
-
-    /// A block sequence whose dashes sit at `indent`.
-    fn seq(lines: &mut [Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        let mut out = Vec::new();
-        while *i < lines.len() && lines[*i].indent == indent && is_item(lines[*i].content) {
-            let content = lines[*i].content;
-            let rest = content[1..].trim_start_matches(' ');
-            if rest.is_empty() || rest.starts_with('#') {
-                *i += 1;
-                match lines.get(*i) {
-                    Some(next) if next.indent > indent => out.push(node(lines, i, depth + 1)?),
-                    _ => out.push(Value::Null),
-                }
-                continue;
-            }
-            if rest.starts_with('-') {
-                return None; // a nested compact sequence
-            }
-            if entry(rest).is_some() {
-                // A mapping that starts on the dash's line: its keys sit where `rest` starts.
-                let column = indent + (content.len() - rest.len());
-                lines[*i] = Line { indent: column, content: rest };
-                out.push(map(lines, i, column, depth + 1)?);
-                continue;
-            }
-            out.push(scalar(rest)?);
-            *i += 1;
-            if lines.get(*i).is_some_and(|next| next.indent > indent) {
-                return None;
-            }
-        }
-        if *i < lines.len() && lines[*i].indent > indent {
-            return None;
-        }
-        Some(Value::Array(out))
-    }
-
-    /// Splits `key: rest` (rest may be empty), or `None` if the line is not a mapping entry
-    /// the fast reader handles.
-    fn entry(content: &str) -> Option<(String, &str)> {
-        if content.starts_with(['\'', '"']) {
-            let (key, after) = quoted(content)?;
-            let rest = after.strip_prefix(':')?;
-            if !(rest.is_empty() || rest.starts_with(' ')) {
-                return None;
-            }
-            return Some((key, rest.trim_start_matches(' ')));
-        }
-        let (key, rest) = match find_pair(content, b':', b' ') {
-            Some(at) => (&content[..at], content[at + 2..].trim_start_matches(' ')),
-            None => (content.strip_suffix(':')?, ""),
-        };
-        let key = key.trim_end_matches(' ');
-        if !plain_string(key) || key.contains('#') || key.ends_with(':') {
-            return None;
-        }
-        Some((key.to_owned(), rest))
-    }
-
-    /// An inline scalar value.
-    fn scalar(text: &str) -> Option<Value> {
-        if text.starts_with(['\'', '"']) {
-            let (value, after) = quoted(text)?;
-            let rest = after.trim_start_matches(' ');
-            let ends = rest.is_empty() || (rest.starts_with('#') && after.starts_with(' '));
-            return ends.then_some(Value::String(value));
-        }
-        // A comment ends a plain scalar.
-        let text = match find_pair(text, b' ', b'#') {
-            Some(at) => text[..at].trim_end_matches(' '),
-            None => text,
-        };
-        if text.ends_with(':') || find_pair(text, b':', b' ').is_some() {
-            return None;
-        }
-        match text {
-            "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
-            "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
-            "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
-            _ => {}
-        }
-        if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() && (text.len() == 1 || !text.starts_with('0')) {
-            return text.parse::<u64>().ok().map(|n| Value::Number(Number::from(n)));
-        }
-        plain_string(text).then(|| Value::String(text.to_owned()))
-    }
-
-    /// A plain scalar that YAML reads as a string whatever its content: it starts with a
-    /// letter (or a character that cannot start a number, null, boolean or indicator) and is
-    /// not one of the null and boolean words.
-    fn plain_string(text: &str) -> bool {
-        let Some(first) = text.chars().next() else { return false };
-        // A digit or dot starts a number unless a character no number has follows (hex,
-        // octal and binary prefixes aside): `9a8b-...` and `.default` are strings; `.5`,
-        // `1e5`, `0x1f` and `.inf` are left to serde_yaml.
-        let not_a_number = || {
-            let lower = text.to_ascii_lowercase();
-            let prefixed = text.len() > 1 && text.starts_with('0') && b"xXoObB".contains(&text.as_bytes()[1]);
-            !prefixed
-                && !text.bytes().all(|b| b.is_ascii_digit() || b".eE+-_".contains(&b))
-                && !lower.starts_with(".inf")
-                && !lower.starts_with(".nan")
-        };
-        let safe_start = first.is_ascii_alphabetic()
-            || "/^($<=_\\;()".contains(first)
-            || !first.is_ascii()
-            || ((first.is_ascii_digit() || first == '.') && not_a_number());
-        safe_start
-            && !matches!(text, "null" | "Null" | "NULL" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
-            && find_pair(text, b' ', b'#').is_none()
-            && find_pair(text, b':', b' ').is_none()
-    }
-
-    /// The offset of the first `a` immediately followed by `b`.
-    fn find_pair(text: &str, a: u8, b: u8) -> Option<usize> {
-        let bytes = text.as_bytes();
-        bytes.windows(2).position(|w| w[0] == a && w[1] == b)
-    }
-
-    /// A single-line quoted scalar at the start of `text`, and what follows it. Double-quoted
-    /// scalars with escapes are left to serde_yaml.
-    fn quoted(text: &str) -> Option<(String, &str)> {
-        let quote = text.chars().next()?;
-        let body = &text[1..];
-        if quote == '"' {
-            let end = body.find(['"', '\\'])?;
-            if body.as_bytes()[end] == b'\\' {
-                return None;
-            }
-            return Some((body[..end].to_owned(), &body[end + 1..]));
-        }
-        let mut out = String::new();
-        let mut rest = body;
-        loop {
-            let end = rest.find('\'')?;
-            out.push_str(&rest[..end]);
-            if rest[end + 1..].starts_with('\'') {
-                out.push('\'');
-                rest = &rest[end + 2..];
-            } else {
-                return Some((out, &rest[end + 1..]));
-            }
-        }
-    }
-}
+mod fast;
 
 #[cfg(test)]
 mod tests {
@@ -822,7 +615,7 @@ mod tests {
             super::to_json(yaml, &mut String::new()).ok()
         }
         fn check(text: &str, accepted: &mut usize) {
-            if let Some(fast) = super::fast::parse(text) {
+            if let Some(fast) = super::fast::parse(text).map(super::fast::Node::into_value) {
                 *accepted += 1;
                 assert_eq!(Some(fast), slow(text), "fast and serde_yaml differ on:\n{text}");
             }

@@ -1,0 +1,111 @@
+//! Loading has two paths: the fast one types a complete profile straight from its text; the
+//! full one reads a JSON value, checks it against the schema, resolves `extends` and types it.
+//! The fast path may decline anything (the full path then reports it), but whenever it gives
+//! a profile, the full path must give the same profile and report nothing.
+//!
+//! Checked on every YAML file in the repository's profiles and test corpus, and on thousands
+//! of variations of them: each line deleted, duplicated, re-indented, its key renamed, its
+//! value replaced by values of other types, or nested one level deeper.
+
+use keyway_manifest::compare_fast_path;
+use std::path::{Path, PathBuf};
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+/// Variations of `text` made by changing line `i`.
+fn variations(text: &str, i: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines[i];
+    let indent = line.len() - line.trim_start().len();
+    let pad = " ".repeat(indent);
+    let content = line.trim_start();
+    let with = |new: &[String]| {
+        let mut out: Vec<String> = lines[..i].iter().map(|l| (*l).to_owned()).collect();
+        out.extend(new.iter().cloned());
+        out.extend(lines[i + 1..].iter().map(|l| (*l).to_owned()));
+        out.join("\n") + "\n"
+    };
+    let mut out = vec![with(&[]), with(&[line.to_owned(), line.to_owned()]), with(&[format!("  {line}")])];
+    if indent >= 2 {
+        out.push(with(&[line[2..].to_owned()]));
+    }
+    let (item, entry) = match content.strip_prefix("- ") {
+        Some(rest) => ("- ", rest),
+        None => ("", content),
+    };
+    if let Some((key, value)) = entry.split_once(": ") {
+        let lead = format!("{pad}{item}");
+        let deeper = " ".repeat(lead.len() + 2);
+        for other in ["1", "0", "70000", "true", "null", "x", "''", "https://e.example", "/p", "^a$", "- x"] {
+            out.push(with(&[format!("{lead}{key}: {other}")]));
+        }
+        out.push(with(&[format!("{lead}unknown_key: {value}")]));
+        out.push(with(&[format!("{lead}{key}s: {value}")]));
+        out.push(with(&[format!("{lead}{key}:"), format!("{deeper}- {value}")]));
+        out.push(with(&[format!("{lead}{key}:"), format!("{deeper}text: {value}")]));
+        out.push(with(&[format!("{lead}{key}:"), format!("{deeper}before: {value}")]));
+    } else if let Some(value) = content.strip_prefix("- ") {
+        out.push(with(&[format!("{pad}- text: {value}")]));
+        out.push(with(&[format!("{pad}- - {value}")]));
+        out.push(with(&[format!("{pad}- 1")]));
+        out.push(with(&[format!("{pad}-"), format!("{pad}  - {value}")]));
+    } else if let Some(key) = content.strip_suffix(':') {
+        out.push(with(&[format!("{pad}{key}: null")]));
+        out.push(with(&[format!("{pad}{key}: x")]));
+        out.push(with(&[format!("{pad}{key}s:")]));
+    }
+    out
+}
+
+#[test]
+fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
+    let root = keyway_tests::root();
+    let mut files = Vec::new();
+    yaml_files(&root.join("profiles"), &mut files);
+    yaml_files(&root.join("tests/corpus"), &mut files);
+    files.sort();
+    let (mut accepted, mut declined, mut disagreements) = (0usize, 0usize, Vec::new());
+    let mut check = |name: &str, text: &str| match compare_fast_path(name, text) {
+        Ok(true) => accepted += 1,
+        Ok(false) => declined += 1,
+        Err(problem) => disagreements.push(format!("{name}:\n{text}\n{problem}")),
+    };
+    // Named texts: the files, the minimal profile, and the importer's generated sample profiles
+    // (which are plain block YAML, the fast path's subset; the hand-written ones use folded
+    // scalars and flow lists, which it declines).
+    let mut texts: Vec<(String, String)> = vec![("minimal.yaml".to_owned(), keyway_tests::MINIMAL.to_owned())];
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("x.yaml");
+        texts.push((name.to_owned(), text));
+    }
+    let sample = std::fs::read_to_string(root.join("crates/import/tests/snapshots/nango__sample_profiles.snap"))
+        .expect("the importer's sample snapshot");
+    for part in sample.split("\n=== ").skip(1) {
+        let (name, text) = part.split_once('\n').expect("a name line");
+        texts.push((name.to_owned(), text.to_owned()));
+    }
+    for (name, text) in &texts {
+        check(name, text);
+        let count = text.lines().count();
+        // Every line of small files; a spread of lines in the big bundled profiles.
+        let step = if count > 200 { count / 60 } else { 1 };
+        for i in (0..count).step_by(step) {
+            for variant in variations(text, i) {
+                check(name, &variant);
+            }
+        }
+    }
+    assert!(disagreements.is_empty(), "{} disagreement(s); the first:\n{}", disagreements.len(), disagreements[0]);
+    eprintln!("the fast path took {accepted} and declined {declined} texts, from {} files", texts.len());
+    assert!(accepted > 500 && declined > 5000, "too few cases: {accepted} taken, {declined} declined");
+}
