@@ -208,6 +208,11 @@ enum InspectFormat {
     Json,
 }
 
+// Loading a catalogue makes and frees many small strings and maps; mimalloc does that in a
+// fraction of the system allocator's time (see docs/startup-bench.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = std::io::stdout().lock();
