@@ -13,6 +13,10 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask schema [--check] | cargo xtask bench startup [--runs N]";
 
+// The same allocator as the keyway binary, so `bench startup` measures loading as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

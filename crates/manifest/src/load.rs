@@ -639,16 +639,28 @@ fn points_at_key(code: Code) -> bool {
 }
 
 fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
-    let metadata = std::fs::metadata(path).map_err(|e| Box::new(io_error(path, &e)))?;
-    if metadata.len() > MAX_SOURCE_BYTES as u64 {
-        return Err(Diagnostic::new(
+    use std::io::Read;
+    let io = |e: std::io::Error| Box::new(io_error(path, &e));
+    let too_large = |size: &str| -> Box<Diagnostic> {
+        Diagnostic::new(
             Code::TooLarge,
-            format!("the file is {} bytes; profiles are limited to {} bytes", metadata.len(), MAX_SOURCE_BYTES),
+            format!("the file is {size} bytes; profiles are limited to {MAX_SOURCE_BYTES} bytes"),
         )
         .with_help("a profile describes one provider; split generated content out")
-        .into());
+        .into()
+    };
+    // One open, one stat of the open file and one read: startup reads a thousand of these.
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > MAX_SOURCE_BYTES as u64 {
+        return Err(too_large(&size.to_string()));
     }
-    let bytes = std::fs::read(path).map_err(|e| Box::new(io_error(path, &e)))?;
+    // Bounded, in case the file grew since the stat.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    (&mut file).take(MAX_SOURCE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() > MAX_SOURCE_BYTES {
+        return Err(too_large(&format!("over {MAX_SOURCE_BYTES}")));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(e.as_bytes());
@@ -669,8 +681,12 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::R
         return Ok(());
     }
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        // The entry's own type needs no stat; a symlink is followed to see what it names.
+        let file_type = entry.file_type()?;
+        let is_dir = if file_type.is_symlink() { path.is_dir() } else { file_type.is_dir() };
+        if is_dir {
             collect_files(&path, out, depth + 1)?;
         } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
             out.push(path);
