@@ -7,11 +7,16 @@
 //! Conventions:
 //! - every struct rejects unknown keys (`deny_unknown_fields`);
 //! - collections whose order an author chooses (environments, scopes, actions, guide sections
-//!   and steps, error rules) are keyed maps (`IndexMap`), so `extends` can merge, replace or
+//!   and steps, error rules) are keyed maps ([`Map`]), so `extends` can merge, replace or
 //!   remove single entries by id and author order is kept;
 //! - strings marked *template* are minijinja templates, rendered with strict undefined.
 
 use indexmap::IndexMap;
+
+/// A map keyed by id, in author order. Hashed with foldhash rather than SipHash: loading a
+/// catalogue hashes tens of thousands of keys, and profiles are files an operator chose to
+/// load, bounded in size; foldhash is still seeded per process.
+pub type Map<V> = IndexMap<String, V, foldhash::fast::RandomState>;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -44,11 +49,11 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub docs: Vec<DocLink>,
     /// Where the provider's tenants live. Exactly one environment is the default.
-    pub environments: IndexMap<String, Environment>,
+    pub environments: Map<Environment>,
     /// Connection parameters a tenant supplies (a My Domain host). Every value is checked
     /// against its pattern before it can reach a URL.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub parameters: IndexMap<String, Parameter>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<Parameter>,
     /// How the OAuth 2.0 flows work for this provider.
     pub auth: Auth,
     /// Where API calls go once a token is held.
@@ -58,19 +63,19 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
     /// The scope catalogue, in the order the provider's console lists them.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub scopes: IndexMap<String, Scope>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub scopes: Map<Scope>,
     /// The actions an integration platform offers on top of this provider, keyed by id
     /// (snake_case of the display name: `create_case`).
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub actions: IndexMap<String, Action>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub actions: Map<Action>,
     /// The admin's setup guide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guide: Option<Guide>,
     /// What the provider's errors mean, keyed by a rule id. Rules are tried in order; the
     /// first match wins.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub errors: IndexMap<String, ErrorRule>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub errors: Map<ErrorRule>,
 }
 
 /// A link to documentation.
@@ -97,8 +102,8 @@ pub struct Environment {
     #[serde(default, skip_serializing_if = "is_false")]
     pub default: bool,
     /// Values templates see as `env.<name>`: `login_host: login.salesforce.com`.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub vars: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub vars: Map<String>,
     /// How an admin tells that their tenant belongs here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identify: Option<Identify>,
@@ -172,14 +177,14 @@ pub struct Auth {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_scopes: Vec<String>,
     /// Extra query parameters for the authorization URL (`prompt: consent`). Templates.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub authorization_params: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub authorization_params: Map<String>,
     /// Extra form parameters for the code exchange. Templates.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub token_params: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub token_params: Map<String>,
     /// Extra parameters for refresh requests (`resource: ...`). Templates.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub refresh_params: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub refresh_params: Map<String>,
     /// How token requests (code exchange, refresh, other grants) encode their parameters.
     #[serde(default, skip_serializing_if = "TokenRequestFormat::is_form")]
     pub token_request_format: TokenRequestFormat,
@@ -374,8 +379,8 @@ pub struct DeviceFlow {
     /// Where the flow starts. Template. Salesforce uses its token endpoint.
     pub start: String,
     /// Extra form parameters of the start request (`response_type: device_code`).
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub start_params: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub start_params: Map<String>,
     /// The `grant_type` of poll requests. Standard: `urn:ietf:params:oauth:grant-type:device_code`.
     pub poll_grant_type: String,
     /// The form field carrying the device code when polling. Standard: `device_code`.
@@ -481,10 +486,10 @@ pub enum HttpMethod {
 pub struct Guide {
     /// Console variants the guide is written for (External Client App, classic Connected
     /// App). Exactly one is the default when any are declared.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub variants: IndexMap<String, Variant>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variants: Map<Variant>,
     /// Sections in order, keyed by id.
-    pub sections: IndexMap<String, Section>,
+    pub sections: Map<Section>,
 }
 
 /// A console variant the guide distinguishes.
@@ -520,7 +525,7 @@ pub struct Section {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<Placement>,
     /// Steps in order, keyed by id.
-    pub steps: IndexMap<String, Step>,
+    pub steps: Map<Step>,
 }
 
 /// One step the admin takes.

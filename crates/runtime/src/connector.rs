@@ -7,7 +7,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError, matching_rule};
 use crate::http::{Body, HttpClient, TransportError, post};
 use crate::tokens::{ExpirySource, GrantUsed, TokenSet};
-use indexmap::IndexMap;
 use keyway_diagnostics::Severity;
 use keyway_manifest::model::{ClientAuth, ErrorPhase, Grant, Pkce, Profile, TokenRequestFormat};
 use keyway_validate::templates::{GuideTarget, env_value, guide_context, render, scope_entries};
@@ -326,7 +325,7 @@ impl Connector {
             device_start,
             jwt_audience,
         };
-        let render_params = |map: &IndexMap<String, String>| -> Result<Vec<(String, String)>, ConfigError> {
+        let render_params = |map: &keyway_manifest::model::Map<String>| -> Result<Vec<(String, String)>, ConfigError> {
             map.iter()
                 .map(|(k, v)| {
                     render(v, &context).map(|r| (k.clone(), r.into_owned())).map_err(|e| {
