@@ -212,13 +212,24 @@ fn entry(content: &str) -> Option<(Cow<'_, str>, &str)> {
         }
         return Some((key, rest.trim_start_matches(' ')));
     }
-    let (key, rest) = match find_pair(content, b':', b' ') {
-        Some(at) => (&content[..at], content[at + 2..].trim_start_matches(' ')),
-        None => (content.strip_suffix(':')?, ""),
-    };
-    let key = key.trim_end_matches(' ');
-    // The key holds no `: ` (the first one ends it); `#` also rules out ` #`.
-    if !plain_start(key) || key.contains('#') || key.ends_with(':') {
+    // One pass: the first `:` followed by a space or the end of the line ends the key, which
+    // may not hold a `#` (that also rules out a ` #` comment).
+    let bytes = content.as_bytes();
+    let mut end = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'#' => return None,
+            b':' if bytes.get(i + 1).is_none_or(|&next| next == b' ') => {
+                end = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let at = end?;
+    let key = content[..at].trim_end_matches(' ');
+    let rest = content.get(at + 2..).unwrap_or("").trim_start_matches(' ');
+    if key.ends_with(':') || !plain_start(key) {
         return None;
     }
     Some((Cow::Borrowed(key), rest))
@@ -299,20 +310,6 @@ fn markers(text: &str) -> (Option<usize>, Option<usize>) {
         }
     }
     (comment, colon)
-}
-
-/// The offset of the first `a` immediately followed by `b`.
-fn find_pair(text: &str, a: u8, b: u8) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(at) = bytes[from..].iter().position(|&c| c == a) {
-        let at = from + at;
-        if bytes.get(at + 1) == Some(&b) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 /// A single-line quoted scalar at the start of `text`, and what follows it. Double-quoted
