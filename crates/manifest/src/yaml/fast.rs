@@ -215,18 +215,9 @@ fn entry(content: &str) -> Option<(Cow<'_, str>, &str)> {
     // One pass: the first `:` followed by a space or the end of the line ends the key, which
     // may not hold a `#` (that also rules out a ` #` comment).
     let bytes = content.as_bytes();
-    let mut end = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'#' => return None,
-            b':' if bytes.get(i + 1).is_none_or(|&next| next == b' ') => {
-                end = Some(i);
-                break;
-            }
-            _ => {}
-        }
-    }
-    let at = end?;
+    let at = memchr::memchr2_iter(b':', b'#', bytes)
+        .find(|&i| bytes[i] == b'#' || bytes.get(i + 1).is_none_or(|&next| next == b' '))
+        .filter(|&i| bytes[i] == b':')?;
     let key = content[..at].trim_end_matches(' ');
     let rest = content.get(at + 2..).unwrap_or("").trim_start_matches(' ');
     if key.ends_with(':') || !plain_start(key) {
@@ -292,21 +283,14 @@ fn plain_start(text: &str) -> bool {
 fn markers(text: &str) -> (Option<usize>, Option<usize>) {
     let bytes = text.as_bytes();
     let (mut comment, mut colon) = (None, None);
-    for (i, pair) in bytes.windows(2).enumerate() {
-        match pair {
-            [b' ', b'#'] if comment.is_none() => {
-                comment = Some(i);
-                if colon.is_some() {
-                    break;
-                }
-            }
-            [b':', b' '] if colon.is_none() => {
-                colon = Some(i);
-                if comment.is_some() {
-                    break;
-                }
-            }
-            _ => {}
+    for i in memchr::memchr2_iter(b' ', b':', bytes) {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b' ', Some(b'#')) if comment.is_none() => comment = Some(i),
+            (b':', Some(b' ')) if colon.is_none() => colon = Some(i),
+            _ => continue,
+        }
+        if comment.is_some() && colon.is_some() {
+            break;
         }
     }
     (comment, colon)
