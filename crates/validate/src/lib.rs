@@ -14,6 +14,7 @@
 //! }
 //! ```
 
+mod memo;
 mod patterns;
 mod rules;
 mod selection;

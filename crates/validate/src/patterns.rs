@@ -1,34 +1,18 @@
 //! Regular expressions in profiles: compiling them, and proving a parameter pattern safe to
 //! put in a URL.
 
+use crate::memo::Memo;
 use regex::{Regex, RegexBuilder};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
-use std::collections::HashMap;
-use std::sync::{OnceLock, PoisonError, RwLock};
 
 /// Compiled patterns are bounded so a hostile profile cannot make one expensive.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// Compiled patterns kept for reuse: profiles share patterns (every imported host parameter
-/// has the same one), and compiling is the costly part of checking one.
-const CACHE_LIMIT: usize = 4096;
-
-type Cache = RwLock<HashMap<(String, bool), Result<Regex, String>>>;
-
-/// Compiles a profile's regular expression with keyway's limits (cached by pattern).
+/// Compiles a profile's regular expression with keyway's limits (kept by pattern).
 pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Cache::default);
-    let key = (pattern.to_owned(), case_insensitive);
-    if let Some(found) = cache.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
-        return found.clone();
-    }
-    let compiled = build(pattern, case_insensitive);
-    let mut cache = cache.write().unwrap_or_else(PoisonError::into_inner);
-    if cache.len() < CACHE_LIMIT {
-        cache.insert(key, compiled.clone());
-    }
-    compiled
+    // One memo for each case setting.
+    static COMPILED: [Memo<Result<Regex, String>>; 2] = [Memo::new(), Memo::new()];
+    COMPILED[usize::from(case_insensitive)].get(pattern, || build(pattern, case_insensitive))
 }
 
 fn build(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
@@ -54,6 +38,11 @@ const URL_DELIMITERS: [char; 8] = ['/', '@', ':', '#', '?', '\\', '%', ' '];
 /// position can match: a pattern that passes cannot match a value containing such a
 /// character.
 pub fn url_safety(pattern: &str, case_insensitive: bool) -> Option<String> {
+    static SAFETY: [Memo<Option<String>>; 2] = [Memo::new(), Memo::new()];
+    SAFETY[usize::from(case_insensitive)].get(pattern, || check_url_safety(pattern, case_insensitive))
+}
+
+fn check_url_safety(pattern: &str, case_insensitive: bool) -> Option<String> {
     let hir = match regex_syntax::ParserBuilder::new().case_insensitive(case_insensitive).build().parse(pattern) {
         Ok(hir) => hir,
         Err(_) => return None, // reported as an invalid regex

@@ -1,9 +1,7 @@
 //! Semantic rules over one resolved profile (`KW04xx`).
 
 use crate::patterns::{compile, url_safety};
-use crate::templates::{
-    GuideTarget, TemplateKind, Vocabulary, env_value, environment, guide_context, render, templates,
-};
+use crate::templates::{GuideTarget, TemplateKind, Vocabulary, analyse, env_value, guide_context, render, templates};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
 use keyway_manifest::model::{Condition, Grant, Item, Profile};
@@ -207,16 +205,14 @@ fn templates_and_endpoints(
     out: &mut Vec<Diagnostic>,
 ) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let vocabulary = Vocabulary::of(profile);
-    let env = environment();
     let mut used = BTreeSet::new();
     let mut in_urls = BTreeSet::new();
     let mut broken = BTreeSet::new();
     for (pointer, kind, source) in templates(profile) {
-        let template = match env.template_from_str(source) {
-            Ok(t) => t,
-            Err(e) => {
-                let detail = e.detail().unwrap_or("syntax error");
-                let line = e.line().map(|l| format!(" (line {l} of the template)")).unwrap_or_default();
+        let names = match analyse(source) {
+            Ok(names) => names,
+            Err((detail, line)) => {
+                let line = line.map(|l| format!(" (line {l} of the template)")).unwrap_or_default();
                 broken.insert(pointer.clone());
                 out.push(
                     Diagnostic::new(Code::TemplateSyntax, format!("template does not parse: {detail}{line}"))
@@ -228,10 +224,8 @@ fn templates_and_endpoints(
                 continue;
             }
         };
-        let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
-        names.sort();
         let mut known = true;
-        for name in &names {
+        for name in names.iter() {
             // `params.x` names one parameter; `params` alone (`params['x']`, `{% set p = params %}`,
             // a loop over it) could reach any of them, so all count as used and as reaching the URL.
             let reached: Vec<String> = match name.strip_prefix("params.") {

@@ -22,6 +22,23 @@ pub fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(configured)
 }
 
+/// What parsing a template tells the rules: the variables it reads, sorted; or why it does
+/// not parse (minijinja's detail, and the line within the template).
+pub(crate) type Analysis = Result<std::sync::Arc<[String]>, (String, Option<usize>)>;
+
+/// Parses a template for the rules, kept by source (profiles repeat their templates).
+pub(crate) fn analyse(source: &str) -> Analysis {
+    static ANALYSED: crate::memo::Memo<Analysis> = crate::memo::Memo::new();
+    ANALYSED.get(source, || {
+        let template = environment()
+            .template_from_str(source)
+            .map_err(|e| (e.detail().unwrap_or("syntax error").to_owned(), e.line()))?;
+        let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+        names.sort();
+        Ok(names.into())
+    })
+}
+
 /// Globals minijinja provides, which templates may call.
 const BUILTIN_GLOBALS: [&str; 4] = ["range", "dict", "namespace", "debug"];
 
