@@ -968,7 +968,12 @@ fn patch(parent: &Value, child: &Value, parent_id: &str) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), child.get("id").cloned().unwrap_or(Value::Null));
     out.insert("extends".into(), json!(parent_id));
-    if let Some(Value::Object(d)) = diff(parent, child) {
+    let mut replace = Vec::new();
+    let d = diff(parent, child, "", &mut replace);
+    if !replace.is_empty() {
+        out.insert("replace".into(), json!(replace));
+    }
+    if let Some(Value::Object(d)) = d {
         for (k, v) in d {
             if k != "id" {
                 out.insert(k, v);
@@ -978,9 +983,18 @@ fn patch(parent: &Value, child: &Value, parent_id: &str) -> Value {
     Value::Object(out)
 }
 
-fn diff(parent: &Value, child: &Value) -> Option<Value> {
+/// What a patch at `pointer` says: mappings merge key by key and `null` removes a key. A
+/// mapping below the root that would take more removals than the entries the child has is
+/// written whole instead, its pointer added to `replace` (a child that swaps its parent's
+/// scope catalogue for its own then lists its catalogue, not hundreds of `null`s).
+fn diff(parent: &Value, child: &Value, pointer: &str, replace: &mut Vec<String>) -> Option<Value> {
     match (parent, child) {
         (Value::Object(p), Value::Object(c)) => {
+            let removed = p.keys().filter(|k| !c.contains_key(*k)).count();
+            if !pointer.is_empty() && removed > c.len() {
+                replace.push(pointer.to_owned());
+                return Some(child.clone());
+            }
             let mut out = Map::new();
             for (k, cv) in c {
                 match p.get(k) {
@@ -988,7 +1002,8 @@ fn diff(parent: &Value, child: &Value) -> Option<Value> {
                         out.insert(k.clone(), cv.clone());
                     }
                     Some(pv) => {
-                        if let Some(d) = diff(pv, cv) {
+                        let at = format!("{pointer}/{}", keyway_manifest::escape_pointer_token(k));
+                        if let Some(d) = diff(pv, cv, &at, replace) {
                             out.insert(k.clone(), d);
                         }
                     }
@@ -1037,6 +1052,50 @@ mod tests {
     fn merge_patch_diff() {
         let parent = json!({ "a": 1, "m": { "x": 1, "y": 2 }, "gone": true });
         let child = json!({ "a": 1, "m": { "x": 1, "y": 3 }, "new": [1] });
-        assert_eq!(diff(&parent, &child), Some(json!({ "m": { "y": 3 }, "new": [1], "gone": null })));
+        let mut replace = Vec::new();
+        assert_eq!(diff(&parent, &child, "", &mut replace), Some(json!({ "m": { "y": 3 }, "new": [1], "gone": null })));
+        assert!(replace.is_empty());
+    }
+
+    /// Loading the patch over the parent gives the child back, whether the patch merges,
+    /// removes or replaces (including keys that need escaping in a pointer).
+    #[test]
+    fn patches_resolve_to_the_child() {
+        let profile = |id: &str, scopes: Value, params: Value| {
+            json!({
+                "id": id, "name": "P",
+                "environments": { "production": { "label": "Production", "default": true } },
+                "auth": {
+                    "grants": ["authorization_code"],
+                    "endpoints": { "authorize": "https://a.example/auth", "token": "https://a.example/token" },
+                    "pkce": "optional",
+                    "authorization_params": params
+                },
+                "scopes": scopes
+            })
+        };
+        let scopes = json!({ "a": { "label": "A" }, "b": { "label": "B" }, "c/d": { "label": "C" } });
+        let params = json!({ "x~y": "1", "z": "2", "w": "3" });
+        let parent = profile("p", scopes.clone(), params.clone());
+        let cases = [
+            (profile("c", json!({ "e": { "label": "E" } }), params.clone()), json!(["/scopes"])),
+            (profile("c", json!({}), json!({ "x~y": "1" })), json!(["/auth/authorization_params", "/scopes"])),
+            (profile("c", json!({ "a": { "label": "A2" }, "b": { "label": "B" } }), params.clone()), Value::Null),
+            (profile("c", scopes.clone(), json!({ "q": "0" })), json!(["/auth/authorization_params"])),
+        ];
+        for (child, replace) in cases {
+            let patched = patch(&parent, &child, "p");
+            assert_eq!(patched.get("replace").cloned().unwrap_or(Value::Null), replace, "{patched}");
+            let mut loader = keyway_manifest::Loader::new();
+            loader
+                .add_str("p.yaml", serde_yaml::to_string(&parent).expect("yaml"))
+                .add_str("c.yaml", serde_yaml::to_string(&patched).expect("yaml"));
+            let loaded = loader.load();
+            assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+            let expected: keyway_manifest::model::Profile = serde_json::from_value(child).expect("a profile");
+            let resolved = &loaded.profile("c").expect("resolves").profile;
+            assert_eq!(resolved.scopes, expected.scopes, "{patched}");
+            assert_eq!(resolved.auth, expected.auth, "{patched}");
+        }
     }
 }
