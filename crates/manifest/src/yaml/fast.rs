@@ -1,102 +1,126 @@
-//! The fast reader: the plain block YAML profiles are written in, read in one pass into a tree
-//! that borrows from the text.
+//! The fast reader: the plain block YAML profiles are written in, read in one pass straight
+//! into serde, without a tree in between.
 //!
-//! It declines (`None`) anything outside its subset, and anything wrong; the caller then uses
-//! serde_yaml, which also words the diagnostics. So it never has to be right about an error,
-//! only about the documents it accepts, which must read exactly as serde_yaml reads them (a
-//! test compares the two on every YAML file in the repository and on variations of them).
+//! It declines ([`Declined`]) anything outside its subset, and anything wrong; the caller then
+//! uses serde_yaml, which also words the diagnostics. So it never has to be right about an
+//! error, only about the documents it accepts, which must read exactly as serde_yaml reads
+//! them (tests compare the two on every YAML file in the repository and on variations).
 //!
-//! The tree has two consumers: [`Node::into_value`], the JSON value the schema check and
-//! `extends` work on, and serde: a `&Node` is a [`serde::Deserializer`], so a profile can be
-//! typed straight from the text without building that JSON value at all. That deserializer is
-//! never more lenient than the schema: it reads a struct only from a mapping and an enum only
-//! from a string or a one-entry mapping, and any failure sends the document down the full path.
+//! A [`Reader`] is a serde `Deserializer`, so the same pass gives either the JSON value the
+//! schema check and `extends` work on (`serde_json::Value::deserialize`), or a typed profile.
+//! It is never more lenient than the schema: it gives a struct only from a mapping, an enum
+//! only from a string or a one-entry mapping, and refuses duplicate keys wherever they are.
 
 use serde::de::{self, DeserializeSeed, Visitor};
-use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
 use std::fmt;
 
 /// Deeper documents are left to serde_yaml, which refuses them past its own limit.
 const MAX_DEPTH: usize = 64;
 
-/// A YAML node as the fast reader reads it.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Node<'a> {
-    Null,
-    Bool(bool),
-    Int(u64),
-    Str(Cow<'a, str>),
-    Seq(Vec<Node<'a>>),
-    /// Entries in document order; keys are unique.
-    Map(Vec<(Cow<'a, str>, Node<'a>)>),
-}
-
-impl Node<'_> {
-    /// The value at `key`, for a mapping.
-    pub(crate) fn get(&self, key: &str) -> Option<&Self> {
-        match self {
-            Node::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    /// The JSON value of the node (what serde_yaml's reading converts to).
-    pub(crate) fn into_value(self) -> Value {
-        match self {
-            Node::Null => Value::Null,
-            Node::Bool(b) => Value::Bool(b),
-            Node::Int(n) => Value::Number(Number::from(n)),
-            Node::Str(s) => Value::String(s.into_owned()),
-            Node::Seq(items) => Value::Array(items.into_iter().map(Node::into_value).collect()),
-            Node::Map(entries) => {
-                let mut map = Map::with_capacity(entries.len());
-                for (key, value) in entries {
-                    map.insert(key.into_owned(), value.into_value());
-                }
-                Value::Object(map)
-            }
-        }
-    }
-}
-
 struct Line<'a> {
     indent: usize,
     content: &'a str,
 }
 
-/// Reads `text`, or declines.
-pub(crate) fn parse(text: &str) -> Option<Node<'_>> {
-    // Only YAML's printable characters (and no tab, CR or BOM); serde_yaml words the rest.
-    let printable = |c: char| match c {
-        '\n' | ' '..='~' => true,
-        '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fefe}' | '\u{ff00}'..='\u{fffd}' => true,
-        c => c >= '\u{10000}',
-    };
-    if !printable_ascii(text.as_bytes()) && !text.chars().all(printable) {
-        return None;
-    }
-    let mut lines = Vec::with_capacity(text.len() / 24);
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]) {
-        let raw = &text[start..end];
-        start = end + 1;
-        let content = raw.trim_start_matches(' ');
-        if content.is_empty() || content.starts_with('#') {
-            continue;
-        }
-        if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
+/// A document split into its significant lines, ready to be read once.
+pub(crate) struct Reader<'a> {
+    lines: Vec<Line<'a>>,
+    /// The next line to read.
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Splits `text` into lines, or declines a document the reader cannot read.
+    pub(crate) fn new(text: &'a str) -> Option<Self> {
+        // Only YAML's printable characters (and no tab, CR or BOM); serde_yaml words the rest.
+        let printable = |c: char| match c {
+            '\n' | ' '..='~' => true,
+            '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fefe}' | '\u{ff00}'..='\u{fffd}' => true,
+            c => c >= '\u{10000}',
+        };
+        if !printable_ascii(text.as_bytes()) && !text.chars().all(printable) {
             return None;
         }
-        lines.push(Line { indent: raw.len() - content.len(), content: content.trim_end_matches(' ') });
+        let mut lines = Vec::with_capacity(text.len() / 24);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]) {
+            let raw = &text[start..end];
+            start = end + 1;
+            let content = raw.trim_start_matches(' ');
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
+                return None;
+            }
+            lines.push(Line { indent: raw.len() - content.len(), content: content.trim_end_matches(' ') });
+        }
+        let first = lines.first()?;
+        if first.indent != 0 || first.content.starts_with('-') {
+            return None;
+        }
+        Some(Reader { lines, at: 0 })
     }
-    let first = lines.first()?;
-    if first.indent != 0 || first.content.starts_with('-') {
-        return None;
+
+    /// Whether the top-level mapping has `key` (before reading).
+    pub(crate) fn has_top_level_key(&self, key: &str) -> bool {
+        self.lines.iter().any(|l| l.indent == 0 && entry(l.content).is_some_and(|(k, _)| k == key))
     }
-    let mut i = 0;
-    let node = map(&mut lines, &mut i, 0, 0)?;
-    (i == lines.len()).then_some(node)
+
+    /// Reads the whole document as a `T`.
+    pub(crate) fn read<T: de::DeserializeOwned>(mut self) -> Result<T, Declined> {
+        let value = T::deserialize(Node { reader: &mut self, kind: Kind::Map { indent: 0 }, depth: 0 })?;
+        if self.at == self.lines.len() { Ok(value) } else { Err(Declined) }
+    }
+
+    fn next_line(&self) -> Option<&Line<'a>> {
+        self.lines.get(self.at)
+    }
+
+    /// The kind of a mapping entry's value, `rest` being what follows the key on its line
+    /// (which has been read), for a mapping whose keys sit at `indent`.
+    fn value_after_key(&self, rest: &'a str, indent: usize) -> Result<Kind<'a>, Declined> {
+        if rest.is_empty() || rest.starts_with('#') {
+            return Ok(match self.next_line() {
+                Some(next) if next.indent > indent => Kind::block(next),
+                // A sequence may sit at its key's indentation.
+                Some(next) if next.indent == indent && is_item(next.content) => Kind::Seq { indent },
+                _ => Kind::Scalar(Scalar::Null),
+            });
+        }
+        let value = scalar(rest).ok_or(Declined)?;
+        if self.next_line().is_some_and(|next| next.indent > indent) {
+            return Err(Declined); // a multi-line scalar
+        }
+        Ok(Kind::Scalar(value))
+    }
+}
+
+/// What the node at the reader's position is.
+enum Kind<'a> {
+    /// A block mapping whose keys sit at `indent`, from the next line.
+    Map { indent: usize },
+    /// A block sequence whose dashes sit at `indent`, from the next line.
+    Seq { indent: usize },
+    /// An inline scalar, already read.
+    Scalar(Scalar<'a>),
+}
+
+impl Kind<'_> {
+    /// The nested block that starts with `line`.
+    fn block(line: &Line<'_>) -> Self {
+        if is_item(line.content) { Kind::Seq { indent: line.indent } } else { Kind::Map { indent: line.indent } }
+    }
+}
+
+/// An inline scalar, typed by YAML's core schema.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Int(u64),
+    Str(Cow<'a, str>),
 }
 
 /// Whether every byte is a newline or printable ASCII. In blocks, without stopping early, so
@@ -105,100 +129,8 @@ fn printable_ascii(bytes: &[u8]) -> bool {
     bytes.chunks(64).all(|chunk| chunk.iter().fold(true, |ok, &b| ok & ((b' '..=b'~').contains(&b) | (b == b'\n'))))
 }
 
-/// A block mapping whose keys sit at `indent`.
-fn map<'a>(lines: &mut [Line<'a>], i: &mut usize, indent: usize, depth: usize) -> Option<Node<'a>> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    let mut out = Vec::new();
-    while *i < lines.len() {
-        let line = &lines[*i];
-        if line.indent < indent {
-            break;
-        }
-        if line.indent > indent || is_item(line.content) {
-            return None;
-        }
-        let (key, rest) = entry(line.content)?;
-        *i += 1;
-        let value = if rest.is_empty() || rest.starts_with('#') {
-            match lines.get(*i) {
-                Some(next) if next.indent > indent => node(lines, i, depth + 1)?,
-                // A sequence may sit at its key's indentation.
-                Some(next) if next.indent == indent && is_item(next.content) => seq(lines, i, indent, depth + 1)?,
-                _ => Node::Null,
-            }
-        } else {
-            let value = scalar(rest)?;
-            if lines.get(*i).is_some_and(|next| next.indent > indent) {
-                return None; // a multi-line scalar
-            }
-            value
-        };
-        out.push((key, value));
-    }
-    if has_duplicate_keys(&out) {
-        return None;
-    }
-    Some(Node::Map(out))
-}
-
-fn has_duplicate_keys(entries: &[(Cow<'_, str>, Node<'_>)]) -> bool {
-    if entries.len() <= 8 {
-        return entries.iter().enumerate().any(|(i, (key, _))| entries[..i].iter().any(|(k, _)| k == key));
-    }
-    let mut keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_ref()).collect();
-    keys.sort_unstable();
-    keys.windows(2).any(|w| w[0] == w[1])
-}
-
-/// A nested block node starting at line `i`.
-fn node<'a>(lines: &mut [Line<'a>], i: &mut usize, depth: usize) -> Option<Node<'a>> {
-    let indent = lines[*i].indent;
-    if is_item(lines[*i].content) { seq(lines, i, indent, depth) } else { map(lines, i, indent, depth) }
-}
-
 fn is_item(content: &str) -> bool {
     content == "-" || content.starts_with("- ")
-}
-
-/// A block sequence whose dashes sit at `indent`.
-fn seq<'a>(lines: &mut [Line<'a>], i: &mut usize, indent: usize, depth: usize) -> Option<Node<'a>> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    let mut out = Vec::new();
-    while *i < lines.len() && lines[*i].indent == indent && is_item(lines[*i].content) {
-        let content = lines[*i].content;
-        let rest = content[1..].trim_start_matches(' ');
-        if rest.is_empty() || rest.starts_with('#') {
-            *i += 1;
-            match lines.get(*i) {
-                Some(next) if next.indent > indent => out.push(node(lines, i, depth + 1)?),
-                _ => out.push(Node::Null),
-            }
-            continue;
-        }
-        if rest.starts_with('-') {
-            return None; // a nested compact sequence
-        }
-        if entry(rest).is_some() {
-            // A mapping that starts on the dash's line: its keys sit where `rest` starts.
-            let column = indent + (content.len() - rest.len());
-            lines[*i] = Line { indent: column, content: rest };
-            out.push(map(lines, i, column, depth + 1)?);
-            continue;
-        }
-        out.push(scalar(rest)?);
-        *i += 1;
-        if lines.get(*i).is_some_and(|next| next.indent > indent) {
-            return None;
-        }
-    }
-    if *i < lines.len() && lines[*i].indent > indent {
-        return None;
-    }
-    Some(Node::Seq(out))
 }
 
 /// Splits `key: rest` (rest may be empty), or `None` if the line is not a mapping entry the
@@ -227,12 +159,12 @@ fn entry(content: &str) -> Option<(Cow<'_, str>, &str)> {
 }
 
 /// An inline scalar value.
-fn scalar(text: &str) -> Option<Node<'_>> {
+fn scalar(text: &str) -> Option<Scalar<'_>> {
     if text.starts_with(['\'', '"']) {
         let (value, after) = quoted(text)?;
         let rest = after.trim_start_matches(' ');
         let ends = rest.is_empty() || (rest.starts_with('#') && after.starts_with(' '));
-        return ends.then_some(Node::Str(value));
+        return ends.then_some(Scalar::Str(value));
     }
     // A comment ends a plain scalar; a `: ` before it (or a final `:`) makes it a mapping.
     let (comment, colon) = markers(text);
@@ -244,15 +176,15 @@ fn scalar(text: &str) -> Option<Node<'_>> {
         return None;
     }
     match text {
-        "~" | "null" | "Null" | "NULL" => return Some(Node::Null),
-        "true" | "True" | "TRUE" => return Some(Node::Bool(true)),
-        "false" | "False" | "FALSE" => return Some(Node::Bool(false)),
+        "~" | "null" | "Null" | "NULL" => return Some(Scalar::Null),
+        "true" | "True" | "TRUE" => return Some(Scalar::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Scalar::Bool(false)),
         _ => {}
     }
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text.len() == 1 || !text.starts_with('0')) {
-        return text.parse::<u64>().ok().map(Node::Int);
+        return text.parse::<u64>().ok().map(Scalar::Int);
     }
-    plain_start(text).then_some(Node::Str(Cow::Borrowed(text)))
+    plain_start(text).then_some(Scalar::Str(Cow::Borrowed(text)))
 }
 
 /// Whether a plain scalar with no ` #` and no `: ` in it reads as a string whatever its
@@ -345,47 +277,76 @@ impl de::Error for Declined {
     }
 }
 
-impl<'de> de::Deserializer<'de> for &Node<'_> {
+/// The node at the reader's position, as serde sees it.
+struct Node<'r, 'a> {
+    reader: &'r mut Reader<'a>,
+    kind: Kind<'a>,
+    depth: usize,
+}
+
+impl<'r, 'a> Node<'r, 'a> {
+    fn map(self, duplicates_checked_by_visitor: bool) -> Result<Entries<'r, 'a>, Declined> {
+        match self.kind {
+            Kind::Map { indent } if self.depth <= MAX_DEPTH => Ok(Entries {
+                reader: self.reader,
+                indent,
+                depth: self.depth,
+                value: None,
+                keys: (!duplicates_checked_by_visitor).then(Vec::new),
+                done: false,
+            }),
+            _ => Err(Declined),
+        }
+    }
+
+    fn seq(self) -> Result<Items<'r, 'a>, Declined> {
+        match self.kind {
+            Kind::Seq { indent } if self.depth <= MAX_DEPTH => {
+                Ok(Items { reader: self.reader, indent, depth: self.depth, done: false })
+            }
+            _ => Err(Declined),
+        }
+    }
+
+    fn visit_map<'de, V: Visitor<'de>>(self, visitor: V, checked: bool) -> Result<V::Value, Declined> {
+        let mut entries = self.map(checked)?;
+        let value = visitor.visit_map(&mut entries)?;
+        if entries.done { Ok(value) } else { Err(Declined) }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Node<'_, '_> {
     type Error = Declined;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
-        match self {
-            Node::Null => visitor.visit_unit(),
-            Node::Bool(b) => visitor.visit_bool(*b),
-            Node::Int(n) => visitor.visit_u64(*n),
-            Node::Str(s) => visitor.visit_str(s),
-            Node::Seq(items) => {
-                let mut access = Items(items.iter());
-                let value = visitor.visit_seq(&mut access)?;
-                if access.0.len() == 0 { Ok(value) } else { Err(Declined) }
+        match self.kind {
+            Kind::Map { .. } => self.visit_map(visitor, false),
+            Kind::Seq { .. } => {
+                let mut items = self.seq()?;
+                let value = visitor.visit_seq(&mut items)?;
+                if items.done { Ok(value) } else { Err(Declined) }
             }
-            Node::Map(entries) => {
-                let mut access = Entries { entries: entries.iter(), value: None };
-                let value = visitor.visit_map(&mut access)?;
-                if access.entries.len() == 0 { Ok(value) } else { Err(Declined) }
-            }
+            Kind::Scalar(scalar) => scalar.deserialize_any(visitor),
         }
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
-        match self {
-            Node::Null => visitor.visit_none(),
+        match self.kind {
+            Kind::Scalar(Scalar::Null) => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
 
     // serde's derived struct visitors also accept a sequence (fields by position), which the
-    // schema does not: only a mapping is a struct here.
+    // schema does not: only a mapping is a struct here. They refuse duplicate fields
+    // themselves.
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Declined> {
-        match self {
-            Node::Map(_) => self.deserialize_any(visitor),
-            _ => Err(Declined),
-        }
+        self.visit_map(visitor, true)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -394,12 +355,9 @@ impl<'de> de::Deserializer<'de> for &Node<'_> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Declined> {
-        match self {
-            Node::Str(s) => visitor.visit_enum(de::value::StrDeserializer::<Declined>::new(s)),
-            Node::Map(entries) if entries.len() == 1 => {
-                let (key, value) = &entries[0];
-                visitor.visit_enum(Variant { key, value })
-            }
+        match self.kind {
+            Kind::Scalar(Scalar::Str(s)) => visitor.visit_enum(de::value::StrDeserializer::<Declined>::new(&s)),
+            Kind::Map { .. } => visitor.visit_enum(self.map(true)?),
             _ => Err(Declined),
         }
     }
@@ -412,8 +370,9 @@ impl<'de> de::Deserializer<'de> for &Node<'_> {
         visitor.visit_newtype_struct(self)
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
-        visitor.visit_unit()
+    // Nothing in a profile is skipped (every struct refuses unknown keys).
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Declined> {
+        Err(Declined)
     }
 
     serde::forward_to_deserialize_any! {
@@ -422,65 +381,129 @@ impl<'de> de::Deserializer<'de> for &Node<'_> {
     }
 }
 
-struct Items<'n, 'a>(std::slice::Iter<'n, Node<'a>>);
-
-impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
+impl<'de> de::Deserializer<'de> for Scalar<'_> {
     type Error = Declined;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Declined> {
-        self.0.next().map(|node| seed.deserialize(node)).transpose()
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.0.len())
-    }
-}
-
-struct Entries<'n, 'a> {
-    entries: std::slice::Iter<'n, (Cow<'a, str>, Node<'a>)>,
-    value: Option<&'n Node<'a>>,
-}
-
-impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
-    type Error = Declined;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Declined> {
-        let Some((key, value)) = self.entries.next() else { return Ok(None) };
-        self.value = Some(value);
-        seed.deserialize(de::value::StrDeserializer::<Declined>::new(key)).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Declined> {
-        match self.value.take() {
-            Some(value) => seed.deserialize(value),
-            None => Err(Declined),
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Scalar::Null => visitor.visit_unit(),
+            Scalar::Bool(b) => visitor.visit_bool(b),
+            Scalar::Int(n) => visitor.visit_u64(n),
+            Scalar::Str(s) => visitor.visit_str(&s),
         }
     }
 
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+        match self {
+            Scalar::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
     }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Declined> {
+        Err(Declined)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        match self {
+            Scalar::Str(s) => visitor.visit_enum(de::value::StrDeserializer::<Declined>::new(&s)),
+            _ => Err(Declined),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Declined> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Declined> {
+        Err(Declined)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
+    }
+}
+
+/// The entries of a block mapping, read as serde asks for them.
+struct Entries<'r, 'a> {
+    reader: &'r mut Reader<'a>,
+    indent: usize,
+    depth: usize,
+    /// The kind of the value whose key was just read.
+    value: Option<Kind<'a>>,
+    /// The keys so far, to refuse a duplicate (unless the visitor does: derived structs).
+    keys: Option<Vec<Cow<'a, str>>>,
+    /// Every entry was read.
+    done: bool,
+}
+
+impl<'de, 'a> de::MapAccess<'de> for Entries<'_, 'a> {
+    type Error = Declined;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Declined> {
+        let reader = &mut *self.reader;
+        let Some(line) = reader.next_line().filter(|l| l.indent >= self.indent) else {
+            self.done = true;
+            return match &self.keys {
+                Some(keys) if has_duplicates(keys) => Err(Declined),
+                _ => Ok(None),
+            };
+        };
+        if line.indent > self.indent || is_item(line.content) {
+            return Err(Declined);
+        }
+        let (key, rest) = entry(line.content).ok_or(Declined)?;
+        reader.at += 1;
+        self.value = Some(reader.value_after_key(rest, self.indent)?);
+        let found = seed.deserialize(de::value::StrDeserializer::<Declined>::new(&key))?;
+        if let Some(keys) = &mut self.keys {
+            keys.push(key);
+        }
+        Ok(Some(found))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Declined> {
+        let kind = self.value.take().ok_or(Declined)?;
+        seed.deserialize(Node { reader: &mut *self.reader, kind, depth: self.depth + 1 })
+    }
+}
+
+fn has_duplicates(keys: &[Cow<'_, str>]) -> bool {
+    if keys.len() <= 8 {
+        return keys.iter().enumerate().any(|(i, key)| keys[..i].contains(key));
+    }
+    let mut sorted: Vec<&str> = keys.iter().map(|k| k.as_ref()).collect();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
 }
 
 /// An enum written as a one-entry mapping: `{before: id}`.
-struct Variant<'n, 'a> {
-    key: &'n str,
-    value: &'n Node<'a>,
-}
-
-impl<'de, 'n, 'a> de::EnumAccess<'de> for Variant<'n, 'a> {
+impl<'de, 'r, 'a> de::EnumAccess<'de> for Entries<'r, 'a> {
     type Error = Declined;
-    type Variant = VariantValue<'n, 'a>;
+    type Variant = Self;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), Declined> {
-        let variant = seed.deserialize(de::value::StrDeserializer::<Declined>::new(self.key))?;
-        Ok((variant, VariantValue(self.value)))
+    fn variant_seed<V: DeserializeSeed<'de>>(mut self, seed: V) -> Result<(V::Value, Self), Declined> {
+        let variant = de::MapAccess::next_key_seed(&mut self, seed)?.ok_or(Declined)?;
+        Ok((variant, self))
     }
 }
 
-struct VariantValue<'n, 'a>(&'n Node<'a>);
-
-impl<'de> de::VariantAccess<'de> for VariantValue<'_, '_> {
+impl<'de> de::VariantAccess<'de> for Entries<'_, '_> {
     type Error = Declined;
 
     // A unit variant is written as a plain string; `{name: ...}` is not one.
@@ -488,19 +511,71 @@ impl<'de> de::VariantAccess<'de> for VariantValue<'_, '_> {
         Err(Declined)
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Declined> {
-        seed.deserialize(self.0)
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(mut self, seed: T) -> Result<T::Value, Declined> {
+        let value = de::MapAccess::next_value_seed(&mut self, seed)?;
+        // The mapping must end there.
+        match de::MapAccess::next_key_seed(&mut self, std::marker::PhantomData::<de::IgnoredAny>)? {
+            None => Ok(value),
+            Some(_) => Err(Declined),
+        }
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Declined> {
-        de::Deserializer::deserialize_seq(self.0, visitor)
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, _visitor: V) -> Result<V::Value, Declined> {
+        Err(Declined)
     }
 
     fn struct_variant<V: Visitor<'de>>(
         self,
-        fields: &'static [&'static str],
-        visitor: V,
+        _fields: &'static [&'static str],
+        _visitor: V,
     ) -> Result<V::Value, Declined> {
-        de::Deserializer::deserialize_struct(self.0, "", fields, visitor)
+        Err(Declined)
+    }
+}
+
+/// The items of a block sequence, read as serde asks for them.
+struct Items<'r, 'a> {
+    reader: &'r mut Reader<'a>,
+    indent: usize,
+    depth: usize,
+    /// Every item was read.
+    done: bool,
+}
+
+impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
+    type Error = Declined;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Declined> {
+        let reader = &mut *self.reader;
+        let indent = self.indent;
+        let Some(line) = reader.next_line().filter(|l| l.indent == indent && is_item(l.content)) else {
+            self.done = true;
+            // Anything deeper here belongs to no item.
+            return if reader.next_line().is_some_and(|l| l.indent > indent) { Err(Declined) } else { Ok(None) };
+        };
+        let content = line.content;
+        let rest = content[1..].trim_start_matches(' ');
+        let kind = if rest.is_empty() || rest.starts_with('#') {
+            reader.at += 1;
+            match reader.next_line() {
+                Some(next) if next.indent > indent => Kind::block(next),
+                _ => Kind::Scalar(Scalar::Null),
+            }
+        } else if rest.starts_with('-') {
+            return Err(Declined); // a nested compact sequence
+        } else if entry(rest).is_some() {
+            // A mapping that starts on the dash's line: its keys sit where `rest` starts.
+            let column = indent + (content.len() - rest.len());
+            reader.lines[reader.at] = Line { indent: column, content: rest };
+            Kind::Map { indent: column }
+        } else {
+            let value = scalar(rest).ok_or(Declined)?;
+            reader.at += 1;
+            if reader.next_line().is_some_and(|next| next.indent > indent) {
+                return Err(Declined);
+            }
+            Kind::Scalar(value)
+        };
+        seed.deserialize(Node { reader: &mut *self.reader, kind, depth: self.depth + 1 }).map(Some)
     }
 }

@@ -28,8 +28,8 @@ pub(crate) type ParseError = Box<Diagnostic>;
 pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
     // Most profiles are plain block YAML: read those with the fast reader below, and anything
     // it does not handle (or any error) with serde_yaml, which also words the diagnostics.
-    if let Some(node) = fast::parse(text) {
-        return Ok(node.into_value());
+    if let Some(value) = fast::Reader::new(text).and_then(|reader| reader.read::<Value>().ok()) {
+        return Ok(value);
     }
     check_flow_depth(text)?;
     let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Box::new(yaml_error(text, &e)))?;
@@ -54,15 +54,14 @@ pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
     text: &str,
     declined_keys: &[&str],
 ) -> Result<Read<T>, ParseError> {
-    let Some(node) = fast::parse(text) else {
-        return parse(text).map(Read::Value);
-    };
-    if !declined_keys.iter().any(|key| node.get(key).is_some()) {
-        if let Ok(typed) = T::deserialize(&node) {
-            return Ok(Read::Typed(typed));
+    if let Some(reader) = fast::Reader::new(text) {
+        if !declined_keys.iter().any(|key| reader.has_top_level_key(key)) {
+            if let Ok(typed) = reader.read::<T>() {
+                return Ok(Read::Typed(typed));
+            }
         }
     }
-    Ok(Read::Value(node.into_value()))
+    parse(text).map(Read::Value)
 }
 
 /// Reads any YAML document (not only a profile) into a JSON value, with the same refusals and
@@ -615,7 +614,7 @@ mod tests {
             super::to_json(yaml, &mut String::new()).ok()
         }
         fn check(text: &str, accepted: &mut usize) {
-            if let Some(fast) = super::fast::parse(text).map(super::fast::Node::into_value) {
+            if let Some(fast) = super::fast::Reader::new(text).and_then(|r| r.read::<serde_json::Value>().ok()) {
                 *accepted += 1;
                 assert_eq!(Some(fast), slow(text), "fast and serde_yaml differ on:\n{text}");
             }
