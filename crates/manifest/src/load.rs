@@ -100,6 +100,8 @@ pub struct Loader {
     early: Vec<(Option<SourceId>, Diagnostic)>,
     /// The files added so far, so a file is read once.
     files: HashSet<PathBuf>,
+    /// Files added but not read yet: they are read together, on the loader's threads.
+    unread: Vec<SourceId>,
     /// Threads for the per-file and per-profile stages (0: as many as the machine has).
     threads: usize,
     /// Every document takes the full path (to compare the two).
@@ -149,21 +151,32 @@ impl Loader {
         if !self.files.insert(path.to_owned()) {
             return;
         }
-        let name = path.display().to_string();
-        let id = self.sources.len();
-        match read_text(path) {
-            Ok(text) => self.sources.push(Source::new(name, Some(path.to_owned()), text)),
-            Err(d) => {
-                self.sources.push(Source::new(name.clone(), Some(path.to_owned()), String::new()));
-                self.early.push((Some(id), d.in_file(name)));
+        self.unread.push(self.sources.len());
+        self.sources.push(Source::new(path.display().to_string(), Some(path.to_owned()), String::new()));
+    }
+
+    /// Reads the files added since the last call, on the loader's threads (a catalogue is a
+    /// thousand small files, and each read is a few system calls). Returns those that could
+    /// not be read, with why.
+    fn read_unread(&mut self) -> Vec<(SourceId, Diagnostic)> {
+        let ids = std::mem::take(&mut self.unread);
+        let sources = &self.sources;
+        let read = parallel_map(&ids, self.threads, |&id| sources[id].path.as_deref().map(read_text));
+        let mut failed = Vec::new();
+        for (id, result) in ids.into_iter().zip(read) {
+            match result {
+                Some(Ok(text)) => self.sources[id].text = text,
+                Some(Err(d)) => failed.push((id, d.in_file(self.sources[id].name.clone()))),
+                None => {}
             }
         }
+        failed
     }
 
     /// Parses, checks, resolves and types every source.
     pub fn load(mut self) -> Loaded {
         let mut diags: Vec<(Option<SourceId>, Diagnostic)> = std::mem::take(&mut self.early);
-        let unreadable: Vec<SourceId> = diags.iter().filter_map(|(s, _)| *s).collect();
+        let mut unreadable: HashSet<SourceId> = HashSet::new();
 
         // 1-2: parse and schema-check each source, finding parents beside files as needed.
         let threads = self.threads;
@@ -171,8 +184,13 @@ impl Loader {
         let mut docs: Vec<Option<Document>> = Vec::new();
         let mut next = 0;
         loop {
+            for (id, d) in self.read_unread() {
+                unreadable.insert(id);
+                diags.push((Some(id), d));
+            }
             let ids: Vec<SourceId> = (next..self.sources.len()).collect();
             let sources = &self.sources;
+            let unreadable = &unreadable;
             let parsed = parallel_map(&ids, threads, |&id| {
                 let mut found = Vec::new();
                 let doc =
