@@ -165,12 +165,15 @@ fn import_nango_writes_profiles_and_a_report_that_validate() {
     let out = keyway(&["import", "nango", providers, "--out", out_dir.to_str().expect("utf-8 path")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("17 entries: 10 converted"), "{stderr}");
+    assert!(stderr.contains("18 entries: 11 converted"), "{stderr}");
     assert!(out_dir.join("IMPORT-REPORT.md").is_file());
     assert!(out_dir.join("acme-crm-sandbox.yaml").is_file());
     // The scopes file beside providers.yaml is used unless --scopes says otherwise.
     let acme = std::fs::read_to_string(out_dir.join("acme-crm.yaml")).expect("written");
     assert!(acme.contains("admin:"), "{acme}");
+    // An alias that keeps few of its parent's scopes replaces the catalogue instead of nulling it.
+    let reports = std::fs::read_to_string(out_dir.join("acme-crm-reports.yaml")).expect("written");
+    assert!(reports.contains("replace:\n- /scopes\n") && !reports.contains(": null"), "{reports}");
     let out = keyway(&["validate", out_dir.to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let _ = std::fs::remove_dir_all(&out_dir);

@@ -26,17 +26,23 @@ pub fn environment() -> &'static Environment<'static> {
 /// not parse (minijinja's detail, and the line within the template).
 pub(crate) type Analysis = Result<std::sync::Arc<[String]>, (String, Option<usize>)>;
 
-/// Parses a template for the rules, kept by source (profiles repeat their templates).
+/// Parses a template for the rules, kept by source (profiles repeat their templates). Plain
+/// text (no `{{`, `{%` or `{#`) reads no variables, as [`render`] assumes, without the engine.
 pub(crate) fn analyse(source: &str) -> Analysis {
     static ANALYSED: crate::memo::Memo<Analysis> = crate::memo::Memo::new();
-    ANALYSED.get(source, || {
-        let template = environment()
-            .template_from_str(source)
-            .map_err(|e| (e.detail().unwrap_or("syntax error").to_owned(), e.line()))?;
-        let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
-        names.sort();
-        Ok(names.into())
-    })
+    if !is_template(source) {
+        return Ok(std::sync::Arc::new([]));
+    }
+    ANALYSED.get(source, || analyse_uncached(source))
+}
+
+fn analyse_uncached(source: &str) -> Analysis {
+    let template = environment()
+        .template_from_str(source)
+        .map_err(|e| (e.detail().unwrap_or("syntax error").to_owned(), e.line()))?;
+    let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+    names.sort();
+    Ok(names.into())
 }
 
 /// Globals minijinja provides, which templates may call.
@@ -359,9 +365,10 @@ pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::
 }
 
 /// Renders a template; plain text (most of a guide) skips the engine. Templates are compiled
-/// once, on first use, and kept (keyed by their source) in an environment with the same
-/// settings as [`environment`], so rendering the same guide again costs only evaluation. The
-/// error is minijinja's detail, or its kind ("engine ran out of fuel").
+/// once, on first use, and kept (keyed by their source; up to [`COMPILED_LIMIT`], then compiled
+/// for each render) in an environment with the same settings as [`environment`], so rendering
+/// the same guide again costs only evaluation. The error is minijinja's detail, or its kind
+/// ("engine ran out of fuel").
 pub fn render<'a>(source: &'a str, context: &minijinja::Value) -> Result<std::borrow::Cow<'a, str>, String> {
     if !is_template(source) {
         return Ok(std::borrow::Cow::Borrowed(source));
@@ -376,11 +383,20 @@ pub fn render<'a>(source: &'a str, context: &minijinja::Value) -> Result<std::bo
     }
     let mut env = compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     if env.get_template(source).is_err() {
+        if env.templates().count() >= COMPILED_LIMIT {
+            drop(env);
+            let template = environment().template_from_str(source).map_err(message)?;
+            return template.render(context).map(std::borrow::Cow::Owned).map_err(message);
+        }
         env.add_template_owned(source.to_owned(), source.to_owned()).map_err(message)?;
     }
     let template = env.get_template(source).map_err(message)?;
     template.render(context).map(std::borrow::Cow::Owned).map_err(message)
 }
+
+/// How many compiled templates [`render`] keeps: a service rendering many profiles' guides
+/// over its life does not grow without bound.
+const COMPILED_LIMIT: usize = 4096;
 
 /// Whether text has template syntax (`{{`, `{%` or `{#`), in one pass.
 fn is_template(text: &str) -> bool {
@@ -406,4 +422,29 @@ fn configured() -> Environment<'static> {
     env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept and shortcut answers are the engine's.
+    #[test]
+    fn analysis_is_the_engine_s_answer() {
+        for source in [
+            "https://login.example.com/oauth/token",
+            "plain { text } with %} and }} and -%}",
+            "",
+            "https://{{ params.host }}/t?x={{ env.region | lower }}",
+            "{% for s in scopes %}{{ s.value }}{% endfor %}{{ profile.name }}",
+            "{% set p = params %}{{ p.x }}",
+            "{{ unclosed",
+            "{% if %}",
+            "{# a comment #}text",
+        ] {
+            let expected = analyse_uncached(source);
+            assert_eq!(analyse(source), expected, "{source:?}");
+            assert_eq!(analyse(source), expected, "{source:?}, kept");
+        }
+    }
 }
