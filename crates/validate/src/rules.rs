@@ -1,7 +1,9 @@
 //! Semantic rules over one resolved profile (`KW04xx`).
 
 use crate::patterns::{compile, url_safety};
-use crate::templates::{GuideTarget, TemplateKind, Vocabulary, analyse, env_value, guide_context, render, templates};
+use crate::templates::{
+    GuideTarget, TemplateKind, Vocabulary, analyse, env_value, guide_context, is_template, render, templates,
+};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
 use keyway_manifest::model::{Condition, Grant, Item, Profile};
@@ -306,6 +308,14 @@ fn guide_renders(profile: &Profile, syntax_errors: &BTreeSet<String>, out: &mut 
 /// Renders an endpoint for every environment, with each parameter absent and at its example,
 /// and checks that the result is an https URL (http only for loopback hosts).
 fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagnostic>) {
+    // Plain text renders to itself whatever the environment and parameters: check it once,
+    // as the first environment would.
+    if !is_template(source) {
+        if let (Some(problem), Some(env_id)) = (url_problem(source), profile.environments.keys().next()) {
+            out.push(insecure_endpoint(env_id, source, &problem, pointer));
+        }
+        return;
+    }
     let mut param_sets: Vec<Value> =
         vec![Value::Object(profile.parameters.keys().map(|k| (k.clone(), Value::Null)).collect())];
     let examples: serde_json::Map<String, Value> = profile
@@ -335,15 +345,19 @@ fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagn
                 }
             };
             if let Some(problem) = url_problem(&rendered) {
-                out.push(
-                    Diagnostic::new(Code::InsecureEndpoint, format!("for environment `{env_id}` this renders `{rendered}`, {problem}"))
-                        .at_pointer(pointer)
-                        .with_help("endpoints must be `https://` URLs; plain `http://` is allowed only for 127.0.0.1, [::1] and localhost"),
-                );
+                out.push(insecure_endpoint(env_id, &rendered, &problem, pointer));
                 return;
             }
         }
     }
+}
+
+fn insecure_endpoint(env_id: &str, rendered: &str, problem: &str, pointer: &str) -> Diagnostic {
+    Diagnostic::new(Code::InsecureEndpoint, format!("for environment `{env_id}` this renders `{rendered}`, {problem}"))
+        .at_pointer(pointer)
+        .with_help(
+            "endpoints must be `https://` URLs; plain `http://` is allowed only for 127.0.0.1, [::1] and localhost",
+        )
 }
 
 /// Why a URL as written is not acceptable before parsing: URL parsers strip or rewrite

@@ -399,7 +399,7 @@ pub fn render<'a>(source: &'a str, context: &minijinja::Value) -> Result<std::bo
 const COMPILED_LIMIT: usize = 4096;
 
 /// Whether text has template syntax (`{{`, `{%` or `{#`), in one pass.
-fn is_template(text: &str) -> bool {
+pub(crate) fn is_template(text: &str) -> bool {
     // `find` on a byte uses memchr; most guide text has no brace at all.
     let mut rest = text;
     while let Some(i) = rest.find('{') {
