@@ -4,15 +4,17 @@
 use crate::memo::Memo;
 use regex::{Regex, RegexBuilder};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use std::sync::Arc;
 
 /// Compiled patterns are bounded so a hostile profile cannot make one expensive.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// Compiles a profile's regular expression with keyway's limits (kept by pattern).
-pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
+/// Compiles a profile's regular expression with keyway's limits (kept by pattern). The kept
+/// regex is shared, not cloned: a clone starts with empty match caches, which are costly to fill.
+pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Arc<Regex>, String> {
     // One memo for each case setting.
-    static COMPILED: [Memo<Result<Regex, String>>; 2] = [Memo::new(), Memo::new()];
-    COMPILED[usize::from(case_insensitive)].get(pattern, || build(pattern, case_insensitive))
+    static COMPILED: [Memo<Result<Arc<Regex>, String>>; 2] = [Memo::new(), Memo::new()];
+    COMPILED[usize::from(case_insensitive)].get(pattern, || build(pattern, case_insensitive).map(Arc::new))
 }
 
 fn build(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
