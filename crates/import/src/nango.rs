@@ -13,7 +13,7 @@
 //! | `${connectionConfig.x}` | `{{ params.x }}`, a parameter with Nango's title, description, example and pattern (or enum), anchored or tightened when it could let URL delimiters through |
 //! | `A \|\| B` | `{{ params.x or 'value' }}` when B is A with a value for its one placeholder (a parameter with a default), else `{% if params.x %}A{% else %}B{% endif %}` |
 //! | `connection_config.x.default_value` | `{{ params.x or 'value' }}` |
-//! | `alias` | `extends`, the child written as a patch over its converted parent |
+//! | `alias` | `extends`, the child written as a patch over its converted parent; a mapping it mostly drops (a swapped scope catalogue) written whole under `replace` |
 //! | `default_scopes`, `scope_separator` | `auth.default_scopes`, `auth.scope_separator`; scopes in the catalogue |
 //! | `providers.scopes.yaml` | the scope catalogue (scopes no default needs are `custom_only`) |
 //! | `authorization_params`, `token_params`, `refresh_params` | the same, without the standard `response_type: code` and `grant_type` |
