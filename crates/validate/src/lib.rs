@@ -22,6 +22,15 @@ pub mod templates;
 
 pub use patterns::{compile as compile_pattern, url_safety};
 
+/// Forgets what validation keeps by content (compiled patterns, URL-safety verdicts, parsed and
+/// compiled templates), so the next load does that work again, as a fresh process would. For
+/// benchmarks of startup.
+#[doc(hidden)]
+pub fn forget_kept_work() {
+    patterns::forget();
+    templates::forget();
+}
+
 /// Whether `value` matches a profile's regular expression, compiled with keyway's limits
 /// (false when it does not compile).
 pub fn pattern_matches(pattern: &str, value: &str) -> bool {

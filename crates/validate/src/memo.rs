@@ -21,6 +21,13 @@ impl<V: Clone> Memo<V> {
         Memo { entries: OnceLock::new() }
     }
 
+    /// Forgets every kept result.
+    pub(crate) fn clear(&self) {
+        if let Some(entries) = self.entries.get() {
+            entries.write().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+    }
+
     /// The result for `key`: kept, or computed by `compute` (and kept while there is room).
     pub(crate) fn get(&self, key: &str, compute: impl FnOnce() -> V) -> V {
         let entries = self.entries.get_or_init(Default::default);

@@ -12,9 +12,17 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Compiles a profile's regular expression with keyway's limits (kept by pattern). The kept
 /// regex is shared, not cloned: a clone starts with empty match caches, which are costly to fill.
 pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Arc<Regex>, String> {
-    // One memo for each case setting.
-    static COMPILED: [Memo<Result<Arc<Regex>, String>>; 2] = [Memo::new(), Memo::new()];
     COMPILED[usize::from(case_insensitive)].get(pattern, || build(pattern, case_insensitive).map(Arc::new))
+}
+
+// One memo for each case setting.
+static COMPILED: [Memo<Result<Arc<Regex>, String>>; 2] = [Memo::new(), Memo::new()];
+static SAFETY: [Memo<Option<String>>; 2] = [Memo::new(), Memo::new()];
+
+/// Forgets every kept pattern and verdict.
+pub(crate) fn forget() {
+    COMPILED.iter().for_each(Memo::clear);
+    SAFETY.iter().for_each(Memo::clear);
 }
 
 fn build(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
@@ -40,7 +48,6 @@ const URL_DELIMITERS: [char; 8] = ['/', '@', ':', '#', '?', '\\', '%', ' '];
 /// position can match: a pattern that passes cannot match a value containing such a
 /// character.
 pub fn url_safety(pattern: &str, case_insensitive: bool) -> Option<String> {
-    static SAFETY: [Memo<Option<String>>; 2] = [Memo::new(), Memo::new()];
     SAFETY[usize::from(case_insensitive)].get(pattern, || check_url_safety(pattern, case_insensitive))
 }
 

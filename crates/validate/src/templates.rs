@@ -29,11 +29,18 @@ pub(crate) type Analysis = Result<std::sync::Arc<[String]>, (String, Option<usiz
 /// Parses a template for the rules, kept by source (profiles repeat their templates). Plain
 /// text (no `{{`, `{%` or `{#`) reads no variables, as [`render`] assumes, without the engine.
 pub(crate) fn analyse(source: &str) -> Analysis {
-    static ANALYSED: crate::memo::Memo<Analysis> = crate::memo::Memo::new();
     if !is_template(source) {
         return Ok(std::sync::Arc::new([]));
     }
     ANALYSED.get(source, || analyse_uncached(source))
+}
+
+static ANALYSED: crate::memo::Memo<Analysis> = crate::memo::Memo::new();
+
+/// Forgets every kept analysis and compiled template.
+pub(crate) fn forget() {
+    ANALYSED.clear();
+    *compiled().write().unwrap_or_else(std::sync::PoisonError::into_inner) = configured();
 }
 
 fn analyse_uncached(source: &str) -> Analysis {
