@@ -83,5 +83,13 @@ mod tests {
             7
         );
         assert_eq!(late, 2);
+        // Cleared, it computes again.
+        memo.clear();
+        let mut again = 0;
+        memo.get("a", || {
+            again += 1;
+            1
+        });
+        assert_eq!(again, 1);
     }
 }
