@@ -232,8 +232,24 @@ impl Loader {
             }
         }
 
-        // 3: resolve extends.
+        // 3: resolve extends. Parents typed on the fast path are read as values first, on the
+        // loader's threads (the resolver would read them one at a time).
         let sources = &self.sources;
+        let parents: Vec<&Document> = {
+            let mut seen = HashSet::new();
+            docs.iter()
+                .flatten()
+                .filter_map(|d| d.extends.as_deref().and_then(|p| by_id.get(p)))
+                .filter(|&&p| seen.insert(p))
+                .filter_map(|&p| docs[p].as_ref().filter(|d| d.value.get().is_none()))
+                .collect()
+        };
+        parallel_map(&parents, threads, |doc| {
+            // A failure is left for the resolver to meet and report.
+            if let Ok(value) = yaml::parse(&sources[doc.source].text) {
+                let _ = doc.value.set(value);
+            }
+        });
         let mut resolver = Resolver { sources, docs: &docs, by_id: &by_id, state: HashMap::new(), diags: Vec::new() };
         let mut resolved: Vec<(SourceId, Cow<'_, Value>, Vec<SourceId>)> = Vec::new();
         for doc in docs.iter().flatten() {
