@@ -264,22 +264,14 @@ impl Loader {
         diags.extend(resolver.diags);
         let chosen: HashSet<SourceId> = by_id.values().copied().collect();
 
-        // 4: type each resolved profile; a merged value is moved into the profile, not copied.
-        let values: Vec<Cow<'_, Value>> =
-            resolved.iter_mut().map(|(_, value, _)| std::mem::replace(value, Cow::Owned(Value::Null))).collect();
-        let typed = parallel_map_owned(values, threads, |value| match value {
-            Cow::Owned(value) => Profile::deserialize(value).ok(),
-            Cow::Borrowed(value) => Profile::deserialize(value).ok(),
+        // 4: type each resolved profile.
+        let typed = parallel_map(&resolved, threads, |(_, value, _)| {
+            // Plain serde first; the path-tracking deserializer only to word an error.
+            Profile::deserialize(value.as_ref())
+                .or_else(|_| serde_path_to_error::deserialize::<_, Profile>(value.as_ref()))
         });
         let mut profiles = Vec::new();
         for ((source, _, chain), typed) in resolved.into_iter().zip(typed) {
-            // The path-tracking deserializer only to word an error, over the value resolved again.
-            let typed = typed.ok_or(()).or_else(|()| {
-                let mut again =
-                    Resolver { sources, docs: &docs, by_id: &by_id, state: HashMap::new(), diags: Vec::new() };
-                let value = again.resolve(source, &mut Vec::new()).map(|(value, _)| value).unwrap_or_default();
-                serde_path_to_error::deserialize::<_, Profile>(value.as_ref())
-            });
             match typed {
                 Ok(profile) => profiles.push((source, LoadedProfile { profile, chain })),
                 Err(e) => {
@@ -751,36 +743,6 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
     let mut loader = Loader::new();
     loader.add_str(name, text);
     loader.load()
-}
-
-/// [`parallel_map`] for items `f` takes by value.
-fn parallel_map_owned<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(items.len());
-    if threads <= 1 {
-        return items.into_iter().map(f).collect();
-    }
-    let count = items.len();
-    let mut shares: Vec<Vec<(usize, T)>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, item) in items.into_iter().enumerate() {
-        shares[i % threads].push((i, item));
-    }
-    let f = &f;
-    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
-            .into_iter()
-            .map(|share| scope.spawn(move || share.into_iter().map(|(i, item)| (i, f(item))).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    });
-    let mut out: Vec<Option<R>> = (0..count).map(|_| None).collect();
-    for (i, result) in done.into_iter().flatten() {
-        out[i] = Some(result);
-    }
-    out.into_iter().flatten().collect()
 }
 
 /// Maps `f` over `items` on up to `threads` threads (0: as many as the machine has), keeping
