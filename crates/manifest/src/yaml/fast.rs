@@ -258,7 +258,7 @@ fn quoted(text: &str) -> Option<(Cow<'_, str>, &str)> {
     }
 }
 
-/// Typing from the tree failed. Never shown: the document then takes the full path, which
+/// Reading or typing on the fast path failed. Never shown: the document then takes the full path, which
 /// finds the problem and words it.
 #[derive(Debug)]
 pub(crate) struct Declined;
@@ -326,7 +326,7 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
                 let value = visitor.visit_seq(&mut items)?;
                 if items.done { Ok(value) } else { Err(Declined) }
             }
-            Kind::Scalar(scalar) => scalar.deserialize_any(visitor),
+            Kind::Scalar(scalar) => scalar.visit(visitor),
         }
     }
 
@@ -381,61 +381,16 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
     }
 }
 
-impl<'de> de::Deserializer<'de> for Scalar<'_> {
-    type Error = Declined;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+impl Scalar<'_> {
+    /// Hands the scalar to a visitor as the value it is. Options, enums and structs are the
+    /// node's to decide ([`Node`]), so this is all a scalar needs.
+    fn visit<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
         match self {
             Scalar::Null => visitor.visit_unit(),
             Scalar::Bool(b) => visitor.visit_bool(b),
             Scalar::Int(n) => visitor.visit_u64(n),
             Scalar::Str(s) => visitor.visit_str(&s),
         }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
-        match self {
-            Scalar::Null => visitor.visit_none(),
-            _ => visitor.visit_some(self),
-        }
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, Declined> {
-        Err(Declined)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Declined> {
-        match self {
-            Scalar::Str(s) => visitor.visit_enum(de::value::StrDeserializer::<Declined>::new(&s)),
-            _ => Err(Declined),
-        }
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Declined> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Declined> {
-        Err(Declined)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
     }
 }
 

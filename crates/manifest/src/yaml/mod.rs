@@ -2,7 +2,9 @@
 //!
 //! Two jobs, kept apart so the fast path stays fast:
 //! - [`parse`] turns text into a JSON value (the form every later stage works on), rejecting
-//!   duplicate keys, tags and non-scalar keys, with a located diagnostic;
+//!   duplicate keys, tags and non-scalar keys, with a located diagnostic; [`parse_typed`]
+//!   types a document straight from its text when the fast reader ([`fast`]) can, and is
+//!   [`parse`] otherwise;
 //! - [`SourceMap`] maps JSON pointers back to spans of the text. It is built only when there is
 //!   something to report, by a second, span-aware pass over the same text.
 
