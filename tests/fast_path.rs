@@ -5,8 +5,9 @@
 //!
 //! Checked on every YAML file in the repository's profiles and test corpus and the importer's
 //! sample output, on each of them rewritten in plain block style, and on tens of thousands of
-//! variations of those: a line deleted, duplicated, re-indented, its key renamed, its value
-//! replaced by values of other types, or nested one level deeper.
+//! variations of those: a line deleted, duplicated, re-indented, followed by a blank or
+//! comment-like line, its key renamed, its value replaced by values of other types, or nested
+//! one level deeper.
 
 use keyway_manifest::compare_fast_path;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,14 @@ fn variations(text: &str, i: usize) -> Vec<String> {
         out.extend(lines[i + 1..].iter().map(|l| (*l).to_owned()));
         out.join("\n") + "\n"
     };
-    let mut out = vec![with(&[]), with(&[line.to_owned(), line.to_owned()]), with(&[format!("  {line}")])];
+    let mut out = vec![
+        with(&[]),
+        with(&[line.to_owned(), line.to_owned()]),
+        with(&[format!("  {line}")]),
+        // Blank and comment-like lines are content inside a block scalar.
+        with(&[line.to_owned(), String::new()]),
+        with(&[line.to_owned(), format!("{pad}# c")]),
+    ];
     if indent >= 2 {
         out.push(with(&[line[2..].to_owned()]));
     }
@@ -84,9 +92,7 @@ fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
         Ok(false) => declined += 1,
         Err(problem) => disagreements.push(format!("{name}:\n{text}\n{problem}")),
     };
-    // Named texts: the files, the minimal profile, and the importer's generated sample profiles
-    // (which are plain block YAML, the fast path's subset; the hand-written ones use folded
-    // scalars and flow lists, which it declines).
+    // Named texts: the files, the minimal profile, and the importer's generated sample profiles.
     let mut texts: Vec<(String, String)> = vec![("minimal.yaml".to_owned(), keyway_tests::MINIMAL.to_owned())];
     for file in &files {
         let Ok(text) = std::fs::read_to_string(file) else { continue };
@@ -120,9 +126,13 @@ fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
     for (name, text) in texts.iter().chain(&complete) {
         check(name, text);
     }
-    // Variations of every complete profile and sample output, at a spread of lines (fewer in
-    // the large bundled profiles, whose lines are much like each other).
-    let samples = texts.iter().filter(|(name, _)| !name.starts_with("minimal") && !files_named(&files, name));
+    // Variations of every complete profile, sample output and hand-written profile (block
+    // scalars, flow sequences, comments), at a spread of lines (fewer in the large ones, whose
+    // lines are much like each other).
+    let bundled: Vec<PathBuf> = files.iter().filter(|f| f.starts_with(root.join("profiles"))).cloned().collect();
+    let samples = texts.iter().filter(|(name, _)| {
+        !name.starts_with("minimal") && (!files_named(&files, name) || files_named(&bundled, name))
+    });
     for (name, text) in complete.iter().chain(samples) {
         let count = text.lines().count();
         let lines = if count > 300 { 6 } else { 30 };

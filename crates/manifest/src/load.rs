@@ -99,7 +99,7 @@ pub struct Loader {
     /// Problems met while collecting (unreadable paths), by source when there is one.
     early: Vec<(Option<SourceId>, Diagnostic)>,
     /// The files added so far, so a file is read once.
-    files: HashSet<PathBuf>,
+    files: HashSet<PathBuf, foldhash::fast::RandomState>,
     /// Files added but not read yet: they are read together, on the loader's threads.
     unread: Vec<SourceId>,
     /// Threads for the per-file and per-profile stages (0: as many as the machine has).
@@ -131,7 +131,6 @@ impl Loader {
             if let Err(e) = collect_files(path, &mut files, 0) {
                 self.early.push((None, io_error(path, &e)));
             }
-            files.sort();
             for file in files {
                 self.add_file(&file);
             }
@@ -714,8 +713,15 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::R
     if depth > 8 {
         return Ok(());
     }
+    // Each directory's entries sorted by name, walked in that order: the files come out in
+    // path order without comparing whole paths (which compares them component by component).
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
+        entries.push((entry.file_name(), entry));
+    }
+    entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    for (_, entry) in entries {
         let path = entry.path();
         // The entry's own type needs no stat; a symlink is followed to see what it names.
         let file_type = entry.file_type()?;

@@ -28,6 +28,7 @@ pub use patterns::{compile as compile_pattern, url_safety};
 #[doc(hidden)]
 pub fn forget_kept_work() {
     patterns::forget();
+    rules::forget();
     templates::forget();
 }
 

@@ -13,7 +13,7 @@ const LIMIT: usize = 4096;
 /// Results of a pure function of a string, kept for reuse.
 #[derive(Debug)]
 pub(crate) struct Memo<V> {
-    entries: OnceLock<RwLock<HashMap<String, V>>>,
+    entries: OnceLock<RwLock<HashMap<String, V, foldhash::fast::RandomState>>>,
 }
 
 impl<V: Clone> Memo<V> {

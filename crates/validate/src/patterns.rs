@@ -3,6 +3,7 @@
 
 use crate::memo::Memo;
 use regex::{Regex, RegexBuilder};
+use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use std::sync::Arc;
 
@@ -15,14 +16,63 @@ pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Arc<Regex>, Stri
     COMPILED[usize::from(case_insensitive)].get(pattern, || build(pattern, case_insensitive).map(Arc::new))
 }
 
+/// A pattern as validation needs it: parsed and compiled to its NFA within the same limits as
+/// [`compile`], so it is valid exactly when [`compile`] succeeds, with the simplest matcher
+/// to test examples against. Building the full [`Regex`] (a reverse NFA, literal prefilters,
+/// a one-pass DFA) costs about three times as much and pays only when matching often: that
+/// is the runtime's job.
+pub(crate) struct Checked {
+    vm: PikeVM,
+}
+
+impl Checked {
+    /// Whether the pattern matches somewhere in `text`, as [`Regex::is_match`] does.
+    pub(crate) fn is_match(&self, text: &str) -> bool {
+        self.vm.is_match(&mut self.vm.create_cache(), text)
+    }
+}
+
+/// Checks a profile's regular expression: the error [`compile`] would give, or the pattern
+/// ready to test examples against (kept by pattern).
+pub(crate) fn check_pattern(pattern: &str, case_insensitive: bool) -> Result<Arc<Checked>, String> {
+    CHECKED[usize::from(case_insensitive)].get(pattern, || check_uncached(pattern, case_insensitive).map(Arc::new))
+}
+
 // One memo for each case setting.
 static COMPILED: [Memo<Result<Arc<Regex>, String>>; 2] = [Memo::new(), Memo::new()];
+static CHECKED: [Memo<Result<Arc<Checked>, String>>; 2] = [Memo::new(), Memo::new()];
 static SAFETY: [Memo<Option<String>>; 2] = [Memo::new(), Memo::new()];
 
 /// Forgets every kept pattern and verdict.
 pub(crate) fn forget() {
     COMPILED.iter().for_each(Memo::clear);
+    CHECKED.iter().for_each(Memo::clear);
     SAFETY.iter().for_each(Memo::clear);
+}
+
+fn check_uncached(pattern: &str, case_insensitive: bool) -> Result<Checked, String> {
+    // The regex crate's own syntax defaults, as `build` uses them.
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(case_insensitive)
+        .build()
+        .parse(pattern)
+        .map_err(|e| syntax_message(&e.to_string()))?;
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
+        .build_from_hir(&hir)
+        .map_err(|e| match e.size_limit() {
+            Some(_) => TOO_LARGE.to_owned(),
+            None => e.to_string(),
+        })?;
+    let vm = PikeVM::new_from_nfa(nfa).map_err(|e| e.to_string())?;
+    Ok(Checked { vm })
+}
+
+const TOO_LARGE: &str = "the pattern is too large once compiled";
+
+/// The line of a syntax error that says what is wrong (the others draw the pattern).
+fn syntax_message(error: &str) -> String {
+    error.lines().last().unwrap_or(error).trim().to_owned()
 }
 
 fn build(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
@@ -32,8 +82,8 @@ fn build(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
         .dfa_size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| match e {
-            regex::Error::Syntax(s) => s.lines().last().unwrap_or(&s).trim().to_owned(),
-            regex::Error::CompiledTooBig(_) => "the pattern is too large once compiled".to_owned(),
+            regex::Error::Syntax(s) => syntax_message(&s),
+            regex::Error::CompiledTooBig(_) => TOO_LARGE.to_owned(),
             other => other.to_string(),
         })
 }
@@ -179,6 +229,49 @@ fn describe(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Validation checks patterns without building the full regex; it must accept, refuse and
+    /// match exactly as the regex the runtime builds.
+    #[test]
+    fn checking_agrees_with_compiling() {
+        let patterns = [
+            r"^[a-z0-9-]+\.my\.salesforce\.com$",
+            r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$",
+            r"(?i)invalid_grant|expired",
+            r"^\d{3,5}$",
+            r"^[a-z]+$",
+            r"\bword\b",
+            "(unclosed",
+            "[z-a]",
+            r"(?<=look)behind",
+            r"\1",
+            r"a{1000000}",
+            r"\w{300}",
+            r"\w{100}",
+            "",
+        ];
+        let texts = ["acme.my.salesforce.com", "ACME", "abc", "Invalid_Grant", "12345", "a word here", "", "x.y-z"];
+        for pattern in patterns {
+            for case_insensitive in [false, true] {
+                let compiled = compile(pattern, case_insensitive);
+                let checked = check_pattern(pattern, case_insensitive);
+                match (&compiled, &checked) {
+                    (Ok(re), Ok(checked)) => {
+                        for text in texts {
+                            assert_eq!(re.is_match(text), checked.is_match(text), "{pattern:?} on {text:?}");
+                        }
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a, b, "{pattern:?}"),
+                    _ => panic!(
+                        "{pattern:?} (case-insensitive: {case_insensitive}): compile {:?}, check {:?}",
+                        compiled.is_ok(),
+                        checked.is_ok()
+                    ),
+                }
+            }
+        }
+        assert_eq!(check_pattern(r"a{1000000}", false).err().as_deref(), Some(TOO_LARGE));
+    }
 
     #[test]
     fn strict_host_patterns_pass() {

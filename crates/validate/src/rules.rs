@@ -1,6 +1,7 @@
 //! Semantic rules over one resolved profile (`KW04xx`).
 
-use crate::patterns::{compile, url_safety};
+use crate::memo::Memo;
+use crate::patterns::{check_pattern, url_safety};
 use crate::templates::{
     GuideTarget, TemplateKind, Vocabulary, analyse, env_value, guide_context, is_template, render, templates,
 };
@@ -389,8 +390,20 @@ pub(crate) fn describe_char(c: char) -> String {
     }
 }
 
-/// Why a rendered endpoint is not acceptable, or `None`.
+/// Why a rendered endpoint is not acceptable, or `None` (kept by URL: profiles of one
+/// provider family share their endpoints, and parsing a URL is most of this check).
 pub(crate) fn url_problem(rendered: &str) -> Option<String> {
+    URL_PROBLEMS.get(rendered, || url_problem_uncached(rendered))
+}
+
+static URL_PROBLEMS: Memo<Option<String>> = Memo::new();
+
+/// Forgets every kept verdict.
+pub(crate) fn forget() {
+    URL_PROBLEMS.clear();
+}
+
+fn url_problem_uncached(rendered: &str) -> Option<String> {
     if let Some(problem) = raw_url_problem(rendered) {
         return Some(problem);
     }
@@ -437,7 +450,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
             }
         }
         if let Some(example) = &param.example {
-            if let Ok(re) = compile(&param.pattern, param.case_insensitive) {
+            if let Ok(re) = check_pattern(&param.pattern, param.case_insensitive) {
                 if !re.is_match(example) {
                     out.push(
                         Diagnostic::new(
@@ -449,7 +462,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
                 }
             }
             for (i, rejection) in param.reject.iter().enumerate() {
-                if compile(&rejection.pattern, false).is_ok_and(|re| re.is_match(example)) {
+                if check_pattern(&rejection.pattern, false).is_ok_and(|re| re.is_match(example)) {
                     out.push(
                         Diagnostic::new(
                             Code::BadParameterExample,
@@ -465,7 +478,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
 
 fn regexes(profile: &Profile, out: &mut Vec<Diagnostic>) {
     let mut check = |pointer: String, pattern: &str, case_insensitive: bool| {
-        if let Err(e) = compile(pattern, case_insensitive) {
+        if let Err(e) = check_pattern(pattern, case_insensitive) {
             out.push(
                 Diagnostic::new(Code::InvalidRegex, format!("regular expression does not compile: {e}"))
                     .at_pointer(pointer)

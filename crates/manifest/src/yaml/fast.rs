@@ -18,6 +18,11 @@ use std::fmt;
 /// Deeper documents are left to serde_yaml, which refuses them past its own limit.
 const MAX_DEPTH: usize = 64;
 
+/// The indentation of the line that holds a block scalar's body, raw (from the line after its
+/// header to the last line that is not blank, with its line break), right after its header. Deeper than any
+/// other line, so a body nothing asked for makes the reader decline.
+const BODY: usize = usize::MAX;
+
 struct Line<'a> {
     indent: usize,
     content: &'a str,
@@ -44,17 +49,42 @@ impl<'a> Reader<'a> {
         }
         let mut lines = Vec::with_capacity(text.len() / 24);
         let mut start = 0;
+        // Inside a block scalar (`key: >-`): the indentation of its parent, where its body
+        // starts and where its last line that is not blank ends. Blank and comment-like lines
+        // are content there.
+        let mut block: Option<(usize, usize, Option<usize>)> = None;
         for end in memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]) {
             let raw = &text[start..end];
             start = end + 1;
             let content = raw.trim_start_matches(' ');
+            let indent = raw.len() - content.len();
+            if let Some((parent, from, to)) = &mut block {
+                if content.is_empty() || indent > *parent {
+                    if !content.is_empty() {
+                        // With its line break, if it has one: clipping keeps only that.
+                        *to = Some((end + 1).min(text.len()));
+                    }
+                    continue;
+                }
+                if let Some(to) = *to {
+                    lines.push(Line { indent: BODY, content: &text[*from..to] });
+                }
+                block = None;
+            }
             if content.is_empty() || content.starts_with('#') {
                 continue;
             }
             if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
                 return None;
             }
-            lines.push(Line { indent: raw.len() - content.len(), content: content.trim_end_matches(' ') });
+            let content = content.trim_end_matches(' ');
+            lines.push(Line { indent, content });
+            if let Some(parent) = block_parent(indent, content) {
+                block = Some((parent, start.min(text.len()), None));
+            }
+        }
+        if let Some((_, from, Some(to))) = block {
+            lines.push(Line { indent: BODY, content: &text[from..to] });
         }
         let first = lines.first()?;
         if first.indent != 0 || first.content.starts_with('-') {
@@ -80,7 +110,7 @@ impl<'a> Reader<'a> {
 
     /// The kind of a mapping entry's value, `rest` being what follows the key on its line
     /// (which has been read), for a mapping whose keys sit at `indent`.
-    fn value_after_key(&self, rest: &'a str, indent: usize) -> Result<Kind<'a>, Declined> {
+    fn value_after_key(&mut self, rest: &'a str, indent: usize) -> Result<Kind<'a>, Declined> {
         if rest.is_empty() || rest.starts_with('#') {
             return Ok(match self.next_line() {
                 Some(next) if next.indent > indent => Kind::block(next),
@@ -89,12 +119,140 @@ impl<'a> Reader<'a> {
                 _ => Kind::Scalar(Scalar::Null),
             });
         }
-        let value = scalar(rest).ok_or(Declined)?;
+        self.inline(rest, indent)
+    }
+
+    /// The value written after a key or a dash, `rest` (which has been read), whose parent
+    /// sits at `indent`: a scalar, a block scalar (its body is the next line) or a flow
+    /// sequence. Nothing deeper may follow.
+    fn inline(&mut self, rest: &'a str, indent: usize) -> Result<Kind<'a>, Declined> {
+        let kind = if let Some(style) = BlockStyle::of(rest) {
+            let body = self.next_line().filter(|l| l.indent == BODY).ok_or(Declined)?.content;
+            self.at += 1;
+            Kind::Scalar(Scalar::Str(Cow::Owned(style.read(body).ok_or(Declined)?)))
+        } else if rest.starts_with('[') {
+            Kind::Flow(flow_sequence(rest).ok_or(Declined)?)
+        } else {
+            Kind::Scalar(scalar(rest).ok_or(Declined)?)
+        };
         if self.next_line().is_some_and(|next| next.indent > indent) {
             return Err(Declined); // a multi-line scalar
         }
-        Ok(Kind::Scalar(value))
+        Ok(kind)
     }
+}
+
+/// Where a block scalar's parent sits, if `content` (at `indent`) ends with a block scalar
+/// header: `key: >-`, `- key: |` or `- >-`. Its body is every following line that is blank
+/// or indented deeper. A header that is not one after all (`key: x # see: >-`) leaves a body
+/// no value asks for, and the reader declines.
+fn block_parent(indent: usize, content: &str) -> Option<usize> {
+    // Called on every line: look at the last bytes only.
+    let header_len = match content.as_bytes() {
+        [.., b' ', b'>' | b'|'] => 1,
+        [.., b' ', b'>' | b'|', b'-'] => 2,
+        _ => return None,
+    };
+    let before = &content[..content.len() - header_len];
+    // The parent is the key, or the dash of an item that is only the scalar.
+    let dashes = before.len() - before.trim_start_matches(['-', ' ']).len();
+    if before.ends_with(": ") {
+        Some(indent + dashes)
+    } else if !before.is_empty() && dashes == before.len() {
+        Some(indent + before.trim_end().len() - 1)
+    } else {
+        None
+    }
+}
+
+/// The block scalar styles the fast reader reads: literal (`|`) or folded (`>`), with the
+/// final line break clipped to one or stripped (`-`). Keep (`+`) and explicit indentation are
+/// left to serde_yaml.
+#[derive(Clone, Copy)]
+struct BlockStyle {
+    folded: bool,
+    strip: bool,
+}
+
+impl BlockStyle {
+    fn of(header: &str) -> Option<Self> {
+        let (folded, strip) = match header {
+            ">" => (true, false),
+            ">-" => (true, true),
+            "|" => (false, false),
+            "|-" => (false, true),
+            _ => return None,
+        };
+        Some(BlockStyle { folded, strip })
+    }
+
+    /// The scalar `body` holds (raw lines, the last not blank, with its line break if it has
+    /// one). Declines what it
+    /// does not read exactly as YAML does: lines indented unevenly in a folded scalar (YAML
+    /// keeps their breaks), trailing spaces there, and blank lines holding more spaces than
+    /// the indentation (content in a literal scalar).
+    fn read(self, body: &str) -> Option<String> {
+        let (body, ends_with_break) = match body.strip_suffix('\n') {
+            Some(body) => (body, true),
+            None => (body, false),
+        };
+        let first = body.split('\n').find(|line| !line.trim_start_matches(' ').is_empty())?;
+        let indent = first.len() - first.trim_start_matches(' ').len();
+        let mut out = String::with_capacity(body.len());
+        let mut blank_lines = 0;
+        let mut started = false;
+        for line in body.split('\n') {
+            let content = line.trim_start_matches(' ');
+            if content.is_empty() {
+                if line.len() > indent {
+                    return None;
+                }
+                blank_lines += 1;
+                continue;
+            }
+            let deeper = line.len() - content.len() != indent;
+            if line.len() - content.len() < indent || (self.folded && (deeper || line.ends_with(' '))) {
+                return None;
+            }
+            // Each blank line is a line break; so is the end of a line, which folding makes
+            // a space unless blank lines follow it.
+            let breaks = match (started, self.folded) {
+                (false, _) => blank_lines,
+                (true, true) if blank_lines == 0 => {
+                    out.push(' ');
+                    0
+                }
+                (true, true) => blank_lines,
+                (true, false) => blank_lines + 1,
+            };
+            out.extend(std::iter::repeat_n('\n', breaks));
+            started = true;
+            blank_lines = 0;
+            out.push_str(&line[indent..]);
+        }
+        if !self.strip && ends_with_break {
+            out.push('\n');
+        }
+        Some(out)
+    }
+}
+
+/// The inside of a one-line flow sequence of plain words (`[api, refresh_token]`), checked:
+/// each item is a plain scalar of letters, digits and `_-./`. Anything else (quotes, nesting,
+/// comments, empty items) is left to serde_yaml.
+fn flow_sequence(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+    let word = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
+    if inner.trim_matches(' ').is_empty() {
+        return Some("");
+    }
+    inner
+        .split(',')
+        .all(|item| {
+            let item = item.trim_matches(' ');
+            !item.is_empty() && item.chars().all(word) && scalar(item).is_some()
+        })
+        .then_some(inner)
 }
 
 /// What the node at the reader's position is.
@@ -105,6 +263,8 @@ enum Kind<'a> {
     Seq { indent: usize },
     /// An inline scalar, already read.
     Scalar(Scalar<'a>),
+    /// A one-line flow sequence: the checked text between its brackets.
+    Flow(&'a str),
 }
 
 impl Kind<'_> {
@@ -327,6 +487,10 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
                 if items.done { Ok(value) } else { Err(Declined) }
             }
             Kind::Scalar(scalar) => scalar.visit(visitor),
+            Kind::Flow(inner) => {
+                let depth = self.depth + 1;
+                visitor.visit_seq(FlowItems { reader: self.reader, items: inner.split(','), depth })
+            }
         }
     }
 
@@ -524,13 +688,59 @@ impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
             reader.lines[reader.at] = Line { indent: column, content: rest };
             Kind::Map { indent: column }
         } else {
-            let value = scalar(rest).ok_or(Declined)?;
             reader.at += 1;
-            if reader.next_line().is_some_and(|next| next.indent > indent) {
-                return Err(Declined);
-            }
-            Kind::Scalar(value)
+            reader.inline(rest, indent)?
         };
         seed.deserialize(Node { reader: &mut *self.reader, kind, depth: self.depth + 1 }).map(Some)
+    }
+}
+
+/// The items of a one-line flow sequence (checked by [`flow_sequence`]): scalars, so their
+/// nodes never move the reader.
+struct FlowItems<'r, 'a> {
+    reader: &'r mut Reader<'a>,
+    items: std::str::Split<'a, char>,
+    depth: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for FlowItems<'_, '_> {
+    type Error = Declined;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Declined> {
+        let Some(item) = self.items.next().map(|item| item.trim_matches(' ')).filter(|item| !item.is_empty()) else {
+            return Ok(None);
+        };
+        let kind = Kind::Scalar(scalar(item).ok_or(Declined)?);
+        seed.deserialize(Node { reader: &mut *self.reader, kind, depth: self.depth }).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn read(text: &str) -> Option<Value> {
+        Reader::new(text)?.read().ok()
+    }
+
+    /// The hand-written profiles' block scalars and flow sequences are read, not declined (the
+    /// test beside serde_yaml checks that what is read is right).
+    #[test]
+    fn reads_block_scalars_and_flow_sequences() {
+        assert_eq!(read("a: >-\n  x\n  y\n\n  z\nb: 1\n"), Some(json!({"a": "x y\nz", "b": 1})));
+        assert_eq!(read("a: |\n  x\n  # y\nb: |-\n  z\n"), Some(json!({"a": "x\n# y\n", "b": "z"})));
+        assert_eq!(
+            read("a:\n  - text: >-\n      x\n      y\n    kind: note\n"),
+            Some(json!({"a": [{"text": "x y", "kind": "note"}]}))
+        );
+        assert_eq!(read("a: [api, web]\nb: []\n"), Some(json!({"a": ["api", "web"], "b": []})));
+    }
+
+    #[test]
+    fn declines_what_it_does_not_read_exactly() {
+        for text in ["a: >\n  x \n", "a: >-\n  x\n   y\n", "a: >+\n  x\n", "a: [a, 'b']\n", "a: >-\n"] {
+            assert_eq!(read(text), None, "{text:?}");
+        }
     }
 }

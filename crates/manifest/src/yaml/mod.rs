@@ -667,6 +667,26 @@ mod tests {
             "a: é\nb: ñ: x\n",
             "a: 9a8b\nb: .default\nc: .5\nd: 1e5\ne: 0x1f\nf: 12:30\ng: 1f\nh: .inf\ni: .Inf\nj: 1_0\nk: 2024-01-01\n",
             "a: 9a8b\nb: .default\ng: 1f\nf: 12:30\n",
+            // Block scalars and flow sequences.
+            "a: >-\n  x\n  y\n\n  z\n\n\n  w\nb: 1\n",
+            "a: |\n  x\n   y\n  # not a comment\n\n  z\nb: [c, d]\n",
+            "a:\n- >\n  folded\n  text\n- |-\n  lit\n- k: >-\n    v\n  j: 1\n- >-\n  last",
+            "a: >\n  x\n  y\n\n\nb: |\n  x\n\n",
+            "a: >-\n    x\n  y\n",
+            "a: >\n  x \n  y\n",
+            "a: |\n  x\n    \n  y\n",
+            "a: >-\n\n  x\n",
+            "a: >-\n  x\n   y\n",
+            "a: >+\n  x\n\nb: |2\n   x\n",
+            "a: >-\nb: 1\n",
+            "a: x # c: >-\n\nb: 1\n",
+            "a: x # c: >-\n  y\n",
+            "a: >-\n  x\n# c\n  y\n",
+            "a: >-\n  x\n# c\nb: y\n",
+            "a: [ ]\nb: []\nc: [1, true, null, x.y, /p]\n",
+            "a: [a, , b]\nb: [a, 'b']\nc: [a, [b]]\nd: [a: b]\ne: [a] # c\nf: [a,b,]\n",
+            "- [a, b]\n",
+            "a:\n  - [a, b]\n  - [c]\n",
         ] {
             cases += 1;
             check(odd, &mut accepted);
