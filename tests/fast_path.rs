@@ -1,15 +1,18 @@
-//! Loading has two paths: the fast one types a complete profile straight from its text; the
-//! full one reads a JSON value, checks it against the schema, resolves `extends` and types it.
-//! The fast path may decline anything (the full path then reports it), but whenever it gives
-//! a profile, the full path must give the same profile and report nothing.
+//! Loading has fast paths and a full path. The fast ones type a complete profile straight from
+//! its text, and lay a child's tree over its parent's; the full one reads JSON values, checks
+//! them against the schema, merges `extends` and types the result. A fast path may decline
+//! anything (the full path then takes it), so loading must give exactly the same profiles and
+//! diagnostics whichever paths were taken.
 //!
-//! Checked on every YAML file in the repository's profiles and test corpus and the importer's
-//! sample output, on each of them rewritten in plain block style, and on tens of thousands of
+//! Checked by loading each text (with the parents it extends) both ways: every YAML file in the
+//! repository's profiles and test corpus and the importer's sample output, each of them
+//! rewritten in plain block style, and tens of thousands of
 //! variations of those: a line deleted, duplicated, re-indented, followed by a blank or
 //! comment-like line, its key renamed, its value replaced by values of other types, or nested
 //! one level deeper.
 
 use keyway_manifest::compare_fast_path;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -87,11 +90,6 @@ fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
     yaml_files(&root.join("tests/corpus"), &mut files);
     files.sort();
     let (mut accepted, mut declined, mut disagreements) = (0usize, 0usize, Vec::new());
-    let mut check = |name: &str, text: &str| match compare_fast_path(name, text) {
-        Ok(true) => accepted += 1,
-        Ok(false) => declined += 1,
-        Err(problem) => disagreements.push(format!("{name}:\n{text}\n{problem}")),
-    };
     // Named texts: the files, the minimal profile, and the importer's generated sample profiles.
     let mut texts: Vec<(String, String)> = vec![("minimal.yaml".to_owned(), keyway_tests::MINIMAL.to_owned())];
     for file in &files {
@@ -123,19 +121,47 @@ fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
             }
         }
     }
+    // A text is loaded with the parents its `extends` names, found by file name among the
+    // texts (the corpus extends the minimal profile, as `base`).
+    let mut by_name: HashMap<String, String> = texts.iter().cloned().collect();
+    by_name.insert("base.yaml".to_owned(), keyway_tests::MINIMAL.to_owned());
+    let mut check = |name: &str, text: &str| {
+        let mut files = vec![(name, text)];
+        let mut at = text;
+        while let Some(parent) = extends(at).and_then(|p| by_name.get_key_value(&format!("{p}.yaml"))) {
+            if files.iter().any(|(n, _)| *n == parent.0) {
+                break;
+            }
+            files.push((parent.0.as_str(), parent.1.as_str()));
+            at = parent.1;
+        }
+        match compare_fast_path(&files) {
+            Ok(0) => declined += 1,
+            Ok(_) => accepted += 1,
+            Err(problem) => disagreements.push(format!("{name}:\n{text}\n{problem}")),
+        }
+    };
     for (name, text) in texts.iter().chain(&complete) {
         check(name, text);
     }
-    // Variations of every complete profile, sample output and hand-written profile (block
-    // scalars, flow sequences, comments), at a spread of lines (fewer in the large ones, whose
-    // lines are much like each other).
+    // Variations of every complete profile, sample output (children among them) and
+    // hand-written profile (block scalars, flow sequences, comments, a child), at a spread of
+    // lines: fewer in the large ones, whose lines are much like each other, and in the corpus
+    // profiles that extend the minimal profile (`base`), which are much alike.
+    // The corpus files are loaded as they are: each is one mistake already.
     let bundled: Vec<PathBuf> = files.iter().filter(|f| f.starts_with(root.join("profiles"))).cloned().collect();
     let samples = texts.iter().filter(|(name, _)| {
         !name.starts_with("minimal") && (!files_named(&files, name) || files_named(&bundled, name))
     });
     for (name, text) in complete.iter().chain(samples) {
         let count = text.lines().count();
-        let lines = if count > 300 { 6 } else { 30 };
+        let lines = if count > 300 {
+            6
+        } else if extends(text) == Some("base") {
+            3
+        } else {
+            30
+        };
         for i in (0..count).step_by(count / lines + 1) {
             for variant in variations(text, i) {
                 check(name, &variant);
@@ -143,6 +169,11 @@ fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
         }
     }
     assert!(disagreements.is_empty(), "{} disagreement(s); the first:\n{}", disagreements.len(), disagreements[0]);
-    eprintln!("the fast path took {accepted} and declined {declined} texts, from {} files", texts.len());
+    eprintln!("the fast paths took {accepted} and declined {declined} texts, from {} files", texts.len());
     assert!(accepted > 500 && declined > 5000, "too few cases: {accepted} taken, {declined} declined");
+}
+
+/// The parent a text's top-level `extends:` names, as written.
+fn extends(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix("extends:")).map(str::trim)
 }

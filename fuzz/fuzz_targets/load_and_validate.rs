@@ -31,9 +31,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    // The fast path never gives what the full path would not.
-    if let Err(problem) = keyway_manifest::compare_fast_path("fuzz.yaml", text) {
-        panic!("{problem}");
+    // The fast paths give exactly what the full path gives: on the file alone, and as a
+    // child of a valid parent (named `base.yaml`, so its `extends: base` finds it).
+    for files in [&[("fuzz.yaml", text)][..], &[("fuzz.yaml", text), ("base.yaml", BASE)]] {
+        if let Err(problem) = keyway_manifest::compare_fast_path(files) {
+            panic!("{problem}");
+        }
     }
 
     // One file on its own.

@@ -17,6 +17,7 @@
 mod load;
 mod merge;
 pub mod model;
+mod overlay;
 mod schema;
 mod yaml;
 

@@ -12,7 +12,9 @@
 
 use crate::merge::merge;
 use crate::model::Profile;
+use crate::overlay::{Side, overlay};
 use crate::schema;
+use crate::yaml::tree::Tree;
 use crate::yaml::{self, MAX_SOURCE_BYTES, Read, SourceMap};
 use keyway_diagnostics::{Code, Diagnostic, Label};
 use serde::Deserialize;
@@ -173,7 +175,13 @@ impl Loader {
     }
 
     /// Parses, checks, resolves and types every source.
-    pub fn load(mut self) -> Loaded {
+    pub fn load(self) -> Loaded {
+        self.load_counting().0
+    }
+
+    /// [`Loader::load`], how many profiles a fast path typed, and how many children it read as
+    /// trees (typed or not).
+    fn load_counting(mut self) -> (Loaded, usize, usize) {
         let mut diags: Vec<(Option<SourceId>, Diagnostic)> = std::mem::take(&mut self.early);
         let mut unreadable: HashSet<SourceId> = HashSet::new();
 
@@ -207,7 +215,7 @@ impl Loader {
         }
 
         // 3: index by id.
-        let mut by_id: HashMap<&str, SourceId> = HashMap::new();
+        let mut by_id: HashMap<String, SourceId> = HashMap::new();
         for doc in docs.iter().flatten() {
             match by_id.get(doc.id.as_str()) {
                 Some(&first) => {
@@ -226,18 +234,70 @@ impl Loader {
                     diags.push((Some(doc.source), d));
                 }
                 None => {
-                    by_id.insert(doc.id.as_str(), doc.source);
+                    by_id.insert(doc.id.clone(), doc.source);
                 }
+            }
+        }
+
+        // 3: the fast path of `extends`: each child read as a tree is laid over its parent's
+        // tree and typed, when the parent is a complete profile typed on the fast path; the
+        // others take the full path from here. On the loader's threads.
+        let sources = &self.sources;
+        let children: Vec<SourceId> = docs.iter().flatten().filter(|d| d.tree.is_some()).map(|d| d.source).collect();
+        let trees_read = children.len();
+        if !children.is_empty() {
+            let parent_of = |child: &Document| {
+                let parent = *by_id.get(child.extends.as_deref()?)?;
+                let chosen = by_id.get(child.id.as_str()) == Some(&child.source);
+                (chosen && docs[parent].as_ref().is_some_and(|p| p.typed.is_some())).then_some(parent)
+            };
+            let mut parents: Vec<SourceId> =
+                children.iter().filter_map(|&c| docs[c].as_ref().and_then(parent_of)).collect();
+            parents.sort_unstable();
+            parents.dedup();
+            let parent_trees = parallel_map(&parents, threads, |&p| Tree::read(&sources[p].text));
+            let tree_of = |p: SourceId| parents.binary_search(&p).ok().and_then(|i| parent_trees[i].as_ref());
+            let typed = parallel_map(&children, threads, |&c| {
+                let child = docs[c].as_ref()?;
+                let parent = parent_of(child)?;
+                let profile: Profile = overlay(
+                    Side { tree: tree_of(parent)?, text: &sources[parent].text },
+                    Side { tree: child.tree.as_ref()?, text: &sources[c].text },
+                )
+                .ok()?;
+                schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
+            });
+            let mut declined = Vec::new();
+            for (c, typed) in children.into_iter().zip(typed) {
+                let Some(doc) = &mut docs[c] else { continue };
+                doc.tree = None;
+                match typed {
+                    Some((profile, parent)) => {
+                        doc.typed = Some(profile);
+                        doc.typed_over = Some(parent);
+                    }
+                    None => declined.push(c),
+                }
+            }
+            let checked = parallel_map(&declined, threads, |&c| {
+                let mut found = Vec::new();
+                (full_path(c, &sources[c], &mut found), found)
+            });
+            for (c, (doc, found)) in declined.into_iter().zip(checked) {
+                // The document exists on the full path too: the fast reader read it as a
+                // mapping with an id.
+                docs[c] = doc;
+                diags.extend(found);
             }
         }
 
         // 3: resolve extends. Parents typed on the fast path are read as values first, on the
         // loader's threads (the resolver would read them one at a time).
-        let sources = &self.sources;
         let parents: Vec<&Document> = {
             let mut seen = HashSet::new();
             docs.iter()
                 .flatten()
+                .filter(|d| d.typed.is_none())
                 .filter_map(|d| d.extends.as_deref().and_then(|p| by_id.get(p)))
                 .filter(|&&p| seen.insert(p))
                 .filter_map(|&p| docs[p].as_ref().filter(|d| d.value.get().is_none()))
@@ -296,9 +356,11 @@ impl Loader {
             }
         }
 
+        let mut fast_typed = 0;
         for doc in docs.iter_mut().flatten().filter(|d| chosen.contains(&d.source)) {
             if let Some(profile) = doc.typed.take() {
-                profiles.push((doc.source, LoadedProfile { profile: *profile, chain: vec![doc.source] }));
+                profiles.push((doc.source, LoadedProfile { profile: *profile, chain: doc.chain() }));
+                fast_typed += 1;
             }
         }
         profiles.sort_by_key(|(source, _)| *source);
@@ -315,7 +377,7 @@ impl Loader {
         let order: HashMap<&str, usize> = self.sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
         diagnostics
             .sort_by_key(|d| (d.file.as_deref().and_then(|f| order.get(f)).copied(), d.span.map(|s| s.start), d.code));
-        Loaded { sources: self.sources, profiles, diagnostics }
+        (Loaded { sources: self.sources, profiles, diagnostics }, fast_typed, trees_read)
     }
 
     /// For documents read from files whose parent is not loaded, loads `<parent>.yaml` or
@@ -352,35 +414,64 @@ struct Document {
     /// The document as written: read by the full path; for a profile typed on the fast path,
     /// read from its text only if a child extends it.
     value: OnceLock<Value>,
-    /// The profile, when the fast path typed it.
+    /// The profile, when a fast path typed it.
     typed: Option<Box<Profile>>,
+    /// The parent a child typed on the fast path was laid over.
+    typed_over: Option<SourceId>,
+    /// A child (`extends`) read as a tree, for the fast path of `extends`.
+    tree: Option<Tree>,
     has_schema_errors: bool,
 }
 
-/// The fast path: a complete profile (no `extends` or `replace`) typed straight from the text,
-/// in a file named after its id, that holds the schema's patterns. Anything else (and anything
+impl Document {
+    /// The profile's files, most derived first (for a profile typed on a fast path).
+    fn chain(&self) -> Vec<SourceId> {
+        std::iter::once(self.source).chain(self.typed_over).collect()
+    }
+}
+
+/// The fast paths: a complete profile (no `extends` or `replace`) typed straight from the text,
+/// in a file named after its id, that holds the schema's patterns; and a child (`extends`) read
+/// as a tree, typed later over its parent's ([`crate::overlay`]). Anything else (and anything
 /// wrong) takes the full path, which reports it: with the JSON value read here when there is
-/// one. A test checks that both paths give the same profile whenever the fast one gives one.
+/// one. A test loads every profile and corpus file both ways and compares.
 fn read_source(src: &Source, fast: bool) -> Result<Read<Profile>, Box<Diagnostic>> {
     if !fast {
         return yaml::parse(&src.text).map(Read::Value);
     }
-    match yaml::parse_typed::<Profile>(&src.text, &["extends", "replace"])? {
+    match yaml::parse_typed::<Profile>(&src.text, &["extends"], &["replace"])? {
         Read::Typed(profile) => {
-            let named_after_id = src
-                .path
-                .as_deref()
-                .and_then(Path::file_stem)
-                .and_then(|s| s.to_str())
-                .is_none_or(|stem| stem == profile.id);
-            if named_after_id && schema::typed_profile_holds_patterns(&profile) {
+            if named_after(src, &profile.id) && schema::typed_profile_holds_patterns(&profile) {
                 Ok(Read::Typed(profile))
             } else {
                 yaml::parse(&src.text).map(Read::Value)
             }
         }
-        value => Ok(value),
+        other => Ok(other),
     }
+}
+
+/// Whether `src` is not a file, or a file named after `id` (the full path reports the others).
+fn named_after(src: &Source, id: &str) -> bool {
+    src.path.as_deref().and_then(Path::file_stem).and_then(|s| s.to_str()).is_none_or(|stem| stem == id)
+}
+
+/// A child read as a tree, if its `id` and `extends` are as the schema wants them (in a file
+/// named after its id); otherwise it takes the full path.
+fn patch_document(source: SourceId, src: &Source, tree: Tree) -> Option<Document> {
+    let text = src.text.as_str();
+    let id = tree.get(text, "id")?.as_str(text).filter(|id| is_id(id) && named_after(src, id))?.to_owned();
+    let extends = tree.get(text, "extends")?.as_str(text).filter(|p| is_id(p))?.to_owned();
+    Some(Document {
+        source,
+        id,
+        extends: Some(extends),
+        value: OnceLock::new(),
+        typed: None,
+        typed_over: None,
+        tree: Some(tree),
+        has_schema_errors: false,
+    })
 }
 
 fn parse_source(
@@ -389,7 +480,6 @@ fn parse_source(
     fast: bool,
     diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
 ) -> Option<Document> {
-    let push = |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
     let value = match read_source(src, fast) {
         Ok(Read::Typed(profile)) => {
             return Some(Document {
@@ -398,15 +488,44 @@ fn parse_source(
                 extends: None,
                 value: OnceLock::new(),
                 typed: Some(Box::new(profile)),
+                typed_over: None,
+                tree: None,
                 has_schema_errors: false,
             });
         }
+        Ok(Read::Tree(tree)) => match patch_document(source, src, tree) {
+            Some(doc) => return Some(doc),
+            None => return full_path(source, src, diags),
+        },
         Ok(Read::Value(v)) => v,
         Err(d) => {
-            push(diags, *d);
+            diags.push((Some(source), d.in_file(src.name.clone())));
             return None;
         }
     };
+    check_value(source, src, value, diags)
+}
+
+/// The full path for a source: read as a JSON value, then [`check_value`].
+fn full_path(source: SourceId, src: &Source, diags: &mut Vec<(Option<SourceId>, Diagnostic)>) -> Option<Document> {
+    match yaml::parse(&src.text) {
+        Ok(value) => check_value(source, src, value, diags),
+        Err(d) => {
+            diags.push((Some(source), d.in_file(src.name.clone())));
+            None
+        }
+    }
+}
+
+/// Checks a document read as a JSON value against the schema, and the rest that needs no
+/// other document (its id and file name, `replace` without `extends`).
+fn check_value(
+    source: SourceId,
+    src: &Source,
+    value: Value,
+    diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
+) -> Option<Document> {
+    let push = |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
     if !value.is_object() {
         let what = if value.is_null() { "the document is empty" } else { "the top level must be a mapping" };
         push(
@@ -446,28 +565,59 @@ fn parse_source(
                 .with_help("remove `replace`, or add `extends: PARENT`"),
         );
     }
-    Some(Document { source, id, extends, value: OnceLock::from(value), typed: None, has_schema_errors })
+    Some(Document {
+        source,
+        id,
+        extends,
+        value: OnceLock::from(value),
+        typed: None,
+        typed_over: None,
+        tree: None,
+        has_schema_errors,
+    })
 }
 
-/// Compares the fast path with the full path on a file `name` holding `text`: `Ok(true)` when
-/// the fast path types it and the full path gives the same profile and reports nothing,
-/// `Ok(false)` when the fast path declines it, and the disagreement otherwise. For tests and
-/// fuzzing.
+/// Loads `files` (name, text) with the fast paths and with the full path only, and compares
+/// everything that comes out: the profiles (with the files each came from) and every
+/// diagnostic. `Ok` gives how many profiles a fast path typed; `Err`, the first difference.
+/// When no fast path typed or read anything, every document took the full path from the start
+/// and there is nothing to compare. For tests and fuzzing.
 #[doc(hidden)]
-pub fn compare_fast_path(name: &str, text: &str) -> Result<bool, String> {
-    let source = Source::new(name.to_owned(), Some(PathBuf::from(name)), text.to_owned());
-    let Ok(Read::Typed(fast)) = read_source(&source, true) else { return Ok(false) };
-    let mut loader = Loader { full_path_only: true, ..Loader::default() };
-    loader.sources.push(source);
-    let loaded = loader.load();
-    if !loaded.diagnostics.is_empty() {
-        return Err(format!("the fast path accepted what the full path reports: {:#?}", loaded.diagnostics));
+pub fn compare_fast_path(files: &[(&str, &str)]) -> Result<usize, String> {
+    let load = |full_path_only| {
+        let mut loader = Loader { full_path_only, ..Loader::default() };
+        for (name, text) in files {
+            loader.sources.push(Source::new((*name).to_owned(), Some(PathBuf::from(name)), (*text).to_owned()));
+        }
+        loader.load_counting()
+    };
+    let (fast, fast_typed, trees_read) = load(false);
+    if fast_typed == 0 && trees_read == 0 {
+        return Ok(0);
     }
-    match loaded.profiles.as_slice() {
-        [full] if full.profile == fast => Ok(true),
-        [full] => Err(format!("the paths type different profiles:\nfast: {fast:#?}\nfull: {:#?}", full.profile)),
-        other => Err(format!("the full path gave {} profiles", other.len())),
+    let (full, ..) = load(true);
+    if fast.diagnostics != full.diagnostics {
+        return Err(format!(
+            "the paths report differently:\nfast: {:#?}\nfull: {:#?}",
+            fast.diagnostics, full.diagnostics
+        ));
     }
+    if fast.profiles.len() != full.profiles.len() {
+        return Err(format!(
+            "the fast paths gave {} profiles, the full path {}",
+            fast.profiles.len(),
+            full.profiles.len()
+        ));
+    }
+    for (a, b) in fast.profiles.iter().zip(&full.profiles) {
+        if a.profile != b.profile || a.chain != b.chain {
+            return Err(format!(
+                "the paths give different profiles:\nfast: {:#?} from {:?}\nfull: {:#?} from {:?}",
+                a.profile, a.chain, b.profile, b.chain
+            ));
+        }
+    }
+    Ok(fast_typed)
 }
 
 fn is_id(s: &str) -> bool {
@@ -485,7 +635,7 @@ enum Visit {
 struct Resolver<'a> {
     sources: &'a [Source],
     docs: &'a [Option<Document>],
-    by_id: &'a HashMap<&'a str, SourceId>,
+    by_id: &'a HashMap<String, SourceId>,
     state: HashMap<SourceId, Visit>,
     diags: Vec<(Option<SourceId>, Diagnostic)>,
 }
@@ -521,7 +671,7 @@ impl<'a> Resolver<'a> {
             return self.value_of(doc).map(|value| (Cow::Borrowed(value), vec![source]));
         };
         let Some(&parent) = self.by_id.get(parent_id.as_str()) else {
-            let known: Vec<&str> = self.by_id.keys().copied().collect();
+            let known: Vec<&str> = self.by_id.keys().map(String::as_str).collect();
             let mut d =
                 Diagnostic::new(Code::UnknownParent, format!("`extends` names `{parent_id}`, which is not loaded"))
                     .at_pointer("/extends");

@@ -56,7 +56,7 @@ impl<'a> Reader<'a> {
         for end in memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]) {
             let raw = &text[start..end];
             start = end + 1;
-            let content = raw.trim_start_matches(' ');
+            let content = skip_spaces(raw);
             let indent = raw.len() - content.len();
             if let Some((parent, from, to)) = &mut block {
                 if content.is_empty() || indent > *parent {
@@ -77,7 +77,7 @@ impl<'a> Reader<'a> {
             if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
                 return None;
             }
-            let content = content.trim_end_matches(' ');
+            let content = trim_spaces_end(content);
             lines.push(Line { indent, content });
             if let Some(parent) = block_parent(indent, content) {
                 block = Some((parent, start.min(text.len()), None));
@@ -95,12 +95,22 @@ impl<'a> Reader<'a> {
 
     /// Whether the top-level mapping has `key` (before reading).
     pub(crate) fn has_top_level_key(&self, key: &str) -> bool {
-        self.lines.iter().any(|l| l.indent == 0 && entry(l.content).is_some_and(|(k, _)| k == key))
+        self.lines.iter().any(|l| {
+            l.indent == 0
+                && l.content.starts_with(|c| c == '\'' || c == '"' || key.starts_with(c))
+                && entry(l.content).is_some_and(|(k, _)| k == key)
+        })
     }
 
     /// Reads the whole document as a `T`.
-    pub(crate) fn read<T: de::DeserializeOwned>(mut self) -> Result<T, Declined> {
-        let value = T::deserialize(Node { reader: &mut self, kind: Kind::Map { indent: 0 }, depth: 0 })?;
+    pub(crate) fn read<T: de::Deserialize<'a>>(self) -> Result<T, Declined> {
+        self.read_seed(std::marker::PhantomData)
+    }
+
+    /// Reads the whole document with `seed`. Strings that need no unescaping are handed out
+    /// borrowed from the text.
+    pub(crate) fn read_seed<S: DeserializeSeed<'a>>(mut self, seed: S) -> Result<S::Value, Declined> {
+        let value = seed.deserialize(Node { reader: &mut self, kind: Kind::Map { indent: 0 }, depth: 0 })?;
         if self.at == self.lines.len() { Ok(value) } else { Err(Declined) }
     }
 
@@ -196,13 +206,13 @@ impl BlockStyle {
             Some(body) => (body, true),
             None => (body, false),
         };
-        let first = body.split('\n').find(|line| !line.trim_start_matches(' ').is_empty())?;
-        let indent = first.len() - first.trim_start_matches(' ').len();
+        let first = body.split('\n').find(|line| !skip_spaces(line).is_empty())?;
+        let indent = first.len() - skip_spaces(first).len();
         let mut out = String::with_capacity(body.len());
         let mut blank_lines = 0;
         let mut started = false;
         for line in body.split('\n') {
-            let content = line.trim_start_matches(' ');
+            let content = skip_spaces(line);
             if content.is_empty() {
                 if line.len() > indent {
                     return None;
@@ -243,13 +253,13 @@ impl BlockStyle {
 fn flow_sequence(text: &str) -> Option<&str> {
     let inner = text.strip_prefix('[')?.strip_suffix(']')?;
     let word = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
-    if inner.trim_matches(' ').is_empty() {
+    if trim_spaces_end(skip_spaces(inner)).is_empty() {
         return Some("");
     }
     inner
         .split(',')
         .all(|item| {
-            let item = item.trim_matches(' ');
+            let item = trim_spaces_end(skip_spaces(item));
             !item.is_empty() && item.chars().all(word) && scalar(item).is_some()
         })
         .then_some(inner)
@@ -289,6 +299,17 @@ fn printable_ascii(bytes: &[u8]) -> bool {
     bytes.chunks(64).all(|chunk| chunk.iter().fold(true, |ok, &b| ok & ((b' '..=b'~').contains(&b) | (b == b'\n'))))
 }
 
+/// `text` without its leading spaces. Byte by byte: indentation is what every line has, and
+/// matching chars would decode UTF-8 for nothing.
+fn skip_spaces(text: &str) -> &str {
+    &text[text.bytes().take_while(|&b| b == b' ').count()..]
+}
+
+/// `text` without its trailing spaces.
+fn trim_spaces_end(text: &str) -> &str {
+    &text[..text.len() - text.bytes().rev().take_while(|&b| b == b' ').count()]
+}
+
 fn is_item(content: &str) -> bool {
     content == "-" || content.starts_with("- ")
 }
@@ -302,16 +323,20 @@ fn entry(content: &str) -> Option<(Cow<'_, str>, &str)> {
         if !(rest.is_empty() || rest.starts_with(' ')) {
             return None;
         }
-        return Some((key, rest.trim_start_matches(' ')));
+        return Some((key, skip_spaces(rest)));
     }
     // One pass: the first `:` followed by a space or the end of the line ends the key, which
     // may not hold a `#` (that also rules out a ` #` comment).
+    // Keys are short: a plain loop beats setting up a vectorised search.
     let bytes = content.as_bytes();
-    let at = memchr::memchr2_iter(b':', b'#', bytes)
-        .find(|&i| bytes[i] == b'#' || bytes.get(i + 1).is_none_or(|&next| next == b' '))
-        .filter(|&i| bytes[i] == b':')?;
-    let key = content[..at].trim_end_matches(' ');
-    let rest = content.get(at + 2..).unwrap_or("").trim_start_matches(' ');
+    let at = bytes
+        .iter()
+        .enumerate()
+        .find(|&(i, &b)| b == b'#' || (b == b':' && bytes.get(i + 1).is_none_or(|&next| next == b' ')))
+        .filter(|&(_, &b)| b == b':')?
+        .0;
+    let key = trim_spaces_end(&content[..at]);
+    let rest = skip_spaces(content.get(at + 2..).unwrap_or(""));
     if key.ends_with(':') || !plain_start(key) {
         return None;
     }
@@ -322,14 +347,14 @@ fn entry(content: &str) -> Option<(Cow<'_, str>, &str)> {
 fn scalar(text: &str) -> Option<Scalar<'_>> {
     if text.starts_with(['\'', '"']) {
         let (value, after) = quoted(text)?;
-        let rest = after.trim_start_matches(' ');
+        let rest = skip_spaces(after);
         let ends = rest.is_empty() || (rest.starts_with('#') && after.starts_with(' '));
         return ends.then_some(Scalar::Str(value));
     }
     // A comment ends a plain scalar; a `: ` before it (or a final `:`) makes it a mapping.
     let (comment, colon) = markers(text);
     let text = match comment {
-        Some(at) => text[..at].trim_end_matches(' '),
+        Some(at) => trim_spaces_end(&text[..at]),
         None => text,
     };
     if text.ends_with(':') || colon.is_some_and(|at| at < text.len()) {
@@ -371,14 +396,15 @@ fn plain_start(text: &str) -> bool {
     safe_start && !matches!(text, "null" | "Null" | "NULL" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
 }
 
-/// The offsets of the first ` #` and the first `: ` in `text`, in one pass.
+/// The offsets of the first ` #` and the first `: ` in `text`, in one pass over its `#`s and
+/// `:`s (rarer than spaces in the long texts this scans).
 fn markers(text: &str) -> (Option<usize>, Option<usize>) {
     let bytes = text.as_bytes();
     let (mut comment, mut colon) = (None, None);
-    for i in memchr::memchr2_iter(b' ', b':', bytes) {
-        match (bytes[i], bytes.get(i + 1)) {
-            (b' ', Some(b'#')) if comment.is_none() => comment = Some(i),
-            (b':', Some(b' ')) if colon.is_none() => colon = Some(i),
+    for i in memchr::memchr2_iter(b'#', b':', bytes) {
+        match bytes[i] {
+            b'#' if comment.is_none() && i > 0 && bytes[i - 1] == b' ' => comment = Some(i - 1),
+            b':' if colon.is_none() && bytes.get(i + 1) == Some(&b' ') => colon = Some(i),
             _ => continue,
         }
         if comment.is_some() && colon.is_some() {
@@ -468,17 +494,17 @@ impl<'r, 'a> Node<'r, 'a> {
         }
     }
 
-    fn visit_map<'de, V: Visitor<'de>>(self, visitor: V, checked: bool) -> Result<V::Value, Declined> {
+    fn visit_map<V: Visitor<'a>>(self, visitor: V, checked: bool) -> Result<V::Value, Declined> {
         let mut entries = self.map(checked)?;
         let value = visitor.visit_map(&mut entries)?;
         if entries.done { Ok(value) } else { Err(Declined) }
     }
 }
 
-impl<'de> de::Deserializer<'de> for Node<'_, '_> {
+impl<'a> de::Deserializer<'a> for Node<'_, 'a> {
     type Error = Declined;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+    fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Declined> {
         match self.kind {
             Kind::Map { .. } => self.visit_map(visitor, false),
             Kind::Seq { .. } => {
@@ -494,7 +520,7 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
         }
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+    fn deserialize_option<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Declined> {
         match self.kind {
             Kind::Scalar(Scalar::Null) => visitor.visit_none(),
             _ => visitor.visit_some(self),
@@ -504,7 +530,7 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
     // serde's derived struct visitors also accept a sequence (fields by position), which the
     // schema does not: only a mapping is a struct here. They refuse duplicate fields
     // themselves.
-    fn deserialize_struct<V: Visitor<'de>>(
+    fn deserialize_struct<V: Visitor<'a>>(
         self,
         _name: &'static str,
         _fields: &'static [&'static str],
@@ -513,7 +539,7 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
         self.visit_map(visitor, true)
     }
 
-    fn deserialize_enum<V: Visitor<'de>>(
+    fn deserialize_enum<V: Visitor<'a>>(
         self,
         _name: &'static str,
         _variants: &'static [&'static str],
@@ -526,34 +552,32 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_> {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Declined> {
+    fn deserialize_newtype_struct<V: Visitor<'a>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Declined> {
         visitor.visit_newtype_struct(self)
     }
 
     // Nothing in a profile is skipped (every struct refuses unknown keys).
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Declined> {
+    fn deserialize_ignored_any<V: Visitor<'a>>(self, _visitor: V) -> Result<V::Value, Declined> {
         Err(Declined)
     }
 
     serde::forward_to_deserialize_any! {
+        <V: Visitor<'a>>
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
     }
 }
 
-impl Scalar<'_> {
+impl<'a> Scalar<'a> {
     /// Hands the scalar to a visitor as the value it is. Options, enums and structs are the
     /// node's to decide ([`Node`]), so this is all a scalar needs.
-    fn visit<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Declined> {
+    fn visit<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Declined> {
         match self {
             Scalar::Null => visitor.visit_unit(),
             Scalar::Bool(b) => visitor.visit_bool(b),
             Scalar::Int(n) => visitor.visit_u64(n),
-            Scalar::Str(s) => visitor.visit_str(&s),
+            Scalar::Str(Cow::Borrowed(s)) => visitor.visit_borrowed_str(s),
+            Scalar::Str(Cow::Owned(s)) => visitor.visit_string(s),
         }
     }
 }
@@ -571,10 +595,10 @@ struct Entries<'r, 'a> {
     done: bool,
 }
 
-impl<'de, 'a> de::MapAccess<'de> for Entries<'_, 'a> {
+impl<'a> de::MapAccess<'a> for Entries<'_, 'a> {
     type Error = Declined;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Declined> {
+    fn next_key_seed<K: DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, Declined> {
         let reader = &mut *self.reader;
         let Some(line) = reader.next_line().filter(|l| l.indent >= self.indent) else {
             self.done = true;
@@ -589,14 +613,17 @@ impl<'de, 'a> de::MapAccess<'de> for Entries<'_, 'a> {
         let (key, rest) = entry(line.content).ok_or(Declined)?;
         reader.at += 1;
         self.value = Some(reader.value_after_key(rest, self.indent)?);
-        let found = seed.deserialize(de::value::StrDeserializer::<Declined>::new(&key))?;
+        let found = match &key {
+            Cow::Borrowed(key) => seed.deserialize(de::value::BorrowedStrDeserializer::<Declined>::new(key))?,
+            Cow::Owned(key) => seed.deserialize(de::value::StrDeserializer::<Declined>::new(key))?,
+        };
         if let Some(keys) = &mut self.keys {
             keys.push(key);
         }
         Ok(Some(found))
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Declined> {
+    fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Declined> {
         let kind = self.value.take().ok_or(Declined)?;
         seed.deserialize(Node { reader: &mut *self.reader, kind, depth: self.depth + 1 })
     }
@@ -606,23 +633,26 @@ fn has_duplicates(keys: &[Cow<'_, str>]) -> bool {
     if keys.len() <= 8 {
         return keys.iter().enumerate().any(|(i, key)| keys[..i].contains(key));
     }
-    let mut sorted: Vec<&str> = keys.iter().map(|k| k.as_ref()).collect();
-    sorted.sort_unstable();
-    sorted.windows(2).any(|w| w[0] == w[1])
+    // Sorting hashes is much cheaper than sorting strings; equal hashes are then compared.
+    use std::hash::BuildHasher;
+    let state = foldhash::fast::FixedState::default();
+    let mut hashed: Vec<(u64, usize)> = keys.iter().enumerate().map(|(i, k)| (state.hash_one(k), i)).collect();
+    hashed.sort_unstable();
+    hashed.windows(2).any(|w| w[0].0 == w[1].0 && keys[w[0].1] == keys[w[1].1])
 }
 
 /// An enum written as a one-entry mapping: `{before: id}`.
-impl<'de, 'r, 'a> de::EnumAccess<'de> for Entries<'r, 'a> {
+impl<'r, 'a> de::EnumAccess<'a> for Entries<'r, 'a> {
     type Error = Declined;
     type Variant = Self;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(mut self, seed: V) -> Result<(V::Value, Self), Declined> {
+    fn variant_seed<V: DeserializeSeed<'a>>(mut self, seed: V) -> Result<(V::Value, Self), Declined> {
         let variant = de::MapAccess::next_key_seed(&mut self, seed)?.ok_or(Declined)?;
         Ok((variant, self))
     }
 }
 
-impl<'de> de::VariantAccess<'de> for Entries<'_, '_> {
+impl<'a> de::VariantAccess<'a> for Entries<'_, 'a> {
     type Error = Declined;
 
     // A unit variant is written as a plain string; `{name: ...}` is not one.
@@ -630,7 +660,7 @@ impl<'de> de::VariantAccess<'de> for Entries<'_, '_> {
         Err(Declined)
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(mut self, seed: T) -> Result<T::Value, Declined> {
+    fn newtype_variant_seed<T: DeserializeSeed<'a>>(mut self, seed: T) -> Result<T::Value, Declined> {
         let value = de::MapAccess::next_value_seed(&mut self, seed)?;
         // The mapping must end there.
         match de::MapAccess::next_key_seed(&mut self, std::marker::PhantomData::<de::IgnoredAny>)? {
@@ -639,11 +669,11 @@ impl<'de> de::VariantAccess<'de> for Entries<'_, '_> {
         }
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, _visitor: V) -> Result<V::Value, Declined> {
+    fn tuple_variant<V: Visitor<'a>>(self, _len: usize, _visitor: V) -> Result<V::Value, Declined> {
         Err(Declined)
     }
 
-    fn struct_variant<V: Visitor<'de>>(
+    fn struct_variant<V: Visitor<'a>>(
         self,
         _fields: &'static [&'static str],
         _visitor: V,
@@ -661,10 +691,10 @@ struct Items<'r, 'a> {
     done: bool,
 }
 
-impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
+impl<'a> de::SeqAccess<'a> for Items<'_, 'a> {
     type Error = Declined;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Declined> {
+    fn next_element_seed<T: DeserializeSeed<'a>>(&mut self, seed: T) -> Result<Option<T::Value>, Declined> {
         let reader = &mut *self.reader;
         let indent = self.indent;
         let Some(line) = reader.next_line().filter(|l| l.indent == indent && is_item(l.content)) else {
@@ -673,7 +703,7 @@ impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
             return if reader.next_line().is_some_and(|l| l.indent > indent) { Err(Declined) } else { Ok(None) };
         };
         let content = line.content;
-        let rest = content[1..].trim_start_matches(' ');
+        let rest = skip_spaces(&content[1..]);
         let kind = if rest.is_empty() || rest.starts_with('#') {
             reader.at += 1;
             match reader.next_line() {
@@ -703,11 +733,12 @@ struct FlowItems<'r, 'a> {
     depth: usize,
 }
 
-impl<'de> de::SeqAccess<'de> for FlowItems<'_, '_> {
+impl<'a> de::SeqAccess<'a> for FlowItems<'_, 'a> {
     type Error = Declined;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Declined> {
-        let Some(item) = self.items.next().map(|item| item.trim_matches(' ')).filter(|item| !item.is_empty()) else {
+    fn next_element_seed<T: DeserializeSeed<'a>>(&mut self, seed: T) -> Result<Option<T::Value>, Declined> {
+        let Some(item) = self.items.next().map(|item| trim_spaces_end(skip_spaces(item))).filter(|i| !i.is_empty())
+        else {
             return Ok(None);
         };
         let kind = Kind::Scalar(scalar(item).ok_or(Declined)?);

@@ -43,21 +43,28 @@ pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
 pub(crate) enum Read<T> {
     /// Typed straight from the text.
     Typed(T),
+    /// Read by the fast reader as a tree (for the fast path of `extends`).
+    Tree(tree::Tree),
     /// Read as a JSON value, for the full path.
     Value(Value),
 }
 
-/// Reads a document, typing it straight from the text (without building a JSON value) when
-/// the fast reader reads it, no key in `declined_keys` is at its top level, and it types as
-/// `T`. Otherwise it is read as a JSON value, as [`parse`] does, for the full path (schema,
-/// typing), which finds and words whatever kept it off this one. Typing here is never more
-/// lenient than the schema (see [`fast`]).
+/// Reads a document with the fast reader when it can: as a tree when one of `tree_keys` is at
+/// its top level, typed as `T` when none of `declined_keys` is and it types. Otherwise it is
+/// read as a JSON value, as [`parse`] does, for the full path (schema, typing), which finds and
+/// words whatever kept it off the fast one. Typing here is never more lenient than the schema
+/// (see [`fast`]).
 pub(crate) fn parse_typed<T: serde::de::DeserializeOwned>(
     text: &str,
+    tree_keys: &[&str],
     declined_keys: &[&str],
 ) -> Result<Read<T>, ParseError> {
     if let Some(reader) = fast::Reader::new(text) {
-        if !declined_keys.iter().any(|key| reader.has_top_level_key(key)) {
+        if tree_keys.iter().any(|key| reader.has_top_level_key(key)) {
+            if let Some(tree) = tree::Tree::read_with(reader, text) {
+                return Ok(Read::Tree(tree));
+            }
+        } else if !declined_keys.iter().any(|key| reader.has_top_level_key(key)) {
             if let Ok(typed) = reader.read::<T>() {
                 return Ok(Read::Typed(typed));
             }
@@ -604,6 +611,8 @@ impl MarkedEventReceiver for Builder<'_> {
 /// resolve to anything but a string, `null`, a boolean or a small decimal integer. Where it
 /// returns a value, that value is the one serde_yaml gives (a test compares them).
 mod fast;
+pub(crate) mod tree;
+pub(crate) use fast::Declined;
 
 #[cfg(test)]
 mod tests {
