@@ -424,6 +424,20 @@ struct Document {
 }
 
 impl Document {
+    /// A document with nothing read but its id and parent.
+    fn new(source: SourceId, id: String, extends: Option<String>) -> Self {
+        Document {
+            source,
+            id,
+            extends,
+            value: OnceLock::new(),
+            typed: None,
+            typed_over: None,
+            tree: None,
+            has_schema_errors: false,
+        }
+    }
+
     /// The profile's files, most derived first (for a profile typed on a fast path).
     fn chain(&self) -> Vec<SourceId> {
         std::iter::once(self.source).chain(self.typed_over).collect()
@@ -462,16 +476,7 @@ fn patch_document(source: SourceId, src: &Source, tree: Tree) -> Option<Document
     let text = src.text.as_str();
     let id = tree.get(text, "id")?.as_str(text).filter(|id| is_id(id) && named_after(src, id))?.to_owned();
     let extends = tree.get(text, "extends")?.as_str(text).filter(|p| is_id(p))?.to_owned();
-    Some(Document {
-        source,
-        id,
-        extends: Some(extends),
-        value: OnceLock::new(),
-        typed: None,
-        typed_over: None,
-        tree: Some(tree),
-        has_schema_errors: false,
-    })
+    Some(Document { tree: Some(tree), ..Document::new(source, id, Some(extends)) })
 }
 
 fn parse_source(
@@ -480,52 +485,39 @@ fn parse_source(
     fast: bool,
     diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
 ) -> Option<Document> {
-    let value = match read_source(src, fast) {
+    match read_source(src, fast) {
         Ok(Read::Typed(profile)) => {
-            return Some(Document {
-                source,
-                id: profile.id.clone(),
-                extends: None,
-                value: OnceLock::new(),
-                typed: Some(Box::new(profile)),
-                typed_over: None,
-                tree: None,
-                has_schema_errors: false,
-            });
+            let id = profile.id.clone();
+            Some(Document { typed: Some(Box::new(profile)), ..Document::new(source, id, None) })
         }
-        Ok(Read::Tree(tree)) => match patch_document(source, src, tree) {
-            Some(doc) => return Some(doc),
-            None => return full_path(source, src, diags),
-        },
-        Ok(Read::Value(v)) => v,
-        Err(d) => {
-            diags.push((Some(source), d.in_file(src.name.clone())));
-            return None;
-        }
-    };
-    check_value(source, src, value, diags)
+        Ok(Read::Tree(tree)) => patch_document(source, src, tree).or_else(|| full_path(source, src, diags)),
+        Ok(Read::Value(value)) => check_value(source, src, Ok(value), diags),
+        Err(d) => check_value(source, src, Err(d), diags),
+    }
 }
 
 /// The full path for a source: read as a JSON value, then [`check_value`].
 fn full_path(source: SourceId, src: &Source, diags: &mut Vec<(Option<SourceId>, Diagnostic)>) -> Option<Document> {
-    match yaml::parse(&src.text) {
-        Ok(value) => check_value(source, src, value, diags),
-        Err(d) => {
-            diags.push((Some(source), d.in_file(src.name.clone())));
-            None
-        }
-    }
+    check_value(source, src, yaml::parse(&src.text), diags)
 }
 
-/// Checks a document read as a JSON value against the schema, and the rest that needs no
-/// other document (its id and file name, `replace` without `extends`).
+/// Checks a document read as a JSON value (or reports why it could not be read) against the
+/// schema, and the rest that needs no other document (its id and file name, `replace`
+/// without `extends`).
 fn check_value(
     source: SourceId,
     src: &Source,
-    value: Value,
+    read: Result<Value, Box<Diagnostic>>,
     diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
 ) -> Option<Document> {
     let push = |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
+    let value = match read {
+        Ok(value) => value,
+        Err(d) => {
+            push(diags, *d);
+            return None;
+        }
+    };
     if !value.is_object() {
         let what = if value.is_null() { "the document is empty" } else { "the top level must be a mapping" };
         push(
@@ -565,16 +557,7 @@ fn check_value(
                 .with_help("remove `replace`, or add `extends: PARENT`"),
         );
     }
-    Some(Document {
-        source,
-        id,
-        extends,
-        value: OnceLock::from(value),
-        typed: None,
-        typed_over: None,
-        tree: None,
-        has_schema_errors,
-    })
+    Some(Document { value: OnceLock::from(value), has_schema_errors, ..Document::new(source, id, extends) })
 }
 
 /// Loads `files` (name, text) with the fast paths and with the full path only, and compares
