@@ -815,15 +815,34 @@ fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
         .with_help("a profile describes one provider; split generated content out")
         .into()
     };
-    // One open, one stat of the open file and one read: startup reads a thousand of these.
+    // One open, one stat of the open file and one read: startup reads a thousand of these,
+    // and on a virtual machine each system call costs microseconds.
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     if size > MAX_SOURCE_BYTES as u64 {
         return Err(too_large(&size.to_string()));
     }
-    // Bounded, in case the file grew since the stat.
-    let mut bytes = Vec::with_capacity(size as usize + 1);
-    (&mut file).take(MAX_SOURCE_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+    let size = size as usize;
+    // Asks for one byte more than the stat said. Getting exactly the stated size back means
+    // the end was reached, so no second read is needed to find it (`read_to_end` would make
+    // one). A shorter read goes on reading; a file that grew is read to its end, bounded.
+    let mut bytes = vec![0; size + 1];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        }
+        if filled == size || filled == bytes.len() {
+            break;
+        }
+    }
+    bytes.truncate(filled);
+    if filled > size {
+        (&mut file).take((MAX_SOURCE_BYTES + 1 - filled) as u64).read_to_end(&mut bytes).map_err(io)?;
+    }
     if bytes.len() > MAX_SOURCE_BYTES {
         return Err(too_large(&format!("over {MAX_SOURCE_BYTES}")));
     }
@@ -897,11 +916,14 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T
         return items.iter().map(f).collect();
     }
     let f = &f;
+    let share = move |t: usize| items.iter().skip(t).step_by(threads).map(f).collect::<Vec<R>>();
+    // The calling thread takes the first share: one thread fewer to start, and what it
+    // allocates stays in its own heap.
     let mut parts: Vec<Vec<R>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| scope.spawn(move || items.iter().skip(t).step_by(threads).map(f).collect::<Vec<R>>()))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        let handles: Vec<_> = (1..threads).map(|t| scope.spawn(move || share(t))).collect();
+        let mut parts = vec![share(0)];
+        parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+        parts
     });
     let mut iters: Vec<_> = parts.iter_mut().map(|p| p.drain(..)).collect();
     let mut out = Vec::with_capacity(items.len());

@@ -53,7 +53,9 @@ impl<'a> Reader<'a> {
         // starts and where its last line that is not blank ends. Blank and comment-like lines
         // are content there.
         let mut block: Option<(usize, usize, Option<usize>)> = None;
-        for end in memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]) {
+        let bytes = text.as_bytes();
+        while start <= text.len() {
+            let end = line_end(bytes, start);
             let raw = &text[start..end];
             start = end + 1;
             let content = skip_spaces(raw);
@@ -71,11 +73,13 @@ impl<'a> Reader<'a> {
                 }
                 block = None;
             }
-            if content.is_empty() || content.starts_with('#') {
-                continue;
-            }
-            if content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
-                return None;
+            // One look at the first byte sorts out nearly every line.
+            match content.as_bytes().first() {
+                None | Some(b'#') => continue,
+                Some(b'%') => return None,
+                Some(b'-') if content.starts_with("---") => return None,
+                Some(b'.') if content.starts_with("...") => return None,
+                Some(_) => {}
             }
             let content = trim_spaces_end(content);
             lines.push(Line { indent, content });
@@ -112,6 +116,13 @@ impl<'a> Reader<'a> {
     pub(crate) fn read_seed<S: DeserializeSeed<'a>>(mut self, seed: S) -> Result<S::Value, Declined> {
         let value = seed.deserialize(Node { reader: &mut self, kind: Kind::Map { indent: 0 }, depth: 0 })?;
         if self.at == self.lines.len() { Ok(value) } else { Err(Declined) }
+    }
+
+    /// The lines from the next one on that sit at `indent`, up to the first one shallower: the
+    /// keys of a block mapping whose keys sit there.
+    fn keys_ahead(&self, indent: usize) -> usize {
+        let ahead = self.lines.get(self.at..).unwrap_or_default();
+        ahead.iter().take_while(|l| l.indent >= indent).filter(|l| l.indent == indent).count()
     }
 
     fn next_line(&self) -> Option<&Line<'a>> {
@@ -327,14 +338,18 @@ fn entry(content: &str) -> Option<(Cow<'_, str>, &str)> {
     }
     // One pass: the first `:` followed by a space or the end of the line ends the key, which
     // may not hold a `#` (that also rules out a ` #` comment).
-    // Keys are short: a plain loop beats setting up a vectorised search.
     let bytes = content.as_bytes();
-    let at = bytes
-        .iter()
-        .enumerate()
-        .find(|&(i, &b)| b == b'#' || (b == b':' && bytes.get(i + 1).is_none_or(|&next| next == b' ')))
-        .filter(|&(_, &b)| b == b':')?
-        .0;
+    let mut from = 0;
+    let at = loop {
+        let i = find_either(bytes, from, b':', b'#')?;
+        if bytes[i] == b'#' {
+            return None;
+        }
+        if bytes.get(i + 1).is_none_or(|&next| next == b' ') {
+            break i;
+        }
+        from = i + 1;
+    };
     let key = trim_spaces_end(&content[..at]);
     let rest = skip_spaces(content.get(at + 2..).unwrap_or(""));
     if key.ends_with(':') || !plain_start(key) {
@@ -345,6 +360,9 @@ fn entry(content: &str) -> Option<(Cow<'_, str>, &str)> {
 
 /// An inline scalar value.
 fn scalar(text: &str) -> Option<Scalar<'_>> {
+    if text.is_empty() {
+        return None;
+    }
     if text.starts_with(['\'', '"']) {
         let (value, after) = quoted(text)?;
         let rest = skip_spaces(after);
@@ -359,6 +377,16 @@ fn scalar(text: &str) -> Option<Scalar<'_>> {
     };
     if text.ends_with(':') || colon.is_some_and(|at| at < text.len()) {
         return None;
+    }
+    // Most values start with a letter: a string unless it is one of the words (no number
+    // starts with a letter), which `plain_start` would also find.
+    if text.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) {
+        return Some(match text {
+            "null" | "Null" | "NULL" => Scalar::Null,
+            "true" | "True" | "TRUE" => Scalar::Bool(true),
+            "false" | "False" | "FALSE" => Scalar::Bool(false),
+            _ => Scalar::Str(Cow::Borrowed(text)),
+        });
     }
     match text {
         "~" | "null" | "Null" | "NULL" => return Some(Scalar::Null),
@@ -401,7 +429,9 @@ fn plain_start(text: &str) -> bool {
 fn markers(text: &str) -> (Option<usize>, Option<usize>) {
     let bytes = text.as_bytes();
     let (mut comment, mut colon) = (None, None);
-    for i in memchr::memchr2_iter(b'#', b':', bytes) {
+    let mut from = 0;
+    while let Some(i) = find_either(bytes, from, b'#', b':') {
+        from = i + 1;
         match bytes[i] {
             b'#' if comment.is_none() && i > 0 && bytes[i - 1] == b' ' => comment = Some(i - 1),
             b':' if colon.is_none() && bytes.get(i + 1) == Some(&b' ') => colon = Some(i),
@@ -412,6 +442,54 @@ fn markers(text: &str) -> (Option<usize>, Option<usize>) {
         }
     }
     (comment, colon)
+}
+
+/// Where the line that starts at `from` ends: its line break, or the end of the text. Lines
+/// are short: eight bytes at a time, as in [`find_either`].
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    let rest = bytes.get(from..).unwrap_or_default();
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = from;
+    for chunk in chunks.by_ref() {
+        let word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+        let hits = zero_bytes(word ^ (ONES * u64::from(b'\n')));
+        if hits != 0 {
+            return at + (hits.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&c| c == b'\n').map_or(bytes.len(), |i| at + i)
+}
+
+const ONES: u64 = u64::from_ne_bytes([1; 8]);
+
+/// The bytes of `word` that are zero, flagged by their high bit. The lowest flag is always
+/// right (a false flag only sits above a zero byte), which is all a search needs.
+fn zero_bytes(word: u64) -> u64 {
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    word.wrapping_sub(ONES) & !word & HIGHS
+}
+
+/// The offset of the first `a` or `b` in `bytes` from `from` on. Keys and values are mostly
+/// short, where setting up a vectorised search costs more than it saves: eight bytes at a
+/// time in a `u64` (a zero-byte test on `word ^ a` and `word ^ b`), memchr for long texts.
+fn find_either(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    if rest.len() > 64 {
+        return memchr::memchr2(a, b, rest).map(|i| from + i);
+    }
+    let (a8, b8) = (ONES * u64::from(a), ONES * u64::from(b));
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = from;
+    for chunk in chunks.by_ref() {
+        let word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+        let hits = zero_bytes(word ^ a8) | zero_bytes(word ^ b8);
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&c| c == a || c == b).map(|i| at + i)
 }
 
 /// A single-line quoted scalar at the start of `text`, and what follows it. Double-quoted
@@ -473,14 +551,17 @@ struct Node<'r, 'a> {
 impl<'r, 'a> Node<'r, 'a> {
     fn map(self, duplicates_checked_by_visitor: bool) -> Result<Entries<'r, 'a>, Declined> {
         match self.kind {
-            Kind::Map { indent } if self.depth <= MAX_DEPTH => Ok(Entries {
-                reader: self.reader,
-                indent,
-                depth: self.depth,
-                value: None,
-                keys: (!duplicates_checked_by_visitor).then(Vec::new),
-                done: false,
-            }),
+            Kind::Map { indent } if self.depth <= MAX_DEPTH => {
+                // Maps (not structs) are sized up front: a look at the indentation of the
+                // lines ahead is cheaper than growing a large catalogue step by step.
+                let (keys, size) = if duplicates_checked_by_visitor {
+                    (None, None)
+                } else {
+                    let size = self.reader.keys_ahead(indent);
+                    (Some(Vec::with_capacity(size)), Some(size))
+                };
+                Ok(Entries { reader: self.reader, indent, depth: self.depth, value: None, keys, size, done: false })
+            }
             _ => Err(Declined),
         }
     }
@@ -591,12 +672,18 @@ struct Entries<'r, 'a> {
     value: Option<Kind<'a>>,
     /// The keys so far, to refuse a duplicate (unless the visitor does: derived structs).
     keys: Option<Vec<Cow<'a, str>>>,
+    /// How many keys the mapping has, as far as indentation tells (a hint for the visitor).
+    size: Option<usize>,
     /// Every entry was read.
     done: bool,
 }
 
 impl<'a> de::MapAccess<'a> for Entries<'_, 'a> {
     type Error = Declined;
+
+    fn size_hint(&self) -> Option<usize> {
+        self.size
+    }
 
     fn next_key_seed<K: DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, Declined> {
         let reader = &mut *self.reader;
@@ -766,6 +853,30 @@ mod tests {
             Some(json!({"a": [{"text": "x y", "kind": "note"}]}))
         );
         assert_eq!(read("a: [api, web]\nb: []\n"), Some(json!({"a": ["api", "web"], "b": []})));
+    }
+
+    /// The word-at-a-time searches find what a byte-by-byte search finds, wherever the match
+    /// falls in a word, with bytes around it that almost match (high bits, neighbours).
+    #[test]
+    fn word_searches_agree_with_byte_searches() {
+        let alphabet = [b'a', b':', b'#', b'\n', b' ', 0x3b, 0xba, 0x0a ^ 0x80, b'9'];
+        let mut seed = 7_u64;
+        for len in 0..80 {
+            for _ in 0..40 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        alphabet[(seed >> 33) as usize % alphabet.len()]
+                    })
+                    .collect();
+                for from in 0..=len {
+                    let naive = |a: u8, b: u8| bytes[from..].iter().position(|&c| c == a || c == b).map(|i| from + i);
+                    assert_eq!(find_either(&bytes, from, b':', b'#'), naive(b':', b'#'), "{bytes:?} from {from}");
+                    assert_eq!(line_end(&bytes, from), naive(b'\n', b'\n').unwrap_or(len), "{bytes:?} from {from}");
+                }
+            }
+        }
+        assert_eq!(find_either(b"ab", 3, b':', b'#'), None);
     }
 
     #[test]
