@@ -17,9 +17,9 @@ pub fn check(profile: &Profile) -> Vec<Diagnostic> {
     scopes(profile, &mut out);
     action_ids(profile, &mut out);
     environments(profile, &mut out);
-    let (used, in_urls, broken) = templates_and_endpoints(profile, &mut out);
+    let (used, in_urls, guide_templates) = templates_and_endpoints(profile, &mut out);
     parameters(profile, &(used, in_urls), &mut out);
-    guide_renders(profile, &broken, &mut out);
+    guide_renders(profile, &guide_templates, &mut out);
     regexes(profile, &mut out);
     guide(profile, &mut out);
     unused_scopes(profile, &mut out);
@@ -201,22 +201,22 @@ fn environments(profile: &Profile, out: &mut Vec<Diagnostic>) {
 }
 
 /// Checks every template (syntax, variables) and every endpoint's rendered URL. Returns the
-/// parameters some template uses, those that reach an endpoint URL, and the templates
-/// already reported as broken.
-fn templates_and_endpoints(
-    profile: &Profile,
+/// parameters some template uses, those that reach an endpoint URL, and the guide templates
+/// not already reported as broken (for [`guide_renders`]).
+fn templates_and_endpoints<'p>(
+    profile: &'p Profile,
     out: &mut Vec<Diagnostic>,
-) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+) -> (BTreeSet<String>, BTreeSet<String>, Vec<(String, &'p str)>) {
     let vocabulary = Vocabulary::of(profile);
     let mut used = BTreeSet::new();
     let mut in_urls = BTreeSet::new();
-    let mut broken = BTreeSet::new();
+    let mut guide_templates = Vec::new();
+    let mut url_contexts = None;
     for (pointer, kind, source) in templates(profile) {
         let names = match analyse(source) {
             Ok(names) => names,
             Err((detail, line)) => {
                 let line = line.map(|l| format!(" (line {l} of the template)")).unwrap_or_default();
-                broken.insert(pointer.clone());
                 out.push(
                     Diagnostic::new(Code::TemplateSyntax, format!("template does not parse: {detail}{line}"))
                         .at_pointer(pointer)
@@ -244,28 +244,25 @@ fn templates_and_endpoints(
             }
             if let Some(problem) = vocabulary.problem(kind, name) {
                 known = false;
-                broken.insert(pointer.clone());
                 out.push(Diagnostic::new(Code::UnknownTemplateVariable, problem).at_pointer(pointer.clone()));
             }
         }
         let is_url =
             pointer.starts_with("/auth/endpoints/") || pointer == "/auth/device/start" || pointer == "/api/base_url";
         if known && is_url && kind != TemplateKind::ApiBase {
-            check_url(profile, &pointer, source, out);
+            check_url(profile, &mut url_contexts, &pointer, source, out);
+        }
+        if known && kind == TemplateKind::Guide {
+            guide_templates.push((pointer, source));
         }
     }
-    (used, in_urls, broken)
+    (used, in_urls, guide_templates)
 }
 
 /// Renders every guide template (and error fix) once per environment and console variant,
 /// with every action selected, so unknown filters or tests, runaway loops (fuel) and other
 /// render-time failures are found when the profile is validated, not when an admin asks.
-fn guide_renders(profile: &Profile, syntax_errors: &BTreeSet<String>, out: &mut Vec<Diagnostic>) {
-    let guide_templates: Vec<(String, &str)> = templates(profile)
-        .into_iter()
-        .filter(|(p, kind, _)| *kind == TemplateKind::Guide && !syntax_errors.contains(p))
-        .map(|(p, _, t)| (p, t))
-        .collect();
+fn guide_renders(profile: &Profile, guide_templates: &[(String, &str)], out: &mut Vec<Diagnostic>) {
     if guide_templates.is_empty() {
         return;
     }
@@ -291,7 +288,7 @@ fn guide_renders(profile: &Profile, syntax_errors: &BTreeSet<String>, out: &mut 
                 refresh_sends_secret: profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret),
             };
             let context = guide_context(profile, &setting);
-            for (pointer, source) in &guide_templates {
+            for (pointer, source) in guide_templates {
                 if let Err(e) = render(source, &context) {
                     if reported.insert(pointer.clone()) {
                         out.push(
@@ -306,17 +303,9 @@ fn guide_renders(profile: &Profile, syntax_errors: &BTreeSet<String>, out: &mut 
     }
 }
 
-/// Renders an endpoint for every environment, with each parameter absent and at its example,
-/// and checks that the result is an https URL (http only for loopback hosts).
-fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagnostic>) {
-    // Plain text renders to itself whatever the environment and parameters: check it once,
-    // as the first environment would.
-    if !is_template(source) {
-        if let (Some(problem), Some(env_id)) = (url_problem(source), profile.environments.keys().next()) {
-            out.push(insecure_endpoint(env_id, source, &problem, pointer));
-        }
-        return;
-    }
+/// The contexts endpoints are rendered in: for every environment, each parameter absent, then
+/// (if any has one) at its example.
+fn url_contexts(profile: &Profile) -> Vec<(&str, minijinja::Value)> {
     let mut param_sets: Vec<Value> =
         vec![Value::Object(profile.parameters.keys().map(|k| (k.clone(), Value::Null)).collect())];
     let examples: serde_json::Map<String, Value> = profile
@@ -327,28 +316,50 @@ fn check_url(profile: &Profile, pointer: &str, source: &str, out: &mut Vec<Diagn
     if examples.values().any(|v| !v.is_null()) {
         param_sets.push(Value::Object(examples));
     }
+    let mut contexts = Vec::new();
     for env_id in profile.environments.keys() {
         for params in &param_sets {
-            let ctx = minijinja::Value::from(minijinja::value::Serde(
-                json!({ "env": env_value(profile, env_id), "params": params }),
-            ));
-            let rendered = match render(source, &ctx) {
-                Ok(r) => r,
-                Err(e) => {
-                    out.push(
-                        Diagnostic::new(
-                            Code::TemplateSyntax,
-                            format!("template fails to render for environment `{env_id}`: {e}"),
-                        )
-                        .at_pointer(pointer),
-                    );
-                    return;
-                }
-            };
-            if let Some(problem) = url_problem(&rendered) {
-                out.push(insecure_endpoint(env_id, &rendered, &problem, pointer));
+            let context = json!({ "env": env_value(profile, env_id), "params": params });
+            contexts.push((env_id.as_str(), minijinja::Value::from(minijinja::value::Serde(context))));
+        }
+    }
+    contexts
+}
+
+/// Renders an endpoint in every context of [`url_contexts`] (made on first need, once per
+/// profile) and checks that the result is an https URL (http only for loopback hosts).
+fn check_url<'p>(
+    profile: &'p Profile,
+    contexts: &mut Option<Vec<(&'p str, minijinja::Value)>>,
+    pointer: &str,
+    source: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    // Plain text renders to itself whatever the environment and parameters: check it once,
+    // as the first environment would.
+    if !is_template(source) {
+        if let (Some(problem), Some(env_id)) = (url_problem(source), profile.environments.keys().next()) {
+            out.push(insecure_endpoint(env_id, source, &problem, pointer));
+        }
+        return;
+    }
+    for (env_id, context) in contexts.get_or_insert_with(|| url_contexts(profile)).iter() {
+        let rendered = match render(source, context) {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(
+                    Diagnostic::new(
+                        Code::TemplateSyntax,
+                        format!("template fails to render for environment `{env_id}`: {e}"),
+                    )
+                    .at_pointer(pointer),
+                );
                 return;
             }
+        };
+        if let Some(problem) = url_problem(&rendered) {
+            out.push(insecure_endpoint(env_id, &rendered, &problem, pointer));
+            return;
         }
     }
 }
