@@ -20,9 +20,13 @@ use keyway_diagnostics::{Code, Diagnostic, Label};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+// The loader's maps hash ids, paths and source numbers: foldhash (seeded per process) costs a
+// fraction of SipHash on a thousand files.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// One input text.
 #[derive(Debug)]
@@ -101,7 +105,7 @@ pub struct Loader {
     /// Problems met while collecting (unreadable paths), by source when there is one.
     early: Vec<(Option<SourceId>, Diagnostic)>,
     /// The files added so far, so a file is read once.
-    files: HashSet<PathBuf, foldhash::fast::RandomState>,
+    files: HashSet<PathBuf>,
     /// Files added but not read yet: they are read together, on the loader's threads.
     unread: Vec<SourceId>,
     /// Threads for the per-file and per-profile stages (0: as many as the machine has).
@@ -183,7 +187,7 @@ impl Loader {
     /// trees (typed or not).
     fn load_counting(mut self) -> (Loaded, usize, usize) {
         let mut diags: Vec<(Option<SourceId>, Diagnostic)> = std::mem::take(&mut self.early);
-        let mut unreadable: HashSet<SourceId> = HashSet::new();
+        let mut unreadable: HashSet<SourceId> = HashSet::default();
 
         // 1-2: parse and schema-check each source, finding parents beside files as needed.
         let threads = self.threads;
@@ -204,6 +208,7 @@ impl Loader {
                     if unreadable.contains(&id) { None } else { parse_source(id, &sources[id], fast, &mut found) };
                 (doc, found)
             });
+            docs.reserve(parsed.len());
             for (doc, found) in parsed {
                 docs.push(doc);
                 diags.extend(found);
@@ -215,7 +220,7 @@ impl Loader {
         }
 
         // 3: index by id.
-        let mut by_id: HashMap<String, SourceId> = HashMap::new();
+        let mut by_id: HashMap<String, SourceId> = HashMap::default();
         for doc in docs.iter().flatten() {
             match by_id.get(doc.id.as_str()) {
                 Some(&first) => {
@@ -294,7 +299,7 @@ impl Loader {
         // 3: resolve extends. Parents typed on the fast path are read as values first, on the
         // loader's threads (the resolver would read them one at a time).
         let parents: Vec<&Document> = {
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::default();
             docs.iter()
                 .flatten()
                 .filter(|d| d.typed.is_none())
@@ -309,7 +314,8 @@ impl Loader {
                 let _ = doc.value.set(value);
             }
         });
-        let mut resolver = Resolver { sources, docs: &docs, by_id: &by_id, state: HashMap::new(), diags: Vec::new() };
+        let mut resolver =
+            Resolver { sources, docs: &docs, by_id: &by_id, state: HashMap::default(), diags: Vec::new() };
         let mut resolved: Vec<(SourceId, Cow<'_, Value>, Vec<SourceId>)> = Vec::new();
         for doc in docs.iter().flatten() {
             // Profiles typed on the fast path are complete already.
@@ -329,7 +335,7 @@ impl Loader {
             Profile::deserialize(value.as_ref())
                 .or_else(|_| serde_path_to_error::deserialize::<_, Profile>(value.as_ref()))
         });
-        let mut profiles = Vec::new();
+        let mut profiles = Vec::with_capacity(docs.len());
         for ((source, _, chain), typed) in resolved.into_iter().zip(typed) {
             match typed {
                 Ok(profile) => profiles.push((source, LoadedProfile { profile, chain })),

@@ -405,22 +405,27 @@ fn scalar(text: &str) -> Option<Scalar<'_>> {
 /// or indicator) and is not one of the null and boolean words.
 fn plain_start(text: &str) -> bool {
     let Some(first) = text.chars().next() else { return false };
-    // A digit or dot starts a number unless a character no number has follows (hex, octal
-    // and binary prefixes aside): `9a8b-...` and `.default` are strings; `.5`, `1e5`, `0x1f`
-    // and `.inf` are left to serde_yaml.
+    // A digit or dot starts a number unless a character no number has follows, or a sign
+    // sits where no number has one (not first, not after the exponent's `e`); hex, octal and
+    // binary prefixes aside. `9a8b-...`, `.default` and `0000-00-00` are strings; `.5`,
+    // `1e5`, `1e-5`, `0x1f` and `.inf` are left to serde_yaml.
     let not_a_number = || {
         let bytes = text.as_bytes();
         let prefixed = bytes.len() > 1 && bytes[0] == b'0' && b"xXoObB".contains(&bytes[1]);
         let special = |word: &[u8]| bytes.len() >= 4 && bytes[..4].eq_ignore_ascii_case(word);
+        let misplaced_sign = bytes.windows(2).any(|w| matches!(w[1], b'+' | b'-') && !matches!(w[0], b'e' | b'E'));
         !prefixed
-            && !bytes.iter().all(|b| b.is_ascii_digit() || b".eE+-_".contains(b))
+            && (misplaced_sign || !bytes.iter().all(|b| b.is_ascii_digit() || b".eE+-_".contains(b)))
             && !special(b".inf")
             && !special(b".nan")
     };
+    // A `+` starts a number (or `+.inf`) only if a digit or a dot follows somewhere.
+    let signed_word = || !text.bytes().any(|b| b.is_ascii_digit() || b == b'.');
     let safe_start = first.is_ascii_alphabetic()
         || "/^($<=_\\;()".contains(first)
         || !first.is_ascii()
-        || ((first.is_ascii_digit() || first == '.') && not_a_number());
+        || ((first.is_ascii_digit() || first == '.') && not_a_number())
+        || (first == '+' && signed_word());
     safe_start && !matches!(text, "null" | "Null" | "NULL" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
 }
 
@@ -877,6 +882,21 @@ mod tests {
             }
         }
         assert_eq!(find_either(b"ab", 3, b':', b'#'), None);
+    }
+
+    /// Plain scalars that look like numbers at first but cannot be one are read as strings
+    /// (identifiers from Nango's catalogue: a nil UUID as an example, `+` as a separator).
+    #[test]
+    fn reads_strings_no_number_can_be() {
+        assert_eq!(
+            read("a: 00000000-0000-0000-0000-000000000000\nb: +\nc: 2024-01-01\nd: 1e5-3\n+x: 1\n"),
+            Some(
+                json!({"a": "00000000-0000-0000-0000-000000000000", "b": "+", "c": "2024-01-01", "d": "1e5-3", "+x": 1})
+            )
+        );
+        for text in ["a: 1e-5\n", "a: 1E+5\n", "a: +1\n", "a: +.inf\n", "a: 1_000\n"] {
+            assert_eq!(read(text), None, "{text:?}");
+        }
     }
 
     #[test]

@@ -700,6 +700,45 @@ mod tests {
             cases += 1;
             check(odd, &mut accepted);
         }
+        // Plain scalars that may or may not be numbers, alone as a value and as a key (a
+        // document with one declined value is declined whole, so each stands alone).
+        for scalar in [
+            "00000000-0000-0000-0000-000000000000",
+            "2024-01-01",
+            "1-2",
+            "1-",
+            "0-0",
+            "1-e5",
+            "1e5-3",
+            "1e-5",
+            "1E+5",
+            "1e-",
+            "1e",
+            "1.2.3",
+            "1..2",
+            ".5-1",
+            "-1",
+            "1_000",
+            "+",
+            "++",
+            "+-",
+            "+x",
+            "+ x",
+            "+inf",
+            "+nan",
+            "+Infinity",
+            "+.inf",
+            "+.5",
+            "+1",
+            "+1e5",
+            "+0x1",
+            "+_",
+        ] {
+            for text in [format!("a: {scalar}\n"), format!("{scalar}: a\n"), format!("a: [{scalar}]\n")] {
+                cases += 1;
+                check(&text, &mut accepted);
+            }
+        }
         eprintln!("the fast reader read {accepted} of {cases} cases");
         assert!(accepted > 100, "the fast reader declined almost everything ({accepted} of {cases})");
     }

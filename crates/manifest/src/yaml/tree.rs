@@ -126,7 +126,7 @@ impl<'a> Visitor<'a> for Seed<'a> {
     }
 
     fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<Tree, A::Error> {
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(key) = map.next_key_seed(KeySeed(self))? {
             entries.push((key, map.next_value_seed(self)?));
         }
