@@ -157,7 +157,9 @@ impl Loader {
             return;
         }
         self.unread.push(self.sources.len());
-        self.sources.push(Source::new(path.display().to_string(), Some(path.to_owned()), String::new()));
+        // A path's `Display` decodes it in lossy chunks; most paths are UTF-8 already.
+        let name = path.to_str().map_or_else(|| path.display().to_string(), str::to_owned);
+        self.sources.push(Source::new(name, Some(path.to_owned()), String::new()));
     }
 
     /// Reads the files added since the last call, on the loader's threads (a catalogue is a
