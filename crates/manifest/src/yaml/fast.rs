@@ -725,12 +725,10 @@ fn has_duplicates(keys: &[Cow<'_, str>]) -> bool {
     if keys.len() <= 8 {
         return keys.iter().enumerate().any(|(i, key)| keys[..i].contains(key));
     }
-    // Sorting hashes is much cheaper than sorting strings; equal hashes are then compared.
-    use std::hash::BuildHasher;
-    let state = foldhash::fast::FixedState::default();
-    let mut hashed: Vec<(u64, usize)> = keys.iter().enumerate().map(|(i, k)| (state.hash_one(k), i)).collect();
-    hashed.sort_unstable();
-    hashed.windows(2).any(|w| w[0].0 == w[1].0 && keys[w[0].1] == keys[w[1].1])
+    // One pass through a set sized for all of them: cheaper than sorting hashes.
+    let mut seen =
+        std::collections::HashSet::with_capacity_and_hasher(keys.len(), foldhash::fast::FixedState::default());
+    !keys.iter().all(|key| seen.insert(key.as_ref()))
 }
 
 /// An enum written as a one-entry mapping: `{before: id}`.
