@@ -204,8 +204,9 @@ fn run(runs: usize) -> Result<(), String> {
             let what = if same { "byte for byte the file keyway imported," } else { "NOT the file keyway imported:" };
             println!("    ({what} {})", providers_path.display());
             println!(
-                "    in process, first call: {:.1} ms median of {} processes ({:.1}-{:.1})",
-                node.first_ms, node.first_runs, node.first_min_ms, node.first_max_ms
+                "    in process, first call: {}, median of {} fresh processes",
+                show(&node.first),
+                node.first_runs
             );
             println!(
                 "    in process, warm:       {:.1} ms median ({:.1}-{:.1})",
@@ -213,7 +214,7 @@ fn run(runs: usize) -> Result<(), String> {
             );
             println!("    whole node process:     {:.1} ms median", node.process_ms);
             let ratio = node.median_ms / ms(one.median);
-            let first_ratio = node.first_ms / ms(one.median);
+            let first_ratio = ms(node.first.median) / ms(one.median);
             println!(
                 "\n  ratio, Nango's warm parse-only load / keyway's full load and validation, 1 thread: {ratio:.1}x"
             );
@@ -259,7 +260,7 @@ struct Timing {
 /// Times `f`, after `reset` each time; what `f` returns is dropped after the clock stops.
 fn measure<T>(runs: usize, reset: impl Fn(), mut f: impl FnMut() -> T) -> Timing {
     drop(f()); // warm the page cache and lazily built statics
-    let mut times: Vec<Duration> = (0..runs)
+    let times: Vec<Duration> = (0..runs)
         .map(|_| {
             reset();
             let start = Instant::now();
@@ -269,8 +270,15 @@ fn measure<T>(runs: usize, reset: impl Fn(), mut f: impl FnMut() -> T) -> Timing
             elapsed
         })
         .collect();
-    times.sort();
-    Timing { median: times[times.len() / 2], min: times[0], max: times[times.len() - 1] }
+    Timing::of(times)
+}
+
+impl Timing {
+    /// The median and range of non-empty `times`.
+    fn of(mut times: Vec<Duration>) -> Timing {
+        times.sort();
+        Timing { median: times[times.len() / 2], min: times[0], max: times[times.len() - 1] }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -347,10 +355,8 @@ pub fn memory_probe(args: &[&str]) -> ExitCode {
 }
 
 struct NodeFigures {
-    /// The first call's median over fresh processes, and its range.
-    first_ms: f64,
-    first_min_ms: f64,
-    first_max_ms: f64,
+    /// The first call, over fresh processes.
+    first: Timing,
     first_runs: usize,
     median_ms: f64,
     min_ms: f64,
@@ -418,7 +424,8 @@ fn nango(root: &Path, runs: usize) -> Result<NodeFigures, String> {
     let get = |k: &str| figures.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
     // Whole processes; each also times its one (first) call, so the first call, a single
     // sample in the script above, gets a median too.
-    let mut firsts = vec![get("first")];
+    let mut firsts: Vec<f64> = [get("first")].into_iter().filter(|ms| ms.is_finite()).collect();
+    let duration = |ms: f64| Duration::from_secs_f64(ms.max(0.0) / 1000.0);
     let process = measure(
         runs.min(11),
         || {},
@@ -435,12 +442,9 @@ fn nango(root: &Path, runs: usize) -> Result<NodeFigures, String> {
             firsts.extend(first);
         },
     );
-    firsts.sort_by(f64::total_cmp);
     Ok(NodeFigures {
-        first_ms: firsts[firsts.len() / 2],
-        first_min_ms: firsts[0],
-        first_max_ms: firsts[firsts.len() - 1],
         first_runs: firsts.len(),
+        first: Timing::of(firsts.into_iter().map(duration).collect()),
         median_ms: get("median"),
         min_ms: get("min"),
         max_ms: get("max"),

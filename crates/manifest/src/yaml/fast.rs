@@ -449,42 +449,31 @@ fn markers(text: &str) -> (Option<usize>, Option<usize>) {
     (comment, colon)
 }
 
-/// Where the line that starts at `from` ends: its line break, or the end of the text. Lines
-/// are short: eight bytes at a time, as in [`find_either`].
+/// Where the line that starts at `from` ends: its line break, or the end of the text.
 fn line_end(bytes: &[u8], from: usize) -> usize {
-    let rest = bytes.get(from..).unwrap_or_default();
-    let mut chunks = rest.chunks_exact(8);
-    let mut at = from;
-    for chunk in chunks.by_ref() {
-        let word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
-        let hits = zero_bytes(word ^ (ONES * u64::from(b'\n')));
-        if hits != 0 {
-            return at + (hits.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(|&c| c == b'\n').map_or(bytes.len(), |i| at + i)
-}
-
-const ONES: u64 = u64::from_ne_bytes([1; 8]);
-
-/// The bytes of `word` that are zero, flagged by their high bit. The lowest flag is always
-/// right (a false flag only sits above a zero byte), which is all a search needs.
-fn zero_bytes(word: u64) -> u64 {
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    word.wrapping_sub(ONES) & !word & HIGHS
+    find_in_words(bytes, from, b'\n', b'\n').unwrap_or(bytes.len())
 }
 
 /// The offset of the first `a` or `b` in `bytes` from `from` on. Keys and values are mostly
-/// short, where setting up a vectorised search costs more than it saves: eight bytes at a
-/// time in a `u64` (a zero-byte test on `word ^ a` and `word ^ b`), memchr for long texts.
+/// short, where setting up a vectorised search costs more than it saves: memchr only for long
+/// texts.
 fn find_either(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
     let rest = bytes.get(from..)?;
     if rest.len() > 64 {
         return memchr::memchr2(a, b, rest).map(|i| from + i);
     }
+    find_in_words(bytes, from, a, b)
+}
+
+/// The offset of the first `a` or `b` from `from` on, eight bytes at a time in a `u64`: a
+/// zero-byte test on `word ^ a` and `word ^ b`, whose lowest flag is always right (a false flag
+/// only sits above a zero byte).
+fn find_in_words(bytes: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
     let (a8, b8) = (ONES * u64::from(a), ONES * u64::from(b));
-    let mut chunks = rest.chunks_exact(8);
+    let mut chunks = bytes.get(from..)?.chunks_exact(8);
     let mut at = from;
     for chunk in chunks.by_ref() {
         let word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
