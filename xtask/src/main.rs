@@ -15,7 +15,7 @@ const USAGE: &str = "usage: cargo xtask schema [--check] | cargo xtask bench sta
 
 // The same allocator as the keyway binary, so `bench startup` measures loading as it runs.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: keyway_alloc::Allocator = keyway_alloc::Allocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

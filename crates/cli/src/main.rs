@@ -211,7 +211,7 @@ enum InspectFormat {
 // Loading a catalogue makes and frees many small strings and maps; mimalloc does that in a
 // fraction of the system allocator's time (see docs/startup-bench.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: keyway_alloc::Allocator = keyway_alloc::Allocator;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
