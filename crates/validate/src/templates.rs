@@ -27,12 +27,146 @@ pub fn environment() -> &'static Environment<'static> {
 pub(crate) type Analysis = Result<std::sync::Arc<[String]>, (String, Option<usize>)>;
 
 /// Parses a template for the rules, kept by source (profiles repeat their templates). Plain
-/// text (no `{{`, `{%` or `{#`) reads no variables, as [`render`] assumes, without the engine.
+/// text (no `{{`, `{%` or `{#`) reads no variables, as [`render`] assumes, and a
+/// [`substitution`] reads its paths, both without the engine.
 pub(crate) fn analyse(source: &str) -> Analysis {
     if !is_template(source) {
         return Ok(std::sync::Arc::new([]));
     }
+    if let Some(parts) = substitution(source) {
+        let mut names: Vec<String> = parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Path(path) => Some((*path).to_owned()),
+                Part::Text(_) => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        return Ok(names.into());
+    }
     ANALYSED.get(source, || analyse_uncached(source))
+}
+
+/// A piece of a [`substitution`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part<'a> {
+    /// Text, output as it is.
+    Text(&'a str),
+    /// A variable or a chain of attributes (`params.host`), as written.
+    Path(&'a str),
+}
+
+/// Names minijinja gives a meaning of its own (literals, operators, statement words) or that
+/// loops and macros define: a path that starts with one is left to the engine.
+const ENGINE_WORDS: [&str; 20] = [
+    "true",
+    "True",
+    "false",
+    "False",
+    "none",
+    "None",
+    "loop",
+    "self",
+    "and",
+    "or",
+    "not",
+    "in",
+    "is",
+    "if",
+    "else",
+    "recursive",
+    "caller",
+    "varargs",
+    "kwargs",
+    "super",
+];
+
+/// A template that only substitutes variables: text, and `{{ name }}` or `{{ name.attr }}`
+/// expressions (most endpoint URLs), split into its parts; `None` for anything else (blocks,
+/// comments, filters, operators, whitespace control, a final line break the engine would
+/// drop, a stray `}}`), which the engine handles. Such a template always parses and reads
+/// exactly its paths (tests compare both with the engine's answers). One pass over the bytes:
+/// it runs for every endpoint rendered.
+fn substitution(source: &str) -> Option<Vec<Part<'_>>> {
+    let bytes = source.as_bytes();
+    if matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        return None;
+    }
+    let is_start = |b: &u8| b.is_ascii_alphabetic() || *b == b'_';
+    let is_rest = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let mut parts = Vec::with_capacity(4);
+    let (mut text_from, mut at) = (0, 0);
+    while let Some(i) = bytes[at..].iter().position(|&b| b == b'{' || b == b'}').map(|i| at + i) {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'{', Some(b'{')) => {}
+            (b'{', Some(b'%' | b'#')) | (b'}', Some(b'}')) => return None,
+            _ => {
+                at = i + 1;
+                continue;
+            }
+        }
+        if text_from < i {
+            parts.push(Part::Text(&source[text_from..i]));
+        }
+        let mut j = i + 2;
+        while bytes.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        let path_from = j;
+        loop {
+            if !bytes.get(j).is_some_and(is_start) {
+                return None;
+            }
+            j += 1;
+            while bytes.get(j).is_some_and(is_rest) {
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b'.') {
+                break;
+            }
+            j += 1;
+        }
+        let path = &source[path_from..j];
+        while bytes.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        if bytes.get(j..j + 2) != Some(b"}}") || ENGINE_WORDS.contains(&path.split('.').next().unwrap_or(path)) {
+            return None;
+        }
+        parts.push(Part::Path(path));
+        (text_from, at) = (j + 2, j + 2);
+    }
+    if text_from < bytes.len() {
+        parts.push(Part::Text(&source[text_from..]));
+    }
+    Some(parts)
+}
+
+/// A [`substitution`] rendered with `context`, when every path names a string or none there;
+/// `None` otherwise (an undefined value, which is the engine's error to word, or a value the
+/// engine formats).
+fn substitute(parts: &[Part<'_>], context: &minijinja::Value) -> Option<String> {
+    let mut out = String::with_capacity(64);
+    for part in parts {
+        match part {
+            Part::Text(text) => out.push_str(text),
+            Part::Path(path) => {
+                let mut words = path.split('.');
+                let mut value = context.get_attr(words.next()?).ok()?;
+                for word in words {
+                    value = value.get_attr(word).ok()?;
+                }
+                match value.kind() {
+                    minijinja::value::ValueKind::String => out.push_str(value.as_str()?),
+                    // As the engine prints it (the rules render URLs with null parameters).
+                    minijinja::value::ValueKind::None => out.push_str(&value.to_string()),
+                    _ => return None,
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 static ANALYSED: crate::memo::Memo<Analysis> = crate::memo::Memo::new();
@@ -371,7 +505,8 @@ pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::
     minijinja::Value::from(minijinja::value::Serde(context))
 }
 
-/// Renders a template; plain text (most of a guide) skips the engine. Templates are compiled
+/// Renders a template; plain text (most of a guide) skips the engine, and so does a
+/// [`substitution`] whose paths all name strings (most endpoint URLs). Templates are compiled
 /// once, on first use, and kept (keyed by their source; up to [`COMPILED_LIMIT`], then compiled
 /// for each render) in an environment with the same settings as [`environment`], so rendering
 /// the same guide again costs only evaluation. The error is minijinja's detail, or its kind
@@ -379,6 +514,9 @@ pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::
 pub fn render<'a>(source: &'a str, context: &minijinja::Value) -> Result<std::borrow::Cow<'a, str>, String> {
     if !is_template(source) {
         return Ok(std::borrow::Cow::Borrowed(source));
+    }
+    if let Some(rendered) = substitution(source).and_then(|parts| substitute(&parts, context)) {
+        return Ok(std::borrow::Cow::Owned(rendered));
     }
     let message = |e: minijinja::Error| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned);
     let compiled = compiled();
@@ -448,10 +586,79 @@ mod tests {
             "{{ unclosed",
             "{% if %}",
             "{# a comment #}text",
+            // Substitutions, and near misses the engine reads differently or refuses.
+            "https://{{ params.host }}/oauth/token",
+            "{{params.a}}{{ params.a }}{{ env.id }}",
+            "{{ token.instance_url }}/services/data/v62.0",
+            "{{ a.b.c }} and {{ a }}",
+            "{{ _x }}",
+            "{ {{ a }} }",
+            "{{ true }}",
+            "{{ none.x }}",
+            "{{ loop.index }}",
+            "{{ range }}",
+            "{{ params.x or 'y' }}",
+            "{{- params.x }}",
+            "{{ params.x -}}",
+            "a }} b {{ c }}",
+            "{{ a }}\n",
+            "{{ a. b }}",
+            "{{ a .b }}",
+            "{{ a. }}",
+            "{{ 1a }}",
+            "{{ a.1 }}",
+            "{{ a }",
+            "{{ a",
+            "{{ }}",
+            "{{ a }} {% if b %}c{% endif %}",
+            "{{ a }}{# c #}",
+            "{{ a\tb }}",
         ] {
             let expected = analyse_uncached(source);
             assert_eq!(analyse(source), expected, "{source:?}");
             assert_eq!(analyse(source), expected, "{source:?}, kept");
         }
+        // The shortcut is taken where it should be, and only there.
+        assert_eq!(
+            substitution("https://{{ params.host }}/x"),
+            Some(vec![Part::Text("https://"), Part::Path("params.host"), Part::Text("/x")])
+        );
+        assert_eq!(substitution("{ {{a.b}} }"), Some(vec![Part::Text("{ "), Part::Path("a.b"), Part::Text(" }")]));
+        for declined in ["{{ true }}", "{{ a }}\n", "{{ a | lower }}", "{{ a }}{# c #}", "a }} {{ b }}", "{{ a."] {
+            assert_eq!(substitution(declined), None, "{declined:?}");
+        }
+    }
+
+    /// What the substitution shortcut renders is the engine's output; whatever it cannot
+    /// render (numbers, null, undefined values, globals) goes to the engine, errors included.
+    #[test]
+    fn rendering_is_the_engine_s_output() {
+        let context = minijinja::Value::from(minijinja::value::Serde(json!({
+            "params": {"host": "eu.example.com", "n": 5, "nothing": null, "nested": {"deep": "x"}},
+            "env": {"id": "production"},
+        })));
+        let engine = configured();
+        for source in [
+            "https://{{ params.host }}/oauth/token",
+            "https://{{params.host}}/{{ env.id }}/{{ params.nested.deep }}",
+            "{{ params.n }}",
+            "{{ params.nothing }}",
+            "{{ params.missing }}",
+            "{{ missing.x }}",
+            "{{ range }}",
+            "{{ params.nested }}",
+            "{{ params.host }}\n",
+        ] {
+            let expected = engine
+                .template_from_str(source)
+                .and_then(|t| t.render(&context))
+                .map_err(|e| e.detail().map_or_else(|| e.kind().to_string(), str::to_owned));
+            assert_eq!(render(source, &context).map(|r| r.into_owned()), expected, "{source:?}");
+        }
+        let shortcut = |source| substitution(source).and_then(|parts| substitute(&parts, &context));
+        assert_eq!(shortcut("https://{{ params.host }}/t").as_deref(), Some("https://eu.example.com/t"));
+        assert_eq!(shortcut("{{ params.nothing }}.example").as_deref(), Some("None.example"));
+        assert_eq!(shortcut("{{ params.n }}"), None);
+        assert_eq!(shortcut("{{ params.missing }}"), None);
     }
 }
