@@ -97,6 +97,9 @@ fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("x.yaml");
         texts.push((name.to_owned(), text));
     }
+    // Children of children (the overlay merges a level at a time), with their variations.
+    texts.push(("service-cloud-eu.yaml".to_owned(), GRANDCHILD.to_owned()));
+    texts.push(("service-cloud-eu-sandbox.yaml".to_owned(), GREAT_GRANDCHILD.to_owned()));
     let sample = std::fs::read_to_string(root.join("crates/import/tests/snapshots/nango__sample_profiles.snap"))
         .expect("the importer's sample snapshot");
     for part in sample.split("\n=== ").skip(1) {
@@ -171,6 +174,54 @@ fn the_fast_path_gives_what_the_full_path_gives_or_declines() {
     assert!(disagreements.is_empty(), "{} disagreement(s); the first:\n{}", disagreements.len(), disagreements[0]);
     eprintln!("the fast paths took {accepted} and declined {declined} texts, from {} files", texts.len());
     assert!(accepted > 500 && declined > 5000, "too few cases: {accepted} taken, {declined} declined");
+}
+
+/// A child of a child: `salesforce-service-cloud` extends `salesforce`.
+const GRANDCHILD: &str = "\
+id: service-cloud-eu
+extends: salesforce-service-cloud
+replace:
+- /auth/default_scopes
+name: Service Cloud (EU)
+categories:
+- ticketing
+auth:
+  default_scopes:
+  - api
+  pkce: required
+scopes:
+  chatter_api:
+    label: Access Chatter REST API resources
+    custom_only: true
+docs:
+- title: EU setup
+  url: https://eu.example.com/setup
+";
+
+/// A child of that: four levels.
+const GREAT_GRANDCHILD: &str = "\
+id: service-cloud-eu-sandbox
+extends: service-cloud-eu
+name: Service Cloud (EU sandbox)
+auth:
+  pkce: 'off'
+";
+
+/// Loading a chain of three and four profiles takes the fast path for each (the full path
+/// agrees, as the test above checks with variations).
+#[test]
+fn children_of_children_take_the_fast_path() {
+    let root = keyway_tests::root();
+    let read = |name: &str| std::fs::read_to_string(root.join("profiles").join(name)).expect("a bundled profile");
+    let (base, child) = (read("salesforce.yaml"), read("salesforce-service-cloud.yaml"));
+    let chain = [
+        ("salesforce.yaml", base.as_str()),
+        ("salesforce-service-cloud.yaml", child.as_str()),
+        ("service-cloud-eu.yaml", GRANDCHILD),
+        ("service-cloud-eu-sandbox.yaml", GREAT_GRANDCHILD),
+    ];
+    assert_eq!(compare_fast_path(&chain[..3]), Ok(3));
+    assert_eq!(compare_fast_path(&chain), Ok(4));
 }
 
 /// The parent a text's top-level `extends:` names, as written.

@@ -12,7 +12,7 @@
 
 use crate::merge::merge;
 use crate::model::Profile;
-use crate::overlay::{Side, overlay};
+use crate::overlay::{Side, overlay, overlay_tree};
 use crate::schema;
 use crate::yaml::tree::Tree;
 use crate::yaml::{self, MAX_SOURCE_BYTES, Read, SourceMap};
@@ -275,15 +275,61 @@ impl Loader {
                 schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
             });
             let mut declined = Vec::new();
-            for (c, typed) in children.into_iter().zip(typed) {
-                let Some(doc) = &mut docs[c] else { continue };
-                doc.tree = None;
+            for (c, typed) in children.iter().zip(typed) {
+                let Some(doc) = &mut docs[*c] else { continue };
                 match typed {
                     Some((profile, parent)) => {
                         doc.typed = Some(profile);
                         doc.typed_over = Some(parent);
                     }
-                    None => declined.push(c),
+                    None => declined.push(*c),
+                }
+            }
+            // Children of children, a level at a time: each parent typed over its own parent
+            // is merged with it into an owned tree, and the child laid over that.
+            let mut merged: HashMap<SourceId, Tree> = HashMap::default();
+            loop {
+                let typed_child = |p: SourceId| docs[p].as_ref().and_then(|d| d.typed.as_ref().and(d.typed_over));
+                let parent_of = |c: SourceId| {
+                    let child = docs[c].as_ref()?;
+                    let parent = *by_id.get(child.extends.as_deref()?)?;
+                    (by_id.get(child.id.as_str()) == Some(&c) && typed_child(parent).is_some()).then_some(parent)
+                };
+                let waiting: Vec<SourceId> = declined.iter().copied().filter(|&c| parent_of(c).is_some()).collect();
+                let mut parents: Vec<SourceId> =
+                    waiting.iter().filter_map(|&c| parent_of(c)).filter(|p| !merged.contains_key(p)).collect();
+                parents.sort_unstable();
+                parents.dedup();
+                let trees = parallel_map(&parents, threads, |&p| {
+                    let base = typed_child(p)?;
+                    let base = match merged.get(&base) {
+                        Some(tree) => Side { tree, text: "" },
+                        None => Side { tree: tree_of(base)?, text: &sources[base].text },
+                    };
+                    let own = Side { tree: docs[p].as_ref()?.tree.as_ref()?, text: &sources[p].text };
+                    overlay_tree(base, own).ok()
+                });
+                merged.extend(parents.into_iter().zip(trees).filter_map(|(p, tree)| Some((p, tree?))));
+                let typed = parallel_map(&waiting, threads, |&c| {
+                    let parent = parent_of(c)?;
+                    let child = Side { tree: docs[c].as_ref()?.tree.as_ref()?, text: &sources[c].text };
+                    let profile: Profile = overlay(Side { tree: merged.get(&parent)?, text: "" }, child).ok()?;
+                    schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
+                });
+                let before = declined.len();
+                for (c, typed) in waiting.into_iter().zip(typed) {
+                    let (Some((profile, parent)), Some(doc)) = (typed, &mut docs[c]) else { continue };
+                    doc.typed = Some(profile);
+                    doc.typed_over = Some(parent);
+                    declined.retain(|&d| d != c);
+                }
+                if declined.len() == before {
+                    break;
+                }
+            }
+            for &c in &children {
+                if let Some(doc) = &mut docs[c] {
+                    doc.tree = None;
                 }
             }
             let checked = parallel_map(&declined, threads, |&c| {
@@ -365,9 +411,13 @@ impl Loader {
         }
 
         let mut fast_typed = 0;
-        for doc in docs.iter_mut().flatten().filter(|d| chosen.contains(&d.source)) {
-            if let Some(profile) = doc.typed.take() {
-                profiles.push((doc.source, LoadedProfile { profile: *profile, chain: doc.chain() }));
+        for source in 0..docs.len() {
+            if !chosen.contains(&source) {
+                continue;
+            }
+            let chain = chain(&docs, source);
+            if let Some(profile) = docs[source].as_mut().and_then(|d| d.typed.take()) {
+                profiles.push((source, LoadedProfile { profile: *profile, chain }));
                 fast_typed += 1;
             }
         }
@@ -445,11 +495,19 @@ impl Document {
             has_schema_errors: false,
         }
     }
+}
 
-    /// The profile's files, most derived first (for a profile typed on a fast path).
-    fn chain(&self) -> Vec<SourceId> {
-        std::iter::once(self.source).chain(self.typed_over).collect()
+/// The files of the profile typed on a fast path from `source`, most derived first: it, the
+/// parent it was laid over, that one's, and so on.
+fn chain(docs: &[Option<Document>], source: SourceId) -> Vec<SourceId> {
+    let mut chain = vec![source];
+    let mut at = source;
+    // Bounded: a parent is typed before its children, so no chain loops back.
+    while let Some(parent) = docs[at].as_ref().and_then(|d| d.typed_over).filter(|_| chain.len() <= docs.len()) {
+        chain.push(parent);
+        at = parent;
     }
+    chain
 }
 
 /// The fast paths: a complete profile (no `extends` or `replace`) typed straight from the text,

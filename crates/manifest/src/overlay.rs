@@ -30,18 +30,15 @@ pub(crate) struct Side<'t> {
 /// and `extends` are its own, as in the full path.
 pub(crate) fn overlay<T: de::DeserializeOwned>(parent: Side<'_>, child: Side<'_>) -> Result<T, Declined> {
     let replace = replace_pointers(parent, child)?;
-    if replace.len() > 64 {
-        return Err(Declined);
-    }
-    let node = Node {
-        parent: Some(parent.tree),
-        patch: Some(child.tree),
-        texts: Texts { parent: parent.text, child: child.text },
-        replace: &replace,
-        matching: u64::MAX.checked_shr(64 - replace.len() as u32).unwrap_or(0),
-        depth: 0,
-    };
-    T::deserialize(node)
+    T::deserialize(Node::root(parent, child, &replace)?)
+}
+
+/// `child` laid over `parent` as a document, every string owned (its side's text is then
+/// `""`): the parent a child of `child` is laid over. Declines what [`overlay`] declines, but
+/// types nothing: typing the grandchild over it does.
+pub(crate) fn overlay_tree(parent: Side<'_>, child: Side<'_>) -> Result<Tree, Declined> {
+    let replace = replace_pointers(parent, child)?;
+    Tree::read_owned(Node::root(parent, child, &replace)?)
 }
 
 /// The child's `replace` pointers as unescaped tokens, each of which must name a value the
@@ -89,6 +86,21 @@ enum Shape<'t> {
 }
 
 impl<'t> Node<'t> {
+    /// The whole merged document.
+    fn root(parent: Side<'t>, child: Side<'t>, replace: &'t [Vec<String>]) -> Result<Self, Declined> {
+        if replace.len() > 64 {
+            return Err(Declined);
+        }
+        Ok(Node {
+            parent: Some(parent.tree),
+            patch: Some(child.tree),
+            texts: Texts { parent: parent.text, child: child.text },
+            replace,
+            matching: u64::MAX.checked_shr(64 - replace.len() as u32).unwrap_or(0),
+            depth: 0,
+        })
+    }
+
     fn shape(&self) -> Shape<'t> {
         const NONE: &[(Text, Tree)] = &[];
         match (self.parent, self.patch) {

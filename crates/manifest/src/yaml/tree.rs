@@ -47,6 +47,13 @@ impl Tree {
         reader.read_seed(Seed { text }).ok()
     }
 
+    /// Reads what `deserializer` gives as a tree whose strings are all owned: one that needs
+    /// no text (pass `""` where a text is asked for).
+    pub(crate) fn read_owned<'de, D: de::Deserializer<'de>>(deserializer: D) -> Result<Tree, D::Error> {
+        // No string lies in an empty text, so every one is copied.
+        Seed { text: "" }.deserialize(deserializer)
+    }
+
     /// The value at `key`, if this is a mapping that has it.
     pub(crate) fn get<'t>(&'t self, text: &str, key: &str) -> Option<&'t Tree> {
         match self {
