@@ -224,6 +224,25 @@ fn children_of_children_take_the_fast_path() {
     assert_eq!(compare_fast_path(&chain), Ok(4));
 }
 
+/// The block-style minimal profile (the fuzz target's parent) is the minimal profile, typed on
+/// the fast path; a child and a grandchild of it take the overlay.
+#[test]
+fn the_block_style_minimal_profile_takes_the_fast_path() {
+    let block = keyway_manifest::load_str("base.yaml", keyway_tests::MINIMAL_BLOCK);
+    let flow = keyway_manifest::load_str("base.yaml", keyway_tests::MINIMAL);
+    assert_eq!(block.diagnostics, []);
+    assert_eq!(
+        block.profiles.iter().map(|p| &p.profile).collect::<Vec<_>>(),
+        flow.profiles.iter().map(|p| &p.profile).collect::<Vec<_>>()
+    );
+    let base = ("base.yaml", keyway_tests::MINIMAL_BLOCK);
+    let mid = ("mid.yaml", "id: mid\nextends: base\nname: Mid\n");
+    let leaf = ("leaf.yaml", "id: leaf\nextends: mid\nscopes:\n  read: null\n  admin:\n    label: Admin\n");
+    assert_eq!(compare_fast_path(&[base]), Ok(1));
+    assert_eq!(compare_fast_path(&[mid, base]), Ok(2));
+    assert_eq!(compare_fast_path(&[leaf, mid, base]), Ok(3));
+}
+
 /// The parent a text's top-level `extends:` names, as written.
 fn extends(text: &str) -> Option<&str> {
     text.lines().find_map(|l| l.strip_prefix("extends:")).map(str::trim)

@@ -100,6 +100,60 @@ guide:
         save: {title: Save}
 "#;
 
+/// [`MINIMAL`] in block style, the fast reader's subset: the fast path types it, so its
+/// children take the overlay (a test checks it loads as [`MINIMAL`] does).
+pub const MINIMAL_BLOCK: &str = r#"id: base
+name: Base
+environments:
+  production:
+    label: Production
+    default: true
+    vars:
+      host: login.example.com
+auth:
+  grants: [authorization_code, refresh_token]
+  endpoints:
+    authorize: "https://{{ env.host }}/authorize"
+    token: "https://{{ env.host }}/token"
+  pkce: required
+  default_scopes: [read, offline]
+scopes:
+  read:
+    label: Read
+  write:
+    label: Write
+  offline:
+    label: Offline
+    grants_refresh: true
+actions:
+  list_things:
+    name: List Things
+    method: GET
+    path: /things
+    scopes: [read]
+  create_thing:
+    name: Create Thing
+    method: POST
+    path: /things
+    scopes: [write]
+  delete_thing:
+    name: Delete Thing
+    method: DELETE
+    path: "/things/{id}"
+    scopes: [write]
+guide:
+  sections:
+    create_app:
+      title: Create the app
+      steps:
+        sign_in:
+          title: Sign in
+        open_console:
+          title: Open the console
+        save:
+          title: Save
+"#;
+
 /// Splits a multi-file example into `(name, text)` pairs at `# file: NAME` lines; text before
 /// the first such line belongs to `default_name`.
 pub fn split_files(example: &str, default_name: &str) -> Vec<(String, String)> {

@@ -5,7 +5,8 @@
 //! 2. as `child.yaml` next to a valid parent `base.yaml` (id `base`), so inputs with
 //!    `extends: base` exercise merging, `replace` pointers and placement.
 //! Every diagnostic is then rendered for humans and serialized to JSON, and the loader's fast
-//! path is compared with its full path on the input.
+//! path is compared with its full path on the input: alone, as a child of `base`, as a child
+//! of a child of it (`extends: mid`), and as the middle of such a chain (a `leaf` extends it).
 
 #![no_main]
 
@@ -13,8 +14,15 @@ use keyway_diagnostics::{Color, render_human};
 use keyway_manifest::Loaded;
 use libfuzzer_sys::fuzz_target;
 
-/// A minimal complete profile, shared with the workspace tests.
-const BASE: &str = keyway_tests::MINIMAL;
+/// A minimal complete profile, shared with the workspace tests; in block style, so the fast
+/// path types it and its children take the overlay.
+const BASE: &str = keyway_tests::MINIMAL_BLOCK;
+
+/// A valid child of `base`, for inputs that extend it (`extends: mid`).
+const MID: &str = "id: mid\nextends: base\nname: Mid\n";
+
+/// A valid child of the input (whose id must then be `fuzz`, after its file).
+const LEAF: &str = "id: leaf\nextends: fuzz\nname: Leaf\n";
 
 fn render_all(loaded: &Loaded) {
     for d in &loaded.diagnostics {
@@ -33,7 +41,12 @@ fuzz_target!(|data: &[u8]| {
 
     // The fast paths give exactly what the full path gives: on the file alone, and as a
     // child of a valid parent (named `base.yaml`, so its `extends: base` finds it).
-    for files in [&[("fuzz.yaml", text)][..], &[("fuzz.yaml", text), ("base.yaml", BASE)]] {
+    for files in [
+        &[("fuzz.yaml", text)][..],
+        &[("fuzz.yaml", text), ("base.yaml", BASE)],
+        &[("fuzz.yaml", text), ("mid.yaml", MID), ("base.yaml", BASE)],
+        &[("leaf.yaml", LEAF), ("fuzz.yaml", text), ("base.yaml", BASE)],
+    ] {
         if let Err(problem) = keyway_manifest::compare_fast_path(files) {
             panic!("{problem}");
         }
