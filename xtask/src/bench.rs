@@ -9,7 +9,8 @@
 //! - keyway as a whole `keyway validate DIR` process (release build; median);
 //! - Nango's `loadProvidersYaml()` under node, when node and npm are present: in process,
 //!   excluding node's start-up (the first call, median over fresh processes; warm calls), and
-//!   as a whole process;
+//!   as a whole process; and keyway's 1-thread load once more right before each fresh node
+//!   process, for a ratio of samples taken side by side (the machine's speed drifts);
 //! - the memory the loaded registry holds (resident set growth while loading, and after).
 
 use std::path::{Path, PathBuf};
@@ -160,7 +161,8 @@ fn run(runs: usize) -> Result<(), String> {
     // In process. The loaded set is dropped after the clock stops (a service keeps it), and
     // what validation keeps by content (compiled patterns, parsed templates) is forgotten
     // before it starts, so each run does the work a starting service does. Statics built once
-    // per process (the schema validator, the template environment) stay built.
+    // per process (the template environment; the schema validator, if a document needs it)
+    // stay built.
     let one = measure(runs, keyway_validate::forget_kept_work, || {
         let loaded = keyway_validate::validate_paths_with(&[&dir], 1);
         assert!(loaded.profiles.len() == profiles);
@@ -197,7 +199,17 @@ fn run(runs: usize) -> Result<(), String> {
     println!(
         "\n  Nango's loadProvidersYaml() (js-yaml parse + alias merge; no validation), on the package's own providers.yaml:"
     );
-    match nango(&root, runs) {
+    // One more 1-thread load right before each fresh node process: the machine's speed drifts
+    // within a run, and samples taken side by side compare like with like.
+    let keyway_once = || {
+        keyway_validate::forget_kept_work();
+        let start = Instant::now();
+        let loaded = keyway_validate::validate_paths_with(&[&dir], 1);
+        let elapsed = start.elapsed();
+        drop(loaded);
+        elapsed
+    };
+    match nango(&root, runs, keyway_once) {
         Ok(node) => {
             let package = root.join("target/bench/node/node_modules/@nangohq/providers/providers.yaml");
             let same = std::fs::read(&package).ok() == std::fs::read(&providers_path).ok();
@@ -221,6 +233,12 @@ fn run(runs: usize) -> Result<(), String> {
             println!(
                 "  ratio, Nango's first load / keyway 1 thread: {first_ratio:.1}x; whole processes: {:.1}x",
                 node.process_ms / ms(whole.median)
+            );
+            println!(
+                "  ratio, Nango's first load / keyway 1 thread, interleaved (keyway {} right before each node \
+                 process): {:.1}x",
+                show(&node.keyway_interleaved),
+                ms(node.first.median) / ms(node.keyway_interleaved.median)
             );
         }
         Err(e) => println!("    not measured: {e}"),
@@ -258,7 +276,7 @@ struct Timing {
 }
 
 /// Times `f`, after `reset` each time; what `f` returns is dropped after the clock stops.
-fn measure<T>(runs: usize, reset: impl Fn(), mut f: impl FnMut() -> T) -> Timing {
+fn measure<T>(runs: usize, mut reset: impl FnMut(), mut f: impl FnMut() -> T) -> Timing {
     drop(f()); // warm the page cache and lazily built statics
     let times: Vec<Duration> = (0..runs)
         .map(|_| {
@@ -358,6 +376,8 @@ struct NodeFigures {
     /// The first call, over fresh processes.
     first: Timing,
     first_runs: usize,
+    /// keyway in process on 1 thread, timed right before each fresh node process.
+    keyway_interleaved: Timing,
     median_ms: f64,
     min_ms: f64,
     max_ms: f64,
@@ -387,7 +407,9 @@ console.log(d);
 "#;
 
 /// Installs the pinned `@nangohq/providers` under target/bench/node and times its loader.
-fn nango(root: &Path, runs: usize) -> Result<NodeFigures, String> {
+/// Nango's loader: warm calls in one node process, then fresh processes (each timing its one
+/// call); `keyway_once` runs before each fresh process and its times are kept beside them.
+fn nango(root: &Path, runs: usize, mut keyway_once: impl FnMut() -> Duration) -> Result<NodeFigures, String> {
     let node_dir = root.join("target/bench/node");
     let package = node_dir.join("node_modules/@nangohq/providers/package.json");
     let installed = std::fs::read_to_string(&package).is_ok_and(|p| p.contains(&format!("\"{NANGO_VERSION}\"")));
@@ -426,9 +448,10 @@ fn nango(root: &Path, runs: usize) -> Result<NodeFigures, String> {
     // sample in the script above, gets a median too.
     let mut firsts: Vec<f64> = [get("first")].into_iter().filter(|ms| ms.is_finite()).collect();
     let duration = |ms: f64| Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+    let mut interleaved = Vec::new();
     let process = measure(
         runs.min(11),
-        || {},
+        || interleaved.push(keyway_once()),
         || {
             let first = Command::new("node")
                 .arg(&once)
@@ -443,6 +466,7 @@ fn nango(root: &Path, runs: usize) -> Result<NodeFigures, String> {
         },
     );
     Ok(NodeFigures {
+        keyway_interleaved: Timing::of(interleaved),
         first_runs: firsts.len(),
         first: Timing::of(firsts.into_iter().map(duration).collect()),
         median_ms: get("median"),
