@@ -288,6 +288,7 @@ impl Loader {
             // Children of children, a level at a time: each parent typed over its own parent
             // is merged with it into an owned tree, and the child laid over that.
             let mut merged: HashMap<SourceId, Tree> = HashMap::default();
+            let mut tried: HashSet<SourceId> = HashSet::default();
             loop {
                 let typed_child = |p: SourceId| docs[p].as_ref().and_then(|d| d.typed.as_ref().and(d.typed_over));
                 let parent_of = |c: SourceId| {
@@ -295,7 +296,12 @@ impl Loader {
                     let parent = *by_id.get(child.extends.as_deref()?)?;
                     (by_id.get(child.id.as_str()) == Some(&c) && typed_child(parent).is_some()).then_some(parent)
                 };
-                let waiting: Vec<SourceId> = declined.iter().copied().filter(|&c| parent_of(c).is_some()).collect();
+                let waiting: Vec<SourceId> =
+                    declined.iter().copied().filter(|&c| !tried.contains(&c) && parent_of(c).is_some()).collect();
+                if waiting.is_empty() {
+                    break;
+                }
+                tried.extend(waiting.iter().copied());
                 let mut parents: Vec<SourceId> =
                     waiting.iter().filter_map(|&c| parent_of(c)).filter(|p| !merged.contains_key(p)).collect();
                 parents.sort_unstable();
@@ -316,16 +322,13 @@ impl Loader {
                     let profile: Profile = overlay(Side { tree: merged.get(&parent)?, text: "" }, child).ok()?;
                     schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
                 });
-                let before = declined.len();
                 for (c, typed) in waiting.into_iter().zip(typed) {
                     let (Some((profile, parent)), Some(doc)) = (typed, &mut docs[c]) else { continue };
                     doc.typed = Some(profile);
                     doc.typed_over = Some(parent);
-                    declined.retain(|&d| d != c);
                 }
-                if declined.len() == before {
-                    break;
-                }
+                // The children typed in this round are parents the next one may lay over.
+                declined.retain(|&c| docs[c].as_ref().is_some_and(|d| d.typed.is_none()));
             }
             for &c in &children {
                 if let Some(doc) = &mut docs[c] {
