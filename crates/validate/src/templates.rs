@@ -591,6 +591,9 @@ mod tests {
             "{{params.a}}{{ params.a }}{{ env.id }}",
             "{{ token.instance_url }}/services/data/v62.0",
             "{{ a.b.c }} and {{ a }}",
+            "{{ a.if }}{{ a.true }}{{ a.loop }}",
+            "{{ a }}}",
+            "{{ a }}}}",
             "{{ _x }}",
             "{ {{ a }} }",
             "{{ true }}",
@@ -648,6 +651,8 @@ mod tests {
             "{{ range }}",
             "{{ params.nested }}",
             "{{ params.host }}\n",
+            "{ {{ params.host }}}",
+            "{{ params.nested.if }}",
         ] {
             let expected = engine
                 .template_from_str(source)
