@@ -15,8 +15,11 @@ use keyway_manifest::Loaded;
 use libfuzzer_sys::fuzz_target;
 
 /// A minimal complete profile, shared with the workspace tests; in block style, so the fast
-/// path types it and its children take the overlay.
-const BASE: &str = keyway_tests::MINIMAL_BLOCK;
+/// path types it and its children take the overlay. Written out once.
+fn base() -> &'static str {
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BASE.get_or_init(keyway_tests::minimal_block)
+}
 
 /// A valid child of `base`, for inputs that extend it (`extends: mid`).
 const MID: &str = "id: mid\nextends: base\nname: Mid\n";
@@ -43,9 +46,9 @@ fuzz_target!(|data: &[u8]| {
     // child of a valid parent (named `base.yaml`, so its `extends: base` finds it).
     for files in [
         &[("fuzz.yaml", text)][..],
-        &[("fuzz.yaml", text), ("base.yaml", BASE)],
-        &[("fuzz.yaml", text), ("mid.yaml", MID), ("base.yaml", BASE)],
-        &[("leaf.yaml", LEAF), ("fuzz.yaml", text), ("base.yaml", BASE)],
+        &[("fuzz.yaml", text), ("base.yaml", base())],
+        &[("fuzz.yaml", text), ("mid.yaml", MID), ("base.yaml", base())],
+        &[("leaf.yaml", LEAF), ("fuzz.yaml", text), ("base.yaml", base())],
     ] {
         if let Err(problem) = keyway_manifest::compare_fast_path(files) {
             panic!("{problem}");
@@ -59,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
 
     // A child of a valid parent.
     let mut loader = keyway_manifest::Loader::new();
-    loader.add_str("base.yaml", BASE);
+    loader.add_str("base.yaml", base());
     loader.add_str("child.yaml", text);
     let mut loaded = loader.load();
     keyway_validate::check_loaded(&mut loaded);
