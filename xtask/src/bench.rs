@@ -201,14 +201,8 @@ fn run(runs: usize) -> Result<(), String> {
     );
     // One more 1-thread load right before each fresh node process: the machine's speed drifts
     // within a run, and samples taken side by side compare like with like.
-    let keyway_once = || {
-        keyway_validate::forget_kept_work();
-        let start = Instant::now();
-        let loaded = keyway_validate::validate_paths_with(&[&dir], 1);
-        let elapsed = start.elapsed();
-        drop(loaded);
-        elapsed
-    };
+    let keyway_once =
+        || time_once(keyway_validate::forget_kept_work, || keyway_validate::validate_paths_with(&[&dir], 1));
     match nango(&root, runs, keyway_once) {
         Ok(node) => {
             let package = root.join("target/bench/node/node_modules/@nangohq/providers/providers.yaml");
@@ -278,17 +272,17 @@ struct Timing {
 /// Times `f`, after `reset` each time; what `f` returns is dropped after the clock stops.
 fn measure<T>(runs: usize, mut reset: impl FnMut(), mut f: impl FnMut() -> T) -> Timing {
     drop(f()); // warm the page cache and lazily built statics
-    let times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            reset();
-            let start = Instant::now();
-            let result = f();
-            let elapsed = start.elapsed();
-            drop(result);
-            elapsed
-        })
-        .collect();
-    Timing::of(times)
+    Timing::of((0..runs).map(|_| time_once(&mut reset, &mut f)).collect())
+}
+
+/// One run of `f`, after `reset`; what `f` returns is dropped after the clock stops.
+fn time_once<T>(mut reset: impl FnMut(), mut f: impl FnMut() -> T) -> Duration {
+    reset();
+    let start = Instant::now();
+    let result = f();
+    let elapsed = start.elapsed();
+    drop(result);
+    elapsed
 }
 
 impl Timing {
