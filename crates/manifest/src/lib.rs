@@ -14,6 +14,7 @@
 //! assert_eq!(loaded.diagnostics[0].code.as_str(), "KW0202");
 //! ```
 
+mod files;
 mod load;
 mod merge;
 pub mod model;

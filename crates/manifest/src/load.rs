@@ -10,12 +10,13 @@
 //! 5. locate every diagnostic: JSON pointer to file, line and column, through the chain of
 //!    files a resolved profile came from.
 
+use crate::files::{Directories, EXTENSIONS, collect_files, io_error};
 use crate::merge::merge;
 use crate::model::Profile;
 use crate::overlay::{Side, overlay, overlay_tree};
 use crate::schema;
 use crate::yaml::tree::Tree;
-use crate::yaml::{self, MAX_SOURCE_BYTES, Read, SourceMap};
+use crate::yaml::{self, Read, SourceMap};
 use keyway_diagnostics::{Code, Diagnostic, Label};
 use serde::Deserialize;
 use serde_json::Value;
@@ -114,9 +115,6 @@ pub struct Loader {
     full_path_only: bool,
 }
 
-/// File extensions read from directories.
-const EXTENSIONS: [&str; 2] = ["yaml", "yml"];
-
 impl Loader {
     /// An empty loader.
     pub fn new() -> Self {
@@ -168,7 +166,9 @@ impl Loader {
     fn read_unread(&mut self) -> Vec<(SourceId, Diagnostic)> {
         let ids = std::mem::take(&mut self.unread);
         let sources = &self.sources;
-        let read = parallel_map(&ids, self.threads, |&id| sources[id].path.as_deref().map(read_text));
+        let directories = Directories::of(ids.iter().filter_map(|&id| sources[id].path.as_deref()));
+        let read =
+            parallel_map(&ids, self.threads, |&id| sources[id].path.as_deref().map(|p| directories.read_text(p)));
         let mut failed = Vec::new();
         for (id, result) in ids.into_iter().zip(read) {
             match result {
@@ -871,89 +871,6 @@ fn locate_in_chain(sources: &[Source], d: Diagnostic, chain: &[SourceId]) -> Dia
 /// Codes whose natural place is the key rather than the value.
 fn points_at_key(code: Code) -> bool {
     matches!(code, Code::UnknownKey | Code::MissingKey)
-}
-
-fn read_text(path: &Path) -> Result<String, Box<Diagnostic>> {
-    use std::io::Read;
-    let io = |e: std::io::Error| Box::new(io_error(path, &e));
-    let too_large = |size: &str| -> Box<Diagnostic> {
-        Diagnostic::new(
-            Code::TooLarge,
-            format!("the file is {size} bytes; profiles are limited to {MAX_SOURCE_BYTES} bytes"),
-        )
-        .with_help("a profile describes one provider; split generated content out")
-        .into()
-    };
-    // One open, one stat of the open file and one read: startup reads a thousand of these,
-    // and on a virtual machine each system call costs microseconds.
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if size > MAX_SOURCE_BYTES as u64 {
-        return Err(too_large(&size.to_string()));
-    }
-    let size = size as usize;
-    // Asks for one byte more than the stat said. Getting exactly the stated size back means
-    // the end was reached, so no second read is needed to find it (`read_to_end` would make
-    // one). A shorter read goes on reading; a file that grew is read to its end, bounded.
-    let mut bytes = vec![0; size + 1];
-    let mut filled = 0;
-    loop {
-        match file.read(&mut bytes[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io(e)),
-        }
-        if filled == size || filled == bytes.len() {
-            break;
-        }
-    }
-    bytes.truncate(filled);
-    if filled > size {
-        (&mut file).take((MAX_SOURCE_BYTES + 1 - filled) as u64).read_to_end(&mut bytes).map_err(io)?;
-    }
-    if bytes.len() > MAX_SOURCE_BYTES {
-        return Err(too_large(&format!("over {MAX_SOURCE_BYTES}")));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        let offset = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(e.as_bytes());
-        Diagnostic::new(Code::NotUtf8, format!("the file is not valid UTF-8 (first bad byte at offset {offset})"))
-            .with_span(keyway_diagnostics::span_of(&text, offset, offset + 1))
-            .with_help("save the file as UTF-8")
-            .into()
-    })
-}
-
-fn io_error(path: &Path, e: &std::io::Error) -> Diagnostic {
-    Diagnostic::new(Code::Io, format!("cannot read `{}`: {e}", path.display())).in_file(path.display().to_string())
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
-    // Profile trees are shallow; the bound stops symlink loops.
-    if depth > 8 {
-        return Ok(());
-    }
-    // Each directory's entries sorted by name, walked in that order: the files come out in
-    // path order without comparing whole paths (which compares them component by component).
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        entries.push((entry.file_name(), entry));
-    }
-    entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-    for (_, entry) in entries {
-        let path = entry.path();
-        // The entry's own type needs no stat; a symlink is followed to see what it names.
-        let file_type = entry.file_type()?;
-        let is_dir = if file_type.is_symlink() { path.is_dir() } else { file_type.is_dir() };
-        if is_dir {
-            collect_files(&path, out, depth + 1)?;
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Loads files and directories.

@@ -1,0 +1,201 @@
+//! Finding and reading profile files. Startup reads a thousand small files, and on a virtual
+//! machine each system call costs about a microsecond: each file takes one open (by name in its
+//! already open directory, not by walking its whole path again), one stat and one read, into
+//! memory that is not zeroed first.
+
+use crate::yaml::MAX_SOURCE_BYTES;
+use keyway_diagnostics::{Code, Diagnostic};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// File extensions read from directories.
+pub(crate) const EXTENSIONS: [&str; 2] = ["yaml", "yml"];
+
+/// Collects the `.yaml`/`.yml` files under `dir`, in path order.
+pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+    // Profile trees are shallow; the bound stops symlink loops.
+    if depth > 8 {
+        return Ok(());
+    }
+    // Each directory's entries sorted by name, walked in that order: the files come out in
+    // path order without comparing whole paths (which compares them component by component).
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        entries.push((entry.file_name(), entry));
+    }
+    entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    for (_, entry) in entries {
+        let path = entry.path();
+        // The entry's own type needs no stat; a symlink is followed to see what it names.
+        let file_type = entry.file_type()?;
+        let is_dir = if file_type.is_symlink() { path.is_dir() } else { file_type.is_dir() };
+        if is_dir {
+            collect_files(&path, out, depth + 1)?;
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The directories a set of files is in, each opened once, to open the files by name in them.
+#[derive(Default)]
+pub(crate) struct Directories {
+    open: HashMap<PathBuf, File>,
+}
+
+impl Directories {
+    /// Opens the directories `files` are in. One that cannot be opened is left out: its files
+    /// are then opened by path, which reports the problem as it is.
+    pub(crate) fn of<'p>(files: impl IntoIterator<Item = &'p Path>) -> Self {
+        let mut open = HashMap::new();
+        if cfg!(unix) {
+            for file in files {
+                let Some(dir) = file.parent() else { continue };
+                if !open.contains_key(dir) {
+                    let handle = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir });
+                    if let Ok(handle) = handle {
+                        open.insert(dir.to_owned(), handle);
+                    }
+                }
+            }
+        }
+        Directories { open }
+    }
+
+    fn open(&self, path: &Path) -> std::io::Result<File> {
+        #[cfg(unix)]
+        if let (Some(dir), Some(name)) = (path.parent().and_then(|d| self.open.get(d)), path.file_name()) {
+            use rustix::fs::{Mode, OFlags};
+            return Ok(File::from(rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?));
+        }
+        File::open(path)
+    }
+
+    /// The text of the file at `path`, or why it cannot be had: unreadable, too large or not
+    /// UTF-8.
+    pub(crate) fn read_text(&self, path: &Path) -> Result<String, Box<Diagnostic>> {
+        use std::io::Read;
+        let io = |e: std::io::Error| Box::new(io_error(path, &e));
+        let too_large = |size: &str| -> Box<Diagnostic> {
+            Diagnostic::new(
+                Code::TooLarge,
+                format!("the file is {size} bytes; profiles are limited to {MAX_SOURCE_BYTES} bytes"),
+            )
+            .with_help("a profile describes one provider; split generated content out")
+            .into()
+        };
+        let mut file = self.open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > MAX_SOURCE_BYTES as u64 {
+            return Err(too_large(&size.to_string()));
+        }
+        let size = size as usize;
+        // Asks for one byte more than the stat said. Getting exactly the stated size back means
+        // the end was reached, so no second read is needed to find it (`read_to_end` would make
+        // one). A shorter read goes on reading; a file that grew is read to its end, bounded.
+        let mut bytes = Vec::with_capacity(size + 1);
+        loop {
+            match read_into_spare_capacity(&file, &mut bytes) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            }
+            if bytes.len() == size || bytes.len() == bytes.capacity() {
+                break;
+            }
+        }
+        if bytes.len() > size {
+            let limit = (MAX_SOURCE_BYTES + 1).saturating_sub(bytes.len());
+            (&mut file).take(limit as u64).read_to_end(&mut bytes).map_err(io)?;
+        }
+        if bytes.len() > MAX_SOURCE_BYTES {
+            return Err(too_large(&format!("over {MAX_SOURCE_BYTES}")));
+        }
+        String::from_utf8(bytes).map_err(|e| {
+            let offset = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes());
+            Diagnostic::new(Code::NotUtf8, format!("the file is not valid UTF-8 (first bad byte at offset {offset})"))
+                .with_span(keyway_diagnostics::span_of(&text, offset, offset + 1))
+                .with_help("save the file as UTF-8")
+                .into()
+        })
+    }
+}
+
+/// Reads into the room `bytes` has left (it must have some), without zeroing it first.
+#[cfg(unix)]
+fn read_into_spare_capacity(file: &File, bytes: &mut Vec<u8>) -> std::io::Result<usize> {
+    Ok(rustix::io::read(file, rustix::buffer::spare_capacity(bytes))?)
+}
+
+/// Reads into the room `bytes` has left (it must have some).
+#[cfg(not(unix))]
+fn read_into_spare_capacity(mut file: &File, bytes: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read;
+    let filled = bytes.len();
+    bytes.resize(bytes.capacity(), 0);
+    let read = file.read(&mut bytes[filled..]);
+    bytes.truncate(filled + *read.as_ref().unwrap_or(&0));
+    read
+}
+
+pub(crate) fn io_error(path: &Path, e: &std::io::Error) -> Diagnostic {
+    Diagnostic::new(Code::Io, format!("cannot read `{}`: {e}", path.display())).in_file(path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary one, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("keyway-files-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("a")).expect("create a");
+            std::fs::create_dir_all(dir.join("b")).expect("create b");
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn each_file_is_read_from_its_own_directory() {
+        let scratch = Scratch::new("dirs");
+        let files: Vec<PathBuf> = ["a/p.yaml", "b/p.yaml", "a/empty.yaml"].iter().map(|f| scratch.0.join(f)).collect();
+        std::fs::write(&files[0], "id: from-a\n").expect("write");
+        std::fs::write(&files[1], "id: from-b\n".repeat(1000)).expect("write");
+        std::fs::write(&files[2], "").expect("write");
+        let directories = Directories::of(files.iter().map(PathBuf::as_path));
+        assert_eq!(directories.open.len(), if cfg!(unix) { 2 } else { 0 });
+        assert_eq!(directories.read_text(&files[0]).expect("a"), "id: from-a\n");
+        assert_eq!(directories.read_text(&files[1]).expect("b"), "id: from-b\n".repeat(1000));
+        assert_eq!(directories.read_text(&files[2]).expect("empty"), "");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_reported_as_opening_it_by_path_would() {
+        let scratch = Scratch::new("missing");
+        let not_a_dir = scratch.0.join("a/file.yaml");
+        std::fs::write(&not_a_dir, "id: x\n").expect("write");
+        let paths = [scratch.0.join("a/missing.yaml"), not_a_dir.join("inner.yaml"), scratch.0.join("c/x.yaml")];
+        let directories = Directories::of(paths.iter().map(PathBuf::as_path));
+        for path in &paths {
+            let by_path = File::open(path).expect_err("cannot be opened");
+            let d = directories.read_text(path).expect_err("cannot be read");
+            assert_eq!(d.code, Code::Io);
+            assert_eq!(d.message, format!("cannot read `{}`: {by_path}", path.display()));
+        }
+    }
+}
