@@ -6,6 +6,7 @@
 use crate::yaml::MAX_SOURCE_BYTES;
 use keyway_diagnostics::{Code, Diagnostic};
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -43,23 +44,43 @@ pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) ->
 /// The directories a set of files is in, each opened once, to open the files by name in them.
 #[derive(Default)]
 pub(crate) struct Directories {
-    open: HashMap<PathBuf, File>,
+    /// By the directory's part of the paths, as written.
+    open: HashMap<Vec<u8>, File, foldhash::fast::FixedState>,
+}
+
+/// `path` split at its last `/` into a directory and a file name, as written; `None` for a
+/// bare name or one that is not a plain file name (`.`, `..`, empty). Cheaper than
+/// [`Path::parent`] and [`Path::file_name`], which parse every component.
+#[cfg(unix)]
+fn split(path: &Path) -> Option<(&Path, &OsStr)> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let slash = memchr::memrchr(b'/', bytes)?;
+    let (dir, name) = (&bytes[..slash.max(1)], &bytes[slash + 1..]);
+    (!matches!(name, b"" | b"." | b"..")).then(|| (Path::new(OsStr::from_bytes(dir)), OsStr::from_bytes(name)))
+}
+
+/// Elsewhere, files are opened by path.
+#[cfg(not(unix))]
+fn split(_: &Path) -> Option<(&Path, &OsStr)> {
+    None
 }
 
 impl Directories {
     /// Opens the directories `files` are in. One that cannot be opened is left out: its files
     /// are then opened by path, which reports the problem as it is.
     pub(crate) fn of<'p>(files: impl IntoIterator<Item = &'p Path>) -> Self {
-        let mut open = HashMap::new();
-        if cfg!(unix) {
-            for file in files {
-                let Some(dir) = file.parent() else { continue };
-                if !open.contains_key(dir) {
-                    let handle = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir });
-                    if let Ok(handle) = handle {
-                        open.insert(dir.to_owned(), handle);
-                    }
-                }
+        let mut open = HashMap::default();
+        let mut last: Option<&[u8]> = None;
+        for (dir, _) in files.into_iter().filter_map(split) {
+            let key = dir.as_os_str().as_encoded_bytes();
+            // Files come in path order: most are in the directory the one before was in.
+            if last == Some(key) || open.contains_key(key) {
+                continue;
+            }
+            last = Some(key);
+            if let Ok(handle) = File::open(dir) {
+                open.insert(key.to_owned(), handle);
             }
         }
         Directories { open }
@@ -67,7 +88,9 @@ impl Directories {
 
     fn open(&self, path: &Path) -> std::io::Result<File> {
         #[cfg(unix)]
-        if let (Some(dir), Some(name)) = (path.parent().and_then(|d| self.open.get(d)), path.file_name()) {
+        if let Some((dir, name)) =
+            split(path).and_then(|(dir, name)| Some((self.open.get(dir.as_os_str().as_encoded_bytes())?, name)))
+        {
             use rustix::fs::{Mode, OFlags};
             return Ok(File::from(rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?));
         }
@@ -167,6 +190,20 @@ mod tests {
     impl Drop for Scratch {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_split_into_directory_and_file_name_as_written() {
+        let parts =
+            |p: &'static str| split(Path::new(p)).map(|(d, n)| (d.to_str().unwrap_or("?"), n.to_str().unwrap_or("?")));
+        assert_eq!(parts("profiles/google.yaml"), Some(("profiles", "google.yaml")));
+        assert_eq!(parts("/work/p/./x.yml"), Some(("/work/p/.", "x.yml")));
+        assert_eq!(parts("/x.yaml"), Some(("/", "x.yaml")));
+        assert_eq!(parts("a//x.yaml"), Some(("a/", "x.yaml")));
+        for unsplit in ["x.yaml", "a/", "a/.", "a/..", ""] {
+            assert_eq!(parts(unsplit), None, "{unsplit:?}");
         }
     }
 

@@ -3,9 +3,9 @@
 
 use crate::memo::Memo;
 use regex::{Regex, RegexBuilder};
-use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
+use regex_automata::nfa::thompson::{self, pikevm, pikevm::PikeVM};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Compiled patterns are bounded so a hostile profile cannot make one expensive.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -16,56 +16,69 @@ pub fn compile(pattern: &str, case_insensitive: bool) -> Result<Arc<Regex>, Stri
     COMPILED[usize::from(case_insensitive)].get(pattern, || build(pattern, case_insensitive).map(Arc::new))
 }
 
-/// A pattern as validation needs it: parsed and compiled to its NFA within the same limits as
-/// [`compile`], so it is valid exactly when [`compile`] succeeds, with the simplest matcher
-/// to test examples against. Building the full [`Regex`] (a reverse NFA, literal prefilters,
-/// a one-pass DFA) costs about three times as much and pays only when matching often: that
-/// is the runtime's job.
+/// A pattern as validation needs it, from one parse: compiled to its NFA within the same
+/// limits as [`compile`] (so it compiles exactly when [`compile`] succeeds), with the simplest
+/// matcher to test examples against, and its [`url_safety`] verdict. Building the full
+/// [`Regex`] (a reverse NFA, literal prefilters, a one-pass DFA) costs about three times as
+/// much and pays only when matching often: that is the runtime's job.
+pub(crate) struct CheckedPattern {
+    /// The matcher, or the error [`compile`] would give.
+    pub(crate) compiled: Result<Checked, String>,
+    /// Why the pattern is unsafe for a value that lands in a URL ([`url_safety`]).
+    pub(crate) url_safety: Option<String>,
+}
+
+/// A pattern that compiles, ready to test examples against.
 pub(crate) struct Checked {
     vm: PikeVM,
+    /// Kept for the next match: making one costs more than most matches of a short example.
+    cache: Mutex<pikevm::Cache>,
 }
 
 impl Checked {
     /// Whether the pattern matches somewhere in `text`, as [`Regex::is_match`] does.
     pub(crate) fn is_match(&self, text: &str) -> bool {
-        self.vm.is_match(&mut self.vm.create_cache(), text)
+        match self.cache.try_lock() {
+            Ok(mut cache) => self.vm.is_match(&mut cache, text),
+            // Another thread is matching with it: no waiting, a cache of its own.
+            Err(_) => self.vm.is_match(&mut self.vm.create_cache(), text),
+        }
     }
 }
 
-/// Checks a profile's regular expression: the error [`compile`] would give, or the pattern
-/// ready to test examples against (kept by pattern).
-pub(crate) fn check_pattern(pattern: &str, case_insensitive: bool) -> Result<Arc<Checked>, String> {
-    CHECKED[usize::from(case_insensitive)].get(pattern, || check_uncached(pattern, case_insensitive).map(Arc::new))
+/// Checks a profile's regular expression (kept by pattern).
+pub(crate) fn check_pattern(pattern: &str, case_insensitive: bool) -> Arc<CheckedPattern> {
+    CHECKED[usize::from(case_insensitive)].get(pattern, || Arc::new(check_uncached(pattern, case_insensitive)))
 }
 
 // One memo for each case setting.
 static COMPILED: [Memo<Result<Arc<Regex>, String>>; 2] = [Memo::new(), Memo::new()];
-static CHECKED: [Memo<Result<Arc<Checked>, String>>; 2] = [Memo::new(), Memo::new()];
-static SAFETY: [Memo<Option<String>>; 2] = [Memo::new(), Memo::new()];
+static CHECKED: [Memo<Arc<CheckedPattern>>; 2] = [Memo::new(), Memo::new()];
 
 /// Forgets every kept pattern and verdict.
 pub(crate) fn forget() {
     COMPILED.iter().for_each(Memo::clear);
     CHECKED.iter().for_each(Memo::clear);
-    SAFETY.iter().for_each(Memo::clear);
 }
 
-fn check_uncached(pattern: &str, case_insensitive: bool) -> Result<Checked, String> {
+fn check_uncached(pattern: &str, case_insensitive: bool) -> CheckedPattern {
     // The regex crate's own syntax defaults, as `build` uses them.
-    let hir = regex_syntax::ParserBuilder::new()
-        .case_insensitive(case_insensitive)
-        .build()
-        .parse(pattern)
-        .map_err(|e| syntax_message(&e.to_string()))?;
-    let nfa = thompson::Compiler::new()
+    let hir = match regex_syntax::ParserBuilder::new().case_insensitive(case_insensitive).build().parse(pattern) {
+        Ok(hir) => hir,
+        // Reported as an invalid regex, not as an unsafe one.
+        Err(e) => return CheckedPattern { compiled: Err(syntax_message(&e.to_string())), url_safety: None },
+    };
+    let url_safety = unsafe_for_urls(&hir);
+    let compiled = thompson::Compiler::new()
         .configure(thompson::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
         .build_from_hir(&hir)
         .map_err(|e| match e.size_limit() {
             Some(_) => TOO_LARGE.to_owned(),
             None => e.to_string(),
-        })?;
-    let vm = PikeVM::new_from_nfa(nfa).map_err(|e| e.to_string())?;
-    Ok(Checked { vm })
+        })
+        .and_then(|nfa| PikeVM::new_from_nfa(nfa).map_err(|e| e.to_string()))
+        .map(|vm| Checked { cache: Mutex::new(vm.create_cache()), vm });
+    CheckedPattern { compiled, url_safety }
 }
 
 const TOO_LARGE: &str = "the pattern is too large once compiled";
@@ -98,19 +111,15 @@ const URL_DELIMITERS: [char; 8] = ['/', '@', ':', '#', '?', '\\', '%', ' '];
 /// position can match: a pattern that passes cannot match a value containing such a
 /// character.
 pub fn url_safety(pattern: &str, case_insensitive: bool) -> Option<String> {
-    SAFETY[usize::from(case_insensitive)].get(pattern, || check_url_safety(pattern, case_insensitive))
+    check_pattern(pattern, case_insensitive).url_safety.clone()
 }
 
-fn check_url_safety(pattern: &str, case_insensitive: bool) -> Option<String> {
-    let hir = match regex_syntax::ParserBuilder::new().case_insensitive(case_insensitive).build().parse(pattern) {
-        Ok(hir) => hir,
-        Err(_) => return None, // reported as an invalid regex
-    };
-    if !anchored(&hir) {
+fn unsafe_for_urls(hir: &Hir) -> Option<String> {
+    if !anchored(hir) {
         return Some("it is not anchored: start it with `^` and end it with `$`, around any alternation".to_owned());
     }
     let mut bad = Vec::new();
-    collect_unsafe(&hir, &mut bad);
+    collect_unsafe(hir, &mut bad);
     // Delimiters first: they are what an attacker uses.
     bad.sort_unstable_by_key(|c| (!URL_DELIMITERS.contains(c), !c.is_whitespace(), *c));
     bad.dedup();
@@ -255,7 +264,7 @@ mod tests {
             for case_insensitive in [false, true] {
                 let compiled = compile(pattern, case_insensitive);
                 let checked = check_pattern(pattern, case_insensitive);
-                match (&compiled, &checked) {
+                match (&compiled, &checked.compiled) {
                     (Ok(re), Ok(checked)) => {
                         for text in texts {
                             assert_eq!(re.is_match(text), checked.is_match(text), "{pattern:?} on {text:?}");
@@ -265,12 +274,24 @@ mod tests {
                     _ => panic!(
                         "{pattern:?} (case-insensitive: {case_insensitive}): compile {:?}, check {:?}",
                         compiled.is_ok(),
-                        checked.is_ok()
+                        checked.compiled.is_ok()
                     ),
                 }
             }
         }
-        assert_eq!(check_pattern(r"a{1000000}", false).err().as_deref(), Some(TOO_LARGE));
+        assert_eq!(check_pattern(r"a{1000000}", false).compiled.as_ref().err().map(String::as_str), Some(TOO_LARGE));
+    }
+
+    #[test]
+    fn a_pattern_in_use_elsewhere_matches_with_a_cache_of_its_own() {
+        let pattern = check_pattern(r"^[a-z]+\.example\.com$", false);
+        let Ok(checked) = &pattern.compiled else { panic!("compiles") };
+        assert!(checked.is_match("acme.example.com"));
+        let held = checked.cache.lock().expect("not poisoned");
+        assert!(checked.is_match("acme.example.com"), "while another holds the kept cache");
+        assert!(!checked.is_match("acme.example.org"));
+        drop(held);
+        assert!(!checked.is_match("ACME.example.com"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Semantic rules over one resolved profile (`KW04xx`).
 
 use crate::memo::Memo;
-use crate::patterns::{check_pattern, url_safety};
+use crate::patterns::check_pattern;
 use crate::templates::{
     GuideTarget, TemplateKind, Vocabulary, analyse, env_value, guide_context, is_template, render, templates,
 };
@@ -450,7 +450,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
             );
         }
         if in_urls.contains(id) {
-            if let Some(problem) = url_safety(&param.pattern, param.case_insensitive) {
+            if let Some(problem) = &check_pattern(&param.pattern, param.case_insensitive).url_safety {
                 let mut d = Diagnostic::new(Code::UnsafeParameterPattern, format!("parameter `{id}` reaches a URL, but its pattern is unsafe: {problem}"))
                     .at_pointer(format!("{pointer}/pattern"))
                     .with_help("allow only what a host can be, e.g. `^[a-z0-9-]+\\.example\\.com$`; anything the pattern lets through lands in the URL");
@@ -461,7 +461,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
             }
         }
         if let Some(example) = &param.example {
-            if let Ok(re) = check_pattern(&param.pattern, param.case_insensitive) {
+            if let Ok(re) = &check_pattern(&param.pattern, param.case_insensitive).compiled {
                 if !re.is_match(example) {
                     out.push(
                         Diagnostic::new(
@@ -473,7 +473,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
                 }
             }
             for (i, rejection) in param.reject.iter().enumerate() {
-                if check_pattern(&rejection.pattern, false).is_ok_and(|re| re.is_match(example)) {
+                if check_pattern(&rejection.pattern, false).compiled.as_ref().is_ok_and(|re| re.is_match(example)) {
                     out.push(
                         Diagnostic::new(
                             Code::BadParameterExample,
@@ -489,7 +489,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
 
 fn regexes(profile: &Profile, out: &mut Vec<Diagnostic>) {
     let mut check = |pointer: String, pattern: &str, case_insensitive: bool| {
-        if let Err(e) = check_pattern(pattern, case_insensitive) {
+        if let Err(e) = &check_pattern(pattern, case_insensitive).compiled {
             out.push(
                 Diagnostic::new(Code::InvalidRegex, format!("regular expression does not compile: {e}"))
                     .at_pointer(pointer)
