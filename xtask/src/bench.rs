@@ -9,8 +9,10 @@
 //! - keyway as a whole `keyway validate DIR` process (release build; median);
 //! - Nango's `loadProvidersYaml()` under node, when node and npm are present: in process,
 //!   excluding node's start-up (the first call, median over fresh processes; warm calls), and
-//!   as a whole process; and keyway's 1-thread load once more right before each fresh node
-//!   process, for a ratio of samples taken side by side (the machine's speed drifts);
+//!   as a whole process; and, right before each fresh node process, keyway's 1-thread load
+//!   once more in this process, and once as the first call of a fresh process of this binary
+//!   (the like-for-like counterpart of Nango's first call), for ratios of samples taken side by
+//!   side (the machine's speed drifts);
 //! - the memory the loaded registry holds (resident set growth while loading, and after).
 
 use std::path::{Path, PathBuf};
@@ -203,7 +205,8 @@ fn run(runs: usize) -> Result<(), String> {
     // within a run, and samples taken side by side compare like with like.
     let keyway_once =
         || time_once(keyway_validate::forget_kept_work, || keyway_validate::validate_paths_with(&[&dir], 1));
-    match nango(&root, runs, keyway_once) {
+    let keyway_first = || fresh_first_call(&dir, profiles);
+    match nango(&root, runs, keyway_once, keyway_first) {
         Ok(node) => {
             let package = root.join("target/bench/node/node_modules/@nangohq/providers/providers.yaml");
             let same = std::fs::read(&package).ok() == std::fs::read(&providers_path).ok();
@@ -242,6 +245,12 @@ fn run(runs: usize) -> Result<(), String> {
                  process): {:.1}x",
                 show(&node.keyway_interleaved),
                 ms(node.first.median) / ms(node.keyway_interleaved.median)
+            );
+            println!(
+                "  ratio, first call against first call, each in a fresh process, 1 thread (keyway {}, one before \
+                 each node process): {:.1}x",
+                show(&node.keyway_first),
+                ms(node.first.median) / ms(node.keyway_first.median)
             );
         }
         Err(e) => println!("    not measured: {e}"),
@@ -375,12 +384,46 @@ pub fn memory_probe(args: &[&str]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One load and validation of `dir` on one thread in a fresh process of this binary, the first
+/// in that process, as Nango's first call is the first in its node process: returns how long
+/// the call took, timed inside the process (not the process start).
+fn fresh_first_call(dir: &Path, profiles: usize) -> Result<Duration, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["bench", "startup-first-call"])
+        .arg(dir)
+        .arg(profiles.to_string())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().parse::<f64>() {
+        Ok(ms) if out.status.success() => Ok(Duration::from_secs_f64(ms / 1000.0)),
+        _ => Err(format!("first-call probe failed: {text}{}", String::from_utf8_lossy(&out.stderr))),
+    }
+}
+
+/// The child process of [`fresh_first_call`]: prints the milliseconds its one load took.
+pub fn first_call_probe(args: &[&str]) -> ExitCode {
+    let [dir, profiles] = args else { return usage() };
+    let start = Instant::now();
+    let loaded = keyway_validate::validate_paths_with(&[Path::new(dir)], 1);
+    let elapsed = start.elapsed();
+    if profiles.parse::<usize>().ok() != Some(loaded.profiles.len()) || loaded.has_errors() {
+        return fail("first-call probe loaded a different set, or found errors");
+    }
+    println!("{:.3}", ms(elapsed));
+    drop(loaded);
+    ExitCode::SUCCESS
+}
+
 struct NodeFigures {
     /// The first call, over fresh processes.
     first: Timing,
     first_runs: usize,
     /// keyway in process on 1 thread, timed right before each fresh node process.
     keyway_interleaved: Timing,
+    /// keyway's first call on 1 thread in a fresh process, one before each fresh node process.
+    keyway_first: Timing,
     median_ms: f64,
     min_ms: f64,
     max_ms: f64,
@@ -411,8 +454,14 @@ console.log(d);
 
 /// Installs the pinned `@nangohq/providers` under target/bench/node and times its loader.
 /// Nango's loader: warm calls in one node process, then fresh processes (each timing its one
-/// call); `keyway_once` runs before each fresh process and its times are kept beside them.
-fn nango(root: &Path, runs: usize, mut keyway_once: impl FnMut() -> Duration) -> Result<NodeFigures, String> {
+/// call); before each fresh process, `keyway_once` times a load in this process and
+/// `keyway_first` one in a fresh process of its own, and their times are kept beside them.
+fn nango(
+    root: &Path,
+    runs: usize,
+    mut keyway_once: impl FnMut() -> Duration,
+    mut keyway_first: impl FnMut() -> Result<Duration, String>,
+) -> Result<NodeFigures, String> {
     let node_dir = root.join("target/bench/node");
     let package = node_dir.join("node_modules/@nangohq/providers/package.json");
     let installed = std::fs::read_to_string(&package).is_ok_and(|p| p.contains(&format!("\"{NANGO_VERSION}\"")));
@@ -452,9 +501,17 @@ fn nango(root: &Path, runs: usize, mut keyway_once: impl FnMut() -> Duration) ->
     let mut firsts: Vec<f64> = [get("first")].into_iter().filter(|ms| ms.is_finite()).collect();
     let duration = |ms: f64| Duration::from_secs_f64(ms.max(0.0) / 1000.0);
     let mut interleaved = Vec::new();
+    let mut keyway_firsts = Vec::new();
+    let mut probe_error = None;
     let process = measure(
         runs.min(11),
-        || interleaved.push(keyway_once()),
+        || {
+            interleaved.push(keyway_once());
+            match keyway_first() {
+                Ok(time) => keyway_firsts.push(time),
+                Err(e) => probe_error = Some(e),
+            }
+        },
         || {
             let first = Command::new("node")
                 .arg(&once)
@@ -468,8 +525,12 @@ fn nango(root: &Path, runs: usize, mut keyway_once: impl FnMut() -> Duration) ->
             firsts.extend(first);
         },
     );
+    if let Some(e) = probe_error {
+        return Err(e);
+    }
     Ok(NodeFigures {
         keyway_interleaved: Timing::of(interleaved),
+        keyway_first: Timing::of(keyway_firsts),
         first_runs: firsts.len(),
         first: Timing::of(firsts.into_iter().map(duration).collect()),
         median_ms: get("median"),

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         }
         ["bench", "startup", rest @ ..] => bench::startup(rest),
         ["bench", "startup-memory", rest @ ..] => bench::memory_probe(rest),
+        ["bench", "startup-first-call", rest @ ..] => bench::first_call_probe(rest),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
