@@ -338,19 +338,28 @@ fn build_keyway(root: &Path) -> Result<PathBuf, String> {
 /// Resident-set figures of a fresh process that loads the set: its peak growth while loading
 /// and what it still holds with the set loaded.
 fn memory(dir: &Path, profiles: usize) -> Result<(u64, u64), String> {
+    let text = probe("startup-memory", dir, profiles)?;
+    let numbers: Vec<u64> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    match numbers.as_slice() {
+        [growth, retained] => Ok((*growth, *retained)),
+        _ => Err(format!("memory probe printed {text:?}")),
+    }
+}
+
+/// Runs `xtask bench PROBE DIR PROFILES` in a fresh process of this binary: what it printed,
+/// or why it failed (with what it wrote to stderr).
+fn probe(name: &str, dir: &Path, profiles: usize) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
-        .args(["bench", "startup-memory"])
+        .args(["bench", name])
         .arg(dir)
         .arg(profiles.to_string())
         .output()
         .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let numbers: Vec<u64> = text.split_whitespace().filter_map(|n| n.parse().ok()).collect();
-    match numbers.as_slice() {
-        [growth, retained] => Ok((*growth, *retained)),
-        _ => Err(format!("memory probe failed: {text}{}", String::from_utf8_lossy(&out.stderr))),
+    if !out.status.success() {
+        return Err(format!("{name} failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The child process of [`memory`]: prints peak growth and retained growth, in bytes.
@@ -388,17 +397,10 @@ pub fn memory_probe(args: &[&str]) -> ExitCode {
 /// in that process, as Nango's first call is the first in its node process: returns how long
 /// the call took, timed inside the process (not the process start).
 fn fresh_first_call(dir: &Path, profiles: usize) -> Result<Duration, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(["bench", "startup-first-call"])
-        .arg(dir)
-        .arg(profiles.to_string())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = probe("startup-first-call", dir, profiles)?;
     match text.trim().parse::<f64>() {
-        Ok(ms) if out.status.success() => Ok(Duration::from_secs_f64(ms / 1000.0)),
-        _ => Err(format!("first-call probe failed: {text}{}", String::from_utf8_lossy(&out.stderr))),
+        Ok(ms) => Ok(Duration::from_secs_f64(ms / 1000.0)),
+        Err(_) => Err(format!("first-call probe printed {text:?}")),
     }
 }
 

@@ -42,7 +42,6 @@ pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) ->
 }
 
 /// The directories a set of files is in, each opened once, to open the files by name in them.
-#[derive(Default)]
 pub(crate) struct Directories {
     /// By the directory's part of the paths, as written.
     open: HashMap<Vec<u8>, File, foldhash::fast::FixedState>,
