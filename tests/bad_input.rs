@@ -50,7 +50,7 @@ fn wrong_types_and_missing_keys() {
 fn every_error_in_a_file_is_reported_at_once() {
     let text = MINIMAL
         .replace("pkce: required", "pkce: maybe")
-        .replace("label: Read", "lable: Read")
+        .replace("label: Production", "lable: Production")
         .replace("method: POST", "method: 7");
     let found: Vec<Code> = codes(&text).into_iter().map(|(c, ..)| c).collect();
     // `lable` is both an unknown key and a missing `label`; `7` is a wrong type, reported once.

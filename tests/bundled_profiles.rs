@@ -140,9 +140,9 @@ fn the_full_scope_catalogue_of_the_facts_file_is_there_with_labels() {
         let p = &profile(&loaded, id).profile;
         for value in &expected {
             let scope = p.scopes.get(value).unwrap_or_else(|| panic!("{id} lacks scope {value}"));
-            assert!(!scope.label.trim().is_empty(), "{value} has a label");
+            assert!(scope.label.as_deref().is_some_and(|l| !l.trim().is_empty()), "{value} has a label");
         }
-        assert_eq!(p.scopes["api"].label, "Manage user data via APIs");
+        assert_eq!(p.scopes["api"].label.as_deref(), Some("Manage user data via APIs"));
         assert!(p.scopes["refresh_token"].grants_refresh && p.scopes["offline_access"].grants_refresh);
         assert!(p.scopes["full"].implies.iter().any(|s| s == "api"));
         assert!(p.scopes["web"].implies.iter().any(|s| s == "visualforce"));

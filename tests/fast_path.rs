@@ -57,7 +57,7 @@ fn variations(text: &str, i: usize) -> Vec<String> {
     if let Some((key, value)) = entry.split_once(": ") {
         let lead = format!("{pad}{item}");
         let deeper = " ".repeat(lead.len() + 2);
-        for other in ["1", "0", "70000", "true", "null", "x", "''", "https://e.example", "/p", "^a$", "- x"] {
+        for other in ["1", "0", "70000", "true", "null", "x", "''", "https://e.example", "/p", "^a$", "- x", "{}"] {
             out.push(with(&[format!("{lead}{key}: {other}")]));
         }
         out.push(with(&[format!("{lead}unknown_key: {value}")]));

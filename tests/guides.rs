@@ -148,3 +148,32 @@ fn guide_urls_are_canonical_and_round_trip() {
     assert!(parse_guide_url("https://d.example/g?profile=x&profile=y").is_err());
     assert!(guide_url("https://d.example/g", p, &request(&["nope"])).is_err());
 }
+
+/// Scopes as imported catalogues write them (`value: {}`: no label) are shown by their value.
+/// A profile that offers actions is warned of a scope nothing needs; one that offers none has
+/// nothing to check its catalogue against, and gets no warning.
+#[test]
+fn unlabelled_scopes_show_their_value_and_only_profiles_with_actions_warn_of_unused_scopes() {
+    use keyway_diagnostics::Code;
+    let with_actions = keyway_tests::MINIMAL
+        .replace("read: {label: Read}", "read: {}")
+        .replace("  write: {label: Write}", "  write: {label: Write}\n  extra: {}");
+    let mut loaded = keyway_manifest::load_str("base.yaml", &with_actions);
+    keyway_validate::check_loaded(&mut loaded);
+    let found: Vec<_> = loaded.diagnostics.iter().map(|d| (d.code, d.pointer.as_deref())).collect();
+    assert_eq!(found, [(Code::UnusedScope, Some("/scopes/extra"))]);
+    let guide = render(&loaded.profiles[0].profile, &request(&["list_things", "create_thing"])).expect("renders");
+    let shown: Vec<_> =
+        guide.scopes.iter().map(|s| (s.value.as_str(), s.label.as_str(), s.console_label.as_str())).collect();
+    assert_eq!(
+        shown,
+        [("read", "read", "read"), ("write", "Write", "Write (write)"), ("offline", "Offline", "Offline (offline)")]
+    );
+
+    let (head, tail) = with_actions.split_once("actions:\n").expect("MINIMAL has actions");
+    let without_actions = format!("{head}{}", &tail[tail.find("guide:").expect("and a guide")..]);
+    let mut loaded = keyway_manifest::load_str("base.yaml", &without_actions);
+    keyway_validate::check_loaded(&mut loaded);
+    assert!(loaded.profiles[0].profile.actions.is_empty());
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+}

@@ -546,7 +546,8 @@ fn show(loaded: &Loaded, found: &LoadedProfile, out: &mut impl Write) -> std::io
     writeln!(out, "\nscopes ({}):", p.scopes.len())?;
     for (value, scope) in &p.scopes {
         let refresh = if scope.grants_refresh { "  [refresh]" } else { "" };
-        writeln!(out, "  {value:<28} {}{refresh}", scope.label)?;
+        let line = format!("  {value:<28} {}{refresh}", scope.label.as_deref().unwrap_or_default());
+        writeln!(out, "{}", line.trim_end())?;
     }
     writeln!(out, "\nactions ({}):", p.actions.len())?;
     for (id, action) in &p.actions {

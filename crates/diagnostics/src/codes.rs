@@ -72,7 +72,7 @@ codes! {
     UnknownConditionName = "KW0413", Error, "A guide condition names an action, scope, environment or variant that does not exist.";
     DefaultVariant = "KW0414", Error, "Guide variants are declared but not exactly one is the default.";
     UnusedParameter = "KW0415", Warning, "A parameter no template uses.";
-    UnusedScope = "KW0416", Warning, "A scope no action, default or implication needs, and not marked `custom_only`.";
+    UnusedScope = "KW0416", Warning, "A profile offers actions, and a scope no action, default or implication needs is not marked `custom_only`.";
     BadParameterExample = "KW0417", Error, "A parameter's example does not pass its own pattern and rejections.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";

@@ -15,7 +15,7 @@
 //! | `connection_config.x.default_value` | `{{ params.x or 'value' }}` |
 //! | `alias` | `extends`, the child written as a patch over its converted parent; a mapping it mostly drops (a swapped scope catalogue) written whole under `replace` |
 //! | `default_scopes`, `scope_separator` | `auth.default_scopes`, `auth.scope_separator`; scopes in the catalogue |
-//! | `providers.scopes.yaml` | the scope catalogue (scopes no default needs are `custom_only`) |
+//! | `providers.scopes.yaml` | the scope catalogue (values only: no labels, as Nango has none) |
 //! | `authorization_params`, `token_params`, `refresh_params` | the same, without the standard `response_type: code` and `grant_type` |
 //! | `token_request_auth_method: basic`, `authorization_method: header` | `client_auth: basic` |
 //! | `body_format: json` | `auth.token_request_format: json` |
@@ -501,15 +501,12 @@ impl<'a> Entry<'a> {
             if catalogue.contains_key(scope) || scope.is_empty() {
                 continue;
             }
-            let is_default = defaults.contains(scope);
+            // Nango names scopes by their value alone, so they get no label; and the profile
+            // offers no actions, so none needs `custom_only` (KW0416 has nothing to check).
             let mut entry = Map::new();
-            entry.insert("label".into(), json!(scope));
-            if is_default && refresh_scope(scope) {
+            if defaults.contains(scope) && refresh_scope(scope) {
                 entry.insert("grants_refresh".into(), json!(true));
                 refresh_by_default = true;
-            }
-            if !is_default {
-                entry.insert("custom_only".into(), json!(true));
             }
             catalogue.insert(scope.clone(), Value::Object(entry));
         }

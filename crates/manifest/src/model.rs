@@ -425,8 +425,11 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
-    /// The label the provider's console shows: "Manage user data via APIs".
-    pub label: String,
+    /// The label the provider's console shows: "Manage user data via APIs". Absent where the
+    /// provider names scopes by their value alone (as the catalogues imported from Nango do):
+    /// the value is shown instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// The console's entry when it differs from `label (value)`, for entries that cover
     /// several values: "Perform requests at any time (refresh_token, offline_access)".
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -577,6 +577,12 @@ fn condition(profile: &Profile, c: &Condition, pointer: &str, out: &mut Vec<Diag
 }
 
 fn unused_scopes(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    // A profile that offers no actions has nothing to check its catalogue against: the whole
+    // catalogue is there for custom scope selections (an imported catalogue, or a profile
+    // whose actions are still to be written).
+    if profile.actions.is_empty() {
+        return;
+    }
     let mut needed: BTreeSet<&str> = profile.auth.default_scopes.iter().map(String::as_str).collect();
     needed.extend(profile.actions.values().flat_map(|a| a.scopes.iter().map(String::as_str)));
     // Whatever a needed scope implies is needed too.

@@ -397,7 +397,7 @@ pub fn env_value(profile: &Profile, env_id: &str) -> Value {
 pub struct ScopeEntry {
     /// The value sent on the wire.
     pub value: String,
-    /// The console's label.
+    /// The console's label, or the value where the scope has none.
     pub label: String,
     /// The console's entry as shown ("Manage user data via APIs (api)").
     pub console_label: String,
@@ -413,13 +413,15 @@ pub fn scope_entries(profile: &Profile, plan: &ScopePlan) -> Vec<ScopeEntry> {
     plan.scopes
         .iter()
         .map(|s| {
-            let (label, console_label) = match profile.scopes.get(&s.value) {
-                Some(scope) => (
-                    scope.label.clone(),
-                    scope.console_label.clone().unwrap_or_else(|| format!("{} ({})", scope.label, s.value)),
-                ),
-                None => (s.value.clone(), s.value.clone()),
+            // A scope without a label is shown by its value, as its console shows it.
+            let scope = profile.scopes.get(&s.value);
+            let label = scope.and_then(|scope| scope.label.clone());
+            let console_label = match (scope.and_then(|scope| scope.console_label.clone()), &label) {
+                (Some(console_label), _) => console_label,
+                (None, Some(label)) => format!("{label} ({})", s.value),
+                (None, None) => s.value.clone(),
             };
+            let label = label.unwrap_or_else(|| s.value.clone());
             ScopeEntry {
                 value: s.value.clone(),
                 label,

@@ -144,8 +144,8 @@ impl<'a> Reader<'a> {
     }
 
     /// The value written after a key or a dash, `rest` (which has been read), whose parent
-    /// sits at `indent`: a scalar, a block scalar (its body is the next line) or a flow
-    /// sequence. Nothing deeper may follow.
+    /// sits at `indent`: a scalar, a block scalar (its body is the next line), a flow
+    /// sequence or an empty mapping (`{}`). Nothing deeper may follow.
     fn inline(&mut self, rest: &'a str, indent: usize) -> Result<Kind<'a>, Declined> {
         let kind = if let Some(style) = BlockStyle::of(rest) {
             let body = self.next_line().filter(|l| l.indent == BODY).ok_or(Declined)?.content;
@@ -153,6 +153,8 @@ impl<'a> Reader<'a> {
             Kind::Scalar(Scalar::Str(Cow::Owned(style.read(body).ok_or(Declined)?)))
         } else if rest.starts_with('[') {
             Kind::Flow(flow_sequence(rest).ok_or(Declined)?)
+        } else if rest == "{}" {
+            Kind::EmptyMap
         } else {
             Kind::Scalar(scalar(rest).ok_or(Declined)?)
         };
@@ -286,6 +288,8 @@ enum Kind<'a> {
     Scalar(Scalar<'a>),
     /// A one-line flow sequence: the checked text between its brackets.
     Flow(&'a str),
+    /// `{}`: a scope or section with nothing to say but its key.
+    EmptyMap,
 }
 
 impl Kind<'_> {
@@ -570,6 +574,9 @@ impl<'r, 'a> Node<'r, 'a> {
     }
 
     fn visit_map<V: Visitor<'a>>(self, visitor: V, checked: bool) -> Result<V::Value, Declined> {
+        if let Kind::EmptyMap = self.kind {
+            return visitor.visit_map(de::value::MapDeserializer::<_, Declined>::new(std::iter::empty::<((), ())>()));
+        }
         let mut entries = self.map(checked)?;
         let value = visitor.visit_map(&mut entries)?;
         if entries.done { Ok(value) } else { Err(Declined) }
@@ -581,7 +588,7 @@ impl<'a> de::Deserializer<'a> for Node<'_, 'a> {
 
     fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Declined> {
         match self.kind {
-            Kind::Map { .. } => self.visit_map(visitor, false),
+            Kind::Map { .. } | Kind::EmptyMap => self.visit_map(visitor, false),
             Kind::Seq { .. } => {
                 let mut items = self.seq()?;
                 let value = visitor.visit_seq(&mut items)?;
@@ -845,6 +852,17 @@ mod tests {
             Some(json!({"a": [{"text": "x y", "kind": "note"}]}))
         );
         assert_eq!(read("a: [api, web]\nb: []\n"), Some(json!({"a": ["api", "web"], "b": []})));
+    }
+
+    /// An empty flow mapping (imported scope catalogues write a scope with nothing but its
+    /// value as `value: {}`) is read, as a value and as an item; anything else in braces is
+    /// left to serde_yaml.
+    #[test]
+    fn reads_empty_mappings() {
+        assert_eq!(read("a: {}\nb:\n  - {}\n  - x\n"), Some(json!({"a": {}, "b": [{}, "x"]})));
+        for text in ["a: {x: 1}\n", "a: { }\n", "a: {} # c\n", "a: {}\n  b: 1\n", "a: {}}\n"] {
+            assert_eq!(read(text), None, "{text:?}");
+        }
     }
 
     /// The word-at-a-time searches find what a byte-by-byte search finds, wherever the match

@@ -605,7 +605,8 @@ impl MarkedEventReceiver for Builder<'_> {
 
 /// A reader for the block-YAML subset profiles are written in, several times faster than
 /// serde_yaml. It returns `None` for anything outside the subset, and the caller falls back
-/// to serde_yaml: flow collections, block scalars, anchors, aliases, tags, directives,
+/// to serde_yaml: flow collections (but one-line sequences of plain words and the empty
+/// mapping `{}`), block scalars (but literal and folded ones, clipped or stripped), anchors, aliases, tags, directives,
 /// document markers, multi-line plain scalars, escapes in double-quoted scalars, tabs, CR,
 /// duplicate keys, keys that are not plain or quoted strings, and plain scalars that could
 /// resolve to anything but a string, `null`, a boolean or a small decimal integer. Where it
@@ -696,6 +697,7 @@ mod tests {
             "a: [a, , b]\nb: [a, 'b']\nc: [a, [b]]\nd: [a: b]\ne: [a] # c\nf: [a,b,]\n",
             "- [a, b]\n",
             "a:\n  - [a, b]\n  - [c]\n",
+            "a: {}\nb:\n- {}\n- {}\nc: {x: {}}\nd: { }\ne: {}#c\nf: {} # c\n",
         ] {
             cases += 1;
             check(odd, &mut accepted);
