@@ -174,8 +174,15 @@ fn import_nango_writes_profiles_and_a_report_that_validate() {
     // An alias that keeps few of its parent's scopes replaces the catalogue instead of nulling it.
     let reports = std::fs::read_to_string(out_dir.join("acme-crm-reports.yaml")).expect("written");
     assert!(reports.contains("replace:\n- /scopes\n") && !reports.contains(": null"), "{reports}");
-    let out = keyway(&["validate", out_dir.to_str().expect("utf-8 path")]);
+    let dir = out_dir.to_str().expect("utf-8 path");
+    let out = keyway(&["validate", dir]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // Imported profiles offer no actions, so their catalogues draw no unused-scope warning.
+    assert!(!stdout(&out).contains("KW0416"), "{}", stdout(&out));
+    // Their scopes have no labels, and are listed by their value alone.
+    let text = stdout(&keyway(&["inspect", "acme-crm", "--profiles", dir]));
+    assert!(text.lines().any(|l| l == "  admin"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("  offline_access ") && l.ends_with(" [refresh]")), "{text}");
     let _ = std::fs::remove_dir_all(&out_dir);
 
     let bad = scratch("not-nango", "- a\n- b\n");
