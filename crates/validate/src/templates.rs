@@ -399,7 +399,8 @@ pub struct ScopeEntry {
     pub value: String,
     /// The console's label, or the value where the scope has none.
     pub label: String,
-    /// The console's entry as shown ("Manage user data via APIs (api)").
+    /// The console's entry as shown ("Manage user data via APIs (api)"), or the value where
+    /// the scope has no label.
     pub console_label: String,
     /// Display names of the selected actions that need it.
     pub actions: Vec<String>,

@@ -606,11 +606,12 @@ impl MarkedEventReceiver for Builder<'_> {
 /// A reader for the block-YAML subset profiles are written in, several times faster than
 /// serde_yaml. It returns `None` for anything outside the subset, and the caller falls back
 /// to serde_yaml: flow collections (but one-line sequences of plain words and the empty
-/// mapping `{}`), block scalars (but literal and folded ones, clipped or stripped), anchors, aliases, tags, directives,
-/// document markers, multi-line plain scalars, escapes in double-quoted scalars, tabs, CR,
-/// duplicate keys, keys that are not plain or quoted strings, and plain scalars that could
-/// resolve to anything but a string, `null`, a boolean or a small decimal integer. Where it
-/// returns a value, that value is the one serde_yaml gives (a test compares them).
+/// mapping `{}`), block scalars (but literal and folded ones, clipped or stripped), anchors,
+/// aliases, tags, directives, document markers, multi-line plain scalars, escapes in
+/// double-quoted scalars, tabs, CR, duplicate keys, keys that are not plain or quoted strings,
+/// and plain scalars that could resolve to anything but a string, `null`, a boolean or a small
+/// decimal integer. Where it returns a value, that value is the one serde_yaml gives (a test
+/// compares them).
 mod fast;
 pub(crate) mod tree;
 pub(crate) use fast::Declined;
