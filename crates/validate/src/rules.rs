@@ -442,6 +442,8 @@ pub(crate) fn is_loopback(url: &url::Url) -> bool {
 fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<String>), out: &mut Vec<Diagnostic>) {
     for (id, param) in &profile.parameters {
         let pointer = format!("/parameters/{}", esc(id));
+        // One parse gives both the matcher and the URL-safety verdict.
+        let checked = check_pattern(&param.pattern, param.case_insensitive);
         if !used.contains(id) {
             out.push(
                 Diagnostic::new(Code::UnusedParameter, format!("parameter `{id}` is declared but no template uses it"))
@@ -450,7 +452,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
             );
         }
         if in_urls.contains(id) {
-            if let Some(problem) = &check_pattern(&param.pattern, param.case_insensitive).url_safety {
+            if let Some(problem) = &checked.url_safety {
                 let mut d = Diagnostic::new(Code::UnsafeParameterPattern, format!("parameter `{id}` reaches a URL, but its pattern is unsafe: {problem}"))
                     .at_pointer(format!("{pointer}/pattern"))
                     .with_help("allow only what a host can be, e.g. `^[a-z0-9-]+\\.example\\.com$`; anything the pattern lets through lands in the URL");
@@ -461,7 +463,7 @@ fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<S
             }
         }
         if let Some(example) = &param.example {
-            if let Ok(re) = &check_pattern(&param.pattern, param.case_insensitive).compiled {
+            if let Ok(re) = &checked.compiled {
                 if !re.is_match(example) {
                     out.push(
                         Diagnostic::new(
