@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod oauth;
+mod serve;
 
 /// keyway: declarative OAuth connector profiles.
 #[derive(Debug, Parser)]
@@ -141,6 +142,12 @@ enum Command {
     /// Convert another catalogue of providers into keyway profiles.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Run the connect hub: the HTTP API, the hosted connect page and the encrypted token
+    /// store (see docs/server.md).
+    Serve(serve::ServeArgs),
+    /// Encryption keys (generate, rotate) and management API keys.
+    #[command(subcommand)]
+    Keys(serve::KeysCommand),
     /// List the profiles, or show one resolved profile (with `extends` applied).
     Inspect {
         /// A profile id; without it, every profile is listed.
@@ -262,6 +269,8 @@ fn main() -> ExitCode {
         Command::Introspect { connection, tokens, token } => {
             oauth::introspect(&cli.profiles, &connection, &tokens, token, &mut out)
         }
+        Command::Serve(args) => serve::serve(&cli.profiles, args),
+        Command::Keys(command) => serve::keys(command, &mut out),
         Command::Scopes { profile, actions, scopes, environment, params, redirect_uri, format } => {
             let selection = keyway_validate::Selection {
                 environment,

@@ -396,6 +396,20 @@ pub struct Api {
     /// The API version the actions are written against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// A cheap, read-only call that proves a connection works, made when an account is linked
+    /// and on demand (a connection test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+}
+
+/// A connection test: `GET` of a path under `api.base_url` with the connection's access token.
+/// Any 2xx answer passes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// The path under `api.base_url`: `/limits`.
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
 }
 
 /// Provider limits and delays. Guide templates see them as `limits.<name>`.

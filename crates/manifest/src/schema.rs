@@ -278,6 +278,7 @@ pub(crate) fn typed_profile_holds_patterns(profile: &Profile) -> bool {
     is_profile_id(&profile.id)
         && profile.docs.iter().all(|d| d.url.starts_with("https://"))
         && profile.actions.values().all(|a| a.path.starts_with('/'))
+        && profile.api.as_ref().and_then(|api| api.verify.as_ref()).is_none_or(|v| v.path.starts_with('/'))
 }
 
 /// `^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$`, the schema's pattern for `id`.
@@ -427,6 +428,7 @@ mod tests {
             ("/$defs/Action/properties/path", "^/"),
             ("/$defs/DocLink/properties/url", "^https://"),
             ("/$defs/Profile/properties/id", "^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$"),
+            ("/$defs/Verify/properties/path", "^/"),
         ];
         let expected: Vec<(String, String)> =
             expected.iter().map(|(a, p)| ((*a).to_owned(), (*p).to_owned())).collect();

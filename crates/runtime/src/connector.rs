@@ -824,6 +824,71 @@ impl Connector {
         .await
     }
 
+    /// A token set from a token response obtained elsewhere (tokens a platform already holds),
+    /// read exactly as this connector reads its own: kept fields, scopes, and the expiry from
+    /// `expires_in`, introspection or the profile's assumed lifetime.
+    pub async fn import_tokens(&self, response: &Map<String, Value>) -> Result<TokenSet, FlowError> {
+        self.token_set_from_map(response, GrantUsed::AuthorizationCode, None).await
+    }
+
+    /// The API base URL of a connection: `api.base_url` rendered with its token set's kept
+    /// fields (Salesforce: `instance_url`), held to the same rules as an endpoint.
+    pub fn api_base_url(&self, tokens: &TokenSet) -> Result<String, FlowError> {
+        let api =
+            self.profile.api.as_ref().ok_or_else(|| {
+                FlowError::Unsupported(format!("`{}` declares no API (`api.base_url`)", self.profile.id))
+            })?;
+        let params: Map<String, Value> = self
+            .profile
+            .parameters
+            .keys()
+            .map(|k| {
+                let value = self.config.selection.parameters.get(k);
+                (k.clone(), value.map_or(Value::Null, |v| Value::String(v.clone())))
+            })
+            .collect();
+        let context = minijinja::Value::from(minijinja::value::Serde(json!({
+            "env": env_value(&self.profile, &self.environment),
+            "params": params,
+            "token": tokens.fields,
+        })));
+        let rendered = render(&api.base_url, &context)
+            .map_err(|e| FlowError::Configuration(format!("`api.base_url` does not render: {e}")))?;
+        match endpoint_problem(&rendered) {
+            // The URL may come from the provider's token response: name the problem, not the value.
+            Some(why) => Err(FlowError::Configuration(format!("`api.base_url` renders to an unusable URL: {why}"))),
+            None => Ok(rendered.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// Runs the profile's connection test (`api.verify`): a `GET` under the API base URL with
+    /// the access token. Any 2xx passes; an error answer is diagnosed by the profile's error
+    /// map (phase `api`); 5xx and timeouts are transient.
+    pub async fn verify(&self, tokens: &TokenSet) -> Result<(), FlowError> {
+        const ENDPOINT: &str = "api";
+        let verify = self.profile.api.as_ref().and_then(|api| api.verify.as_ref()).ok_or_else(|| {
+            FlowError::Unsupported(format!("`{}` declares no connection test (`api.verify`)", self.profile.id))
+        })?;
+        let url = format!("{}{}", self.api_base_url(tokens)?, verify.path);
+        let request = oauth2::http::Request::builder()
+            .method(oauth2::http::Method::GET)
+            .uri(url.as_str())
+            .header(oauth2::http::header::ACCEPT, "application/json")
+            .header(oauth2::http::header::AUTHORIZATION, format!("Bearer {}", tokens.access_token.expose_secret()))
+            .body(Vec::new())
+            .map_err(|e| FlowError::Configuration(format!("the connection test's URL: {e}")))?;
+        let response =
+            self.http.send(request).await.map_err(|source| FlowError::Transport { endpoint: ENDPOINT, source })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        match ProviderError::from_body(ErrorPhase::Api, Some(status), response.body()) {
+            Some(provider) => Err(FlowError::Provider(Box::new(self.diagnose(provider)))),
+            None => Err(FlowError::InvalidResponse { endpoint: ENDPOINT, detail: format!("HTTP {status}") }),
+        }
+    }
+
     /// Adds client authentication to a form as the profile says: in the body, or returned
     /// as the HTTP Basic pair.
     fn client_auth<'s>(

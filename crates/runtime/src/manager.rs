@@ -215,7 +215,8 @@ enum Status {
 #[derive(Debug)]
 struct Connection {
     id: String,
-    connector: Arc<Connector>,
+    /// Replaced when the connection's configuration changes; the status is kept.
+    connector: RwLock<Arc<Connector>>,
     status: RwLock<Status>,
     /// Held while refreshing: the single-flight lock.
     refreshing: tokio::sync::Mutex<()>,
@@ -257,11 +258,40 @@ impl TokenManager {
     fn put(&self, id: &str, connector: Arc<Connector>, status: Status) {
         let connection = Arc::new(Connection {
             id: id.to_owned(),
-            connector,
+            connector: RwLock::new(connector),
             status: RwLock::new(status),
             refreshing: tokio::sync::Mutex::new(()),
         });
         self.connections.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_owned(), connection);
+    }
+
+    /// Whether the manager holds a connection (installed or opened).
+    pub fn contains(&self, id: &str) -> bool {
+        self.connections.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(id)
+    }
+
+    /// Gives an open connection a new connector (its app credentials or profile changed),
+    /// keeping its tokens and status; `false` when the connection is not open.
+    pub fn set_connector(&self, id: &str, connector: Arc<Connector>) -> bool {
+        match self.connection(id) {
+            Ok(connection) => {
+                *connection.connector.write().unwrap_or_else(std::sync::PoisonError::into_inner) = connector;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The connector of an open connection.
+    pub fn connector(&self, id: &str) -> Option<Arc<Connector>> {
+        let connection = self.connection(id).ok()?;
+        let connector = connection.connector.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        Some(connector)
+    }
+
+    /// Forgets a connection in memory (the store is not touched): after it is deleted.
+    pub fn forget(&self, id: &str) {
+        self.connections.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
     }
 
     /// The current token set of a connection (for display or export).
@@ -367,7 +397,7 @@ impl TokenManager {
     /// A new token set by the means the current one allows, with retries of transient
     /// failures. A provider refusal meaning "reauthorize" marks the connection.
     async fn obtain(&self, connection: &Connection, current: &TokenSet) -> Result<TokenSet, TokenError> {
-        let connector = &connection.connector;
+        let connector = connection.connector.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let mut attempt = 1;
         loop {
             let result = match (current.refresh_token.is_some(), current.grant) {

@@ -88,7 +88,12 @@ impl Drop for TestProvider {
 impl TestProvider {
     /// Starts a provider on `127.0.0.1` with an ephemeral port. Must be called inside a tokio runtime.
     pub async fn start(config: ProviderConfig) -> std::io::Result<TestProvider> {
-        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        TestProvider::start_on(0, config).await
+    }
+
+    /// Starts a provider on `127.0.0.1:port` (0: an ephemeral port).
+    pub async fn start_on(port: u16, config: ProviderConfig) -> std::io::Result<TestProvider> {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(server::Shared::new(config, format!("http://{addr}")));
         let app = server::router(Arc::clone(&shared));
@@ -295,6 +300,9 @@ pub struct ProviderConfig {
     pub device_interval: u64,
     /// The first N device polls answer `slow_down` whatever their timing. Default 0.
     pub device_slow_down_polls: u32,
+    /// A browser without the `testkit_user` cookie sees a consent page (username, Allow, Deny)
+    /// instead of being approved as the default user. Default `false`.
+    pub consent_page: bool,
 }
 
 impl Default for ProviderConfig {
@@ -317,6 +325,7 @@ impl Default for ProviderConfig {
             client_credentials_user: Some("integration@example.com".to_owned()),
             device_interval: 5,
             device_slow_down_polls: 0,
+            consent_page: false,
         }
     }
 }
@@ -342,6 +351,7 @@ impl fmt::Debug for ProviderConfig {
             .field("client_credentials_user", &self.client_credentials_user)
             .field("device_interval", &self.device_interval)
             .field("device_slow_down_polls", &self.device_slow_down_polls)
+            .field("consent_page", &self.consent_page)
             .finish()
     }
 }

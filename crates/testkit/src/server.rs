@@ -230,6 +230,35 @@ async fn handle(
     }
 }
 
+/// The provider's consent page: the authorization request's parameters carried in hidden
+/// fields, a username, and Allow / Deny (which submit back to the authorize endpoint).
+fn consent_page(request: &RecordedRequest) -> Response {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    };
+    let hidden: String = request
+        .query
+        .iter()
+        .filter(|(k, _)| !k.starts_with("testkit_"))
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
+        .collect();
+    let scope = escape(request.query_value("scope").unwrap_or(DEFAULT_SCOPE));
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Allow Access?</title>\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<style>body{{font-family:sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#181818}}\
+h1{{font-size:1.4rem}}label{{display:block;margin:1rem 0}}input[type=text]{{width:100%;padding:.4rem}}\
+button{{padding:.5rem 1.2rem;margin-right:.5rem;font-size:1rem}}code{{background:#f3f3f3;padding:0 .2rem}}</style></head>\
+<body><h1>Allow Access?</h1><p>keyway-testkit (a local, Salesforce-like test provider) is asked to \
+grant access with the scopes <code>{scope}</code>.</p>\
+<form method=\"get\" action=\"{AUTHORIZE_PATH}\">{hidden}\
+<label>Username <input type=\"text\" name=\"testkit_username\" value=\"{DEFAULT_USER}\"></label>\
+<button type=\"submit\" name=\"testkit_consent\" value=\"allow\" id=\"allow\">Allow</button>\
+<button type=\"submit\" name=\"testkit_consent\" value=\"deny\" id=\"deny\">Deny</button></form></body></html>"
+    );
+    response(StatusCode::OK, Some("text/html; charset=utf-8"), body)
+}
+
 fn response(status: StatusCode, content_type: Option<&'static str>, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -529,7 +558,15 @@ impl State {
         if request.query_value("response_type") != Some("code") {
             return redirect_error("unsupported_response_type", "response type not supported");
         }
-        let user = request.cookie_user.as_deref().filter(|u| !u.is_empty()).unwrap_or(DEFAULT_USER);
+        let consent = request.query_value("testkit_consent");
+        if self.config.consent_page && request.cookie_user.is_none() && consent.is_none() {
+            return consent_page(request);
+        }
+        let user = match consent {
+            Some("deny") => DENY_USER,
+            Some(_) => request.query_value("testkit_username").filter(|u| !u.is_empty()).unwrap_or(DEFAULT_USER),
+            None => request.cookie_user.as_deref().filter(|u| !u.is_empty()).unwrap_or(DEFAULT_USER),
+        };
         let challenge = request.query_value("code_challenge").filter(|c| !c.is_empty());
         match challenge {
             None if self.config.require_pkce => {

@@ -1,0 +1,228 @@
+//! `keyway serve` and `keyway keys`: thin wrappers over `keyway-server`.
+
+use clap::{Args, Subcommand, ValueEnum};
+use keyway_server::{ServeError, ServeOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `keyway serve`'s options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The database: `sqlite://PATH` (created if missing).
+    #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
+    db: String,
+    /// Where to listen.
+    #[arg(long, env = "KEYWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The URL users' browsers and providers reach the hub at (callback URLs are built from
+    /// it); default `http://LISTEN`.
+    #[arg(long, env = "KEYWAY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The encryption key file (`keyway keys generate --file FILE`).
+    #[arg(long, env = "KEYWAY_KEYS_FILE")]
+    keys_file: Option<PathBuf>,
+    /// Development mode: without --keys-file, create a key file beside the database.
+    #[arg(long)]
+    dev: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `keyway keys`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an encryption key: printed, or written first in FILE (the new encrypting key;
+    /// the others keep decrypting until `keyway keys rotate` has run).
+    Generate {
+        /// The key file to create or prepend to (mode 0600).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Re-encrypt every stored secret with the key file's first key (resumable).
+    Rotate {
+        /// The database.
+        #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
+        db: String,
+        /// The key file.
+        #[arg(long, env = "KEYWAY_KEYS_FILE")]
+        keys_file: PathBuf,
+    },
+    /// Management API keys.
+    #[command(subcommand)]
+    Api(ApiKeyCommand),
+}
+
+/// `keyway keys api`.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key: printed once, stored only as a hash.
+    Create {
+        /// The database.
+        #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
+        db: String,
+        /// A label for the key.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KEYWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// Runs the hub until SIGINT or SIGTERM.
+pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
+    init_logging(args.log_format);
+    let options = ServeOptions {
+        profiles: profiles.to_owned(),
+        db: args.db,
+        listen: args.listen,
+        public_url: args.public_url,
+        keys_file: args.keys_file,
+        dev: args.dev,
+    };
+    let result = runtime()?.block_on(keyway_server::serve(options, |addr| {
+        // One line on stdout, for scripts and tests that start the hub on port 0.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "keyway serve: listening on http://{addr}");
+        let _ = out.flush();
+    }));
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(ServeError::Profiles(_)) => {
+            // The same located report `keyway validate` prints.
+            let mut err = std::io::stderr().lock();
+            let _ = super::validate(&[profiles.to_owned()], super::Format::Human, &mut err);
+            eprintln!("keyway serve: the profiles have errors; not starting");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e @ ServeError::Keys(_)) => {
+            eprintln!("keyway serve: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => {
+            eprintln!("keyway serve: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `keyway keys ...`.
+pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitCode> {
+    match command {
+        KeysCommand::Generate { file: None } => {
+            writeln!(out, "{}", keyway_server::crypto::Keyring::generate_line())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Generate { file: Some(path) } => match prepend_key(&path) {
+            Ok(id) => {
+                eprintln!(
+                    "wrote key `{id}` first in {}: restart `keyway serve`, then run `keyway keys rotate`",
+                    path.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("keyway keys generate: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        KeysCommand::Rotate { db, keys_file } => {
+            init_logging(LogFormat::Text);
+            let result = runtime()?.block_on(async {
+                let keys = keyway_server::read_key_file(&keys_file)?;
+                let store = keyway_server::open_store(&db).await?;
+                keyway_server::rotate_keys(store.as_ref(), &keys).await.map(|counts| (counts, keys))
+            });
+            match result {
+                Ok(((done, 0), keys)) => {
+                    writeln!(
+                        out,
+                        "re-encrypted {done} value(s); every secret is now under key `{}`",
+                        keys.primary_id()
+                    )?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(((done, failed), _)) => {
+                    eprintln!(
+                        "keyway keys rotate: re-encrypted {done} value(s); {failed} cannot be decrypted with any key in the file (see the log)"
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => {
+                    eprintln!("keyway keys rotate: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        KeysCommand::Api(ApiKeyCommand::Create { db, name }) => {
+            let result = runtime()?.block_on(async {
+                let store = keyway_server::open_store(&db).await?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                keyway_server::hub::Hub::create_api_key(store.as_ref(), &name, now).await.map_err(ServeError::from)
+            });
+            match result {
+                Ok(key) => {
+                    writeln!(out, "{key}")?;
+                    eprintln!("created API key `{name}`: it is shown once; send it as `Authorization: Bearer KEY`");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("keyway keys api create: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// Puts a new key first in a key file (creating it, mode 0600); returns the key's id.
+fn prepend_key(path: &Path) -> Result<String, String> {
+    let line = keyway_server::crypto::Keyring::generate_line();
+    let id = line.split(':').next().unwrap_or_default().to_owned();
+    if !path.exists() {
+        keyway_server::create_key_file(path).map_err(|e| e.to_string())?;
+        let keys = keyway_server::read_key_file(path).map_err(|e| e.to_string())?;
+        return Ok(keys.primary_id().to_owned());
+    }
+    // Checked before it is rewritten: a damaged file is not made worse.
+    keyway_server::read_key_file(path).map_err(|e| e.to_string())?;
+    let old = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tmp = path.with_extension("keys.tmp");
+    {
+        use std::io::Write as _;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        file.write_all(format!("{line}\n{old}").as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(id)
+}

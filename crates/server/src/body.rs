@@ -1,0 +1,220 @@
+//! Request bodies: JSON only, bounded, typed with a located refusal that never quotes the
+//! body (a wrong-typed secret must not come back in an error).
+
+use crate::problem::{ApiError, ProblemDiagnostic};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The largest JSON body the API reads.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+/// The deepest JSON the API reads (serde_json's own limit is 128).
+const MAX_DEPTH: usize = 32;
+
+/// A typed JSON request body.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || (v.starts_with("application/") && v.ends_with("+json")));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "The body must be JSON",
+                "send `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_unreadable",
+                    "The body could not be read",
+                    "the request body was cut short or unreadable",
+                )
+            }
+        })?;
+        from_slice(&bytes).map(Json)
+    }
+}
+
+/// The refusal of a body over [`MAX_JSON_BYTES`].
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "The body is too large",
+        format!("request bodies are limited to {MAX_JSON_BYTES} bytes"),
+    )
+}
+
+fn depth(bytes: &[u8]) -> usize {
+    // Counts nesting outside strings: enough to refuse deep input before serde recurses.
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parses and types a JSON body.
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.len() > MAX_JSON_BYTES {
+        return Err(too_large());
+    }
+    if depth(bytes) > MAX_DEPTH {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "The body is not valid JSON",
+            format!("nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "The body is not valid JSON",
+            format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
+        )
+    })?;
+    from_value(value)
+}
+
+/// Types a JSON value, pointing at the first field that does not fit.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        let message = safe_message(&e.inner().to_string());
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "The request is invalid",
+            format!("{pointer}: {message}"),
+        )
+        .with_diagnostics(vec![ProblemDiagnostic {
+            code: "request".to_owned(),
+            severity: "error".to_owned(),
+            message,
+            fix: None,
+            pointer: Some(pointer),
+        }])
+    })
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push('/');
+                out.push_str(&keyway_manifest::escape_pointer_token(key));
+            }
+            Segment::Unknown => out.push_str("/?"),
+        }
+    }
+    if out.is_empty() { "/".to_owned() } else { out }
+}
+
+/// serde's message without the offending value: "invalid type: string \"s3cret\", expected a
+/// boolean" becomes "invalid type: expected a boolean". Field names (unknown or missing) are
+/// kept: they are the request's keys, not its values.
+fn safe_message(message: &str) -> String {
+    for prefix in ["invalid type", "invalid value", "invalid length"] {
+        if message.starts_with(prefix) {
+            return match message.rsplit_once(", expected ") {
+                Some((_, expected)) => format!("{prefix}: expected {expected}"),
+                None => prefix.to_owned(),
+            };
+        }
+    }
+    if message.starts_with("unknown field")
+        || message.starts_with("missing field")
+        || message.starts_with("duplicate field")
+    {
+        return message.to_owned();
+    }
+    if message.starts_with("unknown variant") {
+        return match message.split_once(", expected ") {
+            Some((_, expected)) => format!("unknown variant: expected {expected}"),
+            None => "unknown variant".to_owned(),
+        };
+    }
+    "the value does not fit the expected type".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: String,
+        flag: Option<bool>,
+        items: Option<Vec<u32>>,
+    }
+
+    #[test]
+    fn refusals_point_at_the_field_and_never_quote_values() {
+        let cases: [(&[u8], &str, &str); 6] = [
+            (br#"{"name": "a", "flag": "s3cret-value"}"#, "invalid_request", "/flag"),
+            (br#"{"name": "a", "items": [1, "s3cret-value"]}"#, "invalid_request", "/items/1"),
+            (br#"{"name": "a", "nmae": "x"}"#, "invalid_request", "/"),
+            (br#"{"flag": true}"#, "invalid_request", "/"),
+            (br#"{"name": "s3cret-value""#, "malformed_json", ""),
+            (
+                b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
+                "malformed_json",
+                "",
+            ),
+        ];
+        for (body, code, pointer) in cases {
+            let e = from_slice::<Sample>(body).expect_err("refused");
+            assert_eq!(e.code(), code, "{}", String::from_utf8_lossy(body));
+            let text = serde_json::to_string(&e.problem()).expect("json");
+            assert!(!text.contains("s3cret"), "{text}");
+            if !pointer.is_empty() {
+                assert_eq!(e.diagnostics()[0].pointer.as_deref(), Some(pointer), "{text}");
+            }
+        }
+        let big = vec![b' '; MAX_JSON_BYTES + 1];
+        assert_eq!(from_slice::<Sample>(&big).expect_err("too large").code(), "body_too_large");
+        let unknown = from_slice::<Sample>(br#"{"name": "a", "nmae": "x"}"#).expect_err("unknown");
+        assert!(unknown.detail().contains("unknown field `nmae`"), "{}", unknown.detail());
+    }
+}

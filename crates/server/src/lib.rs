@@ -1,0 +1,256 @@
+//! `keyway serve`: a self-hosted connect hub over keyway's runtime.
+//!
+//! - [`hub::Hub`] is the typed service: integrations (a tenant's app per profile), connect
+//!   sessions, the connect flow, connections and their tokens. It calls the runtime for
+//!   every OAuth step and the validator (through `Connector::new`) for every check.
+//! - [`api::router`] is the HTTP layer (axum): handlers translate requests into hub calls;
+//!   errors are RFC 9457 problem documents ([`problem::ApiError`]).
+//! - [`store::Store`] is the storage trait; [`store::SqliteStore`] the embedded backend.
+//! - [`crypto::Keyring`] encrypts every secret before it reaches the store.
+//!
+//! [`serve`] puts them together: load and validate the profiles, open the store, listen.
+
+pub mod api;
+pub mod body;
+pub mod crypto;
+pub mod hub;
+pub mod model;
+pub mod pages;
+pub mod problem;
+pub mod store;
+
+use crypto::Keyring;
+use hub::{Hub, HubOptions};
+use keyway_runtime::{Clock, Registry, SystemClock};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use store::{SqliteStore, Store};
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    SystemClock.now() as i64
+}
+
+/// How `keyway serve` starts.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The profiles directory.
+    pub profiles: PathBuf,
+    /// `sqlite://PATH` (created if missing).
+    pub db: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The URL users and providers reach the hub at; default `http://LISTEN`.
+    pub public_url: Option<String>,
+    /// The encryption key file.
+    pub keys_file: Option<PathBuf>,
+    /// Development mode: without a key file, create one beside the database.
+    pub dev: bool,
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The profiles have errors; the diagnostics say where.
+    #[error("the profiles in {} have {} error(s)", .0.root.display(), .0.error_count())]
+    Profiles(keyway_runtime::LoadError),
+    /// No usable encryption key.
+    #[error("{0}")]
+    Keys(String),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Anything else at start (listening, the HTTP client).
+    #[error("{0}")]
+    Start(String),
+}
+
+/// The largest key file read.
+const MAX_KEY_FILE: u64 = crypto::MAX_KEY_FILE_BYTES as u64;
+
+/// Reads a key file: a regular file, bounded, warned about when others may read it.
+pub fn read_key_file(path: &Path) -> Result<Keyring, ServeError> {
+    let fail = |why: String| ServeError::Keys(format!("{}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_KEY_FILE {
+        return Err(fail(format!("larger than {MAX_KEY_FILE} bytes")));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the key file can be read by other users; chmod 600 it");
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    Keyring::parse(&text).map_err(|e| fail(e.to_string()))
+}
+
+/// Writes a new key file (mode 0600), refusing to overwrite one.
+pub fn create_key_file(path: &Path) -> Result<(), ServeError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| ServeError::Keys(format!("{}: {e}", path.display())))?;
+    let text = format!(
+        "# keyway encryption keys: the first line encrypts, every line decrypts. Keep this file secret.\n{}\n",
+        Keyring::generate_line()
+    );
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| ServeError::Keys(format!("{}: {e}", path.display())))
+}
+
+/// The database file of a `sqlite://` URL, when it names one.
+fn sqlite_path(db: &str) -> Option<PathBuf> {
+    let rest = db.strip_prefix("sqlite://").or_else(|| db.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// The key ring `keyway serve` uses: the key file, or in `--dev` mode one created beside the
+/// database.
+pub fn resolve_keys(keys_file: Option<&Path>, db: &str, dev: bool) -> Result<Keyring, ServeError> {
+    if let Some(path) = keys_file {
+        return read_key_file(path);
+    }
+    if !dev {
+        return Err(ServeError::Keys(
+            "no encryption key: pass --keys-file FILE (create one with `keyway keys generate --file FILE`), \
+             or --dev to create a throwaway key file beside the database"
+                .to_owned(),
+        ));
+    }
+    let db_path = sqlite_path(db).unwrap_or_else(|| PathBuf::from("keyway.db"));
+    let mut name = db_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".keys");
+    let path = db_path.with_file_name(name);
+    if !path.exists() {
+        create_key_file(&path)?;
+        tracing::warn!(path = %path.display(), "DEVELOPMENT MODE: created an encryption key file beside the database; anyone who can read it can decrypt every token. Use --keys-file in production.");
+    } else {
+        tracing::warn!(path = %path.display(), "DEVELOPMENT MODE: using the key file beside the database. Use --keys-file in production.");
+    }
+    read_key_file(&path)
+}
+
+/// Opens the store a database URL names.
+pub async fn open_store(db: &str) -> Result<Arc<dyn Store>, ServeError> {
+    if db.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(db).await?))
+    } else {
+        Err(ServeError::Start(format!(
+            "unsupported database URL `{}`: use sqlite://PATH",
+            db.split("://").next().unwrap_or(db)
+        )))
+    }
+}
+
+/// Re-encrypts every stored secret to the encrypting key; resumable (each value is written
+/// on its own, only if unchanged since it was read). Returns (re-encrypted, failed).
+pub async fn rotate_keys(store: &dyn Store, keys: &Keyring) -> Result<(u64, u64), ServeError> {
+    let (mut done, mut failed) = (0u64, std::collections::HashSet::new());
+    loop {
+        let cells = store.cells_not_under(keys.primary_id(), 500).await?;
+        let fresh: Vec<_> =
+            cells.into_iter().filter(|c| !failed.contains(&(c.table, c.row.clone(), c.column))).collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for cell in fresh {
+            let at = crypto::Cell { table: cell.table, row: &cell.row, column: cell.column };
+            match keys.decrypt(at, &cell.blob) {
+                Ok(plain) => {
+                    if store.replace_cell(&cell, &keys.encrypt(at, &plain)).await? {
+                        done += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(table = cell.table, row = %cell.row, column = cell.column, error = %e, "cannot re-encrypt");
+                    failed.insert((cell.table, cell.row.clone(), cell.column));
+                }
+            }
+        }
+    }
+    Ok((done, failed.len() as u64))
+}
+
+/// Loads the profiles, opens the store and serves until SIGINT or SIGTERM; SIGHUP reloads the
+/// profiles. `on_listen` gets the bound address.
+pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let profiles = options.profiles.clone();
+    let registry = tokio::task::spawn_blocking(move || Registry::load(profiles))
+        .await
+        .map_err(|e| ServeError::Start(e.to_string()))?
+        .map_err(ServeError::Profiles)?;
+    let keys = Arc::new(resolve_keys(options.keys_file.as_deref(), &options.db, options.dev)?);
+    let store = open_store(&options.db).await?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| ServeError::Start(format!("cannot listen on {}: {e}", options.listen)))?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Start(e.to_string()))?;
+    let public_url = options.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hub = Hub::new(
+        registry,
+        store,
+        keys,
+        clock,
+        HubOptions { public_url, http: Default::default(), refresh: Default::default() },
+    )
+    .map_err(ServeError::Start)?;
+    let hub = Arc::new(hub);
+    tracing::info!(profiles = hub.registry().len(), %addr, public_url = hub.public_url(), "keyway serve started");
+    spawn_reload_on_sighup(Arc::clone(&hub));
+    let app = api::router(api::AppState { hub, pages: Arc::new(pages::Pages::new()) });
+    on_listen(addr);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| ServeError::Start(e.to_string()))
+}
+
+fn spawn_reload_on_sighup(hub: Arc<Hub>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            let hub = Arc::clone(&hub);
+            match tokio::task::spawn_blocking(move || hub.reload()).await {
+                Ok(Ok((profiles, _))) => tracing::info!(profiles, "SIGHUP: profiles reloaded"),
+                Ok(Err(e)) => {
+                    tracing::error!(errors = e.error_count(), "SIGHUP: the profiles have errors; the ones in use stay")
+                }
+                Err(_) => tracing::error!("SIGHUP: the reload did not finish"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = hub;
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

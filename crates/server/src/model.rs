@@ -1,0 +1,328 @@
+//! The HTTP API's request and response bodies. Requests refuse unknown fields; secrets are
+//! write-only (`SecretString`, never serialized back).
+
+use indexmap::IndexMap;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// A new integration: a tenant's app registered with a provider (StackOne's "connector
+/// profile"). Checked against the profile before it is stored.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIntegration {
+    /// The profile id: `salesforce`.
+    pub profile: String,
+    /// A display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The client id (Salesforce: Consumer Key).
+    pub client_id: String,
+    /// The client secret (Consumer Secret). Write-only.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, write_only)]
+    pub client_secret: Option<SecretString>,
+    /// A second secret, tried when the provider refuses the first: set it before rotating
+    /// the app's secret. Write-only.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, write_only)]
+    pub staged_client_secret: Option<SecretString>,
+    /// The environment (default: the profile's default).
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// The actions offered; the scopes requested follow from them.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// Scopes to request instead of the computed ones.
+    #[serde(default)]
+    pub custom_scopes: Option<Vec<String>>,
+    /// Connection parameters fixed for every connection (Salesforce: `my_domain`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: IndexMap<String, String>,
+    /// Send PKCE (where the profile makes it optional).
+    #[serde(default)]
+    pub pkce: Option<bool>,
+    /// Whether refresh requests send the client secret (the app's setting).
+    #[serde(default)]
+    pub refresh_sends_secret: Option<bool>,
+}
+
+/// The stored, non-secret settings of an integration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IntegrationSettings {
+    /// The environment.
+    pub environment: Option<String>,
+    /// The actions.
+    pub actions: Vec<String>,
+    /// Custom scopes.
+    pub custom_scopes: Option<Vec<String>>,
+    /// Parameters.
+    pub parameters: IndexMap<String, String>,
+    /// PKCE choice.
+    pub pkce: Option<bool>,
+    /// Refresh-with-secret choice.
+    pub refresh_sends_secret: Option<bool>,
+}
+
+/// An integration as the API shows it: everything but the secrets.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Integration {
+    /// `intg_...`.
+    pub id: String,
+    /// The profile id.
+    pub profile: String,
+    /// A display name.
+    pub name: Option<String>,
+    /// The client id.
+    pub client_id: String,
+    /// Whether a client secret is stored.
+    pub has_client_secret: bool,
+    /// Whether a staged client secret is stored.
+    pub has_staged_client_secret: bool,
+    /// The environment in use.
+    pub environment: String,
+    /// The actions.
+    pub actions: Vec<String>,
+    /// Custom scopes, when set.
+    pub custom_scopes: Option<Vec<String>>,
+    /// Fixed connection parameters.
+    #[schema(value_type = Object)]
+    pub parameters: IndexMap<String, String>,
+    /// Whether authorizations send PKCE.
+    pub pkce: bool,
+    /// Whether refreshes send the client secret.
+    pub refresh_sends_secret: bool,
+    /// The scopes each authorization requests.
+    pub scopes: Vec<String>,
+    /// The callback URL to register with the provider.
+    pub callback_url: String,
+    /// Bumped on every change.
+    pub version: i64,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// Seconds since the epoch.
+    pub updated_at: i64,
+}
+
+/// A page of integrations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationList {
+    /// The integrations, by id.
+    pub data: Vec<Integration>,
+}
+
+/// The end user a connect session is for.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EndUser {
+    /// The platform's id for the user (1 to 255 characters).
+    pub id: String,
+    /// An email address, shown on the connect page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A name, shown on the connect page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// A new connect session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    /// Who is connecting.
+    pub end_user: EndUser,
+    /// The integrations the user may link (default: every integration; a reconnect: the
+    /// connection's).
+    #[serde(default)]
+    pub integrations: Option<Vec<String>>,
+    /// Where the done page sends the user back (https, or http on loopback).
+    #[serde(default)]
+    pub return_url: Option<String>,
+    /// Origins (`https://app.example.com`) the done page may `postMessage` the result to.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Reconnects this connection (keeps its id).
+    #[serde(default)]
+    pub connection_id: Option<String>,
+}
+
+/// A created connect session. The token is shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCreated {
+    /// `cs_...`.
+    pub id: String,
+    /// The session token: single use, 30 minutes.
+    pub token: String,
+    /// The hosted connect page, with the token: send the user there.
+    pub connect_url: String,
+    /// Seconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// What the provider or keyway said about a connection's last failure.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ConnectionDiagnosis {
+    /// `reauthorize`, `retry_later`, `fix_configuration`, `client_bug`, `unknown`.
+    pub kind: String,
+    /// The provider's error code, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The provider's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The profile's error-map rule that matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// What it means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meaning: Option<String>,
+    /// How to fix it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Seconds since the epoch.
+    pub at: i64,
+}
+
+/// A linked account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Connection {
+    /// `conn_...`.
+    pub id: String,
+    /// The integration.
+    pub integration_id: String,
+    /// The profile.
+    pub profile: String,
+    /// The end user.
+    pub end_user: EndUser,
+    /// `pending`, `active`, `degraded`, `needs_reauth`, `revoked`.
+    pub state: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The access token's expiry, seconds since the epoch.
+    pub expires_at: Option<i64>,
+    /// The connection parameters.
+    #[schema(value_type = Object)]
+    pub parameters: IndexMap<String, String>,
+    /// The last failure's diagnosis.
+    pub diagnosis: Option<ConnectionDiagnosis>,
+    /// When the connection test last passed.
+    pub verified_at: Option<i64>,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// Seconds since the epoch.
+    pub updated_at: i64,
+}
+
+/// A page of connections.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    /// The connections, by id.
+    pub data: Vec<Connection>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A valid access token. The one response that carries a credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessTokenView {
+    /// The connection.
+    pub connection_id: String,
+    /// The access token.
+    pub access_token: String,
+    /// `Bearer`, usually.
+    pub token_type: String,
+    /// When it expires, seconds since the epoch.
+    pub expires_at: Option<u64>,
+    /// The API base URL, when the profile declares one (Salesforce: from `instance_url`).
+    pub api_base_url: Option<String>,
+    /// Token response fields the profile keeps (`instance_url`, `id`, ...).
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// Tokens a platform already holds, imported as a connection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedTokens {
+    /// The access token.
+    #[schema(value_type = String, write_only)]
+    pub access_token: SecretString,
+    /// The refresh token.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, write_only)]
+    pub refresh_token: Option<SecretString>,
+    /// `Bearer` (default).
+    #[serde(default)]
+    pub token_type: Option<String>,
+    /// Seconds the access token has left.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// Granted scopes, separated as the profile separates them.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Other token response fields (`instance_url`, `issued_at`, ...); the profile keeps those
+    /// it lists.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// A connection made from tokens the platform already holds.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnection {
+    /// The integration.
+    pub integration_id: String,
+    /// The end user.
+    pub end_user: EndUser,
+    /// Connection parameters.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: IndexMap<String, String>,
+    /// The tokens.
+    pub tokens: ImportedTokens,
+}
+
+/// The outcome of a connection test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// The connection.
+    pub connection_id: String,
+    /// Whether the test call passed.
+    pub ok: bool,
+    /// The state after the test.
+    pub state: String,
+    /// Why it failed.
+    pub diagnosis: Option<ConnectionDiagnosis>,
+}
+
+/// The outcome of a deletion or a revocation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationResult {
+    /// The connection.
+    pub connection_id: String,
+    /// Whether the provider confirmed the revocation.
+    pub revoked_at_provider: bool,
+    /// Why revocation failed or was not attempted.
+    pub revocation_error: Option<String>,
+    /// Whether the record was deleted (`DELETE`) or kept as `revoked` (`POST .../revoke`).
+    pub deleted: bool,
+}
+
+/// A reload's outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// Profiles loaded.
+    pub profiles: usize,
+    /// Warnings.
+    pub warnings: usize,
+}
+
+/// Liveness and readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}

@@ -1,0 +1,99 @@
+//! The hosted pages (connect, done, error): server-rendered with minijinja (HTML
+//! auto-escaping), their CSS and script embedded in the binary. No CDN, no build step.
+
+use crate::hub::{ConnectPage, Finished, PageError};
+use minijinja::{Environment, context};
+
+/// The stylesheet, served at `/assets/keyway.css`.
+pub const CSS: &str = include_str!("../assets/keyway.css");
+/// The done page's script, served at `/assets/connect.js`.
+pub const SCRIPT: &str = include_str!("../assets/connect.js");
+
+/// The page templates.
+#[derive(Debug)]
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Pages::new()
+    }
+}
+
+impl Pages {
+    /// Compiles the templates (they ship with the binary: a failure is a bug, caught by tests).
+    pub fn new() -> Pages {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("layout.html", include_str!("../templates/layout.html")),
+            ("connect.html", include_str!("../templates/connect.html")),
+            ("done.html", include_str!("../templates/done.html")),
+            ("error.html", include_str!("../templates/error.html")),
+        ] {
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "a page template does not compile");
+            }
+        }
+        Pages { env }
+    }
+
+    fn render(&self, name: &str, title: &str, script: Option<&str>, ctx: minijinja::Value) -> String {
+        let page = self.env.get_template(name).and_then(|t| t.render(ctx)).and_then(|body| {
+            self.env.get_template("layout.html")?.render(context! { title => title, body => body, script => script })
+        });
+        page.unwrap_or_else(|e| {
+            tracing::error!(template = name, error = %e, "a page does not render");
+            "<!doctype html><title>keyway</title><p>This page could not be shown.</p>".to_owned()
+        })
+    }
+
+    /// The connect page.
+    pub fn connect(&self, page: &ConnectPage) -> String {
+        let title = if page.reconnect { "Reconnect your account" } else { "Connect an account" };
+        self.render(
+            "connect.html",
+            title,
+            None,
+            context! { page => minijinja::Value::from(minijinja::value::Serde(page)) },
+        )
+    }
+
+    /// The done page. `return_link` is the platform's return URL with the outcome added.
+    pub fn done(&self, done: &Finished) -> String {
+        let status = if done.state == crate::hub::state::ACTIVE { "connected" } else { done.state.as_str() };
+        let return_link = done.return_url.as_deref().and_then(|u| url::Url::parse(u).ok()).map(|mut url| {
+            url.query_pairs_mut().append_pair("connection_id", &done.connection_id).append_pair("status", status);
+            String::from(url)
+        });
+        let result = serde_json::json!({
+            "type": "keyway:connection",
+            "connection_id": done.connection_id,
+            "status": status,
+            "reconnected": done.reconnected,
+        });
+        let title = format!("{} connected", done.provider);
+        self.render(
+            "done.html",
+            &title,
+            Some("/assets/connect.js"),
+            context! {
+                done => minijinja::Value::from(minijinja::value::Serde(done)),
+                return_link => return_link,
+                result_json => result.to_string(),
+                origins_json => serde_json::to_string(&done.allowed_origins).unwrap_or_default(),
+            },
+        )
+    }
+
+    /// An error page.
+    pub fn error(&self, heading: &str, error: &PageError) -> String {
+        let shown = serde_json::json!({"code": error.code, "message": error.message, "fix": error.fix});
+        self.render(
+            "error.html",
+            heading,
+            None,
+            context! { heading => heading, error => minijinja::Value::from(minijinja::value::Serde(&shown)) },
+        )
+    }
+}

@@ -1,0 +1,246 @@
+//! The hub's storage: one trait, portable SQL behind it. The store keeps what it is given:
+//! secrets arrive already encrypted (`*_blob` fields) and are returned as stored; it never
+//! sees a key or a plaintext secret.
+//!
+//! Every read-then-write is one conditional statement (`UPDATE ... WHERE ... RETURNING`,
+//! `DELETE ... RETURNING`), so no transaction spans a round trip and a second instance
+//! (PostgreSQL, later) needs no other protocol for these.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+/// Why the store failed. The message names the operation and the database's complaint,
+/// never a value.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or refused the statement.
+    #[error("database: {0}")]
+    Database(String),
+    /// A stored row cannot be read back.
+    #[error("database row unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// An integration: a tenant's connector configuration for one profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationRecord {
+    /// `intg_...`.
+    pub id: String,
+    /// The profile id.
+    pub profile: String,
+    /// A display name.
+    pub name: Option<String>,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret, encrypted.
+    pub client_secret_blob: Option<Vec<u8>>,
+    /// The staged client secret, encrypted.
+    pub staged_client_secret_blob: Option<Vec<u8>>,
+    /// The non-secret settings as JSON (environment, actions, scopes, parameters, choices).
+    pub settings: String,
+    /// Bumped on every change.
+    pub version: i64,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// Seconds since the epoch.
+    pub updated_at: i64,
+}
+
+/// A connect session: an end user allowed to link accounts through the hosted page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// `cs_...`.
+    pub id: String,
+    /// SHA-256 of the session token, hex.
+    pub token_hash: String,
+    /// The end user as JSON.
+    pub end_user: String,
+    /// The integration ids the session may link, as a JSON array.
+    pub integrations: String,
+    /// Where the done page sends the user.
+    pub return_url: Option<String>,
+    /// Origins `postMessage` may reach, as a JSON array.
+    pub allowed_origins: String,
+    /// Set when the session reconnects an existing connection.
+    pub connection_id: Option<String>,
+    /// Seconds since the epoch.
+    pub expires_at: i64,
+    /// When the token was exchanged for the browser's cookie (single use).
+    pub opened_at: Option<i64>,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+}
+
+/// An authorization sent to the provider and not yet come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRecord {
+    /// SHA-256 of `state`, hex.
+    pub state_hash: String,
+    /// The connect session it belongs to.
+    pub session_id: String,
+    /// The integration.
+    pub integration_id: String,
+    /// The connection parameters the user entered, as JSON.
+    pub parameters: String,
+    /// The PKCE verifier, encrypted.
+    pub code_verifier_blob: Option<Vec<u8>>,
+    /// The authorization endpoint's origin (RFC 9207: the callback's `iss` must match).
+    pub authorize_origin: String,
+    /// Seconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// A linked account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// `conn_...`.
+    pub id: String,
+    /// The integration.
+    pub integration_id: String,
+    /// The end user as JSON.
+    pub end_user: String,
+    /// The connection parameters as JSON.
+    pub parameters: String,
+    /// `pending`, `active`, `degraded`, `needs_reauth`, `revoked`.
+    pub state: String,
+    /// The token set, encrypted.
+    pub tokens_blob: Option<Vec<u8>>,
+    /// Granted scopes as a JSON array.
+    pub scopes: String,
+    /// The access token's expiry.
+    pub expires_at: Option<i64>,
+    /// The last diagnosis as JSON.
+    pub diagnosis: Option<String>,
+    /// When the connection test last passed.
+    pub verified_at: Option<i64>,
+    /// Bumped on every change.
+    pub version: i64,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// Seconds since the epoch.
+    pub updated_at: i64,
+}
+
+/// New tokens for a connection, and what is shown of them.
+#[derive(Debug, Clone)]
+pub struct TokensUpdate {
+    /// The token set, encrypted.
+    pub tokens_blob: Vec<u8>,
+    /// Granted scopes as a JSON array.
+    pub scopes: String,
+    /// The access token's expiry.
+    pub expires_at: Option<i64>,
+}
+
+/// An API key of the management API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The public part of the key.
+    pub id: String,
+    /// A label.
+    pub name: String,
+    /// SHA-256 of the secret part, hex.
+    pub secret_hash: String,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// Set when revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// Which connections to list.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    /// Only this integration's.
+    pub integration: Option<String>,
+    /// Only in this state.
+    pub state: Option<String>,
+    /// Ids after this one (paging).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// An encrypted value somewhere in the store, for key rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretCell {
+    /// The table.
+    pub table: &'static str,
+    /// The row's primary key.
+    pub row: String,
+    /// The column.
+    pub column: &'static str,
+    /// The ciphertext.
+    pub blob: Vec<u8>,
+}
+
+/// The hub's storage.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Whether the database answers (`/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new integration.
+    async fn insert_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError>;
+    /// One integration.
+    async fn integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError>;
+    /// Every integration, by id.
+    async fn integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError>;
+    /// Replaces an integration if its version is still `expected_version`; `false` otherwise.
+    async fn update_integration(&self, record: &IntegrationRecord, expected_version: i64) -> Result<bool, StoreError>;
+    /// Deletes an integration that has no connections: `Ok(None)` when it does not exist,
+    /// `Ok(Some(false))` when connections still use it.
+    async fn delete_integration(&self, id: &str) -> Result<Option<bool>, StoreError>;
+
+    /// Stores a new connect session.
+    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// Marks a session opened by its token (once, before it expires) and returns it.
+    async fn open_session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRecord>, StoreError>;
+    /// One session.
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Stores a pending authorization.
+    async fn insert_authorization(&self, record: &AuthorizationRecord) -> Result<(), StoreError>;
+    /// A pending authorization, left in place.
+    async fn authorization(&self, state_hash: &str) -> Result<Option<AuthorizationRecord>, StoreError>;
+    /// Removes and returns a pending authorization of `session_id` (single use).
+    async fn take_authorization(
+        &self,
+        state_hash: &str,
+        session_id: &str,
+    ) -> Result<Option<AuthorizationRecord>, StoreError>;
+    /// Drops authorizations and sessions that expired before `now`; the number removed.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Stores a new connection.
+    async fn insert_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError>;
+    /// One connection.
+    async fn connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// Connections by id, filtered.
+    async fn connections(&self, filter: &ConnectionFilter) -> Result<Vec<ConnectionRecord>, StoreError>;
+    /// The number of connections in each state.
+    async fn connection_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Writes new tokens (after a refresh or a reauthorization): state `active`, no
+    /// diagnosis. `false` when the connection is gone.
+    async fn save_tokens(&self, id: &str, tokens: &TokensUpdate, now: i64) -> Result<bool, StoreError>;
+    /// Sets a connection's state and diagnosis. `false` when the connection is gone.
+    async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError>;
+    /// Marks a connection revoked and drops its tokens. `false` when the connection is gone.
+    async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Records a passed connection test.
+    async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Deletes a connection; `false` when it did not exist.
+    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Stores a new API key.
+    async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// One API key.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Up to `limit` encrypted values not under key `key_id` (for rotation), in a stable order.
+    async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError>;
+    /// Replaces a cell's blob if it still holds `old` (rotation never overwrites a newer write).
+    async fn replace_cell(&self, cell: &SecretCell, new_blob: &[u8]) -> Result<bool, StoreError>;
+}

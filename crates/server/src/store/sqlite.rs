@@ -1,0 +1,536 @@
+//! The embedded SQLite store (sqlx): WAL, a busy timeout, `synchronous=FULL` (a commit that
+//! returned survives a crash: rotated refresh tokens must), migrations at open.
+
+use super::{
+    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, IntegrationRecord, SecretCell,
+    SessionRecord, Store, StoreError, TokensUpdate,
+};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The migrations, in order. Their text is portable SQL (see the file's header).
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+
+/// The columns holding ciphertext, for key rotation: (table, primary key, column).
+const SECRET_COLUMNS: &[(&str, &str, &str)] = &[
+    ("integrations", "id", "client_secret_blob"),
+    ("integrations", "id", "staged_client_secret_blob"),
+    ("connections", "id", "tokens_blob"),
+    ("authorizations", "state_hash", "code_verifier_blob"),
+];
+
+/// SQLite behind a connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| StoreError::Database(format!("{context}: {e}"))
+}
+
+fn corrupt(e: sqlx::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url` (`sqlite://PATH` or
+    /// `sqlite::memory:`) and runs the migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("the database URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // An in-memory database exists per connection: keep it to one.
+        let max = if url.contains(":memory:") { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(db("open"))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS keyway_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(db("migrations"))?;
+        for &(version, script) in MIGRATIONS {
+            let mut tx = self.pool.begin().await.map_err(db("migrations"))?;
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM keyway_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("migrations"))?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(script).execute(&mut *tx).await.map_err(db("migration"))?;
+            sqlx::query("INSERT INTO keyway_migrations (version, applied_at) VALUES (?, ?)")
+                .bind(version)
+                .bind(crate::unix_now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("migrations"))?;
+            tx.commit().await.map_err(db("migrations"))?;
+            tracing::info!(version, "database migrated");
+        }
+        Ok(())
+    }
+}
+
+fn integration(row: &SqliteRow) -> Result<IntegrationRecord, StoreError> {
+    Ok(IntegrationRecord {
+        id: row.try_get("id").map_err(corrupt)?,
+        profile: row.try_get("profile").map_err(corrupt)?,
+        name: row.try_get("name").map_err(corrupt)?,
+        client_id: row.try_get("client_id").map_err(corrupt)?,
+        client_secret_blob: row.try_get("client_secret_blob").map_err(corrupt)?,
+        staged_client_secret_blob: row.try_get("staged_client_secret_blob").map_err(corrupt)?,
+        settings: row.try_get("settings").map_err(corrupt)?,
+        version: row.try_get("version").map_err(corrupt)?,
+        created_at: row.try_get("created_at").map_err(corrupt)?,
+        updated_at: row.try_get("updated_at").map_err(corrupt)?,
+    })
+}
+
+fn session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id: row.try_get("id").map_err(corrupt)?,
+        token_hash: row.try_get("token_hash").map_err(corrupt)?,
+        end_user: row.try_get("end_user").map_err(corrupt)?,
+        integrations: row.try_get("integrations").map_err(corrupt)?,
+        return_url: row.try_get("return_url").map_err(corrupt)?,
+        allowed_origins: row.try_get("allowed_origins").map_err(corrupt)?,
+        connection_id: row.try_get("connection_id").map_err(corrupt)?,
+        expires_at: row.try_get("expires_at").map_err(corrupt)?,
+        opened_at: row.try_get("opened_at").map_err(corrupt)?,
+        created_at: row.try_get("created_at").map_err(corrupt)?,
+    })
+}
+
+fn authorization(row: &SqliteRow) -> Result<AuthorizationRecord, StoreError> {
+    Ok(AuthorizationRecord {
+        state_hash: row.try_get("state_hash").map_err(corrupt)?,
+        session_id: row.try_get("session_id").map_err(corrupt)?,
+        integration_id: row.try_get("integration_id").map_err(corrupt)?,
+        parameters: row.try_get("parameters").map_err(corrupt)?,
+        code_verifier_blob: row.try_get("code_verifier_blob").map_err(corrupt)?,
+        authorize_origin: row.try_get("authorize_origin").map_err(corrupt)?,
+        expires_at: row.try_get("expires_at").map_err(corrupt)?,
+    })
+}
+
+fn connection(row: &SqliteRow) -> Result<ConnectionRecord, StoreError> {
+    Ok(ConnectionRecord {
+        id: row.try_get("id").map_err(corrupt)?,
+        integration_id: row.try_get("integration_id").map_err(corrupt)?,
+        end_user: row.try_get("end_user").map_err(corrupt)?,
+        parameters: row.try_get("parameters").map_err(corrupt)?,
+        state: row.try_get("state").map_err(corrupt)?,
+        tokens_blob: row.try_get("tokens_blob").map_err(corrupt)?,
+        scopes: row.try_get("scopes").map_err(corrupt)?,
+        expires_at: row.try_get("expires_at").map_err(corrupt)?,
+        diagnosis: row.try_get("diagnosis").map_err(corrupt)?,
+        verified_at: row.try_get("verified_at").map_err(corrupt)?,
+        version: row.try_get("version").map_err(corrupt)?,
+        created_at: row.try_get("created_at").map_err(corrupt)?,
+        updated_at: row.try_get("updated_at").map_err(corrupt)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db("ping")).map(drop)
+    }
+
+    async fn insert_integration(&self, r: &IntegrationRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO integrations (id, profile, name, client_id, client_secret_blob, staged_client_secret_blob, \
+             settings, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.profile)
+        .bind(&r.name)
+        .bind(&r.client_id)
+        .bind(&r.client_secret_blob)
+        .bind(&r.staged_client_secret_blob)
+        .bind(&r.settings)
+        .bind(r.version)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert integration"))
+        .map(drop)
+    }
+
+    async fn integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM integrations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read integration"))?;
+        row.as_ref().map(integration).transpose()
+    }
+
+    async fn integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM integrations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list integrations"))?;
+        rows.iter().map(integration).collect()
+    }
+
+    async fn update_integration(&self, r: &IntegrationRecord, expected_version: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE integrations SET name = ?, client_id = ?, client_secret_blob = ?, staged_client_secret_blob = ?, \
+             settings = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?",
+        )
+        .bind(&r.name)
+        .bind(&r.client_id)
+        .bind(&r.client_secret_blob)
+        .bind(&r.staged_client_secret_blob)
+        .bind(&r.settings)
+        .bind(r.version)
+        .bind(r.updated_at)
+        .bind(&r.id)
+        .bind(expected_version)
+        .execute(&self.pool)
+        .await
+        .map_err(db("update integration"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_integration(&self, id: &str) -> Result<Option<bool>, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM integrations WHERE id = ? AND NOT EXISTS (SELECT 1 FROM connections WHERE integration_id = ?)",
+        )
+        .bind(id)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("delete integration"))?;
+        if done.rows_affected() == 1 {
+            return Ok(Some(true));
+        }
+        Ok(self.integration(id).await?.map(|_| false))
+    }
+
+    async fn insert_session(&self, r: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO connect_sessions (id, token_hash, end_user, integrations, return_url, allowed_origins, \
+             connection_id, expires_at, opened_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.token_hash)
+        .bind(&r.end_user)
+        .bind(&r.integrations)
+        .bind(&r.return_url)
+        .bind(&r.allowed_origins)
+        .bind(&r.connection_id)
+        .bind(r.expires_at)
+        .bind(r.opened_at)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert session"))
+        .map(drop)
+    }
+
+    async fn open_session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE connect_sessions SET opened_at = ? WHERE token_hash = ? AND opened_at IS NULL AND expires_at > ? \
+             RETURNING *",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("open session"))?;
+        row.as_ref().map(session).transpose()
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM connect_sessions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read session"))?;
+        row.as_ref().map(session).transpose()
+    }
+
+    async fn insert_authorization(&self, r: &AuthorizationRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorizations (state_hash, session_id, integration_id, parameters, code_verifier_blob, \
+             authorize_origin, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.state_hash)
+        .bind(&r.session_id)
+        .bind(&r.integration_id)
+        .bind(&r.parameters)
+        .bind(&r.code_verifier_blob)
+        .bind(&r.authorize_origin)
+        .bind(r.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert authorization"))
+        .map(drop)
+    }
+
+    async fn authorization(&self, state_hash: &str) -> Result<Option<AuthorizationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM authorizations WHERE state_hash = ?")
+            .bind(state_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read authorization"))?;
+        row.as_ref().map(authorization).transpose()
+    }
+
+    async fn take_authorization(
+        &self,
+        state_hash: &str,
+        session_id: &str,
+    ) -> Result<Option<AuthorizationRecord>, StoreError> {
+        let row = sqlx::query("DELETE FROM authorizations WHERE state_hash = ? AND session_id = ? RETURNING *")
+            .bind(state_hash)
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("take authorization"))?;
+        row.as_ref().map(authorization).transpose()
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let a = sqlx::query("DELETE FROM authorizations WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db("purge"))?;
+        let s = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db("purge"))?;
+        Ok(a.rows_affected() + s.rows_affected())
+    }
+
+    async fn insert_connection(&self, r: &ConnectionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO connections (id, integration_id, end_user, parameters, state, tokens_blob, scopes, \
+             expires_at, diagnosis, verified_at, version, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.integration_id)
+        .bind(&r.end_user)
+        .bind(&r.parameters)
+        .bind(&r.state)
+        .bind(&r.tokens_blob)
+        .bind(&r.scopes)
+        .bind(r.expires_at)
+        .bind(&r.diagnosis)
+        .bind(r.verified_at)
+        .bind(r.version)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert connection"))
+        .map(drop)
+    }
+
+    async fn connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM connections WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read connection"))?;
+        row.as_ref().map(connection).transpose()
+    }
+
+    async fn connections(&self, f: &ConnectionFilter) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM connections WHERE (? IS NULL OR integration_id = ?) AND (? IS NULL OR state = ?) \
+             AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+        )
+        .bind(&f.integration)
+        .bind(&f.integration)
+        .bind(&f.state)
+        .bind(&f.state)
+        .bind(&f.after)
+        .bind(&f.after)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list connections"))?;
+        rows.iter().map(connection).collect()
+    }
+
+    async fn connection_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM connections GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("count connections"))?;
+        rows.iter().map(|r| Ok((r.try_get("state").map_err(corrupt)?, r.try_get("n").map_err(corrupt)?))).collect()
+    }
+
+    async fn save_tokens(&self, id: &str, t: &TokensUpdate, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET tokens_blob = ?, scopes = ?, expires_at = ?, state = 'active', diagnosis = NULL, \
+             version = version + 1, updated_at = ? WHERE id = ?",
+        )
+        .bind(&t.tokens_blob)
+        .bind(&t.scopes)
+        .bind(t.expires_at)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("save tokens"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET state = ?, diagnosis = ?, version = version + 1, updated_at = ? WHERE id = ?",
+        )
+        .bind(state)
+        .bind(diagnosis)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("set state"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET state = 'revoked', tokens_blob = NULL, expires_at = NULL, diagnosis = NULL, \
+             version = version + 1, updated_at = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("revoke connection"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE connections SET verified_at = ?, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set verified"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM connections WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("delete connection"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&r.id)
+            .bind(&r.name)
+            .bind(&r.secret_hash)
+            .bind(r.created_at)
+            .bind(r.revoked_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db("insert API key"))
+            .map(drop)
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read API key"))?;
+        row.map(|r| {
+            Ok(ApiKeyRecord {
+                id: r.try_get("id").map_err(corrupt)?,
+                name: r.try_get("name").map_err(corrupt)?,
+                secret_hash: r.try_get("secret_hash").map_err(corrupt)?,
+                created_at: r.try_get("created_at").map_err(corrupt)?,
+                revoked_at: r.try_get("revoked_at").map_err(corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError> {
+        // A blob starts with its format byte, the key id's length and the key id (crypto.rs).
+        let mut prefix = vec![1u8, key_id.len() as u8];
+        prefix.extend_from_slice(key_id.as_bytes());
+        let mut cells = Vec::new();
+        for &(table, key, column) in SECRET_COLUMNS {
+            let remaining = i64::from(limit) - cells.len() as i64;
+            if remaining <= 0 {
+                break;
+            }
+            let sql = format!(
+                "SELECT {key} AS row_id, {column} AS blob FROM {table} WHERE {column} IS NOT NULL \
+                 AND substr({column}, 1, ?) <> ? ORDER BY {key} LIMIT ?"
+            );
+            // Table and column names come from SECRET_COLUMNS, never from input.
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(prefix.len() as i64)
+                .bind(&prefix)
+                .bind(remaining)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("rotation scan"))?;
+            for row in rows {
+                cells.push(SecretCell {
+                    table,
+                    row: row.try_get("row_id").map_err(corrupt)?,
+                    column,
+                    blob: row.try_get("blob").map_err(corrupt)?,
+                });
+            }
+        }
+        Ok(cells)
+    }
+
+    async fn replace_cell(&self, cell: &SecretCell, new_blob: &[u8]) -> Result<bool, StoreError> {
+        let (_, key, column) = SECRET_COLUMNS
+            .iter()
+            .find(|(t, _, c)| *t == cell.table && *c == cell.column)
+            .ok_or_else(|| StoreError::Database(format!("{}.{} holds no secret", cell.table, cell.column)))?;
+        let sql = format!("UPDATE {} SET {column} = ? WHERE {key} = ? AND {column} = ?", cell.table);
+        // Table and column names come from SECRET_COLUMNS, never from input.
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(new_blob)
+            .bind(&cell.row)
+            .bind(&cell.blob)
+            .execute(&self.pool)
+            .await
+            .map_err(db("rotation write"))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
