@@ -1,7 +1,7 @@
 //! Project automation: `cargo xtask <task>`.
 //!
-//! - `schema [--check]`: writes `schemas/profile.schema.json` and `schemas/guide.schema.json`
-//!   from the Rust types; with `--check`, fails (exit 1) when a committed file is stale
+//! - `schema [--check]`: writes `schemas/profile.schema.json`, `schemas/guide.schema.json` and
+//!   `schemas/openapi.json` (the HTTP API of `keyway serve`) from the Rust types; with `--check`, fails (exit 1) when a committed file is stale
 //!   instead of writing it.
 //! - `bench startup [--runs N]`: loading and validating over 1,000 profiles beside Nango's
 //!   loader (see `bench.rs`).
@@ -51,6 +51,7 @@ fn generated_files(mode: Mode) -> ExitCode {
     let files = [
         ("schemas/profile.schema.json", keyway_manifest::profile_schema_json()),
         ("schemas/guide.schema.json", keyway_guide::guide_schema_json()),
+        ("schemas/openapi.json", keyway_server::api::openapi()),
     ];
     let mut ok = true;
     for (name, want) in files {
