@@ -635,7 +635,7 @@ impl Hub {
             let registry = self.registry.current();
             let mut d = Diagnostic::new(Code::InvalidParameter, format!("there is no profile `{}`", new.profile))
                 .at_pointer("/profile");
-            if let Some(best) = keyway_manifest::closest(&new.profile, registry.ids().into_iter()) {
+            if let Some(best) = keyway_manifest::closest(&new.profile, registry.ids()) {
                 d = d.with_help(format!("did you mean `{best}`?"));
             }
             return Err(ApiError::invalid_configuration(&[d]));
@@ -1060,14 +1060,8 @@ impl Hub {
                 continue;
             }
             let value = value.trim();
-            if !value.is_empty() {
-                if parameters.insert(name.to_owned(), value.to_owned()).is_some() {
-                    return Err(PageError::new(
-                        StatusCode::BAD_REQUEST,
-                        "duplicate_parameter",
-                        "A field was sent twice.",
-                    ));
-                }
+            if !value.is_empty() && parameters.insert(name.to_owned(), value.to_owned()).is_some() {
+                return Err(PageError::new(StatusCode::BAD_REQUEST, "duplicate_parameter", "A field was sent twice."));
             }
         }
         let connector = match self.connector(&record, &parameters) {
