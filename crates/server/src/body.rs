@@ -194,7 +194,7 @@ mod tests {
         let cases: [(&[u8], &str, &str); 6] = [
             (br#"{"name": "a", "flag": "s3cret-value"}"#, "invalid_request", "/flag"),
             (br#"{"name": "a", "items": [1, "s3cret-value"]}"#, "invalid_request", "/items/1"),
-            (br#"{"name": "a", "nmae": "x"}"#, "invalid_request", "/"),
+            (br#"{"name": "a", "nmae": "x"}"#, "invalid_request", "/nmae"),
             (br#"{"flag": true}"#, "invalid_request", "/"),
             (br#"{"name": "s3cret-value""#, "malformed_json", ""),
             (
