@@ -328,7 +328,8 @@ pub struct ListQuery {
     state: Option<String>,
     /// The `next` of the previous page.
     after: Option<String>,
-    /// At most this many (1 to 1000, default 100).
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -368,6 +369,8 @@ fn serde_urlencoded_query<T: serde::de::DeserializeOwned>(query: &str) -> Result
         }
         let value = match v.parse::<u64>() {
             Ok(n) if k == "limit" => serde_json::Value::from(n),
+            // A negative or fractional limit is a number too: refused as one, not as a string.
+            _ if k == "limit" && v.parse::<f64>().is_ok() => serde_json::Value::from(-1),
             _ => serde_json::Value::String(v.into_owned()),
         };
         map.insert(k.into_owned(), value);

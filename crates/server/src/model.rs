@@ -13,11 +13,13 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct NewIntegration {
     /// The profile id: `salesforce`.
+    #[schema(min_length = 1, max_length = 200)]
     pub profile: String,
     /// A display name.
     #[serde(default)]
     pub name: Option<String>,
     /// The client id (Salesforce: Consumer Key).
+    #[schema(min_length = 1, max_length = 2000)]
     pub client_id: String,
     /// The client secret (Consumer Secret). Write-only.
     #[serde(default)]
@@ -117,7 +119,8 @@ pub struct IntegrationList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EndUser {
-    /// The platform's id for the user (1 to 255 characters).
+    /// The platform's id for the user.
+    #[schema(min_length = 1, max_length = 255)]
     pub id: String,
     /// An email address, shown on the connect page.
     #[serde(default, skip_serializing_if = "Option::is_none")]

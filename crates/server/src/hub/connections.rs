@@ -23,7 +23,10 @@ impl Hub {
                 ));
             }
         }
-        let limit = filter.limit.clamp(1, MAX_PAGE);
+        if filter.limit == 0 || filter.limit > MAX_PAGE {
+            return Err(ApiError::invalid_field("/limit", format!("the limit must be 1 to {MAX_PAGE}")));
+        }
+        let limit = filter.limit;
         filter.limit = limit + 1;
         let mut rows = self.store.connections(&filter).await?;
         let more = rows.len() > limit as usize;
