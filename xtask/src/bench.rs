@@ -73,11 +73,27 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-fn run(runs: usize) -> Result<(), String> {
+/// The benchmark set: Nango's catalogue imported, topped up with copies under new ids to the
+/// size of Nango's catalogue, plus the bundled Salesforce profiles, in
+/// `target/bench/startup/profiles`, validated.
+pub(crate) struct Catalogue {
+    pub(crate) dir: PathBuf,
+    providers_path: PathBuf,
+    import: keyway_import::Import,
+    import_time: Duration,
+    imported: usize,
+    copies: usize,
+    bundled: usize,
+    pub(crate) total_files: usize,
+    bytes: u64,
+    pub(crate) profiles: usize,
+}
+
+pub(crate) fn prepare_catalogue() -> Result<Catalogue, String> {
     let root = crate::root();
     let corpus = root.join("target/corpus/nango");
     if !corpus.join("providers.yaml").is_file() || !corpus.join("providers.scopes.yaml").is_file() {
@@ -147,6 +163,24 @@ fn run(runs: usize) -> Result<(), String> {
     let profiles = loaded.profiles.len();
     drop(loaded);
 
+    Ok(Catalogue {
+        dir,
+        providers_path,
+        imported,
+        copies: files.len() - imported,
+        bundled: bundled.len(),
+        import,
+        import_time,
+        total_files,
+        bytes,
+        profiles,
+    })
+}
+
+fn run(runs: usize) -> Result<(), String> {
+    let root = crate::root();
+    let Catalogue { dir, providers_path, import, import_time, imported, copies, bundled, total_files, bytes, profiles } =
+        prepare_catalogue()?;
     println!("keyway startup benchmark");
     println!(
         "  set: {total_files} files, {:.1} MiB: {imported} imported from Nango's catalogue ({} entries, {} of {} OAuth 2.0 converted, import took {:.0} ms), {} copies under new ids, {} bundled Salesforce profiles; {profiles} profiles load, 0 errors",
@@ -155,8 +189,8 @@ fn run(runs: usize) -> Result<(), String> {
         import.report.oauth2_converted(),
         import.report.oauth2_total,
         ms(import_time),
-        files.len() - imported,
-        bundled.len(),
+        copies,
+        bundled,
     );
     println!("  machine: {} logical CPU(s); {runs} runs each, median (min-max)", cpus());
 
@@ -276,7 +310,7 @@ fn rename_text(text: &str, bundled: &[&str]) -> String {
     text
 }
 
-fn cpus() -> usize {
+pub(crate) fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -323,7 +357,7 @@ fn show(t: &Timing) -> String {
     format!("{:.1} ms ({:.1}-{:.1})", ms(t.median), ms(t.min), ms(t.max))
 }
 
-fn build_keyway(root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn build_keyway(root: &Path) -> Result<PathBuf, String> {
     let status = Command::new(cargo())
         .args(["build", "--release", "--quiet", "--package", "keyway", "--bin", "keyway"])
         .current_dir(root)

@@ -5,13 +5,16 @@
 //!   instead of writing it.
 //! - `bench startup [--runs N]`: loading and validating over 1,000 profiles beside Nango's
 //!   loader (see `bench.rs`).
+//! - `bench serve [--connections N]`: `keyway serve`'s token endpoint under load beside a
+//!   constant handler, memory per 10,000 connections, start time (see `serve_bench.rs`).
 
 mod bench;
+mod serve_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask schema [--check] | cargo xtask bench startup [--runs N]";
+const USAGE: &str = "usage: cargo xtask schema [--check] | cargo xtask bench startup [--runs N] | cargo xtask bench serve [--connections N]";
 
 // The same allocator as the keyway binary, so `bench startup` measures loading as it runs.
 #[global_allocator]
@@ -28,6 +31,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["bench", "startup", rest @ ..] => bench::startup(rest),
+        ["bench", "serve", "--help" | "-h"] => {
+            println!("{}", serve_bench::HELP);
+            ExitCode::SUCCESS
+        }
+        ["bench", "serve", rest @ ..] => serve_bench::serve(rest),
         ["bench", "startup-memory", rest @ ..] => bench::memory_probe(rest),
         ["bench", "startup-first-call", rest @ ..] => bench::first_call_probe(rest),
         _ => {

@@ -10,7 +10,8 @@ fn keyway(args: &[&str]) -> Output {
 }
 
 fn temp(tag: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/tmp/serve-cli-{tag}-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/tmp/serve-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     dir
@@ -52,10 +53,14 @@ fn serve(profiles: &Path, db: &str, extra: &[&str]) -> Serve {
 fn serve_refuses_to_start_without_a_key_and_says_how_to_make_one() {
     let dir = temp("nokey");
     let db = format!("sqlite://{}", dir.join("hub.db").display());
-    let out = keyway(&["--profiles", &bundled().display().to_string(), "serve", "--db", &db, "--listen", "127.0.0.1:0"]);
+    let out =
+        keyway(&["--profiles", &bundled().display().to_string(), "serve", "--db", &db, "--listen", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no encryption key") && err.contains("keyway keys generate") && err.contains("--dev"), "{err}");
+    assert!(
+        err.contains("no encryption key") && err.contains("keyway keys generate") && err.contains("--dev"),
+        "{err}"
+    );
     assert!(!dir.join("hub.db").exists(), "nothing was created");
     for bad in ["", "k1:c2hvcnQ=\n", "not a key file"] {
         let file = dir.join("bad.keys");
@@ -81,7 +86,8 @@ fn serve_refuses_profiles_with_errors_and_reports_them_located() {
     let profiles = dir.join("profiles");
     std::fs::create_dir_all(&profiles).expect("dir");
     std::fs::copy(bundled().join("salesforce.yaml"), profiles.join("salesforce.yaml")).expect("copy");
-    std::fs::write(profiles.join("acme.yaml"), "id: acme\nextends: salesforce\nauth:\n  scope_separtor: \",\"\n").expect("write");
+    std::fs::write(profiles.join("acme.yaml"), "id: acme\nextends: salesforce\nauth:\n  scope_separtor: \",\"\n")
+        .expect("write");
     let db = format!("sqlite://{}", dir.join("hub.db").display());
     let out = keyway(&["--profiles", &profiles.display().to_string(), "serve", "--dev", "--db", &db]);
     assert_eq!(out.status.code(), Some(1));
@@ -141,7 +147,8 @@ async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
     let response = create("salesforce").await.expect("send");
     assert_eq!(response.status(), 201);
     // A profile added while running is unknown until SIGHUP reloads the directory.
-    std::fs::copy(bundled().join("salesforce-service-cloud.yaml"), profiles.join("salesforce-service-cloud.yaml")).expect("copy");
+    std::fs::copy(bundled().join("salesforce-service-cloud.yaml"), profiles.join("salesforce-service-cloud.yaml"))
+        .expect("copy");
     let response = create("salesforce-service-cloud").await.expect("send");
     assert_eq!(response.status(), 422);
     let hup = Command::new("kill").args(["-HUP", &hub.child.id().to_string()]).status().expect("kill");
@@ -172,7 +179,11 @@ async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
     assert!(keyway(&["keys", "generate", "--file", &keys.display().to_string()]).status.success());
     let out = keyway(&["keys", "rotate", "--db", &db, "--keys-file", &keys.display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("re-encrypted 2 value(s)"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("re-encrypted 2 value(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let out = keyway(&["keys", "rotate", "--db", &db, "--keys-file", &keys.display().to_string()]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("re-encrypted 0 value(s)"));
     drop(hub);

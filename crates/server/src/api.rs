@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/connect", get(connect_page))
         .route("/connect/{integration}", post(start_connect))
         .route("/v1/connect/oauth2/{profile}/callback", get(callback))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/assets/keyway.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/assets/connect.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }));
     let ops = Router::new()
@@ -587,6 +588,21 @@ async fn connect_page(State(state): State<AppState>, RawQuery(query): RawQuery, 
     }
 }
 
+/// Whether a form post came from another site. Cross-site posts carry no SameSite=Lax cookie
+/// anyway; this refuses them by name. Browsers say where a request comes from in
+/// `Sec-Fetch-Site`; without it, a foreign `Origin` is refused. (The pages' `no-referrer`
+/// policy makes browsers send `Origin: null` on their own forms.)
+fn is_cross_site(state: &AppState, headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return site != "same-origin";
+    }
+    match header("origin") {
+        None | Some("null") => false,
+        Some(origin) => crate::hub::origin_of(state.hub.public_url()).as_deref() != Some(origin),
+    }
+}
+
 /// The connect form: checks the parameters and redirects to the provider.
 async fn start_connect(
     State(state): State<AppState>,
@@ -594,9 +610,8 @@ async fn start_connect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Cross-site form posts carry no SameSite=Lax cookie; a foreign Origin is refused too.
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        if crate::hub::origin_of(state.hub.public_url()).as_deref() != Some(origin) {
+    if is_cross_site(&state, &headers) {
+        {
             let e = PageError {
                 status: StatusCode::FORBIDDEN,
                 code: "cross_site",

@@ -9,6 +9,51 @@ pub const CSS: &str = include_str!("../assets/keyway.css");
 /// The done page's script, served at `/assets/connect.js`.
 pub const SCRIPT: &str = include_str!("../assets/connect.js");
 
+/// Profile and diagnostic text is Markdown-ish: `code` spans become `<code>`, everything else
+/// is escaped. Nothing else of Markdown is interpreted.
+fn inline_code(text: &str) -> minijinja::Value {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    };
+    let parts: Vec<&str> = text.split('`').collect();
+    // With an odd number of backticks the last one pairs with nothing and stays text.
+    let paired = if parts.len() % 2 == 0 { parts.len() - 1 } else { parts.len() };
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, part) in parts.iter().enumerate() {
+        if i >= paired {
+            out.push('`');
+            out.push_str(&escape(part));
+        } else if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(&escape(part));
+            out.push_str("</code>");
+        } else {
+            out.push_str(&escape(part));
+        }
+    }
+    minijinja::Value::from_safe_string(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inline_code;
+
+    #[test]
+    fn inline_code_marks_code_spans_and_escapes_everything_else() {
+        let cases = [
+            ("plain <b>", "plain &lt;b&gt;"),
+            ("use `https://` here", "use <code>https://</code> here"),
+            ("`<script>`", "<code>&lt;script&gt;</code>"),
+            ("one ` unpaired", "one ` unpaired"),
+            ("`a` and `b", "<code>a</code> and `b"),
+            ("", ""),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(inline_code(input).to_string(), expected, "{input}");
+        }
+    }
+}
+
 /// The page templates.
 #[derive(Debug)]
 pub struct Pages {
@@ -25,6 +70,7 @@ impl Pages {
     /// Compiles the templates (they ship with the binary: a failure is a bug, caught by tests).
     pub fn new() -> Pages {
         let mut env = Environment::new();
+        env.add_filter("inline_code", inline_code);
         for (name, source) in [
             ("layout.html", include_str!("../templates/layout.html")),
             ("connect.html", include_str!("../templates/connect.html")),

@@ -221,3 +221,33 @@ async fn pages_carry_protective_headers() {
     let css = hub.api.get(format!("{}/assets/keyway.css", hub.base)).send().await.expect("css");
     assert_eq!(css.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/css; charset=utf-8"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connect_form_is_refused_from_other_sites_and_accepted_from_the_page() {
+    let hub = Harness::start().await;
+    let integration = hub.create_integration(json!({})).await;
+    let session = hub.create_session(json!({})).await;
+    let browser = Browser::new();
+    browser.open(session["connect_url"].as_str().expect("url")).await;
+    let post = |headers: &[(&str, &str)]| {
+        let mut request = browser.client.post(format!("{}/connect/{integration}", hub.base)).form(&[("x", "y")]);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    // What a browser sends from a `no-referrer` page of the hub itself.
+    let same = [("origin", "null"), ("sec-fetch-site", "same-origin")];
+    assert_eq!(post(&same).await.expect("send").status(), StatusCode::SEE_OTHER);
+    assert_eq!(post(&[("origin", hub.base.as_str())]).await.expect("send").status(), StatusCode::SEE_OTHER);
+    assert_eq!(post(&[]).await.expect("send").status(), StatusCode::SEE_OTHER);
+    for refused in [
+        vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![("origin", "https://evil.example.com")],
+    ] {
+        let response = post(&refused).await.expect("send");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused:?}");
+        assert!(response.text().await.expect("body").contains("cross_site"));
+    }
+}

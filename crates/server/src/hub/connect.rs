@@ -54,10 +54,19 @@ pub struct PageIntegration {
     pub name: Option<String>,
     /// The environment's label.
     pub environment: String,
-    /// The scopes that will be requested.
-    pub scopes: Vec<String>,
+    /// The scopes that will be requested: value and label.
+    pub scopes: Vec<PageScope>,
     /// The parameters the user must or may give.
     pub parameters: Vec<PageParameter>,
+}
+
+/// One scope the connect page lists.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PageScope {
+    /// The value sent to the provider.
+    pub value: String,
+    /// The profile's label for it, when it has one.
+    pub label: Option<String>,
 }
 
 /// One parameter field on the connect page.
@@ -271,7 +280,16 @@ impl Hub {
                 name: record.name.clone(),
                 environment: profile.environments.get(&environment).map_or(environment.clone(), |e| e.label.clone()),
                 scopes: connector
-                    .map(|c| c.scope_plan().values().into_iter().map(str::to_owned).collect())
+                    .map(|c| {
+                        c.scope_plan()
+                            .values()
+                            .into_iter()
+                            .map(|value| PageScope {
+                                value: value.to_owned(),
+                                label: profile.scopes.get(value).and_then(|s| s.label.clone()),
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 parameters,
             });
@@ -333,7 +351,7 @@ impl Hub {
                     .filter_map(|d| {
                         let name = d.pointer.as_deref()?.strip_prefix("/parameters")?.trim_start_matches('/');
                         let text = match &d.fix {
-                            Some(fix) => format!("{} {fix}", d.message),
+                            Some(fix) => format!("{}. {fix}", d.message.trim_end_matches('.')),
                             None => d.message.clone(),
                         };
                         Some((name.to_owned(), text))

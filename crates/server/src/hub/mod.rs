@@ -93,7 +93,7 @@ mod connections;
 mod integrations;
 mod token_store;
 
-pub use connect::{ConnectPage, Finished, PageError, PageIntegration, PageParameter, Started};
+pub use connect::{ConnectPage, Finished, PageError, PageIntegration, PageParameter, PageScope, Started};
 use token_store::{EncryptedTokenStore, tokens_cell};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
