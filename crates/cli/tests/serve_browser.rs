@@ -1,0 +1,362 @@
+//! `keyway serve`'s hosted connect page in a real browser, end to end.
+//!
+//! The test provider runs in-process (with its consent page); `keyway serve` runs as a
+//! process; headless Chromium, driven by `tests/browser/connect.mjs` (playwright-core), opens
+//! the connect link, continues to the provider, allows access and lands on the done page.
+//! Then, through the API: the token is read, read again once it is due for a refresh (one
+//! refresh at the provider, a new token), read again after the server is killed and started on
+//! the same database and key file (the same token, no refresh: nothing lost), and the
+//! connection is deleted (one revocation at the provider).
+//!
+//! Needs node, playwright-core in `target/node` and Debian's chromium: `scripts/test-deps.sh`
+//! installs them. Without them this test fails; it does not skip. Screenshots land in
+//! `target/screenshots/` (`connect.png`, `connect-details.png`, `connect-phone.png`,
+//! `consent.png`, `done.png`, `done-phone.png`).
+
+use keyway_testkit::{ProviderConfig, TestProvider};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The server refreshes a token whose expiry is less than this away (`RefreshPolicy::skew`).
+const REFRESH_MARGIN: u64 = 300;
+/// The provider's access token lifetime: a little over the margin, so a new token is fresh for
+/// this many seconds (enough for the browser run and a restart) and then due.
+const FRESH_FOR: u64 = 10;
+/// The platform's return URL (nothing listens there; the browser script answers it).
+const RETURN_URL: &str = "http://127.0.0.1:9/done";
+
+const DEPS_HINT: &str = "run scripts/test-deps.sh to install what the browser test needs";
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The target directory this test binary was built into.
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_keyway"))
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// What the browser script needs, or a failure naming `scripts/test-deps.sh`.
+struct BrowserDeps {
+    node: PathBuf,
+    node_dir: PathBuf,
+    chromium: PathBuf,
+}
+
+fn browser_deps() -> BrowserDeps {
+    let node = PathBuf::from(std::env::var_os("KEYWAY_NODE").unwrap_or_else(|| "node".into()));
+    let version = Command::new(&node).arg("--version").output();
+    assert!(
+        version.as_ref().is_ok_and(|o| o.status.success()),
+        "`{}` does not run ({version:?}): install Node.js 20 or later, then {DEPS_HINT}",
+        node.display()
+    );
+    let node_dir = std::env::var_os("KEYWAY_NODE_DIR").map_or_else(|| root().join("target/node"), PathBuf::from);
+    let playwright = node_dir.join("node_modules/playwright-core/package.json");
+    assert!(
+        playwright.is_file(),
+        "playwright-core is not installed ({} is missing): {DEPS_HINT}",
+        playwright.display()
+    );
+    let chromium = PathBuf::from(std::env::var_os("KEYWAY_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
+    assert!(chromium.is_file(), "no Chromium at {}: {DEPS_HINT}", chromium.display());
+    BrowserDeps { node, node_dir, chromium }
+}
+
+/// The test's directory under the target directory: removed when the test passes, kept (and
+/// named) when it fails, for the server logs in it.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("serve_browser: the profiles, database and server logs are kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A `keyway serve` process: killed (and reaped) when dropped, on every path.
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `keyway serve` on 127.0.0.1:0 and waits for its "listening on" line.
+    fn start(dir: &Path, run: u32) -> Server {
+        let log = dir.join(format!("serve-{run}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .arg("--profiles")
+            .arg(dir.join("profiles"))
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db_url(dir))
+            .env_remove("KEYWAY_PROFILES")
+            .env_remove("KEYWAY_KEYS_FILE")
+            .env_remove("KEYWAY_PUBLIC_URL")
+            .env("KEYWAY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("server log file"))
+            .spawn()
+            .expect("keyway serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        // The guard exists before the wait, so a timeout still kills the process.
+        let mut server = Server { child, url: String::new(), log };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("keyway serve: listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => server.url = url,
+            Err(_) => panic!("keyway serve did not start within 60 s; its log:\n{}", server.log_text()),
+        }
+        server
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("kill keyway serve");
+        self.child.wait().expect("reap keyway serve");
+    }
+}
+
+fn db_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("hub.db").display())
+}
+
+/// The HTTP API, as a platform calls it.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("response body");
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    async fn expect(&self, method: reqwest::Method, path: &str, body: Option<Value>, want: u16) -> Value {
+        let (status, value) = self.call(method.clone(), path, body).await;
+        assert_eq!(status, want, "{method} {path}: {value}");
+        value
+    }
+
+    async fn token(&self, connection: &str) -> Value {
+        self.expect(reqwest::Method::GET, &format!("/v1/connections/{connection}/token"), None, 200).await
+    }
+}
+
+fn access_token(view: &Value) -> String {
+    view["access_token"].as_str().filter(|t| !t.is_empty()).expect("an access token").to_owned()
+}
+
+/// Runs the browser script; returns its JSON report.
+async fn drive_browser(deps: BrowserDeps, connect_url: &str, integration: &str, out: &Path) -> Value {
+    let script = root().join("crates/cli/tests/browser/connect.mjs");
+    let mut command = Command::new(&deps.node);
+    command
+        .arg(&script)
+        .args(["--url", connect_url, "--integration", integration, "--user", "ada@example.com"])
+        .args(["--timeout-ms", "20000"])
+        .arg("--out")
+        .arg(out)
+        .arg("--chromium")
+        .arg(&deps.chromium)
+        .env("KEYWAY_NODE_DIR", &deps.node_dir)
+        .stdin(Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("node runs the browser script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser run failed ({}):\n{stderr}\n{stdout}", output.status);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("the browser script printed no JSON report ({e}):\n{stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revoke() {
+    let started = Instant::now();
+    // First, so a machine without the browser fails at once with the fix.
+    let deps = browser_deps();
+
+    let provider = TestProvider::start(ProviderConfig {
+        consent_page: true,
+        access_token_lifetime: Duration::from_secs(REFRESH_MARGIN + FRESH_FOR),
+        ..ProviderConfig::default()
+    })
+    .await
+    .expect("test provider");
+    let scratch = Scratch(target_dir().join(format!("serve-browser-{}", std::process::id())));
+    let dir = scratch.0.clone();
+    let _ = std::fs::remove_dir_all(&dir);
+    keyway_testkit::profiles::write_profiles(&dir.join("profiles"), &provider.host()).expect("profiles");
+
+    let server = Server::start(&dir, 1);
+    let key = Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["keys", "api", "create", "--name", "browser-test", "--db"])
+        .arg(db_url(&dir))
+        .output()
+        .expect("keyway keys api create runs");
+    assert!(key.status.success(), "keyway keys api create: {}", String::from_utf8_lossy(&key.stderr));
+    let key = String::from_utf8(key.stdout).expect("utf-8 key").trim().to_owned();
+    assert!(key.starts_with("kwk_"), "{key}");
+    let mut api = Api {
+        http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client"),
+        base: server.url.clone(),
+        key,
+    };
+
+    let integration = api
+        .expect(
+            reqwest::Method::POST,
+            "/v1/integrations",
+            Some(json!({
+                "profile": "salesforce-local",
+                "client_id": "3MVG9testkit",
+                "client_secret": "testkit-secret",
+                "environment": "local",
+                "actions": ["list_accounts"],
+            })),
+            201,
+        )
+        .await;
+    let integration = integration["id"].as_str().expect("integration id").to_owned();
+    let session = api
+        .expect(
+            reqwest::Method::POST,
+            "/v1/connect/sessions",
+            Some(json!({
+                "end_user": {"id": "u1", "email": "ada@example.com"},
+                "integrations": [integration],
+                "return_url": RETURN_URL,
+                "allowed_origins": ["http://127.0.0.1:9"],
+            })),
+            201,
+        )
+        .await;
+    let connect_url = session["connect_url"].as_str().expect("connect_url").to_owned();
+    assert!(connect_url.starts_with(&format!("{}/connect?session_token=", server.url)), "{connect_url}");
+
+    // ---- the browser ----
+    let shots = target_dir().join("screenshots");
+    let browser_started = Instant::now();
+    let report = drive_browser(deps, &connect_url, &integration, &shots).await;
+    let browser_time = browser_started.elapsed();
+    eprintln!("browser run: {:.1} s; report: {report}", browser_time.as_secs_f64());
+    let connection = report["done"]["connection_id"].as_str().expect("connection id on the done page").to_owned();
+    assert!(connection.starts_with("conn_"), "{connection}");
+    let h1 = report["done"]["h1"].as_str().unwrap_or_default();
+    assert!(h1.contains("is connected"), "done page heading: {h1:?}; server log:\n{}", server.log_text());
+    assert_eq!(report["done"]["result"]["connection_id"], connection.as_str());
+    assert_eq!(report["done"]["result"]["status"], "connected");
+    let back = report["returned_to"].as_str().expect("the done page returned to the application");
+    let back = reqwest::Url::parse(back).expect("return URL");
+    assert_eq!(back.path(), "/done");
+    let query: Vec<(String, String)> = back.query_pairs().into_owned().collect();
+    assert!(query.contains(&("connection_id".to_owned(), connection.clone())), "{back}");
+    assert!(query.contains(&("status".to_owned(), "connected".to_owned())), "{back}");
+    // Page errors, blocked resources (CSP), failed loads: none, but a missing favicon.
+    let errors: Vec<&str> = report["console_errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).filter(|e| !e.contains("/favicon.ico")).collect())
+        .unwrap_or_default();
+    assert!(errors.is_empty(), "the browser reported errors: {errors:#?}");
+    for name in ["connect.png", "connect-details.png", "connect-phone.png", "consent.png", "done.png", "done-phone.png"]
+    {
+        let len = std::fs::metadata(shots.join(name)).map_or(0, |m| m.len());
+        assert!(len > 1000, "{name} is missing or empty in {}", shots.display());
+    }
+    let counts = provider.counts();
+    assert_eq!(counts.grant("authorization_code"), 1, "{counts:?}");
+    let stored = api.expect(reqwest::Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
+    assert_eq!(stored["state"], "active", "{stored}");
+
+    // ---- the token, fresh ----
+    let first = api.token(&connection).await;
+    assert_eq!(
+        provider.counts().grant("refresh_token"),
+        0,
+        "the first read refreshed: the browser run ({:.1} s) outlasted the {FRESH_FOR} s the new token is fresh for",
+        browser_time.as_secs_f64()
+    );
+    let expires_at = first["expires_at"].as_u64().expect("expires_at, learned from introspection");
+    assert_eq!(first["fields"]["instance_url"], provider.base_url().as_str(), "{first}");
+
+    // ---- due: one refresh, a new token ----
+    let due_at = expires_at.saturating_sub(REFRESH_MARGIN) + 1;
+    let wait = due_at.saturating_sub(now_secs());
+    assert!(wait <= FRESH_FOR + 2, "expires_at {expires_at} is further away than expected");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let second = api.token(&connection).await;
+    assert_eq!(provider.counts().grant("refresh_token"), 1, "one refresh once the token is due");
+    assert_ne!(access_token(&second), access_token(&first), "the refresh gave a new access token");
+    assert!(second["expires_at"].as_u64() > Some(expires_at), "{second}");
+
+    // ---- killed and started again on the same database and key file: nothing lost ----
+    server.kill();
+    let server = Server::start(&dir, 2);
+    api.base = server.url.clone();
+    let third = api.token(&connection).await;
+    assert_eq!(access_token(&third), access_token(&second), "the refreshed token survived the restart");
+    assert_eq!(third["expires_at"], second["expires_at"]);
+    assert_eq!(provider.counts().grant("refresh_token"), 1, "no refresh after the restart");
+
+    // ---- deleted: revoked at the provider, once ----
+    let revokes = provider.counts().revoke;
+    let deleted = api.expect(reqwest::Method::DELETE, &format!("/v1/connections/{connection}"), None, 200).await;
+    assert_eq!(deleted["revoked_at_provider"], true, "{deleted}");
+    assert_eq!(deleted["deleted"], true, "{deleted}");
+    assert_eq!(provider.counts().revoke, revokes + 1, "exactly one revocation");
+    let (status, gone) = api.call(reqwest::Method::GET, &format!("/v1/connections/{connection}/token"), None).await;
+    assert_eq!(status, 404, "{gone}");
+
+    drop(server);
+    drop(scratch);
+    eprintln!(
+        "serve_browser: {:.1} s in all (browser {:.1} s, waiting for the token to fall due {wait} s); screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        browser_time.as_secs_f64(),
+        shots.display()
+    );
+}

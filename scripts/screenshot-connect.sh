@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Screenshots of keyway serve's hosted pages, taken by the real-browser test: installs what it
+# needs (scripts/test-deps.sh), runs crates/cli/tests/serve_browser.rs, and prints where the
+# PNGs are, for a person (or a session with an image viewer) to judge the pages.
+#
+#   usage: scripts/screenshot-connect.sh
+#   output: target/screenshots/{connect,connect-details,connect-phone,consent,done,done-phone}.png
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/test-deps.sh
+cargo test -p keyway --test serve_browser -- --nocapture
+
+shots=${CARGO_TARGET_DIR:-target}/screenshots
+for name in connect connect-details connect-phone consent "done" done-phone; do
+  printf '%s\n' "$shots/$name.png"
+done
