@@ -13,16 +13,17 @@
 #                    target/node (KEYWAY_NODE_DIR overrides). Needs node and npm (Node.js 20+).
 #                    Playwright's own browser download (`npx playwright install`) is never used:
 #                    the tests drive Debian's chromium.
+#   schemathesis     the PyPI package, pinned below, in a virtual environment at target/venv
+#                    (KEYWAY_VENV overrides), for the API fuzz test
+#                    (crates/cli/tests/serve_api_fuzz.rs). Needs python3 with venv.
 #
 # Nothing is installed into the repository outside target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-ALL=(chromium playwright-core)
-# Later: schemathesis (PyPI), e.g.
-#   dep_schemathesis() { python3 -m pip show schemathesis >/dev/null 2>&1 || python3 -m pip install 'schemathesis==X.Y.Z'; }
-# and add it to ALL.
+ALL=(chromium playwright-core schemathesis)
+SCHEMATHESIS_VERSION=4.32.5
 
 say() { printf 'test-deps: %s\n' "$*" >&2; }
 die() {
@@ -86,6 +87,22 @@ dep_playwright_core() {
   cp "$spec_dir/package.json" "$spec_dir/package-lock.json" "$dir/"
   # No browser download: the tests use /usr/bin/chromium.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+}
+
+dep_schemathesis() {
+  local venv=${KEYWAY_VENV:-$root/target/venv}
+  if [ -x "$venv/bin/schemathesis" ] && [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" = "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+    say "schemathesis: present ($SCHEMATHESIS_VERSION in $venv)"
+    return
+  fi
+  command -v python3 >/dev/null || die "schemathesis: python3 is not installed"
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    say "schemathesis: installing Debian's python3-venv"
+    apt_install python3-venv
+  fi
+  say "schemathesis: installing $SCHEMATHESIS_VERSION into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
 deps=("$@")

@@ -120,12 +120,14 @@ fn start_keyway(keyway: &Path, profiles: &Path, db: &str, keys: &Path) -> Result
 /// One keep-alive connection reading each path once; every answer must be 200.
 fn read_all(addr: &str, key: &str, paths: &[String]) -> Result<(), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
     for path in paths {
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n")
-            .map_err(|e| e.to_string())?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\r\n");
+        stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
         let mut status = String::new();
-        reader.read_line(&mut status).map_err(|e| e.to_string())?;
+        reader.read_line(&mut status).map_err(|e| format!("{path}: {e}"))?;
         if !status.contains(" 200 ") {
             return Err(format!("{path}: {}", status.trim()));
         }
