@@ -13,7 +13,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -339,7 +339,7 @@ fn sample_body(addr: &str, key: &str, path: &str) -> Result<String, String> {
 
 /// Seeds the store through the hub (integration, then imports); returns the API key, the
 /// connection ids and the time the imports took.
-fn seed(profiles: &Path, db: &str, keys: &PathBuf, n: usize) -> Result<(String, Vec<String>, Duration), String> {
+fn seed(profiles: &Path, db: &str, keys: &Path, n: usize) -> Result<(String, Vec<String>, Duration), String> {
     use keyway_server::model::{EndUser, ImportedTokens, NewConnection, NewIntegration};
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
