@@ -13,6 +13,9 @@
 #                    target/node (KEYWAY_NODE_DIR overrides). Needs node and npm (Node.js 20+).
 #                    Playwright's own browser download (`npx playwright install`) is never used:
 #                    the tests drive Debian's chromium.
+#   postgresql       Debian's postgresql package (server binaries under /usr/lib/postgresql),
+#                    for the server suite on PostgreSQL; scripts/pg.sh runs a throwaway
+#                    cluster from it under target/pg.
 #   schemathesis     the PyPI package, pinned below, in a virtual environment at target/venv
 #                    (KEYWAY_VENV overrides), for the API fuzz test
 #                    (crates/cli/tests/serve_api_fuzz.rs). Needs python3 with venv.
@@ -22,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-ALL=(chromium playwright-core schemathesis)
+ALL=(chromium playwright-core postgresql schemathesis)
 SCHEMATHESIS_VERSION=4.32.5
 
 say() { printf 'test-deps: %s\n' "$*" >&2; }
@@ -87,6 +90,16 @@ dep_playwright_core() {
   cp "$spec_dir/package.json" "$spec_dir/package-lock.json" "$dir/"
   # No browser download: the tests use /usr/bin/chromium.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+}
+
+dep_postgresql() {
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    say "postgresql: present ($(ls -d /usr/lib/postgresql/*/ | xargs -n1 basename | tr '\n' ' '))"
+    return
+  fi
+  say "postgresql: installing Debian's postgresql"
+  apt_install postgresql
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "postgresql: installed, but no initdb under /usr/lib/postgresql"
 }
 
 dep_schemathesis() {

@@ -5,7 +5,8 @@
 //!   every OAuth step and the validator (through `Connector::new`) for every check.
 //! - [`api::router`] is the HTTP layer (axum): handlers translate requests into hub calls;
 //!   errors are RFC 9457 problem documents ([`problem::ApiError`]).
-//! - [`store::Store`] is the storage trait; [`store::SqliteStore`] the embedded backend.
+//! - [`store::Store`] is the storage trait; [`store::SqlStore`] its SQLite (embedded, the
+//!   default) and PostgreSQL backend.
 //! - [`crypto::Keyring`] encrypts every secret before it reaches the store.
 //!
 //! [`serve`] puts them together: load and validate the profiles, open the store, listen.
@@ -25,7 +26,7 @@ use keyway_runtime::{Clock, Registry, SystemClock};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use store::{SqliteStore, Store};
+use store::{SqlStore, Store};
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> i64 {
@@ -37,7 +38,7 @@ pub(crate) fn unix_now() -> i64 {
 pub struct ServeOptions {
     /// The profiles directory.
     pub profiles: PathBuf,
-    /// `sqlite://PATH` (created if missing).
+    /// `sqlite://PATH` (created if missing) or `postgres://...`.
     pub db: String,
     /// Where to listen.
     pub listen: SocketAddr,
@@ -140,16 +141,9 @@ pub fn resolve_keys(keys_file: Option<&Path>, db: &str, dev: bool) -> Result<Key
     read_key_file(&path)
 }
 
-/// Opens the store a database URL names.
+/// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`).
 pub async fn open_store(db: &str) -> Result<Arc<dyn Store>, ServeError> {
-    if db.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(db).await?))
-    } else {
-        Err(ServeError::Start(format!(
-            "unsupported database URL `{}`: use sqlite://PATH",
-            db.split("://").next().unwrap_or(db)
-        )))
-    }
+    Ok(Arc::new(SqlStore::open(db).await?))
 }
 
 /// Re-encrypts every stored secret to the encrypting key; resumable (each value is written

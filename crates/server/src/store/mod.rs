@@ -6,9 +6,9 @@
 //! `DELETE ... RETURNING`), so no transaction spans a round trip and a second instance
 //! (PostgreSQL, later) needs no other protocol for these.
 
-mod sqlite;
+mod sql;
 
-pub use sqlite::SqliteStore;
+pub use sql::{Dialect, SqlStore};
 
 use async_trait::async_trait;
 

@@ -8,7 +8,7 @@ use keyway_server::api::{AppState, router};
 use keyway_server::crypto::Keyring;
 use keyway_server::hub::{Hub, HubOptions};
 use keyway_server::pages::Pages;
-use keyway_server::store::{SqliteStore, Store};
+use keyway_server::store::{SqlStore, Store};
 use keyway_testkit::{ProviderConfig, TestProvider};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -48,6 +48,7 @@ pub const USER: &str = "ada@example.com";
 pub struct Harness {
     pub provider: TestProvider,
     pub dir: TempDir,
+    pub db: String,
     pub keys_text: String,
     pub clock: Arc<ManualClock>,
     pub hub: Arc<Hub>,
@@ -63,17 +64,43 @@ impl Drop for Harness {
     }
 }
 
-pub fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("hub.db").display())
+/// The backend the suite runs on: SQLite, or PostgreSQL when `KEYWAY_TEST_BACKEND=postgres`
+/// (README's test command runs the suite both ways; the server comes from scripts/pg.sh).
+pub fn on_postgres() -> bool {
+    std::env::var("KEYWAY_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A database for one harness: a file in its directory, or a new PostgreSQL database.
+pub async fn new_database(dir: &Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}", dir.join("hub.db").display());
+    }
+    let admin = std::env::var("KEYWAY_TEST_POSTGRES_URL")
+        .expect("KEYWAY_TEST_POSTGRES_URL is not set: run the suite through scripts/test.sh (it starts PostgreSQL with scripts/pg.sh)");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!("kw_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    sqlx::any::install_default_drivers();
+    let mut admin_conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("PostgreSQL answers");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        .execute(&mut admin_conn)
+        .await
+        .expect("drop");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin_conn)
+        .await
+        .expect("create");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
 }
 
 async fn serve(
+    db: &str,
     dir: &Path,
     keys_text: &str,
     clock: Arc<ManualClock>,
 ) -> (Arc<Hub>, String, tokio::task::JoinHandle<()>) {
     let registry = Registry::load(dir.join("profiles")).expect("profiles load");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db_url(dir)).await.expect("store"));
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db).await.expect("store"));
     let keys = Arc::new(Keyring::parse(keys_text).expect("keys"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -105,22 +132,59 @@ impl Harness {
         keyway_testkit::profiles::write_profiles(&dir.path().join("profiles"), &provider.host()).expect("profiles");
         let keys_text = Keyring::generate_line();
         let clock = Arc::new(ManualClock::default());
-        let (hub, base, server) = serve(dir.path(), &keys_text, Arc::clone(&clock)).await;
+        let db = new_database(dir.path()).await;
+        let (hub, base, server) = serve(&db, dir.path(), &keys_text, Arc::clone(&clock)).await;
         let key = Hub::create_api_key(hub.store().as_ref(), "tests", 0).await.expect("api key");
-        Harness { provider, dir, keys_text, clock, hub, base, key, api: reqwest::Client::new(), server }
+        Harness { provider, dir, db, keys_text, clock, hub, base, key, api: reqwest::Client::new(), server }
     }
 
     /// Stops the server and starts a new one over the same database, keys and provider.
     pub async fn restart(&mut self) {
         self.server.abort();
-        let (hub, base, server) = serve(self.dir.path(), &self.keys_text, Arc::clone(&self.clock)).await;
+        let (hub, base, server) = serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock)).await;
         self.hub = hub;
         self.base = base;
         self.server = server;
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("hub.db")
+    /// Every byte the database keeps on disk: the SQLite files (WAL included), or, on
+    /// PostgreSQL, the whole data directory after a checkpoint (tables, WAL, every database
+    /// of the cluster).
+    pub async fn raw_database(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut dirs = if on_postgres() {
+            use sqlx::Row as _;
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.db).await.expect("connect");
+            sqlx::raw_sql("CHECKPOINT").execute(&mut conn).await.expect("checkpoint");
+            let oid: String =
+                sqlx::query("SELECT CAST(oid AS TEXT) AS oid FROM pg_database WHERE datname = current_database()")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("oid")
+                    .try_get("oid")
+                    .expect("oid");
+            let data = PathBuf::from(
+                std::env::var("KEYWAY_TEST_POSTGRES_DATA").expect("KEYWAY_TEST_POSTGRES_DATA (scripts/pg.sh)"),
+            );
+            // This database's files, and the write-ahead log every write passes through.
+            vec![data.join("base").join(oid), data.join("pg_wal")]
+        } else {
+            vec![self.dir.path().to_owned()]
+        };
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    if on_postgres() {
+                        dirs.push(path);
+                    }
+                } else if on_postgres() || (name.starts_with("hub.db") && !name.ends_with(".keys")) {
+                    bytes.extend(std::fs::read(&path).unwrap_or_default());
+                }
+            }
+        }
+        bytes
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

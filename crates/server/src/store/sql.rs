@@ -1,14 +1,20 @@
-//! The embedded SQLite store (sqlx): WAL, a busy timeout, `synchronous=FULL` (a commit that
-//! returned survives a crash: rotated refresh tokens must), migrations at open.
+//! The SQL store (sqlx's `Any` driver): one set of statements for SQLite and PostgreSQL.
+//! Placeholders are `$1`, `$2`, ... numbered in the order they first appear (SQLite binds
+//! `$NNN` by first appearance, PostgreSQL by number; written this way, both agree), and
+//! anything dialect-specific is cast (`CAST($1 AS TEXT)`) rather than forked.
+//!
+//! SQLite (embedded, the default): WAL, a busy timeout, `synchronous=FULL` (a commit that
+//! returned survives a crash: rotated refresh tokens must), foreign keys on. PostgreSQL: for
+//! several instances on one database. Migrations run at open, under the same text (`BLOB`
+//! becomes `BYTEA` on PostgreSQL).
 
 use super::{
     ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, IntegrationRecord, SecretCell,
     SessionRecord, Store, StoreError, TokensUpdate,
 };
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::str::FromStr;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
 /// The migrations, in order. Their text is portable SQL (see the file's header).
@@ -22,10 +28,20 @@ const SECRET_COLUMNS: &[(&str, &str, &str)] = &[
     ("authorizations", "state_hash", "code_verifier_blob"),
 ];
 
-/// SQLite behind a connection pool.
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// An embedded SQLite file: one instance.
+    Sqlite,
+    /// A PostgreSQL server: one or several instances.
+    Postgres,
+}
+
+/// SQLite or PostgreSQL behind a connection pool.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
 }
 
 fn db(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -36,28 +52,63 @@ fn corrupt(e: sqlx::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-impl SqliteStore {
-    /// Opens (creating it if missing) the database at `url` (`sqlite://PATH` or
-    /// `sqlite::memory:`) and runs the migrations.
-    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Database(format!("the database URL: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        // An in-memory database exists per connection: keep it to one.
-        let max = if url.contains(":memory:") { 1 } else { 8 };
-        let pool = SqlitePoolOptions::new()
+impl SqlStore {
+    /// Opens the database at `url` and runs the migrations: `sqlite://PATH` (created if
+    /// missing), `sqlite::memory:`, or `postgres://USER@HOST:PORT/DB`.
+    pub async fn open(url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (dialect, url) = if url.starts_with("sqlite:") {
+            // Created if missing, unless the URL says otherwise.
+            let url = if url.contains("mode=") || url.contains(":memory:") {
+                url.to_owned()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Dialect::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Dialect::Postgres, url.to_owned())
+        } else {
+            let scheme = url.split("://").next().unwrap_or(url);
+            return Err(StoreError::Database(format!(
+                "unsupported database URL scheme `{scheme}`: use sqlite://PATH or postgres://..."
+            )));
+        };
+        // An in-memory SQLite database exists per connection: keep it to one.
+        let max = match dialect {
+            Dialect::Sqlite if url.contains(":memory:") => 1,
+            Dialect::Sqlite => 8,
+            Dialect::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA foreign_keys = ON;",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await
+            // The URL may hold a password: name the kind of failure, not the URL.
             .map_err(db("open"))?;
-        let store = SqliteStore { pool };
+        let store = SqlStore { pool, dialect };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The database behind the store.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -69,7 +120,7 @@ impl SqliteStore {
         .map_err(db("migrations"))?;
         for &(version, script) in MIGRATIONS {
             let mut tx = self.pool.begin().await.map_err(db("migrations"))?;
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM keyway_migrations WHERE version = ?")
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM keyway_migrations WHERE version = $1")
                 .bind(version)
                 .fetch_optional(&mut *tx)
                 .await
@@ -77,8 +128,12 @@ impl SqliteStore {
             if done.is_some() {
                 continue;
             }
-            sqlx::raw_sql(script).execute(&mut *tx).await.map_err(db("migration"))?;
-            sqlx::query("INSERT INTO keyway_migrations (version, applied_at) VALUES (?, ?)")
+            let script = match self.dialect {
+                Dialect::Sqlite => script.to_owned(),
+                Dialect::Postgres => script.replace(" BLOB", " BYTEA"),
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&mut *tx).await.map_err(db("migration"))?;
+            sqlx::query("INSERT INTO keyway_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(version)
                 .bind(crate::unix_now())
                 .execute(&mut *tx)
@@ -91,7 +146,7 @@ impl SqliteStore {
     }
 }
 
-fn integration(row: &SqliteRow) -> Result<IntegrationRecord, StoreError> {
+fn integration(row: &AnyRow) -> Result<IntegrationRecord, StoreError> {
     Ok(IntegrationRecord {
         id: row.try_get("id").map_err(corrupt)?,
         profile: row.try_get("profile").map_err(corrupt)?,
@@ -106,7 +161,7 @@ fn integration(row: &SqliteRow) -> Result<IntegrationRecord, StoreError> {
     })
 }
 
-fn session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+fn session(row: &AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         id: row.try_get("id").map_err(corrupt)?,
         token_hash: row.try_get("token_hash").map_err(corrupt)?,
@@ -121,7 +176,7 @@ fn session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
     })
 }
 
-fn authorization(row: &SqliteRow) -> Result<AuthorizationRecord, StoreError> {
+fn authorization(row: &AnyRow) -> Result<AuthorizationRecord, StoreError> {
     Ok(AuthorizationRecord {
         state_hash: row.try_get("state_hash").map_err(corrupt)?,
         session_id: row.try_get("session_id").map_err(corrupt)?,
@@ -133,7 +188,7 @@ fn authorization(row: &SqliteRow) -> Result<AuthorizationRecord, StoreError> {
     })
 }
 
-fn connection(row: &SqliteRow) -> Result<ConnectionRecord, StoreError> {
+fn connection(row: &AnyRow) -> Result<ConnectionRecord, StoreError> {
     Ok(ConnectionRecord {
         id: row.try_get("id").map_err(corrupt)?,
         integration_id: row.try_get("integration_id").map_err(corrupt)?,
@@ -152,7 +207,7 @@ fn connection(row: &SqliteRow) -> Result<ConnectionRecord, StoreError> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db("ping")).map(drop)
     }
@@ -160,7 +215,7 @@ impl Store for SqliteStore {
     async fn insert_integration(&self, r: &IntegrationRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO integrations (id, profile, name, client_id, client_secret_blob, staged_client_secret_blob, \
-             settings, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             settings, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&r.id)
         .bind(&r.profile)
@@ -179,7 +234,7 @@ impl Store for SqliteStore {
     }
 
     async fn integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM integrations WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM integrations WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -197,8 +252,8 @@ impl Store for SqliteStore {
 
     async fn update_integration(&self, r: &IntegrationRecord, expected_version: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE integrations SET name = ?, client_id = ?, client_secret_blob = ?, staged_client_secret_blob = ?, \
-             settings = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?",
+            "UPDATE integrations SET name = $1, client_id = $2, client_secret_blob = $3, staged_client_secret_blob = $4, \
+             settings = $5, version = $6, updated_at = $7 WHERE id = $8 AND version = $9",
         )
         .bind(&r.name)
         .bind(&r.client_id)
@@ -217,7 +272,7 @@ impl Store for SqliteStore {
 
     async fn delete_integration(&self, id: &str) -> Result<Option<bool>, StoreError> {
         let done = sqlx::query(
-            "DELETE FROM integrations WHERE id = ? AND NOT EXISTS (SELECT 1 FROM connections WHERE integration_id = ?)",
+            "DELETE FROM integrations WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM connections WHERE integration_id = $2)",
         )
         .bind(id)
         .bind(id)
@@ -233,7 +288,7 @@ impl Store for SqliteStore {
     async fn insert_session(&self, r: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO connect_sessions (id, token_hash, end_user, integrations, return_url, allowed_origins, \
-             connection_id, expires_at, opened_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             connection_id, expires_at, opened_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&r.id)
         .bind(&r.token_hash)
@@ -253,7 +308,7 @@ impl Store for SqliteStore {
 
     async fn open_session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
         let row = sqlx::query(
-            "UPDATE connect_sessions SET opened_at = ? WHERE token_hash = ? AND opened_at IS NULL AND expires_at > ? \
+            "UPDATE connect_sessions SET opened_at = $1 WHERE token_hash = $2 AND opened_at IS NULL AND expires_at > $3 \
              RETURNING *",
         )
         .bind(now)
@@ -266,7 +321,7 @@ impl Store for SqliteStore {
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM connect_sessions WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM connect_sessions WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -277,7 +332,7 @@ impl Store for SqliteStore {
     async fn insert_authorization(&self, r: &AuthorizationRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO authorizations (state_hash, session_id, integration_id, parameters, code_verifier_blob, \
-             authorize_origin, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             authorize_origin, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&r.state_hash)
         .bind(&r.session_id)
@@ -293,7 +348,7 @@ impl Store for SqliteStore {
     }
 
     async fn authorization(&self, state_hash: &str) -> Result<Option<AuthorizationRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM authorizations WHERE state_hash = ?")
+        let row = sqlx::query("SELECT * FROM authorizations WHERE state_hash = $1")
             .bind(state_hash)
             .fetch_optional(&self.pool)
             .await
@@ -306,7 +361,7 @@ impl Store for SqliteStore {
         state_hash: &str,
         session_id: &str,
     ) -> Result<Option<AuthorizationRecord>, StoreError> {
-        let row = sqlx::query("DELETE FROM authorizations WHERE state_hash = ? AND session_id = ? RETURNING *")
+        let row = sqlx::query("DELETE FROM authorizations WHERE state_hash = $1 AND session_id = $2 RETURNING *")
             .bind(state_hash)
             .bind(session_id)
             .fetch_optional(&self.pool)
@@ -316,12 +371,12 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
-        let a = sqlx::query("DELETE FROM authorizations WHERE expires_at <= ?")
+        let a = sqlx::query("DELETE FROM authorizations WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
             .await
             .map_err(db("purge"))?;
-        let s = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= ?")
+        let s = sqlx::query("DELETE FROM connect_sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
             .await
@@ -333,7 +388,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO connections (id, integration_id, end_user, parameters, state, tokens_blob, scopes, \
              expires_at, diagnosis, verified_at, version, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&r.id)
         .bind(&r.integration_id)
@@ -355,7 +410,7 @@ impl Store for SqliteStore {
     }
 
     async fn connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM connections WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM connections WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -365,14 +420,12 @@ impl Store for SqliteStore {
 
     async fn connections(&self, f: &ConnectionFilter) -> Result<Vec<ConnectionRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM connections WHERE (? IS NULL OR integration_id = ?) AND (? IS NULL OR state = ?) \
-             AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+            "SELECT * FROM connections WHERE (CAST($1 AS TEXT) IS NULL OR integration_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR state = $2) AND (CAST($3 AS TEXT) IS NULL OR id > $3) \
+             ORDER BY id LIMIT $4",
         )
         .bind(&f.integration)
-        .bind(&f.integration)
         .bind(&f.state)
-        .bind(&f.state)
-        .bind(&f.after)
         .bind(&f.after)
         .bind(i64::from(f.limit))
         .fetch_all(&self.pool)
@@ -391,8 +444,8 @@ impl Store for SqliteStore {
 
     async fn save_tokens(&self, id: &str, t: &TokensUpdate, now: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE connections SET tokens_blob = ?, scopes = ?, expires_at = ?, state = 'active', diagnosis = NULL, \
-             version = version + 1, updated_at = ? WHERE id = ?",
+            "UPDATE connections SET tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', diagnosis = NULL, \
+             version = version + 1, updated_at = $4 WHERE id = $5",
         )
         .bind(&t.tokens_blob)
         .bind(&t.scopes)
@@ -407,7 +460,7 @@ impl Store for SqliteStore {
 
     async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE connections SET state = ?, diagnosis = ?, version = version + 1, updated_at = ? WHERE id = ?",
+            "UPDATE connections SET state = $1, diagnosis = $2, version = version + 1, updated_at = $3 WHERE id = $4",
         )
         .bind(state)
         .bind(diagnosis)
@@ -422,7 +475,7 @@ impl Store for SqliteStore {
     async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE connections SET state = 'revoked', tokens_blob = NULL, expires_at = NULL, diagnosis = NULL, \
-             version = version + 1, updated_at = ? WHERE id = ?",
+             version = version + 1, updated_at = $1 WHERE id = $2",
         )
         .bind(now)
         .bind(id)
@@ -433,7 +486,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE connections SET verified_at = ?, updated_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE connections SET verified_at = $1, updated_at = $2 WHERE id = $3")
             .bind(now)
             .bind(now)
             .bind(id)
@@ -444,7 +497,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_connection(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM connections WHERE id = ?")
+        let done = sqlx::query("DELETE FROM connections WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await
@@ -453,7 +506,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&r.id)
             .bind(&r.name)
             .bind(&r.secret_hash)
@@ -466,7 +519,7 @@ impl Store for SqliteStore {
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -495,7 +548,7 @@ impl Store for SqliteStore {
             }
             let sql = format!(
                 "SELECT {key} AS row_id, {column} AS blob FROM {table} WHERE {column} IS NOT NULL \
-                 AND substr({column}, 1, ?) <> ? ORDER BY {key} LIMIT ?"
+                 AND substr({column}, 1, CAST($1 AS INTEGER)) <> $2 ORDER BY {key} LIMIT $3"
             );
             // Table and column names come from SECRET_COLUMNS, never from input.
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -522,7 +575,7 @@ impl Store for SqliteStore {
             .iter()
             .find(|(t, _, c)| *t == cell.table && *c == cell.column)
             .ok_or_else(|| StoreError::Database(format!("{}.{} holds no secret", cell.table, cell.column)))?;
-        let sql = format!("UPDATE {} SET {column} = ? WHERE {key} = ? AND {column} = ?", cell.table);
+        let sql = format!("UPDATE {} SET {column} = $1 WHERE {key} = $2 AND {column} = $3", cell.table);
         // Table and column names come from SECRET_COLUMNS, never from input.
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(new_blob)
