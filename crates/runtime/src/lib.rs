@@ -52,8 +52,8 @@ pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError
 pub use http::{HttpClient, HttpOptions, TransportError};
 pub use keyway_validate::Selection;
 pub use manager::{
-    AccessToken, FileTokenStore, MemoryTokenStore, RefreshPolicy, StoreError, StoreFuture, TokenError, TokenManager,
-    TokenStore,
+    AccessToken, FileTokenStore, MemoryTokenStore, RefreshClaim, RefreshPolicy, StoreError, StoreFuture, TokenError,
+    TokenManager, TokenStore,
 };
 pub use registry::{LoadError, Registry, SharedRegistry};
 pub use tokens::{ExpirySource, GrantUsed, TokenSet};

@@ -6,6 +6,10 @@
 //! - A refreshed token set is persisted through the [`TokenStore`] before any caller sees
 //!   it. With refresh-token rotation the old refresh token dies at the provider the moment
 //!   the new one is issued, so a crash between the two must not lose the new one.
+//! - Across processes sharing a store, the store decides who refreshes
+//!   ([`TokenStore::claim_refresh`]): a process that finds another already refreshed takes
+//!   its tokens instead of refreshing again (with rotation, a second refresh of the same
+//!   refresh token makes the provider revoke the family).
 //! - Transient failures (timeouts, 5xx, unreadable answers) are retried with capped,
 //!   jittered exponential backoff; provider refusals are not. A refusal whose diagnosis is
 //!   "reauthorize" (`invalid_grant`) marks the connection as needing reauthorization, and
@@ -16,7 +20,7 @@ use crate::connector::Connector;
 use crate::errors::{Diagnosis, DiagnosisKind, FlowError};
 use crate::tokens::{GrantUsed, TokenSet};
 use rand::Rng;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -32,6 +36,17 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 #[error("token store: {0}")]
 pub struct StoreError(pub String);
 
+/// What a store answers when this process is about to refresh a connection.
+#[derive(Debug)]
+pub enum RefreshClaim {
+    /// Refresh: this process holds the connection's refresh until it saves or releases.
+    Granted,
+    /// Another process refreshed already: these are the tokens it saved.
+    Refreshed(TokenSet),
+    /// Another process is refreshing now: ask again after this long.
+    Busy(Duration),
+}
+
 /// Where token sets live between refreshes and restarts.
 pub trait TokenStore: Send + Sync + std::fmt::Debug {
     /// The token set of a connection, if any.
@@ -40,6 +55,19 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     fn save<'a>(&'a self, connection: &'a str, tokens: &'a TokenSet) -> StoreFuture<'a, ()>;
     /// Forgets a connection.
     fn remove<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Claims the right to refresh `connection`, whose cached tokens are `current`. A store
+    /// shared by several processes takes a lease here and answers with the newer tokens when
+    /// another process saved some; a claim ends with [`TokenStore::save`] or
+    /// [`TokenStore::release_refresh`]. Default (one process): granted.
+    fn claim_refresh<'a>(&'a self, _connection: &'a str, _current: &'a TokenSet) -> StoreFuture<'a, RefreshClaim> {
+        Box::pin(async { Ok(RefreshClaim::Granted) })
+    }
+
+    /// Gives a claim back without saving (the refresh failed). Default: nothing to do.
+    fn release_refresh<'a>(&'a self, _connection: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Keeps token sets in memory (tests, and processes that reauthorize on restart).
@@ -152,6 +180,8 @@ pub struct RefreshPolicy {
     pub base_delay: Duration,
     /// The longest backoff delay.
     pub max_delay: Duration,
+    /// How long to wait for another process's refresh (see [`TokenStore::claim_refresh`]).
+    pub max_claim_wait: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -161,6 +191,7 @@ impl Default for RefreshPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(5),
+            max_claim_wait: Duration::from_secs(180),
         }
     }
 }
@@ -173,6 +204,14 @@ impl RefreshPolicy {
         let capped = exp.min(self.max_delay);
         let half = capped / 2;
         half + half.mul_f64(rand::thread_rng().r#gen::<f64>())
+    }
+}
+
+fn access_token(tokens: &TokenSet) -> AccessToken {
+    AccessToken {
+        token: tokens.access_token.clone(),
+        token_type: tokens.token_type.clone(),
+        expires_at: tokens.expires_at,
     }
 }
 
@@ -363,7 +402,7 @@ impl TokenManager {
 
     /// Gets new tokens (called with the single-flight lock held), persists, then publishes.
     async fn renew(&self, connection: &Connection) -> Result<AccessToken, TokenError> {
-        let current = {
+        let mut current = {
             let status = connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             match &*status {
                 Status::Ready(t) => t.clone(),
@@ -378,20 +417,78 @@ impl TokenManager {
             // (with rotation, refreshing again would use the dead token).
             current
         } else {
-            Arc::new(self.obtain(connection, &current).await?)
+            let started = std::time::Instant::now();
+            loop {
+                match self.store.claim_refresh(&connection.id, &current).await? {
+                    RefreshClaim::Granted => break,
+                    RefreshClaim::Refreshed(newer) => {
+                        let newer = Arc::new(newer);
+                        self.publish(connection, Status::Ready(newer.clone()));
+                        if !newer.expires_within(self.clock.now(), self.policy.skew.as_secs()) {
+                            return Ok(access_token(&newer));
+                        }
+                        // Theirs is due as well: claim again with it.
+                        current = newer;
+                    }
+                    RefreshClaim::Busy(wait) => {
+                        if started.elapsed() > self.policy.max_claim_wait {
+                            return Err(TokenError::Store(crate::StoreError(
+                                "another process has held this connection's refresh too long".to_owned(),
+                            )));
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            match self.obtain(connection, &current).await {
+                Ok(tokens) => Arc::new(tokens),
+                Err(error) => {
+                    if let Err(e) = self.store.release_refresh(&connection.id).await {
+                        tracing::warn!(error = %e, "a refresh claim could not be released; it lapses");
+                    }
+                    return self.after_failed_refresh(connection, &current, error).await;
+                }
+            }
         };
         if let Err(e) = self.store.save(&connection.id, &fresh).await {
             tracing::error!(error = %e, "refreshed tokens could not be persisted; keeping them in memory");
-            *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Status::Unsaved(fresh);
+            self.publish(connection, Status::Unsaved(fresh));
             return Err(TokenError::Store(e));
         }
-        let token = AccessToken {
-            token: fresh.access_token.clone(),
-            token_type: fresh.token_type.clone(),
-            expires_at: fresh.expires_at,
-        };
-        *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Status::Ready(fresh);
+        let token = access_token(&fresh);
+        self.publish(connection, Status::Ready(fresh));
         Ok(token)
+    }
+
+    /// A refusal that means "reauthorize" may only mean another process rotated the refresh
+    /// token meanwhile: when the store holds another refresh token, that one is used, and
+    /// the stored credentials are never cleared after a losing attempt.
+    async fn after_failed_refresh(
+        &self,
+        connection: &Connection,
+        used: &TokenSet,
+        error: TokenError,
+    ) -> Result<AccessToken, TokenError> {
+        if !matches!(error, TokenError::NeedsReauthorization(_)) {
+            return Err(error);
+        }
+        let Ok(Some(stored)) = self.store.load(&connection.id).await else { return Err(error) };
+        let rotated = match (&stored.refresh_token, &used.refresh_token) {
+            (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
+            _ => false,
+        };
+        if !rotated || stored.expires_within(self.clock.now(), self.policy.skew.as_secs()) {
+            return Err(error);
+        }
+        tracing::info!("the refresh token was rotated by another process; using its tokens");
+        let stored = Arc::new(stored);
+        let token = access_token(&stored);
+        self.publish(connection, Status::Ready(stored));
+        Ok(token)
+    }
+
+    fn publish(&self, connection: &Connection, status: Status) {
+        *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
     }
 
     /// A new token set by the means the current one allows, with retries of transient

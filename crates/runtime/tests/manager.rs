@@ -19,6 +19,7 @@ fn policy() -> RefreshPolicy {
         max_attempts: 4,
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(100),
+        ..RefreshPolicy::default()
     }
 }
 
@@ -261,6 +262,7 @@ fn backoff_is_capped_and_jittered() {
         max_attempts: 10,
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_secs(1),
+        ..RefreshPolicy::default()
     };
     for attempt in 1..10 {
         let d = policy.backoff(attempt);

@@ -50,6 +50,8 @@ CREATE TABLE connections (
     diagnosis TEXT,
     verified_at BIGINT,
     version BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );

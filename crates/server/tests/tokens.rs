@@ -230,3 +230,37 @@ async fn a_staged_secret_keeps_connections_working_while_the_app_secret_rotates(
     let (status, problem) = hub.call(Method::DELETE, &format!("/v1/integrations/{integration}"), None).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("integration_in_use")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_on_one_database_refresh_a_rotating_token_once_per_expiry() {
+    let hub = Harness::start_with(ProviderConfig { rotate_refresh_tokens: true, ..Default::default() }).await;
+    let integration = hub.create_integration(json!({})).await;
+    let id = hub.link(&integration).await;
+    let (second, _b) = hub.another_instance().await;
+    let (third, _c) = hub.another_instance().await;
+    let bases = [hub.base.clone(), second, third];
+    for round in 1..=5u64 {
+        hub.clock.advance(EXPIRED);
+        hub.provider.advance_clock(EXPIRED);
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..150 {
+            let request = hub
+                .api
+                .get(format!("{}/v1/connections/{id}/token", bases[i % 3]))
+                .bearer_auth(&hub.key);
+            calls.spawn(async move { support::read(request.send().await.expect("send")).await });
+        }
+        let tokens: std::collections::HashSet<String> = calls
+            .join_all()
+            .await
+            .into_iter()
+            .map(|(status, body)| {
+                assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+                body["access_token"].as_str().expect("token").to_owned()
+            })
+            .collect();
+        assert_eq!(tokens.len(), 1, "round {round}: every caller on every instance got the same token");
+        assert_eq!(hub.provider.counts().grant("refresh_token"), round, "one refresh per round");
+        assert_eq!(hub.provider.active_refresh_tokens(USER), 1, "round {round}: the family is alive");
+    }
+}

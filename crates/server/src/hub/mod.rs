@@ -18,8 +18,8 @@ use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::model::Profile;
 use keyway_runtime::{
     Callback, Clock, ConfigError, Connector, ConnectorConfig, Diagnosis, DiagnosisKind, FlowError, HttpClient,
-    RefreshPolicy, Registry, Selection, SharedRegistry, StoreError, StoreFuture, TokenError, TokenKind, TokenManager,
-    TokenSet, TokenStore,
+    RefreshClaim, RefreshPolicy, Registry, Selection, SharedRegistry, StoreError, StoreFuture, TokenError, TokenKind,
+    TokenManager, TokenSet, TokenStore,
 };
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -219,11 +219,18 @@ impl Hub {
     ) -> Result<Hub, String> {
         let http = HttpClient::new(&options.http).map_err(|e| e.to_string())?;
         let metrics = Arc::new(Metrics::default());
+        // The lease outlasts every attempt of a refresh (timeout and backoff each time), so an
+        // instance never refreshes with a refresh token another instance is still using.
+        let per_attempt = options.http.timeout + options.refresh.max_delay;
+        let lease = per_attempt * options.refresh.max_attempts.max(1) + Duration::from_secs(10);
         let token_store = Arc::new(EncryptedTokenStore {
             store: Arc::clone(&store),
             keys: Arc::clone(&keys),
             clock: Arc::clone(&clock),
             metrics: Arc::clone(&metrics),
+            owner: new_id("inst"),
+            lease,
+            claims: Mutex::new(HashMap::new()),
         });
         let tokens = TokenManager::new(token_store, Arc::clone(&clock), options.refresh);
         Ok(Hub {

@@ -4,12 +4,24 @@ use super::*;
 
 /// The token manager's store: the connection row's encrypted token set. Saving a token set
 /// marks the connection `active`.
+///
+/// Refreshes across instances: a claim takes the row's lease (one conditional `UPDATE`),
+/// re-reads the stored tokens and answers them instead when another instance saved newer
+/// ones; the lease outlasts the provider's timeout and every retry; the refreshed tokens are
+/// written back only if the row is still at the version the claim saw. No database
+/// connection or lock is held across the provider's HTTP call.
 #[derive(Debug)]
 pub(super) struct EncryptedTokenStore {
     pub(super) store: Arc<dyn Store>,
     pub(super) keys: Arc<Keyring>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) metrics: Arc<Metrics>,
+    /// This process's name in `lease_owner`.
+    pub(super) owner: String,
+    /// How long a lease lasts.
+    pub(super) lease: Duration,
+    /// Connections this process holds the lease of, with the row version the claim saw.
+    pub(super) claims: Mutex<HashMap<String, i64>>,
 }
 
 pub(super) fn tokens_cell(id: &str) -> Cell<'_> {
@@ -49,6 +61,27 @@ impl TokenStore for EncryptedTokenStore {
         Box::pin(async move {
             let update = self.seal(connection, tokens)?;
             let now = self.clock.now() as i64;
+            let claimed = self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(connection);
+            if let Some(version) = claimed {
+                return match self.store.save_tokens_if(connection, &update, version, now).await {
+                    Ok(true) => {
+                        bump(&self.metrics.token_sets_saved);
+                        Ok(())
+                    }
+                    Ok(false) => {
+                        // A reconnect, a revocation or a deletion wrote first: theirs stands.
+                        // These tokens are served from memory until they fall due; the next
+                        // claim then finds the stored ones.
+                        tracing::warn!(
+                            connection,
+                            "the connection changed during its refresh; the stored state stands"
+                        );
+                        let _ = self.store.release_lease(connection, &self.owner).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(StoreError(e.to_string())),
+                };
+            }
             match self.store.save_tokens(connection, &update, now).await {
                 Ok(true) => {
                     bump(&self.metrics.token_sets_saved);
@@ -57,6 +90,45 @@ impl TokenStore for EncryptedTokenStore {
                 Ok(false) => Err(StoreError(format!("the connection `{connection}` was deleted"))),
                 Err(e) => Err(StoreError(e.to_string())),
             }
+        })
+    }
+
+    fn claim_refresh<'a>(&'a self, connection: &'a str, current: &'a TokenSet) -> StoreFuture<'a, RefreshClaim> {
+        Box::pin(async move {
+            let now = self.clock.now() as i64;
+            let until = now + self.lease.as_secs() as i64;
+            let taken = self
+                .store
+                .take_lease(connection, &self.owner, now, until)
+                .await
+                .map_err(|e| StoreError(e.to_string()))?;
+            let Some((version, blob)) = taken else {
+                if self.store.connection(connection).await.map_err(|e| StoreError(e.to_string()))?.is_none() {
+                    return Err(StoreError(format!("the connection `{connection}` was deleted")));
+                }
+                // Another instance is refreshing: poll, jittered so waiters do not ask in step.
+                let wait = Duration::from_millis(50 + rand::thread_rng().gen_range(0..100));
+                return Ok(RefreshClaim::Busy(wait));
+            };
+            if let Some(stored) = blob.map(|b| self.open(connection, &b)).transpose()? {
+                if stored.access_token.expose_secret() != current.access_token.expose_secret() {
+                    // Another instance refreshed (or the user reconnected) since this one read.
+                    let _ = self.store.release_lease(connection, &self.owner).await;
+                    return Ok(RefreshClaim::Refreshed(stored));
+                }
+            }
+            self.claims
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(connection.to_owned(), version);
+            Ok(RefreshClaim::Granted)
+        })
+    }
+
+    fn release_refresh<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(connection);
+            self.store.release_lease(connection, &self.owner).await.map_err(|e| StoreError(e.to_string()))
         })
     }
 

@@ -225,6 +225,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Writes new tokens (after a refresh or a reauthorization): state `active`, no
     /// diagnosis. `false` when the connection is gone.
     async fn save_tokens(&self, id: &str, tokens: &TokensUpdate, now: i64) -> Result<bool, StoreError>;
+    /// Takes the connection's refresh lease for `owner` until `until`, when it is free, has
+    /// lapsed (`lease_until < now`) or is `owner`'s already: one conditional `UPDATE`, so of
+    /// several instances exactly one gets it. Answers the row's version and token set, or
+    /// `None` when another owner holds the lease or the connection is gone.
+    async fn take_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<(i64, Option<Vec<u8>>)>, StoreError>;
+    /// Gives `owner`'s lease back.
+    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError>;
+    /// Writes refreshed tokens if the row is still at `version` (compare-and-swap) and ends
+    /// the lease; `false` when another write came first.
+    async fn save_tokens_if(&self, id: &str, tokens: &TokensUpdate, version: i64, now: i64)
+    -> Result<bool, StoreError>;
     /// Sets a connection's state and diagnosis. `false` when the connection is gone.
     async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError>;
     /// Marks a connection revoked and drops its tokens. `false` when the connection is gone.

@@ -458,6 +458,55 @@ impl Store for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn take_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<(i64, Option<Vec<u8>>)>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE connections SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
+             AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1) RETURNING version, tokens_blob",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("take lease"))?;
+        row.map(|r| Ok((r.try_get("version").map_err(corrupt)?, r.try_get("tokens_blob").map_err(corrupt)?)))
+            .transpose()
+    }
+
+    async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(db("release lease"))
+            .map(drop)
+    }
+
+    async fn save_tokens_if(&self, id: &str, t: &TokensUpdate, version: i64, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', diagnosis = NULL, \
+             version = version + 1, updated_at = $4, lease_owner = NULL, lease_until = NULL WHERE id = $5 AND version = $6",
+        )
+        .bind(&t.tokens_blob)
+        .bind(&t.scopes)
+        .bind(t.expires_at)
+        .bind(now)
+        .bind(id)
+        .bind(version)
+        .execute(&self.pool)
+        .await
+        .map_err(db("save tokens"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE connections SET state = $1, diagnosis = $2, version = version + 1, updated_at = $3 WHERE id = $4",

@@ -187,6 +187,13 @@ impl Harness {
         bytes
     }
 
+    /// Another instance on the same database, keys and provider (its own process state:
+    /// token cache, single-flight locks, lease owner name): its base URL and a guard.
+    pub async fn another_instance(&self) -> (String, Instance) {
+        let (hub, base, server) = serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock)).await;
+        (base, Instance { _hub: hub, server })
+    }
+
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.api.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key)
     }
@@ -248,6 +255,18 @@ impl Harness {
 
     pub async fn token(&self, connection: &str) -> (StatusCode, Value) {
         self.call(Method::GET, &format!("/v1/connections/{connection}/token"), None).await
+    }
+}
+
+/// A second hub, stopped on drop.
+pub struct Instance {
+    _hub: Arc<Hub>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 
