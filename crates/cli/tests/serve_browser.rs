@@ -13,11 +13,13 @@
 //! `target/screenshots/` (`connect.png`, `connect-details.png`, `connect-phone.png`,
 //! `consent.png`, `done.png`, `done-phone.png`).
 
+mod process;
+
 use keyway_testkit::{ProviderConfig, TestProvider};
+use process::{Api, Scratch, Server, root};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The server refreshes a token whose expiry is less than this away (`RefreshPolicy::skew`).
@@ -29,11 +31,6 @@ const FRESH_FOR: u64 = 10;
 const RETURN_URL: &str = "http://127.0.0.1:9/done";
 
 const DEPS_HINT: &str = "run scripts/test-deps.sh to install what the browser test needs";
-
-/// The workspace root.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The target directory this test binary was built into.
 fn target_dir() -> PathBuf {
@@ -73,116 +70,6 @@ fn browser_deps() -> BrowserDeps {
     let chromium = PathBuf::from(std::env::var_os("KEYWAY_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
     assert!(chromium.is_file(), "no Chromium at {}: {DEPS_HINT}", chromium.display());
     BrowserDeps { node, node_dir, chromium }
-}
-
-/// The test's directory under the target directory: removed when the test passes, kept (and
-/// named) when it fails, for the server logs in it.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("serve_browser: the profiles, database and server logs are kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A `keyway serve` process: killed (and reaped) when dropped, on every path.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `keyway serve` on 127.0.0.1:0 and waits for its "listening on" line.
-    fn start(dir: &Path, run: u32) -> Server {
-        let log = dir.join(format!("serve-{run}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
-            .arg("--profiles")
-            .arg(dir.join("profiles"))
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db_url(dir))
-            .env_remove("KEYWAY_PROFILES")
-            .env_remove("KEYWAY_KEYS_FILE")
-            .env_remove("KEYWAY_PUBLIC_URL")
-            .env("KEYWAY_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("server log file"))
-            .spawn()
-            .expect("keyway serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        // The guard exists before the wait, so a timeout still kills the process.
-        let mut server = Server { child, url: String::new(), log };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("keyway serve: listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => server.url = url,
-            Err(_) => panic!("keyway serve did not start within 60 s; its log:\n{}", server.log_text()),
-        }
-        server
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("kill keyway serve");
-        self.child.wait().expect("reap keyway serve");
-    }
-}
-
-fn db_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("hub.db").display())
-}
-
-/// The HTTP API, as a platform calls it.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("response body");
-        let value =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        (status, value)
-    }
-
-    async fn expect(&self, method: reqwest::Method, path: &str, body: Option<Value>, want: u16) -> Value {
-        let (status, value) = self.call(method.clone(), path, body).await;
-        assert_eq!(status, want, "{method} {path}: {value}");
-        value
-    }
-
-    async fn token(&self, connection: &str) -> Value {
-        self.expect(reqwest::Method::GET, &format!("/v1/connections/{connection}/token"), None, 200).await
-    }
 }
 
 fn access_token(view: &Value) -> String {
@@ -227,19 +114,15 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
     })
     .await
     .expect("test provider");
-    let scratch = Scratch(target_dir().join(format!("serve-browser-{}", std::process::id())));
-    let dir = scratch.0.clone();
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = Scratch::new("serve-browser");
+    let dir = scratch.path().to_owned();
     keyway_testkit::profiles::write_profiles(&dir.join("profiles"), &provider.host()).expect("profiles");
+    let start = |run: u32| {
+        Server::start(&dir.join("profiles"), &scratch.sqlite(), &["--dev"], &dir.join(format!("serve-{run}.log")))
+    };
 
-    let server = Server::start(&dir, 1);
-    let key = Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .args(["keys", "api", "create", "--name", "browser-test", "--db"])
-        .arg(db_url(&dir))
-        .output()
-        .expect("keyway keys api create runs");
-    assert!(key.status.success(), "keyway keys api create: {}", String::from_utf8_lossy(&key.stderr));
-    let key = String::from_utf8(key.stdout).expect("utf-8 key").trim().to_owned();
+    let server = start(1);
+    let key = process::api_key(&scratch.sqlite());
     assert!(key.starts_with("kwk_"), "{key}");
     let mut api = Api {
         http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client"),
@@ -335,7 +218,7 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
 
     // ---- killed and started again on the same database and key file: nothing lost ----
     server.kill();
-    let server = Server::start(&dir, 2);
+    let server = start(2);
     api.base = server.url.clone();
     let third = api.token(&connection).await;
     assert_eq!(access_token(&third), access_token(&second), "the refreshed token survived the restart");

@@ -1,9 +1,11 @@
 //! `keyway serve` and `keyway keys` as a user runs them: refusals at start, key files, API
 //! keys, JSON logs, and reloading profiles on SIGHUP.
 
-use std::io::{BufRead, BufReader};
+mod process;
+
+use process::Server;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn keyway(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyway")).args(args).env("KEYWAY_LOG", "info").output().expect("runs")
@@ -21,32 +23,9 @@ fn bundled() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles")
 }
 
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(profiles: &Path, db: &str, extra: &[&str]) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
-        .arg("--profiles")
-        .arg(profiles)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
-    let base = line.trim().strip_prefix("keyway serve: listening on ").unwrap_or_else(|| panic!("{line}")).to_owned();
-    Serve { child, base }
+fn serve(profiles: &Path, db: &str, extra: &[&str]) -> Server {
+    let log = Path::new(db.trim_start_matches("sqlite://")).with_extension("log");
+    Server::start(profiles, db, extra, &log)
 }
 
 #[test]
@@ -139,7 +118,7 @@ async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
     let client = reqwest::Client::new();
     let create = |profile: &str| {
         client
-            .post(format!("{}/v1/integrations", hub.base))
+            .post(format!("{}/v1/integrations", hub.url))
             .bearer_auth(&key)
             .json(&serde_json::json!({"profile": profile, "client_id": "3MVG9x", "client_secret": "s3cret-value"}))
             .send()
@@ -164,8 +143,7 @@ async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
     assert_eq!(status, 201, "SIGHUP reloaded the profiles");
     let _ = hub.child.kill();
     let _ = hub.child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut hub.child.stderr.take().expect("stderr"), &mut stderr).expect("read");
+    let stderr = hub.log_text();
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(!lines.is_empty());
     for line in &lines {

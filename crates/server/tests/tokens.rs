@@ -244,10 +244,7 @@ async fn three_instances_on_one_database_refresh_a_rotating_token_once_per_expir
         hub.provider.advance_clock(EXPIRED);
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..150 {
-            let request = hub
-                .api
-                .get(format!("{}/v1/connections/{id}/token", bases[i % 3]))
-                .bearer_auth(&hub.key);
+            let request = hub.api.get(format!("{}/v1/connections/{id}/token", bases[i % 3])).bearer_auth(&hub.key);
             calls.spawn(async move { support::read(request.send().await.expect("send")).await });
         }
         let tokens: std::collections::HashSet<String> = calls

@@ -1,0 +1,125 @@
+//! Several `keyway serve` processes on one PostgreSQL database: one refresh per connection
+//! across them. A connection whose provider rotates refresh tokens (reusing a rotated one
+//! revokes the whole family) falls due; 1,000 concurrent token reads spread over three
+//! instances cause exactly one refresh, every caller gets the same new token, and the family
+//! stays alive, round after round. Needs the PostgreSQL of README's test command.
+
+mod process;
+
+use keyway_testkit::{ProviderConfig, TestProvider};
+use process::{Api, Scratch, Server};
+use reqwest::Method;
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const USER: &str = "herd@example.com";
+const ROUNDS: u64 = 20;
+const CALLERS: usize = 1000;
+/// The server refreshes a token due within this many seconds (`RefreshPolicy::skew`).
+const MARGIN: u64 = 300;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survives() {
+    let scratch = Scratch::new("serve-multi");
+    let db = process::postgres_database("multi").await;
+    // Each new token is fresh for 2 s, then due.
+    let provider = TestProvider::start(ProviderConfig {
+        rotate_refresh_tokens: true,
+        access_token_lifetime: Duration::from_secs(MARGIN + 2),
+        ..Default::default()
+    })
+    .await
+    .expect("provider");
+    let profiles = scratch.path().join("profiles");
+    keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    let keys = process::key_file(scratch.path());
+    let keys_arg = keys.display().to_string();
+    let servers: Vec<Server> = (0..3)
+        .map(|i| {
+            Server::start(&profiles, &db, &["--keys-file", &keys_arg], &scratch.path().join(format!("serve-{i}.log")))
+        })
+        .collect();
+    let key = process::api_key(&db);
+    let apis: Vec<Api> = servers.iter().map(|s| Api::new(&s.url, &key)).collect();
+
+    let integration = apis[0]
+        .expect(
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"profile": "salesforce-local", "client_id": "3MVG9testkit", "client_secret": "testkit-secret",
+                        "environment": "local", "actions": ["list_accounts"]})),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let issued = provider.issue_tokens(USER, "api refresh_token");
+    let connection = apis[1]
+        .expect(
+            Method::POST,
+            "/v1/connections",
+            Some(json!({"integration_id": integration, "end_user": {"id": USER},
+                        "tokens": {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
+                                   "fields": {"instance_url": provider.base_url()}}})),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Every instance has the connection cached before the herds.
+    let first = apis[0].token(&connection).await["access_token"].clone();
+    for api in &apis[1..] {
+        assert_eq!(api.token(&connection).await["access_token"], first);
+    }
+
+    let mut herd_times = Vec::new();
+    let mut previous = first;
+    for round in 1..=ROUNDS {
+        // Wait until the current token is due (its expiry is less than the margin away).
+        let view = apis[0].expect(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
+        let expires_at = view["expires_at"].as_u64().expect("expiry");
+        let due_at = expires_at.saturating_sub(MARGIN) + 1;
+        while now() < due_at {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let before = provider.counts().grant("refresh_token");
+        let started = Instant::now();
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..CALLERS {
+            let api = apis[i % apis.len()].clone();
+            let path = format!("/v1/connections/{connection}/token");
+            calls.spawn(async move { api.call(Method::GET, &path, None).await });
+        }
+        let answers = calls.join_all().await;
+        herd_times.push(started.elapsed());
+        let tokens: std::collections::HashSet<String> = answers
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, 200, "round {round}: {body}");
+                body["access_token"].as_str().expect("token").to_owned()
+            })
+            .collect();
+        assert_eq!(tokens.len(), 1, "round {round}: every caller got the same token");
+        let token = tokens.into_iter().next().expect("a token");
+        assert_ne!(serde_json::Value::String(token.clone()), previous, "round {round}: a new token");
+        previous = serde_json::Value::String(token);
+        assert_eq!(provider.counts().grant("refresh_token"), before + 1, "round {round}: exactly one refresh");
+        assert_eq!(provider.active_refresh_tokens(USER), 1, "round {round}: the token family is alive");
+    }
+    assert_eq!(provider.counts().grant("refresh_token"), ROUNDS, "{ROUNDS} refreshes in all");
+    let (_, state) = apis[2].call(Method::GET, &format!("/v1/connections/{connection}"), None).await;
+    assert_eq!(state["state"], "active");
+    herd_times.sort();
+    eprintln!(
+        "serve_multi: {ROUNDS} herds of {CALLERS} callers over 3 instances: median {:.0} ms, slowest {:.0} ms",
+        herd_times[herd_times.len() / 2].as_secs_f64() * 1000.0,
+        herd_times[herd_times.len() - 1].as_secs_f64() * 1000.0
+    );
+    drop(servers);
+}
