@@ -123,3 +123,125 @@ async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survi
     );
     drop(servers);
 }
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Its own PostgreSQL cluster (this test stops and starts it), through scripts/pg.sh.
+struct Cluster {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn pg(&self, action: &str) -> String {
+        let out = std::process::Command::new(process::root().join("scripts/pg.sh"))
+            .arg(action)
+            .env("KEYWAY_PG_DIR", &self.dir)
+            .env("KEYWAY_PG_PORT", self.port.to_string())
+            .output()
+            .expect("scripts/pg.sh runs");
+        assert!(out.status.success(), "pg.sh {action}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(process::root().join("scripts/pg.sh"))
+            .arg("stop")
+            .env("KEYWAY_PG_DIR", &self.dir)
+            .env("KEYWAY_PG_PORT", self.port.to_string())
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_down_means_503_problems_and_nothing_is_lost_when_it_returns() {
+    // Fails, never skips, without the PostgreSQL of README's test command.
+    std::env::var("KEYWAY_TEST_POSTGRES_URL").expect("KEYWAY_TEST_POSTGRES_URL: run the tests through scripts/test.sh");
+    let scratch = Scratch::new("serve-pg-down");
+    let cluster = Cluster { dir: scratch.path().join("pg"), port: free_port() };
+    let exports = cluster.pg("start");
+    let url = exports
+        .lines()
+        .find_map(|l| l.strip_prefix("export KEYWAY_TEST_POSTGRES_URL="))
+        .expect("the cluster's URL")
+        .to_owned();
+    let provider = TestProvider::start(ProviderConfig::default()).await.expect("provider");
+    let profiles = scratch.path().join("profiles");
+    keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    let keys = process::key_file(scratch.path());
+    let server = Server::start(
+        &profiles,
+        &url,
+        &["--keys-file", &keys.display().to_string()],
+        &scratch.path().join("serve.log"),
+    );
+    let api = Api::new(&server.url, &process::api_key(&url));
+    let integration = api
+        .expect(
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"profile": "salesforce-local", "client_id": "3MVG9testkit", "client_secret": "testkit-secret",
+                        "environment": "local", "actions": ["list_accounts"]})),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let issued = provider.issue_tokens(USER, "api refresh_token");
+    let connection = api
+        .expect(
+            Method::POST,
+            "/v1/connections",
+            Some(json!({"integration_id": integration, "end_user": {"id": USER},
+                        "tokens": {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
+                                   "fields": {"instance_url": provider.base_url()}}})),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let token = api.token(&connection).await["access_token"].clone();
+
+    cluster.pg("stop");
+    // What needs the database answers 503 with a problem document; nothing answers 5xx otherwise.
+    for (method, path) in [
+        (Method::GET, format!("/v1/connections/{connection}")),
+        (Method::GET, "/v1/integrations".to_owned()),
+        (Method::GET, "/readyz".to_owned()),
+        (Method::POST, format!("/v1/connections/{connection}/refresh")),
+    ] {
+        let (status, problem) = api.call(method.clone(), &path, None).await;
+        assert_eq!(status, 503, "{method} {path}: {problem}");
+        assert_eq!(problem["code"], "store_unavailable", "{method} {path}: {problem}");
+    }
+    let (status, _) = api.call(Method::GET, "/healthz", None).await;
+    assert_eq!(status, 200, "the process is alive");
+    // A cached token is still handed out: it needs no database.
+    assert_eq!(api.token(&connection).await["access_token"], token);
+    assert_eq!(provider.counts().grant("refresh_token"), 0, "no refresh without the database to keep it");
+
+    cluster.pg("start");
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = api.call(Method::GET, "/readyz", None).await.0;
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200, "ready again once the database is back");
+    let view = api.expect(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
+    assert_eq!(view["state"], "active");
+    let refreshed = api.expect(Method::POST, &format!("/v1/connections/{connection}/refresh"), None, 200).await;
+    assert_ne!(refreshed["access_token"], token);
+    assert_eq!(provider.counts().grant("refresh_token"), 1);
+    drop(server);
+}
