@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Development mode: without --keys-file, create a key file beside the database.
     #[arg(long)]
     dev: bool,
+    /// Seconds between the background refresher's passes (tokens falling due, and every
+    /// connection once a day); 0 turns it off.
+    #[arg(long, env = "KEYWAY_REFRESH_EVERY", default_value_t = 60)]
+    refresh_every: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -101,6 +105,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         public_url: args.public_url,
         keys_file: args.keys_file,
         dev: args.dev,
+        refresh_every: (args.refresh_every > 0).then(|| std::time::Duration::from_secs(args.refresh_every)),
     };
     let result = runtime()?.block_on(keyway_server::serve(options, |addr| {
         // One line on stdout, for scripts and tests that start the hub on port 0.

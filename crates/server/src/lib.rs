@@ -48,6 +48,9 @@ pub struct ServeOptions {
     pub keys_file: Option<PathBuf>,
     /// Development mode: without a key file, create one beside the database.
     pub dev: bool,
+    /// How often the background refresher looks for connections to refresh; `None` turns
+    /// it off.
+    pub refresh_every: Option<std::time::Duration>,
 }
 
 /// Why the server could not start or stopped.
@@ -202,12 +205,32 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
     let hub = Arc::new(hub);
     tracing::info!(profiles = hub.registry().len(), %addr, public_url = hub.public_url(), "keyway serve started");
     spawn_reload_on_sighup(Arc::clone(&hub));
+    if let Some(every) = options.refresh_every {
+        spawn_refresher(Arc::clone(&hub), every);
+    }
     let app = api::router(api::AppState { hub, pages: Arc::new(pages::Pages::new()) });
     on_listen(addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| ServeError::Start(e.to_string()))
+}
+
+/// The background refresher: keeps tokens fresh ahead of use, and every connection refreshed
+/// at least once a day (a refresh token unused for long may expire at the provider).
+fn spawn_refresher(hub: Arc<Hub>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match hub.refresh_due().await {
+                Ok((0, 0)) => {}
+                Ok((refreshed, failed)) => tracing::info!(refreshed, failed, "background refresh"),
+                Err(e) => tracing::warn!(code = e.code(), "background refresh: {}", e.detail()),
+            }
+        }
+    });
 }
 
 fn spawn_reload_on_sighup(hub: Arc<Hub>) {

@@ -261,3 +261,37 @@ async fn three_instances_on_one_database_refresh_a_rotating_token_once_per_expir
         assert_eq!(hub.provider.active_refresh_tokens(USER), 1, "round {round}: the family is alive");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_background_refresher_refreshes_what_falls_due_and_what_went_unused_for_a_day() {
+    let hub = Harness::start().await;
+    let integration = hub.create_integration(json!({})).await;
+    let due = hub.link(&integration).await;
+    let dead = hub.link(&integration).await;
+    assert_eq!(hub.hub.refresh_due().await.expect("pass"), (0, 0), "nothing is due yet");
+    // Both fall due; one has lost its grant.
+    hub.provider.advance_clock(EXPIRED);
+    hub.clock.advance(EXPIRED);
+    assert_eq!(hub.token(&due).await.0, StatusCode::OK);
+    hub.call(Method::POST, &format!("/v1/connections/{dead}/revoke"), None).await;
+    let refreshes = hub.provider.counts().grant("refresh_token");
+    let (refreshed, failed) = hub.hub.refresh_due().await.expect("pass");
+    assert_eq!((refreshed, failed), (0, 0), "the due one was refreshed by the read; the revoked one is not touched");
+    assert_eq!(hub.provider.counts().grant("refresh_token"), refreshes);
+    // A day later every connection is refreshed, due or not.
+    hub.clock.advance(Duration::from_secs(25 * 3600));
+    hub.provider.advance_clock(Duration::from_secs(25 * 3600));
+    let (refreshed, failed) = hub.hub.refresh_due().await.expect("pass");
+    assert_eq!((refreshed, failed), (1, 0));
+    assert_eq!(hub.provider.counts().grant("refresh_token"), refreshes + 1);
+    let (_, connection) = hub.call(Method::GET, &format!("/v1/connections/{due}"), None).await;
+    assert_eq!(connection["state"], "active");
+    // A provider that fails: the pass says so, and the connection is degraded, not lost.
+    hub.clock.advance(EXPIRED);
+    hub.provider.advance_clock(EXPIRED);
+    hub.provider.inject_faults(Endpoint::Token, (0..4).map(|_| Fault::Status(500)));
+    assert_eq!(hub.hub.refresh_due().await.expect("pass"), (0, 1));
+    let (_, connection) = hub.call(Method::GET, &format!("/v1/connections/{due}"), None).await;
+    assert_eq!(connection["state"], "degraded");
+    assert_eq!(hub.hub.refresh_due().await.expect("pass"), (1, 0), "recovered on the next pass");
+}

@@ -114,6 +114,30 @@ impl Hub {
         self.token_view(id, result).await
     }
 
+    /// One pass of the background refresher: connections whose token falls due within the
+    /// refresh margin, and those not written for a day, are refreshed through the same path as
+    /// a token read (one refresh per connection across instances, failures recorded as
+    /// states). Returns how many were refreshed and how many failed.
+    pub async fn refresh_due(&self) -> Result<(usize, usize), ApiError> {
+        const DAY: i64 = 24 * 60 * 60;
+        let now = self.now();
+        let due = self.store.due_connections(now + self.refresh_margin.as_secs() as i64, now - DAY, 500).await?;
+        let (mut refreshed, mut failed) = (0, 0);
+        for id in due {
+            let Some(record) = self.store.connection(&id).await? else { continue };
+            let expiring = record.expires_at.is_some_and(|at| at < now + self.refresh_margin.as_secs() as i64);
+            let result = if expiring { self.token(&id).await } else { self.refresh(&id).await };
+            match result {
+                Ok(_) => refreshed += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(connection = %id, code = e.code(), "background refresh failed");
+                }
+            }
+        }
+        Ok((refreshed, failed))
+    }
+
     /// Refreshes now, whatever the expiry.
     pub async fn refresh(&self, id: &str) -> Result<AccessTokenView, ApiError> {
         self.ensure_open(id).await?;

@@ -120,6 +120,8 @@ pub struct Hub {
     /// API key id -> SHA-256 of its secret; filled from the store on first use.
     api_keys: RwLock<HashMap<String, [u8; 32]>>,
     metrics: Arc<Metrics>,
+    /// Tokens due within this are refreshed (the token manager's skew).
+    refresh_margin: Duration,
 }
 
 /// A random identifier with a prefix: `intg_3f9a...`.
@@ -232,6 +234,7 @@ impl Hub {
             lease,
             claims: Mutex::new(HashMap::new()),
         });
+        let refresh_margin = options.refresh.skew;
         let tokens = TokenManager::new(token_store, Arc::clone(&clock), options.refresh);
         Ok(Hub {
             registry: SharedRegistry::new(registry),
@@ -245,6 +248,7 @@ impl Hub {
             opening: tokio::sync::Mutex::new(()),
             api_keys: RwLock::new(HashMap::new()),
             metrics,
+            refresh_margin,
         })
     }
 

@@ -225,6 +225,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Writes new tokens (after a refresh or a reauthorization): state `active`, no
     /// diagnosis. `false` when the connection is gone.
     async fn save_tokens(&self, id: &str, tokens: &TokensUpdate, now: i64) -> Result<bool, StoreError>;
+    /// Connections the background refresher should refresh, soonest first: `active` or
+    /// `degraded` ones whose access token expires before `expiring_before`, or that were last
+    /// written before `stale_before`.
+    async fn due_connections(
+        &self,
+        expiring_before: i64,
+        stale_before: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
     /// Takes the connection's refresh lease for `owner` until `until`, when it is free, has
     /// lapsed (`lease_until < now`) or is `owner`'s already: one conditional `UPDATE`, so of
     /// several instances exactly one gets it. Answers the row's version and token set, or

@@ -459,6 +459,26 @@ impl Store for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn due_connections(
+        &self,
+        expiring_before: i64,
+        stale_before: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM connections WHERE state IN ('active', 'degraded') AND tokens_blob IS NOT NULL \
+             AND ((expires_at IS NOT NULL AND expires_at < $1) OR updated_at < $2) \
+             ORDER BY COALESCE(expires_at, updated_at) LIMIT $3",
+        )
+        .bind(expiring_before)
+        .bind(stale_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("due connections"))?;
+        rows.iter().map(|r| r.try_get("id").map_err(corrupt)).collect()
+    }
+
     async fn take_lease(
         &self,
         id: &str,
