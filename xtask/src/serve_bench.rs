@@ -345,7 +345,7 @@ fn seed(profiles: &Path, db: &str, keys: &Path, n: usize) -> Result<(String, Vec
     runtime.block_on(async {
         let registry =
             keyway_runtime::Registry::load(profiles).map_err(|e| format!("{} profile error(s)", e.error_count()))?;
-        let store = keyway_server::open_store(db).await.map_err(|e| e.to_string())?;
+        let store = keyway_server::open_store(db, false).await.map_err(|e| e.to_string())?;
         let keyring = Arc::new(keyway_server::read_key_file(keys).map_err(|e| e.to_string())?);
         let hub = keyway_server::hub::Hub::new(
             registry,
@@ -356,6 +356,7 @@ fn seed(profiles: &Path, db: &str, keys: &Path, n: usize) -> Result<(String, Vec
                 public_url: "https://connect.example.com".to_owned(),
                 http: Default::default(),
                 refresh: Default::default(),
+                webhook: None,
             },
         )?;
         let key =

@@ -30,6 +30,13 @@ pub struct ServeArgs {
     /// connection once a day); 0 turns it off.
     #[arg(long, env = "KEYWAY_REFRESH_EVERY", default_value_t = 60)]
     refresh_every: u64,
+    /// Where to POST webhook events (https, or http on loopback); needs --webhook-secrets-file.
+    #[arg(long, env = "KEYWAY_WEBHOOK_URL", requires = "webhook_secrets_file")]
+    webhook_url: Option<String>,
+    /// The webhook signing secrets, one per line (each signs every event: list the new one
+    /// beside the old while receivers switch).
+    #[arg(long, env = "KEYWAY_WEBHOOK_SECRETS_FILE", requires = "webhook_url")]
+    webhook_secrets_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -98,6 +105,25 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Runs the hub until SIGINT or SIGTERM.
 pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
     init_logging(args.log_format);
+    let webhook = match (&args.webhook_url, &args.webhook_secrets_file) {
+        (Some(url), Some(file)) => {
+            let text = match read_small_file(file) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("keyway serve: {}: {e}", file.display());
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            match keyway_server::hub::WebhookOptions::new(url, &text) {
+                Ok(options) => Some(options),
+                Err(e) => {
+                    eprintln!("keyway serve: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        _ => None,
+    };
     let options = ServeOptions {
         profiles: profiles.to_owned(),
         db: args.db,
@@ -106,6 +132,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         keys_file: args.keys_file,
         dev: args.dev,
         refresh_every: (args.refresh_every > 0).then(|| std::time::Duration::from_secs(args.refresh_every)),
+        webhook,
     };
     let result = runtime()?.block_on(keyway_server::serve(options, |addr| {
         // One line on stdout, for scripts and tests that start the hub on port 0.
@@ -157,7 +184,7 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
             init_logging(LogFormat::Text);
             let result = runtime()?.block_on(async {
                 let keys = keyway_server::read_key_file(&keys_file)?;
-                let store = keyway_server::open_store(&db).await?;
+                let store = keyway_server::open_store(&db, false).await?;
                 keyway_server::rotate_keys(store.as_ref(), &keys).await.map(|counts| (counts, keys))
             });
             match result {
@@ -183,7 +210,7 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
         }
         KeysCommand::Api(ApiKeyCommand::Create { db, name }) => {
             let result = runtime()?.block_on(async {
-                let store = keyway_server::open_store(&db).await?;
+                let store = keyway_server::open_store(&db, false).await?;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
@@ -202,6 +229,18 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
             }
         }
     }
+}
+
+/// A small regular file's text (a secrets file), refused past 64 KiB.
+fn read_small_file(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    if meta.len() > 64 * 1024 {
+        return Err("larger than 64 KiB".to_owned());
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
 }
 
 /// Puts a new key first in a key file (creating it, mode 0600); returns the key's id.

@@ -44,6 +44,7 @@ CREATE TABLE connections (
     end_user TEXT NOT NULL,
     parameters TEXT NOT NULL,
     state TEXT NOT NULL,
+    prev_state TEXT,
     tokens_blob BLOB,
     scopes TEXT NOT NULL,
     expires_at BIGINT,
@@ -58,6 +59,24 @@ CREATE TABLE connections (
 
 CREATE INDEX connections_by_integration ON connections (integration_id, id);
 CREATE INDEX connections_by_state ON connections (state, id);
+
+-- The webhook outbox: written in the same transaction as the change it reports, delivered
+-- at least once, in order per connection (seq), by whichever instance claims it.
+CREATE TABLE webhook_events (
+    id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    connection_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    claimed_until BIGINT,
+    delivered_at BIGINT,
+    last_error TEXT
+);
+
+CREATE INDEX webhook_events_pending ON webhook_events (delivered_at, next_attempt_at, seq);
 
 CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     /// How often the background refresher looks for connections to refresh; `None` turns
     /// it off.
     pub refresh_every: Option<std::time::Duration>,
+    /// Where webhook events go (`--webhook-url`, `--webhook-secrets-file`).
+    pub webhook: Option<hub::WebhookOptions>,
 }
 
 /// Why the server could not start or stopped.
@@ -144,9 +146,10 @@ pub fn resolve_keys(keys_file: Option<&Path>, db: &str, dev: bool) -> Result<Key
     read_key_file(&path)
 }
 
-/// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`).
-pub async fn open_store(db: &str) -> Result<Arc<dyn Store>, ServeError> {
-    Ok(Arc::new(SqlStore::open(db).await?))
+/// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`); `events`:
+/// state changes write webhook events to the outbox.
+pub async fn open_store(db: &str, events: bool) -> Result<Arc<dyn Store>, ServeError> {
+    Ok(Arc::new(SqlStore::open(db).await?.with_events(events)))
 }
 
 /// Re-encrypts every stored secret to the encrypting key; resumable (each value is written
@@ -187,7 +190,7 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
         .map_err(|e| ServeError::Start(e.to_string()))?
         .map_err(ServeError::Profiles)?;
     let keys = Arc::new(resolve_keys(options.keys_file.as_deref(), &options.db, options.dev)?);
-    let store = open_store(&options.db).await?;
+    let store = open_store(&options.db, options.webhook.is_some()).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| ServeError::Start(format!("cannot listen on {}: {e}", options.listen)))?;
@@ -199,7 +202,12 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
         store,
         keys,
         clock,
-        HubOptions { public_url, http: Default::default(), refresh: Default::default() },
+        HubOptions {
+            public_url,
+            http: Default::default(),
+            refresh: Default::default(),
+            webhook: options.webhook.clone(),
+        },
     )
     .map_err(ServeError::Start)?;
     let hub = Arc::new(hub);
@@ -207,6 +215,9 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
     spawn_reload_on_sighup(Arc::clone(&hub));
     if let Some(every) = options.refresh_every {
         spawn_refresher(Arc::clone(&hub), every);
+    }
+    if options.webhook.is_some() {
+        spawn_webhook_delivery(Arc::clone(&hub));
     }
     let app = api::router(api::AppState { hub, pages: Arc::new(pages::Pages::new()) });
     on_listen(addr);
@@ -228,6 +239,20 @@ fn spawn_refresher(hub: Arc<Hub>, every: std::time::Duration) {
                 Ok((0, 0)) => {}
                 Ok((refreshed, failed)) => tracing::info!(refreshed, failed, "background refresh"),
                 Err(e) => tracing::warn!(code = e.code(), "background refresh: {}", e.detail()),
+            }
+        }
+    });
+}
+
+/// Delivers the outbox's webhook events, once a second.
+fn spawn_webhook_delivery(hub: Arc<Hub>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = hub.deliver_webhooks().await {
+                tracing::warn!(code = e.code(), "webhook delivery: {}", e.detail());
             }
         }
     });

@@ -9,8 +9,8 @@ use crate::model::{
 };
 use crate::problem::ApiError;
 use crate::store::{
-    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, IntegrationRecord, SessionRecord, Store,
-    StoreError as DbError, TokensUpdate,
+    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, EventRecord, IntegrationRecord,
+    SessionRecord, Store, StoreError as DbError, TokensUpdate,
 };
 use axum::http::StatusCode;
 use indexmap::IndexMap;
@@ -67,6 +67,8 @@ pub struct HubOptions {
     pub http: keyway_runtime::HttpOptions,
     /// When and how tokens are refreshed.
     pub refresh: RefreshPolicy,
+    /// Where webhook events go; `None`: no events are recorded.
+    pub webhook: Option<WebhookOptions>,
 }
 
 /// Counters for `/metrics`.
@@ -92,9 +94,11 @@ mod connect;
 mod connections;
 mod integrations;
 mod token_store;
+mod webhooks;
 
 pub use connect::{ConnectPage, Finished, PageError, PageIntegration, PageParameter, PageScope, Started};
 use token_store::{EncryptedTokenStore, tokens_cell};
+pub use webhooks::{WebhookOptions, signature_header};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ConnectorKey {
@@ -122,6 +126,7 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Tokens due within this are refreshed (the token manager's skew).
     refresh_margin: Duration,
+    webhook: Option<WebhookOptions>,
 }
 
 /// A random identifier with a prefix: `intg_3f9a...`.
@@ -235,6 +240,7 @@ impl Hub {
             claims: Mutex::new(HashMap::new()),
         });
         let refresh_margin = options.refresh.skew;
+        let webhook = options.webhook.clone();
         let tokens = TokenManager::new(token_store, Arc::clone(&clock), options.refresh);
         Ok(Hub {
             registry: SharedRegistry::new(registry),
@@ -249,6 +255,7 @@ impl Hub {
             api_keys: RwLock::new(HashMap::new()),
             metrics,
             refresh_margin,
+            webhook,
         })
     }
 

@@ -176,6 +176,54 @@ pub struct SecretCell {
     pub blob: Vec<u8>,
 }
 
+/// A webhook event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// `evt_...`: the receiver's idempotency key.
+    pub id: String,
+    /// Order among the connection's events.
+    pub seq: i64,
+    /// The connection it is about.
+    pub connection_id: String,
+    /// `connection.created`, ...
+    pub kind: String,
+    /// The JSON body, as delivered.
+    pub payload: String,
+    /// Deliveries tried so far.
+    pub attempts: i64,
+}
+
+/// The webhook event a connection's change of state means, if any. One per transition: a
+/// connection failing refresh after refresh reports `refresh_failing` once, when it becomes
+/// `degraded`.
+pub fn transition_event(previous: &str, next: &str) -> Option<&'static str> {
+    Some(match (previous, next) {
+        (p, n) if p == n => return None,
+        ("pending" | "", "active") => "connection.created",
+        ("needs_reauth" | "revoked", "active") => "connection.reauthorized",
+        ("degraded", "active") => "connection.recovered",
+        (_, "degraded") => "connection.refresh_failing",
+        (_, "needs_reauth") => "connection.needs_reauth",
+        (_, "revoked") => "connection.revoked",
+        _ => return None,
+    })
+}
+
+pub(crate) fn new_event_id() -> String {
+    use rand::Rng as _;
+    let tail: String =
+        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(22).map(char::from).collect();
+    format!("evt_{tail}")
+}
+
+/// Milliseconds since the epoch, times 1,024, plus a per-process counter: increasing within a
+/// process, and in time order across instances.
+pub(crate) fn next_event_seq() -> i64 {
+    static COUNTER: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    ms * 1024 + COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed).rem_euclid(1024)
+}
+
 /// The hub's storage.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -259,6 +307,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError>;
     /// Deletes a connection; `false` when it did not exist.
     async fn delete_connection(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Webhook events ready to deliver, oldest first: undelivered, due, not claimed by a
+    /// delivery in progress, and with no earlier undelivered event of the same connection
+    /// (events reach the receiver in order per connection).
+    async fn pending_events(&self, now: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+    /// Claims an event for delivery until `until`; `false` when another delivery holds it.
+    async fn claim_event(&self, id: &str, now: i64, until: i64) -> Result<bool, StoreError>;
+    /// Records a delivery.
+    async fn event_delivered(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// Records a failed delivery and when to try again.
+    async fn event_failed(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<(), StoreError>;
 
     /// Stores a new API key.
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;

@@ -9,7 +9,7 @@
 //! becomes `BYTEA` on PostgreSQL).
 
 use super::{
-    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, IntegrationRecord, SecretCell,
+    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, EventRecord, IntegrationRecord, SecretCell,
     SessionRecord, Store, StoreError, TokensUpdate,
 };
 use async_trait::async_trait;
@@ -42,6 +42,8 @@ pub enum Dialect {
 pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
+    /// Whether state changes write webhook events.
+    events: bool,
 }
 
 fn db(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -102,7 +104,7 @@ impl SqlStore {
             .await
             // The URL may hold a password: name the kind of failure, not the URL.
             .map_err(db("open"))?;
-        let store = SqlStore { pool, dialect };
+        let store = SqlStore { pool, dialect, events: false };
         store.migrate().await?;
         Ok(store)
     }
@@ -110,6 +112,34 @@ impl SqlStore {
     /// The database behind the store.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Records webhook events in the outbox from now on (`keyway serve` with a webhook URL).
+    pub fn with_events(mut self, events: bool) -> SqlStore {
+        self.events = events;
+        self
+    }
+
+    /// Ends a state-changing statement's transaction: the event its transition means goes
+    /// into the outbox in the same transaction, so a change is never reported without
+    /// happening, nor happens unreported. `false` when no row changed.
+    async fn finish_transition(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        row: Option<AnyRow>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(row) = row else { return Ok(false) };
+        if self.events {
+            let record = connection(&row)?;
+            let previous: Option<String> = row.try_get("prev_state").map_err(corrupt)?;
+            let previous = previous.unwrap_or_default();
+            if let Some(kind) = super::transition_event(&previous, &record.state) {
+                insert_event(&mut tx, &record, kind, &previous, now).await?;
+            }
+        }
+        tx.commit().await.map_err(db("commit"))?;
+        Ok(true)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -145,6 +175,47 @@ impl SqlStore {
         }
         Ok(())
     }
+}
+
+/// Writes one webhook event for a connection into the outbox. Its payload names the
+/// connection, its integration, states and diagnosis: never a credential.
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    record: &ConnectionRecord,
+    kind: &str,
+    previous: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let id = super::new_event_id();
+    let diagnosis: serde_json::Value =
+        record.diagnosis.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(serde_json::Value::Null);
+    let payload = serde_json::json!({
+        "id": id,
+        "type": kind,
+        "created_at": now,
+        "data": {
+            "connection_id": record.id,
+            "integration_id": record.integration_id,
+            "state": if kind == "connection.deleted" { "deleted" } else { record.state.as_str() },
+            "previous_state": previous,
+            "diagnosis": diagnosis,
+        },
+    });
+    sqlx::query(
+        "INSERT INTO webhook_events (id, seq, connection_id, type, payload, created_at, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+    )
+    .bind(&id)
+    .bind(super::next_event_seq())
+    .bind(&record.id)
+    .bind(kind)
+    .bind(payload.to_string())
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db("outbox"))
+    .map(drop)
 }
 
 fn integration(row: &AnyRow) -> Result<IntegrationRecord, StoreError> {
@@ -444,19 +515,20 @@ impl Store for SqlStore {
     }
 
     async fn save_tokens(&self, id: &str, t: &TokensUpdate, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE connections SET tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', diagnosis = NULL, \
-             version = version + 1, updated_at = $4 WHERE id = $5",
+        let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
+        let row = sqlx::query(
+            "UPDATE connections SET prev_state = state, tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', \
+             diagnosis = NULL, version = version + 1, updated_at = $4 WHERE id = $5 RETURNING *",
         )
         .bind(&t.tokens_blob)
         .bind(&t.scopes)
         .bind(t.expires_at)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db("save tokens"))?;
-        Ok(done.rows_affected() == 1)
+        self.finish_transition(tx, row, now).await
     }
 
     async fn due_connections(
@@ -512,9 +584,11 @@ impl Store for SqlStore {
     }
 
     async fn save_tokens_if(&self, id: &str, t: &TokensUpdate, version: i64, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE connections SET tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', diagnosis = NULL, \
-             version = version + 1, updated_at = $4, lease_owner = NULL, lease_until = NULL WHERE id = $5 AND version = $6",
+        let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
+        let row = sqlx::query(
+            "UPDATE connections SET prev_state = state, tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', \
+             diagnosis = NULL, version = version + 1, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND version = $6 RETURNING *",
         )
         .bind(&t.tokens_blob)
         .bind(&t.scopes)
@@ -522,37 +596,40 @@ impl Store for SqlStore {
         .bind(now)
         .bind(id)
         .bind(version)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db("save tokens"))?;
-        Ok(done.rows_affected() == 1)
+        self.finish_transition(tx, row, now).await
     }
 
     async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE connections SET state = $1, diagnosis = $2, version = version + 1, updated_at = $3 WHERE id = $4",
+        let mut tx = self.pool.begin().await.map_err(db("set state"))?;
+        let row = sqlx::query(
+            "UPDATE connections SET prev_state = state, state = $1, diagnosis = $2, version = version + 1, updated_at = $3 \
+             WHERE id = $4 RETURNING *",
         )
         .bind(state)
         .bind(diagnosis)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db("set state"))?;
-        Ok(done.rows_affected() == 1)
+        self.finish_transition(tx, row, now).await
     }
 
     async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE connections SET state = 'revoked', tokens_blob = NULL, expires_at = NULL, diagnosis = NULL, \
-             version = version + 1, updated_at = $1 WHERE id = $2",
+        let mut tx = self.pool.begin().await.map_err(db("revoke connection"))?;
+        let row = sqlx::query(
+            "UPDATE connections SET prev_state = state, state = 'revoked', tokens_blob = NULL, expires_at = NULL, \
+             diagnosis = NULL, version = version + 1, updated_at = $1 WHERE id = $2 RETURNING *",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db("revoke connection"))?;
-        Ok(done.rows_affected() == 1)
+        self.finish_transition(tx, row, now).await
     }
 
     async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError> {
@@ -567,12 +644,87 @@ impl Store for SqlStore {
     }
 
     async fn delete_connection(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM connections WHERE id = $1")
+        let mut tx = self.pool.begin().await.map_err(db("delete connection"))?;
+        let row = sqlx::query("DELETE FROM connections WHERE id = $1 RETURNING *")
             .bind(id)
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db("delete connection"))?;
+        let Some(row) = row else { return Ok(false) };
+        let record = connection(&row)?;
+        if self.events {
+            let now = crate::unix_now();
+            insert_event(&mut tx, &record, "connection.deleted", &record.state, now).await?;
+        }
+        tx.commit().await.map_err(db("delete connection"))?;
+        Ok(true)
+    }
+
+    async fn pending_events(&self, now: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, seq, connection_id, type, payload, attempts FROM webhook_events e \
+             WHERE delivered_at IS NULL AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_events f WHERE f.connection_id = e.connection_id \
+                             AND f.delivered_at IS NULL AND f.seq < e.seq) \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("outbox"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRecord {
+                    id: r.try_get("id").map_err(corrupt)?,
+                    seq: r.try_get("seq").map_err(corrupt)?,
+                    connection_id: r.try_get("connection_id").map_err(corrupt)?,
+                    kind: r.try_get("type").map_err(corrupt)?,
+                    payload: r.try_get("payload").map_err(corrupt)?,
+                    attempts: r.try_get("attempts").map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_event(&self, id: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webhook_events SET claimed_until = $1 WHERE id = $2 AND delivered_at IS NULL \
+             AND (claimed_until IS NULL OR claimed_until < $3)",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db("outbox"))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn event_delivered(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_events SET delivered_at = $1, attempts = attempts + 1, claimed_until = NULL WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("outbox"))
+        .map(drop)
+    }
+
+    async fn event_failed(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+             claimed_until = NULL WHERE id = $3",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("outbox"))
+        .map(drop)
     }
 
     async fn insert_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {

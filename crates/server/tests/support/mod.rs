@@ -6,7 +6,7 @@
 use keyway_runtime::{HttpOptions, ManualClock, RefreshPolicy, Registry};
 use keyway_server::api::{AppState, router};
 use keyway_server::crypto::Keyring;
-use keyway_server::hub::{Hub, HubOptions};
+use keyway_server::hub::{Hub, HubOptions, WebhookOptions};
 use keyway_server::pages::Pages;
 use keyway_server::store::{SqlStore, Store};
 use keyway_testkit::{ProviderConfig, TestProvider};
@@ -49,6 +49,7 @@ pub struct Harness {
     pub provider: TestProvider,
     pub dir: TempDir,
     pub db: String,
+    pub webhook: Option<WebhookOptions>,
     pub keys_text: String,
     pub clock: Arc<ManualClock>,
     pub hub: Arc<Hub>,
@@ -98,9 +99,10 @@ async fn serve(
     dir: &Path,
     keys_text: &str,
     clock: Arc<ManualClock>,
+    webhook: Option<WebhookOptions>,
 ) -> (Arc<Hub>, String, tokio::task::JoinHandle<()>) {
     let registry = Registry::load(dir.join("profiles")).expect("profiles load");
-    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db).await.expect("store"));
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(db).await.expect("store").with_events(webhook.is_some()));
     let keys = Arc::new(Keyring::parse(keys_text).expect("keys"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -112,6 +114,7 @@ async fn serve(
             max_delay: Duration::from_millis(20),
             ..Default::default()
         },
+        webhook,
     };
     let hub = Arc::new(Hub::new(registry, store, keys, clock, options).expect("hub"));
     let app = router(AppState { hub: Arc::clone(&hub), pages: Arc::new(Pages::new()) });
@@ -127,21 +130,27 @@ impl Harness {
     }
 
     pub async fn start_with(config: ProviderConfig) -> Harness {
+        Harness::start_with_webhook(config, None).await
+    }
+
+    /// With webhook events sent to `webhook`.
+    pub async fn start_with_webhook(config: ProviderConfig, webhook: Option<WebhookOptions>) -> Harness {
         let provider = TestProvider::start(config).await.expect("provider");
         let dir = TempDir::new("hub");
         keyway_testkit::profiles::write_profiles(&dir.path().join("profiles"), &provider.host()).expect("profiles");
         let keys_text = Keyring::generate_line();
         let clock = Arc::new(ManualClock::default());
         let db = new_database(dir.path()).await;
-        let (hub, base, server) = serve(&db, dir.path(), &keys_text, Arc::clone(&clock)).await;
+        let (hub, base, server) = serve(&db, dir.path(), &keys_text, Arc::clone(&clock), webhook.clone()).await;
         let key = Hub::create_api_key(hub.store().as_ref(), "tests", 0).await.expect("api key");
-        Harness { provider, dir, db, keys_text, clock, hub, base, key, api: reqwest::Client::new(), server }
+        Harness { provider, dir, db, webhook, keys_text, clock, hub, base, key, api: reqwest::Client::new(), server }
     }
 
     /// Stops the server and starts a new one over the same database, keys and provider.
     pub async fn restart(&mut self) {
         self.server.abort();
-        let (hub, base, server) = serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock)).await;
+        let (hub, base, server) =
+            serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock), self.webhook.clone()).await;
         self.hub = hub;
         self.base = base;
         self.server = server;
@@ -190,8 +199,20 @@ impl Harness {
     /// Another instance on the same database, keys and provider (its own process state:
     /// token cache, single-flight locks, lease owner name): its base URL and a guard.
     pub async fn another_instance(&self) -> (String, Instance) {
-        let (hub, base, server) = serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock)).await;
+        let (hub, base, server) =
+            serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock), self.webhook.clone()).await;
         (base, Instance { _hub: hub, server })
+    }
+
+    /// Delivers every due webhook event.
+    pub async fn deliver_all(&self) {
+        loop {
+            let (delivered, failed) = self.hub.deliver_webhooks().await.expect("deliver");
+            assert_eq!(failed, 0, "a delivery failed");
+            if delivered == 0 {
+                break;
+            }
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
