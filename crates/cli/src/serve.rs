@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// beside the old while receivers switch).
     #[arg(long, env = "KEYWAY_WEBHOOK_SECRETS_FILE", requires = "webhook_url")]
     webhook_secrets_file: Option<PathBuf>,
+    /// Seconds a provider may take to answer one request (a refresh lease lasts every
+    /// attempt's timeout and backoff).
+    #[arg(long, env = "KEYWAY_PROVIDER_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    provider_timeout: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -133,6 +137,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         dev: args.dev,
         refresh_every: (args.refresh_every > 0).then(|| std::time::Duration::from_secs(args.refresh_every)),
         webhook,
+        provider_timeout: std::time::Duration::from_secs(args.provider_timeout),
     };
     let result = runtime()?.block_on(keyway_server::serve(options, |addr| {
         // One line on stdout, for scripts and tests that start the hub on port 0.

@@ -245,3 +245,132 @@ async fn postgres_down_means_503_problems_and_nothing_is_lost_when_it_returns() 
     assert_eq!(provider.counts().grant("refresh_token"), 1);
     drop(server);
 }
+
+/// What the provider did with the refresh of the instance that died.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Died {
+    /// The request died with its instance: the provider never rotated.
+    BeforeTheProvider,
+    /// The provider rotated, and its answer died with the instance.
+    AfterTheProviderRotated,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_killed_before_the_provider_answers_is_taken_over_after_its_lease() {
+    killed_mid_refresh(Died::BeforeTheProvider).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_lost_with_a_killed_instance_is_a_needs_reauth_diagnosis_not_a_silent_loss() {
+    killed_mid_refresh(Died::AfterTheProviderRotated).await;
+}
+
+/// Instance A's refresh reaches the provider and A is killed (SIGKILL) before it hears back;
+/// B, asked for the token, waits for A's lease to lapse and takes over.
+async fn killed_mid_refresh(died: Died) {
+    let tag = if died == Died::BeforeTheProvider { "kill_before" } else { "kill_after" };
+    let scratch = Scratch::new(&format!("serve-{tag}"));
+    let db = process::postgres_database(tag).await;
+    let provider = TestProvider::start(ProviderConfig {
+        rotate_refresh_tokens: true,
+        access_token_lifetime: Duration::from_secs(MARGIN + 2),
+        ..Default::default()
+    })
+    .await
+    .expect("provider");
+    let profiles = scratch.path().join("profiles");
+    keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    let keys = process::key_file(scratch.path()).display().to_string();
+    // A 2 s provider timeout makes the refresh lease 2 s x 4 attempts + backoffs + 2 s: about 12 s.
+    let args = ["--keys-file", keys.as_str(), "--provider-timeout", "2", "--refresh-every", "0"];
+    let a = Server::start(&profiles, &db, &args, &scratch.path().join("a.log"));
+    let b = Server::start(&profiles, &db, &args, &scratch.path().join("b.log"));
+    let key = process::api_key(&db);
+    let (api_a, api_b) = (Api::new(&a.url, &key), Api::new(&b.url, &key));
+    let integration = api_a
+        .expect(
+            Method::POST,
+            "/v1/integrations",
+            Some(json!({"profile": "salesforce-local", "client_id": "3MVG9testkit", "client_secret": "testkit-secret",
+                        "environment": "local", "actions": ["list_accounts"]})),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let issued = provider.issue_tokens(USER, "api refresh_token");
+    let connection = api_a
+        .expect(
+            Method::POST,
+            "/v1/connections",
+            Some(json!({"integration_id": integration, "end_user": {"id": USER},
+                        "tokens": {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
+                                   "fields": {"instance_url": provider.base_url()}}})),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    api_a.token(&connection).await;
+    api_b.token(&connection).await;
+    let view = api_a.expect(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
+    let due_at = view["expires_at"].as_u64().expect("expiry").saturating_sub(MARGIN) + 1;
+    while now() < due_at {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A's refresh reaches the provider, which holds it (before or after rotating); A dies
+    // meanwhile.
+    let hold = Duration::from_secs(1);
+    let fault = match died {
+        Died::BeforeTheProvider => keyway_testkit::Fault::Delay(hold),
+        Died::AfterTheProviderRotated => keyway_testkit::Fault::DelayAnswer(hold),
+    };
+    provider.inject_faults(keyway_testkit::Endpoint::Token, [fault]);
+    let token_requests = provider.counts().token;
+    let path = format!("/v1/connections/{connection}/token");
+    let stuck = {
+        let api_a = api_a.clone();
+        let path = path.clone();
+        tokio::spawn(
+            async move { api_a.http.get(format!("{}{path}", api_a.base)).bearer_auth(&api_a.key).send().await },
+        )
+    };
+    let arrived = Instant::now();
+    while provider.counts().token == token_requests {
+        assert!(arrived.elapsed() < Duration::from_secs(10), "A's refresh never reached the provider");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.kill();
+    let _ = stuck.await;
+
+    // B waits for A's lease to lapse, then takes over.
+    let started = Instant::now();
+    let (status, answer) = api_b.call(Method::GET, &path, None).await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(5), "B waited for the lease: {waited:?}");
+    // Give the provider time to finish A's held request, whatever became of it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let view = api_b.expect(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
+    match died {
+        Died::BeforeTheProvider => {
+            // The provider never rotated for A: B refreshed, and the family lives.
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(view["state"], "active");
+            assert_eq!(provider.active_refresh_tokens(USER), 1);
+        }
+        Died::AfterTheProviderRotated => {
+            // The provider rotated for A, and the new tokens died with A: B's refresh presents
+            // the rotated-out token and the provider revokes the family. Visible, not silent.
+            assert_eq!(provider.active_refresh_tokens(USER), 0);
+            assert_eq!((status, answer["code"].as_str()), (409, Some("needs_reauth")), "{answer}");
+            assert_eq!(view["state"], "needs_reauth");
+            assert_eq!(view["diagnosis"]["error"], "invalid_grant", "{view}");
+            assert_eq!(view["diagnosis"]["kind"], "reauthorize", "{view}");
+        }
+    }
+    eprintln!("serve_multi: {died:?}: B took over after {waited:?}: {status}");
+    drop(b);
+}

@@ -53,6 +53,9 @@ pub struct ServeOptions {
     pub refresh_every: Option<std::time::Duration>,
     /// Where webhook events go (`--webhook-url`, `--webhook-secrets-file`).
     pub webhook: Option<hub::WebhookOptions>,
+    /// How long a provider may take to answer one request; a refresh lease lasts every
+    /// attempt's timeout and backoff.
+    pub provider_timeout: std::time::Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -204,7 +207,7 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
         clock,
         HubOptions {
             public_url,
-            http: Default::default(),
+            http: keyway_runtime::HttpOptions { timeout: options.provider_timeout, ..Default::default() },
             refresh: Default::default(),
             webhook: options.webhook.clone(),
         },

@@ -382,6 +382,9 @@ pub enum Fault {
     Delay(Duration),
     /// Answer 200 `application/json` with a truncated body: `{"access_token": "tru`.
     MalformedJson,
+    /// Process the request (issue, rotate, revoke: the provider's state changes), then hold
+    /// the answer this long: a client that dies meanwhile never learns what happened.
+    DelayAnswer(Duration),
 }
 
 /// Request counters. Every request is counted on arrival, before faults apply. Requests to other paths

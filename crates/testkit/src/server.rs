@@ -215,18 +215,33 @@ async fn handle(
             return response(StatusCode::OK, Some("application/json"), r#"{"access_token": "tru"#.to_owned());
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::DelayAnswer(delay)) => {
+            let response = answer(&shared, endpoint, &method, &request, inactive);
+            tokio::time::sleep(delay).await;
+            return response;
+        }
         None => {}
     }
+    answer(&shared, endpoint, &method, &request, inactive)
+}
+
+fn answer(
+    shared: &Shared,
+    endpoint: Option<Endpoint>,
+    method: &Method,
+    request: &RecordedRequest,
+    inactive: bool,
+) -> Response {
     let mut state = shared.lock();
     match endpoint {
-        Some(Endpoint::Authorize) => state.authorize(&request),
-        Some(Endpoint::Token) if method == Method::POST => state.token(&request, inactive),
-        Some(Endpoint::Revoke) if method == Method::POST || method == Method::GET => state.revoke(&request),
-        Some(Endpoint::Introspect) if method == Method::POST => state.introspect(&request),
-        Some(Endpoint::Userinfo) if method == Method::GET || method == Method::POST => state.userinfo(&request),
-        Some(Endpoint::Api) => state.api(&request),
+        Some(Endpoint::Authorize) => state.authorize(request),
+        Some(Endpoint::Token) if *method == Method::POST => state.token(request, inactive),
+        Some(Endpoint::Revoke) if *method == Method::POST || *method == Method::GET => state.revoke(request),
+        Some(Endpoint::Introspect) if *method == Method::POST => state.introspect(request),
+        Some(Endpoint::Userinfo) if *method == Method::GET || *method == Method::POST => state.userinfo(request),
+        Some(Endpoint::Api) => state.api(request),
         Some(_) => state.error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "method not allowed"),
-        None => state.other(&request),
+        None => state.other(request),
     }
 }
 

@@ -228,8 +228,7 @@ impl Hub {
         let metrics = Arc::new(Metrics::default());
         // The lease outlasts every attempt of a refresh (timeout and backoff each time), so an
         // instance never refreshes with a refresh token another instance is still using.
-        let per_attempt = options.http.timeout + options.refresh.max_delay;
-        let lease = per_attempt * options.refresh.max_attempts.max(1) + Duration::from_secs(10);
+        let lease = refresh_lease(&options.http, &options.refresh);
         let token_store = Arc::new(EncryptedTokenStore {
             store: Arc::clone(&store),
             keys: Arc::clone(&keys),
@@ -487,6 +486,15 @@ impl Hub {
         }
         out
     }
+}
+
+/// How long a refresh may take at most: every attempt's timeout and every backoff between
+/// attempts, plus one timeout more as a margin. A refresh lease lasts this long.
+pub fn refresh_lease(http: &keyway_runtime::HttpOptions, policy: &RefreshPolicy) -> Duration {
+    let attempts = policy.max_attempts.max(1);
+    let backoffs: Duration =
+        (1..attempts).map(|i| policy.base_delay.saturating_mul(1u32 << (i - 1).min(16)).min(policy.max_delay)).sum();
+    http.timeout * attempts + backoffs + http.timeout
 }
 
 fn hex_to_32(hex: &str) -> Option<[u8; 32]> {
