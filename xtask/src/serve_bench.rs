@@ -13,7 +13,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -215,27 +215,57 @@ fn constant_server(body: String) -> Result<(String, std::thread::JoinHandle<()>)
     Ok((addr, handle))
 }
 
-fn run(options: &Options) -> Result<(), String> {
-    let root = crate::root();
-    let work = root.join("target/bench/serve");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let keyway = super::bench::build_keyway(&root)?;
-    let keys = work.join("bench.keys");
-    keyway_server::create_key_file(&keys).map_err(|e| e.to_string())?;
-    let db = format!("sqlite://{}", work.join("hub.db").display());
-    let profiles = root.join("profiles");
+/// A throwaway PostgreSQL (scripts/pg.sh) and a fresh database on it.
+fn postgres(root: &Path) -> Result<String, String> {
+    let out = Command::new(root.join("scripts/pg.sh")).arg("start").output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("scripts/pg.sh start: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let exports = String::from_utf8_lossy(&out.stdout).into_owned();
+    let admin = exports
+        .lines()
+        .find_map(|l| l.strip_prefix("export KEYWAY_TEST_POSTGRES_URL="))
+        .ok_or("scripts/pg.sh printed no URL")?
+        .to_owned();
+    for sql in ["DROP DATABASE IF EXISTS kw_bench", "CREATE DATABASE kw_bench"] {
+        let status = Command::new("psql").args([admin.as_str(), "-qc", sql]).status().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("psql: {sql} failed"));
+        }
+    }
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+    Ok(format!("{base}/kw_bench"))
+}
 
-    println!("keyway serve benchmark ({} logical CPU(s))", super::bench::cpus());
-    let (key, ids, seeding) = seed(&profiles, &db, &keys, options.connections)?;
+/// A seeded, warmed `keyway serve` on one database.
+struct Backend {
+    name: &'static str,
+    /// Kept for its lifetime: the server stops when the backend is dropped.
+    _process: Process,
+    addr: String,
+    script: PathBuf,
+    /// One token answer, for the ceiling's body.
+    sample: String,
+    runs: Vec<Load>,
+}
+
+fn prepare(
+    name: &'static str,
+    keyway: &Path,
+    profiles: &Path,
+    db: &str,
+    keys: &Path,
+    work: &Path,
+    n: usize,
+) -> Result<Backend, String> {
+    let (key, ids, seeding) = seed(profiles, db, keys, n)?;
     println!(
-        "  seeded {} connections through the hub's import path in {:.1} s ({:.0}/s; each: encrypt, insert, save, fsync'd commits)",
+        "  {name}: seeded {} connections through the hub's import path in {:.1} s ({:.0}/s; each: encrypt, insert, save, committed)",
         ids.len(),
         seeding.as_secs_f64(),
         ids.len() as f64 / seeding.as_secs_f64()
     );
-
-    let (process, addr, _) = start_keyway(&keyway, &profiles, &db, &keys)?;
+    let (process, addr, _) = start_keyway(keyway, profiles, db, keys)?;
     let pid = process.0.id();
     std::thread::sleep(Duration::from_millis(300));
     let before = resident_kib(pid)?;
@@ -245,21 +275,19 @@ fn run(options: &Options) -> Result<(), String> {
     let warm_time = warmed.elapsed();
     let after = resident_kib(pid)?;
     println!(
-        "  memory: {:.1} MiB resident before the first token read, {:.1} MiB with all {} connections cached: {:.1} MiB per 10,000 connections",
+        "  {name}: memory {:.1} MiB resident before the first token read, {:.1} MiB with all {} cached: {:.1} MiB per 10,000 connections",
         before as f64 / 1024.0,
         after as f64 / 1024.0,
         ids.len(),
         (after.saturating_sub(before)) as f64 / 1024.0 * 10_000.0 / ids.len() as f64
     );
     println!(
-        "  first read of each token (opens the connection: row read, decrypt, connector): {:.0} µs each, one client",
+        "  {name}: first read of each token (opens the connection: row read, decrypt, connector): {:.0} µs each, one client",
         warm_time.as_secs_f64() * 1e6 / ids.len() as f64
     );
-
-    // The wrk script: a random connection per request, with the API key.
-    let ids_file = work.join("ids.txt");
+    let ids_file = work.join(format!("ids-{name}.txt"));
     std::fs::write(&ids_file, ids.join("\n")).map_err(|e| e.to_string())?;
-    let script = work.join("token.lua");
+    let script = work.join(format!("token-{name}.lua"));
     std::fs::write(
         &script,
         format!(
@@ -270,35 +298,82 @@ fn run(options: &Options) -> Result<(), String> {
         ),
     )
     .map_err(|e| e.to_string())?;
-    // The ceiling answers a body as long as a token answer.
     let sample = sample_body(&addr, &key, &paths[0])?;
-    let (ceiling_addr, _ceiling) = constant_server(sample)?;
-    let (mut hub_runs, mut ceiling_runs) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        hub_runs.push(wrk(&addr, &script, options.seconds)?);
-        ceiling_runs.push(wrk(&ceiling_addr, &script, options.seconds)?);
+    Ok(Backend { name, _process: process, addr, script, sample, runs: Vec::new() })
+}
+
+fn summary(runs: &[Load]) -> (f64, f64, f64) {
+    (
+        median(runs.iter().map(|l| l.rps).collect()),
+        median(runs.iter().map(|l| l.p50_ms).collect()),
+        median(runs.iter().map(|l| l.p99_ms).collect()),
+    )
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    let root = crate::root();
+    let work = root.join("target/bench/serve");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let keyway = super::bench::build_keyway(&root)?;
+    let keys = work.join("bench.keys");
+    keyway_server::create_key_file(&keys).map_err(|e| e.to_string())?;
+    let profiles = root.join("profiles");
+
+    println!("keyway serve benchmark ({} logical CPU(s))", super::bench::cpus());
+    let sqlite = format!("sqlite://{}", work.join("hub.db").display());
+    let mut backends = vec![prepare("SQLite", &keyway, &profiles, &sqlite, &keys, &work, options.connections)?];
+    match postgres(&root) {
+        Ok(url) => backends.push(prepare("PostgreSQL", &keyway, &profiles, &url, &keys, &work, options.connections)?),
+        Err(e) => println!("  PostgreSQL: not measured: {e}"),
     }
-    let summary = |runs: &[Load]| {
-        (
-            median(runs.iter().map(|l| l.rps).collect()),
-            median(runs.iter().map(|l| l.p50_ms).collect()),
-            median(runs.iter().map(|l| l.p99_ms).collect()),
-        )
-    };
-    let (hub_rps, hub_p50, hub_p99) = summary(&hub_runs);
+    // The ceiling answers a body as long as a token answer.
+    let (ceiling_addr, _ceiling) = constant_server(backends[0].sample.clone())?;
+    let mut ceiling_runs = Vec::new();
+    for _ in 0..3 {
+        for backend in &mut backends {
+            backend.runs.push(wrk(&backend.addr, &backend.script, options.seconds)?);
+        }
+        ceiling_runs.push(wrk(&ceiling_addr, &backends[0].script, options.seconds)?);
+    }
     let (ceiling_rps, ceiling_p50, ceiling_p99) = summary(&ceiling_runs);
     println!(
         "  GET /v1/connections/{{id}}/token, cached, random connection of {}, wrk -t1 -c32 -d{}s, median of 3 (alternating):",
-        ids.len(),
-        options.seconds
+        options.connections, options.seconds
     );
-    println!("    keyway serve:     {hub_rps:>9.0} req/s  p50 {hub_p50:.2} ms  p99 {hub_p99:.2} ms");
-    println!("    constant handler: {ceiling_rps:>9.0} req/s  p50 {ceiling_p50:.2} ms  p99 {ceiling_p99:.2} ms");
-    println!("    ratio: {:.2} of the ceiling (goal: at least 0.5)", hub_rps / ceiling_rps);
-    for (i, (h, c)) in hub_runs.iter().zip(&ceiling_runs).enumerate() {
-        println!("      run {}: {:.0} vs {:.0} req/s", i + 1, h.rps, c.rps);
+    for backend in &backends {
+        let (rps, p50, p99) = summary(&backend.runs);
+        println!(
+            "    keyway serve, {:<10}  {rps:>9.0} req/s  p50 {p50:.2} ms  p99 {p99:.2} ms  ({:.2} of the ceiling)",
+            backend.name,
+            rps / ceiling_rps
+        );
     }
-    drop(process);
+    println!("    constant handler:        {ceiling_rps:>9.0} req/s  p50 {ceiling_p50:.2} ms  p99 {ceiling_p99:.2} ms");
+    for (i, c) in ceiling_runs.iter().enumerate() {
+        let each: Vec<String> = backends.iter().map(|b| format!("{} {:.0}", b.name, b.runs[i].rps)).collect();
+        println!("      run {}: {}, ceiling {:.0} req/s", i + 1, each.join(", "), c.rps);
+    }
+    drop(backends);
+
+    // The background refresher against the test provider.
+    println!(
+        "  background refresher, 1,000 connections due at once, one instance, against keyway-testkit on loopback:"
+    );
+    let mut dbs = vec![("SQLite", format!("sqlite://{}", work.join("refresher.db").display()))];
+    if let Ok(url) = postgres(&root) {
+        dbs.push(("PostgreSQL", url));
+    }
+    for (name, db) in dbs {
+        match refresher(&work, &db, &keys, 1000) {
+            Ok((n, elapsed)) => println!(
+                "    {name:<10} {n} refreshed in {:.2} s: {:.0} connections/s (each: lease, refresh, introspection for expiry, compare-and-swap write)",
+                elapsed.as_secs_f64(),
+                n as f64 / elapsed.as_secs_f64()
+            ),
+            Err(e) => println!("    {name}: not measured: {e}"),
+        }
+    }
 
     // Start time.
     let fresh = |tag: &str| format!("sqlite://{}", work.join(format!("start-{tag}.db")).display());
@@ -307,7 +382,7 @@ fn run(options: &Options) -> Result<(), String> {
         let (_p, _, t) = start_keyway(&keyway, &profiles, &fresh(&format!("b{i}")), &keys)?;
         bundled.push(t.as_secs_f64() * 1000.0);
     }
-    println!("  start, spawn to listening (fresh database, migrations included), median of 5:");
+    println!("  start, spawn to listening (fresh SQLite database, migrations included), median of 5:");
     println!("    bundled profiles (3):   {:.1} ms", median(bundled));
     match super::bench::prepare_catalogue() {
         Ok(catalogue) => {
@@ -326,6 +401,95 @@ fn run(options: &Options) -> Result<(), String> {
         Err(e) => println!("    catalogue: not measured: {e}"),
     }
     Ok(())
+}
+
+/// Seeds `n` connections with tokens from the test provider, lets them all fall due, and times
+/// the background refresher's passes until none is due: (refreshed, time).
+fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Duration), String> {
+    use keyway_server::model::{EndUser, ImportedTokens, NewConnection, NewIntegration};
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let provider = keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig {
+            rotate_refresh_tokens: true,
+            approvals_per_user: 0,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let profiles = work.join("refresher-profiles");
+        keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).map_err(|e| e.to_string())?;
+        let registry =
+            keyway_runtime::Registry::load(&profiles).map_err(|e| format!("{} profile error(s)", e.error_count()))?;
+        let store = keyway_server::open_store(db, false).await.map_err(|e| e.to_string())?;
+        let keyring = Arc::new(keyway_server::read_key_file(keys).map_err(|e| e.to_string())?);
+        let clock = Arc::new(keyway_runtime::ManualClock::default());
+        let hub = keyway_server::hub::Hub::new(
+            registry,
+            store,
+            keyring,
+            clock.clone(),
+            keyway_server::hub::HubOptions {
+                public_url: "https://connect.example.com".to_owned(),
+                http: Default::default(),
+                refresh: Default::default(),
+                webhook: None,
+            },
+        )?;
+        let integration = hub
+            .create_integration(NewIntegration {
+                profile: "salesforce-local".to_owned(),
+                name: None,
+                client_id: "3MVG9testkit".to_owned(),
+                client_secret: Some("testkit-secret".to_owned().into()),
+                staged_client_secret: None,
+                environment: Some("local".to_owned()),
+                actions: vec!["list_accounts".to_owned()],
+                custom_scopes: None,
+                parameters: Default::default(),
+                pkce: None,
+                refresh_sends_secret: None,
+            })
+            .await
+            .map_err(|e| e.detail().to_owned())?;
+        for i in 0..n {
+            let user = format!("user-{i}@example.com");
+            let issued = provider.issue_tokens(&user, "api refresh_token");
+            let text = |k: &str| issued[k].as_str().unwrap_or_default().to_owned();
+            let mut fields = serde_json::Map::new();
+            fields.insert("instance_url".to_owned(), serde_json::Value::from(provider.base_url()));
+            hub.import_connection(NewConnection {
+                integration_id: integration.id.clone(),
+                end_user: EndUser { id: user, email: None, display_name: None },
+                parameters: Default::default(),
+                tokens: ImportedTokens {
+                    access_token: text("access_token").into(),
+                    refresh_token: Some(text("refresh_token").into()),
+                    token_type: None,
+                    expires_in: None,
+                    scope: None,
+                    fields,
+                },
+            })
+            .await
+            .map_err(|e| e.detail().to_owned())?;
+        }
+        let later = Duration::from_secs(3 * 3600);
+        clock.advance(later);
+        provider.advance_clock(later);
+        let started = Instant::now();
+        let mut refreshed = 0;
+        loop {
+            let (done, failed) = hub.refresh_due().await.map_err(|e| e.detail().to_owned())?;
+            if failed > 0 {
+                return Err(format!("{failed} refreshes failed"));
+            }
+            if done == 0 {
+                break;
+            }
+            refreshed += done;
+        }
+        Ok((refreshed, started.elapsed()))
+    })
 }
 
 fn sample_body(addr: &str, key: &str, path: &str) -> Result<String, String> {
