@@ -433,6 +433,7 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
                 http: Default::default(),
                 refresh: Default::default(),
                 webhook: None,
+                give_up_after: keyway_server::hub::GIVE_UP_AFTER,
             },
         )?;
         let integration = hub
@@ -521,6 +522,7 @@ fn seed(profiles: &Path, db: &str, keys: &Path, n: usize) -> Result<(String, Vec
                 http: Default::default(),
                 refresh: Default::default(),
                 webhook: None,
+                give_up_after: keyway_server::hub::GIVE_UP_AFTER,
             },
         )?;
         let key =

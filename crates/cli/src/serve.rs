@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// attempt's timeout and backoff).
     #[arg(long, env = "KEYWAY_PROVIDER_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
     provider_timeout: u64,
+    /// Days of failing refreshes (timeouts, 5xx) after which a connection is given up as
+    /// `needs_reauth`.
+    #[arg(long, env = "KEYWAY_GIVE_UP_AFTER_DAYS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=365))]
+    give_up_after_days: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -138,6 +142,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         refresh_every: (args.refresh_every > 0).then(|| std::time::Duration::from_secs(args.refresh_every)),
         webhook,
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout),
+        give_up_after: std::time::Duration::from_secs(args.give_up_after_days * 86_400),
     };
     let result = runtime()?.block_on(keyway_server::serve(options, |addr| {
         // One line on stdout, for scripts and tests that start the hub on port 0.

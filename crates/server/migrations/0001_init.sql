@@ -50,6 +50,7 @@ CREATE TABLE connections (
     expires_at BIGINT,
     diagnosis TEXT,
     verified_at BIGINT,
+    failing_since BIGINT,
     version BIGINT NOT NULL,
     lease_owner TEXT,
     lease_until BIGINT,

@@ -56,6 +56,8 @@ pub struct ServeOptions {
     /// How long a provider may take to answer one request; a refresh lease lasts every
     /// attempt's timeout and backoff.
     pub provider_timeout: std::time::Duration,
+    /// Refreshes failing (transiently) for this long make a connection `needs_reauth`.
+    pub give_up_after: std::time::Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -210,6 +212,7 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
             http: keyway_runtime::HttpOptions { timeout: options.provider_timeout, ..Default::default() },
             refresh: Default::default(),
             webhook: options.webhook.clone(),
+            give_up_after: options.give_up_after,
         },
     )
     .map_err(ServeError::Start)?;

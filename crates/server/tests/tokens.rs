@@ -295,3 +295,50 @@ async fn the_background_refresher_refreshes_what_falls_due_and_what_went_unused_
     assert_eq!(connection["state"], "degraded");
     assert_eq!(hub.hub.refresh_due().await.expect("pass"), (1, 0), "recovered on the next pass");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_refreshing_in_the_background_split_the_due_connections() {
+    let hub = Harness::start_with(ProviderConfig { approvals_per_user: 0, ..Default::default() }).await;
+    let integration = hub.create_integration(json!({})).await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(hub.link(&integration).await);
+    }
+    let (_, other) = hub.another_instance().await;
+    hub.clock.advance(EXPIRED);
+    hub.provider.advance_clock(EXPIRED);
+    let (a, b) = tokio::join!(hub.hub.refresh_due(), other.hub.refresh_due());
+    let ((a_done, a_failed), (b_done, b_failed)) = (a.expect("a"), b.expect("b"));
+    assert_eq!((a_failed, b_failed), (0, 0));
+    assert_eq!(a_done + b_done, 12, "every due connection refreshed once: {a_done} + {b_done}");
+    assert_eq!(hub.provider.counts().grant("refresh_token"), 12);
+    // Nothing is left claimed: the next pass finds nothing due, and reads need no wait.
+    assert_eq!(hub.hub.refresh_due().await.expect("pass"), (0, 0));
+    for id in &ids {
+        assert_eq!(hub.token(id).await.0, StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refreshes_failing_for_days_give_the_connection_up_as_needs_reauth() {
+    let hub = Harness::start().await;
+    let integration = hub.create_integration(json!({})).await;
+    let id = hub.link(&integration).await;
+    let failing_read = async |advance: Duration| {
+        hub.clock.advance(advance);
+        hub.provider.advance_clock(advance);
+        hub.provider.inject_faults(Endpoint::Token, (0..4).map(|_| Fault::Status(503)));
+        hub.token(&id).await
+    };
+    let (status, _) = failing_read(EXPIRED).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = failing_read(Duration::from_secs(2 * 86_400)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "two days of failures: still degraded");
+    let (_, connection) = hub.call(Method::GET, &format!("/v1/connections/{id}"), None).await;
+    assert_eq!(connection["state"], "degraded");
+    let (status, problem) = failing_read(Duration::from_secs(2 * 86_400 + 60)).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("needs_reauth")), "{problem}");
+    let (_, connection) = hub.call(Method::GET, &format!("/v1/connections/{id}"), None).await;
+    assert_eq!(connection["state"], "needs_reauth");
+    assert!(connection["diagnosis"]["description"].as_str().is_some_and(|d| d.contains("4 day")), "{connection}");
+}

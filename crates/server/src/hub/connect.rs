@@ -531,6 +531,7 @@ impl Hub {
                     expires_at: None,
                     diagnosis: None,
                     verified_at: None,
+                    failing_since: None,
                     version: 1,
                     created_at: now,
                     updated_at: now,

@@ -121,12 +121,16 @@ impl Hub {
     pub async fn refresh_due(&self) -> Result<(usize, usize), ApiError> {
         const DAY: i64 = 24 * 60 * 60;
         let now = self.now();
-        let due = self.store.due_connections(now + self.refresh_margin.as_secs() as i64, now - DAY, 500).await?;
+        let margin = self.refresh_margin.as_secs() as i64;
+        let until = now + self.lease.as_secs() as i64;
+        let claimed = self.store.claim_due(&self.lease_owner, now, until, now + margin, now - DAY, 200).await?;
         let (mut refreshed, mut failed) = (0, 0);
-        for id in due {
-            let Some(record) = self.store.connection(&id).await? else { continue };
-            let expiring = record.expires_at.is_some_and(|at| at < now + self.refresh_margin.as_secs() as i64);
-            let result = if expiring { self.token(&id).await } else { self.refresh(&id).await };
+        for id in claimed {
+            let result = match self.store.connection(&id).await? {
+                Some(record) if record.expires_at.is_some_and(|at| at < now + margin) => self.token(&id).await,
+                Some(_) => self.refresh(&id).await,
+                None => continue,
+            };
             match result {
                 Ok(_) => refreshed += 1,
                 Err(e) => {
@@ -134,6 +138,8 @@ impl Hub {
                     tracing::warn!(connection = %id, code = e.code(), "background refresh failed");
                 }
             }
+            // A refresh that saved ended the lease; one that did not must not keep it.
+            self.store.release_lease(&id, &self.lease_owner).await?;
         }
         Ok((refreshed, failed))
     }
@@ -211,6 +217,30 @@ impl Hub {
             }
             TokenError::Flow(e) if e.is_transient() => {
                 record(state::DEGRADED, flow_diagnosis(&e, now)).await;
+                let failing_since = self.store.connection(id).await.ok().flatten().and_then(|r| r.failing_since);
+                if failing_since.is_some_and(|since| now - since >= self.give_up_after.as_secs() as i64) {
+                    let days = self.give_up_after.as_secs() / 86_400;
+                    let diagnosis = ConnectionDiagnosis {
+                        kind: "reauthorize".to_owned(),
+                        error: None,
+                        description: Some(format!("refreshes have failed for {days} day(s) or more: {e}")),
+                        rule: None,
+                        meaning: None,
+                        fix: Some(
+                            "check the provider and the app, then send the user through a reconnect session".to_owned(),
+                        ),
+                        at: now,
+                    };
+                    record(state::NEEDS_REAUTH, diagnosis).await;
+                    return ApiError::new(
+                        StatusCode::CONFLICT,
+                        "needs_reauth",
+                        "The connection needs to be authorized again",
+                        format!(
+                            "refreshes have failed for {days} day(s) or more; send the user through a reconnect session"
+                        ),
+                    );
+                }
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "provider_unavailable",
@@ -342,6 +372,7 @@ impl Hub {
             expires_at: None,
             diagnosis: None,
             verified_at: None,
+            failing_since: None,
             version: 1,
             created_at: now,
             updated_at: now,

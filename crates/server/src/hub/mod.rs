@@ -69,7 +69,13 @@ pub struct HubOptions {
     pub refresh: RefreshPolicy,
     /// Where webhook events go; `None`: no events are recorded.
     pub webhook: Option<WebhookOptions>,
+    /// A connection whose refreshes have failed (transiently) for this long is given up:
+    /// `needs_reauth`.
+    pub give_up_after: Duration,
 }
+
+/// Nango's figure: refreshes failing on four distinct days.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(4 * 24 * 60 * 60);
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -127,6 +133,11 @@ pub struct Hub {
     /// Tokens due within this are refreshed (the token manager's skew).
     refresh_margin: Duration,
     webhook: Option<WebhookOptions>,
+    give_up_after: Duration,
+    /// This process's name in leases.
+    lease_owner: String,
+    /// How long a refresh lease lasts.
+    lease: Duration,
 }
 
 /// A random identifier with a prefix: `intg_3f9a...`.
@@ -229,12 +240,13 @@ impl Hub {
         // The lease outlasts every attempt of a refresh (timeout and backoff each time), so an
         // instance never refreshes with a refresh token another instance is still using.
         let lease = refresh_lease(&options.http, &options.refresh);
+        let lease_owner = new_id("inst");
         let token_store = Arc::new(EncryptedTokenStore {
             store: Arc::clone(&store),
             keys: Arc::clone(&keys),
             clock: Arc::clone(&clock),
             metrics: Arc::clone(&metrics),
-            owner: new_id("inst"),
+            owner: lease_owner.clone(),
             lease,
             claims: Mutex::new(HashMap::new()),
         });
@@ -255,6 +267,9 @@ impl Hub {
             metrics,
             refresh_margin,
             webhook,
+            give_up_after: options.give_up_after,
+            lease_owner,
+            lease,
         })
     }
 

@@ -116,6 +116,8 @@ pub struct ConnectionRecord {
     pub diagnosis: Option<String>,
     /// When the connection test last passed.
     pub verified_at: Option<i64>,
+    /// Since when refreshes have failed without a success in between (`degraded`).
+    pub failing_since: Option<i64>,
     /// Bumped on every change.
     pub version: i64,
     /// Seconds since the epoch.
@@ -273,11 +275,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Writes new tokens (after a refresh or a reauthorization): state `active`, no
     /// diagnosis. `false` when the connection is gone.
     async fn save_tokens(&self, id: &str, tokens: &TokensUpdate, now: i64) -> Result<bool, StoreError>;
-    /// Connections the background refresher should refresh, soonest first: `active` or
-    /// `degraded` ones whose access token expires before `expiring_before`, or that were last
-    /// written before `stale_before`.
-    async fn due_connections(
+    /// Claims connections for the background refresher, soonest first: `active` or
+    /// `degraded` ones whose access token expires before `expiring_before` or that were last
+    /// written before `stale_before`, and whose lease is free. Each gets `owner`'s lease until
+    /// `until` (PostgreSQL picks them `FOR UPDATE SKIP LOCKED`, so instances claiming at once
+    /// take different rows). Answers their ids.
+    async fn claim_due(
         &self,
+        owner: &str,
+        now: i64,
+        until: i64,
         expiring_before: i64,
         stale_before: i64,
         limit: u32,

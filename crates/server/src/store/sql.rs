@@ -272,6 +272,7 @@ fn connection(row: &AnyRow) -> Result<ConnectionRecord, StoreError> {
         expires_at: row.try_get("expires_at").map_err(corrupt)?,
         diagnosis: row.try_get("diagnosis").map_err(corrupt)?,
         verified_at: row.try_get("verified_at").map_err(corrupt)?,
+        failing_since: row.try_get("failing_since").map_err(corrupt)?,
         version: row.try_get("version").map_err(corrupt)?,
         created_at: row.try_get("created_at").map_err(corrupt)?,
         updated_at: row.try_get("updated_at").map_err(corrupt)?,
@@ -518,7 +519,7 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
         let row = sqlx::query(
             "UPDATE connections SET prev_state = state, tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', \
-             diagnosis = NULL, version = version + 1, updated_at = $4 WHERE id = $5 RETURNING *",
+             diagnosis = NULL, failing_since = NULL, version = version + 1, updated_at = $4 WHERE id = $5 RETURNING *",
         )
         .bind(&t.tokens_blob)
         .bind(&t.scopes)
@@ -531,23 +532,38 @@ impl Store for SqlStore {
         self.finish_transition(tx, row, now).await
     }
 
-    async fn due_connections(
+    async fn claim_due(
         &self,
+        owner: &str,
+        now: i64,
+        until: i64,
         expiring_before: i64,
         stale_before: i64,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id FROM connections WHERE state IN ('active', 'degraded') AND tokens_blob IS NOT NULL \
-             AND ((expires_at IS NOT NULL AND expires_at < $1) OR updated_at < $2) \
-             ORDER BY COALESCE(expires_at, updated_at) LIMIT $3",
-        )
-        .bind(expiring_before)
-        .bind(stale_before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("due connections"))?;
+        // The one dialect fork: SQLite has one writer at a time and no row locks to skip.
+        let skip_locked = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE connections SET lease_owner = $1, lease_until = $2 WHERE id IN (\
+             SELECT id FROM connections WHERE state IN ('active', 'degraded') AND tokens_blob IS NOT NULL \
+             AND ((expires_at IS NOT NULL AND expires_at < $3) OR updated_at < $4) \
+             AND (lease_until IS NULL OR lease_until < $5) \
+             ORDER BY COALESCE(expires_at, updated_at) LIMIT $6{skip_locked}) RETURNING id"
+        );
+        // The statement's only variable part is the constant above.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(until)
+            .bind(expiring_before)
+            .bind(stale_before)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("claim due connections"))?;
         rows.iter().map(|r| r.try_get("id").map_err(corrupt)).collect()
     }
 
@@ -587,7 +603,7 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
         let row = sqlx::query(
             "UPDATE connections SET prev_state = state, tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', \
-             diagnosis = NULL, version = version + 1, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+             diagnosis = NULL, failing_since = NULL, version = version + 1, updated_at = $4, lease_owner = NULL, lease_until = NULL \
              WHERE id = $5 AND version = $6 RETURNING *",
         )
         .bind(&t.tokens_blob)
@@ -605,7 +621,8 @@ impl Store for SqlStore {
     async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("set state"))?;
         let row = sqlx::query(
-            "UPDATE connections SET prev_state = state, state = $1, diagnosis = $2, version = version + 1, updated_at = $3 \
+            "UPDATE connections SET prev_state = state, state = $1, diagnosis = $2, version = version + 1, updated_at = $3, \
+             failing_since = CASE WHEN $1 = 'degraded' THEN COALESCE(failing_since, $3) ELSE failing_since END \
              WHERE id = $4 RETURNING *",
         )
         .bind(state)

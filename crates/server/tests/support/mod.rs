@@ -115,6 +115,7 @@ async fn serve(
             ..Default::default()
         },
         webhook,
+        give_up_after: keyway_server::hub::GIVE_UP_AFTER,
     };
     let hub = Arc::new(Hub::new(registry, store, keys, clock, options).expect("hub"));
     let app = router(AppState { hub: Arc::clone(&hub), pages: Arc::new(Pages::new()) });
@@ -201,7 +202,7 @@ impl Harness {
     pub async fn another_instance(&self) -> (String, Instance) {
         let (hub, base, server) =
             serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock), self.webhook.clone()).await;
-        (base, Instance { _hub: hub, server })
+        (base, Instance { hub, server })
     }
 
     /// Delivers every due webhook event.
@@ -281,7 +282,7 @@ impl Harness {
 
 /// A second hub, stopped on drop.
 pub struct Instance {
-    _hub: Arc<Hub>,
+    pub hub: Arc<Hub>,
     server: tokio::task::JoinHandle<()>,
 }
 
