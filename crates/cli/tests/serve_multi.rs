@@ -160,7 +160,7 @@ impl Drop for Cluster {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn postgres_down_means_503_problems_and_nothing_is_lost_when_it_returns() {
+async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() {
     // Fails, never skips, without the PostgreSQL of README's test command.
     std::env::var("KEYWAY_TEST_POSTGRES_URL").expect("KEYWAY_TEST_POSTGRES_URL: run the tests through scripts/test.sh");
     let scratch = Scratch::new("serve-pg-down");
@@ -210,6 +210,30 @@ async fn postgres_down_means_503_problems_and_nothing_is_lost_when_it_returns() 
         .to_owned();
     let token = api.token(&connection).await["access_token"].clone();
 
+    // Load throughout the outage: every answer is 200 or a 503 problem, never anything else.
+    let load = {
+        let api = api.clone();
+        let paths = [format!("/v1/connections/{connection}"), format!("/v1/connections/{connection}/token")];
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut seen = std::collections::BTreeMap::<String, usize>::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                for path in &paths {
+                    let (status, body) = api.call(Method::GET, path, None).await;
+                    let code = body["code"].as_str().unwrap_or("").to_owned();
+                    assert!(
+                        status == 200 || (status == 503 && code == "store_unavailable"),
+                        "{path} during the outage: {status} {body}"
+                    );
+                    *seen.entry(format!("{path} {status}")).or_default() += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        });
+        (stop, task)
+    };
     cluster.pg("stop");
     // What needs the database answers 503 with a problem document; nothing answers 5xx otherwise.
     for (method, path) in [
@@ -238,6 +262,10 @@ async fn postgres_down_means_503_problems_and_nothing_is_lost_when_it_returns() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(ready, 200, "ready again once the database is back");
+    load.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = load.1.await.expect("the load ran");
+    assert!(seen.keys().any(|k| k.ends_with(" 503")), "the load saw the outage: {seen:?}");
+    eprintln!("serve_multi: answers under load through the outage: {seen:?}");
     let view = api.expect(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
     assert_eq!(view["state"], "active");
     let refreshed = api.expect(Method::POST, &format!("/v1/connections/{connection}/refresh"), None, 200).await;
