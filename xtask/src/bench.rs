@@ -44,18 +44,8 @@ pub fn startup(args: &[&str]) -> ExitCode {
         },
         _ => return usage(),
     };
-    // Timings mean nothing in a debug build: run again in release.
     if cfg!(debug_assertions) {
-        let status = Command::new(cargo())
-            .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "startup"])
-            .args(args)
-            .current_dir(crate::root())
-            .status();
-        return match status {
-            Ok(s) if s.success() => ExitCode::SUCCESS,
-            Ok(_) => ExitCode::FAILURE,
-            Err(e) => fail(&format!("cannot run cargo: {e}")),
-        };
+        return rerun_in_release("startup", args);
     }
     match run(runs) {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +61,20 @@ fn usage() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     eprintln!("bench: {message}");
     ExitCode::FAILURE
+}
+
+/// Timings mean nothing in a debug build: runs `cargo xtask bench BENCH ARGS` again in release.
+pub(crate) fn rerun_in_release(bench: &str, args: &[&str]) -> ExitCode {
+    let status = Command::new(cargo())
+        .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", bench])
+        .args(args)
+        .current_dir(crate::root())
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => fail(&format!("cannot run cargo: {e}")),
+    }
 }
 
 pub(crate) fn cargo() -> String {

@@ -51,19 +51,7 @@ pub fn serve(args: &[&str]) -> ExitCode {
         return ExitCode::from(2);
     }
     if cfg!(debug_assertions) {
-        let status = Command::new(super::bench::cargo())
-            .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench", "serve"])
-            .args(args)
-            .current_dir(crate::root())
-            .status();
-        return match status {
-            Ok(s) if s.success() => ExitCode::SUCCESS,
-            Ok(_) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("xtask: cannot run cargo: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return super::bench::rerun_in_release("serve", args);
     }
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,

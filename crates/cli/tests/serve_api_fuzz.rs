@@ -12,8 +12,6 @@ mod process;
 
 use keyway_testkit::{ProviderConfig, TestProvider};
 use process::{Api, Scratch, Server};
-use reqwest::Method;
-use serde_json::json;
 use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -31,27 +29,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let serve = Server::start(&dir.join("profiles"), &scratch.sqlite(), &["--dev"], &dir.join("serve.log"));
     let key = process::api_key(&scratch.sqlite());
     let api = Api::new(&serve.url, &key);
-    let integration = api
-        .expect(
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"profile": "salesforce-local", "client_id": "3MVG9testkit", "client_secret": "testkit-secret",
-                        "environment": "local", "actions": ["list_accounts"]})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let integration = process::create_integration(&api).await;
     let mut connections = Vec::new();
     for user in ["kept@example.com", "deleted@example.com"] {
-        let issued = provider.issue_tokens(user, "api refresh_token");
-        let body = json!({"integration_id": integration, "end_user": {"id": user}, "tokens": {
-            "access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
-            "fields": {"instance_url": provider.base_url()}}});
-        connections.push(
-            api.expect(Method::POST, "/v1/connections", Some(body), 201).await["id"].as_str().expect("id").to_owned(),
-        );
+        connections.push(process::import_connection(&api, &provider, &integration, user).await);
     }
     // Real ids for the operations that take one; destructive ones get their own connection.
     let config = format!(

@@ -9,7 +9,6 @@ mod process;
 use keyway_testkit::{ProviderConfig, TestProvider};
 use process::{Api, Scratch, Server};
 use reqwest::Method;
-use serde_json::json;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USER: &str = "herd@example.com";
@@ -46,32 +45,8 @@ async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survi
     let key = process::api_key(&db);
     let apis: Vec<Api> = servers.iter().map(|s| Api::new(&s.url, &key)).collect();
 
-    let integration = apis[0]
-        .expect(
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"profile": "salesforce-local", "client_id": "3MVG9testkit", "client_secret": "testkit-secret",
-                        "environment": "local", "actions": ["list_accounts"]})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let issued = provider.issue_tokens(USER, "api refresh_token");
-    let connection = apis[1]
-        .expect(
-            Method::POST,
-            "/v1/connections",
-            Some(json!({"integration_id": integration, "end_user": {"id": USER},
-                        "tokens": {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
-                                   "fields": {"instance_url": provider.base_url()}}})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let integration = process::create_integration(&apis[0]).await;
+    let connection = process::import_connection(&apis[1], &provider, &integration, USER).await;
     // Every instance has the connection cached before the herds.
     let first = apis[0].token(&connection).await["access_token"].clone();
     for api in &apis[1..] {
@@ -182,32 +157,8 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
         &scratch.path().join("serve.log"),
     );
     let api = Api::new(&server.url, &process::api_key(&url));
-    let integration = api
-        .expect(
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"profile": "salesforce-local", "client_id": "3MVG9testkit", "client_secret": "testkit-secret",
-                        "environment": "local", "actions": ["list_accounts"]})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let issued = provider.issue_tokens(USER, "api refresh_token");
-    let connection = api
-        .expect(
-            Method::POST,
-            "/v1/connections",
-            Some(json!({"integration_id": integration, "end_user": {"id": USER},
-                        "tokens": {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
-                                   "fields": {"instance_url": provider.base_url()}}})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let integration = process::create_integration(&api).await;
+    let connection = process::import_connection(&api, &provider, &integration, USER).await;
     let token = api.token(&connection).await["access_token"].clone();
 
     // Load throughout the outage: every answer is 200 or a 503 problem, never anything else.
@@ -315,32 +266,8 @@ async fn killed_mid_refresh(died: Died) {
     let b = Server::start(&profiles, &db, &args, &scratch.path().join("b.log"));
     let key = process::api_key(&db);
     let (api_a, api_b) = (Api::new(&a.url, &key), Api::new(&b.url, &key));
-    let integration = api_a
-        .expect(
-            Method::POST,
-            "/v1/integrations",
-            Some(json!({"profile": "salesforce-local", "client_id": "3MVG9testkit", "client_secret": "testkit-secret",
-                        "environment": "local", "actions": ["list_accounts"]})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let issued = provider.issue_tokens(USER, "api refresh_token");
-    let connection = api_a
-        .expect(
-            Method::POST,
-            "/v1/connections",
-            Some(json!({"integration_id": integration, "end_user": {"id": USER},
-                        "tokens": {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
-                                   "fields": {"instance_url": provider.base_url()}}})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let integration = process::create_integration(&api_a).await;
+    let connection = process::import_connection(&api_a, &provider, &integration, USER).await;
     api_a.token(&connection).await;
     api_b.token(&connection).await;
     let view = api_a.expect(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;

@@ -149,6 +149,33 @@ pub async fn postgres_database(tag: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Creates the tests' integration: `salesforce-local` against keyway-testkit, its id.
+pub async fn create_integration(api: &Api) -> String {
+    let body = serde_json::json!({"profile": "salesforce-local", "client_id": "3MVG9testkit",
+        "client_secret": "testkit-secret", "environment": "local", "actions": ["list_accounts"]});
+    api.expect(reqwest::Method::POST, "/v1/integrations", Some(body), 201).await["id"]
+        .as_str()
+        .expect("an integration id")
+        .to_owned()
+}
+
+/// Imports the tokens the provider issues to `user` as a connection of `integration`, its id.
+pub async fn import_connection(
+    api: &Api,
+    provider: &keyway_testkit::TestProvider,
+    integration: &str,
+    user: &str,
+) -> String {
+    let issued = provider.issue_tokens(user, "api refresh_token");
+    let body = serde_json::json!({"integration_id": integration, "end_user": {"id": user},
+        "tokens": {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"],
+                   "fields": {"instance_url": provider.base_url()}}});
+    api.expect(reqwest::Method::POST, "/v1/connections", Some(body), 201).await["id"]
+        .as_str()
+        .expect("a connection id")
+        .to_owned()
+}
+
 /// The HTTP API, as a platform calls it.
 #[derive(Clone)]
 pub struct Api {

@@ -520,22 +520,13 @@ impl Hub {
             Some(id) if self.store.connection(id).await?.is_some() => (id.clone(), true),
             _ => {
                 let id = new_id("conn");
-                let record = ConnectionRecord {
-                    id: id.clone(),
-                    integration_id: integration.id.clone(),
-                    end_user: session.end_user.clone(),
-                    parameters: pending.parameters.clone(),
-                    state: state::PENDING.to_owned(),
-                    tokens_blob: None,
-                    scopes: "[]".to_owned(),
-                    expires_at: None,
-                    diagnosis: None,
-                    verified_at: None,
-                    failing_since: None,
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                };
+                let record = ConnectionRecord::pending(
+                    id.clone(),
+                    &integration.id,
+                    session.end_user.clone(),
+                    pending.parameters.clone(),
+                    now,
+                );
                 self.store.insert_connection(&record).await?;
                 (id, false)
             }

@@ -361,22 +361,13 @@ impl Hub {
             }
         }
         let now = self.now();
-        let record = ConnectionRecord {
-            id: new_id("conn"),
-            integration_id: integration.id.clone(),
-            end_user: serde_json::to_string(&new.end_user).unwrap_or_default(),
-            parameters: serde_json::to_string(&new.parameters).unwrap_or_default(),
-            state: state::PENDING.to_owned(),
-            tokens_blob: None,
-            scopes: "[]".to_owned(),
-            expires_at: None,
-            diagnosis: None,
-            verified_at: None,
-            failing_since: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
+        let record = ConnectionRecord::pending(
+            new_id("conn"),
+            &integration.id,
+            serde_json::to_string(&new.end_user).unwrap_or_default(),
+            serde_json::to_string(&new.parameters).unwrap_or_default(),
+            now,
+        );
         self.store.insert_connection(&record).await?;
         self.tokens
             .insert(&record.id, connector, tokens)

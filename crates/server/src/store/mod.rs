@@ -126,6 +126,35 @@ pub struct ConnectionRecord {
     pub updated_at: i64,
 }
 
+impl ConnectionRecord {
+    /// A new connection without tokens yet (`pending`): saving its first token set makes it
+    /// `active` (and is its `connection.created` event).
+    pub fn pending(
+        id: String,
+        integration_id: &str,
+        end_user: String,
+        parameters: String,
+        now: i64,
+    ) -> ConnectionRecord {
+        ConnectionRecord {
+            id,
+            integration_id: integration_id.to_owned(),
+            end_user,
+            parameters,
+            state: "pending".to_owned(),
+            tokens_blob: None,
+            scopes: "[]".to_owned(),
+            expires_at: None,
+            diagnosis: None,
+            verified_at: None,
+            failing_since: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// New tokens for a connection, and what is shown of them.
 #[derive(Debug, Clone)]
 pub struct TokensUpdate {
