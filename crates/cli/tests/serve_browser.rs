@@ -118,7 +118,13 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
     let dir = scratch.path().to_owned();
     keyway_testkit::profiles::write_profiles(&dir.join("profiles"), &provider.host()).expect("profiles");
     let start = |run: u32| {
-        Server::start(&dir.join("profiles"), &scratch.sqlite(), &["--dev"], &dir.join(format!("serve-{run}.log")))
+        // The background refresher is off: the test counts the refreshes it causes.
+        Server::start(
+            &dir.join("profiles"),
+            &scratch.sqlite(),
+            &["--dev", "--refresh-every", "0"],
+            &dir.join(format!("serve-{run}.log")),
+        )
     };
 
     let server = start(1);

@@ -4,6 +4,7 @@
 mod process;
 
 use process::Server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -166,4 +167,32 @@ async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("re-encrypted 0 value(s)"));
     drop(hub);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_background_refresher_runs_in_the_process_without_any_token_read() {
+    let provider = keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig {
+        // A new token is due at once (its expiry is within the five-minute margin).
+        access_token_lifetime: std::time::Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .expect("provider");
+    let scratch = process::Scratch::new("serve-refresher");
+    let profiles = scratch.path().join("profiles");
+    keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    let hub = serve(&profiles, &scratch.sqlite(), &["--dev", "--refresh-every", "1"]);
+    let api = process::Api::new(&hub.url, &process::api_key(&scratch.sqlite()));
+    let integration = process::create_integration(&api).await;
+    process::import_connection(&api, &provider, &integration, "idle@example.com").await;
+    let mut refreshes = 0;
+    for _ in 0..100 {
+        refreshes = provider.counts().grant("refresh_token");
+        if refreshes > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refreshes > 0, "the refresher refreshed the due connection; log:\n{}", hub.log_text());
+    assert!(hub.log_text().contains("background refresh"), "{}", hub.log_text());
 }

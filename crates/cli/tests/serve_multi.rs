@@ -37,11 +37,10 @@ async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survi
     keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
     let keys = process::key_file(scratch.path());
     let keys_arg = keys.display().to_string();
-    let servers: Vec<Server> = (0..3)
-        .map(|i| {
-            Server::start(&profiles, &db, &["--keys-file", &keys_arg], &scratch.path().join(format!("serve-{i}.log")))
-        })
-        .collect();
+    // The background refresher is off: each round's one refresh must be the herd's.
+    let args = ["--keys-file", keys_arg.as_str(), "--refresh-every", "0"];
+    let servers: Vec<Server> =
+        (0..3).map(|i| Server::start(&profiles, &db, &args, &scratch.path().join(format!("serve-{i}.log")))).collect();
     let key = process::api_key(&db);
     let apis: Vec<Api> = servers.iter().map(|s| Api::new(&s.url, &key)).collect();
 
@@ -150,12 +149,10 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
     let profiles = scratch.path().join("profiles");
     keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
     let keys = process::key_file(scratch.path());
-    let server = Server::start(
-        &profiles,
-        &url,
-        &["--keys-file", &keys.display().to_string()],
-        &scratch.path().join("serve.log"),
-    );
+    let keys = keys.display().to_string();
+    // The background refresher is off: the test counts the refreshes it asks for.
+    let args = ["--keys-file", keys.as_str(), "--refresh-every", "0"];
+    let server = Server::start(&profiles, &url, &args, &scratch.path().join("serve.log"));
     let api = Api::new(&server.url, &process::api_key(&url));
     let integration = process::create_integration(&api).await;
     let connection = process::import_connection(&api, &provider, &integration, USER).await;
