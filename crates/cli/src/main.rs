@@ -203,6 +203,18 @@ enum ScopesFormat {
     Json,
 }
 
+/// The `--param NAME=VALUE` pairs as a map; a name given twice is an error, not a silent
+/// overwrite (which value did the user mean?).
+pub(crate) fn param_map(params: &[(String, String)]) -> Result<indexmap::IndexMap<String, String>, String> {
+    let mut map = indexmap::IndexMap::new();
+    for (name, value) in params {
+        if map.insert(name.clone(), value.clone()).is_some() {
+            return Err(format!("`--param {name}` is given more than once"));
+        }
+    }
+    Ok(map)
+}
+
 fn parse_param(arg: &str) -> Result<(String, String), String> {
     arg.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{arg}` is not NAME=VALUE"))
 }
@@ -272,13 +284,15 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&cli.profiles, args),
         Command::Keys(command) => serve::keys(command, &mut out),
         Command::Scopes { profile, actions, scopes, environment, params, redirect_uri, format } => {
-            let selection = keyway_validate::Selection {
-                environment,
-                actions,
-                custom_scopes: scopes,
-                parameters: params.into_iter().collect(),
-                redirect_uri,
+            let parameters = match param_map(&params) {
+                Ok(map) => map,
+                Err(e) => {
+                    eprintln!("keyway: {e}");
+                    return ExitCode::from(2);
+                }
             };
+            let selection =
+                keyway_validate::Selection { environment, actions, custom_scopes: scopes, parameters, redirect_uri };
             scopes_command(&cli.profiles, &profile, &selection, format, &mut out)
         }
     };

@@ -167,7 +167,7 @@ fn connector(
             environment: args.environment.clone(),
             actions: args.actions.clone(),
             custom_scopes: args.scopes.clone(),
-            parameters: args.params.iter().cloned().collect(),
+            parameters: super::param_map(&args.params).map_err(Failure::Usage)?,
             redirect_uri,
         },
         pkce: args.no_pkce.then_some(false),

@@ -190,3 +190,28 @@ fn import_nango_writes_profiles_and_a_report_that_validate() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("KW0103"));
 }
+
+#[test]
+fn a_repeated_param_is_refused_not_overwritten() {
+    let twice = ["--param", "my_domain=acme.my.salesforce.com", "--param", "my_domain=evil.my.salesforce.com"];
+    let mut scopes = vec!["scopes", "salesforce", "--actions", "list_accounts"];
+    scopes.extend(twice);
+    let out = keyway(&scopes);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`--param my_domain` is given more than once"));
+    let mut url =
+        vec!["authorize-url", "salesforce", "--client-id", "3MVG9x", "--redirect-uri", "https://app.example.com/cb"];
+    url.extend(twice);
+    let out = keyway(&url);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("given more than once"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "no URL printed");
+    // Once is fine.
+    let mut once = vec!["scopes", "salesforce", "--actions", "list_accounts"];
+    once.extend(&twice[..2]);
+    assert!(keyway(&once).status.success());
+}

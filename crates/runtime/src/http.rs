@@ -15,6 +15,8 @@ pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Sent with every request.
     pub user_agent: String,
+    /// The largest answer read; a longer one is refused (a token answer is a few KiB).
+    pub max_response_bytes: usize,
 }
 
 impl Default for HttpOptions {
@@ -23,6 +25,7 @@ impl Default for HttpOptions {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             user_agent: concat!("keyway/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_response_bytes: 1024 * 1024,
         }
     }
 }
@@ -34,6 +37,7 @@ impl Default for HttpOptions {
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    max_response_bytes: usize,
 }
 
 /// Why an HTTP exchange failed before an OAuth answer could be read.
@@ -48,6 +52,9 @@ pub enum TransportError {
     /// The server answered with a 5xx status.
     #[error("the server answered HTTP {0}")]
     ServerError(u16),
+    /// The answer was longer than the limit (`HttpOptions::max_response_bytes`).
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
     /// The request could not be built or sent for another reason.
     #[error("the request failed: {0}")]
     Other(String),
@@ -70,7 +77,7 @@ impl HttpClient {
             .user_agent(options.user_agent.clone())
             .build()
             .map_err(|e| TransportError::Other(e.without_url().to_string()))?;
-        Ok(HttpClient { inner })
+        Ok(HttpClient { inner, max_response_bytes: options.max_response_bytes })
     }
 
     /// Sends a request and reads the whole answer. 5xx answers are errors.
@@ -89,10 +96,21 @@ impl HttpClient {
         let request: reqwest::Request =
             request.try_into().map_err(|e: reqwest::Error| TransportError::Other(e.without_url().to_string()))?;
         let started = std::time::Instant::now();
-        let response = self.inner.execute(request).await.map_err(classify)?;
+        let mut response = self.inner.execute(request).await.map_err(classify)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(classify)?;
+        let too_large = || TransportError::TooLarge(self.max_response_bytes);
+        if response.content_length().is_some_and(|n| n > self.max_response_bytes as u64) {
+            return Err(too_large());
+        }
+        // Read in chunks, so an answer without a length (or lying about it) stops at the limit.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         tracing::debug!(%method, %target, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "http exchange");
         if status.is_server_error() {
             return Err(TransportError::ServerError(status.as_u16()));
@@ -101,7 +119,7 @@ impl HttpClient {
         if let Some(h) = builder.headers_mut() {
             *h = headers;
         }
-        builder.body(body.to_vec()).map_err(|e| TransportError::Other(e.to_string()))
+        builder.body(body).map_err(|e| TransportError::Other(e.to_string()))
     }
 }
 
