@@ -215,3 +215,41 @@ fn a_repeated_param_is_refused_not_overwritten() {
     once.extend(&twice[..2]);
     assert!(keyway(&once).status.success());
 }
+
+#[test]
+fn a_fifo_among_the_profiles_is_reported_and_never_waited_on() {
+    let dir = root().join(format!("target/tmp/fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(root().join("profiles/salesforce.yaml"), dir.join("salesforce.yaml")).expect("copy");
+    for name in ["pipe.yaml", "named.yml"] {
+        let made = Command::new("mkfifo").arg(dir.join(name)).status().expect("mkfifo runs");
+        assert!(made.success());
+    }
+    for target in [dir.clone(), dir.join("pipe.yaml")] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .arg("validate")
+            .arg(&target)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("keyway validate {} hangs on a FIFO", target.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().expect("output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(status.code(), Some(1), "{text}");
+        assert!(text.contains("pipe.yaml") && text.contains("not a regular file"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

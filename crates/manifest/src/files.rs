@@ -91,9 +91,16 @@ impl Directories {
             split(path).and_then(|(dir, name)| Some((self.open.get(dir.as_os_str().as_encoded_bytes())?, name)))
         {
             use rustix::fs::{Mode, OFlags};
-            return Ok(File::from(rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?));
+            // Non-blocking: opening a FIFO for reading would otherwise wait for a writer
+            // forever. Reads of regular files are unaffected; anything else is refused below.
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+            return Ok(File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?));
         }
-        File::open(path)
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        options.open(path)
     }
 
     /// The text of the file at `path`, or why it cannot be had: unreadable, too large or not
@@ -110,7 +117,13 @@ impl Directories {
             .into()
         };
         let mut file = self.open(path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            // A FIFO, socket or device could block or never end: only regular files are read.
+            let kind = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(io(kind));
+        }
+        let size = meta.len();
         if size > MAX_SOURCE_BYTES as u64 {
             return Err(too_large(&size.to_string()));
         }
