@@ -17,15 +17,9 @@ const CALLERS: usize = 1000;
 /// The server refreshes a token due within this many seconds (`RefreshPolicy::skew`).
 const MARGIN: u64 = 300;
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survives() {
-    let scratch = Scratch::new("serve-multi");
-    let db = process::postgres_database("multi").await;
-    // Each new token is fresh for 2 s, then due.
+/// A provider that rotates refresh tokens, whose new tokens are fresh for 2 s and then due,
+/// and the profiles pointing at it, written into `scratch`.
+async fn rotating_provider(scratch: &Scratch) -> (TestProvider, std::path::PathBuf) {
     let provider = TestProvider::start(ProviderConfig {
         rotate_refresh_tokens: true,
         access_token_lifetime: Duration::from_secs(MARGIN + 2),
@@ -35,6 +29,18 @@ async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survi
     .expect("provider");
     let profiles = scratch.path().join("profiles");
     keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    (provider, profiles)
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survives() {
+    let scratch = Scratch::new("serve-multi");
+    let db = process::postgres_database("multi").await;
+    let (provider, profiles) = rotating_provider(&scratch).await;
     let keys = process::key_file(scratch.path());
     let keys_arg = keys.display().to_string();
     // The background refresher is off: each round's one refresh must be the herd's.
@@ -247,15 +253,7 @@ async fn killed_mid_refresh(died: Died) {
     let tag = if died == Died::BeforeTheProvider { "kill_before" } else { "kill_after" };
     let scratch = Scratch::new(&format!("serve-{tag}"));
     let db = process::postgres_database(tag).await;
-    let provider = TestProvider::start(ProviderConfig {
-        rotate_refresh_tokens: true,
-        access_token_lifetime: Duration::from_secs(MARGIN + 2),
-        ..Default::default()
-    })
-    .await
-    .expect("provider");
-    let profiles = scratch.path().join("profiles");
-    keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    let (provider, profiles) = rotating_provider(&scratch).await;
     let keys = process::key_file(scratch.path()).display().to_string();
     // A 2 s provider timeout makes the refresh lease 2 s x 4 attempts + backoffs + 2 s: about 12 s.
     let args = ["--keys-file", keys.as_str(), "--provider-timeout", "2", "--refresh-every", "0"];

@@ -7,23 +7,11 @@ mod support;
 use keyway_runtime::{ConnectorConfig, DevicePolling, MemoryTokenStore, RefreshPolicy, TokenKind, TokenManager};
 use keyway_testkit::{Endpoint, Fault, ProviderConfig};
 use secrecy::ExposeSecret;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use support::World;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use keyway_testkit::scratch::Captured;
 
 #[tokio::test]
 async fn no_secret_reaches_logs_errors_or_debug_output() {

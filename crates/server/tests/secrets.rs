@@ -8,23 +8,11 @@ use keyway_server::crypto::Keyring;
 use keyway_server::store::{SqlStore, Store};
 use reqwest::Method;
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 use support::{CLIENT_SECRET, Harness, USER};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use keyway_testkit::scratch::Captured;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_in_the_database_file_the_logs_debug_output_or_other_responses() {

@@ -46,6 +46,7 @@
 //! It logs nothing. All state sits behind one mutex, never held across an `.await`.
 
 pub mod profiles;
+pub mod scratch;
 mod server;
 mod util;
 
