@@ -4,8 +4,9 @@ use keyway_diagnostics::Code;
 use keyway_tests::{MINIMAL, TempDir, root, split_files};
 
 /// Codes whose cause (an unreadable, non-UTF-8 or huge file) a YAML snippet cannot show;
-/// `tests/bad_input.rs` covers them.
-const NOT_EXPRESSIBLE_AS_YAML: [Code; 3] = [Code::Io, Code::NotUtf8, Code::TooLarge];
+/// `tests/bad_input.rs` and `tests/hostile.rs` cover them.
+const NOT_EXPRESSIBLE_AS_YAML: [Code; 5] =
+    [Code::Io, Code::NotUtf8, Code::TooLarge, Code::TooDeep, Code::ExtendsTooDeep];
 
 struct Entry {
     code: String,

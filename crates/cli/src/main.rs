@@ -350,7 +350,7 @@ fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io:
 
 fn import_nango(providers: &Path, scopes: Option<&Path>, dir: &Path) -> std::io::Result<ExitCode> {
     let read = |path: &Path| {
-        std::fs::read_to_string(path)
+        keyway_manifest::read_limited_text(path, keyway_import::MAX_INPUT_BYTES)
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read `{}`: {e}", path.display())))
     };
     let providers_text = read(providers)?;
@@ -400,9 +400,18 @@ fn load_named(dir: &Path, name: &str) -> Result<(Loaded, usize), ExitCode> {
     let path = Path::new(name);
     let loaded = keyway_validate::validate_paths(&[if path.is_file() { path } else { dir }]);
     let id = if path.is_file() { path.file_stem().and_then(|s| s.to_str()).unwrap_or(name) } else { name };
-    match loaded.profiles.iter().position(|p| p.profile.id == id) {
-        Some(index) => Ok((loaded, index)),
-        None => {
+    let usable = loaded.usable(id).map(|_| ()).map_err(|blocking| blocking.into_iter().cloned().collect::<Vec<_>>());
+    match (usable, loaded.profiles.iter().position(|p| p.profile.id == id)) {
+        (Ok(()), Some(index)) => Ok((loaded, index)),
+        (Err(blocking), _) if !blocking.is_empty() => {
+            for d in &blocking {
+                let text = d.file.as_deref().and_then(|f| loaded.source_text(f));
+                eprintln!("{}\n", render_human(d, text, Color::Never));
+            }
+            eprintln!("keyway: the profile `{id}` is not used: the errors above affect it (run `keyway validate`)");
+            Err(ExitCode::FAILURE)
+        }
+        _ => {
             print_errors(&loaded);
             let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
             let hint =

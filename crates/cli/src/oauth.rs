@@ -8,7 +8,7 @@ use keyway_runtime::{
     Callback, ConfigError, Connector, ConnectorConfig, FlowError, HttpClient, HttpOptions, TokenKind, TokenSet,
 };
 use secrecy::SecretString;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -201,13 +201,10 @@ pub fn authorize_url(
 }
 
 fn read_tokens(path: &Path) -> Result<TokenSet, Failure> {
-    let text = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
-        text
-    } else {
-        std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?
-    };
+    let text = keyway_manifest::read_limited_text(path, keyway_runtime::MAX_TOKEN_SET_BYTES).map_err(|e| {
+        let name = if path == Path::new("-") { "stdin".to_owned() } else { path.display().to_string() };
+        Failure::Usage(format!("cannot read the token set from {name}: {e}"))
+    })?;
     // serde's message can quote the input, which holds tokens: say only where it broke.
     serde_json::from_str(&text).map_err(|e| {
         Failure::Usage(format!(
@@ -253,6 +250,7 @@ fn with_token<T: serde::Serialize>(
     finish((|| {
         let connector = connector(dir, args, None, tokens.tokens != Path::new("-"))?;
         let set = read_tokens(&tokens.tokens)?;
+        connector.check_origin(&set)?;
         let (token, kind) = pick(&set, which)?;
         let answer = runtime()?.block_on(call(&connector, token, kind))?;
         print_json(out, &answer)

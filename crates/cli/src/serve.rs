@@ -243,14 +243,7 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
 
 /// A small regular file's text (a secrets file), refused past 64 KiB.
 fn read_small_file(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".to_owned());
-    }
-    if meta.len() > 64 * 1024 {
-        return Err("larger than 64 KiB".to_owned());
-    }
-    std::fs::read_to_string(path).map_err(|e| e.to_string())
+    keyway_manifest::read_limited_text(path, 64 * 1024).map_err(|e| e.to_string())
 }
 
 /// Puts a new key first in a key file (creating it, mode 0600); returns the key's id.
@@ -264,7 +257,7 @@ fn prepend_key(path: &Path) -> Result<String, String> {
     }
     // Checked before it is rewritten: a damaged file is not made worse.
     keyway_server::read_key_file(path).map_err(|e| e.to_string())?;
-    let old = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let old = read_small_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let tmp = path.with_extension("keys.tmp");
     {
         use std::io::Write as _;

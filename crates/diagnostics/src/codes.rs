@@ -43,6 +43,7 @@ codes! {
     Io = "KW0001", Error, "A file or directory could not be read.";
     NotUtf8 = "KW0002", Error, "A file is not valid UTF-8.";
     TooLarge = "KW0003", Error, "A file is larger than a profile can reasonably be.";
+    TooDeep = "KW0004", Error, "A directory of profiles is nested deeper than the walk goes.";
     YamlSyntax = "KW0101", Error, "The YAML is malformed.";
     DuplicateKey = "KW0102", Error, "A mapping has the same key twice.";
     NotAMapping = "KW0103", Error, "The document is empty or its top level is not a mapping.";
@@ -57,6 +58,7 @@ codes! {
     BadReplacePointer = "KW0304", Error, "A `replace` pointer is malformed or points at nothing in the parent.";
     BadPlacement = "KW0305", Error, "A `place` names an entry that does not exist among its siblings.";
     IdFileMismatch = "KW0306", Warning, "The profile id does not match the file name.";
+    ExtendsTooDeep = "KW0307", Error, "An `extends` chain is longer than profiles may inherit.";
     UnknownScope = "KW0401", Error, "An action names a scope that is not in the scope catalogue.";
     UnknownDefaultScope = "KW0402", Error, "A default scope is not in the scope catalogue.";
     NoRefreshScope = "KW0403", Error, "The profile refreshes tokens but requests no refresh-granting scope by default.";
@@ -65,7 +67,7 @@ codes! {
     MalformedActionId = "KW0406", Error, "An action id is not snake_case.";
     TemplateSyntax = "KW0407", Error, "A template does not parse.";
     UnknownTemplateVariable = "KW0408", Error, "A template names a variable the profile cannot supply.";
-    InsecureEndpoint = "KW0409", Error, "An endpoint does not render to an https URL (http only for loopback hosts).";
+    InsecureEndpoint = "KW0409", Error, "An endpoint does not render to a safe URL: https (http only for loopback hosts) to a public host, with no user information or fragment.";
     UnsafeParameterPattern = "KW0410", Error, "A parameter that reaches a URL has a pattern that is not anchored or can match URL delimiters, whitespace or non-ASCII characters.";
     InvalidRegex = "KW0411", Error, "A regular expression does not compile.";
     DefaultEnvironment = "KW0412", Error, "Not exactly one environment is the default.";
@@ -74,6 +76,7 @@ codes! {
     UnusedParameter = "KW0415", Warning, "A parameter no template uses.";
     UnusedScope = "KW0416", Warning, "A profile offers actions, and a scope no action, default or implication needs is not marked `custom_only`.";
     BadParameterExample = "KW0417", Error, "A parameter's example does not pass its own pattern and rejections.";
+    TransformedParameter = "KW0418", Error, "A URL template transforms a parameter instead of inserting the value its pattern checked.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
     CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";

@@ -18,6 +18,10 @@ mod report;
 
 pub use report::{Converted, Report, Skipped};
 
+/// The largest import input read (Nango's `providers.yaml` is about 1 MiB; its own limit of
+/// a few megabytes would be plenty, this leaves room).
+pub const MAX_INPUT_BYTES: u64 = 32 * 1024 * 1024;
+
 /// The result of an import.
 #[derive(Debug, Clone)]
 pub struct Import {

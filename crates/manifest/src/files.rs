@@ -5,7 +5,7 @@
 
 use crate::yaml::MAX_SOURCE_BYTES;
 use keyway_diagnostics::{Code, Diagnostic};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,32 +13,132 @@ use std::path::{Path, PathBuf};
 /// File extensions read from directories.
 pub(crate) const EXTENSIONS: [&str; 2] = ["yaml", "yml"];
 
-/// Collects the `.yaml`/`.yml` files under `dir`, in path order.
-pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
-    // Profile trees are shallow; the bound stops symlink loops.
-    if depth > 8 {
-        return Ok(());
+/// How deep under the directory given a walk goes; profile trees are shallow.
+pub const MAX_WALK_DEPTH: usize = 16;
+
+/// A file's identity: its device and inode (on Unix), so a file or directory reached by two
+/// paths (symlinks, `..`) is visited once.
+pub(crate) type Identity = (u64, u64);
+
+#[cfg(unix)]
+pub(crate) fn identity(meta: &std::fs::Metadata) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn identity(_: &std::fs::Metadata) -> Option<Identity> {
+    None
+}
+
+/// A walk of directories for profile files: each directory is walked once and each file
+/// collected once, by identity, so symlinks that point back up cannot make it visit paths
+/// without end; deeper than [`MAX_WALK_DEPTH`] it stops and says where.
+#[derive(Debug, Default)]
+pub(crate) struct Walk {
+    /// The `.yaml`/`.yml` files found, in path order.
+    pub(crate) files: Vec<PathBuf>,
+    /// Directories and files already visited.
+    pub(crate) seen: HashSet<Identity>,
+    /// Directories not walked, and why.
+    pub(crate) problems: Vec<Diagnostic>,
+}
+
+impl Walk {
+    /// Collects the profile files under `dir`, in path order. Symlinks are followed after the
+    /// tree itself is walked, so a file reached both directly and through a link is read under
+    /// its own path.
+    pub(crate) fn walk(&mut self, dir: &Path) {
+        match std::fs::metadata(dir) {
+            Ok(meta) => {
+                if identity(&meta).is_some_and(|id| !self.seen.insert(id)) {
+                    return;
+                }
+            }
+            Err(e) => return self.problems.push(io_error(dir, &e)),
+        }
+        let first = self.files.len();
+        let mut links = Vec::new();
+        self.walk_in(dir, 0, &mut links);
+        // Links found while following links join the queue; each directory is walked once.
+        let mut next = 0;
+        while let Some((link, depth)) = links.get(next).cloned() {
+            next += 1;
+            let Ok(meta) = std::fs::metadata(&link) else {
+                if is_profile(&link) {
+                    self.files.push(link); // reading it reports why it cannot be read
+                }
+                continue;
+            };
+            if identity(&meta).is_some_and(|id| !self.seen.insert(id)) {
+                continue;
+            }
+            if meta.is_dir() {
+                self.walk_in(&link, depth + 1, &mut links);
+            } else if is_profile(&link) {
+                self.files.push(link);
+            }
+        }
+        self.files[first..].sort_unstable();
     }
-    // Each directory's entries sorted by name, walked in that order: the files come out in
-    // path order without comparing whole paths (which compares them component by component).
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        entries.push((entry.file_name(), entry));
-    }
-    entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
-    for (_, entry) in entries {
-        let path = entry.path();
-        // The entry's own type needs no stat; a symlink is followed to see what it names.
-        let file_type = entry.file_type()?;
-        let is_dir = if file_type.is_symlink() { path.is_dir() } else { file_type.is_dir() };
-        if is_dir {
-            collect_files(&path, out, depth + 1)?;
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
-            out.push(path);
+
+    fn walk_in(&mut self, dir: &Path, depth: usize, links: &mut Vec<(PathBuf, usize)>) {
+        if depth >= MAX_WALK_DEPTH {
+            self.problems.push(
+                Diagnostic::new(
+                    Code::TooDeep,
+                    format!("`{}` is {depth} directories deep; profiles are looked for at most {MAX_WALK_DEPTH} deep, so it was not read", dir.display()),
+                )
+                .in_file(dir.display().to_string())
+                .with_help("move the profiles nearer the top, or name the deeper directory on the command line"),
+            );
+            return;
+        }
+        let entries = match read_sorted(dir) {
+            Ok(entries) => entries,
+            Err(e) => return self.problems.push(io_error(dir, &e)),
+        };
+        #[cfg(unix)]
+        let dir_device = std::fs::metadata(dir).ok().and_then(|m| identity(&m)).map(|(device, _)| device);
+        for entry in entries {
+            let path = entry.path();
+            let Ok(file_type) = entry.file_type() else { continue };
+            if file_type.is_symlink() {
+                links.push((path, depth));
+            } else if file_type.is_dir() {
+                let fresh =
+                    std::fs::metadata(&path).ok().and_then(|m| identity(&m)).is_none_or(|id| self.seen.insert(id));
+                if fresh {
+                    self.walk_in(&path, depth + 1, links);
+                }
+            } else if is_profile(&path) {
+                // A plain file's identity comes from its entry and directory, without a stat.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::DirEntryExt;
+                    if dir_device.is_some_and(|device| !self.seen.insert((device, entry.ino()))) {
+                        continue;
+                    }
+                }
+                self.files.push(path);
+            }
         }
     }
-    Ok(())
+}
+
+fn is_profile(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e))
+}
+
+/// A directory's entries, sorted by name: the files come out in path order without comparing
+/// whole paths (which compares them component by component).
+fn read_sorted(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        entries.push(entry?);
+    }
+    entries.sort_unstable_by_key(std::fs::DirEntry::file_name);
+    Ok(entries)
 }
 
 /// The directories a set of files is in, each opened once, to open the files by name in them.
@@ -159,6 +259,49 @@ impl Directories {
                 .into()
         })
     }
+}
+
+/// Reads a whole input of at most `limit` bytes: a regular file (checked on the opened file,
+/// which is opened without blocking, so a FIFO named in its place cannot hang the reader),
+/// or stdin for `-`. Anything larger is refused with an error that names the limit, before
+/// more than `limit + 1` bytes are read. Every keyway reader of files other than profiles
+/// (token sets, key files, import inputs) reads through this.
+pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large =
+        || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than the limit of {limit} bytes"));
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin().lock().take(limit + 1).read_to_end(&mut bytes)?;
+    } else {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let file = options.open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        if meta.len() > limit {
+            return Err(too_large());
+        }
+        file.take(limit + 1).read_to_end(&mut bytes)?;
+    }
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`], as UTF-8 text.
+pub fn read_limited_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_limited(path, limit)?).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
+        )
+    })
 }
 
 /// Reads into the room `bytes` has left (it must have some), without zeroing it first.

@@ -10,7 +10,7 @@
 //! 5. locate every diagnostic: JSON pointer to file, line and column, through the chain of
 //!    files a resolved profile came from.
 
-use crate::files::{Directories, EXTENSIONS, collect_files, io_error};
+use crate::files::{Directories, EXTENSIONS, Identity, Walk, identity};
 use crate::merge::merge;
 use crate::model::Profile;
 use crate::overlay::{Side, overlay, overlay_tree};
@@ -38,12 +38,14 @@ pub struct Source {
     pub path: Option<PathBuf>,
     /// The text (empty when it could not be read).
     pub text: String,
+    /// The profile id it declares, when it was read far enough to know.
+    pub declares: Option<String>,
     map: OnceLock<SourceMap>,
 }
 
 impl Source {
     fn new(name: String, path: Option<PathBuf>, text: String) -> Self {
-        Source { name, path, text, map: OnceLock::new() }
+        Source { name, path, text, declares: None, map: OnceLock::new() }
     }
 
     /// The pointer-to-span map, built on first use.
@@ -86,6 +88,37 @@ impl Loaded {
         self.profiles.iter().find(|p| p.profile.id == id)
     }
 
+    /// The profile with this id, if nothing in the set makes it unsafe to use; otherwise the
+    /// errors that do. A profile is unusable when an error is in a file of its chain, when
+    /// another file declares its id or a parent's (it could be the one meant, with other
+    /// endpoints), or when an error is in a file whose id is unknown (unreadable, unparsed: it
+    /// could be such a file). Services and commands that send secrets use this, never the
+    /// first profile of a set with errors. An id nothing declares gives no errors.
+    pub fn usable(&self, id: &str) -> Result<&LoadedProfile, Vec<&Diagnostic>> {
+        let found = self.profile(id);
+        let chain_ids: Vec<&str> = match found {
+            Some(p) => p.chain.iter().filter_map(|&s| self.sources[s].declares.as_deref()).collect(),
+            None => vec![id],
+        };
+        let by_name: std::collections::HashMap<&str, &Source> =
+            self.sources.iter().map(|s| (s.name.as_str(), s)).collect();
+        let blocking: Vec<&Diagnostic> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .filter(|d| match d.file.as_deref().and_then(|f| by_name.get(f)) {
+                Some(source) => source.declares.as_deref().is_none_or(|declared| chain_ids.contains(&declared)),
+                // Not a profile file (a directory that could not be walked, say): it could
+                // have held anything.
+                None => true,
+            })
+            .collect();
+        match found {
+            Some(profile) if blocking.is_empty() => Ok(profile),
+            _ => Err(blocking),
+        }
+    }
+
     /// Locates a diagnostic about a resolved profile: finds the file in `chain` that wrote the
     /// value at the diagnostic's pointer (the most derived file with the deepest match) and
     /// sets its file and span.
@@ -107,6 +140,8 @@ pub struct Loader {
     early: Vec<(Option<SourceId>, Diagnostic)>,
     /// The files added so far, so a file is read once.
     files: HashSet<PathBuf>,
+    /// The files and directories walked or added so far, by identity.
+    identities: std::collections::HashSet<Identity>,
     /// Files added but not read yet: they are read together, on the loader's threads.
     unread: Vec<SourceId>,
     /// Threads for the per-file and per-profile stages (0: as many as the machine has).
@@ -131,14 +166,18 @@ impl Loader {
     /// Adds a file, or every `.yaml`/`.yml` file under a directory (recursively, sorted).
     pub fn add_path(&mut self, path: &Path) -> &mut Self {
         if path.is_dir() {
-            let mut files = Vec::new();
-            if let Err(e) = collect_files(path, &mut files, 0) {
-                self.early.push((None, io_error(path, &e)));
-            }
-            for file in files {
+            let mut walk = Walk { seen: std::mem::take(&mut self.identities), ..Walk::default() };
+            walk.walk(path);
+            self.identities = walk.seen;
+            self.early.extend(walk.problems.into_iter().map(|d| (None, d)));
+            for file in walk.files {
                 self.add_file(&file);
             }
         } else {
+            // The same file named twice (`a.yaml`, `./a.yaml`, a link to it) is read once.
+            if std::fs::metadata(path).ok().and_then(|m| identity(&m)).is_some_and(|id| !self.identities.insert(id)) {
+                return self;
+            }
             self.add_file(path);
         }
         self
@@ -224,13 +263,18 @@ impl Loader {
         // 3: index by id.
         let mut by_id: HashMap<String, SourceId> = HashMap::default();
         for doc in docs.iter().flatten() {
+            self.sources[doc.source].declares = Some(doc.id.clone());
             match by_id.get(doc.id.as_str()) {
                 Some(&first) => {
                     let first_span = self.sources[first].source_map().value(&self.sources[first].text, "/id");
-                    let mut d =
-                        Diagnostic::new(Code::DuplicateProfileId, format!("profile id `{}` is defined twice", doc.id))
-                            .at_pointer("/id")
-                            .with_help("give each profile its own id");
+                    let mut d = Diagnostic::new(
+                        Code::DuplicateProfileId,
+                        format!("profile id `{}` is defined twice", doc.id),
+                    )
+                    .at_pointer("/id")
+                    .with_help(
+                        "give each profile its own id; until then neither is used, since either could be the one meant",
+                    );
                     if let Some(span) = first_span {
                         d = d.with_label(Label {
                             file: Some(self.sources[first].name.clone()),
@@ -243,6 +287,24 @@ impl Loader {
                 None => {
                     by_id.insert(doc.id.clone(), doc.source);
                 }
+            }
+        }
+
+        // 3: chains longer than profiles may inherit are refused before anything walks them
+        // (the resolver recurses once per level, and each level merges a whole profile).
+        for (source, depth) in too_deep_chains(&docs, &by_id) {
+            diags.push((
+                Some(source),
+                Diagnostic::new(
+                    Code::ExtendsTooDeep,
+                    format!("this profile is {depth} `extends` levels from its root; at most {MAX_EXTENDS_DEPTH} are allowed"),
+                )
+                .at_pointer("/extends")
+                .with_help("inherit from a profile nearer the root; real hierarchies are a few levels deep"),
+            ));
+            if let Some(doc) = &mut docs[source] {
+                doc.has_schema_errors = true;
+                doc.tree = None;
             }
         }
 
@@ -500,6 +562,59 @@ impl Document {
     }
 }
 
+/// The most `extends` levels between a profile and its root (a child of a root is 1 level).
+pub const MAX_EXTENDS_DEPTH: usize = 16;
+
+/// The chosen documents whose chain to its root is longer than [`MAX_EXTENDS_DEPTH`], with
+/// their depth, in source order. Each document's depth is found once (memoized, without
+/// recursion), so this is linear in the number of documents; cycles are left to the resolver.
+fn too_deep_chains(docs: &[Option<Document>], by_id: &HashMap<String, SourceId>) -> Vec<(SourceId, usize)> {
+    const UNKNOWN: usize = usize::MAX;
+    let mut depth = vec![UNKNOWN; docs.len()];
+    let mut on_path = vec![false; docs.len()];
+    let mut path = Vec::new();
+    for start in 0..docs.len() {
+        let mut at = start;
+        // Walk up until a document of known depth, a root, a missing parent or a cycle.
+        let base = loop {
+            if depth[at] != UNKNOWN {
+                break depth[at];
+            }
+            let parent = docs[at]
+                .as_ref()
+                .filter(|d| by_id.get(d.id.as_str()) == Some(&at))
+                .and_then(|d| d.extends.as_deref())
+                .and_then(|p| by_id.get(p))
+                .copied();
+            let Some(parent) = parent else {
+                depth[at] = 0;
+                break 0;
+            };
+            if on_path[at] {
+                // A cycle, which the resolver reports: its members count as roots here.
+                while let Some(member) = path.pop() {
+                    on_path[member] = false;
+                    depth[member] = 0;
+                    if member == at {
+                        break;
+                    }
+                }
+                break 0;
+            }
+            on_path[at] = true;
+            path.push(at);
+            at = parent;
+        };
+        let mut d = base;
+        while let Some(member) = path.pop() {
+            on_path[member] = false;
+            d += 1;
+            depth[member] = d;
+        }
+    }
+    depth.into_iter().enumerate().filter(|&(_, d)| d != UNKNOWN && d > MAX_EXTENDS_DEPTH).collect()
+}
+
 /// The files of the profile typed on a fast path from `source`, most derived first: it, the
 /// parent it was laid over, that one's, and so on.
 fn chain(docs: &[Option<Document>], source: SourceId) -> Vec<SourceId> {
@@ -599,11 +714,36 @@ fn check_value(
     }
     let schema_errors = schema::check(&value);
     let has_schema_errors = schema_errors.iter().any(Diagnostic::is_error);
+    let id_reported = schema_errors.iter().any(|d| {
+        d.is_error()
+            && (d.pointer.as_deref() == Some("/id") || (d.code == Code::MissingKey && d.message.contains("`id`")))
+    });
     for d in schema_errors {
         push(diags, d);
     }
-    // Without a usable id the document cannot take part in resolution; the schema has said why.
-    let id = value.get("id").and_then(Value::as_str).filter(|id| is_id(id))?.to_owned();
+    // Without a usable id the document cannot take part in resolution. The schema says why
+    // for most; a child's `id: null` (children may null out keys) it accepts, so it is said
+    // here: a file is never dropped in silence.
+    let Some(id) = value.get("id").and_then(Value::as_str).filter(|id| is_id(id)) else {
+        if !id_reported {
+            let found = match value.get("id") {
+                None => "no `id`".to_owned(),
+                Some(Value::Null) => "`id: null`".to_owned(),
+                Some(other) => format!("the `id` {other}"),
+            };
+            push(
+                diags,
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    format!("every profile needs its own id, and this one has {found}"),
+                )
+                .at_pointer(if value.get("id").is_some() { "/id" } else { "" })
+                .with_help("give it an id like `acme-crm` (lowercase letters, digits and dashes), the file's name"),
+            );
+        }
+        return None;
+    };
+    let id = id.to_owned();
     if let Some(stem) = src.path.as_deref().and_then(Path::file_stem).and_then(|s| s.to_str()) {
         if stem != id {
             push(

@@ -6,10 +6,11 @@
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError, matching_rule};
 use crate::http::{Body, HttpClient, TransportError, post};
-use crate::tokens::{ExpirySource, GrantUsed, TokenSet};
+use crate::tokens::{ExpirySource, GrantUsed, TokenOrigin, TokenSet};
 use keyway_diagnostics::Severity;
 use keyway_manifest::model::{ClientAuth, ErrorPhase, Grant, Pkce, Profile, TokenRequestFormat};
 use keyway_validate::templates::{GuideTarget, env_value, guide_context, render, scope_entries};
+use keyway_validate::urls::endpoint_problem;
 use keyway_validate::{ScopePlan, Selection, check_selection};
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
@@ -295,7 +296,7 @@ impl Connector {
             let rendered = render(template, &context)
                 .map_err(|e| ConfigError(vec![problem(format!("{pointer} does not render: {e}"), pointer)]))?;
             endpoint_problem(&rendered).map_or(Ok(rendered.into_owned()), |why| {
-                Err(ConfigError(vec![problem(format!("{pointer} renders to an unusable URL: {why}"), pointer)]))
+                Err(ConfigError(vec![problem(format!("{pointer} renders to an unusable URL, {why}"), pointer)]))
             })
         };
         let e = &profile.auth.endpoints;
@@ -603,6 +604,7 @@ impl Connector {
     /// Refreshes, sending the client secret or not as the profile and configuration say.
     /// The result keeps the old refresh token unless the provider rotated it.
     pub async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, FlowError> {
+        self.check_origin(tokens)?;
         self.require_grant(Grant::RefreshToken, "refresh token grant")?;
         let refresh_token = tokens
             .refresh_token
@@ -824,6 +826,32 @@ impl Connector {
         .await
     }
 
+    /// The connection this connector issues token sets for: its profile, environment and
+    /// token endpoint host.
+    pub fn origin(&self) -> TokenOrigin {
+        let token_host = url::Url::parse(&self.endpoints.token)
+            .ok()
+            .and_then(|url| {
+                let host = url.host_str()?.to_owned();
+                Some(url.port().map_or(host.clone(), |port| format!("{host}:{port}")))
+            })
+            .unwrap_or_default();
+        TokenOrigin { profile: self.profile.id.clone(), environment: self.environment.clone(), token_host }
+    }
+
+    /// Refuses a token set issued for another connection (profile, environment or token
+    /// host), before any request: [`Connector::refresh`] checks it itself; callers of
+    /// [`Connector::revoke`] and [`Connector::introspect`], which take a bare token, check
+    /// the set it came from. A set with no recorded origin passes.
+    pub fn check_origin(&self, tokens: &TokenSet) -> Result<(), FlowError> {
+        match &tokens.origin {
+            Some(found) if *found != self.origin() => {
+                Err(FlowError::ForeignTokens { found: Box::new(found.clone()), expected: Box::new(self.origin()) })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A token set from a token response obtained elsewhere (tokens a platform already holds),
     /// read exactly as this connector reads its own: kept fields, scopes, and the expiry from
     /// `expires_in`, introspection or the profile's assumed lifetime.
@@ -856,7 +884,7 @@ impl Connector {
             .map_err(|e| FlowError::Configuration(format!("`api.base_url` does not render: {e}")))?;
         match endpoint_problem(&rendered) {
             // The URL may come from the provider's token response: name the problem, not the value.
-            Some(why) => Err(FlowError::Configuration(format!("`api.base_url` renders to an unusable URL: {why}"))),
+            Some(why) => Err(FlowError::Configuration(format!("`api.base_url` renders to an unusable URL, {why}"))),
             None => Ok(rendered.trim_end_matches('/').to_owned()),
         }
     }
@@ -1060,6 +1088,7 @@ impl Connector {
         let mut tokens =
             TokenSet::from_response(&self.profile, map, grant, self.now_ms(), &requested, previous_refresh)
                 .map_err(|e| FlowError::InvalidResponse { endpoint: "token", detail: e.0 })?;
+        tokens.origin = Some(self.origin());
         if tokens.expiry_source != ExpirySource::ExpiresIn
             && self.profile.auth.tokens.introspect_for_expiry
             && self.endpoints.introspect.is_some()
@@ -1078,28 +1107,5 @@ impl Connector {
             }
         }
         Ok(tokens)
-    }
-}
-
-/// Why a rendered endpoint cannot be used: it must be an absolute https URL, or http to a
-/// loopback host, without credentials.
-fn endpoint_problem(rendered: &str) -> Option<String> {
-    let url = match url::Url::parse(rendered) {
-        Ok(url) => url,
-        Err(e) => return Some(e.to_string()),
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Some("it has credentials in it".to_owned());
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Some("it has no host".to_owned()),
-    };
-    match url.scheme() {
-        "https" => None,
-        "http" if loopback => None,
-        other => Some(format!("the scheme `{other}` is not https")),
     }
 }

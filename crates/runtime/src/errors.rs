@@ -158,6 +158,14 @@ pub enum FlowError {
     /// The connector configuration is not usable for this flow.
     #[error("the connection is misconfigured: {0}")]
     Configuration(String),
+    /// The token set was issued for another connection; nothing was sent.
+    #[error("the token set was issued for {found}, not for this connection ({expected}); nothing was sent")]
+    ForeignTokens {
+        /// Where the set was issued.
+        found: Box<crate::TokenOrigin>,
+        /// The connection asked to use it.
+        expected: Box<crate::TokenOrigin>,
+    },
 }
 
 impl FlowError {

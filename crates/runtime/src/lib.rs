@@ -56,4 +56,4 @@ pub use manager::{
     TokenManager, TokenStore,
 };
 pub use registry::{LoadError, Registry, SharedRegistry};
-pub use tokens::{ExpirySource, GrantUsed, TokenSet};
+pub use tokens::{ExpirySource, GrantUsed, MAX_TOKEN_SET_BYTES, TokenOrigin, TokenSet};

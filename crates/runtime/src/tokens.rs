@@ -70,6 +70,32 @@ pub struct TokenSet {
     /// The response fields the profile keeps (`instance_url`, `id`, `issued_at`, `signature`).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub fields: Map<String, Value>,
+    /// Where the set was issued. Refresh, revocation and introspection refuse a set issued for
+    /// another profile, environment or token host before any request, so a stray profile with
+    /// the same id cannot collect its tokens. Absent on sets written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<TokenOrigin>,
+}
+
+/// The largest token set read from a file or stdin: real ones are a few kilobytes (a
+/// Salesforce set with an ID token is about 4 KiB).
+pub const MAX_TOKEN_SET_BYTES: u64 = 1024 * 1024;
+
+/// The connection a token set was issued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenOrigin {
+    /// The profile id.
+    pub profile: String,
+    /// The environment id.
+    pub environment: String,
+    /// The token endpoint's host (and port, when it is not the scheme's default).
+    pub token_host: String,
+}
+
+impl std::fmt::Display for TokenOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "profile `{}`, environment `{}`, token host `{}`", self.profile, self.environment, self.token_host)
+    }
 }
 
 fn expose<S: Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
@@ -177,6 +203,7 @@ impl TokenSet {
             issued_at_ms,
             grant,
             fields,
+            origin: None,
         })
     }
 

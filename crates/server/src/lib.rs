@@ -97,7 +97,7 @@ pub fn read_key_file(path: &Path) -> Result<Keyring, ServeError> {
             tracing::warn!(path = %path.display(), "the key file can be read by other users; chmod 600 it");
         }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let text = keyway_manifest::read_limited_text(path, MAX_KEY_FILE).map_err(|e| fail(e.to_string()))?;
     Keyring::parse(&text).map_err(|e| fail(e.to_string()))
 }
 

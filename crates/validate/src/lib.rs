@@ -18,7 +18,9 @@ mod memo;
 mod patterns;
 mod rules;
 mod selection;
+mod template_shape;
 pub mod templates;
+pub mod urls;
 
 pub use patterns::{compile as compile_pattern, url_safety};
 
@@ -28,7 +30,7 @@ pub use patterns::{compile as compile_pattern, url_safety};
 #[doc(hidden)]
 pub fn forget_kept_work() {
     patterns::forget();
-    rules::forget();
+    urls::forget();
     templates::forget();
 }
 
@@ -40,7 +42,6 @@ pub fn pattern_matches(pattern: &str, value: &str) -> bool {
 
 pub use selection::{
     PlannedScope, ScopePlan, Selection, check_parameters, check_selection, needs_refresh, plan_scopes,
-    redirect_uri_problem,
 };
 
 use keyway_diagnostics::{Code, Diagnostic, Label};

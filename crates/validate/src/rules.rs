@@ -1,10 +1,10 @@
 //! Semantic rules over one resolved profile (`KW04xx`).
 
-use crate::memo::Memo;
 use crate::patterns::check_pattern;
 use crate::templates::{
     GuideTarget, TemplateKind, Vocabulary, analyse, env_value, guide_context, is_template, render, templates,
 };
+use crate::urls::endpoint_problem;
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
 use keyway_manifest::model::{Condition, Grant, Item, Profile};
@@ -249,6 +249,18 @@ fn templates_and_endpoints<'p>(
         }
         let is_url =
             pointer.starts_with("/auth/endpoints/") || pointer == "/auth/device/start" || pointer == "/api/base_url";
+        if is_url {
+            if let Some((problem, line)) = crate::template_shape::transformed_parameter(source) {
+                out.push(
+                    Diagnostic::new(
+                        Code::TransformedParameter,
+                        format!("{problem} (line {line} of the template); the URL would hold something its pattern never checked"),
+                    )
+                    .at_pointer(pointer.clone())
+                    .with_help("insert parameters as typed: `{{ params.NAME }}` or `{{ params.NAME or env.NAME }}`; put any fixed text around the tag, and tighten the parameter's pattern instead of rewriting its value"),
+                );
+            }
+        }
         if known && is_url && kind != TemplateKind::ApiBase {
             check_url(profile, &mut url_contexts, &pointer, source, out);
         }
@@ -338,7 +350,7 @@ fn check_url<'p>(
     // Plain text renders to itself whatever the environment and parameters: check it once,
     // as the first environment would.
     if !is_template(source) {
-        if let (Some(problem), Some(env_id)) = (url_problem(source), profile.environments.keys().next()) {
+        if let (Some(problem), Some(env_id)) = (endpoint_problem(source), profile.environments.keys().next()) {
             out.push(insecure_endpoint(env_id, source, &problem, pointer));
         }
         return;
@@ -357,7 +369,7 @@ fn check_url<'p>(
                 return;
             }
         };
-        if let Some(problem) = url_problem(&rendered) {
+        if let Some(problem) = endpoint_problem(&rendered) {
             out.push(insecure_endpoint(env_id, &rendered, &problem, pointer));
             return;
         }
@@ -370,73 +382,6 @@ fn insecure_endpoint(env_id: &str, rendered: &str, problem: &str, pointer: &str)
         .with_help(
             "endpoints must be `https://` URLs; plain `http://` is allowed only for 127.0.0.1, [::1] and localhost",
         )
-}
-
-/// Why a URL as written is not acceptable before parsing: URL parsers strip or rewrite
-/// whitespace, control characters and backslashes, so the checks run on the text itself.
-pub(crate) fn raw_url_problem(text: &str) -> Option<String> {
-    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Some(format!("which contains {}", describe_char(c)));
-    }
-    if text.contains('\\') {
-        return Some("which contains a backslash".to_owned());
-    }
-    let authority = text.split_once("://").map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
-    if authority == Some("") {
-        return Some("which has no host".to_owned());
-    }
-    None
-}
-
-/// A character, named for a message.
-pub(crate) fn describe_char(c: char) -> String {
-    match c {
-        ' ' => "a space".to_owned(),
-        '\t' => "a tab".to_owned(),
-        '\n' => "a newline".to_owned(),
-        '\r' => "a carriage return".to_owned(),
-        c if c.is_control() || c.is_whitespace() => format!("the character U+{:04X}", c as u32),
-        c if !c.is_ascii() => format!("the non-ASCII character `{c}` (U+{:04X})", c as u32),
-        c => format!("`{c}`"),
-    }
-}
-
-/// Why a rendered endpoint is not acceptable, or `None` (kept by URL: profiles of one
-/// provider family share their endpoints, and parsing a URL is most of this check).
-pub(crate) fn url_problem(rendered: &str) -> Option<String> {
-    URL_PROBLEMS.get(rendered, || url_problem_uncached(rendered))
-}
-
-static URL_PROBLEMS: Memo<Option<String>> = Memo::new();
-
-/// Forgets every kept verdict.
-pub(crate) fn forget() {
-    URL_PROBLEMS.clear();
-}
-
-fn url_problem_uncached(rendered: &str) -> Option<String> {
-    if let Some(problem) = raw_url_problem(rendered) {
-        return Some(problem);
-    }
-    let url = match url::Url::parse(rendered) {
-        Ok(u) => u,
-        Err(e) => return Some(format!("which is not a URL ({e})")),
-    };
-    match url.scheme() {
-        "https" if url.host_str().is_some_and(|h| !h.is_empty()) => None,
-        "http" if is_loopback(&url) => None,
-        "http" => Some("which is plain http to a host that is not loopback".to_owned()),
-        other => Some(format!("whose scheme `{other}` is not https")),
-    }
-}
-
-pub(crate) fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 fn parameters(profile: &Profile, (used, in_urls): &(BTreeSet<String>, BTreeSet<String>), out: &mut Vec<Diagnostic>) {

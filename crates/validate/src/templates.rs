@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
+pub use crate::template_shape::MAX_TAG_OPERATORS;
+
 /// Fuel for one render: enough for any real guide, small enough that a template with an
 /// endless loop stops at once.
 pub const TEMPLATE_FUEL: u64 = 50_000;
@@ -178,6 +180,9 @@ pub(crate) fn forget() {
 }
 
 fn analyse_uncached(source: &str) -> Analysis {
+    if let Some((problem, line)) = crate::template_shape::too_complex(source) {
+        return Err((problem, Some(line)));
+    }
     let template = environment()
         .template_from_str(source)
         .map_err(|e| (e.detail().unwrap_or("syntax error").to_owned(), e.line()))?;
@@ -528,6 +533,10 @@ pub fn render<'a>(source: &'a str, context: &minijinja::Value) -> Result<std::bo
         if let Ok(template) = env.get_template(source) {
             return template.render(context).map(std::borrow::Cow::Owned).map_err(message);
         }
+    }
+    // The engine recurses over what it parses: a tag too complex for it never reaches it.
+    if let Some((problem, line)) = crate::template_shape::too_complex(source) {
+        return Err(format!("{problem} (line {line} of the template)"));
     }
     let mut env = compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     if env.get_template(source).is_err() {

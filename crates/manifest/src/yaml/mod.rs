@@ -36,7 +36,49 @@ pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
     check_flow_depth(text)?;
     let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Box::new(yaml_error(text, &e)))?;
     let mut pointer = String::new();
-    to_json(yaml, &mut pointer)
+    let value = to_json(yaml, &mut pointer)?;
+    // serde_yaml resolves the standard tags (`!!str`, `!!binary`, ...) and directives
+    // silently; the scanner sees every one, wherever it is.
+    match tag_or_directive(text) {
+        Some(d) => Err(Box::new(d)),
+        None => Ok(value),
+    }
+}
+
+/// The first tag (`!x`, `!!binary`, `!<...>`) or directive (`%TAG`, `%YAML`) in a document,
+/// as a located diagnostic. One pass of yaml-rust2's scanner, which reads them exactly as
+/// YAML does: a `!` inside a scalar is text. Run only on the full path (the fast reader
+/// declines both) and after serde_yaml has accepted the text, so the scanner never meets
+/// what serde_yaml refused (deep flow nesting among it).
+fn tag_or_directive(text: &str) -> Option<Diagnostic> {
+    use yaml_rust2::scanner::{Scanner, TokenType};
+    for token in Scanner::new(text.chars()) {
+        let (message, help) = match &token.1 {
+            TokenType::Tag(handle, suffix) => {
+                let shown = if handle.is_empty() { format!("!<{suffix}>") } else { format!("{handle}{suffix}") };
+                (
+                    format!("YAML tags are not used in profiles (found `{shown}`)"),
+                    "remove the tag; write the plain value",
+                )
+            }
+            TokenType::TagDirective(..) | TokenType::VersionDirective(..) => (
+                "YAML directives (`%TAG`, `%YAML`) are not used in profiles".to_owned(),
+                "remove the directive and the `---` after it",
+            ),
+            _ => continue,
+        };
+        let start = char_offset_to_byte(text, token.0.index());
+        let end = text[start..].find([' ', '\n']).map_or(text.len(), |i| start + i.max(1));
+        return Some(
+            Diagnostic::new(Code::UnsupportedYaml, message).with_span(span_of(text, start, end)).with_help(help),
+        );
+    }
+    None
+}
+
+/// yaml-rust2's markers count characters; spans are in bytes.
+fn char_offset_to_byte(text: &str, chars: usize) -> usize {
+    text.char_indices().nth(chars).map_or(text.len(), |(i, _)| i)
 }
 
 /// A document read by [`parse_typed`].
@@ -245,19 +287,22 @@ fn yaml_error(text: &str, error: &serde_yaml::Error) -> Diagnostic {
     }
 }
 
-/// The byte offset of a second document's `---` marker, if there is one after content.
+/// The byte offset where a second document starts: its `---` marker, or its first content
+/// after a `...` that ended the first. Read by yaml-rust2's scanner, which knows a `---` in a
+/// block scalar from a marker.
 fn second_document(text: &str) -> Option<usize> {
-    let mut seen_content = false;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_end();
-        if (trimmed == "---" || trimmed.starts_with("--- ")) && seen_content {
-            return Some(offset);
+    use yaml_rust2::scanner::{Scanner, TokenType};
+    let (mut seen_content, mut ended) = (false, false);
+    for token in Scanner::new(text.chars()) {
+        match token.1 {
+            TokenType::StreamStart(_) | TokenType::StreamEnd => {}
+            TokenType::VersionDirective(..) | TokenType::TagDirective(..) => {}
+            TokenType::DocumentStart if seen_content => return Some(char_offset_to_byte(text, token.0.index())),
+            TokenType::DocumentStart => {}
+            TokenType::DocumentEnd => ended = seen_content,
+            _ if ended => return Some(char_offset_to_byte(text, token.0.index())),
+            _ => seen_content = true,
         }
-        if !trimmed.is_empty() && !trimmed.starts_with('#') && trimmed != "---" && trimmed != "..." {
-            seen_content = true;
-        }
-        offset += line.len();
     }
     None
 }

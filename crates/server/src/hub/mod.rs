@@ -156,32 +156,9 @@ pub fn origin_of(url: &str) -> Option<String> {
     matches!(url.scheme(), "http" | "https").then(|| url.origin().ascii_serialization())
 }
 
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// Why a URL the platform gives (return URL, allowed origin) is refused, if it is.
+/// Why a URL the platform gives (return URL, allowed origin, webhook target) is refused.
 fn web_url_problem(text: &str) -> Option<String> {
-    if text.len() > MAX_TEXT {
-        return Some(format!("longer than {MAX_TEXT} characters"));
-    }
-    let url = match url::Url::parse(text) {
-        Ok(url) => url,
-        Err(e) => return Some(format!("not a URL: {e}")),
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Some("it has user information in it".to_owned());
-    }
-    match url.scheme() {
-        "https" => None,
-        "http" if is_loopback(&url) => None,
-        _ => Some("it must be https (or http on a loopback host)".to_owned()),
-    }
+    keyway_validate::urls::web_url_problem(text, MAX_TEXT, true)
 }
 
 fn diagnosis_view(d: &Diagnosis, at: i64) -> ConnectionDiagnosis {

@@ -1,0 +1,465 @@
+//! Hostile input, round two: each class of input that once crashed, hung, shadowed a profile
+//! or slipped a URL past the checks, generated here at several sizes (far past every limit
+//! too), each with its expected code and a snapshot of what is reported.
+//!
+//! The sizes are made at run time; nothing large is committed. Each case runs on a test
+//! thread's ordinary 2 MiB stack, where the unbounded engine overflowed at about 10,000
+//! operators.
+
+use keyway_diagnostics::Diagnostic;
+use keyway_manifest::{Loaded, Loader, load_str};
+use keyway_tests::{MINIMAL, TempDir};
+
+/// What a load reports, one line a diagnostic, long messages cut (a message may quote a
+/// megabyte of input back): `CODE file:line:col pointer | message`.
+fn summary(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let at = d.span.map(|s| format!(":{}:{}", s.line, s.column)).unwrap_or_default();
+            let mut message = d.message.clone();
+            if message.chars().count() > 240 {
+                message = format!("{}...", message.chars().take(240).collect::<String>());
+            }
+            format!(
+                "{} {}{at} {} | {message}\n",
+                d.code,
+                d.file.as_deref().unwrap_or("-"),
+                d.pointer.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+fn checked(loaded: Loaded) -> Loaded {
+    let mut loaded = loaded;
+    keyway_validate::check_loaded(&mut loaded);
+    loaded
+}
+
+fn check_str(text: &str) -> Loaded {
+    checked(load_str("base.yaml", text))
+}
+
+/// The codes reported, in order, without repeats.
+fn codes(diagnostics: &[Diagnostic]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for d in diagnostics {
+        if !out.contains(&d.code.as_str()) {
+            out.push(d.code.as_str());
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Stack exhaustion: templates and `extends` chains.
+// ---------------------------------------------------------------------------------------------
+
+/// Long expressions of every shape that nests, at sizes just past the limit and far past it.
+fn long_expressions(n: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("plus", format!("{{{{ 1{} }}}}", " + 1".repeat(n))),
+        ("concat", format!("{{{{ 'a'{} }}}}", " ~ 'a'".repeat(n))),
+        ("not", format!("{{{{ {}true }}}}", "not ".repeat(n))),
+        ("negate", format!("{{{{ {}1 }}}}", "-".repeat(n))),
+        ("filters", format!("{{{{ 'a'{} }}}}", " | lower".repeat(n))),
+        ("attributes", format!("{{{{ env{} }}}}", ".id".repeat(n))),
+        ("and", format!("{{% if true{} %}}x{{% endif %}}", " and true".repeat(n))),
+        ("ternary", format!("{{{{ 1{} }}}}", " if true else 1".repeat(n))),
+    ]
+}
+
+#[test]
+fn long_template_expressions_are_refused_before_the_engine_sees_them() {
+    // At the limit, a tag still renders.
+    let fine = format!("{{{{ 1{} }}}}", " + 1".repeat(keyway_validate::templates::MAX_TAG_OPERATORS));
+    let text = MINIMAL.replace("title: Save", &format!("title: \"{fine}\""));
+    assert!(!check_str(&text).has_errors(), "{}", summary(&check_str(&text).diagnostics));
+    let mut snapshot = String::new();
+    for n in [201, 1_000, 10_000, 100_000] {
+        for (shape, expression) in long_expressions(n) {
+            // In guide text, an endpoint and an error fix: every kind of template.
+            for (place, text) in [
+                ("guide", MINIMAL.replace("title: Save", &format!("title: \"{expression}\""))),
+                (
+                    "endpoint",
+                    MINIMAL.replace(
+                        "token: \"https://{{ env.host }}/token\"",
+                        &format!("token: \"https://{{{{ env.host }}}}/{expression}\""),
+                    ),
+                ),
+                (
+                    "fix",
+                    format!(
+                        "{MINIMAL}errors:\n  boom:\n    match: {{error: boom}}\n    kind: reauthorize\n    meaning: Boom.\n    fix: \"{expression}\"\n"
+                    ),
+                ),
+            ] {
+                let loaded = check_str(&text);
+                let found = codes(&loaded.diagnostics);
+                assert_eq!(found, ["KW0407"], "{shape} x{n} in {place}: {}", summary(&loaded.diagnostics));
+                if n == 1_000 {
+                    snapshot.push_str(&format!("## {shape} in {place}\n{}", summary(&loaded.diagnostics)));
+                }
+            }
+        }
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn rendering_refuses_what_validation_refuses() {
+    // A service that renders a template it did not validate (the runtime's, the guide's) gets
+    // an error, not a crash.
+    let context = minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"profile": {"id": "x"}})));
+    for n in [201, 50_000, 1_000_000] {
+        for (shape, expression) in long_expressions(n) {
+            let error = keyway_validate::templates::render(&expression, &context).expect_err(shape);
+            assert!(error.contains("operators"), "{shape} x{n}: {error}");
+        }
+    }
+}
+
+/// A chain of `depth` children over the minimal profile: `c1` extends `base`, `c2` extends
+/// `c1`, and so on; each adds a scope, so each level has something to merge.
+fn chain(depth: usize) -> Loader {
+    let mut loader = Loader::new();
+    loader.add_str("base.yaml", MINIMAL);
+    for i in 1..=depth {
+        let parent = if i == 1 { "base".to_owned() } else { format!("c{}", i - 1) };
+        loader.add_str(
+            format!("c{i}.yaml"),
+            format!("id: c{i}\nextends: {parent}\nscopes:\n  s{i}: {{label: S{i}, custom_only: true}}\n"),
+        );
+    }
+    loader
+}
+
+#[test]
+fn extends_chains_are_bounded_and_each_profile_past_the_bound_is_reported() {
+    let limit = keyway_manifest::MAX_EXTENDS_DEPTH;
+    let loaded = checked(chain(limit).load());
+    assert!(!loaded.diagnostics.iter().any(|d| d.code.as_str() == "KW0307"), "{}", summary(&loaded.diagnostics));
+    assert_eq!(loaded.profiles.len(), limit + 1);
+    let mut snapshot = String::new();
+    for depth in [limit + 1, limit + 5, 1_000, 10_000] {
+        let loaded = checked(chain(depth).load());
+        let too_deep: Vec<&Diagnostic> = loaded.diagnostics.iter().filter(|d| d.code.as_str() == "KW0307").collect();
+        assert_eq!(too_deep.len(), depth - limit, "every profile past the bound is reported");
+        assert_eq!(loaded.profiles.len(), limit + 1, "those within it still load");
+        if depth == limit + 1 {
+            snapshot = summary(&loaded.diagnostics);
+        }
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn a_cycle_inside_a_long_chain_is_still_a_cycle() {
+    let mut loader = chain(3);
+    loader.add_str("x.yaml", "id: x\nextends: y\n");
+    loader.add_str("y.yaml", "id: y\nextends: x\n");
+    let loaded = checked(loader.load());
+    assert_eq!(codes(&loaded.diagnostics), ["KW0302"], "{}", summary(&loaded.diagnostics));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Inputs that hang: symlink loops, deep directories.
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn symlinks_back_up_are_walked_once_and_no_file_is_its_own_duplicate() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new("symlink-loops");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("a/b/c")).expect("dirs");
+    std::fs::write(root.join("base.yaml"), MINIMAL).expect("write");
+    // Every level points back at the top and at itself: walked by path, that is 4^n paths.
+    for level in ["a", "a/b", "a/b/c"] {
+        for (i, target) in [root.to_path_buf(), root.join(level), root.join("a")].iter().enumerate() {
+            symlink(target, root.join(level).join(format!("loop{i}"))).expect("symlink");
+        }
+    }
+    // The same file by two names, and a link to a file elsewhere in the tree.
+    symlink(root.join("base.yaml"), root.join("a/again.yaml")).expect("symlink");
+    symlink(root.join("a/b"), root.join("b-again")).expect("symlink");
+    let loaded = keyway_validate::validate_paths(&[root]);
+    assert!(loaded.diagnostics.is_empty(), "{}", summary(&loaded.diagnostics));
+    assert_eq!(loaded.profiles.len(), 1);
+    // Named twice on the command line, by two spellings: read once.
+    let loaded = keyway_validate::validate_paths(&[
+        root.join("base.yaml"),
+        root.join("a/../base.yaml"),
+        root.join("a/again.yaml"),
+    ]);
+    assert!(loaded.diagnostics.is_empty(), "{}", summary(&loaded.diagnostics));
+}
+
+#[test]
+fn a_directory_deeper_than_the_walk_is_reported_not_skipped() {
+    let dir = TempDir::new("deep-dirs");
+    let mut deep = dir.path().to_path_buf();
+    for i in 0..keyway_manifest::MAX_WALK_DEPTH + 3 {
+        deep = deep.join(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).expect("dirs");
+    std::fs::write(deep.join("base.yaml"), MINIMAL).expect("write");
+    let loaded = keyway_validate::validate_paths(&[dir.path()]);
+    assert_eq!(codes(&loaded.diagnostics), ["KW0004"], "{}", summary(&loaded.diagnostics));
+    assert!(loaded.diagnostics[0].message.contains("16 directories deep"), "{}", loaded.diagnostics[0].message);
+    // Named directly, it is read.
+    let loaded = keyway_validate::validate_paths(&[&deep]);
+    assert!(loaded.diagnostics.is_empty(), "{}", summary(&loaded.diagnostics));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Shadowed profiles.
+// ---------------------------------------------------------------------------------------------
+
+fn load_files(files: &[(&str, &str)]) -> Loaded {
+    let mut loader = Loader::new();
+    for (name, text) in files {
+        loader.add_str(*name, *text);
+    }
+    checked(loader.load())
+}
+
+#[test]
+fn a_profile_another_file_shadows_is_not_usable_nor_are_its_children() {
+    let evil = MINIMAL.replace("login.example.com", "login.evil.example");
+    let child = "id: child\nextends: base\n";
+    let other = MINIMAL.replace("id: base", "id: other");
+    let mut snapshot = String::new();
+    for (case, files) in [
+        (
+            "duplicate after",
+            vec![
+                ("base.yaml", MINIMAL),
+                ("shadow.yaml", evil.as_str()),
+                ("child.yaml", child),
+                ("other.yaml", other.as_str()),
+            ],
+        ),
+        (
+            "duplicate before",
+            vec![
+                ("a-shadow.yaml", evil.as_str()),
+                ("base.yaml", MINIMAL),
+                ("child.yaml", child),
+                ("other.yaml", other.as_str()),
+            ],
+        ),
+        (
+            "unparsable file",
+            vec![
+                ("base.yaml", MINIMAL),
+                ("broken.yaml", "id: [unclosed\n"),
+                ("child.yaml", child),
+                ("other.yaml", other.as_str()),
+            ],
+        ),
+        (
+            "file without an id",
+            vec![
+                ("base.yaml", MINIMAL),
+                ("noid.yaml", "name: No id\n"),
+                ("child.yaml", child),
+                ("other.yaml", other.as_str()),
+            ],
+        ),
+        (
+            "error in the parent",
+            vec![
+                ("base.yaml", &MINIMAL.replace("scopes: [write]}\n  delete", "scopes: [wirte]}\n  delete")),
+                ("child.yaml", child),
+                ("other.yaml", other.as_str()),
+            ],
+        ),
+    ] {
+        let loaded = load_files(&files);
+        assert!(loaded.usable("base").is_err(), "{case}: base");
+        assert!(loaded.usable("child").is_err(), "{case}: child");
+        let blocking = loaded.usable("base").err().unwrap_or_default();
+        assert!(!blocking.is_empty(), "{case}: says why");
+        snapshot.push_str(&format!("## {case}\n{}", summary(&blocking.into_iter().cloned().collect::<Vec<_>>())));
+        let other_usable = loaded.usable("other").is_ok();
+        // A file whose id is unknown could be `other` too; a known duplicate of `base` is not.
+        assert_eq!(other_usable, !matches!(case, "unparsable file" | "file without an id"), "{case}: other");
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn a_child_with_an_empty_or_null_id_is_an_error_not_a_dropped_file() {
+    let mut snapshot = String::new();
+    for (case, child) in [
+        ("empty", "id: ''\nextends: base\n"),
+        ("null", "id: null\nextends: base\n"),
+        ("tilde", "id: ~\nextends: base\n"),
+        ("missing", "extends: base\n"),
+        ("blank", "id: ' '\nextends: base\n"),
+        ("number", "id: 7\nextends: base\n"),
+    ] {
+        let loaded = load_files(&[("base.yaml", MINIMAL), ("child.yaml", child)]);
+        let on_child: Vec<Diagnostic> =
+            loaded.diagnostics.iter().filter(|d| d.file.as_deref() == Some("child.yaml")).cloned().collect();
+        assert!(on_child.iter().any(Diagnostic::is_error), "{case}: {}", summary(&loaded.diagnostics));
+        snapshot.push_str(&format!("## {case}\n{}", summary(&on_child)));
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. URLs walked around the checks.
+// ---------------------------------------------------------------------------------------------
+
+const WITH_PARAMETER: &str = "parameters:\n  tenant: {label: Tenant, pattern: '^[a-z0-9-]+$', example: acme}\n";
+
+fn with_token_endpoint(endpoint: &str) -> String {
+    format!(
+        "{}{WITH_PARAMETER}",
+        MINIMAL.replace("token: \"https://{{ env.host }}/token\"", &format!("token: \"{endpoint}\""))
+    )
+}
+
+#[test]
+fn a_parameter_transformed_inside_a_url_is_refused() {
+    let mut snapshot = String::new();
+    for endpoint in [
+        "https://{{ params.tenant | replace('-', '.evil.example/') }}.example.com/token",
+        "https://{{ params.tenant ~ '.evil.example' }}/token",
+        "https://{{ params.tenant[0:] }}.example.com/token",
+        "https://{{ '%s.evil.example' | format(params.tenant) }}/token",
+        "https://{{ params['tenant'] }}.example.com/token",
+        "https://{% set t = params.tenant %}{{ t }}.example.com/token",
+        "https://{{ params.tenant.replace('a', '/') }}.example.com/token",
+        &format!("https://{{{{ params.tenant{} }}}}.example.com/token", " | lower".repeat(150)),
+    ] {
+        let loaded = check_str(&with_token_endpoint(endpoint));
+        assert!(codes(&loaded.diagnostics).contains(&"KW0418"), "{endpoint}: {}", summary(&loaded.diagnostics));
+        snapshot.push_str(&summary(
+            &loaded.diagnostics.iter().filter(|d| d.code.as_str() == "KW0418").cloned().collect::<Vec<_>>(),
+        ));
+    }
+    for fine in
+        ["https://{{ params.tenant }}.example.com/token", "https://{{ params.tenant or 'login' }}.example.com/token"]
+    {
+        let loaded = check_str(&with_token_endpoint(fine));
+        assert!(!loaded.has_errors(), "{fine}: {}", summary(&loaded.diagnostics));
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn endpoints_with_user_information_fragments_or_internal_hosts_are_refused_by_validate() {
+    let mut snapshot = String::new();
+    for endpoint in [
+        "https://login.example.com@evil.example/token",
+        "https://user:secret@login.example.com/token",
+        "https://login.example.com/token#frag",
+        "https://169.254.169.254/latest/meta-data/iam",
+        "https://10.1.2.3/token",
+        "https://[fd12::1]/token",
+        "https://[::ffff:192.168.0.1]/token",
+        "https://metadata.google.internal/token",
+        "https://intranet/token",
+        "https://2130706433.example.com@10.0.0.1/token",
+    ] {
+        let loaded =
+            check_str(&MINIMAL.replace("token: \"https://{{ env.host }}/token\"", &format!("token: \"{endpoint}\"")));
+        assert_eq!(codes(&loaded.diagnostics), ["KW0409"], "{endpoint}: {}", summary(&loaded.diagnostics));
+        snapshot.push_str(&summary(&loaded.diagnostics));
+    }
+    // The same through an environment variable, rendered: the check is on what renders.
+    let loaded = check_str(&MINIMAL.replace("vars: {host: login.example.com}", "vars: {host: 'x@169.254.169.254'}"));
+    assert!(codes(&loaded.diagnostics).contains(&"KW0409"), "{}", summary(&loaded.diagnostics));
+    // Loopback stays allowed, for tests.
+    let loaded = check_str(&MINIMAL.replace("https://{{ env.host }}/token", "http://127.0.0.1:8080/token"));
+    assert!(!loaded.has_errors(), "{}", summary(&loaded.diagnostics));
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn redirect_uris_with_user_information_or_past_the_stated_limit_are_refused() {
+    let loaded = check_str(&format!("{MINIMAL}limits:\n  callback_urls_max_chars: 60\n"));
+    assert!(!loaded.has_errors(), "{}", summary(&loaded.diagnostics));
+    let profile = &loaded.profiles[0].profile;
+    let bounded = check_str(MINIMAL);
+    let unbounded = &bounded.profiles[0].profile;
+    let mut snapshot = String::new();
+    let long = |n: usize| format!("https://app.example.com/{}", "a".repeat(n));
+    for (uri, under) in [
+        ("https://evil.example@app.example.com/cb".to_owned(), unbounded),
+        ("https://app.example.com:x@evil.example/cb".to_owned(), unbounded),
+        ("http://user@127.0.0.1:8080/cb".to_owned(), unbounded),
+        (long(40), profile),
+        (long(4_000), unbounded),
+        (long(1_000_000), unbounded),
+    ] {
+        let selection = keyway_validate::Selection { redirect_uri: Some(uri.clone()), ..Default::default() };
+        let (_, diagnostics) = keyway_validate::check_selection(under, &selection);
+        assert_eq!(codes(&diagnostics), ["KW0507"], "{}", &uri[..uri.len().min(80)]);
+        snapshot.push_str(&summary(&diagnostics));
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. YAML tags, anywhere.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn yaml_tags_and_directives_are_refused_everywhere() {
+    let mut snapshot = String::new();
+    for (case, text) in [
+        ("binary on a value", MINIMAL.replace("name: Base", "name: !!binary aGVsbG8=")),
+        ("timestamp", MINIMAL.replace("name: Base", "name: !!timestamp 2001-12-14")),
+        ("set", MINIMAL.replace("scopes:\n  read:", "scopes: !!set\n  read:")),
+        ("python object", MINIMAL.replace("name: Base", "name: !!python/object:os.system x")),
+        ("str on a value", MINIMAL.replace("name: Base", "name: !!str Base")),
+        ("on a key", MINIMAL.replace("name: Base", "!!str name: Base")),
+        ("local tag deep", MINIMAL.replace("label: Read", "label: !secret Read")),
+        ("verbatim tag", MINIMAL.replace("name: Base", "name: !<tag:yaml.org,2002:str> Base")),
+        ("on a sequence", MINIMAL.replace("default_scopes: [read, offline]", "default_scopes: !!seq [read, offline]")),
+        ("on a flow item", MINIMAL.replace("default_scopes: [read, offline]", "default_scopes: [!!str read, offline]")),
+        ("TAG directive", format!("%TAG !e! tag:example.com,2000:\n---\n{MINIMAL}")),
+        ("YAML directive", format!("%YAML 1.2\n---\n{MINIMAL}")),
+        ("second document", format!("{MINIMAL}---\nid: other\n")),
+    ] {
+        let loaded = check_str(&text);
+        assert_eq!(codes(&loaded.diagnostics), ["KW0104"], "{case}: {}", summary(&loaded.diagnostics));
+        snapshot.push_str(&format!("## {case}\n{}", summary(&loaded.diagnostics)));
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Sizes.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_reader_bounds_what_it_reads_and_names_the_limit() {
+    let dir = TempDir::new("bounded-reads");
+    for size in [0u64, 1, 1024, 1024 * 1024] {
+        let path = dir.write("input", vec![b'x'; size as usize]);
+        assert_eq!(keyway_manifest::read_limited(&path, 1024 * 1024).expect("within").len() as u64, size);
+    }
+    for (limit, size) in [(0u64, 1usize), (10, 11), (1024, 4096), (1024 * 1024, 3 * 1024 * 1024)] {
+        let path = dir.write("input", vec![b'x'; size]);
+        let error = keyway_manifest::read_limited(&path, limit).expect_err("past the limit");
+        assert_eq!(error.to_string(), format!("larger than the limit of {limit} bytes"));
+    }
+    // A directory, or a FIFO, is not read (the FIFO would block forever).
+    let error = keyway_manifest::read_limited(dir.path(), 10).expect_err("a directory");
+    assert!(error.to_string().contains("regular") || error.kind() == std::io::ErrorKind::IsADirectory, "{error}");
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(status.success());
+        let error = keyway_manifest::read_limited(&fifo, 10).expect_err("a FIFO");
+        assert_eq!(error.to_string(), "not a regular file");
+    }
+}
