@@ -45,7 +45,10 @@ impl Setup {
             command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
             let mut child = command.spawn().expect("keyway runs");
             if let Some(mut pipe) = child.stdin.take() {
-                pipe.write_all(stdin.unwrap_or_default().as_bytes()).expect("stdin");
+                // A command may stop reading early (past a limit): a broken pipe is its answer.
+                if let Err(e) = pipe.write_all(stdin.unwrap_or_default().as_bytes()) {
+                    assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "stdin: {e}");
+                }
             }
             child.wait_with_output().expect("keyway finishes")
         })
@@ -251,4 +254,65 @@ async fn bad_input_is_refused_before_any_request() {
     assert_eq!(output.status.code(), Some(2));
     assert!(!text(&output.stderr).contains("00Dsecret"), "{}", text(&output.stderr));
     assert_eq!(setup.provider.counts(), keyway_testkit::Counts::default());
+}
+
+/// A stray file with the same profile id, a token set issued for another connection, and a
+/// token "file" that is a FIFO or huge: each is refused, and the provider sees no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadowed_profiles_and_foreign_or_unreadable_token_sets_make_no_request() {
+    let setup = setup("hostile", ProviderConfig::default()).await;
+    let output = login(&setup, &[], "ada@example.com", false).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let tokens_file = setup.write("tokens.json", &output.stdout);
+    let tokens_arg = tokens_file.to_str().expect("utf-8");
+    let refresh = |tokens: &str| {
+        ["refresh", "salesforce-local", "--client-secret-env", "KEYWAY_TEST_SECRET", "--tokens", tokens]
+            .map(str::to_owned)
+    };
+    let before = setup.provider.counts();
+
+    // A second file declaring `salesforce-local`, pointing elsewhere: neither is used.
+    let local = std::fs::read_to_string(setup.dir.join("profiles/salesforce-local.yaml")).expect("local profile");
+    // Valid on its own (a loopback host, as test profiles may have), so only the shadowing is wrong.
+    let shadow = local.replace(&setup.provider.host(), &setup.provider.host().replace("127.0.0.1", "localhost"));
+    let shadow_path = setup.write("profiles/a-shadow.yaml", shadow.as_bytes());
+    let args = refresh(tokens_arg);
+    let refused = setup.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), None).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("KW0303") && stderr.contains("is not used"), "{stderr}");
+    std::fs::remove_file(shadow_path).expect("remove the shadow");
+
+    // The token set says it was issued in another environment.
+    let mut set: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(set["origin"]["profile"], "salesforce-local");
+    set["origin"]["environment"] = "production".into();
+    let foreign = setup.write("foreign.json", set.to_string().as_bytes());
+    for command in ["refresh", "revoke", "introspect"] {
+        let mut args = refresh(foreign.to_str().expect("utf-8"));
+        args[0] = command.to_owned();
+        let refused = setup.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), None).await;
+        assert_eq!(refused.status.code(), Some(1), "{command}: {}", text(&refused.stderr));
+        assert!(text(&refused.stderr).contains("nothing was sent"), "{command}: {}", text(&refused.stderr));
+    }
+
+    // A FIFO where the token file should be ends at once; a huge file names the limit.
+    let fifo = setup.dir.join("tokens.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let args = refresh(fifo.to_str().expect("utf-8"));
+    let refused = setup.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), None).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("not a regular file"), "{}", text(&refused.stderr));
+    let huge = setup.write("huge.json", &vec![b' '; 2 * 1024 * 1024]);
+    let args = refresh(huge.to_str().expect("utf-8"));
+    let refused = setup.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), None).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("larger than the limit of 1048576 bytes"), "{}", text(&refused.stderr));
+    let args = refresh("-");
+    let refused =
+        setup.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), Some(&" ".repeat(2 * 1024 * 1024))).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("from stdin: larger than the limit"), "{}", text(&refused.stderr));
+
+    assert_eq!(setup.provider.counts(), before, "no request reached the provider");
 }

@@ -4,7 +4,7 @@ use crate::patterns::check_pattern;
 use crate::templates::{
     GuideTarget, TemplateKind, Vocabulary, analyse, env_value, guide_context, is_template, render, templates,
 };
-use crate::urls::endpoint_problem;
+use crate::urls::{endpoint_problem, endpoint_shape_problem};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
 use keyway_manifest::model::{Condition, Grant, Item, Profile};
@@ -262,7 +262,8 @@ fn templates_and_endpoints<'p>(
             }
         }
         if known && is_url && kind != TemplateKind::ApiBase {
-            check_url(profile, &mut url_contexts, &pointer, source, out);
+            let uses_params = names.iter().any(|n| n == "params" || n.starts_with("params."));
+            check_url(profile, &mut url_contexts, (&pointer, source, uses_params), out);
         }
         if known && kind == TemplateKind::Guide {
             guide_templates.push((pointer, source));
@@ -316,35 +317,37 @@ fn guide_renders(profile: &Profile, guide_templates: &[(String, &str)], out: &mu
 }
 
 /// The contexts endpoints are rendered in: for every environment, each parameter absent, then
-/// (if any has one) at its example.
-fn url_contexts(profile: &Profile) -> Vec<(&str, minijinja::Value)> {
-    let mut param_sets: Vec<Value> =
-        vec![Value::Object(profile.parameters.keys().map(|k| (k.clone(), Value::Null)).collect())];
+/// (if any has one) at its example. Each says whether any parameter is absent in it.
+fn url_contexts(profile: &Profile) -> Vec<(&str, bool, minijinja::Value)> {
+    let mut param_sets: Vec<(bool, Value)> =
+        vec![(true, Value::Object(profile.parameters.keys().map(|k| (k.clone(), Value::Null)).collect()))];
     let examples: serde_json::Map<String, Value> = profile
         .parameters
         .iter()
         .map(|(k, p)| (k.clone(), p.example.clone().map_or(Value::Null, Value::String)))
         .collect();
     if examples.values().any(|v| !v.is_null()) {
-        param_sets.push(Value::Object(examples));
+        let some_absent = examples.values().any(Value::is_null);
+        param_sets.push((some_absent, Value::Object(examples)));
     }
     let mut contexts = Vec::new();
     for env_id in profile.environments.keys() {
-        for params in &param_sets {
+        for (absent, params) in &param_sets {
             let context = json!({ "env": env_value(profile, env_id), "params": params });
-            contexts.push((env_id.as_str(), minijinja::Value::from(minijinja::value::Serde(context))));
+            contexts.push((env_id.as_str(), *absent, minijinja::Value::from(minijinja::value::Serde(context))));
         }
     }
     contexts
 }
 
 /// Renders an endpoint in every context of [`url_contexts`] (made on first need, once per
-/// profile) and checks that the result is an https URL (http only for loopback hosts).
+/// profile) and checks that the result is a safe endpoint URL. With its parameters absent, a
+/// template that uses them renders a placeholder host (`None`), which is held to everything
+/// but the public-host rule; their examples are held to all of it.
 fn check_url<'p>(
     profile: &'p Profile,
-    contexts: &mut Option<Vec<(&'p str, minijinja::Value)>>,
-    pointer: &str,
-    source: &str,
+    contexts: &mut Option<Vec<(&'p str, bool, minijinja::Value)>>,
+    (pointer, source, uses_params): (&str, &str, bool),
     out: &mut Vec<Diagnostic>,
 ) {
     // Plain text renders to itself whatever the environment and parameters: check it once,
@@ -355,7 +358,7 @@ fn check_url<'p>(
         }
         return;
     }
-    for (env_id, context) in contexts.get_or_insert_with(|| url_contexts(profile)).iter() {
+    for (env_id, absent, context) in contexts.get_or_insert_with(|| url_contexts(profile)).iter() {
         let rendered = match render(source, context) {
             Ok(r) => r,
             Err(e) => {
@@ -369,7 +372,9 @@ fn check_url<'p>(
                 return;
             }
         };
-        if let Some(problem) = endpoint_problem(&rendered) {
+        let problem =
+            if *absent && uses_params { endpoint_shape_problem(&rendered) } else { endpoint_problem(&rendered) };
+        if let Some(problem) = problem {
             out.push(insecure_endpoint(env_id, &rendered, &problem, pointer));
             return;
         }

@@ -64,6 +64,32 @@ pub(crate) fn forget() {
     ENDPOINT_PROBLEMS.clear();
 }
 
+/// [`endpoint_problem`] without the public-host rule: for an endpoint rendered with its
+/// parameters absent, whose host is then only a placeholder.
+pub(crate) fn endpoint_shape_problem(rendered: &str) -> Option<String> {
+    endpoint_problem(rendered).filter(|_| {
+        let url = url::Url::parse(rendered).ok();
+        url.is_none_or(|url| non_public_host(&url).is_none() || shape_problem(&url).is_some())
+    })
+}
+
+/// Everything [`endpoint_problem`] checks of a parsed URL but its host's publicness.
+fn shape_problem(url: &url::Url) -> Option<String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("which has user information (`user@`) before the host".to_owned());
+    }
+    if url.fragment().is_some() {
+        return Some("which has a fragment (`#...`), which no endpoint has".to_owned());
+    }
+    match url.scheme() {
+        "https" if url.host_str().is_some_and(|h| !h.is_empty()) => None,
+        "http" if is_loopback(url) => None,
+        "http" => Some("which is plain http to a host that is not loopback".to_owned()),
+        "https" => Some("which has no host".to_owned()),
+        other => Some(format!("whose scheme `{other}` is not https")),
+    }
+}
+
 fn endpoint_problem_uncached(rendered: &str) -> Option<String> {
     if let Some(problem) = raw_problem(rendered) {
         return Some(problem);
@@ -72,20 +98,7 @@ fn endpoint_problem_uncached(rendered: &str) -> Option<String> {
         Ok(u) => u,
         Err(e) => return Some(format!("which is not a URL ({e})")),
     };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Some("which has user information (`user@`) before the host".to_owned());
-    }
-    if url.fragment().is_some() {
-        return Some("which has a fragment (`#...`), which no endpoint has".to_owned());
-    }
-    match url.scheme() {
-        "https" if url.host_str().is_some_and(|h| !h.is_empty()) => {}
-        "http" if is_loopback(&url) => {}
-        "http" => return Some("which is plain http to a host that is not loopback".to_owned()),
-        "https" => return Some("which has no host".to_owned()),
-        other => return Some(format!("whose scheme `{other}` is not https")),
-    }
-    non_public_host(&url)
+    shape_problem(&url).or_else(|| non_public_host(&url))
 }
 
 /// Why the URL's host is not a public one (a private, link-local, metadata or otherwise
