@@ -253,3 +253,25 @@ fn a_fifo_among_the_profiles_is_reported_and_never_waited_on() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Import inputs are read to a stated limit, and a FIFO in their place is refused at once.
+#[test]
+fn import_inputs_are_bounded_and_never_waited_on() {
+    let dir = root().join(format!("target/tmp/import-limits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Past the limit, without writing it all: a sparse file.
+    let huge = dir.join("providers.yaml");
+    let file = std::fs::File::create(&huge).expect("create");
+    file.set_len(keyway_import::MAX_INPUT_BYTES + 1).expect("grow");
+    let out = keyway(&["import", "nango", huge.to_str().expect("utf-8"), "--out", dir.join("out").to_str().expect("utf-8")]);
+    assert_ne!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains(&format!("larger than the limit of {} bytes", keyway_import::MAX_INPUT_BYTES)), "{text}");
+    std::fs::remove_file(&huge).expect("remove");
+    assert!(Command::new("mkfifo").arg(&huge).status().expect("mkfifo").success());
+    let out = keyway(&["import", "nango", huge.to_str().expect("utf-8"), "--out", dir.join("out").to_str().expect("utf-8")]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -133,3 +133,23 @@ async fn token_files_that_are_huge_or_never_end_are_refused() {
         assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 }
+
+#[tokio::test]
+async fn a_registry_whose_profiles_are_shadowed_is_not_loaded_and_no_request_is_made() {
+    let world = World::start(ProviderConfig::default()).await;
+    let dir = support::profiles_dir(&world.provider.host());
+    let local = std::fs::read_to_string(dir.path().join("salesforce-local.yaml")).expect("local");
+    for (name, shadow) in [
+        ("a-first.yaml", local.replace(&world.provider.host(), &world.provider.host().replace("127.0.0.1", "localhost"))),
+        ("z-last.yaml", local.clone()),
+        ("nested-null.yaml", "id: null\nextends: salesforce\n".to_owned()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, shadow).expect("write");
+        let error = keyway_runtime::Registry::load(dir.path()).expect_err("a set with a shadow is refused");
+        assert!(error.diagnostics.iter().any(|d| d.is_error()), "{name}");
+        std::fs::remove_file(path).expect("remove");
+    }
+    keyway_runtime::Registry::load(dir.path()).expect("the set without shadows loads");
+    assert_eq!(world.provider.counts(), Counts::default());
+}

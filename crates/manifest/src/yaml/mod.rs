@@ -136,8 +136,9 @@ const MAX_FLOW_DEPTH: usize = 64;
 /// A linear pre-scan that tracks flow nesting the way YAML's scanner does, and errs on the
 /// side of counting too deep: brackets in block plain scalars are text; in flow context every
 /// bracket outside a quoted scalar counts; a quote opens a quoted scalar only where a node
-/// starts (exactly as in YAML's flow context); brackets inside a quoted scalar count as
-/// opening (never closing) while it lasts, so a quote the scan misreads cannot hide nesting.
+/// starts (exactly as in YAML's flow context); brackets inside a quoted scalar in flow context
+/// count as opening (never closing) while it lasts, so a quote the scan misreads cannot hide
+/// nesting. In block context a quoted scalar's brackets are text.
 fn check_flow_depth(text: &str) -> Result<(), ParseError> {
     let b = text.as_bytes();
     let too_deep = |i: usize| {
@@ -174,7 +175,9 @@ fn check_flow_depth(text: &str) -> Result<(), ParseError> {
                         b'\\' if c == b'"' => i += 1,
                         b'\'' if c == b'\'' && b.get(i + 1) == Some(&b'\'') => i += 1,
                         q if q == c => break,
-                        b'[' | b'{' => {
+                        // In block context a quote at a node's start is a quoted scalar, as
+                        // YAML reads it, and its brackets are text (a guide's `{{ tags }}`).
+                        b'[' | b'{' if depth > 0 => {
                             inner += 1;
                             if inner > MAX_FLOW_DEPTH {
                                 return Err(too_deep(i));
@@ -826,6 +829,16 @@ mod tests {
         }
         let err = parse(&text).expect_err("billion laughs");
         assert_eq!(err.code, Code::UnsupportedYaml);
+    }
+
+    #[test]
+    fn brackets_in_a_quoted_block_scalar_are_text() {
+        // A flow mapping keeps it off the fast reader; the guide text has 200 braces.
+        let text = format!("a: {{b: 1}}\ntitle: \"{}\"\nplain: '{}'\n", "{{ x }}".repeat(100), "[[".repeat(100));
+        assert!(parse(&text).is_ok(), "{:?}", parse(&text).err());
+        // In flow context they still count, however they are quoted.
+        let text = format!("a: [\"{}\"]\n", "{{".repeat(100));
+        assert_eq!(parse(&text).expect_err("counted").code, Code::UnsupportedYaml);
     }
 
     #[test]
