@@ -46,8 +46,8 @@ pub enum TransportError {
     /// No complete answer within the timeout.
     #[error("the request timed out")]
     Timeout,
-    /// The connection could not be made or broke.
-    #[error("the connection failed: {0}")]
+    /// The connection could not be made or broke: what happened, the host and port, the cause.
+    #[error("{0}")]
     Connect(String),
     /// The server answered with a 5xx status.
     #[error("the server answered HTTP {0}")]
@@ -96,7 +96,8 @@ impl HttpClient {
         let request: reqwest::Request =
             request.try_into().map_err(|e: reqwest::Error| TransportError::Other(e.without_url().to_string()))?;
         let started = std::time::Instant::now();
-        let mut response = self.inner.execute(request).await.map_err(classify)?;
+        let host = host_and_port(&target);
+        let mut response = self.inner.execute(request).await.map_err(|e| classify(e, &host))?;
         let status = response.status();
         let headers = response.headers().clone();
         let too_large = || TransportError::TooLarge(self.max_response_bytes);
@@ -105,7 +106,7 @@ impl HttpClient {
         }
         // Read in chunks, so an answer without a length (or lying about it) stops at the limit.
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, &host))? {
             if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(too_large());
             }
@@ -123,14 +124,53 @@ impl HttpClient {
     }
 }
 
-fn classify(e: reqwest::Error) -> TransportError {
+/// `host:port` of a logged target (`scheme://authority/path`), the port filled in.
+fn host_and_port(target: &str) -> String {
+    match url::Url::parse(target) {
+        Ok(url) => match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => target.to_owned(),
+        },
+        Err(_) => target.to_owned(),
+    }
+}
+
+/// A failed exchange, named with the host and port tried and its root cause ("connection
+/// refused", a DNS failure, a TLS failure). reqwest's own message says only "error sending
+/// request"; the cause is in its source chain, which never holds the URL's query.
+fn classify(e: reqwest::Error, host: &str) -> TransportError {
     let e = e.without_url();
     if e.is_timeout() {
-        TransportError::Timeout
-    } else if e.is_connect() || e.is_request() || e.is_body() {
-        TransportError::Connect(e.to_string())
+        return TransportError::Timeout;
+    }
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !causes.contains(&text) {
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    let chain = causes.join(": ").to_lowercase();
+    let kind = if chain.contains("dns") || chain.contains("lookup") || chain.contains("resolve") {
+        "DNS lookup failed"
+    } else if chain.contains("refused") {
+        "connection refused"
+    } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("ssl") || chain.contains("handshake") {
+        "TLS failed"
+    } else if chain.contains("reset") {
+        "connection reset"
     } else {
-        TransportError::Other(e.to_string())
+        "connection failed"
+    };
+    let cause = causes.last().map(|c| format!(" ({c})")).unwrap_or_default();
+    let message = format!("{kind} to {host}{cause}");
+    if e.is_connect() || e.is_request() || e.is_body() {
+        TransportError::Connect(message)
+    } else {
+        TransportError::Other(message)
     }
 }
 
