@@ -27,6 +27,7 @@ macro_rules! say_raw {
     }};
 }
 
+mod import_oidc;
 mod oauth;
 mod serve;
 
@@ -242,6 +243,23 @@ enum ImportCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A draft profile from an OpenID Connect discovery document or RFC 8414 metadata:
+    /// endpoints, issuer, grants, PKCE, client authentication, scopes. Prints it (or writes
+    /// DIR/ID.yaml with --out), validates it, and lists what is left to fill in.
+    Oidc {
+        /// The issuer URL (its metadata is fetched from the well-known locations), or a
+        /// metadata document's file.
+        source: String,
+        /// The profile id (default: from the issuer's host).
+        #[arg(long)]
+        id: Option<String>,
+        /// The directory to write the draft to (created if missing); without it, stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds to wait for the metadata.
+        #[arg(long, default_value_t = 30)]
+        http_timeout: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -311,6 +329,9 @@ fn main() -> ExitCode {
         }
         Command::Import(ImportCommand::Nango { providers, scopes, out: dir }) => {
             import_nango(&providers, scopes.as_deref(), &dir)
+        }
+        Command::Import(ImportCommand::Oidc { source, id, out: dir, http_timeout }) => {
+            import_oidc::run(&source, id, dir.as_deref(), std::time::Duration::from_secs(http_timeout), &mut out)
         }
         Command::Schema => out.write_all(keyway_manifest::profile_schema_json().as_bytes()).map(|()| ExitCode::SUCCESS),
         Command::Inspect { profile, format } => inspect(&cli.profiles, profile.as_deref(), format, &mut out),

@@ -124,6 +124,21 @@ impl HttpClient {
     }
 }
 
+impl HttpClient {
+    /// GETs a document (authorization-server metadata) with `Accept: application/json`:
+    /// the status and the body, bounded like every answer.
+    pub async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), TransportError> {
+        let request = oauth2::http::Request::builder()
+            .method(oauth2::http::Method::GET)
+            .uri(url)
+            .header(oauth2::http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| TransportError::Other(e.to_string()))?;
+        let response = self.send(request).await?;
+        Ok((response.status().as_u16(), response.into_body()))
+    }
+}
+
 /// `host:port` of a logged target (`scheme://authority/path`), the port filled in.
 fn host_and_port(target: &str) -> String {
     match url::Url::parse(target) {

@@ -304,6 +304,10 @@ pub struct ProviderConfig {
     /// A browser without the `testkit_user` cookie sees a consent page (username, Allow, Deny)
     /// instead of being approved as the default user. Default `false`.
     pub consent_page: bool,
+    /// Sent as `iss` on every authorization response (RFC 9207), and discovery then says
+    /// `authorization_response_iss_parameter_supported`. Default `None`: no `iss`, as
+    /// Salesforce. A test impersonating a mix-up sets another server's issuer here.
+    pub callback_iss: Option<String>,
 }
 
 impl Default for ProviderConfig {
@@ -327,6 +331,7 @@ impl Default for ProviderConfig {
             device_interval: 5,
             device_slow_down_polls: 0,
             consent_page: false,
+            callback_iss: None,
         }
     }
 }
@@ -353,6 +358,7 @@ impl fmt::Debug for ProviderConfig {
             .field("device_interval", &self.device_interval)
             .field("device_slow_down_polls", &self.device_slow_down_polls)
             .field("consent_page", &self.consent_page)
+            .field("callback_iss", &self.callback_iss)
             .finish()
     }
 }

@@ -404,6 +404,14 @@ impl State {
         if id != Some(self.config.client_id.as_str()) {
             return ClientCheck::UnknownClient;
         }
+        if request.form_value("client_assertion_type").is_some() || request.form_value("client_assertion").is_some() {
+            // private_key_jwt (RFC 7523 section 2.2): the signed assertion stands for the secret.
+            return if secret.is_none() && self.client_assertion_ok(request) {
+                ClientCheck::Ok
+            } else {
+                ClientCheck::BadSecret
+            };
+        }
         match secret {
             Some(secret) if self.secret_ok(secret) => ClientCheck::Ok,
             Some(_) => ClientCheck::BadSecret,
@@ -568,6 +576,9 @@ impl State {
             if let Some(state) = state {
                 params.push(("state", state));
             }
+            if let Some(iss) = &self.config.callback_iss {
+                params.push(("iss", iss.as_str()));
+            }
             self.redirect(redirect_uri, &params)
         };
         if request.query_value("response_type") != Some("code") {
@@ -608,6 +619,9 @@ impl State {
         let mut params = vec![("code", code.as_str())];
         if let Some(state) = state {
             params.push(("state", state));
+        }
+        if let Some(iss) = &self.config.callback_iss {
+            params.push(("iss", iss.as_str()));
         }
         let response = self.redirect(redirect_uri, &params);
         if response.status() == StatusCode::FOUND {
@@ -736,6 +750,38 @@ impl State {
             Ok(user) => self.issue(&user, "api", None, None),
             Err(description) => self.bad_request("invalid_grant", description),
         }
+    }
+
+    /// A `private_key_jwt` client assertion: the right type, signed with the configured key,
+    /// `iss` and `sub` the client id, `aud` the token endpoint, not expired.
+    fn client_assertion_ok(&self, request: &RecordedRequest) -> bool {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        if request.form_value("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+            return false;
+        }
+        let (Some(assertion), Some(pem)) = (request.form_value("client_assertion"), &self.config.jwt_public_key_pem)
+        else {
+            return false;
+        };
+        let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) else { return false };
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let Ok(data) = jsonwebtoken::decode::<JwtClaims>(assertion, &key, &validation) else { return false };
+        let claims = data.claims;
+        let client = Some(self.config.client_id.as_str());
+        let token_url = format!("{}{TOKEN_PATH}", self.base_url);
+        let aud_ok = match &claims.aud {
+            Some(Value::String(aud)) => *aud == token_url,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(token_url.as_str())),
+            _ => false,
+        };
+        claims.iss.as_deref() == client
+            && claims.sub.as_deref() == client
+            && aud_ok
+            && claims.exp.is_some_and(|exp| exp.is_finite() && exp > self.now().as_secs_f64())
     }
 
     fn verify_assertion(&self, assertion: Option<&str>) -> Result<String, &'static str> {
@@ -985,7 +1031,9 @@ impl State {
                     "grant_types_supported": [GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_JWT, GRANT_DEVICE],
                     "code_challenge_methods_supported": ["S256"],
                     "scopes_supported": ["api", "refresh_token", "offline_access", "full", "web", "openid", "id", "profile", "email"],
-                    "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt"],
+                    "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+                    "authorization_response_iss_parameter_supported": self.config.callback_iss.is_some(),
                     "subject_types_supported": ["public"],
                 }),
             ),
