@@ -173,10 +173,14 @@ fn classify(e: reqwest::Error, host: &str) -> TransportError {
         "DNS lookup failed"
     } else if chain.contains("refused") {
         "connection refused"
-    } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("ssl") || chain.contains("handshake") {
-        "TLS failed"
     } else if chain.contains("reset") {
         "connection reset"
+    } else if ["tls", "ssl", "certificate", "handshake", "corrupt message", "alert", "invalid peer"]
+        .iter()
+        .any(|word| chain.contains(word))
+    {
+        // rustls's words: a plain-http server answering a TLS hello is a "corrupt message".
+        "TLS failed"
     } else {
         "connection failed"
     };

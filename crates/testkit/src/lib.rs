@@ -387,6 +387,14 @@ pub enum Fault {
     Status(u16),
     /// Sleep, then answer normally: a client with a shorter timeout sees a timeout.
     Delay(Duration),
+    /// Answer this HTTP status with the OAuth error body `{"error": ERROR, "error_description": ...}`
+    /// (RFC 6749 section 5.2): any error code, standard or not.
+    OAuthError {
+        /// The HTTP status (an invalid one becomes 400).
+        status: u16,
+        /// The `error` code.
+        error: String,
+    },
     /// Answer 200 `application/json` with a truncated body: `{"access_token": "tru`.
     MalformedJson,
     /// Process the request (issue, rotate, revoke: the provider's state changes), then hold

@@ -211,6 +211,10 @@ async fn handle(
             let description = format!("injected fault: HTTP {}", status.as_u16());
             return shared.lock().error(status, "server_error", &description);
         }
+        Some(Fault::OAuthError { status, error }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return shared.lock().error(status, &error, "injected OAuth error");
+        }
         Some(Fault::MalformedJson) => {
             return response(StatusCode::OK, Some("application/json"), r#"{"access_token": "tru"#.to_owned());
         }
