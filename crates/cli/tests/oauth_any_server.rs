@@ -308,7 +308,7 @@ async fn private_key_jwt_authenticates_the_client_without_a_secret() {
     let before = setup.provider.counts().token;
     let missing = setup.run(&[&["client-credentials"][..], &connection].concat(), None).await;
     assert_eq!(missing.status.code(), Some(1));
-    assert!(text(&missing.stderr).contains("KW0522"), "{}", text(&missing.stderr));
+    assert!(text(&missing.stderr).contains("KW0603"), "{}", text(&missing.stderr));
     assert_eq!(setup.provider.counts().token, before);
 }
 
@@ -479,4 +479,26 @@ async fn a_closed_stdout_or_stderr_ends_quietly() {
     .await
     .expect("join");
     assert_eq!(output.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_pkce_where_the_profile_requires_it_has_its_own_code() {
+    let setup = setup("nopkce", ProviderConfig::default()).await;
+    setup.child("salesforce-pkce", "  pkce: required\n");
+    let args = [
+        "authorize-url",
+        "salesforce-pkce",
+        "--client-id",
+        CLIENT_ID,
+        "--env",
+        "local",
+        "--redirect-uri",
+        "https://app.example.com/cb",
+        "--no-pkce",
+    ];
+    let output = setup.run(&args, None).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("error[KW0601]") && stderr.contains("requires PKCE"), "{stderr}");
+    assert_eq!(setup.provider.counts().authorize, 0);
 }
