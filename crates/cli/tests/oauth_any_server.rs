@@ -353,7 +353,8 @@ async fn a_forged_iss_is_refused_before_any_token_request() {
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     assert_eq!(status, 200);
 
-    // Without a declared issuer, an `iss` naming another server is still refused.
+    // The local profile (salesforce-local) declares the issuer but does not require `iss`: a
+    // foreign one is still refused.
     setup.provider.update_config(|c| c.callback_iss = Some("https://evil.example".to_owned()));
     let before = setup.provider.counts().token;
     let plain = ["login", "salesforce-local", "--client-id", CLIENT_ID, "--env", "local", "--port", "0"];
