@@ -36,8 +36,7 @@ pub fn run(
             }
         }
     };
-    let options =
-        Options { id, expected_issuer: fetched.then(|| source.to_owned()), source: from.clone() };
+    let options = Options { id, expected_issuer: fetched.then(|| source.to_owned()), source: from.clone() };
     let draft = match draft(&text, &options) {
         Ok(draft) => draft,
         Err(e) => {

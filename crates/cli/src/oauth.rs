@@ -576,7 +576,12 @@ pub fn jwt_bearer(dir: &Path, args: &ConnectionArgs, subject: &str, out: &mut im
 /// `keyway device`: the device authorization grant (RFC 8628). Prints the user code and
 /// where to enter it, polls at the provider's interval (slower on `slow_down`) until the user
 /// answers or the code expires, prints the token set.
-pub fn device(dir: &Path, args: &ConnectionArgs, max_wait: Duration, out: &mut impl Write) -> std::io::Result<ExitCode> {
+pub fn device(
+    dir: &Path,
+    args: &ConnectionArgs,
+    max_wait: Duration,
+    out: &mut impl Write,
+) -> std::io::Result<ExitCode> {
     finish((|| {
         let connector = connector(dir, args, None, true)?;
         let rt = runtime()?;

@@ -142,7 +142,16 @@ async fn login_listens_on_the_registered_redirect_path() {
     // The provider refuses any other callback: the default path would not have worked.
     let refused = setup
         .run(
-            &["login", "salesforce-local", "--client-id", CLIENT_ID, "--env", "local", "--redirect-uri", "https://x.example/cb"],
+            &[
+                "login",
+                "salesforce-local",
+                "--client-id",
+                CLIENT_ID,
+                "--env",
+                "local",
+                "--redirect-uri",
+                "https://x.example/cb",
+            ],
             None,
         )
         .await;
@@ -208,11 +217,8 @@ async fn exchange_code_finishes_a_flow_started_by_authorize_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_grant_has_a_command() {
     let (private, public) = keyway_testkit::rsa_key_pair();
-    let config = ProviderConfig {
-        jwt_public_key_pem: Some(public.clone()),
-        device_interval: 1,
-        ..ProviderConfig::default()
-    };
+    let config =
+        ProviderConfig { jwt_public_key_pem: Some(public.clone()), device_interval: 1, ..ProviderConfig::default() };
     let setup = setup("grants", config).await;
     let connection = ["salesforce-local", "--client-id", CLIENT_ID, "--env", "local"];
 
@@ -226,8 +232,12 @@ async fn every_grant_has_a_command() {
 
     let jwt = setup
         .run(
-            &[&["jwt-bearer"][..], &connection, &["--subject", "ada@example.com", "--private-key-env", "KEYWAY_TEST_KEY"]]
-                .concat(),
+            &[
+                &["jwt-bearer"][..],
+                &connection,
+                &["--subject", "ada@example.com", "--private-key-env", "KEYWAY_TEST_KEY"],
+            ]
+            .concat(),
             None,
         )
         .await;
@@ -284,14 +294,18 @@ async fn every_grant_has_a_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_key_jwt_authenticates_the_client_without_a_secret() {
     let (_, public) = keyway_testkit::rsa_key_pair();
-    let setup = setup("pkjwt", ProviderConfig { jwt_public_key_pem: Some(public.clone()), ..ProviderConfig::default() })
-        .await;
+    let setup =
+        setup("pkjwt", ProviderConfig { jwt_public_key_pem: Some(public.clone()), ..ProviderConfig::default() }).await;
     setup.child("salesforce-signed", "  client_auth: private_key_jwt\n");
     let connection = ["salesforce-signed", "--client-id", CLIENT_ID, "--env", "local"];
     let output = setup
         .run(
-            &[&["client-credentials"][..], &connection, &["--private-key-env", "KEYWAY_TEST_KEY", "--private-key-id", "k1"]]
-                .concat(),
+            &[
+                &["client-credentials"][..],
+                &connection,
+                &["--private-key-env", "KEYWAY_TEST_KEY", "--private-key-id", "k1"],
+            ]
+            .concat(),
             None,
         )
         .await;
@@ -366,7 +380,8 @@ async fn a_forged_iss_is_refused_before_any_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_state_is_reported_at_once_and_the_wait_goes_on() {
     let setup = setup("forged", ProviderConfig::default()).await;
-    let args = ["login", "salesforce-local", "--client-id", CLIENT_ID, "--env", "local", "--port", "0", "--timeout", "30"];
+    let args =
+        ["login", "salesforce-local", "--client-id", CLIENT_ID, "--env", "local", "--port", "0", "--timeout", "30"];
     // A forged callback alone: the terminal says so while the wait goes on.
     let mut command = setup.command(&args);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -468,7 +483,8 @@ async fn a_closed_stdout_or_stderr_ends_quietly() {
 
     // Both closed, on an OAuth failure path.
     let output = tokio::task::spawn_blocking({
-        let mut command = setup.command(&["refresh", "salesforce-local", "--client-id", CLIENT_ID, "--tokens", "/nonexistent"]);
+        let mut command =
+            setup.command(&["refresh", "salesforce-local", "--client-id", CLIENT_ID, "--tokens", "/nonexistent"]);
         move || {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
             let mut child = command.spawn().expect("runs");

@@ -58,7 +58,9 @@ pub enum MetadataError {
         found: String,
     },
     /// The document offers nothing keyway can run.
-    #[error("the metadata offers no grant keyway runs (authorization code, refresh, client credentials, JWT bearer, device)")]
+    #[error(
+        "the metadata offers no grant keyway runs (authorization code, refresh, client credentials, JWT bearer, device)"
+    )]
     NoGrant,
 }
 
@@ -234,7 +236,10 @@ pub fn draft(metadata: &str, options: &Options) -> Result<Draft, MetadataError> 
             "refresh".into(),
             json!({"send_client_secret": true, "rotation": "optional", "needs_scope": refresh_scope}),
         );
-        todo.push("auth.refresh.rotation: the metadata does not say whether refresh tokens rotate (`optional` accepts both)".to_owned());
+        todo.push(
+            "auth.refresh.rotation: the metadata does not say whether refresh tokens rotate (`optional` accepts both)"
+                .to_owned(),
+        );
         if !refresh_scope {
             todo.push("auth.refresh.needs_scope: no `offline_access` scope; say how the provider grants refresh tokens (an authorization parameter such as `access_type: offline`?)".to_owned());
         }
@@ -258,17 +263,11 @@ pub fn draft(metadata: &str, options: &Options) -> Result<Draft, MetadataError> 
     let mut profile = Map::new();
     profile.insert("id".into(), json!(id));
     profile.insert("name".into(), json!(name));
-    profile.insert(
-        "description".into(),
-        json!(format!("Drafted from the authorization server metadata of {issuer}.")),
-    );
+    profile.insert("description".into(), json!(format!("Drafted from the authorization server metadata of {issuer}.")));
     if let Some(docs) = text("service_documentation").filter(|d| d.starts_with("https://")) {
         profile.insert("docs".into(), json!([{"title": "Provider documentation", "url": docs}]));
     }
-    profile.insert(
-        "environments".into(),
-        json!({"production": {"label": "Production", "default": true}}),
-    );
+    profile.insert("environments".into(), json!({"production": {"label": "Production", "default": true}}));
     if !parameters.is_empty() {
         profile.insert("parameters".into(), Value::Object(parameters));
     }

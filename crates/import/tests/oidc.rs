@@ -165,7 +165,10 @@ fn bad_documents_are_refused_with_the_reason() {
     );
     // A document for another issuer than the one asked for is a mix-up waiting to happen.
     assert!(matches!(
-        refuse(r#"{"issuer": "https://evil.example", "token_endpoint": "https://evil.example/t"}"#, Some("https://a.example")),
+        refuse(
+            r#"{"issuer": "https://evil.example", "token_endpoint": "https://evil.example/t"}"#,
+            Some("https://a.example")
+        ),
         MetadataError::IssuerMismatch { .. }
     ));
     assert_eq!(

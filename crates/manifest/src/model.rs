@@ -214,6 +214,15 @@ pub struct Auth {
     pub device: Option<DeviceFlow>,
 }
 
+impl Auth {
+    /// Whether a refresh sends the client secret: `auth.refresh.send_client_secret`, and
+    /// without an `auth.refresh` block, yes (RFC 6749 section 6: a confidential client
+    /// authenticates when it refreshes).
+    pub fn refresh_sends_secret(&self) -> bool {
+        self.refresh.as_ref().is_none_or(|r| r.send_client_secret)
+    }
+}
+
 fn default_scope_separator() -> String {
     " ".to_owned()
 }

@@ -287,7 +287,9 @@ impl Connector {
                         format!("`{}` requires PKCE; it cannot be turned off", profile.id),
                     )
                     .at_pointer("/pkce")
-                    .with_help("drop `--no-pkce` (or `pkce: false`): the provider refuses authorizations without a challenge"),
+                    .with_help(
+                        "drop `--no-pkce` (or `pkce: false`): the provider refuses authorizations without a challenge",
+                    ),
                 );
                 true
             }
@@ -383,10 +385,7 @@ impl Connector {
             authorize_origin: endpoints.authorize.as_deref().and_then(crate::issuer::origin_of),
             required: profile.auth.callback_iss_required,
         };
-        let refresh_sends_secret = config
-            .refresh_sends_secret
-            .or_else(|| profile.auth.refresh.as_ref().map(|r| r.send_client_secret))
-            .unwrap_or(true);
+        let refresh_sends_secret = config.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
         Ok(Connector {
             profile,
             config,
@@ -760,7 +759,8 @@ impl Connector {
     /// The client credentials grant.
     pub async fn client_credentials(&self) -> Result<TokenSet, FlowError> {
         self.require_grant(Grant::ClientCredentials, "client credentials grant")?;
-        if self.config.client_secret.is_none() && self.profile.auth.client_auth.standard() != ClientAuth::PrivateKeyJwt {
+        if self.config.client_secret.is_none() && self.profile.auth.client_auth.standard() != ClientAuth::PrivateKeyJwt
+        {
             return Err(FlowError::Configuration("the client credentials grant needs the client secret".to_owned()));
         }
         if self.token_body() == Body::Json {
@@ -909,10 +909,7 @@ impl Connector {
                 for (k, v) in self.assertion_params()? {
                     request = request.add_extra_param(k, v);
                 }
-                request
-                    .request_async(&self.http)
-                    .await
-                    .map_err(|e| self.token_error("introspect", e))
+                request.request_async(&self.http).await.map_err(|e| self.token_error("introspect", e))
             })
             .await?;
         Ok(Introspection {
@@ -1048,7 +1045,9 @@ impl Connector {
                     hint: Some(standard.fix.to_owned()),
                     provider: error,
                 },
-                None => Diagnosis { kind: DiagnosisKind::Unknown, rule: None, meaning: None, hint: None, provider: error },
+                None => {
+                    Diagnosis { kind: DiagnosisKind::Unknown, rule: None, meaning: None, hint: None, provider: error }
+                }
             };
         };
         let scopes = scope_entries(&self.profile, &self.plan);

@@ -69,7 +69,8 @@ mod tests {
 
     #[test]
     fn without_a_declared_issuer_the_origin_must_match() {
-        let policy = IssuerPolicy { authorize_origin: Some("https://id.example.com".into()), ..IssuerPolicy::default() };
+        let policy =
+            IssuerPolicy { authorize_origin: Some("https://id.example.com".into()), ..IssuerPolicy::default() };
         assert_eq!(check_issuer(&policy, Some("https://id.example.com/any/path")), Ok(()));
         assert_eq!(check_issuer(&policy, Some("https://id.example.com.evil.example")), Err(IssuerError::Mismatch));
         assert_eq!(check_issuer(&policy, Some("not a url")), Err(IssuerError::Mismatch));

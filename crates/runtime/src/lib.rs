@@ -55,11 +55,11 @@ pub use connector::{
 pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError};
 pub use http::{HttpClient, HttpOptions, TransportError};
 pub use issuer::{IssuerError, IssuerPolicy, check_issuer, origin_of};
-pub use standard_errors::{StandardError, standard_codes, standard_error};
 pub use keyway_validate::Selection;
 pub use manager::{
     AccessToken, FileTokenStore, MemoryTokenStore, RefreshClaim, RefreshPolicy, StoreError, StoreFuture, TokenError,
     TokenManager, TokenStore,
 };
 pub use registry::{LoadError, Registry, SharedRegistry};
+pub use standard_errors::{StandardError, standard_codes, standard_error};
 pub use tokens::{ExpirySource, GrantUsed, TokenSet};

@@ -52,7 +52,8 @@ fn connector(registry: &Registry, id: &str) -> Connector {
         selection: Selection { redirect_uri: Some(REDIRECT.into()), ..Selection::default() },
         ..ConnectorConfig::default()
     };
-    let http = HttpClient::new(&HttpOptions { timeout: Duration::from_secs(5), ..HttpOptions::default() }).expect("http");
+    let http =
+        HttpClient::new(&HttpOptions { timeout: Duration::from_secs(5), ..HttpOptions::default() }).expect("http");
     Connector::new(profile, config, http).expect("connector")
 }
 
@@ -123,10 +124,7 @@ async fn every_standard_error_is_understood_without_an_error_map() {
     let diagnosis = error.diagnosis().expect("diagnosis");
     assert_eq!(diagnosis.provider.phase, ErrorPhase::Authorize);
     assert!(diagnosis.meaning.as_deref().is_some_and(|m| m.contains("4.1.2.1")), "{diagnosis:?}");
-    assert_eq!(
-        standard_error("invalid_request", ErrorPhase::Authorize).map(|e| e.kind),
-        Some(ErrorKind::ClientBug)
-    );
+    assert_eq!(standard_error("invalid_request", ErrorPhase::Authorize).map(|e| e.kind), Some(ErrorKind::ClientBug));
 
     // A code nobody defines stays unknown, with the provider's words.
     provider.inject_faults(Endpoint::Token, [Fault::OAuthError { status: 400, error: "acme_quota".to_owned() }]);
@@ -193,13 +191,17 @@ async fn the_example_profile_runs_a_whole_flow() {
     assert!(request.url.contains("scope=openid+offline_access"), "{}", request.url);
     let location = provider.browse(&request.url, "ada@example.com").await.expect("redirect");
     let query = location.split_once('?').expect("query").1;
-    let tokens = connector.finish_callback(&Callback::from_query(query), request.code_verifier.as_ref()).await.expect("tokens");
+    let tokens =
+        connector.finish_callback(&Callback::from_query(query), request.code_verifier.as_ref()).await.expect("tokens");
     assert!(tokens.refresh_token.is_some(), "offline_access grants refresh");
     let basic = provider.requests().into_iter().find(|r| r.path.ends_with("/token")).expect("exchange");
     assert!(basic.basic_auth.is_some(), "client_secret_basic");
     let refreshed = connector.refresh(&tokens).await.expect("refresh");
     assert!(connector.introspect(&refreshed.access_token, TokenKind::Access).await.expect("introspect").active);
-    connector.revoke(refreshed.refresh_token.as_ref().expect("refresh token"), TokenKind::Refresh).await.expect("revoke");
+    connector
+        .revoke(refreshed.refresh_token.as_ref().expect("refresh token"), TokenKind::Refresh)
+        .await
+        .expect("revoke");
     let error = connector.refresh(&refreshed).await.expect_err("revoked");
     assert_eq!(error.diagnosis().map(|d| d.kind), Some(DiagnosisKind::Reauthorize), "{error}");
 }

@@ -760,7 +760,8 @@ impl State {
     /// `iss` and `sub` the client id, `aud` the token endpoint, not expired.
     fn client_assertion_ok(&self, request: &RecordedRequest) -> bool {
         use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-        if request.form_value("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+        if request.form_value("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
             return false;
         }
         let (Some(assertion), Some(pem)) = (request.form_value("client_assertion"), &self.config.jwt_public_key_pem)
