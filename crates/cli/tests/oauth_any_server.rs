@@ -519,3 +519,89 @@ async fn no_pkce_where_the_profile_requires_it_has_its_own_code() {
     assert!(stderr.contains("error[KW0601]") && stderr.contains("requires PKCE"), "{stderr}");
     assert_eq!(setup.provider.counts().authorize, 0);
 }
+
+/// The `keyway ...` command lines of README's OAuth section, joined across `\` and without
+/// comments and redirections.
+fn readme_oauth_commands() -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+    let section = readme.split("## OAuth from the command line").nth(1).expect("the section");
+    let section = section.split("\n## ").next().expect("until the next section");
+    let mut commands = Vec::new();
+    for block in section.split("```sh\n").skip(1) {
+        let block = block.split("\n```").next().unwrap_or_default();
+        let mut joined = String::new();
+        for line in block.lines() {
+            let line = line.split("  #").next().unwrap_or_default().trim_end();
+            if let Some(start) = line.strip_suffix('\\') {
+                joined.push_str(start);
+                continue;
+            }
+            joined.push_str(line);
+            let command = std::mem::take(&mut joined);
+            let command = command.trim();
+            if !command.starts_with("keyway ") {
+                continue;
+            }
+            let mut words = Vec::new();
+            let mut skip_next = false;
+            for word in command.split_whitespace().skip(1) {
+                if skip_next {
+                    skip_next = false;
+                    continue;
+                }
+                match word {
+                    ">" | "<" | "&" => skip_next = word != "&",
+                    _ => words.push(word.trim_matches('"').to_owned()),
+                }
+            }
+            commands.push(words);
+        }
+    }
+    commands
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_oauth_commands_are_valid_command_lines() {
+    let setup = setup("readme", ProviderConfig::default()).await;
+    let commands = readme_oauth_commands();
+    assert!(commands.len() >= 10, "{commands:?}");
+    for words in &commands {
+        // Every flag and argument is one the command accepts: clap refuses anything else
+        // before it gets to `--help`.
+        let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
+        args.push("--help");
+        let output = setup.run(&args, None).await;
+        assert!(output.status.success(), "{words:?}: {}", text(&output.stderr));
+    }
+    let subcommands: Vec<&str> = commands.iter().filter_map(|w| w.first().map(String::as_str)).collect();
+    for grant in ["login", "exchange-code", "client-credentials", "jwt-bearer", "device", "import"] {
+        assert!(subcommands.contains(&grant), "README shows `keyway {grant}`");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_speaks_profile_vocabulary() {
+    let setup = setup("inspect", ProviderConfig::default()).await;
+    let output = setup.run(&["inspect", "salesforce"], None).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    for word in
+        ["authorization_code, refresh_token", "client_auth:     client_secret_post", "pkce:            optional"]
+    {
+        assert!(shown.contains(word), "{word}: {shown}");
+    }
+    for rust in ["AuthorizationCode", "Optional", "RequestBody", "Get "] {
+        assert!(!shown.contains(rust), "{rust}: {shown}");
+    }
+    // Columns line up however long the names are.
+    let actions: Vec<&str> =
+        shown.lines().skip_while(|l| !l.starts_with("actions")).skip(1).take_while(|l| l.starts_with("  ")).collect();
+    assert!(actions.len() > 10);
+    // The method and the path start in the same column on every line.
+    let column = |line: &str, what: &str| line.find(what);
+    for what in [" GET ", " /"] {
+        let columns: std::collections::BTreeSet<Option<usize>> =
+            actions.iter().filter(|l| what != " GET " || l.contains(" GET ")).map(|l| column(l, what)).collect();
+        assert_eq!(columns.len(), 1, "{what}: {actions:#?}");
+    }
+}
