@@ -164,11 +164,14 @@ pub enum FlowError {
 }
 
 impl FlowError {
-    /// Whether retrying the same request later may succeed.
+    /// Whether retrying the same request later may succeed: transport failures, unreadable
+    /// answers, and refusals diagnosed `retry_later` (`temporarily_unavailable`,
+    /// `server_error`, or a profile rule saying so).
     pub fn is_transient(&self) -> bool {
         match self {
             FlowError::Transport { source, .. } => source.is_transient(),
             FlowError::InvalidResponse { .. } => true,
+            FlowError::Provider(d) => d.kind == DiagnosisKind::RetryLater,
             _ => false,
         }
     }

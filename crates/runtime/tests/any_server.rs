@@ -97,6 +97,8 @@ async fn every_standard_error_is_understood_without_an_error_map() {
         let diagnosis = error.diagnosis().unwrap_or_else(|| panic!("{code}: {error}"));
         assert_eq!(diagnosis.kind, *kind, "{code}");
         assert_eq!(diagnosis.rule, None, "{code}: no profile rule");
+        // `retry_later` refusals are retried (by the token manager); the rest are not.
+        assert_eq!(error.is_transient(), *kind == DiagnosisKind::RetryLater, "{code}");
         let meaning = diagnosis.meaning.as_deref().expect("a meaning");
         assert!(meaning.contains("RFC ") || meaning.contains("OpenID Connect"), "{code}: {meaning}");
         assert!(diagnosis.hint.as_deref().is_some_and(|h| !h.is_empty()), "{code}");
