@@ -411,7 +411,9 @@ async fn a_forged_state_is_reported_at_once_and_the_wait_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_drafted_from_discovery_logs_in() {
     // The newcomer's path: the provider's discovery document, a draft, a login.
-    let setup = setup("discovery", ProviderConfig { callback_iss: None, ..ProviderConfig::default() }).await;
+    let setup =
+        setup("discovery", ProviderConfig { callback_iss: None, device_interval: 1, ..ProviderConfig::default() })
+            .await;
     let drafts = setup.dir.join("drafts");
     let issuer = setup.provider.base_url();
     let imported = setup
@@ -443,6 +445,36 @@ async fn a_profile_drafted_from_discovery_logs_in() {
     assert!(tokens["refresh_token"].is_string(), "offline_access requested by default: {tokens}");
     let exchange = setup.provider.requests().into_iter().find(|r| r.path.ends_with("/token")).expect("exchange");
     assert!(exchange.basic_auth.is_some(), "client_secret_basic, as the metadata offers it first");
+
+    // The draft's device grant is the standard one (RFC 8628: the device authorization
+    // endpoint, then polls with the standard grant type).
+    assert!(draft.contains("- device_code") && draft.contains("device_authorization:"), "{draft}");
+    let mut command = setup.command(&[
+        "device",
+        draft_path.to_str().expect("utf-8"),
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret-env",
+        "KEYWAY_TEST_SECRET",
+    ]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("keyway device runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).find(|l| l.contains("enter the code"))
+    })
+    .await
+    .expect("join")
+    .expect("the user code is shown");
+    let user_code = line.rsplit(' ').next().expect("code").to_owned();
+    assert!(setup.provider.approve_device(&user_code, "ada@example.com"));
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("ends")).await.expect("join");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let requests = setup.provider.requests();
+    assert!(requests.iter().any(|r| r.path.ends_with("/device_authorization")));
+    assert!(
+        requests.iter().any(|r| r.form_value("grant_type") == Some("urn:ietf:params:oauth:grant-type:device_code"))
+    );
 
     // The issuer the draft was fetched for must be the one the document names.
     let wrong = setup.run(&["import", "oidc", &format!("{issuer}/other")], None).await;

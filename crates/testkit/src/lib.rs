@@ -368,7 +368,7 @@ impl fmt::Debug for ProviderConfig {
 pub enum Endpoint {
     /// `/services/oauth2/authorize`.
     Authorize,
-    /// `/services/oauth2/token` (also the device flow).
+    /// `/services/oauth2/token` (also the device flow) and `/services/oauth2/device_authorization`.
     Token,
     /// `/services/oauth2/revoke`.
     Revoke,

@@ -22,6 +22,10 @@ pub(crate) const REVOKE_PATH: &str = "/services/oauth2/revoke";
 pub(crate) const INTROSPECT_PATH: &str = "/services/oauth2/introspect";
 pub(crate) const USERINFO_PATH: &str = "/services/oauth2/userinfo";
 const DEVICE_VERIFICATION_PATH: &str = "/setup/connect";
+/// The standard device authorization endpoint (RFC 8628), beside Salesforce's variant (a
+/// `response_type=device_code` post to the token endpoint).
+pub(crate) const DEVICE_AUTHORIZATION_PATH: &str = "/services/oauth2/device_authorization";
+const GRANT_DEVICE_STANDARD: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 const GRANT_CODE: &str = "authorization_code";
 const GRANT_REFRESH: &str = "refresh_token";
@@ -138,7 +142,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 fn classify(path: &str) -> Option<Endpoint> {
     match path {
         AUTHORIZE_PATH => Some(Endpoint::Authorize),
-        TOKEN_PATH => Some(Endpoint::Token),
+        TOKEN_PATH | DEVICE_AUTHORIZATION_PATH => Some(Endpoint::Token),
         REVOKE_PATH => Some(Endpoint::Revoke),
         INTROSPECT_PATH => Some(Endpoint::Introspect),
         USERINFO_PATH => Some(Endpoint::Userinfo),
@@ -666,6 +670,9 @@ impl State {
         if inactive {
             return self.invalid_client_id();
         }
+        if request.path == DEVICE_AUTHORIZATION_PATH {
+            return self.device_start(request);
+        }
         if request.form_value("grant_type").is_none() && request.form_value("response_type") == Some("device_code") {
             return self.device_start(request);
         }
@@ -674,7 +681,7 @@ impl State {
             Some(GRANT_REFRESH) => self.grant_refresh(request),
             Some(GRANT_CLIENT_CREDENTIALS) => self.grant_client_credentials(request),
             Some(GRANT_JWT) => self.grant_jwt(request),
-            Some(GRANT_DEVICE) => self.grant_device(request),
+            Some(GRANT_DEVICE | GRANT_DEVICE_STANDARD) => self.grant_device(request),
             Some(_) => self.bad_request("unsupported_grant_type", "grant type not supported"),
             None => self.bad_request("unsupported_grant_type", "grant type not supported"),
         }
@@ -1031,9 +1038,10 @@ impl State {
                     "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
                     "introspection_endpoint": format!("{base}{INTROSPECT_PATH}"),
                     "userinfo_endpoint": format!("{base}{USERINFO_PATH}"),
+                    "device_authorization_endpoint": format!("{base}{DEVICE_AUTHORIZATION_PATH}"),
                     "jwks_uri": format!("{base}/id/keys"),
                     "response_types_supported": ["code"],
-                    "grant_types_supported": [GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_JWT, GRANT_DEVICE],
+                    "grant_types_supported": [GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_JWT, GRANT_DEVICE, GRANT_DEVICE_STANDARD],
                     "code_challenge_methods_supported": ["S256"],
                     "scopes_supported": ["api", "refresh_token", "offline_access", "full", "web", "openid", "id", "profile", "email"],
                     "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt"],
