@@ -19,6 +19,10 @@ pub fn run(
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
     let fetched = source.starts_with("https://") || source.starts_with("http://");
+    if fetched && !keyway_import::oidc::is_usable_url(source) {
+        say!("keyway: `{source}` is not https (http is accepted for loopback hosts only)");
+        return Ok(ExitCode::from(2));
+    }
     let (text, from) = if fetched {
         match fetch(source, timeout) {
             Ok(found) => found,

@@ -479,6 +479,10 @@ async fn a_profile_drafted_from_discovery_logs_in() {
     // The issuer the draft was fetched for must be the one the document names.
     let wrong = setup.run(&["import", "oidc", &format!("{issuer}/other")], None).await;
     assert_eq!(wrong.status.code(), Some(1));
+    // Metadata is never fetched over plain http from another host.
+    let plain = setup.run(&["import", "oidc", "http://id.example.com"], None).await;
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(text(&plain.stderr).contains("not https"), "{}", text(&plain.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

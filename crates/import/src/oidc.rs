@@ -293,8 +293,10 @@ pub fn draft(metadata: &str, options: &Options) -> Result<Draft, MetadataError> 
     Ok(Draft { id, yaml, todo, diagnostics: loaded.diagnostics })
 }
 
-/// `https://`, or `http://` to a loopback host; no credentials.
-fn is_usable_url(text: &str) -> bool {
+/// `https://`, or `http://` to a loopback host; no credentials. Metadata is fetched only
+/// from such a URL: a document read over plain http from elsewhere could name anyone's
+/// endpoints.
+pub fn is_usable_url(text: &str) -> bool {
     let Ok(url) = url::Url::parse(text) else { return false };
     if !url.username().is_empty() || url.password().is_some() {
         return false;
