@@ -476,9 +476,12 @@ async fn a_profile_drafted_from_discovery_logs_in() {
         requests.iter().any(|r| r.form_value("grant_type") == Some("urn:ietf:params:oauth:grant-type:device_code"))
     );
 
-    // The issuer the draft was fetched for must be the one the document names.
+    // An issuer without metadata at either well-known location is an error naming both
+    // (a document naming another issuer is refused too: tests/oidc.rs in keyway-import).
     let wrong = setup.run(&["import", "oidc", &format!("{issuer}/other")], None).await;
     assert_eq!(wrong.status.code(), Some(1));
+    let stderr = text(&wrong.stderr);
+    assert!(stderr.contains("openid-configuration") && stderr.contains("oauth-authorization-server"), "{stderr}");
     // Metadata is never fetched over plain http from another host.
     let plain = setup.run(&["import", "oidc", "http://id.example.com"], None).await;
     assert_eq!(plain.status.code(), Some(2));
