@@ -139,6 +139,27 @@ impl HttpClient {
     }
 }
 
+/// What a connection failure was, from its causes' text (hyper, the resolver, rustls and the
+/// OS word them; none offers a typed kind through reqwest).
+fn failure_kind(chain: &str) -> &'static str {
+    let chain = chain.to_lowercase();
+    if chain.contains("dns") || chain.contains("lookup") || chain.contains("resolve") {
+        "DNS lookup failed"
+    } else if chain.contains("refused") {
+        "connection refused"
+    } else if chain.contains("reset") {
+        "connection reset"
+    } else if ["tls", "ssl", "certificate", "handshake", "corrupt message", "alert", "invalid peer"]
+        .iter()
+        .any(|word| chain.contains(word))
+    {
+        // rustls's words: a plain-http server answering a TLS hello is a "corrupt message".
+        "TLS failed"
+    } else {
+        "connection failed"
+    }
+}
+
 /// `host:port` of a logged target (`scheme://authority/path`), the port filled in.
 fn host_and_port(target: &str) -> String {
     match url::Url::parse(target) {
@@ -168,22 +189,7 @@ fn classify(e: reqwest::Error, host: &str) -> TransportError {
         }
         source = cause.source();
     }
-    let chain = causes.join(": ").to_lowercase();
-    let kind = if chain.contains("dns") || chain.contains("lookup") || chain.contains("resolve") {
-        "DNS lookup failed"
-    } else if chain.contains("refused") {
-        "connection refused"
-    } else if chain.contains("reset") {
-        "connection reset"
-    } else if ["tls", "ssl", "certificate", "handshake", "corrupt message", "alert", "invalid peer"]
-        .iter()
-        .any(|word| chain.contains(word))
-    {
-        // rustls's words: a plain-http server answering a TLS hello is a "corrupt message".
-        "TLS failed"
-    } else {
-        "connection failed"
-    };
+    let kind = failure_kind(&causes.join(": "));
     let cause = causes.last().map(|c| format!(" ({c})")).unwrap_or_default();
     let message = format!("{kind} to {host}{cause}");
     if e.is_connect() || e.is_request() || e.is_body() {
@@ -242,4 +248,29 @@ pub(crate) fn post(
         builder = builder.header(oauth2::http::header::AUTHORIZATION, value);
     }
     builder.body(body).map_err(|e| TransportError::Other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_kind;
+
+    #[test]
+    fn failures_are_named_by_their_cause() {
+        for (chain, kind) in [
+            (
+                "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+                "DNS lookup failed",
+            ),
+            ("client error (Connect): tcp connect error: Connection refused (os error 111)", "connection refused"),
+            (
+                "client error (SendRequest): connection error: Connection reset by peer (os error 104)",
+                "connection reset",
+            ),
+            ("client error (Connect): received corrupt message of type InvalidContentType", "TLS failed"),
+            ("client error (Connect): invalid peer certificate: UnknownIssuer", "TLS failed"),
+            ("client error (Connect): something else", "connection failed"),
+        ] {
+            assert_eq!(failure_kind(chain), kind, "{chain}");
+        }
+    }
 }
