@@ -86,7 +86,7 @@ pub fn draft(metadata: &str, options: &Options) -> Result<Draft, MetadataError> 
     };
     let issuer = text("issuer").ok_or(MetadataError::Missing("issuer"))?;
     if let Some(expected) = &options.expected_issuer
-        && expected.trim_end_matches('/') != issuer.trim_end_matches('/')
+        && !issuer_matches(issuer.trim_end_matches('/'), expected.trim_end_matches('/'))
     {
         return Err(MetadataError::IssuerMismatch { expected: expected.clone(), found: issuer.to_owned() });
     }
@@ -293,6 +293,16 @@ pub fn draft(metadata: &str, options: &Options) -> Result<Draft, MetadataError> 
     Ok(Draft { id, yaml, todo, diagnostics: loaded.diagnostics })
 }
 
+/// Whether the metadata's `issuer` names the URL it was fetched for. A `{name}` placeholder
+/// (Microsoft's multi-tenant `{tenantid}`, fetched as `common`) stands for one path segment.
+fn issuer_matches(issuer: &str, fetched_for: &str) -> bool {
+    let (issuer, fetched_for): (Vec<&str>, Vec<&str>) = (issuer.split('/').collect(), fetched_for.split('/').collect());
+    issuer.len() == fetched_for.len()
+        && issuer.iter().zip(&fetched_for).all(|(i, f)| {
+            i == f || (i.len() > 2 && i.starts_with('{') && i.ends_with('}') && !f.is_empty() && !i[1..].contains('{'))
+        })
+}
+
 /// `https://`, or `http://` to a loopback host; no credentials. Metadata is fetched only
 /// from such a URL: a document read over plain http from elsewhere could name anyone's
 /// endpoints.
@@ -402,6 +412,16 @@ mod tests {
         assert_eq!(id_from_host("127.0.0.1"), "oidc-provider");
         assert_eq!(id_from_host("localhost"), "oidc-provider");
         assert_eq!(id_from_host("login.3m.com"), "oidc-3m");
+    }
+
+    #[test]
+    fn an_issuer_placeholder_stands_for_one_segment() {
+        let ms = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert!(issuer_matches(ms, "https://login.microsoftonline.com/common/v2.0"));
+        assert!(!issuer_matches(ms, "https://login.microsoftonline.com/a/b/v2.0"));
+        assert!(!issuer_matches(ms, "https://evil.example/common/v2.0"));
+        assert!(issuer_matches("https://a.example", "https://a.example"));
+        assert!(!issuer_matches("https://a.example", "https://b.example"));
     }
 
     #[test]

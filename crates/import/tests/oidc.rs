@@ -92,6 +92,12 @@ fn microsoft_multi_tenant() {
     });
     let text = drafted(&metadata, "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration");
     assert!(text.contains("issuer: https://login.microsoftonline.com/{{ params.tenantid }}/v2.0"), "{text}");
+    // Fetched for the multi-tenant `common` issuer, whose document says `{tenantid}`.
+    let options = Options {
+        expected_issuer: Some("https://login.microsoftonline.com/common/v2.0".to_owned()),
+        ..options("https://login.microsoftonline.com/common/v2.0")
+    };
+    assert!(draft(&metadata.to_string(), &options).is_ok());
     insta::assert_snapshot!(text);
 }
 
