@@ -14,9 +14,10 @@ struct Entry {
     fixed: Option<String>,
 }
 
-/// An example is YAML profiles, or (for `KW05xx`) a JSON selection against `base`.
+/// An example is YAML profiles, or (for `KW05xx`) a JSON selection against `base`, or (for
+/// `KW06xx`) a JSON connector configuration with a patch of `base`'s `auth`.
 fn is_selection(code: &str) -> bool {
-    code.starts_with("KW05")
+    code.starts_with("KW05") || code.starts_with("KW06")
 }
 
 fn entries() -> Vec<Entry> {
@@ -53,6 +54,26 @@ fn codes_of(example: &str) -> Vec<&'static str> {
     loaded.diagnostics.iter().map(|d| d.code.as_str()).collect()
 }
 
+/// Builds a connector from `{"auth": PATCH, "connector": CONFIG}` over the minimal `base`
+/// profile; returns the codes reported.
+fn connector_codes_of(example: &str) -> Vec<&'static str> {
+    let loaded = keyway_manifest::load_str("base.yaml", MINIMAL);
+    let base = &loaded.profile("base").expect("base loads").profile;
+    let example: serde_json::Value = serde_json::from_str(example).expect("JSON");
+    let mut profile = serde_json::to_value(base).expect("profile as JSON");
+    for (key, value) in example["auth"].as_object().expect("an `auth` patch") {
+        profile["auth"][key] = value.clone();
+    }
+    let profile: keyway_manifest::model::Profile = serde_json::from_value(profile).expect("a profile");
+    let config: keyway_runtime::ConnectorConfig =
+        serde_json::from_value(example["connector"].clone()).expect("a connector configuration");
+    let http = keyway_runtime::HttpClient::new(&keyway_runtime::HttpOptions::default()).expect("http");
+    match keyway_runtime::Connector::new(std::sync::Arc::new(profile), config, http) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(|d| d.code.as_str()).collect(),
+    }
+}
+
 /// Checks a JSON selection against the minimal `base` profile; returns the codes reported.
 fn selection_codes_of(example: &str) -> Vec<&'static str> {
     let loaded = keyway_manifest::load_str("base.yaml", MINIMAL);
@@ -86,7 +107,13 @@ fn bad_examples_produce_their_code_and_fixed_ones_do_not() {
         }
         let bad = entry.bad.unwrap_or_else(|| panic!("{} has no Bad example", entry.code));
         let fixed = entry.fixed.unwrap_or_else(|| panic!("{} has no Fixed example", entry.code));
-        let check = if is_selection(&entry.code) { selection_codes_of } else { codes_of };
+        let check = if entry.code.starts_with("KW06") {
+            connector_codes_of
+        } else if is_selection(&entry.code) {
+            selection_codes_of
+        } else {
+            codes_of
+        };
         let found = check(&bad);
         assert!(found.contains(&entry.code.as_str()), "{}: the bad example reports {found:?}", entry.code);
         let found = check(&fixed);

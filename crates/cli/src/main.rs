@@ -10,8 +10,31 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `eprintln!` that never panics: a closed stderr (`keyway ... 2>&1 | head -1`) ends the
+/// message, not the process.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+mod import_oidc;
 mod oauth;
 mod serve;
+
+/// One line on stderr, never a panic.
+pub(crate) fn say(line: &str) {
+    say!("{line}");
+}
 
 /// keyway: declarative OAuth connector profiles.
 #[derive(Debug, Parser)]
@@ -101,15 +124,62 @@ enum Command {
         redirect_uri: String,
     },
     /// Log in through a browser (loopback flow): prints the URL to open, waits for the
-    /// callback on 127.0.0.1, checks its state, exchanges the code, prints the token set.
+    /// callback on this machine, checks its state (and `iss`), exchanges the code, prints the
+    /// token set.
+    ///
+    /// Register the redirect URI it uses with the provider: by default
+    /// http://127.0.0.1:1717/OauthRedirect; with `--redirect-uri`, exactly that URI.
     Login {
         #[command(flatten)]
         connection: oauth::ConnectionArgs,
         /// The local port; the redirect URI is http://127.0.0.1:PORT/OauthRedirect (0: any free port).
-        #[arg(long, default_value_t = 1717)]
+        #[arg(long, default_value_t = 1717, conflicts_with = "redirect_uri")]
         port: u16,
+        /// The redirect URI the app registered, on this machine: http://127.0.0.1:PORT/PATH
+        /// (or localhost, or [::1]); login listens on that port and path.
+        #[arg(long, value_name = "URI")]
+        redirect_uri: Option<String>,
         /// Seconds to wait for the callback.
         #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Finish a flow started by `authorize-url`: reads its JSON (state, code_verifier) from
+    /// --flow FILE or stdin, with the URL the browser came back to as `callback` (or pasted on
+    /// stdin after --flow FILE), checks state and `iss`, exchanges the code, prints the token set.
+    #[command(name = "exchange-code")]
+    ExchangeCode {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        /// The redirect URI the authorization used (the same as `authorize-url`'s).
+        #[arg(long)]
+        redirect_uri: String,
+        /// `authorize-url`'s JSON; `-` is stdin.
+        #[arg(long, default_value = "-")]
+        flow: PathBuf,
+    },
+    /// The client credentials grant: a token set for the app itself.
+    #[command(name = "client-credentials")]
+    ClientCredentials {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+    },
+    /// The JWT bearer grant (RFC 7523): a token set for a user, from an assertion signed with
+    /// the private key (--private-key-env VAR or --private-key-file FILE).
+    #[command(name = "jwt-bearer")]
+    JwtBearer {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        /// The user the token is for (the assertion's `sub`).
+        #[arg(long)]
+        subject: String,
+    },
+    /// The device flow (RFC 8628): prints the code to enter and where, polls until the user
+    /// answers, prints the token set.
+    Device {
+        #[command(flatten)]
+        connection: oauth::ConnectionArgs,
+        /// Seconds to wait at most (the provider's expiry may end it sooner).
+        #[arg(long, default_value_t = 900)]
         timeout: u64,
     },
     /// Refresh a token set (from a file or stdin) and print the new one.
@@ -172,6 +242,23 @@ enum ImportCommand {
         /// The directory to write to (created if missing).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// A draft profile from an OpenID Connect discovery document or RFC 8414 metadata:
+    /// endpoints, issuer, grants, PKCE, client authentication, scopes. Prints it (or writes
+    /// DIR/ID.yaml with --out), validates it, and lists what is left to fill in.
+    Oidc {
+        /// The issuer URL (its metadata is fetched from the well-known locations), or a
+        /// metadata document's file.
+        source: String,
+        /// The profile id (default: from the issuer's host).
+        #[arg(long)]
+        id: Option<String>,
+        /// The directory to write the draft to (created if missing); without it, stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds to wait for the metadata.
+        #[arg(long, default_value_t = 30)]
+        http_timeout: u64,
     },
 }
 
@@ -243,6 +330,9 @@ fn main() -> ExitCode {
         Command::Import(ImportCommand::Nango { providers, scopes, out: dir }) => {
             import_nango(&providers, scopes.as_deref(), &dir)
         }
+        Command::Import(ImportCommand::Oidc { source, id, out: dir, http_timeout }) => {
+            import_oidc::run(&source, id, dir.as_deref(), std::time::Duration::from_secs(http_timeout), &mut out)
+        }
         Command::Schema => out.write_all(keyway_manifest::profile_schema_json().as_bytes()).map(|()| ExitCode::SUCCESS),
         Command::Inspect { profile, format } => inspect(&cli.profiles, profile.as_deref(), format, &mut out),
         Command::Guide {
@@ -271,8 +361,24 @@ fn main() -> ExitCode {
         Command::AuthorizeUrl { connection, redirect_uri } => {
             oauth::authorize_url(&cli.profiles, &connection, &redirect_uri, &mut out)
         }
-        Command::Login { connection, port, timeout } => {
-            oauth::login(&cli.profiles, &connection, port, std::time::Duration::from_secs(timeout), &mut out)
+        Command::Login { connection, port, redirect_uri, timeout } => {
+            let redirect = match redirect_uri.as_deref().map(oauth::LoopbackRedirect::parse) {
+                None => oauth::LoopbackRedirect::default_on(port),
+                Some(Ok(redirect)) => redirect,
+                Some(Err(e)) => {
+                    say!("keyway: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            oauth::login(&cli.profiles, &connection, &redirect, std::time::Duration::from_secs(timeout), &mut out)
+        }
+        Command::ExchangeCode { connection, redirect_uri, flow } => {
+            oauth::exchange_code(&cli.profiles, &connection, &redirect_uri, &flow, &mut out)
+        }
+        Command::ClientCredentials { connection } => oauth::client_credentials(&cli.profiles, &connection, &mut out),
+        Command::JwtBearer { connection, subject } => oauth::jwt_bearer(&cli.profiles, &connection, &subject, &mut out),
+        Command::Device { connection, timeout } => {
+            oauth::device(&cli.profiles, &connection, std::time::Duration::from_secs(timeout), &mut out)
         }
         Command::Refresh { connection, tokens } => oauth::refresh(&cli.profiles, &connection, &tokens, &mut out),
         Command::Revoke { connection, tokens, token } => {
@@ -287,7 +393,7 @@ fn main() -> ExitCode {
             let parameters = match param_map(&params) {
                 Ok(map) => map,
                 Err(e) => {
-                    eprintln!("keyway: {e}");
+                    say!("keyway: {e}");
                     return ExitCode::from(2);
                 }
             };
@@ -301,7 +407,7 @@ fn main() -> ExitCode {
         // A closed pipe (`keyway ... | head`) is not an error worth a message.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("keyway: {e}");
+            say!("keyway: {e}");
             ExitCode::FAILURE
         }
     }
@@ -372,7 +478,7 @@ fn import_nango(providers: &Path, scopes: Option<&Path>, dir: &Path) -> std::io:
             } else {
                 None
             };
-            eprintln!("{}", render_human(&d, text, Color::Never));
+            say!("{}", render_human(&d, text, Color::Never));
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -382,13 +488,13 @@ fn import_nango(providers: &Path, scopes: Option<&Path>, dir: &Path) -> std::io:
     }
     let report_path = dir.join("IMPORT-REPORT.md");
     std::fs::write(&report_path, import.report.to_markdown())?;
-    eprint!("{}", import.report.summary());
-    eprintln!("wrote {} profile(s) and {} to {}", import.profiles.len(), report_path.display(), dir.display());
+    say_raw!("{}", import.report.summary());
+    say!("wrote {} profile(s) and {} to {}", import.profiles.len(), report_path.display(), dir.display());
     // The importer validated its output as a set; check the files as written, as a user would.
     let loaded = keyway_validate::validate_paths(&[dir]);
     if loaded.has_errors() {
         print_errors(&loaded);
-        eprintln!("keyway: the generated profiles have errors");
+        say!("keyway: the generated profiles have errors");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -416,7 +522,7 @@ fn load_named(dir: &Path, name: &str) -> Result<(Loaded, usize), ExitCode> {
             let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
             let hint =
                 keyway_manifest::closest(name, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-            eprintln!("keyway: no usable profile `{name}` in {}{hint}", dir.display());
+            say!("keyway: no usable profile `{name}` in {}{hint}", dir.display());
             Err(ExitCode::from(2))
         }
     }
@@ -472,7 +578,7 @@ fn guide_command(
         match keyway_guide::guide_url(base, &found.profile, request) {
             Ok(url) => guide.url = Some(url),
             Err(e) => {
-                eprintln!("keyway: {e}");
+                say!("keyway: {e}");
                 return Ok(ExitCode::from(2));
             }
         }
@@ -493,14 +599,14 @@ fn print_request_errors(diagnostics: &[Diagnostic]) {
     for d in diagnostics {
         let mut d = d.clone();
         d.file = Some("<command line>".to_owned());
-        eprintln!("{}\n", render_human(&d, None, Color::Never));
+        say!("{}\n", render_human(&d, None, Color::Never));
     }
 }
 
 fn print_errors(loaded: &Loaded) {
     for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
         let text = d.file.as_deref().and_then(|f| loaded.source_text(f));
-        eprintln!("{}\n", render_human(d, text, Color::Never));
+        say!("{}\n", render_human(d, text, Color::Never));
     }
 }
 
@@ -512,7 +618,7 @@ fn inspect(dir: &PathBuf, id: Option<&str>, format: InspectFormat, out: &mut imp
     let loaded = keyway_validate::validate_paths(std::slice::from_ref(dir));
     if loaded.has_errors() {
         print_errors(&loaded);
-        eprintln!("keyway: {} has errors; run `keyway validate` for details", dir.display());
+        say!("keyway: {} has errors; run `keyway validate` for details", dir.display());
         return Ok(ExitCode::FAILURE);
     }
     let Some(id) = id else {
@@ -521,7 +627,7 @@ fn inspect(dir: &PathBuf, id: Option<&str>, format: InspectFormat, out: &mut imp
     let Some(found) = loaded.profile(id) else {
         let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
         let hint = keyway_manifest::closest(id, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-        eprintln!("keyway: no profile `{id}` in {}{hint}", dir.display());
+        say!("keyway: no profile `{id}` in {}{hint}", dir.display());
         return Ok(ExitCode::from(2));
     };
     match format {
@@ -540,13 +646,37 @@ fn list(loaded: &Loaded, format: InspectFormat, out: &mut impl Write) -> std::io
         serde_json::to_writer_pretty(&mut *out, &ids)?;
         return writeln!(out);
     }
-    writeln!(out, "{:<28} {:<28} {:>7} {:>6}  extends", "id", "name", "actions", "scopes")?;
+    let id_width = loaded.profiles.iter().map(|p| p.profile.id.chars().count()).max().unwrap_or(0).max(2);
+    let name_width = loaded.profiles.iter().map(|p| p.profile.name.chars().count()).max().unwrap_or(0).max(4);
+    writeln!(out, "{:<id_width$}  {:<name_width$}  {:>7} {:>6}  extends", "id", "name", "actions", "scopes")?;
     for p in &loaded.profiles {
         let p = &p.profile;
         let extends = p.extends.as_deref().unwrap_or("-");
-        writeln!(out, "{:<28} {:<28} {:>7} {:>6}  {extends}", p.id, p.name, p.actions.len(), p.scopes.len())?;
+        writeln!(
+            out,
+            "{:<id_width$}  {:<name_width$}  {:>7} {:>6}  {extends}",
+            p.id,
+            p.name,
+            p.actions.len(),
+            p.scopes.len()
+        )?;
     }
     Ok(())
+}
+
+/// A value as the profile writes it (`authorization_code`, `required`, `get`), not as Rust
+/// names it.
+fn word(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The width of the longest of `names`, for aligned columns.
+fn width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(|n| n.chars().count()).max().unwrap_or(0)
 }
 
 fn show(loaded: &Loaded, found: &LoadedProfile, out: &mut impl Write) -> std::io::Result<()> {
@@ -555,36 +685,66 @@ fn show(loaded: &Loaded, found: &LoadedProfile, out: &mut impl Write) -> std::io
     writeln!(out, "{} ({})", p.name, p.id)?;
     writeln!(out, "  from: {}", files.join(" <- "))?;
     writeln!(out, "\nenvironments:")?;
+    let w = width(p.environments.keys().map(String::as_str));
+    let lw = width(p.environments.values().map(|e| e.label.as_str()));
     for (id, env) in &p.environments {
-        let default = if env.default { " (default)" } else { "" };
+        let default = if env.default { " (default)" } else { "          " };
         let vars: Vec<String> = env.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        writeln!(out, "  {id:<12} {}{default}  {}", env.label, vars.join(" "))?;
+        let line = format!("  {id:<w$}  {:<lw$}{default}  {}", env.label, vars.join(" "));
+        writeln!(out, "{}", line.trim_end())?;
     }
     if !p.parameters.is_empty() {
         writeln!(out, "\nparameters:")?;
+        let w = width(p.parameters.keys().map(String::as_str));
+        let lw = width(p.parameters.values().map(|p| p.label.as_str()));
         for (id, param) in &p.parameters {
-            writeln!(out, "  {id:<12} {}  /{}/", param.label, param.pattern)?;
+            writeln!(out, "  {id:<w$}  {:<lw$}  /{}/", param.label, param.pattern)?;
         }
     }
-    let grants: Vec<String> = p.auth.grants.iter().map(|g| format!("{g:?}")).collect();
-    writeln!(
-        out,
-        "\nauth: {}; pkce {:?}; default scopes: {}",
-        grants.join(", "),
-        p.auth.pkce,
-        p.auth.default_scopes.join(" ")
-    )?;
-    writeln!(out, "  token endpoint: {}", p.auth.endpoints.token)?;
+    let grants: Vec<String> = p.auth.grants.iter().map(word).collect();
+    writeln!(out, "\nauth:")?;
+    writeln!(out, "  grants:          {}", grants.join(", "))?;
+    writeln!(out, "  client_auth:     {}", word(&p.auth.client_auth))?;
+    writeln!(out, "  pkce:            {}", word(&p.auth.pkce))?;
+    if let Some(issuer) = &p.auth.issuer {
+        writeln!(out, "  issuer:          {issuer}")?;
+    }
+    writeln!(out, "  default_scopes:  {}", p.auth.default_scopes.join(" "))?;
+    let endpoints = &p.auth.endpoints;
+    for (name, value) in [
+        ("authorize", endpoints.authorize.as_ref()),
+        ("token", Some(&endpoints.token)),
+        ("refresh", endpoints.refresh.as_ref()),
+        ("revoke", endpoints.revoke.as_ref()),
+        ("introspect", endpoints.introspect.as_ref()),
+        ("userinfo", endpoints.userinfo.as_ref()),
+        ("device_authorization", endpoints.device_authorization.as_ref()),
+    ] {
+        if let Some(value) = value {
+            writeln!(out, "  {:<16} {value}", format!("{name}:"))?;
+        }
+    }
+    if let Some(refresh) = &p.auth.refresh {
+        writeln!(
+            out,
+            "  refresh:         send_client_secret {}, rotation {}",
+            refresh.send_client_secret,
+            word(&refresh.rotation)
+        )?;
+    }
     writeln!(out, "\nscopes ({}):", p.scopes.len())?;
+    let w = width(p.scopes.keys().map(String::as_str));
     for (value, scope) in &p.scopes {
         let refresh = if scope.grants_refresh { "  [refresh]" } else { "" };
-        let line = format!("  {value:<28} {}{refresh}", scope.label.as_deref().unwrap_or_default());
+        let line = format!("  {value:<w$}  {}{refresh}", scope.label.as_deref().unwrap_or_default());
         writeln!(out, "{}", line.trim_end())?;
     }
     writeln!(out, "\nactions ({}):", p.actions.len())?;
+    let w = width(p.actions.keys().map(String::as_str));
+    let pw = width(p.actions.values().map(|a| a.path.as_str()));
     for (id, action) in &p.actions {
-        let method = format!("{:?}", action.method).to_uppercase();
-        writeln!(out, "  {id:<32} {method:<6} {:<48} {}", action.path, action.scopes.join(" "))?;
+        let method = word(&action.method).to_uppercase();
+        writeln!(out, "  {id:<w$}  {method:<6} {:<pw$}  {}", action.path, action.scopes.join(" "))?;
     }
     if let Some(guide) = &p.guide {
         let steps: usize = guide.sections.values().map(|s| s.steps.len()).sum();

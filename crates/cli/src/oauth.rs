@@ -1,14 +1,16 @@
-//! The OAuth commands: `authorize-url`, `login`, `refresh`, `revoke`, `introspect`.
+//! The OAuth commands: `authorize-url`, `login`, `exchange-code`, `refresh`, `revoke`,
+//! `introspect`, `client-credentials`, `jwt-bearer`, `device`.
 //!
 //! Secrets never come from argv (where `ps` and shell history see them): the client secret
-//! is read from an environment variable named on the command line, or from stdin.
+//! and private key are read from an environment variable named on the command line, a file,
+//! or stdin.
 
 use clap::{Args, ValueEnum};
 use keyway_runtime::{
     Callback, ConfigError, Connector, ConnectorConfig, FlowError, HttpClient, HttpOptions, TokenKind, TokenSet,
 };
-use secrecy::SecretString;
-use std::io::Write;
+use secrecy::{ExposeSecret, SecretString};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,11 +25,24 @@ pub struct ConnectionArgs {
     #[arg(long, env = "KEYWAY_CLIENT_ID")]
     client_id: String,
     /// The name of an environment variable holding the client secret.
-    #[arg(long, value_name = "VAR", conflicts_with = "client_secret_stdin")]
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["client_secret_stdin", "client_secret_file"])]
     client_secret_env: Option<String>,
     /// Read the client secret from the first line of stdin.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "client_secret_file")]
     client_secret_stdin: bool,
+    /// Read the client secret from the first line of a file.
+    #[arg(long, value_name = "FILE")]
+    client_secret_file: Option<PathBuf>,
+    /// The name of an environment variable holding the PEM private key (JWT bearer grant,
+    /// `private_key_jwt` client authentication).
+    #[arg(long, value_name = "VAR", conflicts_with = "private_key_file")]
+    private_key_env: Option<String>,
+    /// A file holding the PEM private key.
+    #[arg(long, value_name = "FILE")]
+    private_key_file: Option<PathBuf>,
+    /// The key id (`kid`) the provider knows the private key by.
+    #[arg(long, value_name = "KID")]
+    private_key_id: Option<String>,
     /// The environment (default: the profile's default environment).
     #[arg(long = "env")]
     environment: Option<String>,
@@ -96,11 +111,11 @@ fn finish(result: Outcome) -> std::io::Result<ExitCode> {
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(Failure::Usage(message)) => {
-            eprintln!("keyway: {message}");
+            crate::say(&format!("keyway: {message}"));
             Ok(ExitCode::from(2))
         }
         Err(Failure::Other(message)) => {
-            eprintln!("keyway: {message}");
+            crate::say(&format!("keyway: {message}"));
             Ok(ExitCode::FAILURE)
         }
         Err(Failure::Config(e)) => {
@@ -108,14 +123,14 @@ fn finish(result: Outcome) -> std::io::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Err(Failure::Flow(e)) => {
-            eprintln!("keyway: {e}");
+            crate::say(&format!("keyway: {e}"));
             if let Some(d) = e.diagnosis() {
-                eprintln!(
+                crate::say(&format!(
                     "  kind: {}",
                     serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-                );
+                ));
                 if let Some(rule) = &d.rule {
-                    eprintln!("  rule: {rule}");
+                    crate::say(&format!("  rule: {rule}"));
                 }
             }
             Ok(ExitCode::FAILURE)
@@ -140,10 +155,14 @@ fn connector(
         Err(_) => return Err(Failure::Usage(format!("cannot use the profile `{}`", args.profile))),
     };
     let client_secret = if let Some(var) = &args.client_secret_env {
-        match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Some(SecretString::from(value)),
-            _ => return Err(Failure::Usage(format!("the environment variable `{var}` is not set"))),
+        Some(secret_from_env(var)?)
+    } else if let Some(path) = &args.client_secret_file {
+        let text = read_secret_file(path)?;
+        let line = text.expose_secret().lines().next().unwrap_or_default().trim_end_matches('\r');
+        if line.is_empty() {
+            return Err(Failure::Usage(format!("{}: no client secret on its first line", path.display())));
         }
+        Some(SecretString::from(line.to_owned()))
     } else if args.client_secret_stdin {
         if !stdin_free {
             return Err(Failure::Usage(
@@ -172,11 +191,41 @@ fn connector(
         },
         pkce: args.no_pkce.then_some(false),
         refresh_sends_secret: args.refresh_without_secret.then_some(false),
+        private_key: match (&args.private_key_env, &args.private_key_file) {
+            (Some(var), _) => Some(secret_from_env(var)?),
+            (None, Some(path)) => Some(read_secret_file(path)?),
+            (None, None) => None,
+        },
+        private_key_id: args.private_key_id.clone(),
         ..ConnectorConfig::default()
     };
     let options = HttpOptions { timeout: Duration::from_secs(args.http_timeout), ..HttpOptions::default() };
     let http = HttpClient::new(&options).map_err(|e| Failure::Usage(e.to_string()))?;
     Connector::new(profile, config, http).map_err(Failure::Config)
+}
+
+fn secret_from_env(var: &str) -> Result<SecretString, Failure> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Ok(SecretString::from(value)),
+        _ => Err(Failure::Usage(format!("the environment variable `{var}` is not set"))),
+    }
+}
+
+/// Secrets and keys are small; a bigger file is the wrong file.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+fn read_secret_file(path: &Path) -> Result<SecretString, Failure> {
+    let text = read_bounded(path, MAX_SECRET_FILE)?;
+    Ok(SecretString::from(text))
+}
+
+/// Reads a whole file of at most `max` bytes, or says which file and why not (never its text).
+/// `-` is stdin. A FIFO or device in a file's place is refused, never waited on.
+fn read_bounded(path: &Path, max: u64) -> Result<String, Failure> {
+    keyway_manifest::read_limited_text(path, max).map_err(|e| {
+        let name = if path == Path::new("-") { "stdin".to_owned() } else { path.display().to_string() };
+        Failure::Usage(format!("cannot read {name}: {e}"))
+    })
 }
 
 fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> Outcome {
@@ -288,33 +337,85 @@ pub fn introspect(
 /// `login` serves one user: one session.
 const SESSION: &str = "keyway-login";
 
-/// `keyway login`: the loopback flow. Listens on 127.0.0.1, prints the URL to open, waits
-/// for the callback with the right state, exchanges the code, prints the token set.
+/// The default callback path of `keyway login` (Salesforce's convention).
+pub const DEFAULT_CALLBACK_PATH: &str = "/OauthRedirect";
+
+/// Where `keyway login` listens: a loopback http redirect URI, split for binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopbackRedirect {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl LoopbackRedirect {
+    /// `http://127.0.0.1:PORT/OauthRedirect`.
+    pub fn default_on(port: u16) -> LoopbackRedirect {
+        LoopbackRedirect { host: "127.0.0.1".into(), port, path: DEFAULT_CALLBACK_PATH.into() }
+    }
+
+    /// Reads `--redirect-uri`: http, a loopback host (127.0.0.1, localhost, [::1]), an
+    /// explicit port (0: any free port) and a path; no query or fragment.
+    pub fn parse(uri: &str) -> Result<LoopbackRedirect, String> {
+        let url = url::Url::parse(uri).map_err(|e| format!("`--redirect-uri {uri}`: {e}"))?;
+        let bad = |why: &str| Err(format!("`--redirect-uri {uri}` {why}; use http://127.0.0.1:PORT/PATH"));
+        if url.scheme() != "http" {
+            return bad("is not http (keyway login listens on this machine, without TLS)");
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => format!("[{ip}]"),
+            Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => "localhost".to_owned(),
+            _ => return bad("is not a loopback address"),
+        };
+        let Some(port) = url.port() else { return bad("has no port") };
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            return bad("has a query, fragment or user name");
+        }
+        Ok(LoopbackRedirect { host, port, path: url.path().to_owned() })
+    }
+
+    fn bind_host(&self) -> &str {
+        match self.host.as_str() {
+            "localhost" => "127.0.0.1",
+            h => h.trim_start_matches('[').trim_end_matches(']'),
+        }
+    }
+
+    fn uri(&self, port: u16) -> String {
+        format!("http://{}:{port}{}", self.host, self.path)
+    }
+}
+
+/// `keyway login`: the loopback flow. Listens on the redirect URI's loopback address,
+/// prints the URL to open, waits for the callback with the right state (and issuer),
+/// exchanges the code, prints the token set.
 pub fn login(
     dir: &Path,
     args: &ConnectionArgs,
-    port: u16,
+    redirect: &LoopbackRedirect,
     timeout: Duration,
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
     finish((|| {
         let rt = runtime()?;
         let listener = rt
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
-            .map_err(|e| Failure::Usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+            .block_on(tokio::net::TcpListener::bind((redirect.bind_host(), redirect.port)))
+            .map_err(|e| Failure::Usage(format!("cannot listen on {}: {e}", redirect.uri(redirect.port))))?;
         let bound = listener.local_addr()?.port();
-        let redirect = format!("http://127.0.0.1:{bound}/OauthRedirect");
-        let connector = Arc::new(connector(dir, args, Some(redirect.clone()), true)?);
+        let uri = redirect.uri(bound);
+        let connector = Arc::new(connector(dir, args, Some(uri.clone()), true)?);
         let url = connector.begin_authorization(SESSION)?;
-        eprintln!("Waiting for the callback on {redirect}");
-        eprintln!("Open this URL in a browser to log in:\n{url}");
-        let tokens = rt.block_on(wait_for_callback(listener, connector, timeout))?;
+        crate::say(&format!("Waiting for the callback on {uri}"));
+        crate::say(&format!("Open this URL in a browser to log in:\n{url}"));
+        let tokens = rt.block_on(wait_for_callback(listener, &redirect.path, connector, timeout))?;
         print_json(out, &tokens)
     })())
 }
 
 async fn wait_for_callback(
     listener: tokio::net::TcpListener,
+    path: &str,
     connector: Arc<Connector>,
     timeout: Duration,
 ) -> Result<TokenSet, Failure> {
@@ -330,10 +431,17 @@ async fn wait_for_callback(
         let callback = Callback::from_query(query.as_deref().unwrap_or_default());
         match connector.complete_authorization(SESSION, &callback).await {
             // A callback with a wrong or replayed state is refused and the wait goes on: a
-            // page cannot end someone's login by calling the port.
-            Err(FlowError::State(e)) => (axum::http::StatusCode::BAD_REQUEST, page(&format!("Refused: {e}."))),
+            // page cannot end someone's login by calling the port. Said at once, not only
+            // when the wait runs out.
+            Err(FlowError::State(e)) => {
+                crate::say(&format!("keyway: refused a callback: {e}; still waiting"));
+                (axum::http::StatusCode::BAD_REQUEST, page(&format!("Refused: {e}.")))
+            }
             result => {
                 let ok = result.is_ok();
+                if let Err(e) = &result {
+                    crate::say(&format!("keyway: the callback was refused: {e}"));
+                }
                 let _ = done.send(result).await;
                 if ok {
                     (axum::http::StatusCode::OK, page("Logged in. You can close this window."))
@@ -343,7 +451,7 @@ async fn wait_for_callback(
             }
         }
     }
-    let app = axum::Router::new().route("/OauthRedirect", axum::routing::get(callback)).with_state((connector, done));
+    let app = axum::Router::new().route(path, axum::routing::get(callback)).with_state((connector, done));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let result = tokio::time::timeout(timeout, finished.recv()).await;
     server.abort();
@@ -352,6 +460,129 @@ async fn wait_for_callback(
         Ok(None) => Err(Failure::Other("the callback server stopped".into())),
         Err(_) => Err(Failure::Other(format!("no callback within {} seconds", timeout.as_secs()))),
     }
+}
+
+/// A flow started by `keyway authorize-url`, as it printed it, and what the browser came
+/// back with.
+#[derive(serde::Deserialize)]
+struct StartedFlow {
+    state: String,
+    #[serde(default)]
+    code_verifier: Option<String>,
+    /// The URL (or query string) the browser was sent back to.
+    #[serde(default)]
+    callback: Option<String>,
+    /// Or the code alone.
+    #[serde(default)]
+    code: Option<String>,
+    /// With the code alone: the `iss` that came with it.
+    #[serde(default)]
+    iss: Option<String>,
+}
+
+/// `keyway exchange-code`: finishes a flow started by `keyway authorize-url`. The flow (its
+/// JSON, with the callback URL added as `callback`, or `code`) comes from `--flow FILE` or
+/// stdin; when the file has no callback, stdin's first line is the callback URL.
+pub fn exchange_code(
+    dir: &Path,
+    args: &ConnectionArgs,
+    redirect_uri: &str,
+    flow: &Path,
+    out: &mut impl Write,
+) -> std::io::Result<ExitCode> {
+    finish((|| {
+        let flow_on_stdin = flow == Path::new("-");
+        let text = read_bounded(flow, MAX_SECRET_FILE)?;
+        // serde's message can quote the input (a verifier, a code): say only where it broke.
+        let started: StartedFlow = serde_json::from_str(&text).map_err(|e| {
+            Failure::Usage(format!(
+                "the flow is not the JSON `keyway authorize-url` printed (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let connector = connector(dir, args, Some(redirect_uri.to_owned()), flow_on_stdin)?;
+        let callback = match (&started.callback, &started.code) {
+            (Some(url), _) => callback_from(url),
+            (None, Some(code)) => Callback {
+                code: Some(code.clone()),
+                state: Some(started.state.clone()),
+                iss: started.iss.clone(),
+                ..Callback::default()
+            },
+            (None, None) if !flow_on_stdin => {
+                crate::say("Paste the URL the browser was sent back to:");
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::stdin().lock().take(MAX_SECRET_FILE), &mut line)?;
+                callback_from(line.trim())
+            }
+            (None, None) => {
+                return Err(Failure::Usage(
+                    "the flow has neither `callback` nor `code`; add one, or give the flow with --flow FILE and paste the callback URL on stdin".into(),
+                ));
+            }
+        };
+        // The state ties the answer to this flow: a different one is someone else's answer.
+        if callback.state.as_deref() != Some(started.state.as_str()) {
+            return Err(Failure::Flow(FlowError::State(keyway_runtime::StateError::Unknown)));
+        }
+        let verifier = started.code_verifier.map(SecretString::from);
+        let tokens = runtime()?.block_on(connector.finish_callback(&callback, verifier.as_ref()))?;
+        print_json(out, &tokens)
+    })())
+}
+
+/// A callback from a full URL or a bare query string.
+fn callback_from(text: &str) -> Callback {
+    let query = match url::Url::parse(text) {
+        Ok(url) => url.query().unwrap_or_default().to_owned(),
+        Err(_) => text.trim_start_matches('?').to_owned(),
+    };
+    Callback::from_query(&query)
+}
+
+/// `keyway client-credentials`: the client credentials grant; prints the token set.
+pub fn client_credentials(dir: &Path, args: &ConnectionArgs, out: &mut impl Write) -> std::io::Result<ExitCode> {
+    finish((|| {
+        let connector = connector(dir, args, None, true)?;
+        let tokens = runtime()?.block_on(connector.client_credentials())?;
+        print_json(out, &tokens)
+    })())
+}
+
+/// `keyway jwt-bearer`: the JWT bearer grant (RFC 7523) for `subject`; prints the token set.
+pub fn jwt_bearer(dir: &Path, args: &ConnectionArgs, subject: &str, out: &mut impl Write) -> std::io::Result<ExitCode> {
+    finish((|| {
+        let connector = connector(dir, args, None, true)?;
+        let tokens = runtime()?.block_on(connector.jwt_bearer(subject))?;
+        print_json(out, &tokens)
+    })())
+}
+
+/// `keyway device`: the device authorization grant (RFC 8628). Prints the user code and
+/// where to enter it, polls at the provider's interval (slower on `slow_down`) until the user
+/// answers or the code expires, prints the token set.
+pub fn device(
+    dir: &Path,
+    args: &ConnectionArgs,
+    max_wait: Duration,
+    out: &mut impl Write,
+) -> std::io::Result<ExitCode> {
+    finish((|| {
+        let connector = connector(dir, args, None, true)?;
+        let rt = runtime()?;
+        let authorization = rt.block_on(connector.device_start())?;
+        crate::say(&format!(
+            "To log in, open {} and enter the code {}",
+            authorization.verification_uri, authorization.user_code
+        ));
+        if let Some(complete) = &authorization.verification_uri_complete {
+            crate::say(&format!("(or open {complete})"));
+        }
+        let polling = keyway_runtime::DevicePolling { max_wait, ..keyway_runtime::DevicePolling::default() };
+        let tokens = rt.block_on(connector.device_poll(&authorization, &polling))?;
+        print_json(out, &tokens)
+    })())
 }
 
 fn page(message: &str) -> axum::response::Html<String> {

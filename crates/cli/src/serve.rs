@@ -118,14 +118,14 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
             let text = match read_small_file(file) {
                 Ok(text) => text,
                 Err(e) => {
-                    eprintln!("keyway serve: {}: {e}", file.display());
+                    say!("keyway serve: {}: {e}", file.display());
                     return Ok(ExitCode::from(2));
                 }
             };
             match keyway_server::hub::WebhookOptions::new(url, &text) {
                 Ok(options) => Some(options),
                 Err(e) => {
-                    eprintln!("keyway serve: {e}");
+                    say!("keyway serve: {e}");
                     return Ok(ExitCode::from(2));
                 }
             }
@@ -156,15 +156,15 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
             // The same located report `keyway validate` prints.
             let mut err = std::io::stderr().lock();
             let _ = super::validate(&[profiles.to_owned()], super::Format::Human, &mut err);
-            eprintln!("keyway serve: the profiles have errors; not starting");
+            say!("keyway serve: the profiles have errors; not starting");
             Ok(ExitCode::FAILURE)
         }
         Err(e @ ServeError::Keys(_)) => {
-            eprintln!("keyway serve: {e}");
+            say!("keyway serve: {e}");
             Ok(ExitCode::from(2))
         }
         Err(e) => {
-            eprintln!("keyway serve: {e}");
+            say!("keyway serve: {e}");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -179,14 +179,14 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
         }
         KeysCommand::Generate { file: Some(path) } => match prepend_key(&path) {
             Ok(id) => {
-                eprintln!(
+                say!(
                     "wrote key `{id}` first in {}: restart `keyway serve`, then run `keyway keys rotate`",
                     path.display()
                 );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("keyway keys generate: {e}");
+                say!("keyway keys generate: {e}");
                 Ok(ExitCode::FAILURE)
             }
         },
@@ -207,13 +207,13 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
                     Ok(ExitCode::SUCCESS)
                 }
                 Ok(((done, failed), _)) => {
-                    eprintln!(
+                    say!(
                         "keyway keys rotate: re-encrypted {done} value(s); {failed} cannot be decrypted with any key in the file (see the log)"
                     );
                     Ok(ExitCode::FAILURE)
                 }
                 Err(e) => {
-                    eprintln!("keyway keys rotate: {e}");
+                    say!("keyway keys rotate: {e}");
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -229,11 +229,11 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
             match result {
                 Ok(key) => {
                     writeln!(out, "{key}")?;
-                    eprintln!("created API key `{name}`: it is shown once; send it as `Authorization: Bearer KEY`");
+                    say!("created API key `{name}`: it is shown once; send it as `Authorization: Bearer KEY`");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("keyway keys api create: {e}");
+                    say!("keyway keys api create: {e}");
                     Ok(ExitCode::FAILURE)
                 }
             }

@@ -1,6 +1,7 @@
 //! Importers: other catalogues of OAuth providers turned into keyway profiles.
 //!
 //! - [`nango`]: Nango's public `providers.yaml` (and its optional `providers.scopes.yaml`).
+//! - [`oidc`]: an OpenID Connect discovery document or RFC 8414 metadata, as a draft profile.
 //!
 //! An importer returns profiles as YAML text in a deterministic order, already validated as a
 //! set by `keyway-validate`, and a [`Report`] that accounts for every entry of the input: each
@@ -14,6 +15,7 @@
 //! ```
 
 pub mod nango;
+pub mod oidc;
 mod report;
 
 pub use report::{Converted, Report, Skipped};

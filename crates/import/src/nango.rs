@@ -17,7 +17,7 @@
 //! | `default_scopes`, `scope_separator` | `auth.default_scopes`, `auth.scope_separator`; scopes in the catalogue |
 //! | `providers.scopes.yaml` | the scope catalogue (values only: no labels, as Nango has none) |
 //! | `authorization_params`, `token_params`, `refresh_params` | the same, without the standard `response_type: code` and `grant_type` |
-//! | `token_request_auth_method: basic`, `authorization_method: header` | `client_auth: basic` |
+//! | `token_request_auth_method: basic`, `authorization_method: header` | `client_auth: client_secret_basic` |
 //! | `body_format: json` | `auth.token_request_format: json` |
 //! | `disable_pkce: true` | `pkce: off` (otherwise `optional`: Nango sends a challenge) |
 //! | `token_response_metadata` | `auth.tokens.keep_fields` |
@@ -519,7 +519,7 @@ impl<'a> Entry<'a> {
         auth.insert("endpoints".into(), Value::Object(endpoints));
         if self.str("token_request_auth_method") == Some("basic") || self.str("authorization_method") == Some("header")
         {
-            auth.insert("client_auth".into(), json!("basic"));
+            auth.insert("client_auth".into(), json!("client_secret_basic"));
         }
         let pkce =
             if !auth_code || self.entry.get("disable_pkce") == Some(&Value::Bool(true)) { "off" } else { "optional" };

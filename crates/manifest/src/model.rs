@@ -165,9 +165,19 @@ pub struct Auth {
     pub grants: Vec<Grant>,
     /// Endpoint URL templates. They see `env`, `params`.
     pub endpoints: Endpoints,
-    /// How the client authenticates at the token endpoint.
+    /// How the client authenticates at the token, revocation and introspection endpoints
+    /// (the names of the IANA registry of `token_endpoint_auth_methods_supported`).
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// The authorization server's issuer identifier (discovery's `issuer`). When set, a
+    /// callback's `iss` (RFC 9207) must equal it; without it, a callback's `iss` must at
+    /// least name the authorize endpoint's origin. Template (`env`, `params`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The server sends `iss` on every authorization response (RFC 9207; discovery's
+    /// `authorization_response_iss_parameter_supported`): a callback without it is refused.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub callback_iss_required: bool,
     /// Whether authorization requests carry a PKCE (S256) challenge.
     pub pkce: Pkce,
     /// The character between scopes in the `scope` parameter.
@@ -188,7 +198,9 @@ pub struct Auth {
     /// How token requests (code exchange, refresh, other grants) encode their parameters.
     #[serde(default, skip_serializing_if = "TokenRequestFormat::is_form")]
     pub token_request_format: TokenRequestFormat,
-    /// How refreshing works. Absent when the provider issues no refresh tokens.
+    /// How refreshing works. Without it, a refresh sends the client secret (when the
+    /// connection has one), the provider is taken to issue refresh tokens only for a scope
+    /// marked `grants_refresh`, and a refresh token a refresh returns replaces the old one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<Refresh>,
     /// What to keep from token responses and how long access tokens live.
@@ -200,6 +212,15 @@ pub struct Auth {
     /// Settings for the device authorization grant (RFC 8628) and its provider variants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceFlow>,
+}
+
+impl Auth {
+    /// Whether a refresh sends the client secret: `auth.refresh.send_client_secret`, and
+    /// without an `auth.refresh` block, yes (RFC 6749 section 6: a confidential client
+    /// authenticates when it refreshes).
+    pub fn refresh_sends_secret(&self) -> bool {
+        self.refresh.as_ref().is_none_or(|r| r.send_client_secret)
+    }
 }
 
 fn default_scope_separator() -> String {
@@ -252,11 +273,31 @@ pub struct Endpoints {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
-    /// `client_id` and `client_secret` in the form body.
+    /// `client_id` and `client_secret` in the form body (RFC 6749 section 2.3.1).
     #[default]
+    ClientSecretPost,
+    /// `client_id` and `client_secret` as HTTP Basic authentication.
+    ClientSecretBasic,
+    /// A JWT signed with the client's private key (RFC 7523 section 2.2), for confidential
+    /// clients that sign instead of holding a secret.
+    PrivateKeyJwt,
+    /// No client authentication: a public client sends only `client_id`.
+    None,
+    /// The older name of `client_secret_post`.
     RequestBody,
-    /// HTTP Basic authentication.
+    /// The older name of `client_secret_basic`.
     Basic,
+}
+
+impl ClientAuth {
+    /// The method, with older names read as the standard ones.
+    pub fn standard(self) -> ClientAuth {
+        match self {
+            ClientAuth::RequestBody => ClientAuth::ClientSecretPost,
+            ClientAuth::Basic => ClientAuth::ClientSecretBasic,
+            other => other,
+        }
+    }
 }
 
 /// How a token request's parameters are encoded.

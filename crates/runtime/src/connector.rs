@@ -6,6 +6,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError, matching_rule};
 use crate::http::{Body, HttpClient, TransportError, post};
+use crate::issuer::{IssuerError, IssuerPolicy, check_issuer};
 use crate::tokens::{ExpirySource, GrantUsed, TokenOrigin, TokenSet};
 use keyway_diagnostics::Severity;
 use keyway_manifest::model::{ClientAuth, ErrorPhase, Grant, Pkce, Profile, TokenRequestFormat};
@@ -53,9 +54,13 @@ pub struct ConnectorConfig {
     /// Overrides the profile's `refresh.send_client_secret` to match the app's setting.
     #[serde(default)]
     pub refresh_sends_secret: Option<bool>,
-    /// The PEM private key (PKCS#8 or PKCS#1 RSA) for the JWT bearer grant.
+    /// The PEM private key (RSA: PKCS#8 or PKCS#1; EC P-256: PKCS#8) for the JWT bearer
+    /// grant and `private_key_jwt` client authentication.
     #[serde(default)]
     pub private_key: Option<SecretString>,
+    /// The key id (`kid`) the provider knows the private key by, sent in signed JWTs' header.
+    #[serde(default)]
+    pub private_key_id: Option<String>,
 }
 
 /// An authorization URL to send the user to, with what the callback needs.
@@ -80,6 +85,8 @@ pub struct Callback {
     pub error: Option<String>,
     /// `error_description`.
     pub error_description: Option<String>,
+    /// `iss` (RFC 9207): the issuer that answered.
+    pub iss: Option<String>,
 }
 
 impl Callback {
@@ -92,6 +99,7 @@ impl Callback {
                 "state" => &mut callback.state,
                 "error" => &mut callback.error,
                 "error_description" => &mut callback.error_description,
+                "iss" => &mut callback.iss,
                 _ => continue,
             };
             // A repeated parameter is ambiguous: keep the first, as servers usually do.
@@ -206,6 +214,7 @@ pub struct Connector {
     http: HttpClient,
     clock: Arc<dyn Clock>,
     pending: Mutex<HashMap<String, Pending>>,
+    issuer: IssuerPolicy,
     /// Set once the staged secret was accepted and the main one refused: tried first since.
     prefer_staged: AtomicBool,
 }
@@ -261,13 +270,38 @@ impl Connector {
         if config.client_id.trim().is_empty() {
             errors.push(problem("the client id is empty".to_owned(), "/client_id"));
         }
+        if profile.auth.client_auth == ClientAuth::PrivateKeyJwt && config.private_key.is_none() {
+            errors.push(
+                keyway_diagnostics::Diagnostic::new(
+                    keyway_diagnostics::Code::MissingPrivateKey,
+                    format!("`{}` authenticates the client with a signed JWT (`private_key_jwt`); the connection has no private key", profile.id),
+                )
+                .at_pointer("/private_key")
+                .with_help("give the PEM private key whose public key the app registered"),
+            );
+        }
         let pkce = match (profile.auth.pkce, config.pkce) {
             (Pkce::Required, Some(false)) => {
-                errors.push(problem(format!("`{}` requires PKCE; it cannot be turned off", profile.id), "/pkce"));
+                errors.push(
+                    keyway_diagnostics::Diagnostic::new(
+                        keyway_diagnostics::Code::PkceRequired,
+                        format!("`{}` requires PKCE; it cannot be turned off", profile.id),
+                    )
+                    .at_pointer("/pkce")
+                    .with_help(
+                        "drop `--no-pkce` (or `pkce: false`): the provider refuses authorizations without a challenge",
+                    ),
+                );
                 true
             }
             (Pkce::Off, Some(true)) => {
-                errors.push(problem(format!("`{}` does not support PKCE", profile.id), "/pkce"));
+                errors.push(
+                    keyway_diagnostics::Diagnostic::new(
+                        keyway_diagnostics::Code::PkceUnsupported,
+                        format!("`{}` does not support PKCE", profile.id),
+                    )
+                    .at_pointer("/pkce"),
+                );
                 false
             }
             (Pkce::Required, _) => true,
@@ -338,10 +372,21 @@ impl Connector {
         let authorization_params = render_params(&profile.auth.authorization_params)?;
         let token_params = render_params(&profile.auth.token_params)?;
         let refresh_params = render_params(&profile.auth.refresh_params)?;
-        let refresh_sends_secret = config
-            .refresh_sends_secret
-            .or_else(|| profile.auth.refresh.as_ref().map(|r| r.send_client_secret))
-            .unwrap_or(true);
+        let issuer = IssuerPolicy {
+            issuer: match &profile.auth.issuer {
+                Some(template) => Some(
+                    render(template, &context)
+                        .map_err(|e| {
+                            ConfigError(vec![problem(format!("/auth/issuer does not render: {e}"), "/auth/issuer")])
+                        })?
+                        .into_owned(),
+                ),
+                None => None,
+            },
+            authorize_origin: endpoints.authorize.as_deref().and_then(crate::issuer::origin_of),
+            required: profile.auth.callback_iss_required,
+        };
+        let refresh_sends_secret = config.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
         Ok(Connector {
             profile,
             config,
@@ -356,6 +401,7 @@ impl Connector {
             http,
             clock: Arc::new(SystemClock),
             pending: Mutex::new(HashMap::new()),
+            issuer,
             prefer_staged: AtomicBool::new(false),
         })
     }
@@ -418,17 +464,76 @@ impl Connector {
         RedirectUrl::new(uri.to_owned()).map_err(|e| FlowError::Configuration(format!("redirect URI: {e}")))
     }
 
+    /// The `oauth2` client, authenticating as the profile says; `private_key_jwt`'s
+    /// assertion is added to each request by [`Connector::assertion_params`].
     fn client(&self, secret: Option<&SecretString>) -> OAuthClient {
-        let client = oauth2::Client::new(ClientId::new(self.config.client_id.clone())).set_auth_type(
-            match self.profile.auth.client_auth {
-                ClientAuth::RequestBody => AuthType::RequestBody,
-                ClientAuth::Basic => AuthType::BasicAuth,
-            },
-        );
-        match secret {
-            Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned())),
-            None => client,
+        let method = self.profile.auth.client_auth.standard();
+        let client = oauth2::Client::new(ClientId::new(self.config.client_id.clone())).set_auth_type(match method {
+            ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+            _ => AuthType::RequestBody,
+        });
+        match (method, secret) {
+            (ClientAuth::ClientSecretPost | ClientAuth::ClientSecretBasic, Some(secret)) => {
+                client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
+            }
+            _ => client,
         }
+    }
+
+    /// `client_assertion_type` and a freshly signed `client_assertion` when the profile's
+    /// client authentication is `private_key_jwt` (RFC 7523 section 2.2); nothing otherwise.
+    fn assertion_params(&self) -> Result<Vec<(&'static str, String)>, FlowError> {
+        if self.profile.auth.client_auth.standard() != ClientAuth::PrivateKeyJwt {
+            return Ok(Vec::new());
+        }
+        #[derive(Serialize)]
+        struct Claims<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            aud: &'a str,
+            jti: String,
+            iat: u64,
+            exp: u64,
+        }
+        let now = self.now_ms() / 1000;
+        let claims = Claims {
+            iss: &self.config.client_id,
+            sub: &self.config.client_id,
+            // OpenID Connect Core section 9: the token endpoint's URL is the audience.
+            aud: &self.endpoints.token,
+            jti: random_id(),
+            iat: now,
+            exp: now + 60,
+        };
+        let assertion = self.sign(&claims)?;
+        Ok(vec![("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()), ("client_assertion", assertion)])
+    }
+
+    /// Signs claims with the configured private key (RS256 for RSA keys, ES256 for P-256),
+    /// through `jsonwebtoken`.
+    fn sign(&self, claims: &impl Serialize) -> Result<String, FlowError> {
+        let key = self
+            .config
+            .private_key
+            .as_ref()
+            .ok_or_else(|| FlowError::Configuration("signing needs the connection's private key".to_owned()))?;
+        let pem = key.expose_secret().as_bytes();
+        // The key's own error text is not passed on: it can quote key material.
+        let (algorithm, encoding) = match jsonwebtoken::EncodingKey::from_rsa_pem(pem) {
+            Ok(key) => (jsonwebtoken::Algorithm::RS256, key),
+            Err(_) => match jsonwebtoken::EncodingKey::from_ec_pem(pem) {
+                Ok(key) => (jsonwebtoken::Algorithm::ES256, key),
+                Err(_) => {
+                    return Err(FlowError::Configuration(
+                        "the private key is neither an RSA nor an EC P-256 key in PEM form".to_owned(),
+                    ));
+                }
+            },
+        };
+        let mut header = jsonwebtoken::Header::new(algorithm);
+        header.kid = self.config.private_key_id.clone();
+        jsonwebtoken::encode(&header, claims, &encoding)
+            .map_err(|_| FlowError::Configuration("the JWT could not be signed with the private key".to_owned()))
     }
 
     /// The secrets to try, in order: main, then staged. One `None` when no secret is sent.
@@ -545,12 +650,26 @@ impl Connector {
         self.finish_callback(callback, verifier.as_ref()).await
     }
 
-    /// Reads a callback whose state the caller checked, and exchanges its code.
+    /// The mix-up defence (RFC 9207) for a callback's `iss` (absent: `None`), per the
+    /// profile's `issuer` and `callback_iss_required`. [`Connector::finish_callback`] runs it
+    /// first; a caller may run it earlier to refuse a callback before anything else.
+    pub fn check_callback_issuer(&self, iss: Option<&str>) -> Result<(), IssuerError> {
+        check_issuer(&self.issuer, iss)
+    }
+
+    /// What this connection expects of a callback's `iss`.
+    pub fn issuer_policy(&self) -> &IssuerPolicy {
+        &self.issuer
+    }
+
+    /// Reads a callback whose state the caller checked: its `iss` first (refused before any
+    /// token request), then the provider's error if there is one, then exchanges its code.
     pub async fn finish_callback(
         &self,
         callback: &Callback,
         verifier: Option<&SecretString>,
     ) -> Result<TokenSet, FlowError> {
+        self.check_callback_issuer(callback.iss.as_deref()).map_err(FlowError::Issuer)?;
         if let Some(error) = &callback.error {
             let provider = ProviderError {
                 phase: ErrorPhase::Authorize,
@@ -592,6 +711,9 @@ impl Connector {
                 if let Some(v) = verifier {
                     request = request.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
                 }
+                for (k, v) in self.assertion_params()? {
+                    request = request.add_extra_param(k, v);
+                }
                 for (k, v) in &self.token_params {
                     request = request.add_extra_param(k.as_str(), v.as_str());
                 }
@@ -624,6 +746,9 @@ impl Connector {
                 let client = self.client(secret).set_token_uri(refresh_url.clone());
                 let rt = RefreshToken::new(refresh_token.expose_secret().to_owned());
                 let mut request = client.exchange_refresh_token(&rt);
+                for (k, v) in self.assertion_params()? {
+                    request = request.add_extra_param(k, v);
+                }
                 for (k, v) in &self.refresh_params {
                     request = request.add_extra_param(k.as_str(), v.as_str());
                 }
@@ -636,7 +761,8 @@ impl Connector {
     /// The client credentials grant.
     pub async fn client_credentials(&self) -> Result<TokenSet, FlowError> {
         self.require_grant(Grant::ClientCredentials, "client credentials grant")?;
-        if self.config.client_secret.is_none() {
+        if self.config.client_secret.is_none() && self.profile.auth.client_auth.standard() != ClientAuth::PrivateKeyJwt
+        {
             return Err(FlowError::Configuration("the client credentials grant needs the client secret".to_owned()));
         }
         if self.token_body() == Body::Json {
@@ -654,6 +780,9 @@ impl Connector {
                 let secret = secret.as_ref();
                 let client = self.client(secret).set_token_uri(token_url.clone());
                 let mut request = client.exchange_client_credentials();
+                for (k, v) in self.assertion_params()? {
+                    request = request.add_extra_param(k, v);
+                }
                 if !self.plan.scopes.is_empty() {
                     request = request.add_extra_param("scope", self.plan.scope_string());
                 }
@@ -667,11 +796,9 @@ impl Connector {
     /// key, `iss` the client id, `sub` the user, `aud` the profile's audience.
     pub async fn jwt_bearer(&self, subject: &str) -> Result<TokenSet, FlowError> {
         self.require_grant(Grant::JwtBearer, "JWT bearer grant")?;
-        let key = self
-            .config
-            .private_key
-            .as_ref()
-            .ok_or_else(|| FlowError::Configuration("the JWT bearer grant needs a private key".to_owned()))?;
+        if self.config.private_key.is_none() {
+            return Err(FlowError::Configuration("the JWT bearer grant needs a private key".to_owned()));
+        }
         let audience = self.endpoints.jwt_audience.clone().unwrap_or_else(|| self.endpoints.token.clone());
         let lifetime = self.profile.auth.jwt_bearer.as_ref().map_or(180, |j| u64::from(j.assertion_lifetime_seconds));
         #[derive(Serialize)]
@@ -683,14 +810,7 @@ impl Connector {
         }
         let claims =
             Claims { iss: &self.config.client_id, sub: subject, aud: &audience, exp: self.now_ms() / 1000 + lifetime };
-        // The key's own error text is not passed on: it can quote key material.
-        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.expose_secret().as_bytes())
-            .map_err(|_| FlowError::Configuration("the private key is not an RSA key in PEM form".to_owned()))?;
-        let assertion =
-            jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &encoding)
-                .map_err(|_| {
-                    FlowError::Configuration("the assertion could not be signed with the private key".to_owned())
-                })?;
+        let assertion = self.sign(&claims)?;
         let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
         let response = self.raw_token_request("token", &self.endpoints.token, &form, None, self.token_body()).await?;
         self.token_set_from_map(&response, GrantUsed::JwtBearer, None).await
@@ -752,9 +872,11 @@ impl Connector {
             let result = self
                 .with_secrets(true, |secret: Option<SecretString>| async move {
                     let secret = secret.as_ref();
+                    let credentials = self.client_auth(secret)?;
                     let mut form =
                         vec![("grant_type", grant_type), (code_param, authorization.device_code.expose_secret())];
-                    let basic = self.client_auth(secret, &mut form);
+                    form.extend(credentials.form());
+                    let basic = credentials.basic();
                     self.raw_token_request("token", &self.endpoints.token, &form, basic, self.token_body()).await
                 })
                 .await;
@@ -785,12 +907,11 @@ impl Connector {
                     TokenKind::Access => "access_token",
                     TokenKind::Refresh => "refresh_token",
                 };
-                client
-                    .introspect(&access)
-                    .set_token_type_hint(hint)
-                    .request_async(&self.http)
-                    .await
-                    .map_err(|e| self.token_error("introspect", e))
+                let mut request = client.introspect(&access).set_token_type_hint(hint);
+                for (k, v) in self.assertion_params()? {
+                    request = request.add_extra_param(k, v);
+                }
+                request.request_async(&self.http).await.map_err(|e| self.token_error("introspect", e))
             })
             .await?;
         Ok(Introspection {
@@ -819,8 +940,10 @@ impl Connector {
             TokenKind::Refresh => "refresh_token",
         };
         self.with_secrets(true, |secret: Option<SecretString>| async move {
+            let credentials = self.client_auth(secret.as_ref())?;
             let mut form = vec![("token", token.expose_secret()), ("token_type_hint", hint)];
-            let basic = self.client_auth(secret.as_ref(), &mut form);
+            form.extend(credentials.form());
+            let basic = credentials.basic();
             self.raw_post("revoke", url, &form, basic, Body::Form).await.map(drop)
         })
         .await
@@ -917,30 +1040,43 @@ impl Connector {
         }
     }
 
-    /// Adds client authentication to a form as the profile says: in the body, or returned
-    /// as the HTTP Basic pair.
-    fn client_auth<'s>(
-        &'s self,
-        secret: Option<&'s SecretString>,
-        form: &mut Vec<(&'s str, &'s str)>,
-    ) -> Option<(&'s str, &'s str)> {
-        match (self.profile.auth.client_auth, secret) {
-            (ClientAuth::Basic, Some(secret)) => Some((self.config.client_id.as_str(), secret.expose_secret())),
-            (_, secret) => {
-                form.push(("client_id", self.config.client_id.as_str()));
-                if let Some(secret) = secret {
-                    form.push(("client_secret", secret.expose_secret()));
-                }
-                None
+    /// Client authentication for a plain post, as the profile says: form fields (the id,
+    /// and the secret or a signed assertion), or the HTTP Basic pair.
+    fn client_auth(&self, secret: Option<&SecretString>) -> Result<ClientCredentials, FlowError> {
+        let id = self.config.client_id.clone();
+        let mut credentials = ClientCredentials::default();
+        match (self.profile.auth.client_auth.standard(), secret) {
+            (ClientAuth::ClientSecretBasic, Some(secret)) => {
+                credentials.basic = Some((id, secret.expose_secret().to_owned()));
+            }
+            (ClientAuth::ClientSecretPost, Some(secret)) => {
+                credentials.form.push(("client_id", id));
+                credentials.form.push(("client_secret", secret.expose_secret().to_owned()));
+            }
+            _ => {
+                credentials.form.push(("client_id", id));
+                credentials.form.extend(self.assertion_params()?);
             }
         }
+        Ok(credentials)
     }
 
     /// What a provider error means, from the profile's error map, with the fix rendered for
     /// this connection.
     pub fn diagnose(&self, error: ProviderError) -> Diagnosis {
         let Some((id, rule)) = matching_rule(&self.profile, &error) else {
-            return Diagnosis { kind: DiagnosisKind::Unknown, rule: None, meaning: None, hint: None, provider: error };
+            return match crate::standard_errors::standard_error(&error.error, error.phase) {
+                Some(standard) => Diagnosis {
+                    kind: standard.kind.into(),
+                    rule: None,
+                    meaning: Some(format!("{} ({})", standard.meaning, standard.reference)),
+                    hint: Some(standard.fix.to_owned()),
+                    provider: error,
+                },
+                None => {
+                    Diagnosis { kind: DiagnosisKind::Unknown, rule: None, meaning: None, hint: None, provider: error }
+                }
+            };
         };
         let scopes = scope_entries(&self.profile, &self.plan);
         let app_name = format!("{} integration", self.profile.name);
@@ -982,8 +1118,10 @@ impl Connector {
         send_secret: bool,
     ) -> Result<Map<String, Value>, FlowError> {
         self.with_secrets(send_secret, |secret: Option<SecretString>| async move {
+            let credentials = self.client_auth(secret.as_ref())?;
             let mut params = params.to_vec();
-            let basic = self.client_auth(secret.as_ref(), &mut params);
+            params.extend(credentials.form());
+            let basic = credentials.basic();
             self.raw_token_request("token", url, &params, basic, Body::Json).await
         })
         .await
@@ -1107,5 +1245,31 @@ impl Connector {
             }
         }
         Ok(tokens)
+    }
+}
+
+/// RFC 7523 section 2.2.
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A random, unguessable JWT id.
+fn random_id() -> String {
+    use rand::Rng as _;
+    rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(32).map(char::from).collect()
+}
+
+/// Client authentication for one plain post. Not `Debug`: it holds the secret.
+#[derive(Default)]
+struct ClientCredentials {
+    form: Vec<(&'static str, String)>,
+    basic: Option<(String, String)>,
+}
+
+impl ClientCredentials {
+    fn form(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.form.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    fn basic(&self) -> Option<(&str, &str)> {
+        self.basic.as_ref().map(|(id, secret)| (id.as_str(), secret.as_str()))
     }
 }

@@ -57,7 +57,7 @@ pub enum DiagnosisKind {
     FixConfiguration,
     /// The client sent something wrong: a bug to report.
     ClientBug,
-    /// The profile's error map does not know this error.
+    /// Neither the profile's error map nor the standard codes know this error.
     Unknown,
 }
 
@@ -149,6 +149,9 @@ pub enum FlowError {
     /// The callback's `state` does not belong to a pending authorization of this session.
     #[error("authorization state rejected: {0}")]
     State(StateError),
+    /// The callback's `iss` names another server (RFC 9207): refused before any code exchange.
+    #[error("callback refused: {0}")]
+    Issuer(crate::issuer::IssuerError),
     /// The profile does not offer this grant or endpoint.
     #[error("{0}")]
     Unsupported(String),
@@ -169,11 +172,14 @@ pub enum FlowError {
 }
 
 impl FlowError {
-    /// Whether retrying the same request later may succeed.
+    /// Whether retrying the same request later may succeed: transport failures, unreadable
+    /// answers, and refusals diagnosed `retry_later` (`temporarily_unavailable`,
+    /// `server_error`, or a profile rule saying so).
     pub fn is_transient(&self) -> bool {
         match self {
             FlowError::Transport { source, .. } => source.is_transient(),
             FlowError::InvalidResponse { .. } => true,
+            FlowError::Provider(d) => d.kind == DiagnosisKind::RetryLater,
             _ => false,
         }
     }

@@ -46,8 +46,8 @@ pub enum TransportError {
     /// No complete answer within the timeout.
     #[error("the request timed out")]
     Timeout,
-    /// The connection could not be made or broke.
-    #[error("the connection failed: {0}")]
+    /// The connection could not be made or broke: what happened, the host and port, the cause.
+    #[error("{0}")]
     Connect(String),
     /// The server answered with a 5xx status.
     #[error("the server answered HTTP {0}")]
@@ -96,7 +96,8 @@ impl HttpClient {
         let request: reqwest::Request =
             request.try_into().map_err(|e: reqwest::Error| TransportError::Other(e.without_url().to_string()))?;
         let started = std::time::Instant::now();
-        let mut response = self.inner.execute(request).await.map_err(classify)?;
+        let host = host_and_port(&target);
+        let mut response = self.inner.execute(request).await.map_err(|e| classify(e, &host))?;
         let status = response.status();
         let headers = response.headers().clone();
         let too_large = || TransportError::TooLarge(self.max_response_bytes);
@@ -105,7 +106,7 @@ impl HttpClient {
         }
         // Read in chunks, so an answer without a length (or lying about it) stops at the limit.
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, &host))? {
             if body.len() + chunk.len() > self.max_response_bytes {
                 return Err(too_large());
             }
@@ -123,14 +124,78 @@ impl HttpClient {
     }
 }
 
-fn classify(e: reqwest::Error) -> TransportError {
+impl HttpClient {
+    /// GETs a document (authorization-server metadata) with `Accept: application/json`:
+    /// the status and the body, bounded like every answer.
+    pub async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), TransportError> {
+        let request = oauth2::http::Request::builder()
+            .method(oauth2::http::Method::GET)
+            .uri(url)
+            .header(oauth2::http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| TransportError::Other(e.to_string()))?;
+        let response = self.send(request).await?;
+        Ok((response.status().as_u16(), response.into_body()))
+    }
+}
+
+/// What a connection failure was, from its causes' text (hyper, the resolver, rustls and the
+/// OS word them; none offers a typed kind through reqwest).
+fn failure_kind(chain: &str) -> &'static str {
+    let chain = chain.to_lowercase();
+    if chain.contains("dns") || chain.contains("lookup") || chain.contains("resolve") {
+        "DNS lookup failed"
+    } else if chain.contains("refused") {
+        "connection refused"
+    } else if chain.contains("reset") {
+        "connection reset"
+    } else if ["tls", "ssl", "certificate", "handshake", "corrupt message", "alert", "invalid peer"]
+        .iter()
+        .any(|word| chain.contains(word))
+    {
+        // rustls's words: a plain-http server answering a TLS hello is a "corrupt message".
+        "TLS failed"
+    } else {
+        "connection failed"
+    }
+}
+
+/// `host:port` of a logged target (`scheme://authority/path`), the port filled in.
+fn host_and_port(target: &str) -> String {
+    match url::Url::parse(target) {
+        Ok(url) => match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => target.to_owned(),
+        },
+        Err(_) => target.to_owned(),
+    }
+}
+
+/// A failed exchange, named with the host and port tried and its root cause ("connection
+/// refused", a DNS failure, a TLS failure). reqwest's own message says only "error sending
+/// request"; the cause is in its source chain, which never holds the URL's query.
+fn classify(e: reqwest::Error, host: &str) -> TransportError {
     let e = e.without_url();
     if e.is_timeout() {
-        TransportError::Timeout
-    } else if e.is_connect() || e.is_request() || e.is_body() {
-        TransportError::Connect(e.to_string())
+        return TransportError::Timeout;
+    }
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !causes.contains(&text) {
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    let kind = failure_kind(&causes.join(": "));
+    let cause = causes.last().map(|c| format!(" ({c})")).unwrap_or_default();
+    let message = format!("{kind} to {host}{cause}");
+    if e.is_connect() || e.is_request() || e.is_body() {
+        TransportError::Connect(message)
     } else {
-        TransportError::Other(e.to_string())
+        TransportError::Other(message)
     }
 }
 
@@ -183,4 +248,29 @@ pub(crate) fn post(
         builder = builder.header(oauth2::http::header::AUTHORIZATION, value);
     }
     builder.body(body).map_err(|e| TransportError::Other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_kind;
+
+    #[test]
+    fn failures_are_named_by_their_cause() {
+        for (chain, kind) in [
+            (
+                "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+                "DNS lookup failed",
+            ),
+            ("client error (Connect): tcp connect error: Connection refused (os error 111)", "connection refused"),
+            (
+                "client error (SendRequest): connection error: Connection reset by peer (os error 104)",
+                "connection reset",
+            ),
+            ("client error (Connect): received corrupt message of type InvalidContentType", "TLS failed"),
+            ("client error (Connect): invalid peer certificate: UnknownIssuer", "TLS failed"),
+            ("client error (Connect): something else", "connection failed"),
+        ] {
+            assert_eq!(failure_kind(chain), kind, "{chain}");
+        }
+    }
 }

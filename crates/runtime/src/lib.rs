@@ -6,8 +6,10 @@
 //!   validator's connection checks, with its endpoints rendered. It runs the flows:
 //!   authorization URL (state bound to a session, PKCE S256), code exchange, refresh,
 //!   revoke, introspect, client credentials, JWT bearer and the device flow.
-//! - Every provider error is matched against the profile's error map into a [`Diagnosis`]:
-//!   reauthorize, retry later, fix configuration, client bug, or unknown, with the fix.
+//! - Every provider error is matched against the profile's error map, else against the
+//!   standard OAuth codes (RFC 6749, 6750, 7009, 8628), into a [`Diagnosis`]: reauthorize,
+//!   retry later, fix configuration, client bug, or unknown, with the fix.
+//! - A callback's `iss` is checked (RFC 9207) by [`check_issuer`] before any code exchange.
 //! - [`TokenManager`] hands out valid access tokens: refresh ahead of expiry, one refresh in
 //!   flight per connection, transient failures retried, rotated tokens persisted through a
 //!   [`TokenStore`] before use.
@@ -39,8 +41,10 @@ mod clock;
 mod connector;
 mod errors;
 mod http;
+mod issuer;
 mod manager;
 mod registry;
+mod standard_errors;
 mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -50,10 +54,12 @@ pub use connector::{
 };
 pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError};
 pub use http::{HttpClient, HttpOptions, TransportError};
+pub use issuer::{IssuerError, IssuerPolicy, check_issuer, origin_of};
 pub use keyway_validate::Selection;
 pub use manager::{
     AccessToken, FileTokenStore, MemoryTokenStore, RefreshClaim, RefreshPolicy, StoreError, StoreFuture, TokenError,
     TokenManager, TokenStore,
 };
 pub use registry::{LoadError, Registry, SharedRegistry};
+pub use standard_errors::{StandardError, standard_codes, standard_error};
 pub use tokens::{ExpirySource, GrantUsed, MAX_TOKEN_SET_BYTES, TokenOrigin, TokenSet};

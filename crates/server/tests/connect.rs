@@ -152,6 +152,15 @@ async fn forged_foreign_and_mixed_up_callbacks_are_refused_before_any_token_requ
     let (status, page) = browser.get(&format!("{callback}&iss=https%3A%2F%2Fevil.example.com")).await;
     assert_eq!((status, page.contains("issuer_mismatch")), (StatusCode::BAD_REQUEST, true), "{page}");
     assert_eq!(token_requests(), before, "no token request for a refused callback");
+    // The profile declares its issuer: the same origin with another path is another issuer
+    // (the runtime's exact comparison, not an origin check).
+    let (browser, callback) = hub.authorize(&hub.create_session(json!({})).await, &integration, USER).await;
+    let other_path = url::form_urlencoded::byte_serialize(format!("{}/other", hub.provider.base_url()).as_bytes())
+        .collect::<String>();
+    let (status, page) = browser.get(&format!("{callback}&iss={other_path}")).await;
+    assert_eq!((status, page.contains("issuer_mismatch")), (StatusCode::BAD_REQUEST, true), "{page}");
+    assert_eq!(token_requests(), before, "no token request for a refused callback");
+    drop(browser);
     // ...and the state is spent: start again, this time with the right `iss`.
     let (browser, callback) = hub.authorize(&hub.create_session(json!({})).await, &integration, USER).await;
     let iss = url::form_urlencoded::byte_serialize(hub.provider.base_url().as_bytes()).collect::<String>();

@@ -304,6 +304,10 @@ pub struct ProviderConfig {
     /// A browser without the `testkit_user` cookie sees a consent page (username, Allow, Deny)
     /// instead of being approved as the default user. Default `false`.
     pub consent_page: bool,
+    /// Sent as `iss` on every authorization response (RFC 9207), and discovery then says
+    /// `authorization_response_iss_parameter_supported`. Default `None`: no `iss`, as
+    /// Salesforce. A test impersonating a mix-up sets another server's issuer here.
+    pub callback_iss: Option<String>,
 }
 
 impl Default for ProviderConfig {
@@ -327,6 +331,7 @@ impl Default for ProviderConfig {
             device_interval: 5,
             device_slow_down_polls: 0,
             consent_page: false,
+            callback_iss: None,
         }
     }
 }
@@ -353,6 +358,7 @@ impl fmt::Debug for ProviderConfig {
             .field("device_interval", &self.device_interval)
             .field("device_slow_down_polls", &self.device_slow_down_polls)
             .field("consent_page", &self.consent_page)
+            .field("callback_iss", &self.callback_iss)
             .finish()
     }
 }
@@ -362,7 +368,7 @@ impl fmt::Debug for ProviderConfig {
 pub enum Endpoint {
     /// `/services/oauth2/authorize`.
     Authorize,
-    /// `/services/oauth2/token` (also the device flow).
+    /// `/services/oauth2/token` (also the device flow) and `/services/oauth2/device_authorization`.
     Token,
     /// `/services/oauth2/revoke`.
     Revoke,
@@ -381,6 +387,14 @@ pub enum Fault {
     Status(u16),
     /// Sleep, then answer normally: a client with a shorter timeout sees a timeout.
     Delay(Duration),
+    /// Answer this HTTP status with the OAuth error body `{"error": ERROR, "error_description": ...}`
+    /// (RFC 6749 section 5.2): any error code, standard or not.
+    OAuthError {
+        /// The HTTP status (an invalid one becomes 400).
+        status: u16,
+        /// The `error` code.
+        error: String,
+    },
     /// Answer 200 `application/json` with a truncated body: `{"access_token": "tru`.
     MalformedJson,
     /// Process the request (issue, rotate, revoke: the provider's state changes), then hold

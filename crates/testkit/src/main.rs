@@ -2,13 +2,14 @@
 //! Salesforce org (README's demo) and for browser tests.
 //!
 //! ```text
-//! keyway-testkit [--port N] [--profiles-out DIR] [--no-consent-page] [--rotate]
+//! keyway-testkit [--port N] [--profiles-out DIR] [--no-consent-page] [--rotate] [--iss]
 //! ```
 //!
 //! It listens on 127.0.0.1 (port 0 picks one), writes the bundled Salesforce profiles and the
 //! `salesforce-local` child pointing at itself into `--profiles-out`, prints one JSON line
 //! (`base_url`, `client_id`, `client_secret`, `profile`) and serves until killed. The
-//! credentials are the test provider's fixed, public test values.
+//! credentials are the test provider's fixed, public test values. With `--iss` it sends its
+//! issuer as `iss` on authorization responses (RFC 9207) and says so in its discovery document.
 
 use keyway_testkit::profiles::{LOCAL_PROFILE_ID, write_profiles};
 use keyway_testkit::{ProviderConfig, TestProvider};
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut port = 0u16;
     let mut profiles_out: Option<PathBuf> = None;
+    let mut send_iss = false;
     let mut config = ProviderConfig { consent_page: true, ..ProviderConfig::default() };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -32,8 +34,9 @@ fn main() -> ExitCode {
             },
             "--no-consent-page" => config.consent_page = false,
             "--rotate" => config.rotate_refresh_tokens = true,
+            "--iss" => send_iss = true,
             "-h" | "--help" => {
-                println!("keyway-testkit [--port N] [--profiles-out DIR] [--no-consent-page] [--rotate]");
+                println!("keyway-testkit [--port N] [--profiles-out DIR] [--no-consent-page] [--rotate] [--iss]");
                 return ExitCode::SUCCESS;
             }
             other => return usage(&format!("unknown argument `{other}`")),
@@ -50,6 +53,10 @@ fn main() -> ExitCode {
             Ok(provider) => provider,
             Err(e) => return fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")),
         };
+        if send_iss {
+            let issuer = provider.base_url();
+            provider.update_config(|c| c.callback_iss = Some(issuer));
+        }
         if let Some(dir) = &profiles_out {
             if let Err(e) = write_profiles(dir, &provider.host()) {
                 return fail(&format!("cannot write profiles to {}: {e}", dir.display()));

@@ -3,7 +3,8 @@
 //! The bundled `salesforce` profile is used as it ships; a child profile,
 //! `salesforce-local`, adds a `local` environment whose login host is the provider's
 //! `127.0.0.1:PORT`, reached over plain http (allowed for loopback only). The other
-//! environments keep https, and a My Domain parameter is honoured only there.
+//! environments keep https, and a My Domain parameter is honoured only there. The child
+//! declares the provider's issuer (RFC 9207): an `iss` on a callback must be exactly it.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,7 @@ environments:
     label: Local test provider
     vars: {{login_host: '{host}', scheme: http}}
 auth:
+  issuer: {}
   endpoints:
     authorize: {}
     token: {}
@@ -46,6 +48,7 @@ auth:
   device:
     start: {}
 ",
+        endpoint(""),
         endpoint("/services/oauth2/authorize"),
         endpoint("/services/oauth2/token"),
         endpoint("/services/oauth2/revoke"),

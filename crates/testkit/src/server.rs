@@ -22,6 +22,10 @@ pub(crate) const REVOKE_PATH: &str = "/services/oauth2/revoke";
 pub(crate) const INTROSPECT_PATH: &str = "/services/oauth2/introspect";
 pub(crate) const USERINFO_PATH: &str = "/services/oauth2/userinfo";
 const DEVICE_VERIFICATION_PATH: &str = "/setup/connect";
+/// The standard device authorization endpoint (RFC 8628), beside Salesforce's variant (a
+/// `response_type=device_code` post to the token endpoint).
+pub(crate) const DEVICE_AUTHORIZATION_PATH: &str = "/services/oauth2/device_authorization";
+const GRANT_DEVICE_STANDARD: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 const GRANT_CODE: &str = "authorization_code";
 const GRANT_REFRESH: &str = "refresh_token";
@@ -138,7 +142,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 fn classify(path: &str) -> Option<Endpoint> {
     match path {
         AUTHORIZE_PATH => Some(Endpoint::Authorize),
-        TOKEN_PATH => Some(Endpoint::Token),
+        TOKEN_PATH | DEVICE_AUTHORIZATION_PATH => Some(Endpoint::Token),
         REVOKE_PATH => Some(Endpoint::Revoke),
         INTROSPECT_PATH => Some(Endpoint::Introspect),
         USERINFO_PATH => Some(Endpoint::Userinfo),
@@ -210,6 +214,10 @@ async fn handle(
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let description = format!("injected fault: HTTP {}", status.as_u16());
             return shared.lock().error(status, "server_error", &description);
+        }
+        Some(Fault::OAuthError { status, error }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            return shared.lock().error(status, &error, "injected OAuth error");
         }
         Some(Fault::MalformedJson) => {
             return response(StatusCode::OK, Some("application/json"), r#"{"access_token": "tru"#.to_owned());
@@ -404,6 +412,14 @@ impl State {
         if id != Some(self.config.client_id.as_str()) {
             return ClientCheck::UnknownClient;
         }
+        if request.form_value("client_assertion_type").is_some() || request.form_value("client_assertion").is_some() {
+            // private_key_jwt (RFC 7523 section 2.2): the signed assertion stands for the secret.
+            return if secret.is_none() && self.client_assertion_ok(request) {
+                ClientCheck::Ok
+            } else {
+                ClientCheck::BadSecret
+            };
+        }
         match secret {
             Some(secret) if self.secret_ok(secret) => ClientCheck::Ok,
             Some(_) => ClientCheck::BadSecret,
@@ -568,6 +584,9 @@ impl State {
             if let Some(state) = state {
                 params.push(("state", state));
             }
+            if let Some(iss) = &self.config.callback_iss {
+                params.push(("iss", iss.as_str()));
+            }
             self.redirect(redirect_uri, &params)
         };
         if request.query_value("response_type") != Some("code") {
@@ -609,6 +628,9 @@ impl State {
         if let Some(state) = state {
             params.push(("state", state));
         }
+        if let Some(iss) = &self.config.callback_iss {
+            params.push(("iss", iss.as_str()));
+        }
         let response = self.redirect(redirect_uri, &params);
         if response.status() == StatusCode::FOUND {
             self.codes.insert(code, entry);
@@ -648,6 +670,9 @@ impl State {
         if inactive {
             return self.invalid_client_id();
         }
+        if request.path == DEVICE_AUTHORIZATION_PATH {
+            return self.device_start(request);
+        }
         if request.form_value("grant_type").is_none() && request.form_value("response_type") == Some("device_code") {
             return self.device_start(request);
         }
@@ -656,7 +681,7 @@ impl State {
             Some(GRANT_REFRESH) => self.grant_refresh(request),
             Some(GRANT_CLIENT_CREDENTIALS) => self.grant_client_credentials(request),
             Some(GRANT_JWT) => self.grant_jwt(request),
-            Some(GRANT_DEVICE) => self.grant_device(request),
+            Some(GRANT_DEVICE | GRANT_DEVICE_STANDARD) => self.grant_device(request),
             Some(_) => self.bad_request("unsupported_grant_type", "grant type not supported"),
             None => self.bad_request("unsupported_grant_type", "grant type not supported"),
         }
@@ -736,6 +761,39 @@ impl State {
             Ok(user) => self.issue(&user, "api", None, None),
             Err(description) => self.bad_request("invalid_grant", description),
         }
+    }
+
+    /// A `private_key_jwt` client assertion: the right type, signed with the configured key,
+    /// `iss` and `sub` the client id, `aud` the token endpoint, not expired.
+    fn client_assertion_ok(&self, request: &RecordedRequest) -> bool {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        if request.form_value("client_assertion_type") != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
+            return false;
+        }
+        let (Some(assertion), Some(pem)) = (request.form_value("client_assertion"), &self.config.jwt_public_key_pem)
+        else {
+            return false;
+        };
+        let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) else { return false };
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let Ok(data) = jsonwebtoken::decode::<JwtClaims>(assertion, &key, &validation) else { return false };
+        let claims = data.claims;
+        let client = Some(self.config.client_id.as_str());
+        let token_url = format!("{}{TOKEN_PATH}", self.base_url);
+        let aud_ok = match &claims.aud {
+            Some(Value::String(aud)) => *aud == token_url,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(token_url.as_str())),
+            _ => false,
+        };
+        claims.iss.as_deref() == client
+            && claims.sub.as_deref() == client
+            && aud_ok
+            && claims.exp.is_some_and(|exp| exp.is_finite() && exp > self.now().as_secs_f64())
     }
 
     fn verify_assertion(&self, assertion: Option<&str>) -> Result<String, &'static str> {
@@ -980,12 +1038,15 @@ impl State {
                     "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
                     "introspection_endpoint": format!("{base}{INTROSPECT_PATH}"),
                     "userinfo_endpoint": format!("{base}{USERINFO_PATH}"),
+                    "device_authorization_endpoint": format!("{base}{DEVICE_AUTHORIZATION_PATH}"),
                     "jwks_uri": format!("{base}/id/keys"),
                     "response_types_supported": ["code"],
-                    "grant_types_supported": [GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_JWT, GRANT_DEVICE],
+                    "grant_types_supported": [GRANT_CODE, GRANT_REFRESH, GRANT_CLIENT_CREDENTIALS, GRANT_JWT, GRANT_DEVICE, GRANT_DEVICE_STANDARD],
                     "code_challenge_methods_supported": ["S256"],
                     "scopes_supported": ["api", "refresh_token", "offline_access", "full", "web", "openid", "id", "profile", "email"],
-                    "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt"],
+                    "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+                    "authorization_response_iss_parameter_supported": self.config.callback_iss.is_some(),
                     "subject_types_supported": ["public"],
                 }),
             ),

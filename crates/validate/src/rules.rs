@@ -298,7 +298,7 @@ fn guide_renders(profile: &Profile, guide_templates: &[(String, &str)], out: &mu
                 actions: &all,
                 callback_url: "https://platform.example/oauth/callback",
                 app_name: "Example integration",
-                refresh_sends_secret: profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret),
+                refresh_sends_secret: profile.auth.refresh_sends_secret(),
             };
             let context = guide_context(profile, &setting);
             for (pointer, source) in guide_templates {

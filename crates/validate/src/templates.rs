@@ -345,6 +345,9 @@ pub fn templates(profile: &Profile) -> Vec<(String, TemplateKind, &str)> {
     for (k, v) in &profile.auth.refresh_params {
         out.push((format!("/auth/refresh_params/{}", esc(k)), Endpoint, v));
     }
+    if let Some(issuer) = &profile.auth.issuer {
+        out.push(("/auth/issuer".into(), Endpoint, issuer));
+    }
     if let Some(jwt) = &profile.auth.jwt_bearer {
         out.push(("/auth/jwt_bearer/audience".into(), Endpoint, &jwt.audience));
     }

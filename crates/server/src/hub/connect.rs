@@ -417,7 +417,6 @@ impl Hub {
         cookie_session: Option<&str>,
     ) -> Result<Finished, PageError> {
         let callback = Callback::from_query(query);
-        let iss = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "iss").map(|(_, v)| v.into_owned());
         let restart = "Go back to the application and start connecting again.";
         let Some(state) = callback.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512) else {
             return Err(PageError::new(
@@ -467,22 +466,21 @@ impl Hub {
             )
             .with_fix(restart));
         }
-        if let Some(iss) = &iss {
-            // RFC 9207: the response must come from the server the user was sent to.
-            if origin_of(iss).as_deref() != Some(pending.authorize_origin.as_str()) {
-                return Err(PageError::new(
-                    StatusCode::BAD_REQUEST,
-                    "issuer_mismatch",
-                    "The answer names another authorization server than the one you were sent to.",
-                )
-                .with_fix(restart));
-            }
-        }
         let parameters: IndexMap<String, String> = parse_json(&pending.parameters);
         let connector = self.connector(&integration, &parameters).map_err(|e| {
             PageError::new(StatusCode::CONFLICT, e.code(), "This integration is misconfigured.")
                 .with_fix("Ask the application's administrator to check the integration.")
         })?;
+        // RFC 9207, the runtime's one check: the answer must come from the server the user
+        // was sent to (the profile's issuer, else the authorize endpoint's origin).
+        if connector.check_callback_issuer(callback.iss.as_deref()).is_err() {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "issuer_mismatch",
+                "The answer does not come from the authorization server you were sent to.",
+            )
+            .with_fix(restart));
+        }
         let verifier = match &pending.code_verifier_blob {
             Some(blob) => {
                 let cell = Cell { table: "authorizations", row: &pending.state_hash, column: "code_verifier_blob" };

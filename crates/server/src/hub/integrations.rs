@@ -82,6 +82,7 @@ impl Hub {
             pkce: new.pkce,
             refresh_sends_secret: new.refresh_sends_secret,
             private_key: None,
+            private_key_id: None,
         };
         if let Err(ConfigError(diagnostics)) = Connector::new(profile, config, self.http.clone()) {
             problems.extend(diagnostics.into_iter().map(|mut d| {

@@ -151,10 +151,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// The origin (`scheme://host[:port]`) of a URL, when it is http(s).
-pub fn origin_of(url: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    matches!(url.scheme(), "http" | "https").then(|| url.origin().ascii_serialization())
-}
+pub use keyway_runtime::origin_of;
 
 /// Why a URL the platform gives (return URL, allowed origin, webhook target) is refused.
 fn web_url_problem(text: &str) -> Option<String> {
@@ -402,6 +399,7 @@ impl Hub {
             pkce: settings.pkce,
             refresh_sends_secret: settings.refresh_sends_secret,
             private_key: None,
+            private_key_id: None,
         })
     }
 
