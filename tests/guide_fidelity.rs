@@ -547,6 +547,7 @@ fn request_for(s: &Scenario) -> GuideRequest {
         custom_scopes: s.custom_scopes.map(|list| list.iter().map(|v| v.to_string()).collect()),
         refresh_sends_secret: s.refresh_sends_secret,
         sends_pkce: s.sends_pkce,
+        ..GuideRequest::default()
     }
 }
 

@@ -132,21 +132,37 @@ fn guide_urls_are_canonical_and_round_trip() {
     let p = bundled_profile("salesforce-service-cloud");
     let mut req = request(&["list_cases", "create_case", "list_cases"]);
     req.environment = Some("sandbox".to_owned());
+    // An alias of the default variant, the profile's default PKCE: both left out.
     req.variant = Some("eca".to_owned());
-    let url = guide_url("https://docs.example.com/guides/salesforce?old=1", p, &req).expect("a URL");
+    req.sends_pkce = Some(true);
+    req.refresh_sends_secret = Some(false);
+    req.parameters.insert("my_domain".to_owned(), "acme.my.salesforce.com".to_owned());
+    req.callback_url = Some("https://app.example.com/cb?x=1".to_owned());
+    req.app_name = Some("Acme & Co".to_owned());
+    // The base's own query is kept ahead of the guide's keys; its stale guide keys are not.
+    let url = guide_url("https://docs.example.com/guides/salesforce?lang=en&env=old#top", p, &req).expect("a URL");
     assert_eq!(
         url,
-        "https://docs.example.com/guides/salesforce?profile=salesforce-service-cloud&actions=create_case%2Clist_cases&env=sandbox&variant=eca"
+        "https://docs.example.com/guides/salesforce?lang=en&profile=salesforce-service-cloud&actions=create_case%2Clist_cases&env=sandbox&refresh_secret=off&callback=https%3A%2F%2Fapp.example.com%2Fcb%3Fx%3D1&app=Acme+%26+Co&param.my_domain=acme.my.salesforce.com#top"
     );
     let (id, back) = parse_guide_url(&url).expect("parses");
     assert_eq!(id, "salesforce-service-cloud");
     assert_eq!(back.actions, ["create_case", "list_cases"]);
-    assert_eq!((back.environment.as_deref(), back.variant.as_deref()), (Some("sandbox"), Some("eca")));
-    let again = guide_url("https://docs.example.com/guides/salesforce", p, &back).expect("a URL");
+    assert_eq!((back.environment.as_deref(), back.variant.as_deref()), (Some("sandbox"), None));
+    assert_eq!((back.sends_pkce, back.refresh_sends_secret), (None, Some(false)));
+    assert_eq!(back.parameters.get("my_domain").map(String::as_str), Some("acme.my.salesforce.com"));
+    assert_eq!(back.app_name.as_deref(), Some("Acme & Co"));
+    let again = guide_url("https://docs.example.com/guides/salesforce?lang=en#top", p, &back).expect("a URL");
     assert_eq!(again, url, "the same selection gives the same URL");
-    assert!(parse_guide_url("https://d.example/g?profile=x&acitons=a").is_err());
-    assert!(parse_guide_url("https://d.example/g?profile=x&profile=y").is_err());
-    assert!(guide_url("https://d.example/g", p, &request(&["nope"])).is_err());
+    // The same guide either way.
+    assert_eq!(render(p, &req).map(|g| g.to_markdown()), render(p, &back).map(|g| g.to_markdown()));
+    let code = |r: Result<_, Box<keyway_diagnostics::Diagnostic>>| r.err().map(|d| d.code.as_str());
+    assert_eq!(code(parse_guide_url("https://d.example/g?profile=x&acitons=a")), Some("KW0510"));
+    assert_eq!(code(parse_guide_url("https://d.example/g?profile=x&profile=y")), Some("KW0510"));
+    assert_eq!(code(parse_guide_url("https://d.example/g?profile=x&pkce=maybe")), Some("KW0510"));
+    assert!(parse_guide_url("https://d.example/g?profile=x&lang=en").is_ok(), "the page's own keys are kept");
+    let unknown = guide_url("https://d.example/g", p, &request(&["nope"])).err().map(|d| d.code.as_str());
+    assert_eq!(unknown, Some("KW0501"));
 }
 
 /// Scopes as imported catalogues write them (`value: {}`: no label) are shown by their value.

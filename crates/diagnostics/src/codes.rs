@@ -82,6 +82,8 @@ codes! {
     InvalidParameter = "KW0506", Error, "A connection parameter is unknown, missing, or fails its pattern.";
     InvalidRedirectUri = "KW0507", Error, "A redirect URI is not https, a private-use scheme, or loopback http.";
     UnknownVariant = "KW0508", Error, "A guide is asked for a console variant the profile does not have.";
+    InvalidAppName = "KW0509", Error, "A guide's app name is empty, longer than 255 characters, or contains a control character.";
+    InvalidGuideUrl = "KW0510", Error, "A guide URL, or the base URL a guide is shared under, is not an absolute http(s) URL, or its query is not a guide selection.";
 }
 
 impl std::fmt::Display for Code {

@@ -26,12 +26,36 @@ pub struct Guide<'a> {
     pub scope_string: String,
     /// Whether the scopes are the connection's custom scopes.
     pub custom_scopes: bool,
+    /// What separates scopes in `scope_string` (the profile's `auth.scope_separator`).
+    pub scope_separator: Cow<'a, str>,
+    /// Whether the platform sends a PKCE challenge, as the guide assumes.
+    pub sends_pkce: bool,
+    /// Whether the platform sends the client secret when refreshing, as the guide assumes.
+    pub refresh_sends_secret: bool,
     /// The sections whose conditions hold, in order. Text is Markdown.
     pub sections: Vec<GuideSection<'a>>,
     /// What provider errors mean and how to fix them.
     pub troubleshooting: Vec<Troubleshooting<'a>>,
-    /// The shareable URL of this guide, when a base URL was given.
+    /// Every action the profile offers, with its scopes and whether it is selected: what a
+    /// docs site needs to build its own picker.
+    pub catalogue: Vec<CatalogueAction<'a>>,
+    /// The shareable URL of this guide, when a base URL was given (always http or https).
     pub url: Option<String>,
+}
+
+/// An action of the profile's catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct CatalogueAction<'a> {
+    /// Its id: `create_case`.
+    pub id: Cow<'a, str>,
+    /// Its display name: "Create Case".
+    pub name: Cow<'a, str>,
+    /// The provider object it works on (`Case`), for grouping.
+    pub object: Option<Cow<'a, str>>,
+    /// The scopes it needs.
+    pub scopes: Vec<Cow<'a, str>>,
+    /// Whether the guide's selection includes it.
+    pub selected: bool,
 }
 
 /// The environment a guide is for.

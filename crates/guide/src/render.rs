@@ -1,12 +1,14 @@
 //! From a profile and a selection to a rendered [`Guide`].
 
 use crate::output::{
-    Guide, GuideAction, GuideEnvironment, GuideItem, GuideSection, GuideSetting, GuideStep, Troubleshooting,
+    CatalogueAction, Guide, GuideAction, GuideEnvironment, GuideItem, GuideSection, GuideSetting, GuideStep,
+    Troubleshooting,
 };
+use crate::text::{app_name_problem, markdown_text};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
 use keyway_manifest::model::{Condition, Item, ItemKind, Pkce, Profile};
-use keyway_validate::templates::{GuideTarget, guide_context, render as render_template, scope_entries};
+use keyway_validate::templates::{GuideTarget, guide_context_with_params, render as render_template, scope_entries};
 use keyway_validate::{Selection, check_selection};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -39,6 +41,14 @@ pub struct GuideRequest {
     /// Whether the platform sends PKCE (default: unless the profile's policy is `off`).
     #[serde(default)]
     pub sends_pkce: Option<bool>,
+    /// Connection parameters (`my_domain`), checked like a connection's; guide text sees them
+    /// as `params`.
+    #[serde(default)]
+    pub parameters: indexmap::IndexMap<String, String>,
+    /// The docs page the guide lives on: the guide then carries its shareable URL under it.
+    /// Only absolute http(s) URLs (KW0510).
+    #[serde(default)]
+    pub base_url: Option<String>,
 }
 
 /// Shown where the admin enters the callback URL when the request names none.
@@ -48,15 +58,50 @@ pub const CALLBACK_PLACEHOLDER: &str = "https://YOUR-PLATFORM.example/oauth/call
 /// scopes, and an unacceptable callback URL, are diagnostics (pointing into the request), not
 /// an empty guide.
 pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<'a>, Vec<Diagnostic>> {
+    // One selection, one guide: actions in profile order without repeats (unknown ones after,
+    // for their diagnostics), whatever order the request lists them in.
+    let mut selected: Vec<String> = profile.actions.keys().filter(|id| request.actions.contains(id)).cloned().collect();
+    for a in &request.actions {
+        if !profile.actions.contains_key(a) && !selected.contains(a) {
+            selected.push(a.clone());
+        }
+    }
     let selection = Selection {
         environment: request.environment.clone(),
-        actions: request.actions.clone(),
+        actions: selected.clone(),
         custom_scopes: request.custom_scopes.clone(),
-        parameters: Default::default(),
+        parameters: request.parameters.clone(),
         redirect_uri: request.callback_url.clone(),
     };
     let (plan, mut diagnostics) = check_selection(profile, &selection);
     let variant = resolve_variant(profile, request.variant.as_deref(), &mut diagnostics);
+    if let Some(uri) = &request.callback_url {
+        // Shown in a Markdown code span, which a backtick would end.
+        if uri.contains('`') && !keyway_diagnostics::has_errors(&diagnostics) {
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidRedirectUri, "the callback URL contains a backtick")
+                    .at_pointer("/callback_url")
+                    .with_help("percent-encode it as %60"),
+            );
+        }
+    }
+    if let Some(problem) = request.app_name.as_deref().and_then(app_name_problem) {
+        diagnostics.push(
+            Diagnostic::new(Code::InvalidAppName, format!("the app name {problem}"))
+                .at_pointer("/app_name")
+                .with_help("give a name of 1 to 255 characters on one line"),
+        );
+    }
+    let url = match &request.base_url {
+        Some(base) => match crate::url::guide_url(base, profile, request) {
+            Ok(url) => Some(url),
+            Err(d) => {
+                diagnostics.push(*d);
+                None
+            }
+        },
+        None => None,
+    };
     if keyway_diagnostics::has_errors(&diagnostics) {
         return Err(diagnostics);
     }
@@ -79,27 +124,29 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         .refresh_sends_secret
         .unwrap_or_else(|| profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret));
     let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
-    let app_name = request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name));
+    // Platform-supplied text lands in Markdown: escaped so it stays text.
+    let app_name = markdown_text(&request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name)));
     let callback_url = request.callback_url.clone().unwrap_or_else(|| CALLBACK_PLACEHOLDER.to_owned());
 
-    let context = guide_context(
+    let context = guide_context_with_params(
         profile,
         &GuideTarget {
             environment: env_id,
             variant: variant.as_deref(),
             plan: &plan,
             scopes: &scopes,
-            actions: &request.actions,
+            actions: &selected,
             callback_url: &callback_url,
             app_name: &app_name,
             refresh_sends_secret,
         },
+        &request.parameters,
     );
 
     let facts = Facts {
         variant: variant.as_deref(),
         environment: env_id,
-        actions: &request.actions,
+        actions: &selected,
         scopes: plan.values(),
         custom_scopes: plan.custom,
         refresh_sends_secret,
@@ -175,9 +222,23 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         scopes,
         scope_string: plan.scope_string(),
         custom_scopes: plan.custom,
+        scope_separator: Cow::Borrowed(&profile.auth.scope_separator),
+        sends_pkce,
+        refresh_sends_secret,
         sections,
         troubleshooting,
-        url: None,
+        catalogue: profile
+            .actions
+            .iter()
+            .map(|(id, a)| CatalogueAction {
+                id: Cow::Borrowed(id),
+                name: Cow::Borrowed(&a.name),
+                object: a.object.as_deref().map(Cow::Borrowed),
+                scopes: a.scopes.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
+                selected: request.actions.contains(id),
+            })
+            .collect(),
+        url,
     })
 }
 
