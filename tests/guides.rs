@@ -100,8 +100,10 @@ fn custom_scopes_add_their_section() {
     assert!(guide.custom_scopes);
     assert_eq!(guide.scope_string, "api chatter_api content refresh_token offline_access");
     assert!(guide.sections.iter().any(|s| s.id == "custom_scopes"));
+    // Seeds 000 and 001 state the custom-scope rules for every guide: a platform may let the
+    // admin customize scopes later. The guide for custom scopes says which it requests.
     let computed = render(bundled_profile("salesforce"), &request(&["list_accounts"])).expect("renders");
-    assert!(!computed.sections.iter().any(|s| s.id == "custom_scopes"));
+    assert!(computed.sections.iter().any(|s| s.id == "custom_scopes"));
 }
 
 #[test]
@@ -192,4 +194,86 @@ fn unlabelled_scopes_show_their_value_and_only_profiles_with_actions_warn_of_unu
     keyway_validate::check_loaded(&mut loaded);
     assert!(loaded.profiles[0].profile.actions.is_empty());
     assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+}
+
+/// Issue 18, part 2: each statement about Salesforce the review found wrong, or shown where it
+/// does not apply, pinned (sources in the profiles' comments).
+#[test]
+fn the_guides_say_what_salesforce_documents_and_only_what_the_selection_needs() {
+    use keyway_manifest::model::Grant;
+    let crm = bundled_profile("salesforce");
+    let sc = bundled_profile("salesforce-service-cloud");
+    let md = |p, req: &GuideRequest| render(p, req).expect("renders").to_markdown();
+    let with = |f: &dyn Fn(&mut GuideRequest)| {
+        let mut r = request(&[]);
+        f(&mut r);
+        r
+    };
+    let eca = md(crm, &request(&[]));
+    let classic = md(crm, &with(&|r| r.variant = Some("connected_app".into())));
+
+    // A Local External Client App serves only its own org; a Connected App any org.
+    assert!(eca.contains("**Local** distribution serves only the org it is created in"), "{eca}");
+    assert!(!eca.contains("Any Salesforce org can own"));
+    assert!(classic.contains("Any Salesforce org can own a Connected App"));
+    assert!(eca.contains("### Cross-org OAuth flows are not supported for this external client app"));
+    assert!(!classic.contains("Cross-org OAuth flows"));
+    // The permissions of each app type.
+    assert!(
+        eca.contains("**Create, edit, and delete External Client Apps**") && !eca.contains("Manage Connected Apps")
+    );
+    assert!(classic.contains("**Manage Connected Apps**") && !classic.contains("delete External Client Apps"));
+    // The web server flow needs no "Authorization Code and Credentials" flow; own tokens need no
+    // "Introspect All Tokens".
+    let states = |g: &keyway_guide::Guide, name: &str| -> Vec<String> {
+        g.sections
+            .iter()
+            .flat_map(|s| &s.steps)
+            .flat_map(|t| &t.items)
+            .filter_map(|i| i.setting.as_ref())
+            .filter(|s| s.name == name)
+            .map(|s| s.state.to_string())
+            .collect()
+    };
+    let g = render(crm, &request(&[])).expect("renders");
+    assert_eq!(states(&g, "Enable Authorization Code and Credentials Flow"), ["unchecked"]);
+    assert_eq!(states(&g, "Introspect All Tokens"), ["unchecked"]);
+    // Rotation follows the platform's choice, in Salesforce's words, naming no product.
+    assert_eq!(states(&g, "Enable Refresh Token Rotation"), ["unchecked"]);
+    let rotating = with(&|r| r.rotates_refresh_tokens = Some(true));
+    let g = render(crm, &rotating).expect("renders");
+    assert_eq!(states(&g, "Enable Refresh Token Rotation"), ["checked"]);
+    assert!(g.to_markdown().contains("Salesforce recommends rotation as a security best practice"));
+    for text in [&eca, &classic, &g.to_markdown(), &md(sc, &request(&[]))] {
+        assert!(!text.to_lowercase().contains("keyway"), "a guide names the product");
+    }
+    // The "full access" tip is for those who have not selected full.
+    let full = with(&|r| r.custom_scopes = Some(vec!["full".into(), "refresh_token".into(), "offline_access".into()]));
+    assert!(eca.contains("For broader access, select **Full access (full)**"));
+    assert!(!md(crm, &full).contains("For broader access"));
+    // Other flows' steps only for those flows; the ID token only with openid.
+    for absent in ["Enable for Device Flow", "Use Digital Signatures", "Choose a **Run As** user", "Configure ID token"]
+    {
+        assert!(!eca.contains(absent), "{absent} in the default guide");
+    }
+    let all_flows = with(&|r| {
+        r.grants = Some(vec![Grant::AuthorizationCode, Grant::RefreshToken, Grant::JwtBearer, Grant::DeviceCode]);
+        r.custom_scopes = Some(vec!["api".into(), "openid".into(), "refresh_token".into()]);
+    });
+    let every = md(crm, &all_flows);
+    for present in ["Enable for Device Flow", "Use Digital Signatures", "Configure ID token"] {
+        assert!(every.contains(present), "{present} missing with its flow");
+    }
+    // The custom-scope rules appear whenever custom scopes are possible: always.
+    assert!(eca.contains("## Custom OAuth scopes") && eca.contains("always include `refresh_token` or"));
+    // Action-specific troubleshooting only for those actions.
+    let cases = md(sc, &request(&["create_case"]));
+    let knowledge = md(sc, &request(&["update_knowledge_article", "delete_knowledge_article"]));
+    assert!(!cases.contains("Knowledge, entitlement or work order requests fail"));
+    assert!(knowledge.contains("Knowledge, entitlement or work order requests fail"));
+    // Knowledge: a draft before an update, archive then delete, Manage Articles.
+    assert!(knowledge.contains("`createDraftFromOnlineKnowledgeArticle`"));
+    assert!(knowledge.contains("`archiveKnowledgeArticles`") && knowledge.contains("`deleteKnowledgeArticles`"));
+    assert!(knowledge.contains("**Manage Articles**"));
+    assert!(!md(sc, &request(&["publish_knowledge_article"])).contains("createDraftFromOnlineKnowledgeArticle"));
 }

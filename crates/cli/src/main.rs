@@ -68,7 +68,7 @@ enum Command {
         /// Render exactly what a guide URL encodes (the selection and every platform choice).
         #[arg(long, value_name = "URL", conflicts_with_all = [
             "profile", "actions", "environment", "callback_url", "app_name", "flavour", "scopes",
-            "no_pkce", "refresh_without_secret", "params",
+            "no_pkce", "refresh_without_secret", "rotates_refresh_tokens", "params", "grants",
         ])]
         from_url: Option<String>,
         #[command(flatten)]
@@ -198,12 +198,20 @@ struct GuideSelection {
     /// Custom scopes the connection will request, comma-separated.
     #[arg(long, value_delimiter = ',')]
     scopes: Option<Vec<String>>,
+    /// The grants (flows) the connection uses, comma-separated (default: the authorization
+    /// code and refresh token grants); other flows' steps show only when listed.
+    #[arg(long, value_delimiter = ',', value_parser = parse_grant)]
+    grants: Option<Vec<keyway_manifest::model::Grant>>,
     /// The platform sends no PKCE challenge (the guide then says to turn the requirement off).
     #[arg(long)]
     no_pkce: bool,
     /// The platform refreshes tokens without the client secret.
     #[arg(long)]
     refresh_without_secret: bool,
+    /// The platform stores the new refresh token after every refresh (the guide then says to
+    /// turn refresh token rotation on).
+    #[arg(long)]
+    rotates_refresh_tokens: bool,
     /// A connection parameter, `NAME=VALUE` (repeatable; the sign-in link uses `my_domain`).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, String)>,
@@ -220,6 +228,8 @@ impl GuideSelection {
             custom_scopes: self.scopes,
             sends_pkce: self.no_pkce.then_some(false),
             refresh_sends_secret: self.refresh_without_secret.then_some(false),
+            rotates_refresh_tokens: self.rotates_refresh_tokens.then_some(true),
+            grants: self.grants,
             parameters: param_map(&self.params)?,
             base_url: None,
         })
@@ -254,6 +264,14 @@ pub(crate) fn param_map(params: &[(String, String)]) -> Result<indexmap::IndexMa
         }
     }
     Ok(map)
+}
+
+fn parse_grant(arg: &str) -> Result<keyway_manifest::model::Grant, String> {
+    serde_json::from_value(serde_json::Value::String(arg.to_owned())).map_err(|_| {
+        format!(
+            "`{arg}` is not a grant (authorization_code, refresh_token, client_credentials, jwt_bearer, device_code)"
+        )
+    })
 }
 
 fn parse_param(arg: &str) -> Result<(String, String), String> {

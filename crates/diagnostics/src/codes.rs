@@ -84,6 +84,7 @@ codes! {
     UnknownVariant = "KW0508", Error, "A guide is asked for a console variant the profile does not have.";
     InvalidAppName = "KW0509", Error, "A guide's app name is empty, longer than 255 characters, or contains a control character.";
     InvalidGuideUrl = "KW0510", Error, "A guide URL, or the base URL a guide is shared under, is not an absolute http(s) URL, or its query is not a guide selection.";
+    UnknownGrant = "KW0511", Error, "A guide is asked for a grant (flow) the profile does not offer.";
 }
 
 impl std::fmt::Display for Code {

@@ -32,6 +32,8 @@ pub struct Guide<'a> {
     pub sends_pkce: bool,
     /// Whether the platform sends the client secret when refreshing, as the guide assumes.
     pub refresh_sends_secret: bool,
+    /// Whether the platform stores every rotated refresh token, as the guide assumes.
+    pub rotates_refresh_tokens: bool,
     /// The sections whose conditions hold, in order. Text is Markdown.
     pub sections: Vec<GuideSection<'a>>,
     /// What provider errors mean and how to fix them.

@@ -7,7 +7,7 @@ use crate::output::{
 use crate::text::{app_name_problem, markdown_text};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
-use keyway_manifest::model::{Condition, Item, ItemKind, Pkce, Profile};
+use keyway_manifest::model::{Condition, Grant, Item, ItemKind, Pkce, Profile};
 use keyway_validate::templates::{GuideTarget, guide_context_with_params, render as render_template, scope_entries};
 use keyway_validate::{Selection, check_selection};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,15 @@ pub struct GuideRequest {
     /// Whether the platform sends PKCE (default: unless the profile's policy is `off`).
     #[serde(default)]
     pub sends_pkce: Option<bool>,
+    /// The grants the connection uses; `None` means the authorization code and refresh token
+    /// grants the profile offers. Guide text for other flows (JWT bearer, device, client
+    /// credentials) shows only when they are listed. Each must be one the profile offers.
+    #[serde(default)]
+    pub grants: Option<Vec<Grant>>,
+    /// Whether the platform stores the new refresh token after every refresh, so the provider's
+    /// refresh token rotation can be turned on (default: no).
+    #[serde(default)]
+    pub rotates_refresh_tokens: Option<bool>,
     /// Connection parameters (`my_domain`), checked like a connection's; guide text sees them
     /// as `params`.
     #[serde(default)]
@@ -85,6 +94,24 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
             );
         }
     }
+    let grants = grants_of(profile, request.grants.as_deref());
+    if let Some(asked) = &request.grants {
+        for (i, g) in asked.iter().enumerate() {
+            if !profile.auth.grants.contains(g) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::UnknownGrant,
+                        format!("the profile does not offer the `{}` grant", grant_name(*g)),
+                    )
+                    .at_pointer(format!("/grants/{i}"))
+                    .with_help(format!(
+                        "the profile offers: {}",
+                        profile.auth.grants.iter().map(|g| grant_name(*g)).collect::<Vec<_>>().join(", ")
+                    )),
+                );
+            }
+        }
+    }
     if let Some(problem) = request.app_name.as_deref().and_then(app_name_problem) {
         diagnostics.push(
             Diagnostic::new(Code::InvalidAppName, format!("the app name {problem}"))
@@ -124,6 +151,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         .refresh_sends_secret
         .unwrap_or_else(|| profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret));
     let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
+    let rotates_refresh_tokens = request.rotates_refresh_tokens.unwrap_or(false);
     // Platform-supplied text lands in Markdown: escaped so it stays text.
     let app_name = markdown_text(&request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name)));
     let callback_url = request.callback_url.clone().unwrap_or_else(|| CALLBACK_PLACEHOLDER.to_owned());
@@ -151,6 +179,8 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         custom_scopes: plan.custom,
         refresh_sends_secret,
         sends_pkce,
+        rotates_refresh_tokens,
+        grants: &grants,
     };
     let mut renderer = Renderer { context, errors: Vec::new() };
     let mut sections = Vec::new();
@@ -200,6 +230,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
     let troubleshooting = profile
         .errors
         .iter()
+        .filter(|(_, rule)| facts.holds(rule.when.as_ref()))
         .filter_map(|(id, rule)| {
             let title = rule.troubleshooting.as_ref()?;
             Some(Troubleshooting {
@@ -225,6 +256,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         scope_separator: Cow::Borrowed(&profile.auth.scope_separator),
         sends_pkce,
         refresh_sends_secret,
+        rotates_refresh_tokens,
         sections,
         troubleshooting,
         catalogue: profile
@@ -274,6 +306,28 @@ struct Facts<'a> {
     custom_scopes: bool,
     refresh_sends_secret: bool,
     sends_pkce: bool,
+    rotates_refresh_tokens: bool,
+    grants: &'a [Grant],
+}
+
+/// The grants a guide is for: those asked for, else the authorization code and refresh token
+/// grants the profile offers.
+pub fn grants_of(profile: &Profile, asked: Option<&[Grant]>) -> Vec<Grant> {
+    match asked {
+        Some(list) => list.to_vec(),
+        None => profile
+            .auth
+            .grants
+            .iter()
+            .copied()
+            .filter(|g| matches!(g, Grant::AuthorizationCode | Grant::RefreshToken))
+            .collect(),
+    }
+}
+
+/// A grant's name as profiles write it (`jwt_bearer`).
+pub fn grant_name(grant: Grant) -> String {
+    serde_json::to_value(grant).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 impl Facts<'_> {
@@ -287,6 +341,8 @@ impl Facts<'_> {
             && c.custom_scopes.is_none_or(|want| want == self.custom_scopes)
             && c.refresh_sends_secret.is_none_or(|want| want == self.refresh_sends_secret)
             && c.sends_pkce.is_none_or(|want| want == self.sends_pkce)
+            && c.rotates_refresh_tokens.is_none_or(|want| want == self.rotates_refresh_tokens)
+            && (c.grants.is_empty() || c.grants.iter().any(|g| self.grants.contains(g)))
             && c.not.as_deref().is_none_or(|not| !self.holds(Some(not)))
     }
 }

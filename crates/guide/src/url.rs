@@ -10,7 +10,19 @@ use keyway_manifest::model::{Pkce, Profile};
 
 /// The query keys, in the order they are written. Connection parameters follow as
 /// `param.NAME`.
-const KEYS: [&str; 9] = ["profile", "actions", "env", "variant", "scopes", "pkce", "refresh_secret", "callback", "app"];
+const KEYS: [&str; 11] = [
+    "profile",
+    "actions",
+    "env",
+    "variant",
+    "scopes",
+    "grants",
+    "pkce",
+    "refresh_secret",
+    "rotation",
+    "callback",
+    "app",
+];
 
 /// The prefix of a connection parameter's key.
 const PARAM: &str = "param.";
@@ -97,6 +109,17 @@ pub fn guide_url(base: &str, profile: &Profile, request: &GuideRequest) -> Resul
         }
         pairs.push(("scopes", seen.join(",")));
     }
+    if let Some(asked) = &request.grants {
+        let default = crate::render::grants_of(profile, None);
+        // Profile order, without repeats; grants the profile lacks after, for their diagnostic.
+        let mut list: Vec<_> = profile.auth.grants.iter().copied().filter(|g| asked.contains(g)).collect();
+        list.extend(asked.iter().copied().filter(|g| !profile.auth.grants.contains(g)));
+        list.dedup();
+        if list != default {
+            let names: Vec<String> = list.into_iter().map(crate::render::grant_name).collect();
+            pairs.push(("grants", names.join(",")));
+        }
+    }
     let pkce_default = profile.auth.pkce != Pkce::Off;
     if let Some(pkce) = request.sends_pkce.filter(|p| *p != pkce_default) {
         pairs.push(("pkce", on_off(pkce)));
@@ -104,6 +127,9 @@ pub fn guide_url(base: &str, profile: &Profile, request: &GuideRequest) -> Resul
     let secret_default = profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret);
     if let Some(secret) = request.refresh_sends_secret.filter(|s| *s != secret_default) {
         pairs.push(("refresh_secret", on_off(secret)));
+    }
+    if let Some(rotation) = request.rotates_refresh_tokens.filter(|r| *r) {
+        pairs.push(("rotation", on_off(rotation)));
     }
     if let Some(callback) = &request.callback_url {
         pairs.push(("callback", callback.clone()));
@@ -197,8 +223,25 @@ fn parse_query<'q>(
             "env" => request.environment = Some(value.to_string()),
             "variant" => request.variant = Some(value.to_string()),
             "scopes" => request.custom_scopes = Some(list()),
+            "grants" => {
+                let mut grants = Vec::new();
+                for name in list() {
+                    let grant = serde_json::from_value(serde_json::Value::String(name.clone())).map_err(|_| {
+                        bad_url(
+                            format!(
+                                "`{}` is not a grant; expected names such as `jwt_bearer`",
+                                crate::text::shown(&name, 40)
+                            ),
+                            &pointer,
+                        )
+                    })?;
+                    grants.push(grant);
+                }
+                request.grants = Some(grants);
+            }
             "pkce" => request.sends_pkce = Some(flag()?),
             "refresh_secret" => request.refresh_sends_secret = Some(flag()?),
+            "rotation" => request.rotates_refresh_tokens = Some(flag()?),
             "callback" => request.callback_url = Some(value.to_string()),
             "app" => request.app_name = Some(value.to_string()),
             param => {

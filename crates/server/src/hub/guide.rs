@@ -6,7 +6,7 @@
 
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_guide::{Guide, GuideRequest, MAX_URL_LEN, guide_url, parse_guide_query, render};
-use keyway_manifest::model::{Pkce, Profile};
+use keyway_manifest::model::{Grant, Pkce, Profile};
 use serde::Serialize;
 
 /// How the page shows the scope string.
@@ -48,6 +48,13 @@ pub struct GuidePage {
     pub pkce: Vec<Choice>,
     /// Refresh-secret choices (`on`, `off`), the selected one marked.
     pub refresh_secret: Vec<Choice>,
+    /// The profile's grants beyond the authorization code and refresh token grants, ticked when
+    /// the connection uses them (`value`: the grant's name).
+    pub flows: Vec<Choice>,
+    /// The grants every connection uses (sent with the flows, as hidden fields).
+    pub default_grants: Vec<String>,
+    /// Refresh-token rotation choices (`on`: the platform stores every new refresh token).
+    pub rotation: Vec<Choice>,
     /// Scope separators, the selected one marked.
     pub separators: Vec<Choice>,
     /// The callback URL as entered.
@@ -170,11 +177,13 @@ fn request_of(profile: &Profile, query: &str) -> Result<(GuideRequest, Separator
         ));
     }
     let mut actions: Vec<String> = Vec::new();
+    let mut grants: Vec<String> = Vec::new();
     let mut separator = Separator::Profile;
     let mut rest = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "actions" => actions.extend(value.split(',').filter(|a| !a.is_empty()).map(str::to_owned)),
+            "grants" => grants.extend(value.split(',').filter(|a| !a.is_empty()).map(str::to_owned)),
             "sep" => separator = Separator::parse(&value).unwrap_or(Separator::Profile),
             "profile" if value == profile.id => {}
             "profile" => {
@@ -197,6 +206,11 @@ fn request_of(profile: &Profile, query: &str) -> Result<(GuideRequest, Separator
     rest.append_pair("profile", &profile.id);
     if !actions.is_empty() {
         rest.append_pair("actions", &actions.join(","));
+    }
+    if !grants.is_empty() {
+        // The form sends the authorization code grant as a hidden field, so a form with no
+        // other flow ticked still names one.
+        rest.append_pair("grants", &grants.join(","));
     }
     let (_, request) = parse_guide_query(&rest.finish())?;
     Ok((request, separator))
@@ -367,6 +381,31 @@ fn form(profile: &Profile, request: &GuideRequest, separator: Separator, result:
         variants,
         pkce: on_off(sends_pkce, "Sends PKCE (S256)", "Sends no PKCE"),
         refresh_secret: on_off(sends_secret, "Sends the client secret", "Refreshes without the secret"),
+        flows: {
+            let used = keyway_guide::grants_of(profile, request.grants.as_deref());
+            profile
+                .auth
+                .grants
+                .iter()
+                .filter(|g| !matches!(g, Grant::AuthorizationCode | Grant::RefreshToken))
+                .map(|g| {
+                    let value = keyway_guide::grant_name(*g);
+                    let label = match g {
+                        Grant::ClientCredentials => "Client credentials",
+                        Grant::JwtBearer => "JWT bearer",
+                        Grant::DeviceCode => "Device flow",
+                        _ => "",
+                    };
+                    Choice { value, label: label.to_owned(), selected: used.contains(g) }
+                })
+                .collect()
+        },
+        default_grants: keyway_guide::grants_of(profile, None).into_iter().map(keyway_guide::grant_name).collect(),
+        rotation: on_off(
+            request.rotates_refresh_tokens.unwrap_or(false),
+            "Stores each new refresh token (rotation)",
+            "Keeps one refresh token",
+        ),
         separators: Separator::ALL
             .iter()
             .map(|(s, id, label)| Choice {
