@@ -100,8 +100,10 @@ fn custom_scopes_add_their_section() {
     assert!(guide.custom_scopes);
     assert_eq!(guide.scope_string, "api chatter_api content refresh_token offline_access");
     assert!(guide.sections.iter().any(|s| s.id == "custom_scopes"));
+    // Seeds 000 and 001 state the custom-scope rules for every guide: a platform may let the
+    // admin customize scopes later. The guide for custom scopes says which it requests.
     let computed = render(bundled_profile("salesforce"), &request(&["list_accounts"])).expect("renders");
-    assert!(!computed.sections.iter().any(|s| s.id == "custom_scopes"));
+    assert!(computed.sections.iter().any(|s| s.id == "custom_scopes"));
 }
 
 #[test]
@@ -132,21 +134,37 @@ fn guide_urls_are_canonical_and_round_trip() {
     let p = bundled_profile("salesforce-service-cloud");
     let mut req = request(&["list_cases", "create_case", "list_cases"]);
     req.environment = Some("sandbox".to_owned());
+    // An alias of the default variant, the profile's default PKCE: both left out.
     req.variant = Some("eca".to_owned());
-    let url = guide_url("https://docs.example.com/guides/salesforce?old=1", p, &req).expect("a URL");
+    req.sends_pkce = Some(true);
+    req.refresh_sends_secret = Some(false);
+    req.parameters.insert("my_domain".to_owned(), "acme.my.salesforce.com".to_owned());
+    req.callback_url = Some("https://app.example.com/cb?x=1".to_owned());
+    req.app_name = Some("Acme & Co".to_owned());
+    // The base's own query is kept ahead of the guide's keys; its stale guide keys are not.
+    let url = guide_url("https://docs.example.com/guides/salesforce?lang=en&env=old#top", p, &req).expect("a URL");
     assert_eq!(
         url,
-        "https://docs.example.com/guides/salesforce?profile=salesforce-service-cloud&actions=create_case%2Clist_cases&env=sandbox&variant=eca"
+        "https://docs.example.com/guides/salesforce?lang=en&profile=salesforce-service-cloud&actions=create_case%2Clist_cases&env=sandbox&refresh_secret=off&callback=https%3A%2F%2Fapp.example.com%2Fcb%3Fx%3D1&app=Acme+%26+Co&param.my_domain=acme.my.salesforce.com#top"
     );
     let (id, back) = parse_guide_url(&url).expect("parses");
     assert_eq!(id, "salesforce-service-cloud");
     assert_eq!(back.actions, ["create_case", "list_cases"]);
-    assert_eq!((back.environment.as_deref(), back.variant.as_deref()), (Some("sandbox"), Some("eca")));
-    let again = guide_url("https://docs.example.com/guides/salesforce", p, &back).expect("a URL");
+    assert_eq!((back.environment.as_deref(), back.variant.as_deref()), (Some("sandbox"), None));
+    assert_eq!((back.sends_pkce, back.refresh_sends_secret), (None, Some(false)));
+    assert_eq!(back.parameters.get("my_domain").map(String::as_str), Some("acme.my.salesforce.com"));
+    assert_eq!(back.app_name.as_deref(), Some("Acme & Co"));
+    let again = guide_url("https://docs.example.com/guides/salesforce?lang=en#top", p, &back).expect("a URL");
     assert_eq!(again, url, "the same selection gives the same URL");
-    assert!(parse_guide_url("https://d.example/g?profile=x&acitons=a").is_err());
-    assert!(parse_guide_url("https://d.example/g?profile=x&profile=y").is_err());
-    assert!(guide_url("https://d.example/g", p, &request(&["nope"])).is_err());
+    // The same guide either way.
+    assert_eq!(render(p, &req).map(|g| g.to_markdown()), render(p, &back).map(|g| g.to_markdown()));
+    let code = |r: Result<_, Box<keyway_diagnostics::Diagnostic>>| r.err().map(|d| d.code.as_str());
+    assert_eq!(code(parse_guide_url("https://d.example/g?profile=x&acitons=a")), Some("KW0510"));
+    assert_eq!(code(parse_guide_url("https://d.example/g?profile=x&profile=y")), Some("KW0510"));
+    assert_eq!(code(parse_guide_url("https://d.example/g?profile=x&pkce=maybe")), Some("KW0510"));
+    assert!(parse_guide_url("https://d.example/g?profile=x&lang=en").is_ok(), "the page's own keys are kept");
+    let unknown = guide_url("https://d.example/g", p, &request(&["nope"])).err().map(|d| d.code.as_str());
+    assert_eq!(unknown, Some("KW0501"));
 }
 
 /// Scopes as imported catalogues write them (`value: {}`: no label) are shown by their value.
@@ -176,4 +194,86 @@ fn unlabelled_scopes_show_their_value_and_only_profiles_with_actions_warn_of_unu
     keyway_validate::check_loaded(&mut loaded);
     assert!(loaded.profiles[0].profile.actions.is_empty());
     assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+}
+
+/// Issue 18, part 2: each statement about Salesforce the review found wrong, or shown where it
+/// does not apply, pinned (sources in the profiles' comments).
+#[test]
+fn the_guides_say_what_salesforce_documents_and_only_what_the_selection_needs() {
+    use keyway_manifest::model::Grant;
+    let crm = bundled_profile("salesforce");
+    let sc = bundled_profile("salesforce-service-cloud");
+    let md = |p, req: &GuideRequest| render(p, req).expect("renders").to_markdown();
+    let with = |f: &dyn Fn(&mut GuideRequest)| {
+        let mut r = request(&[]);
+        f(&mut r);
+        r
+    };
+    let eca = md(crm, &request(&[]));
+    let classic = md(crm, &with(&|r| r.variant = Some("connected_app".into())));
+
+    // A Local External Client App serves only its own org; a Connected App any org.
+    assert!(eca.contains("**Local** distribution serves only the org it is created in"), "{eca}");
+    assert!(!eca.contains("Any Salesforce org can own"));
+    assert!(classic.contains("Any Salesforce org can own a Connected App"));
+    assert!(eca.contains("### Cross-org OAuth flows are not supported for this external client app"));
+    assert!(!classic.contains("Cross-org OAuth flows"));
+    // The permissions of each app type.
+    assert!(
+        eca.contains("**Create, edit, and delete External Client Apps**") && !eca.contains("Manage Connected Apps")
+    );
+    assert!(classic.contains("**Manage Connected Apps**") && !classic.contains("delete External Client Apps"));
+    // The web server flow needs no "Authorization Code and Credentials" flow; own tokens need no
+    // "Introspect All Tokens".
+    let states = |g: &keyway_guide::Guide, name: &str| -> Vec<String> {
+        g.sections
+            .iter()
+            .flat_map(|s| &s.steps)
+            .flat_map(|t| &t.items)
+            .filter_map(|i| i.setting.as_ref())
+            .filter(|s| s.name == name)
+            .map(|s| s.state.to_string())
+            .collect()
+    };
+    let g = render(crm, &request(&[])).expect("renders");
+    assert_eq!(states(&g, "Enable Authorization Code and Credentials Flow"), ["unchecked"]);
+    assert_eq!(states(&g, "Introspect All Tokens"), ["unchecked"]);
+    // Rotation follows the platform's choice, in Salesforce's words, naming no product.
+    assert_eq!(states(&g, "Enable Refresh Token Rotation"), ["unchecked"]);
+    let rotating = with(&|r| r.rotates_refresh_tokens = Some(true));
+    let g = render(crm, &rotating).expect("renders");
+    assert_eq!(states(&g, "Enable Refresh Token Rotation"), ["checked"]);
+    assert!(g.to_markdown().contains("Salesforce recommends rotation as a security best practice"));
+    for text in [&eca, &classic, &g.to_markdown(), &md(sc, &request(&[]))] {
+        assert!(!text.to_lowercase().contains("keyway"), "a guide names the product");
+    }
+    // The "full access" tip is for those who have not selected full.
+    let full = with(&|r| r.custom_scopes = Some(vec!["full".into(), "refresh_token".into(), "offline_access".into()]));
+    assert!(eca.contains("For broader access, select **Full access (full)**"));
+    assert!(!md(crm, &full).contains("For broader access"));
+    // Other flows' steps only for those flows; the ID token only with openid.
+    for absent in ["Enable for Device Flow", "Use Digital Signatures", "Choose a **Run As** user", "Configure ID token"]
+    {
+        assert!(!eca.contains(absent), "{absent} in the default guide");
+    }
+    let all_flows = with(&|r| {
+        r.grants = Some(vec![Grant::AuthorizationCode, Grant::RefreshToken, Grant::JwtBearer, Grant::DeviceCode]);
+        r.custom_scopes = Some(vec!["api".into(), "openid".into(), "refresh_token".into()]);
+    });
+    let every = md(crm, &all_flows);
+    for present in ["Enable for Device Flow", "Use Digital Signatures", "Configure ID token"] {
+        assert!(every.contains(present), "{present} missing with its flow");
+    }
+    // The custom-scope rules appear whenever custom scopes are possible: always.
+    assert!(eca.contains("## Custom OAuth scopes") && eca.contains("always include `refresh_token` or"));
+    // Action-specific troubleshooting only for those actions.
+    let cases = md(sc, &request(&["create_case"]));
+    let knowledge = md(sc, &request(&["update_knowledge_article", "delete_knowledge_article"]));
+    assert!(!cases.contains("Knowledge, entitlement or work order requests fail"));
+    assert!(knowledge.contains("Knowledge, entitlement or work order requests fail"));
+    // Knowledge: a draft before an update, archive then delete, Manage Articles.
+    assert!(knowledge.contains("`createDraftFromOnlineKnowledgeArticle`"));
+    assert!(knowledge.contains("`archiveKnowledgeArticles`") && knowledge.contains("`deleteKnowledgeArticles`"));
+    assert!(knowledge.contains("**Manage Articles**"));
+    assert!(!md(sc, &request(&["publish_knowledge_article"])).contains("createDraftFromOnlineKnowledgeArticle"));
 }

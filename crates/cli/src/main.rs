@@ -84,33 +84,25 @@ enum Command {
     },
     /// Render the setup guide for a selection of actions.
     Guide {
-        /// A profile id (from the profiles directory) or a profile file.
-        profile: String,
-        /// Selected action ids, comma-separated (default: the profile's default scopes).
-        #[arg(long, value_delimiter = ',')]
-        actions: Vec<String>,
-        /// The environment (default: the profile's default environment).
-        #[arg(long = "env")]
-        environment: Option<String>,
-        /// The platform's callback URL.
-        #[arg(long)]
-        callback_url: Option<String>,
-        /// The name to give the app in the provider's console.
-        #[arg(long)]
-        app_name: Option<String>,
-        /// The console variant, by id or alias (Salesforce: `eca`, `connected-app`).
-        #[arg(long)]
-        flavour: Option<String>,
-        /// Custom scopes the connection will request, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        scopes: Option<Vec<String>>,
+        /// A profile id (from the profiles directory) or a profile file; with `--from-url`,
+        /// the URL's profile is used.
+        #[arg(required_unless_present = "from_url")]
+        profile: Option<String>,
+        /// Render exactly what a guide URL encodes (the selection and every platform choice).
+        #[arg(long, value_name = "URL", conflicts_with_all = [
+            "profile", "actions", "environment", "callback_url", "app_name", "flavour", "scopes",
+            "no_pkce", "refresh_without_secret", "rotates_refresh_tokens", "params", "grants",
+        ])]
+        from_url: Option<String>,
+        #[command(flatten)]
+        selection: GuideSelection,
         /// Output format.
         #[arg(long, value_enum, default_value_t = GuideFormat::Md)]
         format: GuideFormat,
         /// HTML only: print an embeddable fragment instead of a standalone page.
         #[arg(long)]
         fragment: bool,
-        /// Base URL of the docs page; adds the guide's shareable URL.
+        /// Base URL of the docs page (http or https); adds the guide's shareable URL.
         #[arg(long)]
         url: Option<String>,
     },
@@ -272,6 +264,65 @@ enum Format {
     Sarif,
 }
 
+/// What a guide is for: the customer's selection and the platform's choices.
+#[derive(Debug, clap::Args)]
+struct GuideSelection {
+    /// Selected action ids, comma-separated (default: the profile's default scopes).
+    #[arg(long, value_delimiter = ',')]
+    actions: Vec<String>,
+    /// The environment (default: the profile's default environment).
+    #[arg(long = "env")]
+    environment: Option<String>,
+    /// The platform's callback URL.
+    #[arg(long)]
+    callback_url: Option<String>,
+    /// The name to give the app in the provider's console.
+    #[arg(long)]
+    app_name: Option<String>,
+    /// The console variant, by id or alias (Salesforce: `eca`, `connected-app`).
+    #[arg(long)]
+    flavour: Option<String>,
+    /// Custom scopes the connection will request, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    scopes: Option<Vec<String>>,
+    /// The grants (flows) the connection uses, comma-separated (default: the authorization
+    /// code and refresh token grants); other flows' steps show only when listed.
+    #[arg(long, value_delimiter = ',', value_parser = parse_grant)]
+    grants: Option<Vec<keyway_manifest::model::Grant>>,
+    /// The platform sends no PKCE challenge (the guide then says to turn the requirement off).
+    #[arg(long)]
+    no_pkce: bool,
+    /// The platform refreshes tokens without the client secret.
+    #[arg(long)]
+    refresh_without_secret: bool,
+    /// The platform stores the new refresh token after every refresh (the guide then says to
+    /// turn refresh token rotation on).
+    #[arg(long)]
+    rotates_refresh_tokens: bool,
+    /// A connection parameter, `NAME=VALUE` (repeatable; the sign-in link uses `my_domain`).
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+}
+
+impl GuideSelection {
+    fn into_request(self) -> Result<keyway_guide::GuideRequest, String> {
+        Ok(keyway_guide::GuideRequest {
+            actions: self.actions,
+            environment: self.environment,
+            variant: self.flavour,
+            callback_url: self.callback_url,
+            app_name: self.app_name,
+            custom_scopes: self.scopes,
+            sends_pkce: self.no_pkce.then_some(false),
+            refresh_sends_secret: self.refresh_without_secret.then_some(false),
+            rotates_refresh_tokens: self.rotates_refresh_tokens.then_some(true),
+            grants: self.grants,
+            parameters: param_map(&self.params)?,
+            base_url: None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum GuideFormat {
     /// Markdown.
@@ -300,6 +351,14 @@ pub(crate) fn param_map(params: &[(String, String)]) -> Result<indexmap::IndexMa
         }
     }
     Ok(map)
+}
+
+fn parse_grant(arg: &str) -> Result<keyway_manifest::model::Grant, String> {
+    serde_json::from_value(serde_json::Value::String(arg.to_owned())).map_err(|_| {
+        format!(
+            "`{arg}` is not a grant (authorization_code, refresh_token, client_credentials, jwt_bearer, device_code)"
+        )
+    })
 }
 
 fn parse_param(arg: &str) -> Result<(String, String), String> {
@@ -335,28 +394,29 @@ fn main() -> ExitCode {
         }
         Command::Schema => out.write_all(keyway_manifest::profile_schema_json().as_bytes()).map(|()| ExitCode::SUCCESS),
         Command::Inspect { profile, format } => inspect(&cli.profiles, profile.as_deref(), format, &mut out),
-        Command::Guide {
-            profile,
-            actions,
-            environment,
-            callback_url,
-            app_name,
-            flavour,
-            scopes,
-            format,
-            fragment,
-            url,
-        } => {
-            let request = keyway_guide::GuideRequest {
-                actions,
-                environment,
-                variant: flavour,
-                callback_url,
-                app_name,
-                custom_scopes: scopes,
-                ..Default::default()
+        Command::Guide { profile, from_url, selection, format, fragment, url } => {
+            let found = match from_url {
+                // The guide shares the URL it came from (in canonical form) unless --url says otherwise.
+                Some(link) => keyway_guide::parse_guide_url(&link).map_err(|d| *d).map(|(profile, mut request)| {
+                    request.base_url = Some(link);
+                    (profile, request)
+                }),
+                None => selection.into_request().map(|r| (profile.unwrap_or_default(), r)).map_err(|e| {
+                    Diagnostic::new(keyway_diagnostics::Code::InvalidParameter, e).at_pointer("/parameters")
+                }),
             };
-            guide_command(&cli.profiles, &profile, &request, (format, fragment, url.as_deref()), &mut out)
+            match found {
+                Ok((profile, mut request)) => {
+                    if url.is_some() {
+                        request.base_url = url;
+                    }
+                    guide_command(&cli.profiles, &profile, &request, (format, fragment), &mut out)
+                }
+                Err(d) => {
+                    print_request_errors(&[d]);
+                    return ExitCode::from(2);
+                }
+            }
         }
         Command::AuthorizeUrl { connection, redirect_uri } => {
             oauth::authorize_url(&cli.profiles, &connection, &redirect_uri, &mut out)
@@ -512,9 +572,9 @@ fn load_named(dir: &Path, name: &str) -> Result<(Loaded, usize), ExitCode> {
         (Err(blocking), _) if !blocking.is_empty() => {
             for d in &blocking {
                 let text = d.file.as_deref().and_then(|f| loaded.source_text(f));
-                eprintln!("{}\n", render_human(d, text, Color::Never));
+                say!("{}\n", render_human(d, text, Color::Never));
             }
-            eprintln!("keyway: the profile `{id}` is not used: the errors above affect it (run `keyway validate`)");
+            say!("keyway: the profile `{id}` is not used: the errors above affect it (run `keyway validate`)");
             Err(ExitCode::FAILURE)
         }
         _ => {
@@ -559,7 +619,7 @@ fn guide_command(
     dir: &Path,
     name: &str,
     request: &keyway_guide::GuideRequest,
-    (format, fragment, base): (GuideFormat, bool, Option<&str>),
+    (format, fragment): (GuideFormat, bool),
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
     let (loaded, index) = match load_named(dir, name) {
@@ -567,22 +627,13 @@ fn guide_command(
         Err(code) => return Ok(code),
     };
     let found = &loaded.profiles[index];
-    let mut guide = match keyway_guide::render(&found.profile, request) {
+    let guide = match keyway_guide::render(&found.profile, request) {
         Ok(guide) => guide,
         Err(diagnostics) => {
             print_request_errors(&diagnostics);
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Some(base) = base {
-        match keyway_guide::guide_url(base, &found.profile, request) {
-            Ok(url) => guide.url = Some(url),
-            Err(e) => {
-                say!("keyway: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        }
-    }
     match format {
         GuideFormat::Md => out.write_all(guide.to_markdown().as_bytes())?,
         GuideFormat::Html => out.write_all(guide.to_html(!fragment).as_bytes())?,

@@ -264,14 +264,66 @@ fn import_inputs_are_bounded_and_never_waited_on() {
     let huge = dir.join("providers.yaml");
     let file = std::fs::File::create(&huge).expect("create");
     file.set_len(keyway_import::MAX_INPUT_BYTES + 1).expect("grow");
-    let out = keyway(&["import", "nango", huge.to_str().expect("utf-8"), "--out", dir.join("out").to_str().expect("utf-8")]);
+    let out =
+        keyway(&["import", "nango", huge.to_str().expect("utf-8"), "--out", dir.join("out").to_str().expect("utf-8")]);
     assert_ne!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains(&format!("larger than the limit of {} bytes", keyway_import::MAX_INPUT_BYTES)), "{text}");
     std::fs::remove_file(&huge).expect("remove");
     assert!(Command::new("mkfifo").arg(&huge).status().expect("mkfifo").success());
-    let out = keyway(&["import", "nango", huge.to_str().expect("utf-8"), "--out", dir.join("out").to_str().expect("utf-8")]);
+    let out =
+        keyway(&["import", "nango", huge.to_str().expect("utf-8"), "--out", dir.join("out").to_str().expect("utf-8")]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 18, part 3: a platform adds its own steps without copying the profile. The example
+/// overlay (a child of `salesforce`) validates beside the bundled profiles, and its guide is
+/// the parent's with the platform's ending instead of the generic one.
+#[test]
+fn a_platform_overlay_ends_the_guide_with_its_own_steps() {
+    let out = keyway(&["validate", "profiles", "examples/platform-overlay"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("checked 3 profile(s)"), "{}", stdout(&out));
+
+    let dir = root().join(format!("target/tmp/cli/overlay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    for file in ["profiles/salesforce.yaml", "examples/platform-overlay/acme-salesforce.yaml"] {
+        let from = root().join(file);
+        std::fs::copy(&from, dir.join(from.file_name().expect("a file name"))).expect("copy");
+    }
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let callback = "https://app.acme.example/oauth/callback";
+    let overlay = keyway(&["--profiles", &dir_arg, "guide", "acme-salesforce", "--callback-url", callback]);
+    assert_eq!(overlay.status.code(), Some(0), "{}", String::from_utf8_lossy(&overlay.stderr));
+    let parent = keyway(&["--profiles", &dir_arg, "guide", "salesforce", "--callback-url", callback]);
+    let (overlay, parent) = (stdout(&overlay), stdout(&parent));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The platform's ending, last, with the connection's values filled in.
+    let ending = overlay.find("## Create the Salesforce connector profile in Acme").expect("the platform's section");
+    assert!(overlay[ending..].contains("**Scopes**: `api refresh_token offline_access`"));
+    assert!(overlay[ending..].contains(&format!("Acme's callback URL is `{callback}`")));
+    assert!(overlay.find("## Troubleshooting").is_some_and(|t| t > ending));
+    // The generic ending is gone; everything before it is the parent's, unchanged.
+    assert!(parent.contains("## Connect Salesforce CRM in the platform"));
+    assert!(!overlay.contains("in the platform\n"));
+    let body = |md: &str, until: &str| -> String {
+        md.split_once("## Before you start")
+            .map(|(_, rest)| rest)
+            .unwrap_or_default()
+            .split(until)
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        body(&overlay, "## Create the Salesforce connector profile in Acme"),
+        body(&parent, "## Connect Salesforce CRM in the platform")
+    );
 }

@@ -85,6 +85,9 @@ codes! {
     InvalidParameter = "KW0506", Error, "A connection parameter is unknown, missing, or fails its pattern.";
     InvalidRedirectUri = "KW0507", Error, "A redirect URI is not https, a private-use scheme, or loopback http.";
     UnknownVariant = "KW0508", Error, "A guide is asked for a console variant the profile does not have.";
+    InvalidAppName = "KW0509", Error, "A guide's app name is empty, longer than 255 characters, or contains a control character.";
+    InvalidGuideUrl = "KW0510", Error, "A guide URL, or the base URL a guide is shared under, is not an absolute http(s) URL, or its query is not a guide selection.";
+    UnknownGrant = "KW0511", Error, "A guide is asked for a grant (flow) the profile does not offer.";
     PkceRequired = "KW0601", Error, "A connection turns PKCE off, and the profile requires it.";
     PkceUnsupported = "KW0602", Error, "A connection turns PKCE on, and the profile says the provider does not support it.";
     MissingPrivateKey = "KW0603", Error, "The profile authenticates the client with `private_key_jwt`, and the connection has no private key.";

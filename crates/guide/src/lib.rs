@@ -12,13 +12,16 @@
 
 mod output;
 mod render;
+mod text;
 mod url;
 
 pub use output::{
-    Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection, GuideSetting, GuideStep, Troubleshooting,
+    CatalogueAction, Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection, GuideSetting,
+    GuideStep, Troubleshooting,
 };
-pub use render::{GuideRequest, render};
-pub use url::{guide_url, parse_guide_url};
+pub use render::{CALLBACK_PLACEHOLDER, GuideRequest, grant_name, grants_of, render};
+pub use text::{MAX_APP_NAME_CHARS, markdown_text};
+pub use url::{MAX_URL_LEN, guide_url, parse_guide_query, parse_guide_url};
 
 /// The guide JSON Schema, exactly as committed in `schemas/guide.schema.json`.
 pub fn guide_schema_json() -> String {

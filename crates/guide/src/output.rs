@@ -26,12 +26,38 @@ pub struct Guide<'a> {
     pub scope_string: String,
     /// Whether the scopes are the connection's custom scopes.
     pub custom_scopes: bool,
+    /// What separates scopes in `scope_string` (the profile's `auth.scope_separator`).
+    pub scope_separator: Cow<'a, str>,
+    /// Whether the platform sends a PKCE challenge, as the guide assumes.
+    pub sends_pkce: bool,
+    /// Whether the platform sends the client secret when refreshing, as the guide assumes.
+    pub refresh_sends_secret: bool,
+    /// Whether the platform stores every rotated refresh token, as the guide assumes.
+    pub rotates_refresh_tokens: bool,
     /// The sections whose conditions hold, in order. Text is Markdown.
     pub sections: Vec<GuideSection<'a>>,
     /// What provider errors mean and how to fix them.
     pub troubleshooting: Vec<Troubleshooting<'a>>,
-    /// The shareable URL of this guide, when a base URL was given.
+    /// Every action the profile offers, with its scopes and whether it is selected: what a
+    /// docs site needs to build its own picker.
+    pub catalogue: Vec<CatalogueAction<'a>>,
+    /// The shareable URL of this guide, when a base URL was given (always http or https).
     pub url: Option<String>,
+}
+
+/// An action of the profile's catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct CatalogueAction<'a> {
+    /// Its id: `create_case`.
+    pub id: Cow<'a, str>,
+    /// Its display name: "Create Case".
+    pub name: Cow<'a, str>,
+    /// The provider object it works on (`Case`), for grouping.
+    pub object: Option<Cow<'a, str>>,
+    /// The scopes it needs.
+    pub scopes: Vec<Cow<'a, str>>,
+    /// Whether the guide's selection includes it.
+    pub selected: bool,
 }
 
 /// The environment a guide is for.
@@ -227,15 +253,13 @@ impl Guide<'_> {
                         let label = kind_label(item.kind)
                             .map(|k| format!("<span class=\"label\">{k}</span> "))
                             .unwrap_or_default();
-                        // A console setting gets a marker of the state to set, for checklists.
+                        // A console setting gets a tag naming the state to set (a label, not a
+                        // control: it must not look clickable), and its state as data for checklists.
                         let (marker, state) = match item.setting.as_ref().map(|s| s.state.as_ref()) {
-                            Some("checked") => {
-                                ("<span class=\"box\" aria-hidden=\"true\">&#9745;</span> ", " data-state=\"checked\"")
+                            Some("checked") => ("<span class=\"state on\">Checked</span> ", " data-state=\"checked\""),
+                            Some("unchecked") => {
+                                ("<span class=\"state off\">Unchecked</span> ", " data-state=\"unchecked\"")
                             }
-                            Some("unchecked") => (
-                                "<span class=\"box\" aria-hidden=\"true\">&#9744;</span> ",
-                                " data-state=\"unchecked\"",
-                            ),
                             _ => ("", ""),
                         };
                         let _ = write!(body, "<li class=\"{class}\"{state}>{label}{marker}{}</li>", inline(&item.text));
@@ -277,7 +301,7 @@ h3{font-size:1.05rem;margin:.2rem 0}.meta{color:#4a5263}ol.steps>li{margin:1rem 
 code{background:#eef1f5;padding:0 .2rem;border-radius:4px;font-size:.9em;word-break:break-word}\
 .label{display:inline-block;font-size:.72em;font-weight:700;letter-spacing:.06em;text-transform:uppercase;padding:.05rem .4rem;margin-right:.3rem;border-radius:3px;color:#fff;background:#5b7bd5;vertical-align:.1em}\
 li.tip .label{background:#2f9e6b}li.warning .label{background:#d9822b}li.important .label{background:#c23b3b}\
-.box{font-size:1.1em;color:#2456c7}\
+.state{display:inline-block;font-size:.72em;font-weight:600;padding:0 .35rem;border-radius:3px;border:1px solid #9aa5b5;color:#4a5263;vertical-align:.1em}.state.on{border-color:#2f9e6b;color:#1f7a50}\
 li.note,li.tip,li.warning,li.important{list-style:none;margin-left:-1.3rem;padding:.45rem .7rem;border-left:4px solid;border-radius:4px}\
 li.note{border-color:#5b7bd5;background:#eef2fc}li.tip{border-color:#2f9e6b;background:#ecf8f2}\
 li.warning{border-color:#d9822b;background:#fdf4ea}li.important{border-color:#c23b3b;background:#fbeeee}a{color:#2456c7}";

@@ -1,12 +1,14 @@
 //! From a profile and a selection to a rendered [`Guide`].
 
 use crate::output::{
-    Guide, GuideAction, GuideEnvironment, GuideItem, GuideSection, GuideSetting, GuideStep, Troubleshooting,
+    CatalogueAction, Guide, GuideAction, GuideEnvironment, GuideItem, GuideSection, GuideSetting, GuideStep,
+    Troubleshooting,
 };
+use crate::text::{app_name_problem, markdown_text};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
-use keyway_manifest::model::{Condition, Item, ItemKind, Pkce, Profile};
-use keyway_validate::templates::{GuideTarget, guide_context, render as render_template, scope_entries};
+use keyway_manifest::model::{Condition, Grant, Item, ItemKind, Pkce, Profile};
+use keyway_validate::templates::{GuideTarget, guide_context_with_params, render as render_template, scope_entries};
 use keyway_validate::{Selection, check_selection};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -39,6 +41,23 @@ pub struct GuideRequest {
     /// Whether the platform sends PKCE (default: unless the profile's policy is `off`).
     #[serde(default)]
     pub sends_pkce: Option<bool>,
+    /// The grants the connection uses; `None` means the authorization code and refresh token
+    /// grants the profile offers. Guide text for other flows (JWT bearer, device, client
+    /// credentials) shows only when they are listed. Each must be one the profile offers.
+    #[serde(default)]
+    pub grants: Option<Vec<Grant>>,
+    /// Whether the platform stores the new refresh token after every refresh, so the provider's
+    /// refresh token rotation can be turned on (default: no).
+    #[serde(default)]
+    pub rotates_refresh_tokens: Option<bool>,
+    /// Connection parameters (`my_domain`), checked like a connection's; guide text sees them
+    /// as `params`.
+    #[serde(default)]
+    pub parameters: indexmap::IndexMap<String, String>,
+    /// The docs page the guide lives on: the guide then carries its shareable URL under it.
+    /// Only absolute http(s) URLs (KW0510).
+    #[serde(default)]
+    pub base_url: Option<String>,
 }
 
 /// Shown where the admin enters the callback URL when the request names none.
@@ -48,15 +67,68 @@ pub const CALLBACK_PLACEHOLDER: &str = "https://YOUR-PLATFORM.example/oauth/call
 /// scopes, and an unacceptable callback URL, are diagnostics (pointing into the request), not
 /// an empty guide.
 pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<'a>, Vec<Diagnostic>> {
+    // One selection, one guide: actions in profile order without repeats (unknown ones after,
+    // for their diagnostics), whatever order the request lists them in.
+    let mut selected: Vec<String> = profile.actions.keys().filter(|id| request.actions.contains(id)).cloned().collect();
+    for a in &request.actions {
+        if !profile.actions.contains_key(a) && !selected.contains(a) {
+            selected.push(a.clone());
+        }
+    }
     let selection = Selection {
         environment: request.environment.clone(),
-        actions: request.actions.clone(),
+        actions: selected.clone(),
         custom_scopes: request.custom_scopes.clone(),
-        parameters: Default::default(),
+        parameters: request.parameters.clone(),
         redirect_uri: request.callback_url.clone(),
     };
     let (plan, mut diagnostics) = check_selection(profile, &selection);
     let variant = resolve_variant(profile, request.variant.as_deref(), &mut diagnostics);
+    if let Some(uri) = &request.callback_url {
+        // Shown in a Markdown code span, which a backtick would end.
+        if uri.contains('`') && !keyway_diagnostics::has_errors(&diagnostics) {
+            diagnostics.push(
+                Diagnostic::new(Code::InvalidRedirectUri, "the callback URL contains a backtick")
+                    .at_pointer("/callback_url")
+                    .with_help("percent-encode it as %60"),
+            );
+        }
+    }
+    let grants = grants_of(profile, request.grants.as_deref());
+    if let Some(asked) = &request.grants {
+        for (i, g) in asked.iter().enumerate() {
+            if !profile.auth.grants.contains(g) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::UnknownGrant,
+                        format!("the profile does not offer the `{}` grant", grant_name(*g)),
+                    )
+                    .at_pointer(format!("/grants/{i}"))
+                    .with_help(format!(
+                        "the profile offers: {}",
+                        profile.auth.grants.iter().map(|g| grant_name(*g)).collect::<Vec<_>>().join(", ")
+                    )),
+                );
+            }
+        }
+    }
+    if let Some(problem) = request.app_name.as_deref().and_then(app_name_problem) {
+        diagnostics.push(
+            Diagnostic::new(Code::InvalidAppName, format!("the app name {problem}"))
+                .at_pointer("/app_name")
+                .with_help("give a name of 1 to 255 characters on one line"),
+        );
+    }
+    let url = match &request.base_url {
+        Some(base) => match crate::url::guide_url(base, profile, request) {
+            Ok(url) => Some(url),
+            Err(d) => {
+                diagnostics.push(*d);
+                None
+            }
+        },
+        None => None,
+    };
     if keyway_diagnostics::has_errors(&diagnostics) {
         return Err(diagnostics);
     }
@@ -79,31 +151,36 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         .refresh_sends_secret
         .unwrap_or_else(|| profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret));
     let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
-    let app_name = request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name));
+    let rotates_refresh_tokens = request.rotates_refresh_tokens.unwrap_or(false);
+    // Platform-supplied text lands in Markdown: escaped so it stays text.
+    let app_name = markdown_text(&request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name)));
     let callback_url = request.callback_url.clone().unwrap_or_else(|| CALLBACK_PLACEHOLDER.to_owned());
 
-    let context = guide_context(
+    let context = guide_context_with_params(
         profile,
         &GuideTarget {
             environment: env_id,
             variant: variant.as_deref(),
             plan: &plan,
             scopes: &scopes,
-            actions: &request.actions,
+            actions: &selected,
             callback_url: &callback_url,
             app_name: &app_name,
             refresh_sends_secret,
         },
+        &request.parameters,
     );
 
     let facts = Facts {
         variant: variant.as_deref(),
         environment: env_id,
-        actions: &request.actions,
+        actions: &selected,
         scopes: plan.values(),
         custom_scopes: plan.custom,
         refresh_sends_secret,
         sends_pkce,
+        rotates_refresh_tokens,
+        grants: &grants,
     };
     let mut renderer = Renderer { context, errors: Vec::new() };
     let mut sections = Vec::new();
@@ -153,6 +230,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
     let troubleshooting = profile
         .errors
         .iter()
+        .filter(|(_, rule)| facts.holds(rule.when.as_ref()))
         .filter_map(|(id, rule)| {
             let title = rule.troubleshooting.as_ref()?;
             Some(Troubleshooting {
@@ -175,9 +253,24 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         scopes,
         scope_string: plan.scope_string(),
         custom_scopes: plan.custom,
+        scope_separator: Cow::Borrowed(&profile.auth.scope_separator),
+        sends_pkce,
+        refresh_sends_secret,
+        rotates_refresh_tokens,
         sections,
         troubleshooting,
-        url: None,
+        catalogue: profile
+            .actions
+            .iter()
+            .map(|(id, a)| CatalogueAction {
+                id: Cow::Borrowed(id),
+                name: Cow::Borrowed(&a.name),
+                object: a.object.as_deref().map(Cow::Borrowed),
+                scopes: a.scopes.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
+                selected: request.actions.contains(id),
+            })
+            .collect(),
+        url,
     })
 }
 
@@ -213,6 +306,28 @@ struct Facts<'a> {
     custom_scopes: bool,
     refresh_sends_secret: bool,
     sends_pkce: bool,
+    rotates_refresh_tokens: bool,
+    grants: &'a [Grant],
+}
+
+/// The grants a guide is for: those asked for, else the authorization code and refresh token
+/// grants the profile offers.
+pub fn grants_of(profile: &Profile, asked: Option<&[Grant]>) -> Vec<Grant> {
+    match asked {
+        Some(list) => list.to_vec(),
+        None => profile
+            .auth
+            .grants
+            .iter()
+            .copied()
+            .filter(|g| matches!(g, Grant::AuthorizationCode | Grant::RefreshToken))
+            .collect(),
+    }
+}
+
+/// A grant's name as profiles write it (`jwt_bearer`).
+pub fn grant_name(grant: Grant) -> String {
+    serde_json::to_value(grant).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 impl Facts<'_> {
@@ -226,6 +341,8 @@ impl Facts<'_> {
             && c.custom_scopes.is_none_or(|want| want == self.custom_scopes)
             && c.refresh_sends_secret.is_none_or(|want| want == self.refresh_sends_secret)
             && c.sends_pkce.is_none_or(|want| want == self.sends_pkce)
+            && c.rotates_refresh_tokens.is_none_or(|want| want == self.rotates_refresh_tokens)
+            && (c.grants.is_empty() || c.grants.iter().any(|g| self.grants.contains(g)))
             && c.not.as_deref().is_none_or(|not| !self.holds(Some(not)))
     }
 }

@@ -720,6 +720,14 @@ pub struct Condition {
     /// Authorization requests carry a PKCE challenge (true) or not (false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sends_pkce: Option<bool>,
+    /// The connection uses at least one of these grants (a guide's default: the authorization
+    /// code and refresh token grants the profile offers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+    /// The platform stores the new refresh token after every refresh, so it can use refresh
+    /// token rotation (true), or not (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotates_refresh_tokens: Option<bool>,
     /// Holds when this condition does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not: Option<Box<Condition>>,
@@ -741,6 +749,10 @@ pub struct ErrorRule {
     /// The troubleshooting heading the guide shows for it; without one the rule is not listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub troubleshooting: Option<String>,
+    /// When the guide lists the troubleshooting entry (for example only for the actions whose
+    /// errors it explains); always without one. The runtime's diagnosis ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
 }
 
 /// Which provider errors a rule covers. Every field given must match.

@@ -140,7 +140,10 @@ async fn a_registry_whose_profiles_are_shadowed_is_not_loaded_and_no_request_is_
     let dir = support::profiles_dir(&world.provider.host());
     let local = std::fs::read_to_string(dir.path().join("salesforce-local.yaml")).expect("local");
     for (name, shadow) in [
-        ("a-first.yaml", local.replace(&world.provider.host(), &world.provider.host().replace("127.0.0.1", "localhost"))),
+        (
+            "a-first.yaml",
+            local.replace(&world.provider.host(), &world.provider.host().replace("127.0.0.1", "localhost")),
+        ),
         ("z-last.yaml", local.clone()),
         ("nested-null.yaml", "id: null\nextends: salesforce\n".to_owned()),
     ] {

@@ -7,7 +7,7 @@ use crate::model::{
     AccessTokenView, Connection, ConnectionList, Health, Integration, IntegrationList, NewConnection, NewIntegration,
     NewSession, Reloaded, RevocationResult, SessionCreated, TestResult,
 };
-use crate::pages::{CSS, Pages, SCRIPT};
+use crate::pages::{CSS, GUIDE_CSS, GUIDE_SCRIPT, Pages, SCRIPT};
 use crate::problem::{ApiError, Problem, ProblemDiagnostic};
 use crate::store::ConnectionFilter;
 use axum::Router;
@@ -53,7 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/connect/oauth2/{profile}/callback", get(callback))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/assets/keyway.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
-        .route("/assets/connect.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }));
+        .route("/assets/connect.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
+        .route("/guide/{profile}", get(guide_page))
+        .route("/guide/{profile}/fragment", get(guide_fragment))
+        .route("/guide/{profile}/export", get(guide_export))
+        .route("/assets/guide.css", get(|| async { asset("text/css; charset=utf-8", GUIDE_CSS) }))
+        .route("/assets/guide.js", get(|| async { asset("text/javascript; charset=utf-8", GUIDE_SCRIPT) }));
     let ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -522,6 +527,75 @@ fn page(status: StatusCode, html: String) -> Response {
         ),
     );
     response
+}
+
+/// `GET /guide/{profile}`: the interactive setup guide (a plain form without JavaScript).
+async fn guide_page(State(state): State<AppState>, Segment(profile): Segment, RawQuery(query): RawQuery) -> Response {
+    match state.hub.guide_page(&profile, query.as_deref().unwrap_or_default()) {
+        Ok(guide) => {
+            let status = if guide.result.errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+            let mut response = page(status, state.pages.guide(&guide));
+            // The page's script fetches the fragment from here; nothing else changes.
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+                ),
+            );
+            response
+        }
+        Err(e) => error_page(&state, "No such guide", &e),
+    }
+}
+
+/// `GET /guide/{profile}/fragment`: the part of the guide page a changed selection replaces.
+async fn guide_fragment(
+    State(state): State<AppState>,
+    Segment(profile): Segment,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match state.hub.guide_result(&profile, query.as_deref().unwrap_or_default()) {
+        Ok(result) => {
+            let status = if result.errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+            page(status, state.pages.guide_result(&profile, &result))
+        }
+        Err(e) => error_page(&state, "No such guide", &e),
+    }
+}
+
+/// `GET /guide/{profile}/export`: the guide as one self-contained HTML file.
+async fn guide_export(State(state): State<AppState>, Segment(profile): Segment, RawQuery(query): RawQuery) -> Response {
+    match state.hub.guide_export(&profile, query.as_deref().unwrap_or_default()) {
+        Ok(Ok(html)) => {
+            let mut response = (StatusCode::OK, html).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            // The file carries its own style and no script.
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"),
+            );
+            headers.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&format!("attachment; filename=\"{profile}-guide.html\""))
+                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            );
+            response
+        }
+        Ok(Err(errors)) => {
+            let first = errors.first();
+            let error = PageError {
+                status: StatusCode::BAD_REQUEST,
+                code: "guide_request_invalid",
+                message: first.map(|e| format!("{}: {}", e.code, e.message)).unwrap_or_default(),
+                fix: first.and_then(|e| e.help.clone()),
+                fields: Vec::new(),
+            };
+            error_page(&state, "This selection has no guide", &error)
+        }
+        Err(e) => error_page(&state, "No such guide", &e),
+    }
 }
 
 fn error_page(state: &AppState, heading: &str, error: &PageError) -> Response {

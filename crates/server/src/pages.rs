@@ -1,6 +1,7 @@
 //! The hosted pages (connect, done, error): server-rendered with minijinja (HTML
 //! auto-escaping), their CSS and script embedded in the binary. No CDN, no build step.
 
+use crate::hub::guide::{GuidePage, GuideResult};
 use crate::hub::{ConnectPage, Finished, PageError};
 use minijinja::{Environment, context};
 
@@ -8,6 +9,11 @@ use minijinja::{Environment, context};
 pub const CSS: &str = include_str!("../assets/keyway.css");
 /// The done page's script, served at `/assets/connect.js`.
 pub const SCRIPT: &str = include_str!("../assets/connect.js");
+/// The guide page's stylesheet, served at `/assets/guide.css`.
+pub const GUIDE_CSS: &str = include_str!("../assets/guide.css");
+/// The guide page's script (a few lines: the form updates the guide in place), served at
+/// `/assets/guide.js`. The page works as a plain form without it.
+pub const GUIDE_SCRIPT: &str = include_str!("../assets/guide.js");
 
 /// Profile and diagnostic text is Markdown-ish: `code` spans become `<code>`, everything else
 /// is escaped. Nothing else of Markdown is interpreted.
@@ -76,6 +82,8 @@ impl Pages {
             ("connect.html", include_str!("../templates/connect.html")),
             ("done.html", include_str!("../templates/done.html")),
             ("error.html", include_str!("../templates/error.html")),
+            ("guide.html", include_str!("../templates/guide.html")),
+            ("guide_result.html", include_str!("../templates/guide_result.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -130,6 +138,31 @@ impl Pages {
                 origins_json => serde_json::to_string(&done.allowed_origins).unwrap_or_default(),
             },
         )
+    }
+
+    /// The guide page: the form and the guide.
+    pub fn guide(&self, page: &GuidePage) -> String {
+        let ctx = context! {
+            page => minijinja::Value::from(minijinja::value::Serde(page)),
+            result_html => self.guide_result(&page.profile.id, &page.result),
+        };
+        self.standalone("guide.html", ctx)
+    }
+
+    /// The part of the guide page that changes with the selection.
+    pub fn guide_result(&self, profile_id: &str, result: &GuideResult) -> String {
+        let ctx = context! {
+            result => minijinja::Value::from(minijinja::value::Serde(result)),
+            profile_id => profile_id,
+        };
+        self.standalone("guide_result.html", ctx)
+    }
+
+    fn standalone(&self, name: &str, ctx: minijinja::Value) -> String {
+        self.env.get_template(name).and_then(|t| t.render(ctx)).unwrap_or_else(|e| {
+            tracing::error!(template = name, error = %e, "a page does not render");
+            "<!doctype html><title>keyway</title><p>This page could not be shown.</p>".to_owned()
+        })
     }
 
     /// An error page.

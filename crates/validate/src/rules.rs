@@ -468,6 +468,11 @@ fn regexes(profile: &Profile, out: &mut Vec<Diagnostic>) {
 }
 
 fn guide(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    for (id, rule) in &profile.errors {
+        if let Some(c) = &rule.when {
+            condition(profile, c, &format!("/errors/{}/when", esc(id)), out);
+        }
+    }
     let Some(guide) = &profile.guide else { return };
     if !guide.variants.is_empty() {
         let defaults = guide.variants.values().filter(|v| v.default).count();

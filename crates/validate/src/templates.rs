@@ -217,9 +217,10 @@ pub struct Vocabulary {
     limits: IndexSet<String>,
 }
 
-const GUIDE_ROOTS: [&str; 12] = [
+const GUIDE_ROOTS: [&str; 13] = [
     "profile",
     "env",
+    "params",
     "callback_url",
     "app_name",
     "variant",
@@ -271,7 +272,7 @@ impl Vocabulary {
         }
         let (known, what): (&IndexSet<String>, &str) = match (kind, root) {
             (_, "env") => (&self.env, "environment variable"),
-            (TemplateKind::Endpoint | TemplateKind::ApiBase, "params") => (&self.params, "parameter"),
+            (_, "params") => (&self.params, "parameter"),
             (TemplateKind::ApiBase, "token") => (&self.token, "kept token field (`auth.tokens.keep_fields`)"),
             (TemplateKind::Guide, "limits") => (&self.limits, "limit"),
             (TemplateKind::Guide, "profile") => {
@@ -465,7 +466,18 @@ pub struct GuideTarget<'a> {
 
 /// The context every guide template is rendered with: the one definition of the guide
 /// vocabulary [`Vocabulary`] checks against. Built from borrowed data in one conversion.
+/// Every declared parameter is `none` (guides use `params.x or env.y`).
 pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::Value {
+    guide_context_with_params(profile, target, &indexmap::IndexMap::new())
+}
+
+/// [`guide_context`] for a connection whose parameters are known (`keyway guide --param`):
+/// `params.x` is the value given, `none` for a declared parameter not given.
+pub fn guide_context_with_params(
+    profile: &Profile,
+    target: &GuideTarget<'_>,
+    parameters: &indexmap::IndexMap<String, String>,
+) -> minijinja::Value {
     #[derive(Serialize)]
     struct Named<'a> {
         id: &'a str,
@@ -475,6 +487,7 @@ pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::
     struct Context<'a> {
         profile: Named<'a>,
         env: indexmap::IndexMap<&'a str, &'a str>,
+        params: indexmap::IndexMap<&'a str, Option<&'a str>>,
         callback_url: &'a str,
         app_name: &'a str,
         variant: &'a str,
@@ -497,6 +510,7 @@ pub fn guide_context(profile: &Profile, target: &GuideTarget<'_>) -> minijinja::
     let context = Context {
         profile: Named { id: &profile.id, name: &profile.name },
         env,
+        params: profile.parameters.keys().map(|k| (k.as_str(), parameters.get(k).map(String::as_str))).collect(),
         callback_url: target.callback_url,
         app_name: target.app_name,
         variant: target.variant.unwrap_or_default(),

@@ -98,6 +98,7 @@ fn bump(counter: &std::sync::atomic::AtomicU64) {
 
 mod connect;
 mod connections;
+pub mod guide;
 mod integrations;
 mod token_store;
 mod webhooks;
@@ -343,6 +344,47 @@ impl Hub {
             Some(hash) if bool::from(subtle::ConstantTimeEq::ct_eq(&hash[..], &presented_hash[..])) => Ok(()),
             _ => Err(unauthorized("the API key is not valid")),
         }
+    }
+
+    // ---- guides -------------------------------------------------------------------------
+
+    /// The guide page of `profile` for `query` (a guide URL's or the page form's).
+    pub fn guide_page(&self, profile: &str, query: &str) -> Result<guide::GuidePage, PageError> {
+        let p = self.guide_profile(profile)?;
+        Ok(guide::guide_page(&p, &self.guide_base(&p.id), query))
+    }
+
+    /// The part of the guide page that changes with the selection.
+    pub fn guide_result(&self, profile: &str, query: &str) -> Result<guide::GuideResult, PageError> {
+        let p = self.guide_profile(profile)?;
+        Ok(guide::guide_result(&p, &self.guide_base(&p.id), query))
+    }
+
+    /// The guide as a self-contained HTML file; `Ok(Err)` lists why the selection is refused.
+    #[allow(clippy::type_complexity)]
+    pub fn guide_export(
+        &self,
+        profile: &str,
+        query: &str,
+    ) -> Result<Result<String, Vec<guide::PageDiagnostic>>, PageError> {
+        let p = self.guide_profile(profile)?;
+        Ok(guide::guide_export(&p, &self.guide_base(&p.id), query))
+    }
+
+    fn guide_profile(&self, id: &str) -> Result<Arc<Profile>, PageError> {
+        self.profile(id).ok_or_else(|| PageError {
+            status: StatusCode::NOT_FOUND,
+            code: "guide_profile_unknown",
+            message: "No profile of that name is loaded.".to_owned(),
+            fix: Some("Check the profile id in the address (`keyway inspect` lists them).".to_owned()),
+            fields: Vec::new(),
+        })
+    }
+
+    /// Where a profile's guide page lives: the base of its shareable URLs.
+    fn guide_base(&self, profile: &str) -> String {
+        // Profile ids are lower-case words and hyphens (the schema's pattern): nothing to encode.
+        format!("{}/guide/{profile}", self.public_url)
     }
 
     // ---- connectors ---------------------------------------------------------------------
