@@ -153,12 +153,23 @@ pub(crate) fn operators(tokens: &[Token<'_>]) -> usize {
         .count()
 }
 
-/// Why `source` is too complex to hand to the engine, with the line of the tag, or `None`.
+/// The longest template handed to the engine, in bytes. minijinja keeps lines and columns in
+/// 16 bits: past 65,535 of either it overflows (a panic where overflow is checked, a wrong
+/// location where not). Guide text and URLs are far shorter.
+pub const MAX_TEMPLATE_BYTES: usize = 65_535;
+
+/// Why `source` is too complex or too large to hand to the engine, with the line of the tag
+/// (or 1), or `None`.
 pub(crate) fn too_complex(source: &str) -> Option<(String, usize)> {
-    tags(source).into_iter().find_map(|tag| {
+    let operators = tags(source).into_iter().find_map(|tag| {
         let count = operators(&tokens(tag.body));
         (count > MAX_TAG_OPERATORS).then(|| {
             (format!("a tag holds {count} operators; at most {MAX_TAG_OPERATORS} are allowed in one tag"), tag.line)
+        })
+    });
+    operators.or_else(|| {
+        (source.len() > MAX_TEMPLATE_BYTES).then(|| {
+            (format!("the template is {} bytes; at most {MAX_TEMPLATE_BYTES} are allowed", source.len()), 1)
         })
     })
 }
@@ -275,6 +286,12 @@ mod tests {
             too_complex(&format!("x\n{{{{ 1{} }}}}", " + 1".repeat(MAX_TAG_OPERATORS + 1))).expect("too complex");
         assert_eq!(line, 2);
         assert!(message.contains("201 operators"), "{message}");
+        // Long enough to overflow the engine's 16-bit columns (a panic where overflow is
+        // checked): refused first, whatever it holds.
+        for long in [format!("{}{{{{ x }}}}", "{ ".repeat(40_000)), format!("{{{{ x }}}}{}", "a".repeat(70_000))] {
+            let (message, _) = too_complex(&long).expect("too large");
+            assert!(message.contains("at most 65535"), "{message}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
-pub use crate::template_shape::MAX_TAG_OPERATORS;
+pub use crate::template_shape::{MAX_TAG_OPERATORS, MAX_TEMPLATE_BYTES};
 
 /// Fuel for one render: enough for any real guide, small enough that a template with an
 /// endless loop stops at once.
