@@ -42,7 +42,7 @@ pub enum RefreshClaim {
     /// Refresh: this process holds the connection's refresh until it saves or releases.
     Granted,
     /// Another process refreshed already: these are the tokens it saved.
-    Refreshed(TokenSet),
+    Refreshed(Box<TokenSet>),
     /// Another process is refreshing now: ask again after this long.
     Busy(Duration),
 }
@@ -422,7 +422,7 @@ impl TokenManager {
                 match self.store.claim_refresh(&connection.id, &current).await? {
                     RefreshClaim::Granted => break,
                     RefreshClaim::Refreshed(newer) => {
-                        let newer = Arc::new(newer);
+                        let newer: Arc<TokenSet> = Arc::from(newer);
                         self.publish(connection, Status::Ready(newer.clone()));
                         if !newer.expires_within(self.clock.now(), self.policy.skew.as_secs()) {
                             return Ok(access_token(&newer));

@@ -168,9 +168,8 @@ pub(crate) fn too_complex(source: &str) -> Option<(String, usize)> {
         })
     });
     operators.or_else(|| {
-        (source.len() > MAX_TEMPLATE_BYTES).then(|| {
-            (format!("the template is {} bytes; at most {MAX_TEMPLATE_BYTES} are allowed", source.len()), 1)
-        })
+        (source.len() > MAX_TEMPLATE_BYTES)
+            .then(|| (format!("the template is {} bytes; at most {MAX_TEMPLATE_BYTES} are allowed", source.len()), 1))
     })
 }
 

@@ -114,7 +114,7 @@ impl TokenStore for EncryptedTokenStore {
                 if stored.access_token.expose_secret() != current.access_token.expose_secret() {
                     // Another instance refreshed (or the user reconnected) since this one read.
                     let _ = self.store.release_lease(connection, &self.owner).await;
-                    return Ok(RefreshClaim::Refreshed(stored));
+                    return Ok(RefreshClaim::Refreshed(Box::new(stored)));
                 }
             }
             self.claims
