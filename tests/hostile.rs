@@ -439,6 +439,59 @@ fn redirect_uris_with_user_information_or_past_the_stated_limit_are_refused() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5. Unsafe output: links in guide text (the guide's own tests cover `guide --url` and the
+//    app name).
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn guide_text_links_only_to_web_pages() {
+    let with_text = |text: &str| {
+        MINIMAL.replace(
+            "save: {title: Save}",
+            &format!("save:\n          title: Save\n          text: {}", serde_json::to_string(text).expect("json")),
+        )
+    };
+    let mut snapshot = String::new();
+    let long = format!("[x](javascript:{})", "a".repeat(100_000));
+    for text in [
+        "Open [the console](javascript:alert(document.cookie)).",
+        "Open [the console]( <JaVaScRiPt:alert(1)> ).",
+        "[console]: data:text/html;base64,PHNjcmlwdD4=\n\nSee [console].",
+        "Or <vbscript:msgbox> here.",
+        "<a href=\"file:///etc/passwd\">the file</a>",
+        "<img src='javascript:alert(1)'>",
+        "[sign in]({{ callback_url }})",
+        "[relative](setup/app.html)",
+        &long,
+    ] {
+        let loaded = check_str(&with_text(text));
+        assert_eq!(
+            codes(&loaded.diagnostics),
+            ["KW0419"],
+            "{}: {}",
+            &text[..text.len().min(60)],
+            summary(&loaded.diagnostics)
+        );
+        snapshot.push_str(&summary(&loaded.diagnostics));
+    }
+    for fine in [
+        "See [Salesforce Help](https://help.salesforce.com/s/articleView?id=x) and <https://example.com>.",
+        "Write to [support](mailto:help@example.com) or jump to [the top](#top).",
+        "[sign in](https://{{ env.host }}/)",
+        "a < b and 2<3: plain text, [not a link] (really)",
+    ] {
+        let loaded = check_str(&with_text(fine));
+        assert!(!loaded.has_errors(), "{fine}: {}", summary(&loaded.diagnostics));
+    }
+    let docs = MINIMAL
+        .replace("name: Base\n", "name: Base\ndocs:\n  - {title: Docs, url: 'https://user:pw@docs.example.com/'}\n");
+    let loaded = check_str(&docs);
+    assert_eq!(codes(&loaded.diagnostics), ["KW0419"], "{}", summary(&loaded.diagnostics));
+    snapshot.push_str(&summary(&loaded.diagnostics));
+    insta::assert_snapshot!(snapshot);
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. YAML tags, anywhere.
 // ---------------------------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ codes! {
     UnusedScope = "KW0416", Warning, "A profile offers actions, and a scope no action, default or implication needs is not marked `custom_only`.";
     BadParameterExample = "KW0417", Error, "A parameter's example does not pass its own pattern and rejections.";
     TransformedParameter = "KW0418", Error, "A URL template transforms a parameter instead of inserting the value its pattern checked.";
+    UnsafeGuideLink = "KW0419", Error, "Guide text or a documentation link points somewhere other than an http(s) page, a `mailto:` address or a place in the page.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
     CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";

@@ -147,9 +147,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         .map(|(id, a)| GuideAction { id: Cow::Borrowed(id), name: Cow::Borrowed(&a.name) })
         .collect();
     let scopes = scope_entries(profile, &plan);
-    let refresh_sends_secret = request
-        .refresh_sends_secret
-        .unwrap_or_else(|| profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret));
+    let refresh_sends_secret = request.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
     let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
     let rotates_refresh_tokens = request.rotates_refresh_tokens.unwrap_or(false);
     // Platform-supplied text lands in Markdown: escaped so it stays text.

@@ -124,7 +124,7 @@ pub fn guide_url(base: &str, profile: &Profile, request: &GuideRequest) -> Resul
     if let Some(pkce) = request.sends_pkce.filter(|p| *p != pkce_default) {
         pairs.push(("pkce", on_off(pkce)));
     }
-    let secret_default = profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret);
+    let secret_default = profile.auth.refresh_sends_secret();
     if let Some(secret) = request.refresh_sends_secret.filter(|s| *s != secret_default) {
         pairs.push(("refresh_secret", on_off(secret)));
     }

@@ -14,6 +14,7 @@
 //! }
 //! ```
 
+mod links;
 mod memo;
 mod patterns;
 mod rules;

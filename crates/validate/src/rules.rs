@@ -22,8 +22,40 @@ pub fn check(profile: &Profile) -> Vec<Diagnostic> {
     guide_renders(profile, &guide_templates, &mut out);
     regexes(profile, &mut out);
     guide(profile, &mut out);
+    guide_links(profile, &mut out);
     unused_scopes(profile, &mut out);
     out
+}
+
+/// Every link in guide text (and every `docs` URL) goes to an http(s) page, a `mailto:`
+/// address or a place in the page: guides reach browsers in every format.
+fn guide_links(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let help = "link to `https://` pages (or `mailto:`, or `#...` in the page); guides are shown in browsers, where other schemes run code or open local files, and a link's scheme must be written out, not built by a template";
+    for (pointer, kind, source) in templates(profile) {
+        if kind != TemplateKind::Guide {
+            continue;
+        }
+        if let Some(target) = crate::links::targets(source).into_iter().find(|t| !crate::links::allowed(t)) {
+            let shown: String = target.chars().take(80).collect();
+            out.push(
+                Diagnostic::new(
+                    Code::UnsafeGuideLink,
+                    format!("the text links to `{shown}`, which is not an http(s) page"),
+                )
+                .at_pointer(pointer)
+                .with_help(help),
+            );
+        }
+    }
+    for (i, doc) in profile.docs.iter().enumerate() {
+        if let Some(problem) = crate::urls::web_url_problem(&doc.url, crate::urls::MAX_REDIRECT_URI_CHARS, true) {
+            out.push(
+                Diagnostic::new(Code::UnsafeGuideLink, format!("the documentation link is refused: {problem}"))
+                    .at_pointer(format!("/docs/{i}/url"))
+                    .with_help(help),
+            );
+        }
+    }
 }
 
 fn suggest(d: Diagnostic, word: &str, candidates: impl IntoIterator<Item = impl AsRef<str>>, what: &str) -> Diagnostic {

@@ -371,9 +371,7 @@ fn form(profile: &Profile, request: &GuideRequest, separator: Separator, result:
         ]
     };
     let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
-    let sends_secret = request
-        .refresh_sends_secret
-        .unwrap_or_else(|| profile.auth.refresh.as_ref().is_some_and(|r| r.send_client_secret));
+    let sends_secret = request.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
     GuidePage {
         profile: PageProfile { id: profile.id.clone(), name: profile.name.clone() },
         groups,
