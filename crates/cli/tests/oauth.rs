@@ -1,70 +1,15 @@
 //! The OAuth commands against the test provider, with the test playing the browser.
 
-use keyway_testkit::{ProviderConfig, TestProvider};
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use keyway_testkit::ProviderConfig;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
-struct Setup {
-    provider: TestProvider,
-    dir: PathBuf,
-}
+mod oauth_setup;
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use oauth_setup::{Setup, text};
 
 async fn setup(tag: &str, config: ProviderConfig) -> Setup {
-    let provider = TestProvider::start(config).await.expect("provider");
-    let dir = std::env::temp_dir().join(format!("keyway-cli-oauth-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    keyway_testkit::profiles::write_profiles(&dir.join("profiles"), &provider.host()).expect("profiles");
-    Setup { provider, dir }
-}
-
-impl Setup {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keyway"));
-        command
-            .args(args)
-            .args(["--profiles", self.dir.join("profiles").to_str().expect("utf-8 path")])
-            .args(["--client-id", "3MVG9testkit", "--env", "local"])
-            .env("KEYWAY_TEST_SECRET", "testkit-secret")
-            .env_remove("KEYWAY_PROFILES")
-            .env_remove("KEYWAY_CLIENT_ID");
-        command
-    }
-
-    /// Runs a command off the async runtime (the provider runs on it).
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = self.command(args);
-        let stdin = stdin.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-            let mut child = command.spawn().expect("keyway runs");
-            if let Some(mut pipe) = child.stdin.take() {
-                // A command may stop reading early (past a limit): a broken pipe is its answer.
-                if let Err(e) = pipe.write_all(stdin.unwrap_or_default().as_bytes()) {
-                    assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "stdin: {e}");
-                }
-            }
-            child.wait_with_output().expect("keyway finishes")
-        })
-        .await
-        .expect("join")
-    }
-
-    fn write(&self, name: &str, text: &[u8]) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).expect("write");
-        path
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    oauth_setup::setup("oauth", tag, config, &["--client-id", "3MVG9testkit", "--env", "local"]).await
 }
 
 fn http() -> oauth2::reqwest::Client {

@@ -3,80 +3,18 @@
 //! `private_key_jwt`, a profile drafted by `import oidc` from the provider's own discovery
 //! document used to log in, and closed pipes. All over loopback against keyway-testkit.
 
-use keyway_testkit::{ProviderConfig, TestProvider};
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use keyway_testkit::ProviderConfig;
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
 
 const CLIENT_ID: &str = "3MVG9testkit";
 
-struct Setup {
-    provider: TestProvider,
-    dir: PathBuf,
-}
+mod oauth_setup;
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use oauth_setup::{Setup, text};
 
 async fn setup(tag: &str, config: ProviderConfig) -> Setup {
-    let provider = TestProvider::start(config).await.expect("provider");
-    let dir = std::env::temp_dir().join(format!("keyway-cli-any-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    keyway_testkit::profiles::write_profiles(&dir.join("profiles"), &provider.host()).expect("profiles");
-    Setup { provider, dir }
-}
-
-impl Setup {
-    fn profiles(&self) -> PathBuf {
-        self.dir.join("profiles")
-    }
-
-    /// A child of the local profile with extra `auth` settings.
-    fn child(&self, id: &str, auth: &str) {
-        let text = format!("id: {id}\nextends: salesforce-local\nauth:\n{auth}");
-        std::fs::write(self.profiles().join(format!("{id}.yaml")), text).expect("child profile");
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keyway"));
-        command
-            .args(args)
-            .args(["--profiles", self.profiles().to_str().expect("utf-8 path")])
-            .env("KEYWAY_TEST_SECRET", "testkit-secret")
-            .env("KEYWAY_TEST_KEY", &keyway_testkit::rsa_key_pair().0)
-            .env_remove("KEYWAY_PROFILES")
-            .env_remove("KEYWAY_CLIENT_ID");
-        command
-    }
-
-    /// Runs a command off the async runtime (the provider runs on it).
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = self.command(args);
-        let stdin = stdin.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-            let mut child = command.spawn().expect("keyway runs");
-            if let Some(mut pipe) = child.stdin.take() {
-                pipe.write_all(stdin.unwrap_or_default().as_bytes()).expect("stdin");
-            }
-            child.wait_with_output().expect("keyway finishes")
-        })
-        .await
-        .expect("join")
-    }
-
-    fn write(&self, name: &str, text: &[u8]) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).expect("write");
-        path
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    oauth_setup::setup("any", tag, config, &[]).await
 }
 
 fn http() -> oauth2::reqwest::Client {
