@@ -1,40 +1,22 @@
 //! The OAuth commands against the test provider, with the test playing the browser.
 
 use keyway_testkit::ProviderConfig;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 mod oauth_setup;
 
-use oauth_setup::{Setup, text};
+use oauth_setup::{Setup, http, text};
 
 async fn setup(tag: &str, config: ProviderConfig) -> Setup {
     oauth_setup::setup("oauth", tag, config, &["--client-id", "3MVG9testkit", "--env", "local"]).await
 }
 
-fn http() -> oauth2::reqwest::Client {
-    oauth2::reqwest::Client::builder().redirect(oauth2::reqwest::redirect::Policy::none()).build().expect("client")
-}
-
 /// Runs `keyway login`, plays the browser, and returns its output.
 async fn login(setup: &Setup, extra: &[&str], user: &str, forged_first: bool) -> Output {
-    let mut command =
-        setup.command(&["login", "salesforce-local", "--port", "0", "--client-secret-env", "KEYWAY_TEST_SECRET"]);
-    command.args(extra).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("keyway login runs");
-    let stderr = child.stderr.take().expect("stderr");
-    // The command prints the URL to open on stderr.
-    let (url, rest) = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let found = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("http://"));
-        // The rest of stderr, for the caller.
-        let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
-        (found, rest)
-    })
-    .await
-    .expect("join");
-    let url = url.expect("login printed a URL");
-    let location = setup.provider.browse(&url, user).await.expect("provider redirects");
+    let args = [&["login", "salesforce-local", "--port", "0", "--client-secret-env", "KEYWAY_TEST_SECRET"][..], extra]
+        .concat();
+    let run = setup.start_login(&args).await;
+    let location = setup.provider.browse(&run.url, user).await.expect("provider redirects");
     assert!(location.starts_with("http://127.0.0.1:"), "{location}");
     if forged_first {
         // Another page calls the loopback port with a made-up state: refused, and the wait goes on.
@@ -45,9 +27,7 @@ async fn login(setup: &Setup, extra: &[&str], user: &str, forged_first: bool) ->
     let page = http().get(&location).send().await.expect("callback delivered");
     let status = page.status().as_u16();
     let body = page.text().await.expect("page");
-    let mut output =
-        tokio::task::spawn_blocking(move || child.wait_with_output().expect("login ends")).await.expect("join");
-    output.stderr = rest.join().expect("stderr reader").into_bytes();
+    let output = run.finish().await;
     if output.status.success() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("Logged in"), "{body}");

@@ -11,14 +11,10 @@ const CLIENT_ID: &str = "3MVG9testkit";
 
 mod oauth_setup;
 
-use oauth_setup::{Setup, text};
+use oauth_setup::{Setup, http, text};
 
 async fn setup(tag: &str, config: ProviderConfig) -> Setup {
     oauth_setup::setup("any", tag, config, &[]).await
-}
-
-fn http() -> oauth2::reqwest::Client {
-    oauth2::reqwest::Client::builder().redirect(oauth2::reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 /// A port nothing listens on right now.
@@ -29,26 +25,11 @@ fn free_port() -> u16 {
 /// Runs `keyway login` with `args`, plays the browser as `user`, and returns the output and
 /// the callback page's status. `tamper` may change the callback URL the browser follows.
 async fn login(setup: &Setup, args: &[&str], tamper: impl FnOnce(String) -> String) -> (Output, u16) {
-    let mut command = setup.command(args);
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("keyway login runs");
-    let stderr = child.stderr.take().expect("stderr");
-    let (url, rest) = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stderr).lines();
-        let found = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("http://"));
-        let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
-        (found, rest)
-    })
-    .await
-    .expect("join");
-    let url = url.expect("login printed a URL");
-    let location = setup.provider.browse(&url, "ada@example.com").await.expect("provider redirects");
+    let run = setup.start_login(args).await;
+    let location = setup.provider.browse(&run.url, "ada@example.com").await.expect("provider redirects");
     let page = http().get(tamper(location)).send().await.expect("callback delivered");
     let status = page.status().as_u16();
-    let mut output =
-        tokio::task::spawn_blocking(move || child.wait_with_output().expect("login ends")).await.expect("join");
-    output.stderr = rest.join().expect("stderr reader").into_bytes();
-    (output, status)
+    (run.finish().await, status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,9 @@
 #![allow(dead_code)]
 
 use keyway_testkit::{ProviderConfig, TestProvider};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub struct Setup {
     pub provider: TestProvider,
@@ -77,6 +77,49 @@ impl Setup {
         let path = self.dir.join(name);
         std::fs::write(&path, text).expect("write");
         path
+    }
+}
+
+/// An HTTP client that follows no redirects: the test plays the browser one step at a time.
+pub fn http() -> oauth2::reqwest::Client {
+    oauth2::reqwest::Client::builder().redirect(oauth2::reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+/// A `keyway login` waiting for its callback: the URL it printed for the user to open.
+pub struct Login {
+    child: Child,
+    pub url: String,
+    /// The rest of its stderr, read as it comes (so the command never blocks on the pipe).
+    rest: std::thread::JoinHandle<String>,
+}
+
+impl Setup {
+    /// Starts `keyway` with `args` (a `login`) and waits for the URL it prints on stderr.
+    pub async fn start_login(&self, args: &[&str]) -> Login {
+        let mut command = self.command(args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("keyway login runs");
+        let stderr = child.stderr.take().expect("stderr");
+        let (url, rest) = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            let found = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("http://"));
+            let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+            (found, rest)
+        })
+        .await
+        .expect("join");
+        Login { child, url: url.expect("login printed a URL"), rest }
+    }
+}
+
+impl Login {
+    /// Waits for the command to end; its stderr is what followed the URL.
+    pub async fn finish(self) -> Output {
+        let Login { child, rest, .. } = self;
+        let mut output =
+            tokio::task::spawn_blocking(move || child.wait_with_output().expect("login ends")).await.expect("join");
+        output.stderr = rest.join().expect("stderr reader").into_bytes();
+        output
     }
 }
 
