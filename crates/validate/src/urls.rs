@@ -67,10 +67,26 @@ pub(crate) fn forget() {
 /// [`endpoint_problem`] without the public-host rule: for an endpoint rendered with its
 /// parameters absent, whose host is then only a placeholder.
 pub(crate) fn endpoint_shape_problem(rendered: &str) -> Option<String> {
-    endpoint_problem(rendered).filter(|_| {
-        let url = url::Url::parse(rendered).ok();
-        url.is_none_or(|url| non_public_host(&url).is_none() || shape_problem(&url).is_some())
-    })
+    match parse_endpoint(rendered) {
+        Ok(url) => shape_problem(&url),
+        Err(problem) => Some(problem),
+    }
+}
+
+fn endpoint_problem_uncached(rendered: &str) -> Option<String> {
+    let url = match parse_endpoint(rendered) {
+        Ok(url) => url,
+        Err(problem) => return Some(problem),
+    };
+    shape_problem(&url).or_else(|| non_public_host(&url))
+}
+
+/// The endpoint as a URL, or why its text is not one.
+fn parse_endpoint(rendered: &str) -> Result<url::Url, String> {
+    if let Some(problem) = raw_problem(rendered) {
+        return Err(problem);
+    }
+    url::Url::parse(rendered).map_err(|e| format!("which is not a URL ({e})"))
 }
 
 /// Everything [`endpoint_problem`] checks of a parsed URL but its host's publicness.
@@ -88,17 +104,6 @@ fn shape_problem(url: &url::Url) -> Option<String> {
         "https" => Some("which has no host".to_owned()),
         other => Some(format!("whose scheme `{other}` is not https")),
     }
-}
-
-fn endpoint_problem_uncached(rendered: &str) -> Option<String> {
-    if let Some(problem) = raw_problem(rendered) {
-        return Some(problem);
-    }
-    let url = match url::Url::parse(rendered) {
-        Ok(u) => u,
-        Err(e) => return Some(format!("which is not a URL ({e})")),
-    };
-    shape_problem(&url).or_else(|| non_public_host(&url))
 }
 
 /// Why the URL's host is not a public one (a private, link-local, metadata or otherwise
