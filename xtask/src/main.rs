@@ -59,7 +59,7 @@ fn generated_files(mode: Mode) -> ExitCode {
     let files = [
         ("schemas/profile.schema.json", keyway_manifest::profile_schema_json()),
         ("schemas/guide.schema.json", keyway_guide::guide_schema_json()),
-        ("schemas/openapi.json", keyway_server::api::openapi()),
+        ("schemas/openapi.json", keyway_server::http::openapi()),
     ];
     let mut ok = true;
     for (name, want) in files {

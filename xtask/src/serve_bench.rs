@@ -394,7 +394,7 @@ fn run(options: &Options) -> Result<(), String> {
 /// Seeds `n` connections with tokens from the test provider, lets them all fall due, and times
 /// the background refresher's passes until none is due: (refreshed, time).
 fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Duration), String> {
-    use keyway_server::model::{EndUser, ImportedTokens, NewConnection, NewIntegration};
+    use keyway_server::resources::{EndUser, ImportedTokens, NewConnection, NewIntegration};
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let provider = keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig {
@@ -423,7 +423,8 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
                 webhook: None,
                 give_up_after: keyway_server::hub::GIVE_UP_AFTER,
             },
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         let integration = hub
             .create_integration(NewIntegration {
                 profile: "salesforce-local".to_owned(),
@@ -493,7 +494,7 @@ fn sample_body(addr: &str, key: &str, path: &str) -> Result<String, String> {
 /// Seeds the store through the hub (integration, then imports); returns the API key, the
 /// connection ids and the time the imports took.
 fn seed(profiles: &Path, db: &str, keys: &Path, n: usize) -> Result<(String, Vec<String>, Duration), String> {
-    use keyway_server::model::{EndUser, ImportedTokens, NewConnection, NewIntegration};
+    use keyway_server::resources::{EndUser, ImportedTokens, NewConnection, NewIntegration};
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let registry =
@@ -512,7 +513,8 @@ fn seed(profiles: &Path, db: &str, keys: &Path, n: usize) -> Result<(String, Vec
                 webhook: None,
                 give_up_after: keyway_server::hub::GIVE_UP_AFTER,
             },
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         let key =
             keyway_server::hub::Hub::create_api_key(store.as_ref(), "bench", 0).await.map_err(|e| e.to_string())?;
         let integration = hub

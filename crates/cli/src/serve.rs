@@ -159,7 +159,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
             say!("keyway serve: the profiles have errors; not starting");
             Ok(ExitCode::FAILURE)
         }
-        Err(e @ ServeError::Keys(_)) => {
+        Err(e @ (ServeError::NoKeyFile | ServeError::KeyFile { .. })) => {
             say!("keyway serve: {e}");
             Ok(ExitCode::from(2))
         }

@@ -92,6 +92,7 @@ codes! {
     PkceRequired = "KW0601", Error, "A connection turns PKCE off, and the profile requires it.";
     PkceUnsupported = "KW0602", Error, "A connection turns PKCE on, and the profile says the provider does not support it.";
     MissingPrivateKey = "KW0603", Error, "The profile authenticates the client with `private_key_jwt`, and the connection has no private key.";
+    InvalidClientCredentials = "KW0604", Error, "The connection's client id or secret is empty or longer than 2,000 bytes.";
 }
 
 impl std::fmt::Display for Code {

@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The longest client id or secret a connection may carry.
+pub const MAX_CLIENT_CREDENTIAL: usize = 2000;
+
 /// A tenant's connector configuration: who the client is and what the connection selects.
 ///
 /// `Debug` shows secrets as `[REDACTED]`.
@@ -265,10 +268,21 @@ impl Connector {
         let (plan, diagnostics) = check_selection(&profile, &config.selection);
         let mut errors: Vec<_> = diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect();
         let problem = |message: String, pointer: &str| {
-            keyway_diagnostics::Diagnostic::new(keyway_diagnostics::Code::InvalidParameter, message).at_pointer(pointer)
+            keyway_diagnostics::Diagnostic::new(keyway_diagnostics::Code::InvalidClientCredentials, message)
+                .at_pointer(pointer)
         };
         if config.client_id.trim().is_empty() {
             errors.push(problem("the client id is empty".to_owned(), "/client_id"));
+        } else if config.client_id.len() > MAX_CLIENT_CREDENTIAL {
+            errors.push(problem(format!("the client id is longer than {MAX_CLIENT_CREDENTIAL} bytes"), "/client_id"));
+        }
+        for (pointer, secret) in
+            [("/client_secret", &config.client_secret), ("/staged_client_secret", &config.staged_client_secret)]
+        {
+            let len = secret.as_ref().map(|s| s.expose_secret().len());
+            if len.is_some_and(|len| len == 0 || len > MAX_CLIENT_CREDENTIAL) {
+                errors.push(problem(format!("the secret must be 1 to {MAX_CLIENT_CREDENTIAL} bytes"), pointer));
+            }
         }
         if profile.auth.client_auth == ClientAuth::PrivateKeyJwt && config.private_key.is_none() {
             errors.push(

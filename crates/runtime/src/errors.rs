@@ -46,7 +46,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// What the runtime does about an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiagnosisKind {
     /// The grant is gone: the user must connect again.
@@ -59,6 +59,34 @@ pub enum DiagnosisKind {
     ClientBug,
     /// Neither the profile's error map nor the standard codes know this error.
     Unknown,
+}
+
+impl DiagnosisKind {
+    /// Every kind.
+    pub const ALL: [DiagnosisKind; 5] = [
+        DiagnosisKind::Reauthorize,
+        DiagnosisKind::RetryLater,
+        DiagnosisKind::FixConfiguration,
+        DiagnosisKind::ClientBug,
+        DiagnosisKind::Unknown,
+    ];
+
+    /// The kind as shown (and serialized): `retry_later`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DiagnosisKind::Reauthorize => "reauthorize",
+            DiagnosisKind::RetryLater => "retry_later",
+            DiagnosisKind::FixConfiguration => "fix_configuration",
+            DiagnosisKind::ClientBug => "client_bug",
+            DiagnosisKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for DiagnosisKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl From<ErrorKind> for DiagnosisKind {

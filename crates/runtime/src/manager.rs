@@ -196,14 +196,47 @@ impl Default for RefreshPolicy {
     }
 }
 
-impl RefreshPolicy {
-    /// The delay before retry `attempt` (1-based): exponential, capped, with "equal jitter"
-    /// (half fixed, half random) so many connections failing together do not retry in step.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let capped = exp.min(self.max_delay);
-        let half = capped / 2;
+/// Capped exponential backoff: the one schedule keyway retries on (token refreshes here,
+/// webhook deliveries in the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first delay; it doubles each retry.
+    pub base: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The longest wait before retry `attempt` (1-based): `base`, doubling, at most `max`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(self.max)
+    }
+
+    /// The wait before retry `attempt`, with "equal jitter" (half fixed, half random) so many
+    /// callers failing together do not retry in step.
+    pub fn jittered(&self, attempt: u32) -> Duration {
+        let half = self.ceiling(attempt) / 2;
         half + half.mul_f64(rand::thread_rng().r#gen::<f64>())
+    }
+}
+
+impl RefreshPolicy {
+    fn schedule(&self) -> Backoff {
+        Backoff { base: self.base_delay, max: self.max_delay }
+    }
+
+    /// The delay before retry `attempt` (1-based): exponential, capped, jittered.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.schedule().jittered(attempt)
+    }
+
+    /// The longest one refresh can take when each request may take `timeout`: every
+    /// attempt's timeout and the longest wait between attempts. A lease that outlasts it
+    /// (the server's, across instances) never ends while the refresh still runs.
+    pub fn longest_refresh(&self, timeout: Duration) -> Duration {
+        let attempts = self.max_attempts.max(1);
+        let waits: Duration = (1..attempts).map(|i| self.schedule().ceiling(i)).sum();
+        timeout.saturating_mul(attempts) + waits
     }
 }
 

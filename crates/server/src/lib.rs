@@ -1,24 +1,30 @@
-//! `keyway serve`: a self-hosted connect hub over keyway's runtime.
+//! `keyway serve`: a self-hosted connect hub over keyway's runtime. Layers, each using only
+//! those below it:
 //!
-//! - [`hub::Hub`] is the typed service: integrations (a tenant's app per profile), connect
+//! - [`http`]: the HTTP layer (axum). Handlers translate a request into one hub call and
+//!   its answer (or [`error::HubError`]) back into JSON, a problem document or a page.
+//! - [`views`]: the pages' view models and templates (minijinja), assets embedded.
+//! - [`hub::Hub`]: the typed service: integrations (a tenant's app per profile), connect
 //!   sessions, the connect flow, connections and their tokens. It calls the runtime for
 //!   every OAuth step and the validator (through `Connector::new`) for every check.
-//! - [`api::router`] is the HTTP layer (axum): handlers translate requests into hub calls;
-//!   errors are RFC 9457 problem documents ([`problem::ApiError`]).
-//! - [`store::Store`] is the storage trait; [`store::SqlStore`] its SQLite (embedded, the
-//!   default) and PostgreSQL backend.
-//! - [`crypto::Keyring`] encrypts every secret before it reaches the store.
+//! - [`store::Store`]: the storage trait; [`store::SqlStore`] its SQLite (embedded, the
+//!   default) and PostgreSQL backend; rows decoded into typed records once, when read.
+//! - [`crypto::Keyring`]: encrypts every secret before it reaches the store.
+//! - [`domain`], [`resources`], [`error`], [`json`], [`ids`]: the vocabulary every layer
+//!   shares (states, the API's bodies, problem codes, bounded JSON input, identifiers).
 //!
 //! [`serve`] puts them together: load and validate the profiles, open the store, listen.
 
-pub mod api;
-pub mod body;
 pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod http;
 pub mod hub;
-pub mod model;
-pub mod pages;
-pub mod problem;
+pub mod ids;
+pub mod json;
+pub mod resources;
 pub mod store;
+pub mod views;
 
 use crypto::Keyring;
 use hub::{Hub, HubOptions};
@@ -66,15 +72,60 @@ pub enum ServeError {
     /// The profiles have errors; the diagnostics say where.
     #[error("the profiles in {} have {} error(s)", .0.root.display(), .0.error_count())]
     Profiles(keyway_runtime::LoadError),
-    /// No usable encryption key.
-    #[error("{0}")]
-    Keys(String),
+    /// No key file was given, and not `--dev`.
+    #[error(
+        "no encryption key: pass --keys-file FILE (create one with `keyway keys generate --file FILE`), \
+         or --dev to create a throwaway key file beside the database"
+    )]
+    NoKeyFile,
+    /// The key file cannot be used.
+    #[error("{}: {problem}", path.display())]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: KeyFileProblem,
+    },
     /// The database.
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    /// Anything else at start (listening, the HTTP client).
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client for providers cannot be built.
+    #[error("the HTTP client: {0}")]
+    HttpClient(#[from] keyway_runtime::TransportError),
+    /// Loading the profiles stopped without an answer (the loading thread died).
+    #[error("loading the profiles did not finish")]
+    LoadInterrupted,
+    /// Serving stopped on an I/O error.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What is wrong with a key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileProblem {
+    /// It cannot be read or written.
     #[error("{0}")]
-    Start(String),
+    Io(#[from] std::io::Error),
+    /// It is not a regular file.
+    #[error("not a regular file")]
+    NotAFile,
+    /// It is larger than a key file can be.
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    /// Its bounded read failed.
+    #[error("{0}")]
+    Read(String),
+    /// Its text is not a key ring.
+    #[error(transparent)]
+    Keys(#[from] crypto::CryptoError),
 }
 
 /// The largest key file read.
@@ -82,13 +133,13 @@ const MAX_KEY_FILE: u64 = crypto::MAX_KEY_FILE_BYTES as u64;
 
 /// Reads a key file: a regular file, bounded, warned about when others may read it.
 pub fn read_key_file(path: &Path) -> Result<Keyring, ServeError> {
-    let fail = |why: String| ServeError::Keys(format!("{}: {why}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    let fail = |problem: KeyFileProblem| ServeError::KeyFile { path: path.to_owned(), problem };
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.into()))?;
     if !meta.is_file() {
-        return Err(fail("not a regular file".to_owned()));
+        return Err(fail(KeyFileProblem::NotAFile));
     }
     if meta.len() > MAX_KEY_FILE {
-        return Err(fail(format!("larger than {MAX_KEY_FILE} bytes")));
+        return Err(fail(KeyFileProblem::TooLarge(MAX_KEY_FILE)));
     }
     #[cfg(unix)]
     {
@@ -97,8 +148,9 @@ pub fn read_key_file(path: &Path) -> Result<Keyring, ServeError> {
             tracing::warn!(path = %path.display(), "the key file can be read by other users; chmod 600 it");
         }
     }
-    let text = keyway_manifest::read_limited_text(path, MAX_KEY_FILE).map_err(|e| fail(e.to_string()))?;
-    Keyring::parse(&text).map_err(|e| fail(e.to_string()))
+    let text = keyway_manifest::read_limited_text(path, MAX_KEY_FILE)
+        .map_err(|e| fail(KeyFileProblem::Read(e.to_string())))?;
+    Keyring::parse(&text).map_err(|e| fail(e.into()))
 }
 
 /// Writes a new key file (mode 0600), refusing to overwrite one.
@@ -108,14 +160,13 @@ pub fn create_key_file(path: &Path) -> Result<(), ServeError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| ServeError::Keys(format!("{}: {e}", path.display())))?;
+    let fail = |e: std::io::Error| ServeError::KeyFile { path: path.to_owned(), problem: e.into() };
+    let mut file = options.open(path).map_err(fail)?;
     let text = format!(
         "# keyway encryption keys: the first line encrypts, every line decrypts. Keep this file secret.\n{}\n",
         Keyring::generate_line()
     );
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| ServeError::Keys(format!("{}: {e}", path.display())))
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(fail)
 }
 
 /// The database file of a `sqlite://` URL, when it names one.
@@ -132,11 +183,7 @@ pub fn resolve_keys(keys_file: Option<&Path>, db: &str, dev: bool) -> Result<Key
         return read_key_file(path);
     }
     if !dev {
-        return Err(ServeError::Keys(
-            "no encryption key: pass --keys-file FILE (create one with `keyway keys generate --file FILE`), \
-             or --dev to create a throwaway key file beside the database"
-                .to_owned(),
-        ));
+        return Err(ServeError::NoKeyFile);
     }
     let db_path = sqlite_path(db).unwrap_or_else(|| PathBuf::from("keyway.db"));
     let mut name = db_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -192,14 +239,14 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
     let profiles = options.profiles.clone();
     let registry = tokio::task::spawn_blocking(move || Registry::load(profiles))
         .await
-        .map_err(|e| ServeError::Start(e.to_string()))?
+        .map_err(|_| ServeError::LoadInterrupted)?
         .map_err(ServeError::Profiles)?;
     let keys = Arc::new(resolve_keys(options.keys_file.as_deref(), &options.db, options.dev)?);
     let store = open_store(&options.db, options.webhook.is_some()).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .map_err(|e| ServeError::Start(format!("cannot listen on {}: {e}", options.listen)))?;
-    let addr = listener.local_addr().map_err(|e| ServeError::Start(e.to_string()))?;
+        .map_err(|source| ServeError::Listen { addr: options.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: options.listen, source })?;
     let public_url = options.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hub = Hub::new(
@@ -214,8 +261,7 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
             webhook: options.webhook.clone(),
             give_up_after: options.give_up_after,
         },
-    )
-    .map_err(ServeError::Start)?;
+    )?;
     let hub = Arc::new(hub);
     tracing::info!(profiles = hub.registry().len(), %addr, public_url = hub.public_url(), "keyway serve started");
     spawn_reload_on_sighup(Arc::clone(&hub));
@@ -225,12 +271,9 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
     if options.webhook.is_some() {
         spawn_webhook_delivery(Arc::clone(&hub));
     }
-    let app = api::router(api::AppState { hub, pages: Arc::new(pages::Pages::new()) });
+    let app = http::router(http::AppState::new(hub));
     on_listen(addr);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| ServeError::Start(e.to_string()))
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(ServeError::Serve)
 }
 
 /// The background refresher: keeps tokens fresh ahead of use, and every connection refreshed
@@ -244,7 +287,7 @@ fn spawn_refresher(hub: Arc<Hub>, every: std::time::Duration) {
             match hub.refresh_due().await {
                 Ok((0, 0)) => {}
                 Ok((refreshed, failed)) => tracing::info!(refreshed, failed, "background refresh"),
-                Err(e) => tracing::warn!(code = e.code(), "background refresh: {}", e.detail()),
+                Err(e) => tracing::warn!(code = %e.code(), "background refresh: {}", e.detail()),
             }
         }
     });
@@ -258,7 +301,7 @@ fn spawn_webhook_delivery(hub: Arc<Hub>) {
         loop {
             ticks.tick().await;
             if let Err(e) = hub.deliver_webhooks().await {
-                tracing::warn!(code = e.code(), "webhook delivery: {}", e.detail());
+                tracing::warn!(code = %e.code(), "webhook delivery: {}", e.detail());
             }
         }
     });
@@ -272,10 +315,8 @@ fn spawn_reload_on_sighup(hub: Arc<Hub>) {
         while hangups.recv().await.is_some() {
             let hub = Arc::clone(&hub);
             match tokio::task::spawn_blocking(move || hub.reload()).await {
-                Ok(Ok((profiles, _))) => tracing::info!(profiles, "SIGHUP: profiles reloaded"),
-                Ok(Err(e)) => {
-                    tracing::error!(errors = e.error_count(), "SIGHUP: the profiles have errors; the ones in use stay")
-                }
+                Ok(Ok(reloaded)) => tracing::info!(profiles = reloaded.profiles, "SIGHUP: profiles reloaded"),
+                Ok(Err(e)) => tracing::error!("SIGHUP: {}", e.detail()),
                 Err(_) => tracing::error!("SIGHUP: the reload did not finish"),
             }
         }

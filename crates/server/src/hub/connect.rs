@@ -9,39 +9,35 @@ pub struct Started {
     pub url: String,
 }
 
-/// A refusal shown on a page (the connect page's form, or the callback's error page).
+/// A connect session's browser cookie value: the session id, signed with the key ring.
 #[derive(Debug, Clone)]
-pub struct PageError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The stable code.
-    pub code: &'static str,
-    /// What happened.
-    pub message: String,
-    /// What to do.
-    pub fix: Option<String>,
-    /// Per-field messages (`parameters/NAME` -> message), for the connect form.
-    pub fields: Vec<(String, String)>,
+pub struct SessionCookie {
+    /// The cookie's value.
+    pub value: String,
+    /// How long it is good for.
+    pub max_age: Duration,
 }
 
-impl PageError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> PageError {
-        PageError { status, code, message: message.into(), fix: None, fields: Vec::new() }
-    }
+/// Why the connect form did not start an authorization: the form to show again, with the
+/// fields' refusals and what the user typed, or only an error.
+#[derive(Debug)]
+pub enum FormRefused {
+    /// Show the form again.
+    Form(Box<ConnectPage>, HubError),
+    /// Show an error page.
+    Error(HubError),
+}
 
-    fn with_fix(mut self, fix: impl Into<String>) -> PageError {
-        self.fix = Some(fix.into());
-        self
+impl From<HubError> for FormRefused {
+    fn from(e: HubError) -> Self {
+        FormRefused::Error(e)
     }
 }
 
-impl From<DbError> for PageError {
-    fn from(e: DbError) -> Self {
-        tracing::error!(error = %e, "store failure");
-        PageError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "The service is unavailable.")
-            .with_fix("Try again in a moment.")
-    }
-}
+const RESTART: &str = "Go back to the application and start connecting again.";
+
+/// The longest text of a refused form field shown back to the user.
+const MAX_ECHOED: usize = 500;
 
 /// What the connect page shows for one integration.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -111,7 +107,7 @@ pub struct Finished {
     /// Whether an existing connection was reconnected.
     pub reconnected: bool,
     /// The state after the connection test.
-    pub state: String,
+    pub state: ConnectionState,
     /// Why the connection test failed.
     pub diagnosis: Option<ConnectionDiagnosis>,
     /// Where to send the user back.
@@ -121,41 +117,41 @@ pub struct Finished {
 }
 
 impl Hub {
-    pub(super) fn check_end_user(end_user: &EndUser) -> Result<(), ApiError> {
+    pub(super) fn check_end_user(end_user: &EndUser) -> Result<(), HubError> {
         if end_user.id.trim().is_empty() || end_user.id.chars().count() > 255 {
-            return Err(ApiError::invalid_field("/end_user/id", "the end user id must be 1 to 255 characters"));
+            return Err(HubError::invalid_field("/end_user/id", "the end user id must be 1 to 255 characters"));
         }
         for (pointer, value) in
             [("/end_user/email", &end_user.email), ("/end_user/display_name", &end_user.display_name)]
         {
             if value.as_ref().is_some_and(|v| v.chars().count() > 255) {
-                return Err(ApiError::invalid_field(pointer, "longer than 255 characters"));
+                return Err(HubError::invalid_field(pointer, "longer than 255 characters"));
             }
         }
         Ok(())
     }
 
     /// Creates a connect session: a single-use token (stored as its hash) and the page URL.
-    pub async fn create_session(&self, new: NewSession) -> Result<SessionCreated, ApiError> {
+    pub async fn create_session(&self, new: NewSession) -> Result<SessionCreated, HubError> {
         Self::check_end_user(&new.end_user)?;
         if let Some(url) = &new.return_url {
             if let Some(why) = web_url_problem(url) {
-                return Err(ApiError::invalid_field("/return_url", format!("the return URL is refused: {why}")));
+                return Err(HubError::invalid_field("/return_url", format!("the return URL is refused: {why}")));
             }
         }
         if new.allowed_origins.len() > 20 {
-            return Err(ApiError::invalid_field("/allowed_origins", "at most 20 origins"));
+            return Err(HubError::invalid_field("/allowed_origins", "at most 20 origins"));
         }
         let mut origins = Vec::new();
         for (i, origin) in new.allowed_origins.iter().enumerate() {
             let pointer = format!("/allowed_origins/{i}");
             if let Some(why) = web_url_problem(origin) {
-                return Err(ApiError::invalid_field(&pointer, format!("the origin is refused: {why}")));
+                return Err(HubError::invalid_field(&pointer, format!("the origin is refused: {why}")));
             }
             match origin_of(origin) {
                 Some(o) if o == origin.trim_end_matches('/') => origins.push(o),
                 _ => {
-                    return Err(ApiError::invalid_field(
+                    return Err(HubError::invalid_field(
                         &pointer,
                         "an origin is `scheme://host[:port]`, without a path",
                     ));
@@ -164,13 +160,13 @@ impl Hub {
         }
         let mut integrations = match &new.integrations {
             Some(ids) if ids.is_empty() => {
-                return Err(ApiError::invalid_field("/integrations", "name at least one integration"));
+                return Err(HubError::invalid_field("/integrations", "name at least one integration"));
             }
-            Some(ids) if ids.len() > 100 => return Err(ApiError::invalid_field("/integrations", "at most 100")),
+            Some(ids) if ids.len() > 100 => return Err(HubError::invalid_field("/integrations", "at most 100")),
             Some(ids) => {
                 for (i, id) in ids.iter().enumerate() {
                     if self.store.integration(id).await?.is_none() {
-                        return Err(ApiError::invalid_field(&format!("/integrations/{i}"), "no such integration"));
+                        return Err(HubError::invalid_field(&format!("/integrations/{i}"), "no such integration"));
                     }
                 }
                 ids.clone()
@@ -179,10 +175,10 @@ impl Hub {
         };
         if let Some(connection_id) = &new.connection_id {
             let Some(connection) = self.store.connection(connection_id).await? else {
-                return Err(ApiError::invalid_field("/connection_id", "no such connection"));
+                return Err(HubError::invalid_field("/connection_id", "no such connection"));
             };
             if !integrations.is_empty() && !integrations.contains(&connection.integration_id) {
-                return Err(ApiError::invalid_field(
+                return Err(HubError::invalid_field(
                     "/integrations",
                     "a reconnect session must allow the connection's integration",
                 ));
@@ -191,26 +187,18 @@ impl Hub {
         } else if integrations.is_empty() {
             integrations = self.store.integrations().await?.into_iter().map(|r| r.id).collect();
             if integrations.is_empty() {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "no_integrations",
-                    "There is nothing to connect",
-                    "create an integration first",
-                ));
+                return Err(HubError::new(ProblemCode::NoIntegrations, "create an integration first"));
             }
         }
-        let token = format!(
-            "kwcs_{}",
-            rand::thread_rng().sample_iter(&Alphanumeric).take(43).map(char::from).collect::<String>()
-        );
+        let token = format!("kwcs_{}", ids::random(43));
         let now = self.now();
         let record = SessionRecord {
-            id: new_id("cs"),
+            id: ids::new_id(ids::SESSION),
             token_hash: sha256_hex(&token),
-            end_user: serde_json::to_string(&new.end_user).unwrap_or_default(),
-            integrations: serde_json::to_string(&integrations).unwrap_or_default(),
+            end_user: new.end_user.clone(),
+            integrations,
             return_url: new.return_url.clone(),
-            allowed_origins: serde_json::to_string(&origins).unwrap_or_default(),
+            allowed_origins: origins,
             connection_id: new.connection_id.clone(),
             expires_at: now + SESSION_TTL.as_secs() as i64,
             opened_at: None,
@@ -226,38 +214,50 @@ impl Hub {
         })
     }
 
-    /// Exchanges a session token (once) for the session id the browser's cookie will carry.
-    pub async fn open_session(&self, token: &str) -> Result<String, PageError> {
+    /// Exchanges a session token (once) for the value of the browser's cookie: the session
+    /// id, signed.
+    pub async fn open_session(&self, token: &str) -> Result<SessionCookie, HubError> {
         let refused = || {
-            PageError::new(StatusCode::FORBIDDEN, "session_invalid", "This connect link is invalid, used or expired.")
-                .with_fix("Go back to the application and start connecting again.")
+            HubError::new(ProblemCode::SessionInvalid, "This connect link is invalid, used or expired.")
+                .with_fix(RESTART)
         };
         if !token.starts_with("kwcs_") || token.len() > 100 {
             return Err(refused());
         }
         match self.store.open_session(&sha256_hex(token), self.now()).await? {
-            Some(session) => Ok(session.id),
+            Some(session) => Ok(SessionCookie { value: self.keys.sign(&session.id), max_age: SESSION_TTL }),
             None => Err(refused()),
         }
     }
 
-    /// A session the browser's cookie names, when it is still valid.
-    pub async fn live_session(&self, session_id: &str) -> Result<SessionRecord, PageError> {
+    /// The session a browser's cookie names, when its signature holds and it is still valid.
+    async fn live_session(&self, cookie: Option<&str>) -> Result<SessionRecord, HubError> {
+        let Some(session_id) = cookie.and_then(|value| self.keys.verify_signed(value)) else {
+            return Err(HubError::new(ProblemCode::SessionMissing, "There is no connect session in this browser.")
+                .with_fix("Open the connect link the application gave you."));
+        };
+        self.session_by_id(session_id).await
+    }
+
+    async fn session_by_id(&self, session_id: &str) -> Result<SessionRecord, HubError> {
         match self.store.session(session_id).await? {
             Some(s) if s.expires_at > self.now() => Ok(s),
-            _ => Err(PageError::new(StatusCode::FORBIDDEN, "session_expired", "This connect session has expired.")
-                .with_fix("Go back to the application and start connecting again.")),
+            _ => Err(HubError::new(ProblemCode::SessionExpired, "This connect session has expired.").with_fix(RESTART)),
         }
     }
 
-    /// The connect page's model for a session.
-    pub async fn connect_page(&self, session: &SessionRecord) -> Result<ConnectPage, PageError> {
-        let ids: Vec<String> = parse_json(&session.integrations);
+    /// The connect page for the session a browser's cookie names.
+    pub async fn connect_page(&self, cookie: Option<&str>) -> Result<ConnectPage, HubError> {
+        let session = self.live_session(cookie).await?;
+        self.connect_page_of(&session).await
+    }
+
+    async fn connect_page_of(&self, session: &SessionRecord) -> Result<ConnectPage, HubError> {
         let mut integrations = Vec::new();
-        for id in ids {
-            let Some(record) = self.store.integration(&id).await? else { continue };
+        for id in &session.integrations {
+            let Some(record) = self.store.integration(id).await? else { continue };
             let Some(profile) = self.profile(&record.profile) else { continue };
-            let settings: IntegrationSettings = parse_json(&record.settings);
+            let settings = &record.settings;
             let connector = self.connector(&record, &IndexMap::new()).ok();
             let environment = connector.as_ref().map(|c| c.environment().to_owned()).unwrap_or_default();
             let parameters = profile
@@ -295,42 +295,67 @@ impl Hub {
             });
         }
         Ok(ConnectPage {
-            end_user: serde_json::from_str(&session.end_user).unwrap_or(EndUser {
-                id: String::new(),
-                email: None,
-                display_name: None,
-            }),
+            end_user: session.end_user.clone(),
             reconnect: session.connection_id.is_some(),
             integrations,
             error: None,
         })
     }
 
+    /// The connect form, posted by the browser a cookie names: starts an authorization, or
+    /// says why not (with the form to show again when fields were refused).
+    pub async fn submit_connect_form(
+        &self,
+        cookie: Option<&str>,
+        integration_id: &str,
+        form: &[(String, String)],
+    ) -> Result<Started, FormRefused> {
+        let session = self.live_session(cookie).await?;
+        match self.start_authorization(&session, integration_id, form).await {
+            Ok(started) => Ok(started),
+            Err(e) if e.field_errors().next().is_some() => {
+                let mut page = self.connect_page_of(&session).await?;
+                for item in page.integrations.iter_mut().filter(|i| i.id == integration_id) {
+                    for p in &mut item.parameters {
+                        p.value = form
+                            .iter()
+                            .find(|(k, _)| k.strip_prefix("param.") == Some(p.name.as_str()))
+                            .map(|(_, v)| v.chars().take(MAX_ECHOED).collect())
+                            .unwrap_or_default();
+                        p.error = e.field_errors().find(|(name, _)| *name == p.name).map(|(_, m)| m);
+                    }
+                }
+                page.error = Some(e.detail().to_owned());
+                Err(FormRefused::Form(Box::new(page), e))
+            }
+            Err(e) => Err(FormRefused::Error(e)),
+        }
+    }
+
     /// Starts an authorization from the connect page's form: the parameters are checked (a
     /// refusal comes back per field), the state and PKCE verifier are stored, and the
     /// provider's URL is returned.
-    pub async fn start_authorization(
+    async fn start_authorization(
         &self,
         session: &SessionRecord,
         integration_id: &str,
         form: &[(String, String)],
-    ) -> Result<Started, PageError> {
-        let allowed: Vec<String> = parse_json(&session.integrations);
-        if !allowed.iter().any(|id| id == integration_id) {
-            return Err(PageError::new(
-                StatusCode::FORBIDDEN,
-                "integration_not_allowed",
+    ) -> Result<Started, HubError> {
+        if !session.integrations.iter().any(|id| id == integration_id) {
+            return Err(HubError::new(
+                ProblemCode::IntegrationNotAllowed,
                 "This integration is not offered in this session.",
             ));
         }
-        let record =
-            self.store.integration(integration_id).await?.ok_or_else(|| {
-                PageError::new(StatusCode::NOT_FOUND, "not_found", "This integration no longer exists.")
-            })?;
-        let profile = self.profile(&record.profile).ok_or_else(|| {
-            PageError::new(StatusCode::SERVICE_UNAVAILABLE, "profile_unavailable", "This provider is unavailable.")
-        })?;
-        let settings: IntegrationSettings = parse_json(&record.settings);
+        let record = self
+            .store
+            .integration(integration_id)
+            .await?
+            .ok_or_else(|| HubError::new(ProblemCode::NotFound, "This integration no longer exists."))?;
+        let profile = self
+            .profile(&record.profile)
+            .ok_or_else(|| HubError::new(ProblemCode::ProfileUnavailable, "This provider is unavailable."))?;
+        let settings = &record.settings;
         let mut parameters = IndexMap::new();
         for (name, value) in form {
             let Some(name) = name.strip_prefix("param.") else { continue };
@@ -339,40 +364,20 @@ impl Hub {
             }
             let value = value.trim();
             if !value.is_empty() && parameters.insert(name.to_owned(), value.to_owned()).is_some() {
-                return Err(PageError::new(StatusCode::BAD_REQUEST, "duplicate_parameter", "A field was sent twice."));
+                return Err(HubError::new(ProblemCode::DuplicateParameter, "A field was sent twice."));
             }
         }
         let connector = match self.connector(&record, &parameters) {
             Ok(c) => c,
-            Err(e) => {
-                let fields = e
-                    .diagnostics()
-                    .iter()
-                    .filter_map(|d| {
-                        let name = d.pointer.as_deref()?.strip_prefix("/parameters")?.trim_start_matches('/');
-                        let text = match &d.fix {
-                            Some(fix) => format!("{}. {fix}", d.message.trim_end_matches('.')),
-                            None => d.message.clone(),
-                        };
-                        Some((name.to_owned(), text))
-                    })
-                    .collect::<Vec<_>>();
-                let mut error = PageError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_parameters",
-                    "Check the highlighted fields.",
-                );
-                if fields.is_empty() {
-                    error = PageError::new(StatusCode::CONFLICT, e.code(), "This integration is misconfigured.")
-                        .with_fix("Ask the application's administrator to check the integration.");
-                }
-                error.fields = fields;
-                return Err(error);
+            Err(e) if e.field_errors().next().is_some() => {
+                return Err(HubError::new(ProblemCode::InvalidParameters, "Check the highlighted fields.")
+                    .with_diagnostics(e.diagnostics().to_vec()));
             }
+            Err(e) => return Err(misconfigured(e)),
         };
         let request = connector
             .authorization_request()
-            .map_err(|e| PageError::new(StatusCode::CONFLICT, "flow_unsupported", e.to_string()))?;
+            .map_err(|e| HubError::new(ProblemCode::FlowUnsupported, e.to_string()))?;
         let state_hash = sha256_hex(&request.state);
         let verifier = request.code_verifier.as_ref().map(|v| {
             self.keys.encrypt(
@@ -384,9 +389,8 @@ impl Hub {
             state_hash,
             session_id: session.id.clone(),
             integration_id: record.id.clone(),
-            parameters: serde_json::to_string(&parameters).unwrap_or_default(),
+            parameters,
             code_verifier_blob: verifier,
-            authorize_origin: origin_of(&request.url).unwrap_or_default(),
             expires_at: self.now() + AUTHORIZATION_TTL.as_secs() as i64,
         };
         self.store.insert_authorization(&record).await?;
@@ -400,12 +404,13 @@ impl Hub {
         &self,
         profile_id: &str,
         query: &str,
-        cookie_session: Option<&str>,
-    ) -> Result<Finished, PageError> {
+        cookie: Option<&str>,
+    ) -> Result<Finished, HubError> {
+        let cookie_session = cookie.and_then(|value| self.keys.verify_signed(value));
         let result = self.finish_inner(profile_id, query, cookie_session).await;
         if let Err(e) = &result {
             bump(&self.metrics.callbacks_refused);
-            tracing::warn!(profile = %profile_id, code = e.code, "callback refused");
+            tracing::warn!(profile = %profile_id, code = %e.code(), "callback refused");
         }
         result
     }
@@ -415,33 +420,25 @@ impl Hub {
         profile_id: &str,
         query: &str,
         cookie_session: Option<&str>,
-    ) -> Result<Finished, PageError> {
+    ) -> Result<Finished, HubError> {
         let callback = Callback::from_query(query);
-        let restart = "Go back to the application and start connecting again.";
+        let restart = RESTART;
         let Some(state) = callback.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512) else {
-            return Err(PageError::new(
-                StatusCode::BAD_REQUEST,
-                "state_missing",
-                "The provider's answer has no state.",
-            )
-            .with_fix(restart));
+            return Err(
+                HubError::new(ProblemCode::StateMissing, "The provider's answer has no state.").with_fix(restart)
+            );
         };
         let state_hash = sha256_hex(state);
         let unknown = || {
-            PageError::new(
-                StatusCode::BAD_REQUEST,
-                "state_unknown",
-                "This sign-in answer is unknown or was already used.",
-            )
-            .with_fix(restart)
+            HubError::new(ProblemCode::StateUnknown, "This sign-in answer is unknown or was already used.")
+                .with_fix(restart)
         };
         let Some(pending) = self.store.authorization(&state_hash).await? else { return Err(unknown()) };
         // Another browser's state is left alone: refusing it must not cancel the rightful
         // user's authorization.
         if cookie_session != Some(pending.session_id.as_str()) {
-            return Err(PageError::new(
-                StatusCode::BAD_REQUEST,
-                "state_wrong_session",
+            return Err(HubError::new(
+                ProblemCode::StateWrongSession,
                 "This sign-in answer belongs to another browser session.",
             )
             .with_fix("Finish connecting in the browser where you started."));
@@ -450,33 +447,27 @@ impl Hub {
             return Err(unknown());
         };
         if pending.expires_at <= self.now() {
-            return Err(PageError::new(StatusCode::BAD_REQUEST, "state_expired", "The sign-in took too long.")
-                .with_fix(restart));
+            return Err(HubError::new(ProblemCode::StateExpired, "The sign-in took too long.").with_fix(restart));
         }
-        let session = self.live_session(&pending.session_id).await?;
-        let integration =
-            self.store.integration(&pending.integration_id).await?.ok_or_else(|| {
-                PageError::new(StatusCode::NOT_FOUND, "not_found", "This integration no longer exists.")
-            })?;
+        let session = self.session_by_id(&pending.session_id).await?;
+        let integration = self
+            .store
+            .integration(&pending.integration_id)
+            .await?
+            .ok_or_else(|| HubError::new(ProblemCode::NotFound, "This integration no longer exists."))?;
         if integration.profile != profile_id {
-            return Err(PageError::new(
-                StatusCode::BAD_REQUEST,
-                "callback_mismatch",
+            return Err(HubError::new(
+                ProblemCode::CallbackMismatch,
                 "This answer arrived at another provider's callback.",
             )
             .with_fix(restart));
         }
-        let parameters: IndexMap<String, String> = parse_json(&pending.parameters);
-        let connector = self.connector(&integration, &parameters).map_err(|e| {
-            PageError::new(StatusCode::CONFLICT, e.code(), "This integration is misconfigured.")
-                .with_fix("Ask the application's administrator to check the integration.")
-        })?;
+        let connector = self.connector(&integration, &pending.parameters).map_err(misconfigured)?;
         // RFC 9207, the runtime's one check: the answer must come from the server the user
         // was sent to (the profile's issuer, else the authorize endpoint's origin).
         if connector.check_callback_issuer(callback.iss.as_deref()).is_err() {
-            return Err(PageError::new(
-                StatusCode::BAD_REQUEST,
-                "issuer_mismatch",
+            return Err(HubError::new(
+                ProblemCode::IssuerMismatch,
                 "The answer does not come from the authorization server you were sent to.",
             )
             .with_fix(restart));
@@ -492,9 +483,8 @@ impl Hub {
         let tokens =
             connector.finish_callback(&callback, verifier.as_ref()).await.map_err(|e| match e.diagnosis() {
                 Some(d) => {
-                    let mut error = PageError::new(
-                        StatusCode::BAD_REQUEST,
-                        "provider_refused",
+                    let error = HubError::new(
+                        ProblemCode::ProviderRefused,
                         d.meaning.clone().unwrap_or_else(|| {
                             format!(
                                 "{} refused: {}",
@@ -503,21 +493,19 @@ impl Hub {
                             )
                         }),
                     );
-                    error.fix = d.hint.clone();
-                    error
+                    match &d.hint {
+                        Some(hint) => error.with_fix(hint.clone()),
+                        None => error,
+                    }
                 }
-                None => PageError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "exchange_failed",
-                    format!("Signing in could not be finished: {e}"),
-                )
-                .with_fix("Try again in a moment."),
+                None => HubError::new(ProblemCode::ExchangeFailed, format!("Signing in could not be finished: {e}"))
+                    .with_fix("Try again in a moment."),
             })?;
         let now = self.now();
         let (id, reconnected) = match &session.connection_id {
             Some(id) if self.store.connection(id).await?.is_some() => (id.clone(), true),
             _ => {
-                let id = new_id("conn");
+                let id = ids::new_id(ids::CONNECTION);
                 let record = ConnectionRecord::pending(
                     id.clone(),
                     &integration.id,
@@ -531,7 +519,7 @@ impl Hub {
         };
         self.tokens.insert(&id, Arc::clone(&connector), tokens.clone()).await.map_err(|e| {
             tracing::error!(connection = %id, error = %e, "new tokens could not be stored");
-            PageError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "The connection could not be saved.")
+            HubError::new(ProblemCode::StoreUnavailable, "The connection could not be saved.")
                 .with_fix("Try connecting again in a moment.")
         })?;
         bump(&self.metrics.connections_linked);
@@ -544,7 +532,13 @@ impl Hub {
             state,
             diagnosis,
             return_url: session.return_url.clone(),
-            allowed_origins: parse_json(&session.allowed_origins),
+            allowed_origins: session.allowed_origins.clone(),
         })
     }
+}
+
+/// A connector that cannot be built, as the connect page tells the user.
+fn misconfigured(e: HubError) -> HubError {
+    e.with_detail("This integration is misconfigured.")
+        .with_fix("Ask the application's administrator to check the integration.")
 }

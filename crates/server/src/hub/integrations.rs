@@ -4,7 +4,7 @@ use super::*;
 
 impl Hub {
     fn integration_view(&self, record: &IntegrationRecord) -> Integration {
-        let settings: IntegrationSettings = parse_json(&record.settings);
+        let settings = record.settings.clone();
         let connector = self.connector(record, &IndexMap::new()).ok();
         let profile = self.profile(&record.profile);
         let environment = connector.as_ref().map(|c| c.environment().to_owned()).or(settings.environment.clone());
@@ -36,38 +36,21 @@ impl Hub {
 
     /// Checks a would-be integration with the validator's connection checks (through the
     /// connector), before anything is stored.
-    fn check_integration(&self, new: &NewIntegration) -> Result<(), ApiError> {
+    fn check_integration(&self, new: &NewIntegration) -> Result<(), HubError> {
         let Some(profile) = self.profile(&new.profile) else {
             let registry = self.registry.current();
-            let mut d = Diagnostic::new(Code::InvalidParameter, format!("there is no profile `{}`", new.profile))
-                .at_pointer("/profile");
-            if let Some(best) = keyway_manifest::closest(&new.profile, registry.ids()) {
-                d = d.with_help(format!("did you mean `{best}`?"));
-            }
-            return Err(ApiError::invalid_configuration(&[d]));
+            let fix =
+                keyway_manifest::closest(&new.profile, registry.ids()).map(|best| format!("did you mean `{best}`?"));
+            return Err(HubError::invalid_field_with_fix(
+                "/profile",
+                format!("there is no profile `{}`", new.profile),
+                fix,
+            ));
         };
-        let mut problems = Vec::new();
         if new.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-            problems.push(
-                Diagnostic::new(Code::InvalidParameter, "the name is longer than 200 characters").at_pointer("/name"),
-            );
+            return Err(HubError::invalid_field("/name", "the name is longer than 200 characters"));
         }
-        if new.client_id.len() > MAX_TEXT {
-            problems.push(
-                Diagnostic::new(Code::InvalidParameter, format!("the client id is longer than {MAX_TEXT} characters"))
-                    .at_pointer("/client_id"),
-            );
-        }
-        for (pointer, secret) in
-            [("/client_secret", &new.client_secret), ("/staged_client_secret", &new.staged_client_secret)]
-        {
-            if secret.as_ref().is_some_and(|s| s.expose_secret().is_empty() || s.expose_secret().len() > MAX_TEXT) {
-                problems.push(
-                    Diagnostic::new(Code::InvalidParameter, format!("the secret must be 1 to {MAX_TEXT} characters"))
-                        .at_pointer(pointer),
-                );
-            }
-        }
+        let mut problems = Vec::new();
         let config = ConnectorConfig {
             client_id: new.client_id.clone(),
             client_secret: new.client_secret.clone(),
@@ -95,7 +78,7 @@ impl Hub {
             }));
         }
         if problems.iter().any(Diagnostic::is_error) {
-            return Err(ApiError::invalid_configuration(&problems));
+            return Err(HubError::invalid_configuration(&problems));
         }
         Ok(())
     }
@@ -121,7 +104,7 @@ impl Hub {
             profile: new.profile.clone(),
             name: new.name.clone(),
             client_id: new.client_id.clone(),
-            settings: serde_json::to_string(&settings).unwrap_or_default(),
+            settings,
             version,
             created_at,
             updated_at: self.now(),
@@ -129,41 +112,41 @@ impl Hub {
     }
 
     /// Creates an integration.
-    pub async fn create_integration(&self, new: NewIntegration) -> Result<Integration, ApiError> {
+    pub async fn create_integration(&self, new: NewIntegration) -> Result<Integration, HubError> {
         self.check_integration(&new)?;
-        let record = self.integration_record(new_id("intg"), &new, 1, self.now());
+        let record = self.integration_record(ids::new_id(ids::INTEGRATION), &new, 1, self.now());
         self.store.insert_integration(&record).await?;
         tracing::info!(integration = %record.id, profile = %record.profile, "integration created");
         Ok(self.integration_view(&record))
     }
 
     /// Every integration.
-    pub async fn integrations(&self) -> Result<Vec<Integration>, ApiError> {
+    pub async fn integrations(&self) -> Result<Vec<Integration>, HubError> {
         Ok(self.store.integrations().await?.iter().map(|r| self.integration_view(r)).collect())
     }
 
-    pub(super) async fn integration_record_of(&self, id: &str) -> Result<IntegrationRecord, ApiError> {
-        self.store.integration(id).await?.ok_or_else(|| ApiError::not_found("integration", id))
+    pub(super) async fn integration_record_of(&self, id: &str) -> Result<IntegrationRecord, HubError> {
+        self.store.integration(id).await?.ok_or_else(|| HubError::not_found("integration", id))
     }
 
     /// One integration.
-    pub async fn integration(&self, id: &str) -> Result<Integration, ApiError> {
+    pub async fn integration(&self, id: &str) -> Result<Integration, HubError> {
         Ok(self.integration_view(&self.integration_record_of(id).await?))
     }
 
     /// Changes an integration (JSON Merge Patch over its writable fields; a secret is set by
     /// a string, removed by `null`, kept when absent). Checked like a new one.
-    pub async fn patch_integration(&self, id: &str, patch: Map<String, Value>) -> Result<Integration, ApiError> {
+    pub async fn patch_integration(&self, id: &str, patch: Map<String, Value>) -> Result<Integration, HubError> {
         let current = self.integration_record_of(id).await?;
         if let Some(profile) = patch.get("profile") {
             if profile.as_str() != Some(current.profile.as_str()) {
-                return Err(ApiError::invalid_field(
+                return Err(HubError::invalid_field(
                     "/profile",
                     "an integration's profile cannot change; create another integration",
                 ));
             }
         }
-        let settings: IntegrationSettings = parse_json(&current.settings);
+        let settings = &current.settings;
         let mut document = serde_json::json!({
             "profile": current.profile,
             "name": current.name,
@@ -199,7 +182,7 @@ impl Hub {
             }
             doc.retain(|_, v| !v.is_null());
         }
-        let mut new: NewIntegration = crate::body::from_value(document)?;
+        let mut new: NewIntegration = crate::json::from_value(document)?;
         // Secrets the patch does not mention are kept: check with them in place.
         let (main, staged) = self.secrets_of(&current)?;
         if !secrets.iter().any(|(c, _)| *c == "client_secret_blob") {
@@ -212,10 +195,8 @@ impl Hub {
         self.check_integration(&check)?;
         let record = self.integration_record(current.id.clone(), &check, current.version + 1, current.created_at);
         if !self.store.update_integration(&record, current.version).await? {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "The integration changed meanwhile",
+            return Err(HubError::new(
+                ProblemCode::Conflict,
                 "another request changed the integration first; read it again and retry",
             ));
         }
@@ -230,13 +211,12 @@ impl Hub {
         let Ok(rows) = self.store.connections(&filter).await else { return };
         for row in rows {
             if self.tokens.contains(&row.id) {
-                let parameters: IndexMap<String, String> = parse_json(&row.parameters);
-                match self.connector(record, &parameters) {
+                match self.connector(record, &row.parameters) {
                     Ok(connector) => {
                         self.tokens.set_connector(&row.id, connector);
                     }
                     Err(e) => {
-                        tracing::warn!(connection = %row.id, code = e.code(), "connection keeps its previous configuration")
+                        tracing::warn!(connection = %row.id, code = %e.code(), "connection keeps its previous configuration")
                     }
                 }
             }
@@ -244,16 +224,11 @@ impl Hub {
     }
 
     /// Deletes an integration without connections.
-    pub async fn delete_integration(&self, id: &str) -> Result<(), ApiError> {
+    pub async fn delete_integration(&self, id: &str) -> Result<(), HubError> {
         match self.store.delete_integration(id).await? {
             Some(true) => Ok(()),
-            Some(false) => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "integration_in_use",
-                "The integration has connections",
-                "delete its connections first",
-            )),
-            None => Err(ApiError::not_found("integration", id)),
+            Some(false) => Err(HubError::new(ProblemCode::IntegrationInUse, "delete its connections first")),
+            None => Err(HubError::not_found("integration", id)),
         }
     }
 }

@@ -3,26 +3,26 @@
 //! `Connector::new`) and the store, and never redoes what they do.
 
 use crate::crypto::{Cell, Keyring};
-use crate::model::{
-    AccessTokenView, Connection, ConnectionDiagnosis, ConnectionList, EndUser, Integration, IntegrationSettings,
-    NewConnection, NewIntegration, NewSession, RevocationResult, SessionCreated, TestResult,
+use crate::domain::{ConnectionDiagnosis, ConnectionState, EndUser, IntegrationSettings, Parameters};
+use crate::error::{HubError, ProblemCode};
+use crate::ids;
+use crate::resources::{
+    AccessTokenView, Connection, ConnectionList, Integration, NewConnection, NewIntegration, NewSession, Reloaded,
+    RevocationResult, SessionCreated, TestResult,
 };
-use crate::problem::ApiError;
 use crate::store::{
     ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, EventRecord, IntegrationRecord,
     SessionRecord, Store, StoreError as DbError, TokensUpdate,
 };
-use axum::http::StatusCode;
 use indexmap::IndexMap;
-use keyway_diagnostics::{Code, Diagnostic};
+use keyway_diagnostics::Diagnostic;
 use keyway_manifest::model::Profile;
 use keyway_runtime::{
-    Callback, Clock, ConfigError, Connector, ConnectorConfig, Diagnosis, DiagnosisKind, FlowError, HttpClient,
-    RefreshClaim, RefreshPolicy, Registry, Selection, SharedRegistry, StoreError, StoreFuture, TokenError, TokenKind,
-    TokenManager, TokenSet, TokenStore,
+    Callback, Clock, ConfigError, Connector, ConnectorConfig, DiagnosisKind, FlowError, HttpClient, RefreshClaim,
+    RefreshPolicy, Registry, Selection, SharedRegistry, StoreError, StoreFuture, TokenError, TokenKind, TokenManager,
+    TokenSet, TokenStore,
 };
 use rand::Rng;
-use rand::distributions::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -40,22 +40,8 @@ const MAX_CONNECTORS: usize = 4096;
 const MAX_TEXT: usize = 2000;
 /// The most connections one page lists.
 pub const MAX_PAGE: u32 = 1000;
-
-/// Connection states.
-pub mod state {
-    /// Created, tokens not yet stored.
-    pub const PENDING: &str = "pending";
-    /// Working.
-    pub const ACTIVE: &str = "active";
-    /// Refreshes fail for a transient reason; retried.
-    pub const DEGRADED: &str = "degraded";
-    /// The user (or an admin) must act; the diagnosis says what.
-    pub const NEEDS_REAUTH: &str = "needs_reauth";
-    /// Revoked at the provider through keyway; reconnect to use again.
-    pub const REVOKED: &str = "revoked";
-    /// Every state.
-    pub const ALL: [&str; 5] = [PENDING, ACTIVE, DEGRADED, NEEDS_REAUTH, REVOKED];
-}
+/// How many connections a page lists unless asked.
+pub const DEFAULT_PAGE: u32 = 100;
 
 /// What a hub is started with.
 #[derive(Debug, Clone)]
@@ -96,22 +82,34 @@ fn bump(counter: &std::sync::atomic::AtomicU64) {
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
+mod api_keys;
 mod connect;
 mod connections;
-pub mod guide;
 mod integrations;
 mod token_store;
 mod webhooks;
 
-pub use connect::{ConnectPage, Finished, PageError, PageIntegration, PageParameter, PageScope, Started};
-use token_store::{EncryptedTokenStore, tokens_cell};
-pub use webhooks::{WebhookOptions, signature_header};
+pub use connect::{
+    ConnectPage, Finished, FormRefused, PageIntegration, PageParameter, PageScope, SessionCookie, Started,
+};
+pub use connections::ConnectionQuery;
+use token_store::{EncryptedTokenStore, open_tokens};
+pub use webhooks::{WebhookError, WebhookOptions, signature_header};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ConnectorKey {
     integration: String,
     version: i64,
     parameters: String,
+}
+
+/// A profile whose guide page is asked for, and that page's URL.
+#[derive(Debug, Clone)]
+pub struct GuideSource {
+    /// The profile.
+    pub profile: Arc<Profile>,
+    /// `https://connect.example.com/guide/salesforce`.
+    pub base: String,
 }
 
 /// The connect hub.
@@ -141,12 +139,6 @@ pub struct Hub {
     lease: Duration,
 }
 
-/// A random identifier with a prefix: `intg_3f9a...`.
-fn new_id(prefix: &str) -> String {
-    let tail: String = rand::thread_rng().sample_iter(&Alphanumeric).take(22).map(char::from).collect();
-    format!("{prefix}_{tail}")
-}
-
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -159,48 +151,6 @@ fn web_url_problem(text: &str) -> Option<String> {
     keyway_validate::urls::web_url_problem(text, MAX_TEXT, true)
 }
 
-fn diagnosis_view(d: &Diagnosis, at: i64) -> ConnectionDiagnosis {
-    ConnectionDiagnosis {
-        kind: kind_name(d.kind).to_owned(),
-        error: Some(d.provider.error.clone()),
-        description: d.provider.description.clone(),
-        rule: d.rule.clone(),
-        meaning: d.meaning.clone(),
-        fix: d.hint.clone(),
-        at,
-    }
-}
-
-fn kind_name(kind: DiagnosisKind) -> &'static str {
-    match kind {
-        DiagnosisKind::Reauthorize => "reauthorize",
-        DiagnosisKind::RetryLater => "retry_later",
-        DiagnosisKind::FixConfiguration => "fix_configuration",
-        DiagnosisKind::ClientBug => "client_bug",
-        DiagnosisKind::Unknown => "unknown",
-    }
-}
-
-/// A diagnosis for a failure the provider did not explain (timeouts, 5xx, unreadable answers).
-fn flow_diagnosis(e: &FlowError, at: i64) -> ConnectionDiagnosis {
-    match e.diagnosis() {
-        Some(d) => diagnosis_view(d, at),
-        None => ConnectionDiagnosis {
-            kind: if e.is_transient() { "retry_later" } else { "unknown" }.to_owned(),
-            error: None,
-            description: Some(e.to_string()),
-            rule: None,
-            meaning: None,
-            fix: None,
-            at,
-        },
-    }
-}
-
-fn parse_json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
 impl Hub {
     /// A hub over a loaded registry, a store and a keyring.
     pub fn new(
@@ -209,13 +159,13 @@ impl Hub {
         keys: Arc<Keyring>,
         clock: Arc<dyn Clock>,
         options: HubOptions,
-    ) -> Result<Hub, String> {
-        let http = HttpClient::new(&options.http).map_err(|e| e.to_string())?;
+    ) -> Result<Hub, keyway_runtime::TransportError> {
+        let http = HttpClient::new(&options.http)?;
         let metrics = Arc::new(Metrics::default());
         // The lease outlasts every attempt of a refresh (timeout and backoff each time), so an
         // instance never refreshes with a refresh token another instance is still using.
         let lease = refresh_lease(&options.http, &options.refresh);
-        let lease_owner = new_id("inst");
+        let lease_owner = ids::new_id(ids::INSTANCE);
         let token_store = Arc::new(EncryptedTokenStore {
             store: Arc::clone(&store),
             keys: Arc::clone(&keys),
@@ -277,13 +227,21 @@ impl Hub {
         self.registry.current()
     }
 
-    /// Reloads the profiles; on failure the ones in use stay. Connections keep their tokens
-    /// and state; their connectors are rebuilt on next use.
-    pub fn reload(&self) -> Result<(usize, usize), keyway_runtime::LoadError> {
-        let registry = self.registry.reload()?;
+    /// Reloads the profiles (blocking: it reads the directory); on failure the ones in use
+    /// stay. Connections keep their tokens and state; their connectors are rebuilt on next use.
+    pub fn reload(&self) -> Result<Reloaded, HubError> {
+        let registry = self.registry.reload().map_err(|e| {
+            HubError::new(
+                ProblemCode::ProfilesInvalid,
+                format!("{} error(s); the profiles in use stay", e.error_count()),
+            )
+            .with_diagnostics(
+                e.diagnostics.iter().filter(|d| d.is_error()).map(crate::error::ProblemDiagnostic::from).collect(),
+            )
+        })?;
         self.connectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         tracing::info!(profiles = registry.len(), "profiles reloaded");
-        Ok((registry.len(), registry.warnings().len()))
+        Ok(Reloaded { profiles: registry.len(), warnings: registry.warnings().len() })
     }
 
     /// The callback URL of a profile's connections.
@@ -291,100 +249,23 @@ impl Hub {
         format!("{}/v1/connect/oauth2/{profile}/callback", self.public_url)
     }
 
-    // ---- API keys -------------------------------------------------------------------------
+    // ---- guides ---------------------------------------------------------------------------
 
-    /// Creates an API key; the returned string is shown once and stored only as a hash.
-    pub async fn create_api_key(store: &dyn Store, name: &str, now: i64) -> Result<String, DbError> {
-        let id: String = rand::thread_rng().sample_iter(&Alphanumeric).take(12).map(char::from).collect();
-        let secret: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
-        let record = ApiKeyRecord {
-            id: id.clone(),
-            name: name.to_owned(),
-            secret_hash: sha256_hex(&secret),
-            created_at: now,
-            revoked_at: None,
-        };
-        store.insert_api_key(&record).await?;
-        Ok(format!("kwk_{id}_{secret}"))
-    }
-
-    /// Checks a management API key (`kwk_ID_SECRET`): the secret's hash is compared in
-    /// constant time.
-    pub async fn check_api_key(&self, presented: &str) -> Result<(), ApiError> {
-        let unauthorized =
-            |detail: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail.to_owned());
-        if presented.starts_with("kwcs_") {
-            return Err(unauthorized("a connect session token opens only its connect page, not the API"));
-        }
-        let Some((id, secret)) = presented.strip_prefix("kwk_").and_then(|rest| rest.split_once('_')) else {
-            return Err(unauthorized("the API key is malformed or missing"));
-        };
-        let presented_hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let known = self.api_keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).copied();
-        let expected = match known {
-            Some(hash) => Some(hash),
-            None if id.len() == 12 && id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                match self.store.api_key(id).await? {
-                    Some(record) if record.revoked_at.is_none() => {
-                        let hash = hex_to_32(&record.secret_hash);
-                        if let Some(hash) = hash {
-                            self.api_keys
-                                .write()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .insert(id.to_owned(), hash);
-                        }
-                        hash
-                    }
-                    _ => None,
-                }
-            }
-            None => None,
-        };
-        match expected {
-            Some(hash) if bool::from(subtle::ConstantTimeEq::ct_eq(&hash[..], &presented_hash[..])) => Ok(()),
-            _ => Err(unauthorized("the API key is not valid")),
-        }
-    }
-
-    // ---- guides -------------------------------------------------------------------------
-
-    /// The guide page of `profile` for `query` (a guide URL's or the page form's).
-    pub fn guide_page(&self, profile: &str, query: &str) -> Result<guide::GuidePage, PageError> {
-        let p = self.guide_profile(profile)?;
-        Ok(guide::guide_page(&p, &self.guide_base(&p.id), query))
-    }
-
-    /// The part of the guide page that changes with the selection.
-    pub fn guide_result(&self, profile: &str, query: &str) -> Result<guide::GuideResult, PageError> {
-        let p = self.guide_profile(profile)?;
-        Ok(guide::guide_result(&p, &self.guide_base(&p.id), query))
-    }
-
-    /// The guide as a self-contained HTML file; `Ok(Err)` lists why the selection is refused.
-    #[allow(clippy::type_complexity)]
-    pub fn guide_export(
-        &self,
-        profile: &str,
-        query: &str,
-    ) -> Result<Result<String, Vec<guide::PageDiagnostic>>, PageError> {
-        let p = self.guide_profile(profile)?;
-        Ok(guide::guide_export(&p, &self.guide_base(&p.id), query))
-    }
-
-    fn guide_profile(&self, id: &str) -> Result<Arc<Profile>, PageError> {
-        self.profile(id).ok_or_else(|| PageError {
-            status: StatusCode::NOT_FOUND,
-            code: "guide_profile_unknown",
-            message: "No profile of that name is loaded.".to_owned(),
-            fix: Some("Check the profile id in the address (`keyway inspect` lists them).".to_owned()),
-            fields: Vec::new(),
-        })
-    }
-
-    /// Where a profile's guide page lives: the base of its shareable URLs.
-    fn guide_base(&self, profile: &str) -> String {
+    /// A loaded profile for its guide page, and where that page lives (the base of its
+    /// shareable URLs).
+    pub fn guide(&self, id: &str) -> Result<GuideSource, HubError> {
+        let profile = self.profile(id).ok_or_else(|| {
+            HubError::new(ProblemCode::GuideProfileUnknown, "No profile of that name is loaded.")
+                .with_fix("Check the profile id in the address (`keyway inspect` lists them).")
+        })?;
         // Profile ids are lower-case words and hyphens (the schema's pattern): nothing to encode.
-        format!("{}/guide/{profile}", self.public_url)
+        let base = format!("{}/guide/{}", self.public_url, profile.id);
+        Ok(GuideSource { profile, base })
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ready(&self) -> Result<(), HubError> {
+        Ok(self.store.ping().await?)
     }
 
     // ---- connectors ---------------------------------------------------------------------
@@ -394,18 +275,13 @@ impl Hub {
     }
 
     /// An integration's client secret and staged secret, decrypted.
-    fn secrets_of(&self, record: &IntegrationRecord) -> Result<(Option<SecretString>, Option<SecretString>), ApiError> {
-        let secret = |column: &'static str, blob: &Option<Vec<u8>>| -> Result<Option<SecretString>, ApiError> {
+    fn secrets_of(&self, record: &IntegrationRecord) -> Result<(Option<SecretString>, Option<SecretString>), HubError> {
+        let secret = |column: &'static str, blob: &Option<Vec<u8>>| -> Result<Option<SecretString>, HubError> {
             let Some(blob) = blob else { return Ok(None) };
             let cell = Cell { table: "integrations", row: &record.id, column };
             let plain = self.keys.decrypt(cell, blob).map_err(|e| {
                 tracing::error!(integration = %record.id, error = %e, "a stored secret does not decrypt");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "secret_undecryptable",
-                    "A stored secret cannot be decrypted",
-                    format!("{e}; check the key file"),
-                )
+                HubError::new(ProblemCode::SecretUndecryptable, format!("{e}; check the key file"))
             })?;
             Ok(Some(SecretString::from(String::from_utf8_lossy(&plain).into_owned())))
         };
@@ -420,8 +296,8 @@ impl Hub {
         &self,
         record: &IntegrationRecord,
         settings: &IntegrationSettings,
-        parameters: &IndexMap<String, String>,
-    ) -> Result<ConnectorConfig, ApiError> {
+        parameters: &Parameters,
+    ) -> Result<ConnectorConfig, HubError> {
         let (client_secret, staged_client_secret) = self.secrets_of(record)?;
         let mut merged = settings.parameters.clone();
         for (k, v) in parameters {
@@ -446,11 +322,7 @@ impl Hub {
     }
 
     /// The connector of an integration with a connection's parameters (cached).
-    fn connector(
-        &self,
-        record: &IntegrationRecord,
-        parameters: &IndexMap<String, String>,
-    ) -> Result<Arc<Connector>, ApiError> {
+    fn connector(&self, record: &IntegrationRecord, parameters: &Parameters) -> Result<Arc<Connector>, HubError> {
         let key = ConnectorKey {
             integration: record.id.clone(),
             version: record.version,
@@ -460,17 +332,14 @@ impl Hub {
             return Ok(Arc::clone(found));
         }
         let profile = self.profile(&record.profile).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "profile_unavailable",
-                "The integration's profile is not loaded",
+            HubError::new(
+                ProblemCode::ProfileUnavailable,
                 format!("the profile `{}` is not in the profiles directory", record.profile),
             )
         })?;
-        let settings: IntegrationSettings = parse_json(&record.settings);
-        let config = self.connector_config(record, &settings, parameters)?;
+        let config = self.connector_config(record, &record.settings, parameters)?;
         let connector = Connector::new(profile, config, self.http.clone())
-            .map_err(|ConfigError(diagnostics)| ApiError::invalid_configuration(&diagnostics))?
+            .map_err(|ConfigError(diagnostics)| HubError::invalid_configuration(&diagnostics))?
             .with_clock(Arc::clone(&self.clock));
         let connector = Arc::new(connector);
         let mut cache = self.connectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -511,8 +380,8 @@ impl Hub {
         );
         if let Ok(counts) = self.store.connection_counts().await {
             let _ = writeln!(out, "# HELP keyway_connections Connections by state.\n# TYPE keyway_connections gauge");
-            for s in state::ALL {
-                let n = counts.iter().find(|(state, _)| state == s).map_or(0, |(_, n)| *n);
+            for &s in ConnectionState::ALL {
+                let n = counts.iter().find(|(state, _)| *state == s).map_or(0, |(_, n)| *n);
                 let _ = writeln!(out, "keyway_connections{{state=\"{s}\"}} {n}");
             }
         }
@@ -523,19 +392,5 @@ impl Hub {
 /// How long a refresh may take at most: every attempt's timeout and every backoff between
 /// attempts, plus one timeout more as a margin. A refresh lease lasts this long.
 pub fn refresh_lease(http: &keyway_runtime::HttpOptions, policy: &RefreshPolicy) -> Duration {
-    let attempts = policy.max_attempts.max(1);
-    let backoffs: Duration =
-        (1..attempts).map(|i| policy.base_delay.saturating_mul(1u32 << (i - 1).min(16)).min(policy.max_delay)).sum();
-    http.timeout * attempts + backoffs + http.timeout
-}
-
-fn hex_to_32(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
+    policy.longest_refresh(http.timeout) + http.timeout
 }

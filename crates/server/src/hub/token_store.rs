@@ -24,8 +24,20 @@ pub(super) struct EncryptedTokenStore {
     pub(super) claims: Mutex<HashMap<String, i64>>,
 }
 
-pub(super) fn tokens_cell(id: &str) -> Cell<'_> {
+fn tokens_cell(id: &str) -> Cell<'_> {
     Cell { table: "connections", row: id, column: "tokens_blob" }
+}
+
+/// A connection's stored token set, decrypted and read: the one way tokens leave the row.
+pub(super) fn open_tokens(keys: &Keyring, id: &str, blob: &[u8]) -> Result<TokenSet, HubError> {
+    let plain = keys.decrypt(tokens_cell(id), blob).map_err(|e| {
+        tracing::error!(connection = %id, error = %e, "stored tokens do not decrypt");
+        HubError::new(ProblemCode::SecretUndecryptable, format!("{e}; check the key file"))
+    })?;
+    // serde's message could quote a token: say only where it broke.
+    serde_json::from_slice(&plain).map_err(|e| {
+        HubError::new(ProblemCode::TokensUnreadable, format!("the stored token set breaks at column {}", e.column()))
+    })
 }
 
 impl EncryptedTokenStore {
@@ -33,16 +45,13 @@ impl EncryptedTokenStore {
         let plain = serde_json::to_vec(tokens).map_err(|e| StoreError(format!("token set: {e}")))?;
         Ok(TokensUpdate {
             tokens_blob: self.keys.encrypt(tokens_cell(id), &plain),
-            scopes: serde_json::to_string(&tokens.scopes).unwrap_or_else(|_| "[]".to_owned()),
+            scopes: tokens.scopes.clone(),
             expires_at: tokens.expires_at.and_then(|t| i64::try_from(t).ok()),
         })
     }
 
     fn open(&self, id: &str, blob: &[u8]) -> Result<TokenSet, StoreError> {
-        let plain = self.keys.decrypt(tokens_cell(id), blob).map_err(|e| StoreError(e.to_string()))?;
-        // serde's message could quote a token: say only where it broke.
-        serde_json::from_slice(&plain)
-            .map_err(|e| StoreError(format!("stored token set unreadable at column {}", e.column())))
+        open_tokens(&self.keys, id, blob).map_err(|e| StoreError(e.to_string()))
     }
 }
 

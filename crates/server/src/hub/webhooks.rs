@@ -23,11 +23,25 @@ impl std::fmt::Debug for WebhookOptions {
     }
 }
 
+/// Why the webhook settings are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The receiver's URL.
+    #[error("the webhook URL is refused: {0}")]
+    Url(String),
+    /// The secrets file holds none.
+    #[error("the webhook secrets file holds no secret")]
+    NoSecret,
+    /// A secret too short to sign with.
+    #[error("a webhook secret is shorter than 16 characters")]
+    ShortSecret,
+}
+
 impl WebhookOptions {
     /// Checks the URL and reads a secrets file's text (one secret per line, `#` comments).
-    pub fn new(url: &str, secrets_text: &str) -> Result<WebhookOptions, String> {
+    pub fn new(url: &str, secrets_text: &str) -> Result<WebhookOptions, WebhookError> {
         if let Some(why) = web_url_problem(url) {
-            return Err(format!("the webhook URL is refused: {why}"));
+            return Err(WebhookError::Url(why));
         }
         let secrets: Vec<SecretString> = secrets_text
             .lines()
@@ -36,10 +50,10 @@ impl WebhookOptions {
             .map(|l| SecretString::from(l.to_owned()))
             .collect();
         if secrets.is_empty() {
-            return Err("the webhook secrets file holds no secret".to_owned());
+            return Err(WebhookError::NoSecret);
         }
         if secrets.iter().any(|s| s.expose_secret().len() < 16) {
-            return Err("a webhook secret is shorter than 16 characters".to_owned());
+            return Err(WebhookError::ShortSecret);
         }
         Ok(WebhookOptions { url: url.to_owned(), secrets })
     }
@@ -58,15 +72,17 @@ pub fn signature_header(secrets: &[SecretString], id: &str, timestamp: i64, body
         .join(" ")
 }
 
-/// The wait before retry `attempt` (1-based): 2, 4, 8, ... seconds, at most five minutes.
+/// The wait before delivery attempt `attempt` (1-based) is retried: 2, 4, 8, ... seconds, at
+/// most five minutes (the runtime's one backoff, without jitter: the outbox orders retries).
 fn backoff(attempt: i64) -> i64 {
-    2i64.saturating_pow(attempt.clamp(1, 20) as u32).min(300)
+    let schedule = keyway_runtime::Backoff { base: Duration::from_secs(2), max: Duration::from_secs(300) };
+    schedule.ceiling(attempt.clamp(1, 20) as u32).as_secs() as i64
 }
 
 impl Hub {
     /// Delivers what the outbox holds and is due; returns (delivered, failed). Without a
     /// webhook URL, nothing.
-    pub async fn deliver_webhooks(&self) -> Result<(usize, usize), ApiError> {
+    pub async fn deliver_webhooks(&self) -> Result<(usize, usize), HubError> {
         let Some(options) = &self.webhook else { return Ok((0, 0)) };
         let (mut delivered, mut failed) = (0, 0);
         // Each pass can unblock the next event of a connection whose earlier one went out.

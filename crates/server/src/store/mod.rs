@@ -10,18 +10,28 @@ mod sql;
 
 pub use sql::{Dialect, SqlStore};
 
+use crate::domain::{ConnectionDiagnosis, ConnectionState, EndUser, IntegrationSettings, Parameters};
 use async_trait::async_trait;
 
-/// Why the store failed. The message names the operation and the database's complaint,
-/// never a value.
+/// Why the store failed. The message names the operation and the database's complaint, or
+/// the row and column that do not decode: never a value.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or refused the statement.
     #[error("database: {0}")]
     Database(String),
-    /// A stored row cannot be read back.
-    #[error("database row unreadable: {0}")]
-    Corrupt(String),
+    /// A stored row does not decode into its record: which row, which column, and why.
+    #[error("database row unreadable: {table} `{row}`, column `{column}`: {why}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's primary key (`?` when the key itself does not decode).
+        row: String,
+        /// The column.
+        column: &'static str,
+        /// What is wrong with it (its type, or where its JSON breaks).
+        why: String,
+    },
 }
 
 /// An integration: a tenant's connector configuration for one profile.
@@ -39,8 +49,8 @@ pub struct IntegrationRecord {
     pub client_secret_blob: Option<Vec<u8>>,
     /// The staged client secret, encrypted.
     pub staged_client_secret_blob: Option<Vec<u8>>,
-    /// The non-secret settings as JSON (environment, actions, scopes, parameters, choices).
-    pub settings: String,
+    /// The non-secret settings (environment, actions, scopes, parameters, choices).
+    pub settings: IntegrationSettings,
     /// Bumped on every change.
     pub version: i64,
     /// Seconds since the epoch.
@@ -56,14 +66,14 @@ pub struct SessionRecord {
     pub id: String,
     /// SHA-256 of the session token, hex.
     pub token_hash: String,
-    /// The end user as JSON.
-    pub end_user: String,
-    /// The integration ids the session may link, as a JSON array.
-    pub integrations: String,
+    /// The end user.
+    pub end_user: EndUser,
+    /// The integration ids the session may link.
+    pub integrations: Vec<String>,
     /// Where the done page sends the user.
     pub return_url: Option<String>,
-    /// Origins `postMessage` may reach, as a JSON array.
-    pub allowed_origins: String,
+    /// Origins `postMessage` may reach.
+    pub allowed_origins: Vec<String>,
     /// Set when the session reconnects an existing connection.
     pub connection_id: Option<String>,
     /// Seconds since the epoch.
@@ -83,12 +93,10 @@ pub struct AuthorizationRecord {
     pub session_id: String,
     /// The integration.
     pub integration_id: String,
-    /// The connection parameters the user entered, as JSON.
-    pub parameters: String,
+    /// The connection parameters the user entered.
+    pub parameters: Parameters,
     /// The PKCE verifier, encrypted.
     pub code_verifier_blob: Option<Vec<u8>>,
-    /// The authorization endpoint's origin (RFC 9207: the callback's `iss` must match).
-    pub authorize_origin: String,
     /// Seconds since the epoch.
     pub expires_at: i64,
 }
@@ -100,20 +108,20 @@ pub struct ConnectionRecord {
     pub id: String,
     /// The integration.
     pub integration_id: String,
-    /// The end user as JSON.
-    pub end_user: String,
-    /// The connection parameters as JSON.
-    pub parameters: String,
-    /// `pending`, `active`, `degraded`, `needs_reauth`, `revoked`.
-    pub state: String,
+    /// The end user.
+    pub end_user: EndUser,
+    /// The connection parameters.
+    pub parameters: Parameters,
+    /// Where it stands.
+    pub state: ConnectionState,
     /// The token set, encrypted.
     pub tokens_blob: Option<Vec<u8>>,
-    /// Granted scopes as a JSON array.
-    pub scopes: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
     /// The access token's expiry.
     pub expires_at: Option<i64>,
-    /// The last diagnosis as JSON.
-    pub diagnosis: Option<String>,
+    /// The last diagnosis.
+    pub diagnosis: Option<ConnectionDiagnosis>,
     /// When the connection test last passed.
     pub verified_at: Option<i64>,
     /// Since when refreshes have failed without a success in between (`degraded`).
@@ -129,21 +137,15 @@ pub struct ConnectionRecord {
 impl ConnectionRecord {
     /// A new connection without tokens yet (`pending`): saving its first token set makes it
     /// `active` (and is its `connection.created` event).
-    pub fn pending(
-        id: String,
-        integration_id: &str,
-        end_user: String,
-        parameters: String,
-        now: i64,
-    ) -> ConnectionRecord {
+    pub fn pending(id: String, integration_id: &str, end_user: EndUser, parameters: Parameters, now: i64) -> Self {
         ConnectionRecord {
             id,
             integration_id: integration_id.to_owned(),
             end_user,
             parameters,
-            state: "pending".to_owned(),
+            state: ConnectionState::Pending,
             tokens_blob: None,
-            scopes: "[]".to_owned(),
+            scopes: Vec::new(),
             expires_at: None,
             diagnosis: None,
             verified_at: None,
@@ -160,8 +162,8 @@ impl ConnectionRecord {
 pub struct TokensUpdate {
     /// The token set, encrypted.
     pub tokens_blob: Vec<u8>,
-    /// Granted scopes as a JSON array.
-    pub scopes: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
     /// The access token's expiry.
     pub expires_at: Option<i64>,
 }
@@ -187,7 +189,7 @@ pub struct ConnectionFilter {
     /// Only this integration's.
     pub integration: Option<String>,
     /// Only in this state.
-    pub state: Option<String>,
+    pub state: Option<ConnectionState>,
     /// Ids after this one (paging).
     pub after: Option<String>,
     /// At most this many.
@@ -222,29 +224,6 @@ pub struct EventRecord {
     pub payload: String,
     /// Deliveries tried so far.
     pub attempts: i64,
-}
-
-/// The webhook event a connection's change of state means, if any. One per transition: a
-/// connection failing refresh after refresh reports `refresh_failing` once, when it becomes
-/// `degraded`.
-pub fn transition_event(previous: &str, next: &str) -> Option<&'static str> {
-    Some(match (previous, next) {
-        (p, n) if p == n => return None,
-        ("pending" | "", "active") => "connection.created",
-        ("needs_reauth" | "revoked", "active") => "connection.reauthorized",
-        ("degraded", "active") => "connection.recovered",
-        (_, "degraded") => "connection.refresh_failing",
-        (_, "needs_reauth") => "connection.needs_reauth",
-        (_, "revoked") => "connection.revoked",
-        _ => return None,
-    })
-}
-
-pub(crate) fn new_event_id() -> String {
-    use rand::Rng as _;
-    let tail: String =
-        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(22).map(char::from).collect();
-    format!("evt_{tail}")
 }
 
 /// Milliseconds since the epoch, times 1,024, plus a per-process counter: increasing within a
@@ -300,7 +279,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Connections by id, filtered.
     async fn connections(&self, filter: &ConnectionFilter) -> Result<Vec<ConnectionRecord>, StoreError>;
     /// The number of connections in each state.
-    async fn connection_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn connection_counts(&self) -> Result<Vec<(ConnectionState, i64)>, StoreError>;
     /// Writes new tokens (after a refresh or a reauthorization): state `active`, no
     /// diagnosis. `false` when the connection is gone.
     async fn save_tokens(&self, id: &str, tokens: &TokensUpdate, now: i64) -> Result<bool, StoreError>;
@@ -336,7 +315,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn save_tokens_if(&self, id: &str, tokens: &TokensUpdate, version: i64, now: i64)
     -> Result<bool, StoreError>;
     /// Sets a connection's state and diagnosis. `false` when the connection is gone.
-    async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError>;
+    async fn set_state(
+        &self,
+        id: &str,
+        state: ConnectionState,
+        diagnosis: Option<&ConnectionDiagnosis>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Marks a connection revoked and drops its tokens. `false` when the connection is gone.
     async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError>;
     /// Records a passed connection test.

@@ -12,13 +12,142 @@ use super::{
     ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, EventRecord, IntegrationRecord, SecretCell,
     SessionRecord, Store, StoreError, TokensUpdate,
 };
+use crate::domain::{ConnectionDiagnosis, ConnectionState, EventKind};
 use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row};
 use std::time::Duration;
 
 /// The migrations, in order. Their text is portable SQL (see the file's header).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_drop_authorize_origin.sql")),
+];
+
+/// A value bound to a statement.
+#[derive(Debug, Clone)]
+enum SqlValue {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Blob(Option<Vec<u8>>),
+}
+
+/// A row as its columns: each name beside its value, so a statement built from it cannot
+/// bind a value to the wrong column.
+type Columns = Vec<(&'static str, SqlValue)>;
+
+type Query = sqlx::query::Query<'static, Any, AnyArguments>;
+
+fn bind_all(mut query: Query, values: impl IntoIterator<Item = SqlValue>) -> Query {
+    for value in values {
+        query = match value {
+            SqlValue::Text(v) => query.bind(v),
+            SqlValue::OptText(v) => query.bind(v),
+            SqlValue::Int(v) => query.bind(v),
+            SqlValue::OptInt(v) => query.bind(v),
+            SqlValue::Blob(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+/// `INSERT INTO table (a, b) VALUES ($1, $2)` from a row's columns.
+fn insert_into(table: &'static str, columns: Columns) -> Query {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), marks.join(", "));
+    // Table and column names are constants of this module, never input.
+    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), columns.into_iter().map(|(_, v)| v))
+}
+
+/// `UPDATE table SET a = $1, b = $2 WHERE k = $3 AND v = $4`.
+fn update_where(table: &'static str, set: Columns, filter: Columns) -> Query {
+    let assign: Vec<String> = set.iter().enumerate().map(|(i, (name, _))| format!("{name} = ${}", i + 1)).collect();
+    let conditions: Vec<String> =
+        filter.iter().enumerate().map(|(i, (name, _))| format!("{name} = ${}", set.len() + i + 1)).collect();
+    let sql = format!("UPDATE {table} SET {} WHERE {}", assign.join(", "), conditions.join(" AND "));
+    // Table and column names are constants of this module, never input.
+    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), set.into_iter().chain(filter).map(|(_, v)| v))
+}
+
+fn text(v: &str) -> SqlValue {
+    SqlValue::Text(v.to_owned())
+}
+
+fn opt_text(v: &Option<String>) -> SqlValue {
+    SqlValue::OptText(v.clone())
+}
+
+/// A value stored as JSON text.
+fn json<T: Serialize>(table: &str, column: &str, value: &T) -> Result<SqlValue, StoreError> {
+    serde_json::to_string(value)
+        .map(SqlValue::Text)
+        .map_err(|e| StoreError::Database(format!("encode {table}.{column}: {e}")))
+}
+
+/// Reads one row of a table into typed values; a column that does not decode is an error
+/// naming the table, the row and the column, never a default.
+struct RowReader<'r> {
+    row: &'r AnyRow,
+    table: &'static str,
+    id: String,
+}
+
+impl<'r> RowReader<'r> {
+    fn new(row: &'r AnyRow, table: &'static str, key: &'static str) -> RowReader<'r> {
+        let id = row.try_get::<String, _>(key).unwrap_or_else(|_| "?".to_owned());
+        RowReader { row, table, id }
+    }
+
+    fn corrupt(&self, column: &'static str, why: String) -> StoreError {
+        StoreError::Corrupt { table: self.table, row: self.id.clone(), column, why }
+    }
+
+    fn get<T>(&self, column: &'static str) -> Result<T, StoreError>
+    where
+        T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+    {
+        // sqlx names the types that do not match, never the value.
+        self.row.try_get(column).map_err(|e| self.corrupt(column, e.to_string()))
+    }
+
+    fn json<T: DeserializeOwned>(&self, column: &'static str) -> Result<T, StoreError> {
+        let text: String = self.get(column)?;
+        self.parse(column, &text)
+    }
+
+    fn json_opt<T: DeserializeOwned>(&self, column: &'static str) -> Result<Option<T>, StoreError> {
+        let text: Option<String> = self.get(column)?;
+        text.map(|t| self.parse(column, &t)).transpose()
+    }
+
+    fn parse<T: DeserializeOwned>(&self, column: &'static str, text: &str) -> Result<T, StoreError> {
+        // serde's message could quote the value: say only what broke where.
+        serde_json::from_str(text).map_err(|e| {
+            self.corrupt(
+                column,
+                format!("{:?} error in its JSON at line {} column {}", e.classify(), e.line(), e.column()),
+            )
+        })
+    }
+
+    fn state(&self, column: &'static str) -> Result<ConnectionState, StoreError> {
+        let text: String = self.get(column)?;
+        ConnectionState::parse(&text).ok_or_else(|| self.corrupt(column, "not a connection state".to_owned()))
+    }
+
+    fn state_opt(&self, column: &'static str) -> Result<Option<ConnectionState>, StoreError> {
+        let text: Option<String> = self.get(column)?;
+        text.map(|t| {
+            ConnectionState::parse(&t).ok_or_else(|| self.corrupt(column, "not a connection state".to_owned()))
+        })
+        .transpose()
+    }
+}
 
 /// The columns holding ciphertext, for key rotation: (table, primary key, column).
 const SECRET_COLUMNS: &[(&str, &str, &str)] = &[
@@ -48,10 +177,6 @@ pub struct SqlStore {
 
 fn db(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| StoreError::Database(format!("{context}: {e}"))
-}
-
-fn corrupt(e: sqlx::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
 }
 
 impl SqlStore {
@@ -132,10 +257,9 @@ impl SqlStore {
         let Some(row) = row else { return Ok(false) };
         if self.events {
             let record = connection(&row)?;
-            let previous: Option<String> = row.try_get("prev_state").map_err(corrupt)?;
-            let previous = previous.unwrap_or_default();
-            if let Some(kind) = super::transition_event(&previous, &record.state) {
-                insert_event(&mut tx, &record, kind, &previous, now).await?;
+            let previous = RowReader::new(&row, "connections", "id").state_opt("prev_state")?;
+            if let Some(kind) = EventKind::of_transition(previous, record.state) {
+                insert_event(&mut tx, &record, kind, previous, now).await?;
             }
         }
         tx.commit().await.map_err(db("commit"))?;
@@ -182,101 +306,163 @@ impl SqlStore {
 async fn insert_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     record: &ConnectionRecord,
-    kind: &str,
-    previous: &str,
+    kind: EventKind,
+    previous: Option<ConnectionState>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let id = super::new_event_id();
-    let diagnosis: serde_json::Value =
-        record.diagnosis.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(serde_json::Value::Null);
+    let id = crate::ids::new_id(crate::ids::EVENT);
     let payload = serde_json::json!({
         "id": id,
-        "type": kind,
+        "type": kind.as_str(),
         "created_at": now,
         "data": {
             "connection_id": record.id,
             "integration_id": record.integration_id,
-            "state": if kind == "connection.deleted" { "deleted" } else { record.state.as_str() },
-            "previous_state": previous,
-            "diagnosis": diagnosis,
+            "state": if kind == EventKind::Deleted { "deleted" } else { record.state.as_str() },
+            "previous_state": previous.map_or("", ConnectionState::as_str),
+            "diagnosis": record.diagnosis,
         },
     });
-    sqlx::query(
-        "INSERT INTO webhook_events (id, seq, connection_id, type, payload, created_at, attempts, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
-    )
-    .bind(&id)
-    .bind(super::next_event_seq())
-    .bind(&record.id)
-    .bind(kind)
-    .bind(payload.to_string())
-    .bind(now)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(db("outbox"))
-    .map(drop)
+    let columns = vec![
+        ("id", text(&id)),
+        ("seq", SqlValue::Int(super::next_event_seq())),
+        ("connection_id", text(&record.id)),
+        ("type", text(kind.as_str())),
+        ("payload", SqlValue::Text(payload.to_string())),
+        ("created_at", SqlValue::Int(now)),
+        ("attempts", SqlValue::Int(0)),
+        ("next_attempt_at", SqlValue::Int(now)),
+    ];
+    insert_into("webhook_events", columns).execute(&mut **tx).await.map_err(db("outbox")).map(drop)
 }
 
 fn integration(row: &AnyRow) -> Result<IntegrationRecord, StoreError> {
+    let r = RowReader::new(row, "integrations", "id");
     Ok(IntegrationRecord {
-        id: row.try_get("id").map_err(corrupt)?,
-        profile: row.try_get("profile").map_err(corrupt)?,
-        name: row.try_get("name").map_err(corrupt)?,
-        client_id: row.try_get("client_id").map_err(corrupt)?,
-        client_secret_blob: row.try_get("client_secret_blob").map_err(corrupt)?,
-        staged_client_secret_blob: row.try_get("staged_client_secret_blob").map_err(corrupt)?,
-        settings: row.try_get("settings").map_err(corrupt)?,
-        version: row.try_get("version").map_err(corrupt)?,
-        created_at: row.try_get("created_at").map_err(corrupt)?,
-        updated_at: row.try_get("updated_at").map_err(corrupt)?,
+        id: r.get("id")?,
+        profile: r.get("profile")?,
+        name: r.get("name")?,
+        client_id: r.get("client_id")?,
+        client_secret_blob: r.get("client_secret_blob")?,
+        staged_client_secret_blob: r.get("staged_client_secret_blob")?,
+        settings: r.json("settings")?,
+        version: r.get("version")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
     })
 }
 
+/// The columns an integration's insert and update write (`id` and `profile` never change).
+fn integration_columns(r: &IntegrationRecord) -> Result<Columns, StoreError> {
+    Ok(vec![
+        ("name", opt_text(&r.name)),
+        ("client_id", text(&r.client_id)),
+        ("client_secret_blob", SqlValue::Blob(r.client_secret_blob.clone())),
+        ("staged_client_secret_blob", SqlValue::Blob(r.staged_client_secret_blob.clone())),
+        ("settings", json("integrations", "settings", &r.settings)?),
+        ("version", SqlValue::Int(r.version)),
+        ("updated_at", SqlValue::Int(r.updated_at)),
+    ])
+}
+
 fn session(row: &AnyRow) -> Result<SessionRecord, StoreError> {
+    let r = RowReader::new(row, "connect_sessions", "id");
     Ok(SessionRecord {
-        id: row.try_get("id").map_err(corrupt)?,
-        token_hash: row.try_get("token_hash").map_err(corrupt)?,
-        end_user: row.try_get("end_user").map_err(corrupt)?,
-        integrations: row.try_get("integrations").map_err(corrupt)?,
-        return_url: row.try_get("return_url").map_err(corrupt)?,
-        allowed_origins: row.try_get("allowed_origins").map_err(corrupt)?,
-        connection_id: row.try_get("connection_id").map_err(corrupt)?,
-        expires_at: row.try_get("expires_at").map_err(corrupt)?,
-        opened_at: row.try_get("opened_at").map_err(corrupt)?,
-        created_at: row.try_get("created_at").map_err(corrupt)?,
+        id: r.get("id")?,
+        token_hash: r.get("token_hash")?,
+        end_user: r.json("end_user")?,
+        integrations: r.json("integrations")?,
+        return_url: r.get("return_url")?,
+        allowed_origins: r.json("allowed_origins")?,
+        connection_id: r.get("connection_id")?,
+        expires_at: r.get("expires_at")?,
+        opened_at: r.get("opened_at")?,
+        created_at: r.get("created_at")?,
     })
 }
 
 fn authorization(row: &AnyRow) -> Result<AuthorizationRecord, StoreError> {
+    let r = RowReader::new(row, "authorizations", "state_hash");
     Ok(AuthorizationRecord {
-        state_hash: row.try_get("state_hash").map_err(corrupt)?,
-        session_id: row.try_get("session_id").map_err(corrupt)?,
-        integration_id: row.try_get("integration_id").map_err(corrupt)?,
-        parameters: row.try_get("parameters").map_err(corrupt)?,
-        code_verifier_blob: row.try_get("code_verifier_blob").map_err(corrupt)?,
-        authorize_origin: row.try_get("authorize_origin").map_err(corrupt)?,
-        expires_at: row.try_get("expires_at").map_err(corrupt)?,
+        state_hash: r.get("state_hash")?,
+        session_id: r.get("session_id")?,
+        integration_id: r.get("integration_id")?,
+        parameters: r.json("parameters")?,
+        code_verifier_blob: r.get("code_verifier_blob")?,
+        expires_at: r.get("expires_at")?,
     })
 }
 
 fn connection(row: &AnyRow) -> Result<ConnectionRecord, StoreError> {
+    let r = RowReader::new(row, "connections", "id");
     Ok(ConnectionRecord {
-        id: row.try_get("id").map_err(corrupt)?,
-        integration_id: row.try_get("integration_id").map_err(corrupt)?,
-        end_user: row.try_get("end_user").map_err(corrupt)?,
-        parameters: row.try_get("parameters").map_err(corrupt)?,
-        state: row.try_get("state").map_err(corrupt)?,
-        tokens_blob: row.try_get("tokens_blob").map_err(corrupt)?,
-        scopes: row.try_get("scopes").map_err(corrupt)?,
-        expires_at: row.try_get("expires_at").map_err(corrupt)?,
-        diagnosis: row.try_get("diagnosis").map_err(corrupt)?,
-        verified_at: row.try_get("verified_at").map_err(corrupt)?,
-        failing_since: row.try_get("failing_since").map_err(corrupt)?,
-        version: row.try_get("version").map_err(corrupt)?,
-        created_at: row.try_get("created_at").map_err(corrupt)?,
-        updated_at: row.try_get("updated_at").map_err(corrupt)?,
+        id: r.get("id")?,
+        integration_id: r.get("integration_id")?,
+        end_user: r.json("end_user")?,
+        parameters: r.json("parameters")?,
+        state: r.state("state")?,
+        tokens_blob: r.get("tokens_blob")?,
+        scopes: r.json("scopes")?,
+        expires_at: r.get("expires_at")?,
+        diagnosis: r.json_opt("diagnosis")?,
+        verified_at: r.get("verified_at")?,
+        failing_since: r.get("failing_since")?,
+        version: r.get("version")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
     })
+}
+
+fn api_key(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
+    let r = RowReader::new(row, "api_keys", "id");
+    Ok(ApiKeyRecord {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        secret_hash: r.get("secret_hash")?,
+        created_at: r.get("created_at")?,
+        revoked_at: r.get("revoked_at")?,
+    })
+}
+
+fn event(row: &AnyRow) -> Result<EventRecord, StoreError> {
+    let r = RowReader::new(row, "webhook_events", "id");
+    Ok(EventRecord {
+        id: r.get("id")?,
+        seq: r.get("seq")?,
+        connection_id: r.get("connection_id")?,
+        kind: r.get("type")?,
+        payload: r.get("payload")?,
+        attempts: r.get("attempts")?,
+    })
+}
+
+/// The columns a token save writes: the set, what is shown of it, and state `active`.
+fn tokens_columns(t: &TokensUpdate, now: i64) -> Result<Columns, StoreError> {
+    Ok(vec![
+        ("tokens_blob", SqlValue::Blob(Some(t.tokens_blob.clone()))),
+        ("scopes", json("connections", "scopes", &t.scopes)?),
+        ("expires_at", SqlValue::OptInt(t.expires_at)),
+        ("state", text(ConnectionState::Active.as_str())),
+        ("diagnosis", SqlValue::OptText(None)),
+        ("failing_since", SqlValue::OptInt(None)),
+        ("updated_at", SqlValue::Int(now)),
+    ])
+}
+
+/// `UPDATE connections SET prev_state = state, version = version + 1, <set> WHERE <filter>
+/// RETURNING *`: every state-changing statement records the previous state and bumps the
+/// version, so the transition and its event follow from the returned row.
+fn change_connection(set: Columns, filter: Columns) -> Query {
+    let assign: Vec<String> = set.iter().enumerate().map(|(i, (name, _))| format!("{name} = ${}", i + 1)).collect();
+    let conditions: Vec<String> =
+        filter.iter().enumerate().map(|(i, (name, _))| format!("{name} = ${}", set.len() + i + 1)).collect();
+    let sql = format!(
+        "UPDATE connections SET prev_state = state, version = version + 1, {} WHERE {} RETURNING *",
+        assign.join(", "),
+        conditions.join(" AND ")
+    );
+    // Column names are constants of this module, never input.
+    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), set.into_iter().chain(filter).map(|(_, v)| v))
 }
 
 #[async_trait]
@@ -286,24 +472,10 @@ impl Store for SqlStore {
     }
 
     async fn insert_integration(&self, r: &IntegrationRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO integrations (id, profile, name, client_id, client_secret_blob, staged_client_secret_blob, \
-             settings, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&r.id)
-        .bind(&r.profile)
-        .bind(&r.name)
-        .bind(&r.client_id)
-        .bind(&r.client_secret_blob)
-        .bind(&r.staged_client_secret_blob)
-        .bind(&r.settings)
-        .bind(r.version)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db("insert integration"))
-        .map(drop)
+        let mut columns =
+            vec![("id", text(&r.id)), ("profile", text(&r.profile)), ("created_at", SqlValue::Int(r.created_at))];
+        columns.extend(integration_columns(r)?);
+        insert_into("integrations", columns).execute(&self.pool).await.map_err(db("insert integration")).map(drop)
     }
 
     async fn integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError> {
@@ -324,22 +496,11 @@ impl Store for SqlStore {
     }
 
     async fn update_integration(&self, r: &IntegrationRecord, expected_version: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE integrations SET name = $1, client_id = $2, client_secret_blob = $3, staged_client_secret_blob = $4, \
-             settings = $5, version = $6, updated_at = $7 WHERE id = $8 AND version = $9",
-        )
-        .bind(&r.name)
-        .bind(&r.client_id)
-        .bind(&r.client_secret_blob)
-        .bind(&r.staged_client_secret_blob)
-        .bind(&r.settings)
-        .bind(r.version)
-        .bind(r.updated_at)
-        .bind(&r.id)
-        .bind(expected_version)
-        .execute(&self.pool)
-        .await
-        .map_err(db("update integration"))?;
+        let filter = vec![("id", text(&r.id)), ("version", SqlValue::Int(expected_version))];
+        let done = update_where("integrations", integration_columns(r)?, filter)
+            .execute(&self.pool)
+            .await
+            .map_err(db("update integration"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -359,24 +520,20 @@ impl Store for SqlStore {
     }
 
     async fn insert_session(&self, r: &SessionRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO connect_sessions (id, token_hash, end_user, integrations, return_url, allowed_origins, \
-             connection_id, expires_at, opened_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&r.id)
-        .bind(&r.token_hash)
-        .bind(&r.end_user)
-        .bind(&r.integrations)
-        .bind(&r.return_url)
-        .bind(&r.allowed_origins)
-        .bind(&r.connection_id)
-        .bind(r.expires_at)
-        .bind(r.opened_at)
-        .bind(r.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db("insert session"))
-        .map(drop)
+        let table = "connect_sessions";
+        let columns = vec![
+            ("id", text(&r.id)),
+            ("token_hash", text(&r.token_hash)),
+            ("end_user", json(table, "end_user", &r.end_user)?),
+            ("integrations", json(table, "integrations", &r.integrations)?),
+            ("return_url", opt_text(&r.return_url)),
+            ("allowed_origins", json(table, "allowed_origins", &r.allowed_origins)?),
+            ("connection_id", opt_text(&r.connection_id)),
+            ("expires_at", SqlValue::Int(r.expires_at)),
+            ("opened_at", SqlValue::OptInt(r.opened_at)),
+            ("created_at", SqlValue::Int(r.created_at)),
+        ];
+        insert_into(table, columns).execute(&self.pool).await.map_err(db("insert session")).map(drop)
     }
 
     async fn open_session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
@@ -403,21 +560,16 @@ impl Store for SqlStore {
     }
 
     async fn insert_authorization(&self, r: &AuthorizationRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO authorizations (state_hash, session_id, integration_id, parameters, code_verifier_blob, \
-             authorize_origin, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&r.state_hash)
-        .bind(&r.session_id)
-        .bind(&r.integration_id)
-        .bind(&r.parameters)
-        .bind(&r.code_verifier_blob)
-        .bind(&r.authorize_origin)
-        .bind(r.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db("insert authorization"))
-        .map(drop)
+        let table = "authorizations";
+        let columns = vec![
+            ("state_hash", text(&r.state_hash)),
+            ("session_id", text(&r.session_id)),
+            ("integration_id", text(&r.integration_id)),
+            ("parameters", json(table, "parameters", &r.parameters)?),
+            ("code_verifier_blob", SqlValue::Blob(r.code_verifier_blob.clone())),
+            ("expires_at", SqlValue::Int(r.expires_at)),
+        ];
+        insert_into(table, columns).execute(&self.pool).await.map_err(db("insert authorization")).map(drop)
     }
 
     async fn authorization(&self, state_hash: &str) -> Result<Option<AuthorizationRecord>, StoreError> {
@@ -458,28 +610,23 @@ impl Store for SqlStore {
     }
 
     async fn insert_connection(&self, r: &ConnectionRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO connections (id, integration_id, end_user, parameters, state, tokens_blob, scopes, \
-             expires_at, diagnosis, verified_at, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(&r.id)
-        .bind(&r.integration_id)
-        .bind(&r.end_user)
-        .bind(&r.parameters)
-        .bind(&r.state)
-        .bind(&r.tokens_blob)
-        .bind(&r.scopes)
-        .bind(r.expires_at)
-        .bind(&r.diagnosis)
-        .bind(r.verified_at)
-        .bind(r.version)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db("insert connection"))
-        .map(drop)
+        let table = "connections";
+        let columns = vec![
+            ("id", text(&r.id)),
+            ("integration_id", text(&r.integration_id)),
+            ("end_user", json(table, "end_user", &r.end_user)?),
+            ("parameters", json(table, "parameters", &r.parameters)?),
+            ("state", text(r.state.as_str())),
+            ("tokens_blob", SqlValue::Blob(r.tokens_blob.clone())),
+            ("scopes", json(table, "scopes", &r.scopes)?),
+            ("expires_at", SqlValue::OptInt(r.expires_at)),
+            ("diagnosis", r.diagnosis.as_ref().map_or(Ok(SqlValue::OptText(None)), |d| json(table, "diagnosis", d))?),
+            ("verified_at", SqlValue::OptInt(r.verified_at)),
+            ("version", SqlValue::Int(r.version)),
+            ("created_at", SqlValue::Int(r.created_at)),
+            ("updated_at", SqlValue::Int(r.updated_at)),
+        ];
+        insert_into(table, columns).execute(&self.pool).await.map_err(db("insert connection")).map(drop)
     }
 
     async fn connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
@@ -498,7 +645,7 @@ impl Store for SqlStore {
              ORDER BY id LIMIT $4",
         )
         .bind(&f.integration)
-        .bind(&f.state)
+        .bind(f.state.map(ConnectionState::as_str))
         .bind(&f.after)
         .bind(i64::from(f.limit))
         .fetch_all(&self.pool)
@@ -507,28 +654,25 @@ impl Store for SqlStore {
         rows.iter().map(connection).collect()
     }
 
-    async fn connection_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    async fn connection_counts(&self) -> Result<Vec<(ConnectionState, i64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM connections GROUP BY state ORDER BY state")
             .fetch_all(&self.pool)
             .await
             .map_err(db("count connections"))?;
-        rows.iter().map(|r| Ok((r.try_get("state").map_err(corrupt)?, r.try_get("n").map_err(corrupt)?))).collect()
+        rows.iter()
+            .map(|row| {
+                let r = RowReader::new(row, "connections", "state");
+                Ok((r.state("state")?, r.get("n")?))
+            })
+            .collect()
     }
 
     async fn save_tokens(&self, id: &str, t: &TokensUpdate, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
-        let row = sqlx::query(
-            "UPDATE connections SET prev_state = state, tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', \
-             diagnosis = NULL, failing_since = NULL, version = version + 1, updated_at = $4 WHERE id = $5 RETURNING *",
-        )
-        .bind(&t.tokens_blob)
-        .bind(&t.scopes)
-        .bind(t.expires_at)
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("save tokens"))?;
+        let row = change_connection(tokens_columns(t, now)?, vec![("id", text(id))])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("save tokens"))?;
         self.finish_transition(tx, row, now).await
     }
 
@@ -548,15 +692,17 @@ impl Store for SqlStore {
         };
         let sql = format!(
             "UPDATE connections SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-             SELECT id FROM connections WHERE state IN ('active', 'degraded') AND tokens_blob IS NOT NULL \
-             AND ((expires_at IS NOT NULL AND expires_at < $3) OR updated_at < $4) \
-             AND (lease_until IS NULL OR lease_until < $5) \
-             ORDER BY COALESCE(expires_at, updated_at) LIMIT $6{skip_locked}) RETURNING id"
+             SELECT id FROM connections WHERE state IN ($3, $4) AND tokens_blob IS NOT NULL \
+             AND ((expires_at IS NOT NULL AND expires_at < $5) OR updated_at < $6) \
+             AND (lease_until IS NULL OR lease_until < $7) \
+             ORDER BY COALESCE(expires_at, updated_at) LIMIT $8{skip_locked}) RETURNING id"
         );
         // The statement's only variable part is the constant above.
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
             .bind(until)
+            .bind(ConnectionState::Active.as_str())
+            .bind(ConnectionState::Degraded.as_str())
             .bind(expiring_before)
             .bind(stale_before)
             .bind(now)
@@ -564,7 +710,7 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("claim due connections"))?;
-        rows.iter().map(|r| r.try_get("id").map_err(corrupt)).collect()
+        rows.iter().map(|row| RowReader::new(row, "connections", "id").get("id")).collect()
     }
 
     async fn take_lease(
@@ -585,8 +731,11 @@ impl Store for SqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db("take lease"))?;
-        row.map(|r| Ok((r.try_get("version").map_err(corrupt)?, r.try_get("tokens_blob").map_err(corrupt)?)))
-            .transpose()
+        row.map(|row| {
+            let r = RowReader { row: &row, table: "connections", id: id.to_owned() };
+            Ok((r.get("version")?, r.get("tokens_blob")?))
+        })
+        .transpose()
     }
 
     async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError> {
@@ -601,33 +750,36 @@ impl Store for SqlStore {
 
     async fn save_tokens_if(&self, id: &str, t: &TokensUpdate, version: i64, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
-        let row = sqlx::query(
-            "UPDATE connections SET prev_state = state, tokens_blob = $1, scopes = $2, expires_at = $3, state = 'active', \
-             diagnosis = NULL, failing_since = NULL, version = version + 1, updated_at = $4, lease_owner = NULL, lease_until = NULL \
-             WHERE id = $5 AND version = $6 RETURNING *",
-        )
-        .bind(&t.tokens_blob)
-        .bind(&t.scopes)
-        .bind(t.expires_at)
-        .bind(now)
-        .bind(id)
-        .bind(version)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("save tokens"))?;
+        let mut set = tokens_columns(t, now)?;
+        set.extend([("lease_owner", SqlValue::OptText(None)), ("lease_until", SqlValue::OptInt(None))]);
+        let row = change_connection(set, vec![("id", text(id)), ("version", SqlValue::Int(version))])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("save tokens"))?;
         self.finish_transition(tx, row, now).await
     }
 
-    async fn set_state(&self, id: &str, state: &str, diagnosis: Option<&str>, now: i64) -> Result<bool, StoreError> {
+    async fn set_state(
+        &self,
+        id: &str,
+        state: ConnectionState,
+        diagnosis: Option<&ConnectionDiagnosis>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("set state"))?;
+        let diagnosis = diagnosis.map_or(Ok(SqlValue::OptText(None)), |d| json("connections", "diagnosis", d))?;
         let row = sqlx::query(
             "UPDATE connections SET prev_state = state, state = $1, diagnosis = $2, version = version + 1, updated_at = $3, \
-             failing_since = CASE WHEN $1 = 'degraded' THEN COALESCE(failing_since, $3) ELSE failing_since END \
-             WHERE id = $4 RETURNING *",
+             failing_since = CASE WHEN $1 = $4 THEN COALESCE(failing_since, $3) ELSE failing_since END \
+             WHERE id = $5 RETURNING *",
         )
-        .bind(state)
-        .bind(diagnosis)
+        .bind(state.as_str())
+        .bind(match diagnosis {
+            SqlValue::Text(t) => Some(t),
+            _ => None,
+        })
         .bind(now)
+        .bind(ConnectionState::Degraded.as_str())
         .bind(id)
         .fetch_optional(&mut *tx)
         .await
@@ -637,15 +789,17 @@ impl Store for SqlStore {
 
     async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("revoke connection"))?;
-        let row = sqlx::query(
-            "UPDATE connections SET prev_state = state, state = 'revoked', tokens_blob = NULL, expires_at = NULL, \
-             diagnosis = NULL, version = version + 1, updated_at = $1 WHERE id = $2 RETURNING *",
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db("revoke connection"))?;
+        let set = vec![
+            ("state", text(ConnectionState::Revoked.as_str())),
+            ("tokens_blob", SqlValue::Blob(None)),
+            ("expires_at", SqlValue::OptInt(None)),
+            ("diagnosis", SqlValue::OptText(None)),
+            ("updated_at", SqlValue::Int(now)),
+        ];
+        let row = change_connection(set, vec![("id", text(id))])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("revoke connection"))?;
         self.finish_transition(tx, row, now).await
     }
 
@@ -671,7 +825,7 @@ impl Store for SqlStore {
         let record = connection(&row)?;
         if self.events {
             let now = crate::unix_now();
-            insert_event(&mut tx, &record, "connection.deleted", &record.state, now).await?;
+            insert_event(&mut tx, &record, EventKind::Deleted, Some(record.state), now).await?;
         }
         tx.commit().await.map_err(db("delete connection"))?;
         Ok(true)
@@ -690,18 +844,7 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("outbox"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRecord {
-                    id: r.try_get("id").map_err(corrupt)?,
-                    seq: r.try_get("seq").map_err(corrupt)?,
-                    connection_id: r.try_get("connection_id").map_err(corrupt)?,
-                    kind: r.try_get("type").map_err(corrupt)?,
-                    payload: r.try_get("payload").map_err(corrupt)?,
-                    attempts: r.try_get("attempts").map_err(corrupt)?,
-                })
-            })
-            .collect()
+        rows.iter().map(event).collect()
     }
 
     async fn claim_event(&self, id: &str, now: i64, until: i64) -> Result<bool, StoreError> {
@@ -745,16 +888,14 @@ impl Store for SqlStore {
     }
 
     async fn insert_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&r.id)
-            .bind(&r.name)
-            .bind(&r.secret_hash)
-            .bind(r.created_at)
-            .bind(r.revoked_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db("insert API key"))
-            .map(drop)
+        let columns = vec![
+            ("id", text(&r.id)),
+            ("name", text(&r.name)),
+            ("secret_hash", text(&r.secret_hash)),
+            ("created_at", SqlValue::Int(r.created_at)),
+            ("revoked_at", SqlValue::OptInt(r.revoked_at)),
+        ];
+        insert_into("api_keys", columns).execute(&self.pool).await.map_err(db("insert API key")).map(drop)
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -763,16 +904,7 @@ impl Store for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db("read API key"))?;
-        row.map(|r| {
-            Ok(ApiKeyRecord {
-                id: r.try_get("id").map_err(corrupt)?,
-                name: r.try_get("name").map_err(corrupt)?,
-                secret_hash: r.try_get("secret_hash").map_err(corrupt)?,
-                created_at: r.try_get("created_at").map_err(corrupt)?,
-                revoked_at: r.try_get("revoked_at").map_err(corrupt)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(api_key).transpose()
     }
 
     async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError> {
@@ -798,12 +930,8 @@ impl Store for SqlStore {
                 .await
                 .map_err(db("rotation scan"))?;
             for row in rows {
-                cells.push(SecretCell {
-                    table,
-                    row: row.try_get("row_id").map_err(corrupt)?,
-                    column,
-                    blob: row.try_get("blob").map_err(corrupt)?,
-                });
+                let r = RowReader::new(&row, table, "row_id");
+                cells.push(SecretCell { table, row: r.get("row_id")?, column, blob: r.get("blob")? });
             }
         }
         Ok(cells)

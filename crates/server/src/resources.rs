@@ -1,11 +1,14 @@
-//! The HTTP API's request and response bodies. Requests refuse unknown fields; secrets are
-//! write-only (`SecretString`, never serialized back).
+//! The API's resources: request and response bodies of the HTTP API, which the hub takes and
+//! answers. Requests refuse unknown fields; secrets are write-only (`SecretString`, never
+//! serialized back).
 
 use indexmap::IndexMap;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+pub use crate::domain::{ConnectionDiagnosis, ConnectionState, EndUser};
 
 /// A new integration: a tenant's app registered with a provider (StackOne's "connector
 /// profile"). Checked against the profile before it is stored.
@@ -48,23 +51,6 @@ pub struct NewIntegration {
     pub pkce: Option<bool>,
     /// Whether refresh requests send the client secret (the app's setting).
     #[serde(default)]
-    pub refresh_sends_secret: Option<bool>,
-}
-
-/// The stored, non-secret settings of an integration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct IntegrationSettings {
-    /// The environment.
-    pub environment: Option<String>,
-    /// The actions.
-    pub actions: Vec<String>,
-    /// Custom scopes.
-    pub custom_scopes: Option<Vec<String>>,
-    /// Parameters.
-    pub parameters: IndexMap<String, String>,
-    /// PKCE choice.
-    pub pkce: Option<bool>,
-    /// Refresh-with-secret choice.
     pub refresh_sends_secret: Option<bool>,
 }
 
@@ -115,21 +101,6 @@ pub struct IntegrationList {
     pub data: Vec<Integration>,
 }
 
-/// The end user a connect session is for.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct EndUser {
-    /// The platform's id for the user.
-    #[schema(min_length = 1, max_length = 255)]
-    pub id: String,
-    /// An email address, shown on the connect page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// A name, shown on the connect page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-}
-
 /// A new connect session.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -164,30 +135,6 @@ pub struct SessionCreated {
     pub expires_at: i64,
 }
 
-/// What the provider or keyway said about a connection's last failure.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-pub struct ConnectionDiagnosis {
-    /// `reauthorize`, `retry_later`, `fix_configuration`, `client_bug`, `unknown`.
-    pub kind: String,
-    /// The provider's error code, when it sent one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The provider's description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The profile's error-map rule that matched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-    /// What it means.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meaning: Option<String>,
-    /// How to fix it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    /// Seconds since the epoch.
-    pub at: i64,
-}
-
 /// A linked account.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Connection {
@@ -199,8 +146,8 @@ pub struct Connection {
     pub profile: String,
     /// The end user.
     pub end_user: EndUser,
-    /// `pending`, `active`, `degraded`, `needs_reauth`, `revoked`.
-    pub state: String,
+    /// Where it stands.
+    pub state: ConnectionState,
     /// Granted scopes.
     pub scopes: Vec<String>,
     /// The access token's expiry, seconds since the epoch.
@@ -296,7 +243,7 @@ pub struct TestResult {
     /// Whether the test call passed.
     pub ok: bool,
     /// The state after the test.
-    pub state: String,
+    pub state: ConnectionState,
     /// Why it failed.
     pub diagnosis: Option<ConnectionDiagnosis>,
 }

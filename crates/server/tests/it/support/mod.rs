@@ -4,10 +4,9 @@
 #![allow(dead_code)]
 
 use keyway_runtime::{HttpOptions, ManualClock, RefreshPolicy, Registry};
-use keyway_server::api::{AppState, router};
 use keyway_server::crypto::Keyring;
+use keyway_server::http::{AppState, router};
 use keyway_server::hub::{Hub, HubOptions, WebhookOptions};
-use keyway_server::pages::Pages;
 use keyway_server::store::{SqlStore, Store};
 use keyway_testkit::{ProviderConfig, TestProvider};
 use reqwest::{Method, StatusCode};
@@ -96,7 +95,7 @@ async fn serve(
         give_up_after: keyway_server::hub::GIVE_UP_AFTER,
     };
     let hub = Arc::new(Hub::new(registry, store, keys, clock, options).expect("hub"));
-    let app = router(AppState { hub: Arc::clone(&hub), pages: Arc::new(Pages::new()) });
+    let app = router(AppState::new(Arc::clone(&hub)));
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

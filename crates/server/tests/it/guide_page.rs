@@ -2,10 +2,8 @@
 //! without an API key: what each answers, and that nothing a query supplies becomes markup or a
 //! link. The browser test (crates/cli/tests/serve_guide_browser.rs) drives the page itself.
 
-mod support;
-
+use crate::support::Harness;
 use reqwest::StatusCode;
-use support::Harness;
 
 async fn get(hub: &Harness, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
     // No API key: the guide is public.

@@ -1,12 +1,10 @@
 //! The connect flow over loopback HTTP: the hosted page, the provider's consent, the callback,
 //! and every way a callback can be refused.
 
-mod support;
-
+use crate::support::{Browser, Harness, USER, connection_id_in};
 use keyway_testkit::{DENY_USER, ProviderConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{Browser, Harness, USER, connection_id_in};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn links_an_account_tests_it_and_hands_out_its_token() {

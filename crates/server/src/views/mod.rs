@@ -1,19 +1,24 @@
-//! The hosted pages (connect, done, error): server-rendered with minijinja (HTML
-//! auto-escaping), their CSS and script embedded in the binary. No CDN, no build step.
+//! The hosted pages (connect, done, error, guide): their view models and their rendering,
+//! server-side with minijinja (HTML auto-escaping), CSS and scripts embedded in the binary. No
+//! CDN, no build step.
 
-use crate::hub::guide::{GuidePage, GuideResult};
-use crate::hub::{ConnectPage, Finished, PageError};
+pub mod guide;
+
+use crate::domain::ConnectionState;
+use crate::error::HubError;
+use crate::hub::{ConnectPage, Finished};
+use guide::{GuidePage, GuideResult};
 use minijinja::{Environment, context};
 
 /// The stylesheet, served at `/assets/keyway.css`.
-pub const CSS: &str = include_str!("../assets/keyway.css");
+pub const CSS: &str = include_str!("../../assets/keyway.css");
 /// The done page's script, served at `/assets/connect.js`.
-pub const SCRIPT: &str = include_str!("../assets/connect.js");
+pub const SCRIPT: &str = include_str!("../../assets/connect.js");
 /// The guide page's stylesheet, served at `/assets/guide.css`.
-pub const GUIDE_CSS: &str = include_str!("../assets/guide.css");
+pub const GUIDE_CSS: &str = include_str!("../../assets/guide.css");
 /// The guide page's script (a few lines: the form updates the guide in place), served at
 /// `/assets/guide.js`. The page works as a plain form without it.
-pub const GUIDE_SCRIPT: &str = include_str!("../assets/guide.js");
+pub const GUIDE_SCRIPT: &str = include_str!("../../assets/guide.js");
 
 /// Profile and diagnostic text is Markdown-ish: `code` spans become `<code>`, everything else
 /// is escaped. Nothing else of Markdown is interpreted.
@@ -78,12 +83,12 @@ impl Pages {
         let mut env = Environment::new();
         env.add_filter("inline_code", inline_code);
         for (name, source) in [
-            ("layout.html", include_str!("../templates/layout.html")),
-            ("connect.html", include_str!("../templates/connect.html")),
-            ("done.html", include_str!("../templates/done.html")),
-            ("error.html", include_str!("../templates/error.html")),
-            ("guide.html", include_str!("../templates/guide.html")),
-            ("guide_result.html", include_str!("../templates/guide_result.html")),
+            ("layout.html", include_str!("../../templates/layout.html")),
+            ("connect.html", include_str!("../../templates/connect.html")),
+            ("done.html", include_str!("../../templates/done.html")),
+            ("error.html", include_str!("../../templates/error.html")),
+            ("guide.html", include_str!("../../templates/guide.html")),
+            ("guide_result.html", include_str!("../../templates/guide_result.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "a page template does not compile");
@@ -115,7 +120,7 @@ impl Pages {
 
     /// The done page. `return_link` is the platform's return URL with the outcome added.
     pub fn done(&self, done: &Finished) -> String {
-        let status = if done.state == crate::hub::state::ACTIVE { "connected" } else { done.state.as_str() };
+        let status = if done.state == ConnectionState::Active { "connected" } else { done.state.as_str() };
         let return_link = done.return_url.as_deref().and_then(|u| url::Url::parse(u).ok()).map(|mut url| {
             url.query_pairs_mut().append_pair("connection_id", &done.connection_id).append_pair("status", status);
             String::from(url)
@@ -166,8 +171,8 @@ impl Pages {
     }
 
     /// An error page.
-    pub fn error(&self, heading: &str, error: &PageError) -> String {
-        let shown = serde_json::json!({"code": error.code, "message": error.message, "fix": error.fix});
+    pub fn error(&self, heading: &str, error: &HubError) -> String {
+        let shown = serde_json::json!({"code": error.code().as_str(), "message": error.detail(), "fix": error.fix()});
         self.render(
             "error.html",
             heading,

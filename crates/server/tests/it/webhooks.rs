@@ -4,8 +4,7 @@
 //! while the receiver is down and then delivered in order per connection, never carrying a
 //! credential.
 
-mod support;
-
+use crate::support::{Harness, USER};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use base64::Engine as _;
@@ -18,7 +17,6 @@ use sha2::Sha256;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Harness, USER};
 
 const SECRETS: [&str; 2] = ["whsec_old-secret-0123456789", "whsec_new-secret-9876543210"];
 const EXPIRED: Duration = Duration::from_secs(3 * 60 * 60);

@@ -2,15 +2,13 @@
 //! each refusal is a problem document with a stable code and the right status, never a 5xx,
 //! and nothing stored changes.
 
-mod support;
-
+use crate::support::{Harness, read};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Harness, read};
 
 /// Every operation of the OpenAPI document: (method, path with ids filled in, needs a key).
 fn operations(id: &str) -> Vec<(Method, String, bool)> {
-    let doc: Value = serde_json::from_str(&keyway_server::api::openapi()).expect("openapi");
+    let doc: Value = serde_json::from_str(&keyway_server::http::openapi()).expect("openapi");
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {

@@ -1,13 +1,11 @@
 //! Connections and their tokens: one refresh however many ask, nothing lost across a restart,
 //! terminal and transient failures as states, imports, revocation.
 
-mod support;
-
+use crate::support::{Harness, USER};
 use keyway_testkit::{Endpoint, Fault, ProviderConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
-use support::{Harness, USER};
 
 const EXPIRED: Duration = Duration::from_secs(3 * 60 * 60);
 
@@ -22,7 +20,7 @@ async fn a_hundred_callers_on_an_expired_token_cause_one_refresh_and_rotation_is
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..100 {
         let request = hub.request(Method::GET, &format!("/v1/connections/{id}/token"));
-        calls.spawn(async move { support::read(request.send().await.expect("send")).await });
+        calls.spawn(async move { crate::support::read(request.send().await.expect("send")).await });
     }
     let answers = calls.join_all().await;
     assert_eq!(hub.provider.counts().grant("refresh_token"), 1, "one refresh for 100 callers");
@@ -245,7 +243,7 @@ async fn three_instances_on_one_database_refresh_a_rotating_token_once_per_expir
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..150 {
             let request = hub.api.get(format!("{}/v1/connections/{id}/token", bases[i % 3])).bearer_auth(&hub.key);
-            calls.spawn(async move { support::read(request.send().await.expect("send")).await });
+            calls.spawn(async move { crate::support::read(request.send().await.expect("send")).await });
         }
         let tokens: std::collections::HashSet<String> = calls
             .join_all()

@@ -4,6 +4,7 @@
 //! `parse_guide_query`, rendered with `render`, shared with `guide_url`. Nothing is decided
 //! here that the guide crate decides.
 
+use crate::error::{HubError, ProblemCode};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_guide::{Guide, GuideRequest, MAX_URL_LEN, guide_url, parse_guide_query, render};
 use keyway_manifest::model::{Grant, Pkce, Profile};
@@ -245,12 +246,21 @@ pub fn guide_result(profile: &Profile, page_base: &str, query: &str) -> GuideRes
 }
 
 /// The guide as a self-contained HTML file (`keyway guide --format html`), or why not.
-pub fn guide_export(profile: &Profile, page_base: &str, query: &str) -> Result<String, Vec<PageDiagnostic>> {
-    let (mut request, _) = request_of(profile, query).map_err(|d| vec![PageDiagnostic::from(d.as_ref())])?;
+/// The export's refusal names the selection's first problem, as a page shows one.
+pub fn guide_export(profile: &Profile, page_base: &str, query: &str) -> Result<String, HubError> {
+    let refused = |d: &Diagnostic| {
+        let error = HubError::new(ProblemCode::GuideRequestInvalid, format!("{}: {}", d.code, d.message));
+        match &d.help {
+            Some(help) => error.with_fix(help.clone()),
+            None => error,
+        }
+    };
+    let (mut request, _) = request_of(profile, query).map_err(|d| refused(&d))?;
     request.base_url = Some(page_base.to_owned());
-    render(profile, &request)
-        .map(|guide| guide.to_html(true))
-        .map_err(|diagnostics| diagnostics.iter().map(PageDiagnostic::from).collect())
+    render(profile, &request).map(|guide| guide.to_html(true)).map_err(|diagnostics| match diagnostics.first() {
+        Some(d) => refused(d),
+        None => HubError::new(ProblemCode::GuideRequestInvalid, "the selection is refused"),
+    })
 }
 
 impl GuideResult {

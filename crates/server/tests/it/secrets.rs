@@ -2,15 +2,13 @@
 //! (keyway's and its dependencies'), in `Debug` output, or in any response but the token
 //! endpoint's access token. Key rotation re-encrypts every row.
 
-mod support;
-
 use keyway_server::crypto::Keyring;
 use keyway_server::store::{SqlStore, Store};
 use reqwest::Method;
 use serde_json::json;
 
+use crate::support::{CLIENT_SECRET, Harness, USER};
 use std::time::Duration;
-use support::{CLIENT_SECRET, Harness, USER};
 
 use keyway_testkit::scratch::Captured;
 
@@ -52,7 +50,7 @@ async fn no_secret_in_the_database_file_the_logs_debug_output_or_other_responses
         .expect("exchange");
     secrets.push(token_request.form_value("code_verifier").expect("verifier").to_owned());
     let _ = authorize;
-    let id = support::connection_id_in(&done);
+    let id = crate::support::connection_id_in(&done);
 
     let (_, first) = hub.token(&id).await;
     hub.clock.advance(Duration::from_secs(3 * 3600));

@@ -1,0 +1,239 @@
+//! The hub's own vocabulary, below every other module: a connection's states and the events
+//! their changes mean, the end user, a stored diagnosis, an integration's settings. The
+//! store, the hub and the HTTP layer all speak in these types; SQL, the OpenAPI document and
+//! `docs/server.md` take their names from here (a test keeps the docs equal).
+
+use indexmap::IndexMap;
+use keyway_runtime::DiagnosisKind;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+macro_rules! connection_states {
+    ($( $name:ident = $text:literal, $meaning:literal; )*) => {
+        /// Where a connection stands. Last known: a refresh or a test may change it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ConnectionState {
+            $( #[doc = $meaning] $name, )*
+        }
+
+        impl ConnectionState {
+            /// Every state.
+            pub const ALL: &'static [ConnectionState] = &[$(ConnectionState::$name,)*];
+
+            /// The state as stored and shown: `needs_reauth`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ConnectionState::$name => $text,)* }
+            }
+
+            /// What the state means, in one line.
+            pub const fn meaning(self) -> &'static str {
+                match self { $(ConnectionState::$name => $meaning,)* }
+            }
+
+            /// The state a stored or requested name means.
+            pub fn parse(text: &str) -> Option<ConnectionState> {
+                match text { $($text => Some(ConnectionState::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+connection_states! {
+    Pending = "pending", "Created; the account has not finished linking.";
+    Active = "active", "Working.";
+    Degraded = "degraded", "Refreshes fail for a transient reason; they are retried.";
+    NeedsReauth = "needs_reauth", "The user (or an admin) must act; the diagnosis says what.";
+    Revoked = "revoked", "Revoked at the provider through keyway; reconnect to use again.";
+}
+
+impl std::fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The webhook event a change of a connection means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The first tokens were stored.
+    Created,
+    /// Tokens again after `needs_reauth` or `revoked`.
+    Reauthorized,
+    /// `degraded` back to `active`.
+    Recovered,
+    /// Refreshes started failing (once per degradation).
+    RefreshFailing,
+    /// The user must act.
+    NeedsReauth,
+    /// Revoked through keyway.
+    Revoked,
+    /// Deleted through keyway.
+    Deleted,
+}
+
+impl EventKind {
+    /// The event's `type`: `connection.created`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "connection.created",
+            EventKind::Reauthorized => "connection.reauthorized",
+            EventKind::Recovered => "connection.recovered",
+            EventKind::RefreshFailing => "connection.refresh_failing",
+            EventKind::NeedsReauth => "connection.needs_reauth",
+            EventKind::Revoked => "connection.revoked",
+            EventKind::Deleted => "connection.deleted",
+        }
+    }
+
+    /// The event a change of state means, if any. One per transition: a connection failing
+    /// refresh after refresh reports `refresh_failing` once, when it becomes `degraded`.
+    /// `previous` is `None` for a connection that had no state before.
+    pub fn of_transition(previous: Option<ConnectionState>, next: ConnectionState) -> Option<EventKind> {
+        use ConnectionState as S;
+        Some(match (previous, next) {
+            (Some(p), n) if p == n => return None,
+            (None | Some(S::Pending), S::Active) => EventKind::Created,
+            (Some(S::NeedsReauth | S::Revoked), S::Active) => EventKind::Reauthorized,
+            (Some(S::Degraded), S::Active) => EventKind::Recovered,
+            (_, S::Degraded) => EventKind::RefreshFailing,
+            (_, S::NeedsReauth) => EventKind::NeedsReauth,
+            (_, S::Revoked) => EventKind::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+/// The end user a connect session or a connection is for.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EndUser {
+    /// The platform's id for the user.
+    #[schema(min_length = 1, max_length = 255)]
+    pub id: String,
+    /// An email address, shown on the connect page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A name, shown on the connect page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// What the provider or keyway said about a connection's last failure.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ConnectionDiagnosis {
+    /// What to do about it: `reauthorize`, `retry_later`, `fix_configuration`, `client_bug`,
+    /// `unknown` (the runtime's `DiagnosisKind`).
+    #[schema(value_type = String, example = "reauthorize")]
+    pub kind: DiagnosisKind,
+    /// The provider's error code, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The provider's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The profile's error-map rule that matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// What it means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meaning: Option<String>,
+    /// How to fix it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Seconds since the epoch.
+    pub at: i64,
+}
+
+impl ConnectionDiagnosis {
+    /// A diagnosis keyway makes itself (no provider answer to quote).
+    pub fn keyway(kind: DiagnosisKind, description: impl Into<String>, at: i64) -> ConnectionDiagnosis {
+        ConnectionDiagnosis {
+            kind,
+            error: None,
+            description: Some(description.into()),
+            rule: None,
+            meaning: None,
+            fix: None,
+            at,
+        }
+    }
+
+    /// The provider's (or the profile's) diagnosis of a refusal.
+    pub fn of(d: &keyway_runtime::Diagnosis, at: i64) -> ConnectionDiagnosis {
+        ConnectionDiagnosis {
+            kind: d.kind,
+            error: Some(d.provider.error.clone()),
+            description: d.provider.description.clone(),
+            rule: d.rule.clone(),
+            meaning: d.meaning.clone(),
+            fix: d.hint.clone(),
+            at,
+        }
+    }
+
+    /// The diagnosis of a failed flow: the provider's when it explained, else the runtime's
+    /// judgement of the failure (transient or not).
+    pub fn of_flow(e: &keyway_runtime::FlowError, at: i64) -> ConnectionDiagnosis {
+        match e.diagnosis() {
+            Some(d) => ConnectionDiagnosis::of(d, at),
+            None => {
+                let kind = if e.is_transient() { DiagnosisKind::RetryLater } else { DiagnosisKind::Unknown };
+                ConnectionDiagnosis::keyway(kind, e.to_string(), at)
+            }
+        }
+    }
+
+    /// The best one-line reason: the meaning, else the description.
+    pub fn reason(&self) -> Option<&str> {
+        self.meaning.as_deref().or(self.description.as_deref())
+    }
+}
+
+/// The stored, non-secret settings of an integration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSettings {
+    /// The environment.
+    pub environment: Option<String>,
+    /// The actions.
+    pub actions: Vec<String>,
+    /// Custom scopes.
+    pub custom_scopes: Option<Vec<String>>,
+    /// Parameters.
+    pub parameters: IndexMap<String, String>,
+    /// PKCE choice.
+    pub pkce: Option<bool>,
+    /// Refresh-with-secret choice.
+    pub refresh_sends_secret: Option<bool>,
+}
+
+/// Connection parameters: name to value, in the order given.
+pub type Parameters = IndexMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names_and_serde() {
+        for &state in ConnectionState::ALL {
+            assert_eq!(ConnectionState::parse(state.as_str()), Some(state));
+            assert_eq!(serde_json::to_value(state).ok(), Some(serde_json::Value::from(state.as_str())));
+        }
+        assert_eq!(ConnectionState::parse("Active"), None);
+    }
+
+    #[test]
+    fn transitions_report_one_event_each() {
+        use ConnectionState as S;
+        assert_eq!(EventKind::of_transition(Some(S::Pending), S::Active), Some(EventKind::Created));
+        assert_eq!(EventKind::of_transition(None, S::Active), Some(EventKind::Created));
+        assert_eq!(EventKind::of_transition(Some(S::Revoked), S::Active), Some(EventKind::Reauthorized));
+        assert_eq!(EventKind::of_transition(Some(S::Degraded), S::Active), Some(EventKind::Recovered));
+        assert_eq!(EventKind::of_transition(Some(S::Degraded), S::Degraded), None);
+        assert_eq!(EventKind::of_transition(Some(S::Active), S::Degraded), Some(EventKind::RefreshFailing));
+        assert_eq!(EventKind::of_transition(Some(S::Active), S::Active), None);
+        assert_eq!(EventKind::of_transition(Some(S::Active), S::Pending), None);
+    }
+}

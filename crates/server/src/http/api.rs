@@ -1,0 +1,288 @@
+//! The JSON API's handlers: each translates HTTP into one call on the [`Hub`] and its answer
+//! back into HTTP; nothing here decides anything the hub or the runtime decides. Their
+//! OpenAPI annotations name the success answers; the problem answers each operation can give
+//! are listed once, in `super::openapi`.
+
+use super::AppState;
+use super::extract::{ApiCaller, Json, Segment};
+use crate::error::{HubError, ProblemCode};
+use crate::hub::ConnectionQuery;
+use crate::resources::{
+    AccessTokenView, Connection, ConnectionList, Health, Integration, IntegrationList, NewConnection, NewIntegration,
+    NewSession, Reloaded, RevocationResult, SessionCreated, TestResult,
+};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+
+fn created<T: serde::Serialize>(body: T) -> Response {
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn no_store<T: serde::Serialize>(body: T) -> Response {
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+// ---- operations ---------------------------------------------------------------------------
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub(super) async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok".to_owned() })
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = Health),
+))]
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, HubError> {
+    state.hub.ready().await?;
+    Ok(axum::Json(Health { status: "ready".to_owned() }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "text/plain")))]
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.hub.metrics_text().await.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, body = Object, content_type = "application/json")))]
+pub(super) async fn openapi_json() -> Response {
+    let mut response = super::openapi::openapi().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Reloads the profiles directory; the profiles in use stay when the new set has errors.
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "operations", security(("api_key" = [])), responses(
+    (status = 200, body = Reloaded),
+))]
+pub(super) async fn reload(_: ApiCaller, State(state): State<AppState>) -> Result<axum::Json<Reloaded>, HubError> {
+    let hub = Arc::clone(&state.hub);
+    // Reading the directory blocks: off the async workers.
+    let reloaded = tokio::task::spawn_blocking(move || hub.reload())
+        .await
+        .map_err(|_| HubError::new(ProblemCode::ReloadFailed, "the reload did not finish"))??;
+    Ok(axum::Json(reloaded))
+}
+
+// ---- integrations -------------------------------------------------------------------------
+
+/// Creates an integration, checked against its profile first.
+#[utoipa::path(post, path = "/v1/integrations", tag = "integrations", security(("api_key" = [])),
+    request_body = NewIntegration, responses(
+    (status = 201, body = Integration),
+))]
+pub(super) async fn create_integration(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Json(new): Json<NewIntegration>,
+) -> Result<Response, HubError> {
+    Ok(created(state.hub.create_integration(new).await?))
+}
+
+/// Every integration.
+#[utoipa::path(get, path = "/v1/integrations", tag = "integrations", security(("api_key" = [])), responses(
+    (status = 200, body = IntegrationList),
+))]
+pub(super) async fn list_integrations(
+    _: ApiCaller,
+    State(state): State<AppState>,
+) -> Result<axum::Json<IntegrationList>, HubError> {
+    Ok(axum::Json(IntegrationList { data: state.hub.integrations().await? }))
+}
+
+/// One integration (never its secrets).
+#[utoipa::path(get, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The integration id")), responses(
+    (status = 200, body = Integration),
+))]
+pub(super) async fn get_integration(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<axum::Json<Integration>, HubError> {
+    Ok(axum::Json(state.hub.integration(&id).await?))
+}
+
+/// Changes an integration: a JSON Merge Patch of its fields (a secret is set by a string,
+/// removed by `null`, kept when absent), checked like a new one.
+#[utoipa::path(patch, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The integration id")),
+    request_body(content = Object, content_type = "application/merge-patch+json"), responses(
+    (status = 200, body = Integration),
+))]
+pub(super) async fn patch_integration(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+    Json(patch): Json<serde_json::Map<String, serde_json::Value>>,
+) -> Result<axum::Json<Integration>, HubError> {
+    Ok(axum::Json(state.hub.patch_integration(&id, patch).await?))
+}
+
+/// Deletes an integration that has no connections.
+#[utoipa::path(delete, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The integration id")), responses(
+    (status = 204, description = "Deleted"),
+))]
+pub(super) async fn delete_integration(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<StatusCode, HubError> {
+    state.hub.delete_integration(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- connect sessions ---------------------------------------------------------------------
+
+/// Creates a connect session for an end user: a single-use token (30 minutes) and the URL
+/// of the hosted connect page.
+#[utoipa::path(post, path = "/v1/connect/sessions", tag = "connect", security(("api_key" = [])),
+    request_body = NewSession, responses(
+    (status = 201, body = SessionCreated),
+))]
+pub(super) async fn create_session(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Json(new): Json<NewSession>,
+) -> Result<Response, HubError> {
+    let session = state.hub.create_session(new).await?;
+    let mut response = created(session);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+// ---- connections --------------------------------------------------------------------------
+
+/// Which connections to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this integration's connections.
+    integration: Option<String>,
+    /// Only connections in this state.
+    state: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Connections, by id, filtered and paged.
+#[utoipa::path(get, path = "/v1/connections", tag = "connections", security(("api_key" = [])),
+    params(ListQuery), responses(
+    (status = 200, body = ConnectionList),
+))]
+pub(super) async fn list_connections(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<ConnectionList>, HubError> {
+    let q: ListQuery = super::extract::query(query.as_deref().unwrap_or_default())?;
+    let asked = ConnectionQuery { integration: q.integration, state: q.state, after: q.after, limit: q.limit };
+    Ok(axum::Json(state.hub.connections(asked).await?))
+}
+
+/// Imports tokens a platform already holds as a connection.
+#[utoipa::path(post, path = "/v1/connections", tag = "connections", security(("api_key" = [])),
+    request_body = NewConnection, responses(
+    (status = 201, body = Connection),
+))]
+pub(super) async fn import_connection(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Json(new): Json<NewConnection>,
+) -> Result<Response, HubError> {
+    Ok(created(state.hub.import_connection(new).await?))
+}
+
+/// One connection: state, granted scopes, last diagnosis (never tokens).
+#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The connection id")), responses(
+    (status = 200, body = Connection),
+))]
+pub(super) async fn get_connection(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<axum::Json<Connection>, HubError> {
+    Ok(axum::Json(state.hub.connection(&id).await?))
+}
+
+/// A valid access token: refreshed first when due (one refresh however many ask), the
+/// rotated tokens stored before this answers.
+#[utoipa::path(get, path = "/v1/connections/{id}/token", tag = "connections", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The connection id")), responses(
+    (status = 200, body = AccessTokenView),
+))]
+pub(super) async fn connection_token(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<Response, HubError> {
+    Ok(no_store(state.hub.token(&id).await?))
+}
+
+/// Refreshes now, whatever the expiry.
+#[utoipa::path(post, path = "/v1/connections/{id}/refresh", tag = "connections", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The connection id")), responses(
+    (status = 200, body = AccessTokenView),
+))]
+pub(super) async fn refresh_connection(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<Response, HubError> {
+    Ok(no_store(state.hub.refresh(&id).await?))
+}
+
+/// Runs the profile's connection test.
+#[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "connections", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The connection id")), responses(
+    (status = 200, body = TestResult),
+))]
+pub(super) async fn test_connection(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<axum::Json<TestResult>, HubError> {
+    Ok(axum::Json(state.hub.test(&id).await?))
+}
+
+/// Revokes the grant at the provider (RFC 7009) and keeps the connection as `revoked`.
+#[utoipa::path(post, path = "/v1/connections/{id}/revoke", tag = "connections", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The connection id")), responses(
+    (status = 200, body = RevocationResult),
+))]
+pub(super) async fn revoke_connection(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<axum::Json<RevocationResult>, HubError> {
+    Ok(axum::Json(state.hub.revoke(&id, false).await?))
+}
+
+/// Revokes the grant at the provider first (RFC 7009), then deletes the connection; says
+/// whether revocation succeeded.
+#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The connection id")), responses(
+    (status = 200, body = RevocationResult),
+))]
+pub(super) async fn delete_connection(
+    _: ApiCaller,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<axum::Json<RevocationResult>, HubError> {
+    Ok(axum::Json(state.hub.revoke(&id, true).await?))
+}

@@ -1,0 +1,14 @@
+//! keyway-server's integration tests, one binary: each module a part of the hub, all over
+//! loopback HTTP against keyway-testkit, on SQLite or (with `KEYWAY_TEST_BACKEND=postgres`)
+//! PostgreSQL.
+
+mod support;
+
+mod api_input;
+mod connect;
+mod docs;
+mod guide_page;
+mod rows;
+mod secrets;
+mod tokens;
+mod webhooks;
