@@ -422,6 +422,7 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
                 refresh: Default::default(),
                 webhook: None,
                 give_up_after: keyway_server::hub::GIVE_UP_AFTER,
+                cache: Default::default(),
             },
         )
         .map_err(|e| e.to_string())?;
@@ -512,6 +513,7 @@ fn seed(profiles: &Path, db: &str, keys: &Path, n: usize) -> Result<(String, Vec
                 refresh: Default::default(),
                 webhook: None,
                 give_up_after: keyway_server::hub::GIVE_UP_AFTER,
+                cache: Default::default(),
             },
         )
         .map_err(|e| e.to_string())?;

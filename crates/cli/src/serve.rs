@@ -45,6 +45,14 @@ pub struct ServeArgs {
     /// `needs_reauth`.
     #[arg(long, env = "KEYWAY_GIVE_UP_AFTER_DAYS", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=365))]
     give_up_after_days: u64,
+    /// Connections kept in memory (their tokens); past it the least recently used are read
+    /// from the database again on their next use.
+    #[arg(long, env = "KEYWAY_CACHE_CONNECTIONS", default_value_t = keyway_runtime::DEFAULT_CAPACITY as u64, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    cache_connections: u64,
+    /// Connectors kept in memory (an integration's configuration with a connection's
+    /// parameters); past it the least recently used are rebuilt on their next use.
+    #[arg(long, env = "KEYWAY_CACHE_CONNECTORS", default_value_t = keyway_server::hub::DEFAULT_CACHED_CONNECTORS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    cache_connectors: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -143,6 +151,11 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         webhook,
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout),
         give_up_after: std::time::Duration::from_secs(args.give_up_after_days * 86_400),
+        cache: keyway_server::hub::CacheOptions {
+            // Both are bounded by their parsers, far below usize::MAX.
+            connections: usize::try_from(args.cache_connections).unwrap_or(usize::MAX),
+            connectors: usize::try_from(args.cache_connectors).unwrap_or(usize::MAX),
+        },
     };
     let result = runtime()?.block_on(keyway_server::serve(options, |addr| {
         // One line on stdout, for scripts and tests that start the hub on port 0.

@@ -57,8 +57,8 @@ pub use http::{HttpClient, HttpOptions, TransportError};
 pub use issuer::{IssuerError, IssuerPolicy, check_issuer, origin_of};
 pub use keyway_validate::Selection;
 pub use manager::{
-    AccessToken, Backoff, FileTokenStore, MemoryTokenStore, RefreshClaim, RefreshPolicy, StoreError, StoreFuture,
-    TokenError, TokenManager, TokenStore,
+    AccessToken, Backoff, Current, DEFAULT_CAPACITY, FileTokenStore, MemoryTokenStore, RefreshClaim, RefreshPolicy,
+    Stamp, StoreError, StoreFuture, TokenError, TokenManager, TokenStore,
 };
 pub use registry::{LoadError, Registry, SharedRegistry};
 pub use standard_errors::{StandardError, standard_codes, standard_error};

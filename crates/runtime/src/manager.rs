@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::connector::Connector;
 use crate::errors::{Diagnosis, DiagnosisKind, FlowError};
 use crate::tokens::{GrantUsed, TokenSet};
+use lru::LruCache;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
@@ -240,6 +241,13 @@ impl RefreshPolicy {
     }
 }
 
+/// Whether two token sets hold the same credentials (a resync that finds this process's own
+/// refresh keeps the entry as it is).
+fn same_tokens(a: &TokenSet, b: &TokenSet) -> bool {
+    let refresh = |t: &TokenSet| t.refresh_token.as_ref().map(|r| r.expose_secret().to_owned());
+    a.access_token.expose_secret() == b.access_token.expose_secret() && refresh(a) == refresh(b)
+}
+
 fn access_token(tokens: &TokenSet) -> AccessToken {
     AccessToken {
         token: tokens.access_token.clone(),
@@ -290,29 +298,81 @@ struct Connection {
     /// Replaced when the connection's configuration changes; the status is kept.
     connector: RwLock<Arc<Connector>>,
     status: RwLock<Status>,
-    /// Held while refreshing: the single-flight lock.
+    /// The store's version of what this entry holds, when the caller keeps one.
+    stamp: Mutex<Option<Stamp>>,
+    /// Held while refreshing or resynchronizing: the single-flight lock.
     refreshing: tokio::sync::Mutex<()>,
 }
 
+/// The versions of what a connection's entry was built from, as the caller counts them (the
+/// server: the row's `version`, its integration's `version`, the profiles' reload
+/// generation). An entry whose stamp differs from the current one is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stamp(pub i64, pub i64, pub u64);
+
+/// A connection as the store holds it now: what [`TokenManager::resync`] installs.
+#[derive(Debug)]
+pub struct Current {
+    /// The connector its configuration builds.
+    pub connector: Arc<Connector>,
+    /// Its token set.
+    pub tokens: TokenSet,
+    /// The versions it was read at.
+    pub stamp: Stamp,
+}
+
+/// How many connections a manager keeps in memory unless told otherwise.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
 /// Hands out valid access tokens for many connections.
+///
+/// Holds at most `capacity` connections: past it, the least recently used idle one (no
+/// refresh in flight, nobody holding it) is forgotten, one per new entry; it is opened from
+/// the store again on its next use. Single flight and the store's claims never depend on an
+/// entry staying: a busy entry is never evicted.
 #[derive(Debug)]
 pub struct TokenManager {
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
     policy: RefreshPolicy,
-    connections: RwLock<HashMap<String, Arc<Connection>>>,
+    capacity: usize,
+    connections: Mutex<LruCache<String, Arc<Connection>>>,
 }
 
 impl TokenManager {
-    /// A manager over a store.
+    /// A manager over a store, keeping up to [`DEFAULT_CAPACITY`] connections.
     pub fn new(store: Arc<dyn TokenStore>, clock: Arc<dyn Clock>, policy: RefreshPolicy) -> TokenManager {
-        TokenManager { store, clock, policy, connections: RwLock::new(HashMap::new()) }
+        TokenManager::with_capacity(store, clock, policy, DEFAULT_CAPACITY)
+    }
+
+    /// A manager keeping up to `capacity` connections in memory (at least one).
+    pub fn with_capacity(
+        store: Arc<dyn TokenStore>,
+        clock: Arc<dyn Clock>,
+        policy: RefreshPolicy,
+        capacity: usize,
+    ) -> TokenManager {
+        TokenManager { store, clock, policy, capacity: capacity.max(1), connections: Mutex::new(LruCache::unbounded()) }
+    }
+
+    /// How many connections are in memory.
+    pub fn len(&self) -> usize {
+        self.lock_connections().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock_connections(&self) -> std::sync::MutexGuard<'_, LruCache<String, Arc<Connection>>> {
+        self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Installs new tokens for a connection (after an authorization): persisted first.
     pub async fn insert(&self, id: &str, connector: Arc<Connector>, tokens: TokenSet) -> Result<(), StoreError> {
         self.store.save(id, &tokens).await?;
-        self.put(id, connector, Status::Ready(Arc::new(tokens)));
+        self.put(id, connector, Status::Ready(Arc::new(tokens)), None);
         Ok(())
     }
 
@@ -320,26 +380,94 @@ impl TokenManager {
     pub async fn open(&self, id: &str, connector: Arc<Connector>) -> Result<bool, StoreError> {
         match self.store.load(id).await? {
             Some(tokens) => {
-                self.put(id, connector, Status::Ready(Arc::new(tokens)));
+                self.put(id, connector, Status::Ready(Arc::new(tokens)), None);
                 Ok(true)
             }
             None => Ok(false),
         }
     }
 
-    fn put(&self, id: &str, connector: Arc<Connector>, status: Status) {
+    fn put(&self, id: &str, connector: Arc<Connector>, status: Status, stamp: Option<Stamp>) -> Arc<Connection> {
         let connection = Arc::new(Connection {
             id: id.to_owned(),
             connector: RwLock::new(connector),
             status: RwLock::new(status),
+            stamp: Mutex::new(stamp),
             refreshing: tokio::sync::Mutex::new(()),
         });
-        self.connections.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_owned(), connection);
+        let mut connections = self.lock_connections();
+        connections.put(id.to_owned(), Arc::clone(&connection));
+        if connections.len() > self.capacity {
+            // The least recently used entry nobody else holds (so no refresh of it is in
+            // flight): forgetting it loses nothing the store does not have.
+            let idle = connections
+                .iter()
+                .rev()
+                .find(|(key, entry)| key.as_str() != id && Arc::strong_count(entry) == 1)
+                .map(|(key, _)| key.clone());
+            if let Some(key) = idle {
+                connections.pop(&key);
+            }
+        }
+        connection
     }
 
     /// Whether the manager holds a connection (installed or opened).
     pub fn contains(&self, id: &str) -> bool {
-        self.connections.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(id)
+        self.lock_connections().contains(id)
+    }
+
+    /// The stamp of a connection's entry: `None` when it is not in memory or has none.
+    pub fn stamp(&self, id: &str) -> Option<Stamp> {
+        let connection = self.lock_connections().peek(id).cloned()?;
+        *connection.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Brings a connection up to what the store holds now, stamped `wanted`: when its entry's
+    /// stamp differs, then under its single-flight lock (so no refresh of it is in flight
+    /// here, and of many callers one reads), `read` reads the record afresh; its connector,
+    /// tokens and stamp replace the entry's, or open one. `read` answering `None` (the
+    /// connection is gone, or holds no tokens) forgets the entry. Answers whether the
+    /// connection is open afterwards. Callers opening the same new connection at once must
+    /// be serialized by the caller (the entry does not exist yet to lock).
+    pub async fn resync<F, Fut>(&self, id: &str, wanted: Stamp, read: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Current>, StoreError>>,
+    {
+        let existing = self.lock_connections().get(id).cloned();
+        let Some(connection) = existing else {
+            return Ok(match read().await? {
+                Some(current) => {
+                    let stamp = Some(current.stamp);
+                    self.put(id, current.connector, Status::Ready(Arc::new(current.tokens)), stamp);
+                    true
+                }
+                None => false,
+            });
+        };
+        let _flight = connection.refreshing.lock().await;
+        if *connection.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) == Some(wanted) {
+            return Ok(true);
+        }
+        match read().await? {
+            Some(current) => {
+                let same = matches!(
+                    &*connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner),
+                    Status::Ready(held) if same_tokens(held, &current.tokens)
+                );
+                if !same {
+                    self.publish(&connection, Status::Ready(Arc::new(current.tokens)));
+                }
+                *connection.connector.write().unwrap_or_else(std::sync::PoisonError::into_inner) = current.connector;
+                *connection.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(current.stamp);
+                Ok(true)
+            }
+            None => {
+                self.forget(id);
+                Ok(false)
+            }
+        }
     }
 
     /// Gives an open connection a new connector (its app credentials or profile changed),
@@ -363,7 +491,7 @@ impl TokenManager {
 
     /// Forgets a connection in memory (the store is not touched): after it is deleted.
     pub fn forget(&self, id: &str) {
-        self.connections.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.lock_connections().pop(id);
     }
 
     /// The current token set of a connection (for display or export).
@@ -387,12 +515,7 @@ impl TokenManager {
     }
 
     fn connection(&self, id: &str) -> Result<Arc<Connection>, TokenError> {
-        self.connections
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-            .cloned()
-            .ok_or_else(|| TokenError::UnknownConnection(id.to_owned()))
+        self.lock_connections().get(id).cloned().ok_or_else(|| TokenError::UnknownConnection(id.to_owned()))
     }
 
     /// A valid access token: the cached one while it is fresh, else a new one (one refresh
@@ -421,7 +544,7 @@ impl TokenManager {
     fn fresh(&self, connection: &Connection) -> Result<Option<AccessToken>, TokenError> {
         let status = connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*status {
-            Status::Ready(tokens) if !tokens.expires_within(self.clock.now(), self.policy.skew.as_secs()) => {
+            Status::Ready(tokens) if !tokens.is_due(self.clock.now(), self.policy.skew.as_secs()) => {
                 Ok(Some(AccessToken {
                     token: tokens.access_token.clone(),
                     token_type: tokens.token_type.clone(),
@@ -445,7 +568,7 @@ impl TokenManager {
         };
         let unsaved =
             matches!(&*connection.status.read().unwrap_or_else(std::sync::PoisonError::into_inner), Status::Unsaved(_));
-        let fresh = if unsaved && !current.expires_within(self.clock.now(), self.policy.skew.as_secs()) {
+        let fresh = if unsaved && !current.is_due(self.clock.now(), self.policy.skew.as_secs()) {
             // A refresh succeeded but saving failed: save it now instead of refreshing again
             // (with rotation, refreshing again would use the dead token).
             current
@@ -457,7 +580,7 @@ impl TokenManager {
                     RefreshClaim::Refreshed(newer) => {
                         let newer: Arc<TokenSet> = Arc::from(newer);
                         self.publish(connection, Status::Ready(newer.clone()));
-                        if !newer.expires_within(self.clock.now(), self.policy.skew.as_secs()) {
+                        if !newer.is_due(self.clock.now(), self.policy.skew.as_secs()) {
                             return Ok(access_token(&newer));
                         }
                         // Theirs is due as well: claim again with it.
@@ -510,7 +633,7 @@ impl TokenManager {
             (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
             _ => false,
         };
-        if !rotated || stored.expires_within(self.clock.now(), self.policy.skew.as_secs()) {
+        if !rotated || stored.is_due(self.clock.now(), self.policy.skew.as_secs()) {
             return Err(error);
         }
         tracing::info!("the refresh token was rotated by another process; using its tokens");

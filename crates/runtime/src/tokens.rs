@@ -65,6 +65,10 @@ pub struct TokenSet {
     /// When the tokens were issued, in milliseconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at_ms: Option<u64>,
+    /// When this client received the set, in milliseconds since the Unix epoch: the start of
+    /// the token's lifetime when the provider does not say when it issued it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obtained_at_ms: Option<u64>,
     /// How the set was obtained.
     pub grant: GrantUsed,
     /// The response fields the profile keeps (`instance_url`, `id`, `issued_at`, `signature`).
@@ -201,6 +205,7 @@ impl TokenSet {
             expires_at,
             expiry_source,
             issued_at_ms,
+            obtained_at_ms: Some(now_ms),
             grant,
             fields,
             origin: None,
@@ -211,6 +216,21 @@ impl TokenSet {
     /// since the epoch). A token with no known expiry is never considered expired.
     pub fn expires_within(&self, now: u64, skew_seconds: u64) -> bool {
         self.expires_at.is_some_and(|at| now.saturating_add(skew_seconds) >= at)
+    }
+
+    /// Whether the access token is due for renewal at `now`: what is left of it is under the
+    /// margin, where the margin is `skew_seconds` capped at half the token's lifetime (from
+    /// its issue time, else the time it was received), so a 60-second token is renewed about every 30 seconds, not
+    /// on every read under a 5-minute margin. A token without an expiry is never due here
+    /// (the profile's rules gave it one when they could).
+    pub fn is_due(&self, now: u64, skew_seconds: u64) -> bool {
+        let Some(at) = self.expires_at else { return false };
+        let lifetime = self.issued_at_ms.or(self.obtained_at_ms).map(|issued| at.saturating_sub(issued / 1000));
+        let margin = match lifetime {
+            Some(lifetime) if lifetime > 0 => skew_seconds.min(lifetime / 2),
+            _ => skew_seconds,
+        };
+        now.saturating_add(margin) >= at
     }
 }
 
@@ -276,6 +296,32 @@ mod tests {
         assert_eq!(t.issued_at_ms, Some(1_699_999_000_000));
         assert_eq!((t.expires_at, t.expiry_source), (None, ExpirySource::Unknown));
         assert!(!t.expires_within(u64::MAX / 2, 300), "no known expiry: never expired");
+    }
+
+    #[test]
+    fn short_tokens_are_due_at_half_their_lifetime_long_ones_at_the_margin() {
+        let p = profile("{}");
+        let issued = NOW_MS / 1000;
+        let set = |expires_in: u64| {
+            let r = map(json!({"access_token": "a", "expires_in": expires_in}));
+            TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set")
+        };
+        // A 60-second token under a 300-second margin: due after 30 seconds, not at once.
+        let short = set(60);
+        assert!(!short.is_due(issued, 300) && !short.is_due(issued + 29, 300));
+        assert!(short.is_due(issued + 30, 300));
+        // A one-hour token: due 300 seconds before it expires.
+        let long = set(3600);
+        assert!(!long.is_due(issued + 3299, 300));
+        assert!(long.is_due(issued + 3300, 300));
+        // No issue or receipt time known (a set stored before either was kept): the margin.
+        let mut unknown = set(60);
+        unknown.issued_at_ms = None;
+        unknown.obtained_at_ms = None;
+        assert!(unknown.is_due(issued, 300));
+        // No expiry: never due by time.
+        unknown.expires_at = None;
+        assert!(!unknown.is_due(u64::MAX, 300));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use divan::{Bencher, black_box};
 use keyway_manifest::model::Profile;
-use keyway_server::views::guide::guide_result;
 use keyway_server::views::Pages;
+use keyway_server::views::guide::guide_result;
 use std::path::Path;
 use std::sync::OnceLock;
 

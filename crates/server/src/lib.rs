@@ -64,6 +64,8 @@ pub struct ServeOptions {
     pub provider_timeout: std::time::Duration,
     /// Refreshes failing (transiently) for this long make a connection `needs_reauth`.
     pub give_up_after: std::time::Duration,
+    /// How many connections and connectors are kept in memory.
+    pub cache: hub::CacheOptions,
 }
 
 /// Why the server could not start or stopped.
@@ -260,6 +262,7 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
             refresh: Default::default(),
             webhook: options.webhook.clone(),
             give_up_after: options.give_up_after,
+            cache: options.cache,
         },
     )?;
     let hub = Arc::new(hub);

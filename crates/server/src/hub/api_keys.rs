@@ -30,25 +30,15 @@ impl Hub {
             return Err(unauthorized("the API key is malformed or missing"));
         };
         let presented_hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let known = self.api_keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).copied();
-        let expected = match known {
-            Some(hash) => Some(hash),
-            None if id.len() == 12 && id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-                match self.store.api_key(id).await? {
-                    Some(record) if record.revoked_at.is_none() => {
-                        let hash = hex_to_32(&record.secret_hash);
-                        if let Some(hash) = hash {
-                            self.api_keys
-                                .write()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .insert(id.to_owned(), hash);
-                        }
-                        hash
-                    }
-                    _ => None,
-                }
+        // Asked of the database on every request (batched): a key revoked on any instance is
+        // refused on its next use everywhere.
+        let expected = if id.len() == 12 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            match self.freshness.api_key(id).await? {
+                Some(record) if record.revoked_at.is_none() => hex_to_32(&record.secret_hash),
+                _ => None,
             }
-            None => None,
+        } else {
+            None
         };
         match expected {
             Some(hash) if bool::from(subtle::ConstantTimeEq::ct_eq(&hash[..], &presented_hash[..])) => Ok(()),

@@ -49,25 +49,68 @@ impl Hub {
         self.connection_view(&record).await
     }
 
-    /// Opens a connection in the token manager (once), refusing those that cannot hand out
-    /// tokens.
-    async fn ensure_open(&self, id: &str) -> Result<(), HubError> {
-        if self.tokens.contains(id) {
+    /// Makes the token manager's entry for a connection what the database holds now (the
+    /// freshness check: one batched look at the row's version and state per call), refusing
+    /// connections that cannot hand out tokens. A connection deleted, revoked, reconnected or
+    /// reconfigured on any instance is seen here before its token is used.
+    async fn ensure_current(&self, id: &str) -> Result<(), HubError> {
+        let Some(now) = self.freshness.connection(id).await? else {
+            self.tokens.forget(id);
+            return Err(HubError::not_found("connection", id));
+        };
+        if now.state != ConnectionState::Active && now.state != ConnectionState::Degraded {
+            self.tokens.forget(id);
+            // The refusal explains itself from the row's diagnosis.
+            let record = self.connection_record(id).await?;
+            return self.refuse_unusable(&record);
+        }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let wanted = Stamp(now.version, now.integration_version, generation);
+        if self.tokens.stamp(id) == Some(wanted) {
             return Ok(());
         }
-        let _opening = self.opening.lock().await;
-        if self.tokens.contains(id) {
-            return Ok(());
-        }
-        let record = self.connection_record(id).await?;
-        self.refuse_unusable(&record)?;
-        let integration = self.integration_record_of(&record.integration_id).await?;
-        let connector = self.connector(&integration, &record.parameters)?;
-        match self.tokens.open(id, connector).await {
+        // The read's own refusal (an unreadable row, a key that does not decrypt, a profile not
+        // loaded) is kept typed here; the token manager sees only that it failed.
+        let refusal: Mutex<Option<HubError>> = Mutex::new(None);
+        let refuse = |e: HubError| {
+            let message = StoreError(e.to_string());
+            *refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+            message
+        };
+        let read = || async {
+            let Some(record) = self.store.connection(id).await.map_err(|e| refuse(e.into()))? else {
+                return Ok(None);
+            };
+            let Some(blob) = &record.tokens_blob else { return Ok(None) };
+            let integration = self.integration_record_of(&record.integration_id).await.map_err(refuse)?;
+            let connector = self.connector(&integration, &record.parameters).map_err(refuse)?;
+            let tokens = open_tokens(&self.keys, id, blob).map_err(refuse)?;
+            let stamp = Stamp(record.version, integration.version, generation);
+            Ok(Some(Current { connector, tokens, stamp }))
+        };
+        let open = if self.tokens.contains(id) {
+            self.tokens.resync(id, wanted, read).await
+        } else {
+            let _opening = self.opening_lock(id).lock().await;
+            if self.tokens.stamp(id) == Some(wanted) {
+                return Ok(());
+            }
+            self.tokens.resync(id, wanted, read).await
+        };
+        match open {
             Ok(true) => Ok(()),
             Ok(false) => Err(pending()),
-            Err(e) => Err(HubError::from(DbError::Database(e.0))),
+            Err(e) => Err(refusal
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| HubError::from(DbError::Database(e.0)))),
         }
+    }
+
+    fn opening_lock(&self, id: &str) -> &tokio::sync::Mutex<()> {
+        // Any spread is correct: what matters is that one id always takes the same lock.
+        let index = id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        &self.opening[index % self.opening.len()]
     }
 
     fn refuse_unusable(&self, record: &ConnectionRecord) -> Result<(), HubError> {
@@ -91,7 +134,7 @@ impl Hub {
     /// A valid access token: the cached one while fresh, else refreshed once (however many
     /// ask) and persisted before it is handed out.
     pub async fn token(&self, id: &str) -> Result<AccessTokenView, HubError> {
-        self.ensure_open(id).await?;
+        self.ensure_current(id).await?;
         let result = self.tokens.access_token(id).await;
         self.token_view(id, result).await
     }
@@ -128,7 +171,7 @@ impl Hub {
 
     /// Refreshes now, whatever the expiry.
     pub async fn refresh(&self, id: &str) -> Result<AccessTokenView, HubError> {
-        self.ensure_open(id).await?;
+        self.ensure_current(id).await?;
         let result = self.tokens.force_refresh(id).await;
         self.token_view(id, result).await
     }
@@ -225,7 +268,7 @@ impl Hub {
 
     /// Runs the connection test now.
     pub async fn test(&self, id: &str) -> Result<TestResult, HubError> {
-        self.ensure_open(id).await?;
+        self.ensure_current(id).await?;
         let result = self.tokens.access_token(id).await;
         if let Err(e) = result {
             return Err(self.token_failure(id, e).await);

@@ -200,27 +200,10 @@ impl Hub {
                 "another request changed the integration first; read it again and retry",
             ));
         }
+        // Its connections' cached entries are stale now (the version is in their stamp), on
+        // every instance: each is rebuilt from the database on its next use.
         tracing::info!(integration = %record.id, version = record.version, "integration updated");
-        self.rebind_connections(&record).await;
         Ok(self.integration_view(&record))
-    }
-
-    /// Gives the open connections of an integration its new connector (new secret, say).
-    async fn rebind_connections(&self, record: &IntegrationRecord) {
-        let filter = ConnectionFilter { integration: Some(record.id.clone()), limit: u32::MAX, ..Default::default() };
-        let Ok(rows) = self.store.connections(&filter).await else { return };
-        for row in rows {
-            if self.tokens.contains(&row.id) {
-                match self.connector(record, &row.parameters) {
-                    Ok(connector) => {
-                        self.tokens.set_connector(&row.id, connector);
-                    }
-                    Err(e) => {
-                        tracing::warn!(connection = %row.id, code = %e.code(), "connection keeps its previous configuration")
-                    }
-                }
-            }
-        }
     }
 
     /// Deletes an integration without connections.

@@ -18,24 +18,26 @@ use indexmap::IndexMap;
 use keyway_diagnostics::Diagnostic;
 use keyway_manifest::model::Profile;
 use keyway_runtime::{
-    Callback, Clock, ConfigError, Connector, ConnectorConfig, DiagnosisKind, FlowError, HttpClient, RefreshClaim,
-    RefreshPolicy, Registry, Selection, SharedRegistry, StoreError, StoreFuture, TokenError, TokenKind, TokenManager,
-    TokenSet, TokenStore,
+    Callback, Clock, ConfigError, Connector, ConnectorConfig, Current, DiagnosisKind, FlowError, HttpClient,
+    RefreshClaim, RefreshPolicy, Registry, Selection, SharedRegistry, Stamp, StoreError, StoreFuture, TokenError,
+    TokenKind, TokenManager, TokenSet, TokenStore,
 };
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long a connect session token may be used.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
 /// How long an authorization may wait for its callback.
 const AUTHORIZATION_TTL: Duration = Duration::from_secs(10 * 60);
-/// Connectors kept by configuration; past this the cache starts over.
-const MAX_CONNECTORS: usize = 4096;
+/// Connectors kept by configuration unless told otherwise (least recently used go first).
+pub const DEFAULT_CACHED_CONNECTORS: usize = 4096;
+/// Cold opens are serialized per connection by one of this many locks.
+const OPENING_LOCKS: usize = 64;
 /// The longest end-user id, URL and similar free text accepted.
 const MAX_TEXT: usize = 2000;
 /// The most connections one page lists.
@@ -58,6 +60,24 @@ pub struct HubOptions {
     /// A connection whose refreshes have failed (transiently) for this long is given up:
     /// `needs_reauth`.
     pub give_up_after: Duration,
+    /// How much is kept in memory.
+    pub cache: CacheOptions,
+}
+
+/// How many connections and connectors a hub keeps in memory; the least recently used go
+/// first, and are read from the database again when next used.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheOptions {
+    /// Connections (their tokens) in the token manager.
+    pub connections: usize,
+    /// Connectors (an integration's configuration with a connection's parameters).
+    pub connectors: usize,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions { connections: keyway_runtime::DEFAULT_CAPACITY, connectors: DEFAULT_CACHED_CONNECTORS }
+    }
 }
 
 /// Nango's figure: refreshes failing on four distinct days.
@@ -85,6 +105,7 @@ fn bump(counter: &std::sync::atomic::AtomicU64) {
 mod api_keys;
 mod connect;
 mod connections;
+mod freshness;
 mod integrations;
 mod token_store;
 mod webhooks;
@@ -122,12 +143,14 @@ pub struct Hub {
     tokens: TokenManager,
     clock: Arc<dyn Clock>,
     public_url: String,
-    connectors: Mutex<HashMap<ConnectorKey, Arc<Connector>>>,
-    /// Serializes opening a connection in the token manager (the cold path), so two callers
-    /// never open two copies whose refreshes would not see each other.
-    opening: tokio::sync::Mutex<()>,
-    /// API key id -> SHA-256 of its secret; filled from the store on first use.
-    api_keys: RwLock<HashMap<String, [u8; 32]>>,
+    connectors: Mutex<lru::LruCache<ConnectorKey, Arc<Connector>>>,
+    /// Serialize opening a connection in the token manager (the cold path), so two callers
+    /// never open two copies whose refreshes would not see each other; by connection id.
+    opening: Vec<tokio::sync::Mutex<()>>,
+    /// The database's current rows, asked per request in batches.
+    freshness: freshness::Freshness,
+    /// Bumped by every reload of the profiles: entries built before are stale.
+    generation: std::sync::atomic::AtomicU64,
     metrics: Arc<Metrics>,
     /// Tokens due within this are refreshed (the token manager's skew).
     refresh_margin: Duration,
@@ -177,7 +200,9 @@ impl Hub {
         });
         let refresh_margin = options.refresh.skew;
         let webhook = options.webhook.clone();
-        let tokens = TokenManager::new(token_store, Arc::clone(&clock), options.refresh);
+        let freshness = freshness::Freshness::new(Arc::clone(&store));
+        let tokens =
+            TokenManager::with_capacity(token_store, Arc::clone(&clock), options.refresh, options.cache.connections);
         Ok(Hub {
             registry: SharedRegistry::new(registry),
             store,
@@ -186,9 +211,12 @@ impl Hub {
             tokens,
             clock,
             public_url: options.public_url.trim_end_matches('/').to_owned(),
-            connectors: Mutex::new(HashMap::new()),
-            opening: tokio::sync::Mutex::new(()),
-            api_keys: RwLock::new(HashMap::new()),
+            connectors: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(options.cache.connectors.max(1)).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            opening: (0..OPENING_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            freshness,
+            generation: std::sync::atomic::AtomicU64::new(0),
             metrics,
             refresh_margin,
             webhook,
@@ -240,6 +268,7 @@ impl Hub {
             )
         })?;
         self.connectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tracing::info!(profiles = registry.len(), "profiles reloaded");
         Ok(Reloaded { profiles: registry.len(), warnings: registry.warnings().len() })
     }
@@ -342,11 +371,7 @@ impl Hub {
             .map_err(|ConfigError(diagnostics)| HubError::invalid_configuration(&diagnostics))?
             .with_clock(Arc::clone(&self.clock));
         let connector = Arc::new(connector);
-        let mut cache = self.connectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() >= MAX_CONNECTORS {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&connector));
+        self.connectors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put(key, Arc::clone(&connector));
         Ok(connector)
     }
 

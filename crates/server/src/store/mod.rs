@@ -183,6 +183,20 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// A connection's current version and state, and its integration's version: what the hub
+/// compares its cached entry with before using it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionStamp {
+    /// The connection.
+    pub id: String,
+    /// Where it stands.
+    pub state: ConnectionState,
+    /// The row's version.
+    pub version: i64,
+    /// Its integration's version.
+    pub integration_version: i64,
+}
+
 /// Which connections to list.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionFilter {
@@ -276,6 +290,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError>;
     /// One connection.
     async fn connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// The current stamps of these connections (those that exist), in one statement.
+    async fn connection_stamps(&self, ids: &[String]) -> Result<Vec<ConnectionStamp>, StoreError>;
     /// Connections by id, filtered.
     async fn connections(&self, filter: &ConnectionFilter) -> Result<Vec<ConnectionRecord>, StoreError>;
     /// The number of connections in each state.
@@ -344,6 +360,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
     /// One API key.
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// These API keys (those that exist), in one statement.
+    async fn api_keys(&self, ids: &[String]) -> Result<Vec<ApiKeyRecord>, StoreError>;
 
     /// Up to `limit` encrypted values not under key `key_id` (for rotation), in a stable order.
     async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError>;

@@ -9,8 +9,8 @@
 //! becomes `BYTEA` on PostgreSQL).
 
 use super::{
-    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, EventRecord, IntegrationRecord, SecretCell,
-    SessionRecord, Store, StoreError, TokensUpdate,
+    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, ConnectionStamp, EventRecord,
+    IntegrationRecord, SecretCell, SessionRecord, Store, StoreError, TokensUpdate,
 };
 use crate::domain::{ConnectionDiagnosis, ConnectionState, EventKind};
 use async_trait::async_trait;
@@ -80,6 +80,11 @@ fn text(v: &str) -> SqlValue {
 
 fn opt_text(v: &Option<String>) -> SqlValue {
     SqlValue::OptText(v.clone())
+}
+
+/// `$1, $2, ... $n`: the placeholders of an `IN` list.
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// A value stored as JSON text.
@@ -638,6 +643,28 @@ impl Store for SqlStore {
         row.as_ref().map(connection).transpose()
     }
 
+    async fn connection_stamps(&self, ids: &[String]) -> Result<Vec<ConnectionStamp>, StoreError> {
+        let sql = format!(
+            "SELECT c.id, c.state, c.version, i.version AS integration_version FROM connections c \
+             JOIN integrations i ON i.id = c.integration_id WHERE c.id IN ({})",
+            placeholders(ids.len())
+        );
+        // The statement's only variable part is its number of placeholders.
+        let query = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), ids.iter().map(|id| text(id)));
+        let rows = query.fetch_all(&self.pool).await.map_err(db("connection stamps"))?;
+        rows.iter()
+            .map(|row| {
+                let r = RowReader::new(row, "connections", "id");
+                Ok(ConnectionStamp {
+                    id: r.get("id")?,
+                    state: r.state("state")?,
+                    version: r.get("version")?,
+                    integration_version: r.get("integration_version")?,
+                })
+            })
+            .collect()
+    }
+
     async fn connections(&self, f: &ConnectionFilter) -> Result<Vec<ConnectionRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM connections WHERE (CAST($1 AS TEXT) IS NULL OR integration_id = $1) \
@@ -905,6 +932,14 @@ impl Store for SqlStore {
             .await
             .map_err(db("read API key"))?;
         row.as_ref().map(api_key).transpose()
+    }
+
+    async fn api_keys(&self, ids: &[String]) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let sql = format!("SELECT * FROM api_keys WHERE id IN ({})", placeholders(ids.len()));
+        // The statement's only variable part is its number of placeholders.
+        let query = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), ids.iter().map(|id| text(id)));
+        let rows = query.fetch_all(&self.pool).await.map_err(db("read API keys"))?;
+        rows.iter().map(api_key).collect()
     }
 
     async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError> {
