@@ -81,6 +81,10 @@ pub struct TokenSet {
     pub origin: Option<TokenOrigin>,
 }
 
+/// A token is renewed at the latest when this fraction of its lifetime is left (or the
+/// margin, whichever is less).
+const LIFETIME_FRACTION: u64 = 10;
+
 /// The largest token set read from a file or stdin: real ones are a few kilobytes (a
 /// Salesforce set with an ID token is about 4 KiB).
 pub const MAX_TOKEN_SET_BYTES: u64 = 1024 * 1024;
@@ -219,15 +223,16 @@ impl TokenSet {
     }
 
     /// Whether the access token is due for renewal at `now`: what is left of it is under the
-    /// margin, where the margin is `skew_seconds` capped at half the token's lifetime (from
-    /// its issue time, else the time it was received), so a 60-second token is renewed about every 30 seconds, not
-    /// on every read under a 5-minute margin. A token without an expiry is never due here
-    /// (the profile's rules gave it one when they could).
+    /// margin, where the margin is `skew_seconds` capped at a tenth of the token's lifetime
+    /// (from its issue time, else the time it was received; at least one second). A 60-second
+    /// token is renewed 6 seconds before it expires, about once a minute, not on every read
+    /// under a 5-minute margin; a one-hour token 5 minutes before. A token without an expiry
+    /// is never due here (the profile's rules gave it one when they could).
     pub fn is_due(&self, now: u64, skew_seconds: u64) -> bool {
         let Some(at) = self.expires_at else { return false };
         let lifetime = self.issued_at_ms.or(self.obtained_at_ms).map(|issued| at.saturating_sub(issued / 1000));
         let margin = match lifetime {
-            Some(lifetime) if lifetime > 0 => skew_seconds.min(lifetime / 2),
+            Some(lifetime) if lifetime > 0 => skew_seconds.min((lifetime / LIFETIME_FRACTION).max(1)),
             _ => skew_seconds,
         };
         now.saturating_add(margin) >= at
@@ -299,17 +304,19 @@ mod tests {
     }
 
     #[test]
-    fn short_tokens_are_due_at_half_their_lifetime_long_ones_at_the_margin() {
+    fn short_tokens_are_due_a_tenth_of_their_lifetime_early_long_ones_at_the_margin() {
         let p = profile("{}");
         let issued = NOW_MS / 1000;
         let set = |expires_in: u64| {
             let r = map(json!({"access_token": "a", "expires_in": expires_in}));
             TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set")
         };
-        // A 60-second token under a 300-second margin: due after 30 seconds, not at once.
+        // A 60-second token under a 300-second margin: due 6 seconds before it expires.
         let short = set(60);
-        assert!(!short.is_due(issued, 300) && !short.is_due(issued + 29, 300));
-        assert!(short.is_due(issued + 30, 300));
+        assert!(!short.is_due(issued, 300) && !short.is_due(issued + 53, 300));
+        assert!(short.is_due(issued + 54, 300));
+        // An 8-second one: at least a second before.
+        assert!(!set(8).is_due(issued + 6, 300) && set(8).is_due(issued + 7, 300));
         // A one-hour token: due 300 seconds before it expires.
         let long = set(3600);
         assert!(!long.is_due(issued + 3299, 300));

@@ -226,6 +226,11 @@ impl Hub {
         })
     }
 
+    /// How many connections the token manager holds in memory now.
+    pub fn cached_connections(&self) -> usize {
+        self.tokens.len()
+    }
+
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

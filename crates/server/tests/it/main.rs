@@ -5,6 +5,7 @@
 mod support;
 
 mod api_input;
+mod coherence;
 mod connect;
 mod docs;
 mod guide_page;

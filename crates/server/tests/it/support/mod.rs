@@ -6,7 +6,7 @@
 use keyway_runtime::{HttpOptions, ManualClock, RefreshPolicy, Registry};
 use keyway_server::crypto::Keyring;
 use keyway_server::http::{AppState, router};
-use keyway_server::hub::{Hub, HubOptions, WebhookOptions};
+use keyway_server::hub::{CacheOptions, Hub, HubOptions, WebhookOptions};
 use keyway_server::store::{SqlStore, Store};
 use keyway_testkit::{ProviderConfig, TestProvider};
 use reqwest::{Method, StatusCode};
@@ -77,6 +77,7 @@ async fn serve(
     keys_text: &str,
     clock: Arc<ManualClock>,
     webhook: Option<WebhookOptions>,
+    cache: CacheOptions,
 ) -> (Arc<Hub>, String, tokio::task::JoinHandle<()>) {
     let registry = Registry::load(dir.join("profiles")).expect("profiles load");
     let store: Arc<dyn Store> = Arc::new(SqlStore::open(db).await.expect("store").with_events(webhook.is_some()));
@@ -93,7 +94,7 @@ async fn serve(
         },
         webhook,
         give_up_after: keyway_server::hub::GIVE_UP_AFTER,
-        cache: Default::default(),
+        cache,
     };
     let hub = Arc::new(Hub::new(registry, store, keys, clock, options).expect("hub"));
     let app = router(AppState::new(Arc::clone(&hub)));
@@ -120,7 +121,8 @@ impl Harness {
         let keys_text = Keyring::generate_line();
         let clock = Arc::new(ManualClock::default());
         let db = new_database(dir.path()).await;
-        let (hub, base, server) = serve(&db, dir.path(), &keys_text, Arc::clone(&clock), webhook.clone()).await;
+        let (hub, base, server) =
+            serve(&db, dir.path(), &keys_text, Arc::clone(&clock), webhook.clone(), CacheOptions::default()).await;
         let key = Hub::create_api_key(hub.store().as_ref(), "tests", 0).await.expect("api key");
         Harness { provider, dir, db, webhook, keys_text, clock, hub, base, key, api: reqwest::Client::new(), server }
     }
@@ -128,8 +130,15 @@ impl Harness {
     /// Stops the server and starts a new one over the same database, keys and provider.
     pub async fn restart(&mut self) {
         self.server.abort();
-        let (hub, base, server) =
-            serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock), self.webhook.clone()).await;
+        let (hub, base, server) = serve(
+            &self.db,
+            self.dir.path(),
+            &self.keys_text,
+            Arc::clone(&self.clock),
+            self.webhook.clone(),
+            CacheOptions::default(),
+        )
+        .await;
         self.hub = hub;
         self.base = base;
         self.server = server;
@@ -178,8 +187,14 @@ impl Harness {
     /// Another instance on the same database, keys and provider (its own process state:
     /// token cache, single-flight locks, lease owner name): its base URL and a guard.
     pub async fn another_instance(&self) -> (String, Instance) {
+        self.another_instance_with(CacheOptions::default()).await
+    }
+
+    /// Another instance keeping at most what `cache` says in memory.
+    pub async fn another_instance_with(&self, cache: CacheOptions) -> (String, Instance) {
         let (hub, base, server) =
-            serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock), self.webhook.clone()).await;
+            serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock), self.webhook.clone(), cache)
+                .await;
         (base, Instance { hub, server })
     }
 
