@@ -172,7 +172,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
             say!("keyway serve: the profiles have errors; not starting");
             Ok(ExitCode::FAILURE)
         }
-        Err(e @ (ServeError::NoKeyFile | ServeError::KeyFile { .. })) => {
+        Err(e @ (ServeError::NoKeyFile | ServeError::DevNeedsSqlite | ServeError::KeyFile { .. })) => {
             say!("keyway serve: {e}");
             Ok(ExitCode::from(2))
         }

@@ -81,6 +81,31 @@ pub struct TokenSet {
     pub origin: Option<TokenOrigin>,
 }
 
+/// The longest lifetime a token response may claim (ten years): anything longer is a broken
+/// or hostile answer, refused rather than wrapped into an expiry in the past.
+pub const MAX_LIFETIME_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
+
+/// `expires_in` as a number of seconds: a whole, non-negative number (or such a string) no
+/// larger than [`MAX_LIFETIME_SECONDS`].
+fn lifetime_seconds(value: &Value) -> Option<u64> {
+    let seconds = match value {
+        Value::Number(n) => match n.as_u64() {
+            Some(whole) => whole,
+            // 3600.0 is whole; 3600.5, -1 and 1e300 are not lifetimes.
+            None => {
+                let f = n.as_f64()?;
+                if f.fract() != 0.0 || !(0.0..=MAX_LIFETIME_SECONDS as f64).contains(&f) {
+                    return None;
+                }
+                f as u64
+            }
+        },
+        Value::String(s) => s.trim().parse::<u64>().ok()?,
+        _ => return None,
+    };
+    (seconds <= MAX_LIFETIME_SECONDS).then_some(seconds)
+}
+
 /// A token is renewed at the latest when this fraction of its lifetime is left (or the
 /// margin, whichever is less).
 const LIFETIME_FRACTION: u64 = 10;
@@ -180,17 +205,18 @@ impl TokenSet {
             })
         });
         let expires_in = match response.get("expires_in") {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
-            _ => None,
+            None | Some(Value::Null) => None,
+            Some(value) => Some(lifetime_seconds(value).ok_or_else(|| {
+                ResponseError(format!("`expires_in` is not a whole number of seconds from 0 to {MAX_LIFETIME_SECONDS}"))
+            })?),
         };
         let (expires_at, expiry_source) = match (expires_in, profile.auth.tokens.assumed_lifetime_seconds) {
-            (Some(seconds), _) => (Some(now_ms / 1000 + seconds), ExpirySource::ExpiresIn),
+            (Some(seconds), _) => (Some((now_ms / 1000).saturating_add(seconds)), ExpirySource::ExpiresIn),
             (None, Some(assumed)) => {
                 // Never later than the client's own clock allows: a provider clock ahead of
                 // ours must not stretch the lifetime.
                 let base = issued_at_ms.map_or(now_ms, |at| at.min(now_ms));
-                (Some(base / 1000 + assumed), ExpirySource::Assumed)
+                (Some((base / 1000).saturating_add(assumed)), ExpirySource::Assumed)
             }
             (None, None) => (None, ExpirySource::Unknown),
         };
@@ -301,6 +327,33 @@ mod tests {
         assert_eq!(t.issued_at_ms, Some(1_699_999_000_000));
         assert_eq!((t.expires_at, t.expiry_source), (None, ExpirySource::Unknown));
         assert!(!t.expires_within(u64::MAX / 2, 300), "no known expiry: never expired");
+    }
+
+    #[test]
+    fn lifetimes_out_of_range_are_refused_never_wrapped() {
+        let p = profile("{}");
+        for bad in [
+            json!(18_446_744_073_709_551_615u64),
+            json!(-1),
+            json!(3600.5),
+            json!(1e300),
+            json!("18446744073709551616"),
+            json!("-5"),
+            json!("soon"),
+            json!(true),
+            json!([3600]),
+            json!(MAX_LIFETIME_SECONDS + 1),
+        ] {
+            let r = map(json!({"access_token": "a", "expires_in": bad}));
+            let e =
+                TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect_err("refused");
+            assert!(e.0.contains("expires_in"), "{bad}: {e}");
+        }
+        for good in [json!(0), json!(3600.0), json!(" 60 "), json!(MAX_LIFETIME_SECONDS), json!(null)] {
+            let r = map(json!({"access_token": "a", "expires_in": good}));
+            let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("read");
+            assert!(t.expires_at.is_none_or(|at| at >= NOW_MS / 1000), "{good}");
+        }
     }
 
     #[test]

@@ -49,13 +49,104 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HubError> {
     if depth(bytes) > MAX_DEPTH {
         return Err(HubError::new(ProblemCode::MalformedJson, format!("nested deeper than {MAX_DEPTH} levels")));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    let malformed = |e: &serde_json::Error| {
         HubError::new(
             ProblemCode::MalformedJson,
             format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
         )
-    })?;
+    };
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize::<_, Strict>(&mut reader) {
+        Ok(Strict(value)) => value,
+        Err(e) if e.inner().is_data() => {
+            // A key given twice: which one, where (never its values).
+            let message = e.inner().to_string();
+            let key = message.split('`').nth(1).unwrap_or_default();
+            let mut pointer = pointer_of(e.path());
+            if pointer == "/" {
+                pointer.clear();
+            }
+            pointer.push('/');
+            pointer.push_str(&keyway_manifest::escape_pointer_token(key));
+            return Err(HubError::invalid_field(&pointer, format!("`{key}` is given twice")));
+        }
+        Err(e) => return Err(malformed(e.inner())),
+    };
+    reader.end().map_err(|e| malformed(&e))?;
     from_value(value)
+}
+
+/// A JSON value read refusing a key given twice in any object (serde_json keeps the last,
+/// so `{"return_url": "javascript:...", "return_url": "https://..."}` would be judged by one
+/// value and could be read by another system as the other).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Types a JSON value, pointing at the first field that does not fit.
@@ -133,7 +224,10 @@ mod tests {
 
     #[test]
     fn refusals_point_at_the_field_and_never_quote_values() {
-        let cases: [(&[u8], &str, &str); 6] = [
+        let cases: [(&[u8], &str, &str); 9] = [
+            (br#"{"name": "a", "name": "s3cret-value"}"#, "invalid_request", "/name"),
+            (br#"{"name": "a", "items": [1], "flag": true, "flag": false}"#, "invalid_request", "/flag"),
+            (br#"{"name": "a"} {"name": "b"}"#, "malformed_json", ""),
             (br#"{"name": "a", "flag": "s3cret-value"}"#, "invalid_request", "/flag"),
             (br#"{"name": "a", "items": [1, "s3cret-value"]}"#, "invalid_request", "/items/1"),
             (br#"{"name": "a", "nmae": "x"}"#, "invalid_request", "/nmae"),

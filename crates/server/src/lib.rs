@@ -80,6 +80,13 @@ pub enum ServeError {
          or --dev to create a throwaway key file beside the database"
     )]
     NoKeyFile,
+    /// `--dev` makes its key file beside a SQLite database file; another database needs
+    /// `--keys-file`, shared by every instance.
+    #[error(
+        "--dev keeps its key file beside a SQLite database file; with this database pass --keys-file FILE \
+         (create it once with `keyway keys generate --file FILE` and give every instance the same file)"
+    )]
+    DevNeedsSqlite,
     /// The key file cannot be used.
     #[error("{}: {problem}", path.display())]
     KeyFile {
@@ -187,7 +194,9 @@ pub fn resolve_keys(keys_file: Option<&Path>, db: &str, dev: bool) -> Result<Key
     if !dev {
         return Err(ServeError::NoKeyFile);
     }
-    let db_path = sqlite_path(db).unwrap_or_else(|| PathBuf::from("keyway.db"));
+    // Beside a server database there is no "beside": two dev hubs started from different
+    // directories would make different keys and neither could read the other's rows.
+    let Some(db_path) = sqlite_path(db) else { return Err(ServeError::DevNeedsSqlite) };
     let mut name = db_path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".keys");
     let path = db_path.with_file_name(name);

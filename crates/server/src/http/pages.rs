@@ -68,6 +68,7 @@ pub(super) async fn guide_export(
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
             headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EXPORT_CSP));
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
             headers.insert(
                 header::CONTENT_DISPOSITION,
                 HeaderValue::from_str(&format!("attachment; filename=\"{}-guide.html\"", source.profile.id))

@@ -9,6 +9,7 @@ mod coherence;
 mod connect;
 mod docs;
 mod guide_page;
+mod hostile;
 mod rows;
 mod secrets;
 mod tokens;
