@@ -69,7 +69,8 @@ provider=$(wait_line "$demo/testkit.out" '^{' "${pids[-1]}") ||
 field() { json "$1" <<<"$provider"; }
 say "test provider at $(field base_url) (profile $(field profile), environment $(field environment))"
 
-"$bin/keyway" --profiles "$demo/profiles" serve --dev --db "sqlite://$demo/hub.db" --listen "$listen" \
+# --allow-private-network: the test provider listens on this machine's loopback.
+"$bin/keyway" --profiles "$demo/profiles" serve --dev --allow-private-network --db "sqlite://$demo/hub.db" --listen "$listen" \
   >"$demo/hub.out" 2>"$demo/hub.log" &
 pids+=($!)
 line=$(wait_line "$demo/hub.out" 'listening on' "${pids[-1]}") || die "keyway serve did not start: $(cat "$demo/hub.log")"

@@ -5,7 +5,7 @@ fn committed_schemas_are_fresh() {
     for (name, generated) in [
         ("schemas/profile.schema.json", keyway_manifest::profile_schema_json()),
         ("schemas/guide.schema.json", keyway_guide::guide_schema_json()),
-        ("schemas/openapi.json", keyway_server::api::openapi()),
+        ("schemas/openapi.json", keyway_server::http::openapi()),
     ] {
         let path = keyway_tests::root().join(name);
         let committed = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{name} exists"));

@@ -86,7 +86,7 @@ fn start_keyway(keyway: &Path, profiles: &Path, db: &str, keys: &Path) -> Result
     let mut child = Command::new(keyway)
         .arg("--profiles")
         .arg(profiles)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--keys-file"])
+        .args(["serve", "--allow-private-network", "--listen", "127.0.0.1:0", "--db", db, "--keys-file"])
         .arg(keys)
         .env("KEYWAY_LOG", "warn")
         .stdout(Stdio::piped())

@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// parameters); past it the least recently used are rebuilt on their next use.
     #[arg(long, env = "KEYWAY_CACHE_CONNECTORS", default_value_t = keyway_server::hub::DEFAULT_CACHED_CONNECTORS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     cache_connectors: u64,
+    /// Let the hub reach providers (and webhook receivers) on loopback and private networks.
+    /// Off, it connects only to public addresses, whatever a profile, a token answer or a
+    /// name's DNS says; production with public providers never needs this.
+    #[arg(long, env = "KEYWAY_ALLOW_PRIVATE_NETWORK")]
+    allow_private_network: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -151,6 +156,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         webhook,
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout),
         give_up_after: std::time::Duration::from_secs(args.give_up_after_days * 86_400),
+        allow_private_network: args.allow_private_network,
         cache: keyway_server::hub::CacheOptions {
             // Both are bounded by their parsers, far below usize::MAX.
             connections: usize::try_from(args.cache_connections).unwrap_or(usize::MAX),

@@ -3,8 +3,91 @@
 
 use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse, reqwest};
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Which addresses outbound requests may reach. Checked on the addresses a name resolves to
+/// (the client connects only to an address it checked) and on literal addresses, for every
+/// request: token, revocation, introspection, userinfo, device and metadata endpoints, the
+/// connection test, webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Destinations {
+    /// Public addresses only: loopback, private, link-local (cloud metadata), unique-local,
+    /// shared, multicast, unspecified and documentation addresses are refused. What
+    /// `keyway serve` uses unless its operator says otherwise.
+    Public,
+    /// Public addresses and this machine's loopback (a provider run locally: the CLI).
+    #[default]
+    PublicAndLoopback,
+    /// Any unicast address, private networks included: the operator's explicit choice
+    /// (`keyway serve --allow-private-network`), for providers inside a private network and
+    /// for tests and demos on one machine.
+    Any,
+}
+
+impl Destinations {
+    /// Why `address` may not be reached, or `None`.
+    pub fn refusal(self, address: IpAddr) -> Option<&'static str> {
+        let kind = keyway_validate::urls::non_public_address(address)?;
+        let loopback = match address {
+            IpAddr::V4(ip) => ip.is_loopback(),
+            IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        };
+        let unusable = address.is_unspecified() || address.is_multicast();
+        match self {
+            Destinations::Public => Some(kind),
+            Destinations::PublicAndLoopback if loopback => None,
+            Destinations::PublicAndLoopback => Some(kind),
+            Destinations::Any if unusable => Some(kind),
+            Destinations::Any => None,
+        }
+    }
+}
+
+/// A destination the client refused before connecting (in the resolver's error chain).
+#[derive(Debug)]
+struct RefusedDestination(String);
+
+impl std::fmt::Display for RefusedDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RefusedDestination {}
+
+/// The resolver of every client keyway builds: the system's, minus what [`Destinations`]
+/// refuses, so a name that resolves to an internal address is never connected to.
+struct CheckedResolver(Destinations);
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| match policy.refusal(a.ip()) {
+                    Some(kind) => {
+                        refused = Some((a.ip(), kind));
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some((ip, kind))) => Err(Box::new(RefusedDestination(format!(
+                    "`{host}` resolves to {ip}, {kind}: not a destination this client may reach"
+                ))) as Box<dyn std::error::Error + Send + Sync>),
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
 
 /// Settings of the shared HTTP client.
 #[derive(Debug, Clone)]
@@ -17,6 +100,8 @@ pub struct HttpOptions {
     pub user_agent: String,
     /// The largest answer read; a longer one is refused (a token answer is a few KiB).
     pub max_response_bytes: usize,
+    /// Which addresses requests may reach.
+    pub destinations: Destinations,
 }
 
 impl Default for HttpOptions {
@@ -26,6 +111,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             user_agent: concat!("keyway/", env!("CARGO_PKG_VERSION")).to_owned(),
             max_response_bytes: 1024 * 1024,
+            destinations: Destinations::default(),
         }
     }
 }
@@ -38,6 +124,7 @@ impl Default for HttpOptions {
 pub struct HttpClient {
     inner: reqwest::Client,
     max_response_bytes: usize,
+    destinations: Destinations,
 }
 
 /// Why an HTTP exchange failed before an OAuth answer could be read.
@@ -55,6 +142,9 @@ pub enum TransportError {
     /// The answer was longer than the limit (`HttpOptions::max_response_bytes`).
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
+    /// The destination is not one this client may reach ([`Destinations`]); nothing was sent.
+    #[error("{0}")]
+    Refused(String),
     /// The request could not be built or sent for another reason.
     #[error("the request failed: {0}")]
     Other(String),
@@ -75,9 +165,15 @@ impl HttpClient {
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .user_agent(options.user_agent.clone())
+            .dns_resolver(Arc::new(CheckedResolver(options.destinations)))
             .build()
             .map_err(|e| TransportError::Other(e.without_url().to_string()))?;
-        Ok(HttpClient { inner, max_response_bytes: options.max_response_bytes })
+        Ok(HttpClient { inner, max_response_bytes: options.max_response_bytes, destinations: options.destinations })
+    }
+
+    /// Which addresses this client may reach.
+    pub fn destinations(&self) -> Destinations {
+        self.destinations
     }
 
     /// Sends a request and reads the whole answer. 5xx answers are errors.
@@ -97,6 +193,19 @@ impl HttpClient {
             request.try_into().map_err(|e: reqwest::Error| TransportError::Other(e.without_url().to_string()))?;
         let started = std::time::Instant::now();
         let host = host_and_port(&target);
+        // A literal address is never resolved: judge it here.
+        if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = request.url().host() {
+            let literal = match request.url().host() {
+                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+                _ => return Err(TransportError::Other("no host".to_owned())),
+            };
+            if let Some(kind) = self.destinations.refusal(literal) {
+                return Err(TransportError::Refused(format!(
+                    "{host} is {kind}: not a destination this client may reach; nothing was sent"
+                )));
+            }
+        }
         let mut response = self.inner.execute(request).await.map_err(|e| classify(e, &host))?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -183,6 +292,9 @@ fn classify(e: reqwest::Error, host: &str) -> TransportError {
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<RefusedDestination>() {
+            return TransportError::Refused(format!("{refused}; nothing was sent"));
+        }
         let text = cause.to_string();
         if !causes.contains(&text) {
             causes.push(text);
@@ -252,7 +364,71 @@ pub(crate) fn post(
 
 #[cfg(test)]
 mod tests {
-    use super::failure_kind;
+    use super::{Destinations, failure_kind};
+
+    #[test]
+    fn destinations_refuse_every_internal_range_unless_the_operator_opens_it() {
+        let internal = [
+            "127.0.0.1",
+            "127.0.0.2",
+            "::1",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "fd00::1",
+            "fe80::1",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "ff02::1",
+            "192.0.2.1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ];
+        for text in internal {
+            let ip: std::net::IpAddr = text.parse().expect("address");
+            assert!(Destinations::Public.refusal(ip).is_some(), "{text}");
+        }
+        for loopback in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            let ip: std::net::IpAddr = loopback.parse().expect("address");
+            assert_eq!(Destinations::PublicAndLoopback.refusal(ip), None, "{loopback}");
+            assert_eq!(Destinations::Any.refusal(ip), None, "{loopback}");
+        }
+        for private in ["10.1.2.3", "169.254.169.254", "fd00::1"] {
+            let ip: std::net::IpAddr = private.parse().expect("address");
+            assert!(Destinations::PublicAndLoopback.refusal(ip).is_some(), "{private}");
+            assert_eq!(Destinations::Any.refusal(ip), None, "{private}");
+        }
+        for never in ["0.0.0.0", "::", "224.0.0.1"] {
+            let ip: std::net::IpAddr = never.parse().expect("address");
+            assert!(Destinations::Any.refusal(ip).is_some(), "{never}");
+        }
+        for public in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
+            let ip: std::net::IpAddr = public.parse().expect("address");
+            assert_eq!(Destinations::Public.refusal(ip), None, "{public}");
+        }
+    }
+
+    /// A name is judged by what it resolves to: `localhost` resolves to loopback.
+    #[tokio::test]
+    async fn a_name_resolving_to_an_internal_address_is_refused_before_connecting() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = listener.local_addr().expect("addr").port();
+        let client =
+            super::HttpClient::new(&super::HttpOptions { destinations: Destinations::Public, ..Default::default() })
+                .expect("client");
+        let e = client.get(&format!("http://localhost:{port}/x")).await.expect_err("refused");
+        assert!(matches!(e, super::TransportError::Refused(_)), "{e:?}");
+        assert!(e.to_string().contains("localhost") && e.to_string().contains("nothing was sent"), "{e}");
+        listener.set_nonblocking(true).expect("nonblocking");
+        assert!(listener.accept().is_err(), "nothing connected");
+        let e = client.get(&format!("http://127.0.0.1:{port}/x")).await.expect_err("refused");
+        assert!(matches!(e, super::TransportError::Refused(_)), "{e:?}");
+    }
 
     #[test]
     fn failures_are_named_by_their_cause() {

@@ -53,7 +53,7 @@ pub use connector::{
     TokenKind,
 };
 pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError};
-pub use http::{HttpClient, HttpOptions, TransportError};
+pub use http::{Destinations, HttpClient, HttpOptions, TransportError};
 pub use issuer::{IssuerError, IssuerPolicy, check_issuer, origin_of};
 pub use keyway_validate::Selection;
 pub use manager::{

@@ -66,6 +66,9 @@ pub struct ServeOptions {
     pub give_up_after: std::time::Duration,
     /// How many connections and connectors are kept in memory.
     pub cache: hub::CacheOptions,
+    /// Whether providers on loopback and private networks may be reached
+    /// (`--allow-private-network`): off, only public addresses are.
+    pub allow_private_network: bool,
 }
 
 /// Why the server could not start or stopped.
@@ -267,7 +270,15 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
         clock,
         HubOptions {
             public_url,
-            http: keyway_runtime::HttpOptions { timeout: options.provider_timeout, ..Default::default() },
+            http: keyway_runtime::HttpOptions {
+                timeout: options.provider_timeout,
+                destinations: if options.allow_private_network {
+                    keyway_runtime::Destinations::Any
+                } else {
+                    keyway_runtime::Destinations::Public
+                },
+                ..Default::default()
+            },
             refresh: Default::default(),
             webhook: options.webhook.clone(),
             give_up_after: options.give_up_after,

@@ -68,6 +68,8 @@ impl Server {
             .arg("--profiles")
             .arg(profiles)
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
+            // keyway-testkit and the webhook receivers listen on loopback.
+            .arg("--allow-private-network")
             .args(extra)
             .env_remove("KEYWAY_PROFILES")
             .env_remove("KEYWAY_KEYS_FILE")

@@ -97,3 +97,106 @@ fn development_mode_refuses_a_database_without_a_file_to_keep_its_key_beside() {
     assert!(matches!(e, keyway_server::ServeError::DevNeedsSqlite), "{e}");
     assert!(e.to_string().contains("--keys-file"), "{e}");
 }
+
+/// Counts the connections made to it; must see none.
+struct Recorder {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    async fn on(address: &str) -> Option<Recorder> {
+        let listener = tokio::net::TcpListener::bind(address).await.ok()?;
+        let port = listener.local_addr().ok()?.port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
+        let task = tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        Some(Recorder { port, accepted, _task: task })
+    }
+
+    fn seen(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A hub that reaches only public addresses never connects to loopback, in any spelling,
+/// literal or resolved, from an imported token's instance URL: the import is refused, or the
+/// connection test refuses to send; the access token goes nowhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_only_hub_sends_nothing_to_internal_addresses_in_any_form() {
+    let hub = Harness::start().await;
+    let (public, _instance) = hub.public_only_instance().await;
+    let integration = hub.create_integration(json!({})).await;
+    let v4 = Recorder::on("127.0.0.1:0").await.expect("a loopback listener");
+    let p = v4.port;
+    // 127.0.0.2 and ::1 exist on most machines; their recorders listen on the same port when
+    // they can.
+    let other = Recorder::on(&format!("127.0.0.2:{p}")).await;
+    let v6 = Recorder::on(&format!("[::1]:{p}")).await;
+    let forms = [
+        format!("http://127.0.0.1:{p}"),
+        format!("https://127.0.0.1:{p}"),
+        format!("http://2130706433:{p}"),
+        format!("http://0x7f000001:{p}"),
+        format!("http://0177.0.0.1:{p}"),
+        format!("http://127.1:{p}"),
+        format!("http://127.000.000.001:{p}"),
+        format!("http://[::ffff:127.0.0.1]:{p}"),
+        format!("http://127.0.0.2:{p}"),
+        format!("http://[::1]:{p}"),
+        format!("http://localhost:{p}"),
+    ];
+    for form in &forms {
+        let body = json!({
+            "integration_id": integration,
+            "end_user": {"id": "u"},
+            "tokens": {"access_token": "secret-access-token", "fields": {"instance_url": form}},
+        });
+        let (status, answer) = call_at(&hub, &public, Method::POST, "/v1/connections", Some(body)).await;
+        if status == StatusCode::CREATED {
+            // Only a name (resolved when used) gets this far: the test refuses to connect.
+            let id = answer["id"].as_str().expect("id");
+            let (status, test) =
+                call_at(&hub, &public, Method::POST, &format!("/v1/connections/{id}/test"), None).await;
+            assert_eq!(status, StatusCode::OK, "{form}: {test}");
+            assert_eq!(test["ok"], false, "{form}: {test}");
+            let why = test["diagnosis"]["description"].as_str().unwrap_or_default();
+            assert!(why.contains("not a destination"), "{form}: {test}");
+        } else {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{form}: {answer}");
+            assert_eq!(answer["diagnostics"][0]["pointer"], "/tokens/fields", "{form}: {answer}");
+        }
+    }
+    let seen = v4.seen() + other.as_ref().map_or(0, Recorder::seen) + v6.as_ref().map_or(0, Recorder::seen);
+    assert_eq!(seen, 0, "a loopback recorder was connected to");
+    // The operator's choice opens loopback: the default test hub does connect.
+    let body = json!({
+        "integration_id": integration,
+        "end_user": {"id": "u"},
+        "tokens": {"access_token": "a", "fields": {"instance_url": format!("http://127.0.0.1:{p}")}},
+    });
+    let (status, answer) = hub.call(Method::POST, "/v1/connections", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let id = answer["id"].as_str().expect("id");
+    let _ = hub.call(Method::POST, &format!("/v1/connections/{id}/test"), None).await;
+    assert!(v4.seen() > 0, "the recorder works");
+}
+
+async fn call_at(
+    hub: &Harness,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = hub.api.request(method, format!("{base}{path}")).bearer_auth(&hub.key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    crate::support::read(request.send().await.expect("send")).await
+}

@@ -3,7 +3,7 @@
 //! provider's scripted user in between.
 #![allow(dead_code)]
 
-use keyway_runtime::{HttpOptions, ManualClock, RefreshPolicy, Registry};
+use keyway_runtime::{Destinations, HttpOptions, ManualClock, RefreshPolicy, Registry};
 use keyway_server::crypto::Keyring;
 use keyway_server::http::{AppState, router};
 use keyway_server::hub::{CacheOptions, Hub, HubOptions, WebhookOptions};
@@ -78,6 +78,7 @@ async fn serve(
     clock: Arc<ManualClock>,
     webhook: Option<WebhookOptions>,
     cache: CacheOptions,
+    destinations: Destinations,
 ) -> (Arc<Hub>, String, tokio::task::JoinHandle<()>) {
     let registry = Registry::load(dir.join("profiles")).expect("profiles load");
     let store: Arc<dyn Store> = Arc::new(SqlStore::open(db).await.expect("store").with_events(webhook.is_some()));
@@ -86,7 +87,7 @@ async fn serve(
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let options = HubOptions {
         public_url: base.clone(),
-        http: HttpOptions { timeout: Duration::from_secs(2), ..Default::default() },
+        http: HttpOptions { timeout: Duration::from_secs(2), destinations, ..Default::default() },
         refresh: RefreshPolicy {
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
@@ -121,8 +122,16 @@ impl Harness {
         let keys_text = Keyring::generate_line();
         let clock = Arc::new(ManualClock::default());
         let db = new_database(dir.path()).await;
-        let (hub, base, server) =
-            serve(&db, dir.path(), &keys_text, Arc::clone(&clock), webhook.clone(), CacheOptions::default()).await;
+        let (hub, base, server) = serve(
+            &db,
+            dir.path(),
+            &keys_text,
+            Arc::clone(&clock),
+            webhook.clone(),
+            CacheOptions::default(),
+            Destinations::default(),
+        )
+        .await;
         let key = Hub::create_api_key(hub.store().as_ref(), "tests", 0).await.expect("api key");
         Harness { provider, dir, db, webhook, keys_text, clock, hub, base, key, api: reqwest::Client::new(), server }
     }
@@ -137,6 +146,7 @@ impl Harness {
             Arc::clone(&self.clock),
             self.webhook.clone(),
             CacheOptions::default(),
+            Destinations::default(),
         )
         .await;
         self.hub = hub;
@@ -192,9 +202,26 @@ impl Harness {
 
     /// Another instance keeping at most what `cache` says in memory.
     pub async fn another_instance_with(&self, cache: CacheOptions) -> (String, Instance) {
-        let (hub, base, server) =
-            serve(&self.db, self.dir.path(), &self.keys_text, Arc::clone(&self.clock), self.webhook.clone(), cache)
-                .await;
+        self.instance(cache, Destinations::default()).await
+    }
+
+    /// Another instance that reaches only public addresses (`keyway serve` without
+    /// `--allow-private-network`).
+    pub async fn public_only_instance(&self) -> (String, Instance) {
+        self.instance(CacheOptions::default(), Destinations::Public).await
+    }
+
+    async fn instance(&self, cache: CacheOptions, destinations: Destinations) -> (String, Instance) {
+        let (hub, base, server) = serve(
+            &self.db,
+            self.dir.path(),
+            &self.keys_text,
+            Arc::clone(&self.clock),
+            self.webhook.clone(),
+            cache,
+            destinations,
+        )
+        .await;
         (base, Instance { hub, server })
     }
 
