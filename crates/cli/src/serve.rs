@@ -53,6 +53,16 @@ pub struct ServeArgs {
     /// parameters); past it the least recently used are rebuilt on their next use.
     #[arg(long, env = "KEYWAY_CACHE_CONNECTORS", default_value_t = keyway_server::hub::DEFAULT_CACHED_CONNECTORS as u64, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     cache_connectors: u64,
+    /// Connections served at once; past it a new connection gets a 503 and is closed.
+    #[arg(long, env = "KEYWAY_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Seconds a client has to send a request's headers, on a new connection and on a
+    /// kept-alive one waiting for its next request (so idle connections close after it too).
+    #[arg(long, env = "KEYWAY_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body (408 after).
+    #[arg(long, env = "KEYWAY_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
     /// Let the hub reach providers (and webhook receivers) on loopback and private networks.
     /// Off, it connects only to public addresses, whatever a profile, a token answer or a
     /// name's DNS says; production with public providers never needs this.
@@ -157,6 +167,11 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout),
         give_up_after: std::time::Duration::from_secs(args.give_up_after_days * 86_400),
         allow_private_network: args.allow_private_network,
+        limits: keyway_server::http::ConnectionLimits {
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            header_timeout: std::time::Duration::from_secs(args.header_timeout),
+            body_timeout: std::time::Duration::from_secs(args.body_timeout),
+        },
         cache: keyway_server::hub::CacheOptions {
             // Both are bounded by their parsers, far below usize::MAX.
             connections: usize::try_from(args.cache_connections).unwrap_or(usize::MAX),

@@ -172,8 +172,9 @@ async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_background_refresher_runs_in_the_process_without_any_token_read() {
     let provider = keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig {
-        // A new token is due at once (its expiry is within the five-minute margin).
-        access_token_lifetime: std::time::Duration::from_secs(120),
+        // A new token is due a second before it expires (a tenth of its lifetime, at least a
+        // second): within a few of the refresher's one-second passes.
+        access_token_lifetime: std::time::Duration::from_secs(3),
         ..Default::default()
     })
     .await
@@ -186,7 +187,7 @@ async fn the_background_refresher_runs_in_the_process_without_any_token_read() {
     let integration = process::create_integration(&api).await;
     process::import_connection(&api, &provider, &integration, "idle@example.com").await;
     let mut refreshes = 0;
-    for _ in 0..100 {
+    for _ in 0..200 {
         refreshes = provider.counts().grant("refresh_token");
         if refreshes > 0 {
             break;

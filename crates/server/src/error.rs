@@ -55,6 +55,8 @@ problem_codes! {
     UnsupportedMediaType = "unsupported_media_type", 415, "The body must be JSON";
     InvalidRequest = "invalid_request", 422, "The request is invalid";
     InvalidQuery = "invalid_query", 400, "The query is invalid";
+    RequestTimeout = "request_timeout", 408, "The request body did not arrive in time";
+    TooManyConnections = "too_many_connections", 503, "Too many connections";
     // Integrations and profiles.
     InvalidConfiguration = "invalid_configuration", 422, "The configuration is invalid";
     Conflict = "conflict", 409, "The integration changed meanwhile";

@@ -66,6 +66,8 @@ pub struct ServeOptions {
     pub give_up_after: std::time::Duration,
     /// How many connections and connectors are kept in memory.
     pub cache: hub::CacheOptions,
+    /// Connections served at once, and how long a request's parts may take.
+    pub limits: http::ConnectionLimits,
     /// Whether providers on loopback and private networks may be reached
     /// (`--allow-private-network`): off, only public addresses are.
     pub allow_private_network: bool,
@@ -115,9 +117,6 @@ pub enum ServeError {
     /// Loading the profiles stopped without an answer (the loading thread died).
     #[error("loading the profiles did not finish")]
     LoadInterrupted,
-    /// Serving stopped on an I/O error.
-    #[error("serving: {0}")]
-    Serve(std::io::Error),
 }
 
 /// What is wrong with a key file.
@@ -251,6 +250,7 @@ pub async fn rotate_keys(store: &dyn Store, keys: &Keyring) -> Result<(u64, u64)
 /// profiles. `on_listen` gets the bound address.
 pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
     let profiles = options.profiles.clone();
+    http::raise_file_limit();
     let registry = tokio::task::spawn_blocking(move || Registry::load(profiles))
         .await
         .map_err(|_| ServeError::LoadInterrupted)?
@@ -294,9 +294,10 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
     if options.webhook.is_some() {
         spawn_webhook_delivery(Arc::clone(&hub));
     }
-    let app = http::router(http::AppState::new(hub));
+    let app = http::router(http::AppState::new(hub).with_body_timeout(options.limits.body_timeout));
     on_listen(addr);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(ServeError::Serve)
+    http::serve(listener, app, options.limits, shutdown_signal()).await;
+    Ok(())
 }
 
 /// The background refresher: keeps tokens fresh ahead of use, and every connection refreshed

@@ -49,10 +49,10 @@ impl FromRequestParts<AppState> for ApiCaller {
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = HubError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let json = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -63,14 +63,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         if !json {
             return Err(HubError::new(ProblemCode::UnsupportedMediaType, "send `Content-Type: application/json`"));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                HubError::new(ProblemCode::BodyUnreadable, "the request body was cut short or unreadable")
-            }
-        })?;
+        let bytes = Body::from_request(request, state).await?.0;
         crate::json::from_slice(&bytes).map(Json)
+    }
+}
+
+/// A whole request body: bounded in size, and in time (`AppState::body_timeout`, 408).
+#[derive(Debug)]
+pub struct Body(pub Bytes);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = HubError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let read = Bytes::from_request(request, state);
+        let bytes = tokio::time::timeout(state.body_timeout, read)
+            .await
+            .map_err(|_| {
+                HubError::new(
+                    ProblemCode::RequestTimeout,
+                    format!("the request body did not arrive within {} seconds", state.body_timeout.as_secs()),
+                )
+            })?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    HubError::new(ProblemCode::BodyUnreadable, "the request body was cut short or unreadable")
+                }
+            })?;
+        Ok(Body(bytes))
     }
 }
 

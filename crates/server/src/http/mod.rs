@@ -6,15 +6,18 @@
 //! - `extract.rs`: path segments, the API caller, JSON bodies and queries;
 //! - `problem.rs`: the one mapping of a [`HubError`] to problem+json;
 //! - `security.rs`: page headers, the session cookie, the cross-site check, assets;
+//! - `listen.rs`: accepting connections within bounds (count, header and body time);
 //! - `openapi.rs`: the OpenAPI document (utoipa; `schemas/openapi.json`).
 
 mod api;
 mod extract;
+mod listen;
 mod openapi;
 mod pages;
 pub mod problem;
 mod security;
 
+pub use listen::{ConnectionLimits, raise_file_limit, serve};
 pub use openapi::{openapi, problem_statuses};
 
 use crate::error::{HubError, ProblemCode};
@@ -41,6 +44,8 @@ pub struct AppState {
     pub public_origin: Option<String>,
     /// Whether cookies are `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// How long a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -48,7 +53,19 @@ impl AppState {
     pub fn new(hub: Arc<Hub>) -> AppState {
         let public_origin = keyway_runtime::origin_of(hub.public_url());
         let secure_cookies = hub.public_url().starts_with("https://");
-        AppState { hub, pages: Arc::new(Pages::new()), public_origin, secure_cookies }
+        AppState {
+            hub,
+            pages: Arc::new(Pages::new()),
+            public_origin,
+            secure_cookies,
+            body_timeout: ConnectionLimits::default().body_timeout,
+        }
+    }
+
+    /// The same, bodies given `body_timeout` to arrive.
+    pub fn with_body_timeout(mut self, body_timeout: std::time::Duration) -> AppState {
+        self.body_timeout = body_timeout;
+        self
     }
 }
 

@@ -2,13 +2,12 @@
 //! page. Each makes one hub call and renders its answer (or its refusal) with `views`.
 
 use super::AppState;
-use super::extract::Segment;
+use super::extract::{Body, Segment};
 use super::problem::status_of;
 use super::security::{EXPORT_CSP, GUIDE_CSP, cookie_value, is_cross_site, page, see_other, session_cookie};
 use crate::error::{HubError, ProblemCode};
 use crate::hub::FormRefused;
 use crate::views::guide;
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -115,8 +114,12 @@ pub(super) async fn start_connect(
     State(state): State<AppState>,
     Segment(integration): Segment,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Body, HubError>,
 ) -> Response {
+    let body = match body {
+        Ok(Body(bytes)) => bytes,
+        Err(e) => return error_page(&state, "The connection cannot start", &e),
+    };
     if is_cross_site(&headers, state.public_origin.as_deref()) {
         let e = HubError::new(ProblemCode::CrossSite, "This form was sent from another site.")
             .with_fix("Open the connect link the application gave you.");

@@ -12,5 +12,6 @@ mod guide_page;
 mod hostile;
 mod rows;
 mod secrets;
+mod sockets;
 mod tokens;
 mod webhooks;
