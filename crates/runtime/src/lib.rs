@@ -37,6 +37,7 @@
 //! # let _ = url; Ok(()) }
 //! ```
 
+mod callback_state;
 mod clock;
 mod connector;
 mod errors;
@@ -47,6 +48,7 @@ mod registry;
 mod standard_errors;
 mod tokens;
 
+pub use callback_state::{STATE_TTL, check_state, state_expiry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
     AuthorizationRequest, Callback, Connector, ConnectorConfig, DeviceAuthorization, DevicePolling, Introspection,

@@ -391,7 +391,7 @@ impl Hub {
             integration_id: record.id.clone(),
             parameters,
             code_verifier_blob: verifier,
-            expires_at: self.now() + AUTHORIZATION_TTL.as_secs() as i64,
+            expires_at: self.now().saturating_add(STATE_TTL.as_secs() as i64),
         };
         self.store.insert_authorization(&record).await?;
         Ok(Started { url: request.url })
@@ -434,9 +434,12 @@ impl Hub {
                 .with_fix(restart)
         };
         let Some(pending) = self.store.authorization(&state_hash).await? else { return Err(unknown()) };
-        // Another browser's state is left alone: refusing it must not cancel the rightful
-        // user's authorization.
-        if cookie_session != Some(pending.session_id.as_str()) {
+        // The runtime's one state check; the row is consumed unless it belongs to another
+        // browser (refusing a stranger must not cancel the rightful user's authorization).
+        let now_ms = (self.now() as u64).saturating_mul(1000);
+        let verdict =
+            check_state(&pending.session_id, (pending.expires_at as u64).saturating_mul(1000), cookie_session, now_ms);
+        if verdict == Err(StateError::WrongSession) {
             return Err(HubError::new(
                 ProblemCode::StateWrongSession,
                 "This sign-in answer belongs to another browser session.",
@@ -446,7 +449,7 @@ impl Hub {
         let Some(pending) = self.store.take_authorization(&state_hash, &pending.session_id).await? else {
             return Err(unknown());
         };
-        if pending.expires_at <= self.now() {
+        if verdict == Err(StateError::Expired) {
             return Err(HubError::new(ProblemCode::StateExpired, "The sign-in took too long.").with_fix(restart));
         }
         let session = self.session_by_id(&pending.session_id).await?;

@@ -19,8 +19,8 @@ use keyway_diagnostics::Diagnostic;
 use keyway_manifest::model::Profile;
 use keyway_runtime::{
     Callback, Clock, ConfigError, Connector, ConnectorConfig, Current, DiagnosisKind, FlowError, HttpClient,
-    RefreshClaim, RefreshPolicy, Registry, Selection, SharedRegistry, Stamp, StoreError, StoreFuture, TokenError,
-    TokenKind, TokenManager, TokenSet, TokenStore,
+    RefreshClaim, RefreshPolicy, Registry, STATE_TTL, Selection, SharedRegistry, Stamp, StateError, StoreError,
+    StoreFuture, TokenError, TokenKind, TokenManager, TokenSet, TokenStore, check_state,
 };
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,8 +32,6 @@ use std::time::Duration;
 
 /// How long a connect session token may be used.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
-/// How long an authorization may wait for its callback.
-const AUTHORIZATION_TTL: Duration = Duration::from_secs(10 * 60);
 /// Connectors kept by configuration unless told otherwise (least recently used go first).
 pub const DEFAULT_CACHED_CONNECTORS: usize = 4096;
 /// Cold opens are serialized per connection by one of this many locks.
