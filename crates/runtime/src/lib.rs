@@ -50,7 +50,7 @@ mod tokens;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
     AuthorizationRequest, Callback, Connector, ConnectorConfig, DeviceAuthorization, DevicePolling, Introspection,
-    TokenKind,
+    RequestCredential, TokenKind,
 };
 pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError};
 pub use http::{Destinations, HttpClient, HttpOptions, TransportError};
