@@ -529,22 +529,22 @@ fn every_reader_bounds_what_it_reads_and_names_the_limit() {
     let dir = TempDir::new("bounded-reads");
     for size in [0u64, 1, 1024, 1024 * 1024] {
         let path = dir.write("input", vec![b'x'; size as usize]);
-        assert_eq!(keyway_manifest::read_limited(&path, 1024 * 1024).expect("within").len() as u64, size);
+        assert_eq!(keyway_stdx::read_limited(&path, 1024 * 1024).expect("within").len() as u64, size);
     }
     for (limit, size) in [(0u64, 1usize), (10, 11), (1024, 4096), (1024 * 1024, 3 * 1024 * 1024)] {
         let path = dir.write("input", vec![b'x'; size]);
-        let error = keyway_manifest::read_limited(&path, limit).expect_err("past the limit");
+        let error = keyway_stdx::read_limited(&path, limit).expect_err("past the limit");
         assert_eq!(error.to_string(), format!("larger than the limit of {limit} bytes"));
     }
     // A directory, or a FIFO, is not read (the FIFO would block forever).
-    let error = keyway_manifest::read_limited(dir.path(), 10).expect_err("a directory");
+    let error = keyway_stdx::read_limited(dir.path(), 10).expect_err("a directory");
     assert!(error.to_string().contains("regular") || error.kind() == std::io::ErrorKind::IsADirectory, "{error}");
     #[cfg(unix)]
     {
         let fifo = dir.path().join("fifo");
         let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
         assert!(status.success());
-        let error = keyway_manifest::read_limited(&fifo, 10).expect_err("a FIFO");
+        let error = keyway_stdx::read_limited(&fifo, 10).expect_err("a FIFO");
         assert_eq!(error.to_string(), "not a regular file");
     }
 }

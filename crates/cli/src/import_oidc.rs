@@ -88,5 +88,5 @@ fn fetch(issuer: &str, timeout: Duration) -> Result<(String, String), String> {
 }
 
 fn read_file(path: &Path) -> Result<String, String> {
-    keyway_manifest::read_limited_text(path, MAX_METADATA).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    keyway_stdx::read_limited_text(path, MAX_METADATA).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }

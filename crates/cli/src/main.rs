@@ -516,7 +516,7 @@ fn validate(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io:
 
 fn import_nango(providers: &Path, scopes: Option<&Path>, dir: &Path) -> std::io::Result<ExitCode> {
     let read = |path: &Path| {
-        keyway_manifest::read_limited_text(path, keyway_import::MAX_INPUT_BYTES)
+        keyway_stdx::read_limited_text(path, keyway_import::MAX_INPUT_BYTES)
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read `{}`: {e}", path.display())))
     };
     let providers_text = read(providers)?;
@@ -580,8 +580,7 @@ fn load_named(dir: &Path, name: &str) -> Result<(Loaded, usize), ExitCode> {
         _ => {
             print_errors(&loaded);
             let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
-            let hint =
-                keyway_manifest::closest(name, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+            let hint = keyway_stdx::closest(name, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
             say!("keyway: no usable profile `{name}` in {}{hint}", dir.display());
             Err(ExitCode::from(2))
         }
@@ -677,7 +676,7 @@ fn inspect(dir: &PathBuf, id: Option<&str>, format: InspectFormat, out: &mut imp
     };
     let Some(found) = loaded.profile(id) else {
         let ids = loaded.profiles.iter().map(|p| p.profile.id.as_str());
-        let hint = keyway_manifest::closest(id, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+        let hint = keyway_stdx::closest(id, ids).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
         say!("keyway: no profile `{id}` in {}{hint}", dir.display());
         return Ok(ExitCode::from(2));
     };

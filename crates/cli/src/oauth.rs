@@ -222,7 +222,7 @@ fn read_secret_file(path: &Path) -> Result<SecretString, Failure> {
 /// Reads a whole file of at most `max` bytes, or says which file and why not (never its text).
 /// `-` is stdin. A FIFO or device in a file's place is refused, never waited on.
 fn read_bounded(path: &Path, max: u64) -> Result<String, Failure> {
-    keyway_manifest::read_limited_text(path, max).map_err(|e| {
+    keyway_stdx::read_limited_text(path, max).map_err(|e| {
         let name = if path == Path::new("-") { "stdin".to_owned() } else { path.display().to_string() };
         Failure::Usage(format!("cannot read {name}: {e}"))
     })
@@ -250,7 +250,7 @@ pub fn authorize_url(
 }
 
 fn read_tokens(path: &Path) -> Result<TokenSet, Failure> {
-    let text = keyway_manifest::read_limited_text(path, keyway_runtime::MAX_TOKEN_SET_BYTES).map_err(|e| {
+    let text = keyway_stdx::read_limited_text(path, keyway_runtime::MAX_TOKEN_SET_BYTES).map_err(|e| {
         let name = if path == Path::new("-") { "stdin".to_owned() } else { path.display().to_string() };
         Failure::Usage(format!("cannot read the token set from {name}: {e}"))
     })?;

@@ -277,7 +277,7 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
 
 /// A small regular file's text (a secrets file), refused past 64 KiB.
 fn read_small_file(path: &Path) -> Result<String, String> {
-    keyway_manifest::read_limited_text(path, 64 * 1024).map_err(|e| e.to_string())
+    keyway_stdx::read_limited_text(path, 64 * 1024).map_err(|e| e.to_string())
 }
 
 /// Puts a new key first in a key file (creating it, mode 0600); returns the key's id.

@@ -284,7 +284,7 @@ fn resolve_variant(profile: &Profile, asked: Option<&str>, diagnostics: &mut Vec
             let mut d =
                 Diagnostic::new(Code::UnknownVariant, format!("`{v}` is not a guide variant of `{}`", profile.id))
                     .at_pointer("/variant");
-            d = match keyway_manifest::closest(v, names.iter().copied()) {
+            d = match keyway_stdx::closest(v, names.iter().copied()) {
                 Some(best) => d.with_help(format!("did you mean `{best}`?")),
                 None => d.with_help(format!("one of: {}", names.join(", "))),
             };

@@ -196,7 +196,7 @@ fn parse_query<'q>(
     for (key, value) in pairs {
         let pointer = format!("/url/{}", keyway_manifest::escape_pointer_token(&key));
         if !is_guide_key(&key) {
-            if let Some(best) = keyway_manifest::closest(&key, KEYS.iter().copied()) {
+            if let Some(best) = keyway_stdx::closest(&key, KEYS.iter().copied()) {
                 return Err(bad_url(
                     format!("unknown guide URL parameter `{}`; did you mean `{best}`?", crate::text::shown(&key, 40)),
                     &pointer,

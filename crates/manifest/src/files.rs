@@ -196,11 +196,7 @@ impl Directories {
             let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
             return Ok(File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?));
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NONBLOCK.bits() as i32);
-        options.open(path)
+        keyway_stdx::open_without_blocking(path)
     }
 
     /// The text of the file at `path`, or why it cannot be had: unreadable, too large or not
@@ -259,49 +255,6 @@ impl Directories {
                 .into()
         })
     }
-}
-
-/// Reads a whole input of at most `limit` bytes: a regular file (checked on the opened file,
-/// which is opened without blocking, so a FIFO named in its place cannot hang the reader),
-/// or stdin for `-`. Anything larger is refused with an error that names the limit, before
-/// more than `limit + 1` bytes are read. Every keyway reader of files other than profiles
-/// (token sets, key files, import inputs) reads through this.
-pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let too_large =
-        || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than the limit of {limit} bytes"));
-    let mut bytes = Vec::new();
-    if path == Path::new("-") {
-        std::io::stdin().lock().take(limit + 1).read_to_end(&mut bytes)?;
-    } else {
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NONBLOCK.bits() as i32);
-        let file = options.open(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
-        }
-        if meta.len() > limit {
-            return Err(too_large());
-        }
-        file.take(limit + 1).read_to_end(&mut bytes)?;
-    }
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
-/// [`read_limited`], as UTF-8 text.
-pub fn read_limited_text(path: &Path, limit: u64) -> std::io::Result<String> {
-    String::from_utf8(read_limited(path, limit)?).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
-        )
-    })
 }
 
 /// Reads into the room `bytes` has left (it must have some), without zeroing it first.

@@ -22,10 +22,9 @@ mod overlay;
 mod schema;
 mod yaml;
 
-pub use files::{MAX_WALK_DEPTH, read_limited, read_limited_text};
+pub use files::MAX_WALK_DEPTH;
 pub use load::{
     Loaded, LoadedProfile, Loader, MAX_EXTENDS_DEPTH, Source, SourceId, compare_fast_path, load_paths, load_str,
-    parallel_map,
 };
-pub use schema::{closest, profile_schema, profile_schema_json};
+pub use schema::{profile_schema, profile_schema_json};
 pub use yaml::{MAX_SOURCE_BYTES, SourceMap, escape_pointer_token, parse_value as parse_yaml};

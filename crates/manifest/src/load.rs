@@ -1,14 +1,22 @@
 //! Loading: files, strings and directories in; resolved, typed profiles and located
 //! diagnostics out.
 //!
-//! Stages, in order, each reporting everything it finds before the next runs:
-//! 1. read each source (size and UTF-8 checks), parse its YAML ([`crate::yaml`]);
-//! 2. check each document, as written, against the profile schema ([`crate::schema`]);
-//! 3. index documents by id, resolve `extends` ([`crate::merge`]), detecting unknown parents
-//!    and cycles;
-//! 4. deserialize each resolved document into a typed [`Profile`];
-//! 5. locate every diagnostic: JSON pointer to file, line and column, through the chain of
-//!    files a resolved profile came from.
+//! Five stages, in order, one function each ([`Loader::load`] runs them), each reporting
+//! everything it finds before the next runs:
+//! 1. **read** ([`Loader::read_unread`]): each file, bounded, without blocking, UTF-8;
+//! 2. **parse** ([`Loader::read_and_parse`], which reads the parents it finds beside files
+//!    and parses them in turn): the fast path types a complete profile straight from its
+//!    text, or reads a child (`extends`) as a tree; anything else, and anything either
+//!    declines, takes the full path: a JSON value ([`crate::yaml`]) checked, as written,
+//!    against the profile schema ([`crate::schema`]). Out: [`Parsed`], a document per source;
+//! 3. **resolve** ([`index`]: documents by id, duplicate ids, chains too deep, out:
+//!    [`Indexed`]; [`type_children_on_fast_path`]: children laid over their parents' trees
+//!    ([`crate::overlay`]); [`resolve`]: `extends` merged for the rest ([`crate::merge`]),
+//!    unknown parents and cycles detected, out: [`Resolved`] values);
+//! 4. **type** ([`type_resolved`]): each resolved value deserialized into a [`Profile`], then
+//!    joined with those the fast paths typed ([`join_fast_typed`], out: [`Typed`]);
+//! 5. **locate** ([`locate_all`]): every diagnostic's JSON pointer to file, line and column,
+//!    through the chain of files a resolved profile came from.
 
 use crate::files::{Directories, EXTENSIONS, Identity, Walk, identity};
 use crate::merge::merge;
@@ -18,6 +26,7 @@ use crate::schema;
 use crate::yaml::tree::Tree;
 use crate::yaml::{self, Read, SourceMap};
 use keyway_diagnostics::{Code, Diagnostic, Label};
+use keyway_stdx::{closest, parallel_map};
 use serde::Deserialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -137,7 +146,7 @@ impl Loaded {
 pub struct Loader {
     sources: Vec<Source>,
     /// Problems met while collecting (unreadable paths), by source when there is one.
-    early: Vec<(Option<SourceId>, Diagnostic)>,
+    early: Found,
     /// The files added so far, so a file is read once.
     files: HashSet<PathBuf>,
     /// The files and directories walked or added so far, by identity.
@@ -224,283 +233,54 @@ impl Loader {
         self.load_counting().0
     }
 
-    /// [`Loader::load`], how many profiles a fast path typed, and how many children it read as
-    /// trees (typed or not).
-    fn load_counting(mut self) -> (Loaded, usize, usize) {
-        let mut diags: Vec<(Option<SourceId>, Diagnostic)> = std::mem::take(&mut self.early);
-        let mut unreadable: HashSet<SourceId> = HashSet::default();
-
-        // 1-2: parse and schema-check each source, finding parents beside files as needed.
+    /// [`Loader::load`], and what its fast paths did. The five stages of the module doc, one
+    /// function each; what each hands the next is typed, and every problem any of them finds
+    /// is collected in `found`, by source, to be located at the end.
+    fn load_counting(mut self) -> (Loaded, FastPathCounts) {
+        let mut found: Found = std::mem::take(&mut self.early);
         let threads = self.threads;
+        let parsed = self.read_and_parse(&mut found);
+        let mut indexed = index(&mut self.sources, parsed, &mut found);
+        let trees_read = type_children_on_fast_path(&self.sources, &mut indexed, threads, &mut found);
+        let resolved = resolve(&self.sources, &indexed, threads, &mut found);
+        let typed_from_values = type_resolved(&self.sources, resolved, threads, &mut found);
+        let typed = join_fast_typed(indexed, typed_from_values);
+        let diagnostics = locate_all(&self.sources, found);
+        let counts = FastPathCounts { typed: typed.fast_typed, trees_read };
+        (Loaded { sources: self.sources, profiles: typed.profiles, diagnostics }, counts)
+    }
+
+    /// Stages 1 and 2: reads every source and parses it (fast path or full, with the schema),
+    /// finding parents beside files as needed: each parent found is read and parsed in turn.
+    fn read_and_parse(&mut self, found: &mut Found) -> Parsed {
         let fast = !self.full_path_only;
         let mut docs: Vec<Option<Document>> = Vec::new();
-        let mut next = 0;
+        let mut unreadable: HashSet<SourceId> = HashSet::default();
         loop {
             for (id, d) in self.read_unread() {
                 unreadable.insert(id);
-                diags.push((Some(id), d));
+                found.push((Some(id), d));
             }
-            let ids: Vec<SourceId> = (next..self.sources.len()).collect();
+            // Every source before `docs.len()` is parsed already.
+            let ids: Vec<SourceId> = (docs.len()..self.sources.len()).collect();
             let sources = &self.sources;
             let unreadable = &unreadable;
-            let parsed = parallel_map(&ids, threads, |&id| {
+            let parsed = parallel_map(&ids, self.threads, |&id| {
                 let mut found = Vec::new();
                 let doc =
                     if unreadable.contains(&id) { None } else { parse_source(id, &sources[id], fast, &mut found) };
                 (doc, found)
             });
             docs.reserve(parsed.len());
-            for (doc, found) in parsed {
+            for (doc, problems) in parsed {
                 docs.push(doc);
-                diags.extend(found);
+                found.extend(problems);
             }
-            next = self.sources.len();
             if !self.add_missing_parents(&docs) {
                 break;
             }
         }
-
-        // 3: index by id.
-        let mut by_id: HashMap<String, SourceId> = HashMap::default();
-        for doc in docs.iter().flatten() {
-            self.sources[doc.source].declares = Some(doc.id.clone());
-            match by_id.get(doc.id.as_str()) {
-                Some(&first) => {
-                    let first_span = self.sources[first].source_map().value(&self.sources[first].text, "/id");
-                    let mut d = Diagnostic::new(
-                        Code::DuplicateProfileId,
-                        format!("profile id `{}` is defined twice", doc.id),
-                    )
-                    .at_pointer("/id")
-                    .with_help(
-                        "give each profile its own id; until then neither is used, since either could be the one meant",
-                    );
-                    if let Some(span) = first_span {
-                        d = d.with_label(Label {
-                            file: Some(self.sources[first].name.clone()),
-                            span,
-                            message: "first defined here".into(),
-                        });
-                    }
-                    diags.push((Some(doc.source), d));
-                }
-                None => {
-                    by_id.insert(doc.id.clone(), doc.source);
-                }
-            }
-        }
-
-        // 3: chains longer than profiles may inherit are refused before anything walks them
-        // (the resolver recurses once per level, and each level merges a whole profile).
-        for (source, depth) in too_deep_chains(&docs, &by_id) {
-            diags.push((
-                Some(source),
-                Diagnostic::new(
-                    Code::ExtendsTooDeep,
-                    format!("this profile is {depth} `extends` levels from its root; at most {MAX_EXTENDS_DEPTH} are allowed"),
-                )
-                .at_pointer("/extends")
-                .with_help("inherit from a profile nearer the root; real hierarchies are a few levels deep"),
-            ));
-            if let Some(doc) = &mut docs[source] {
-                doc.has_schema_errors = true;
-                doc.tree = None;
-            }
-        }
-
-        // 3: the fast path of `extends`: each child read as a tree is laid over its parent's
-        // tree and typed, when the parent is a complete profile typed on the fast path; the
-        // others take the full path from here. On the loader's threads.
-        let sources = &self.sources;
-        let children: Vec<SourceId> = docs.iter().flatten().filter(|d| d.tree.is_some()).map(|d| d.source).collect();
-        let trees_read = children.len();
-        if !children.is_empty() {
-            let parent_of = |child: &Document| {
-                let parent = *by_id.get(child.extends.as_deref()?)?;
-                let chosen = by_id.get(child.id.as_str()) == Some(&child.source);
-                (chosen && docs[parent].as_ref().is_some_and(|p| p.typed.is_some())).then_some(parent)
-            };
-            let mut parents: Vec<SourceId> =
-                children.iter().filter_map(|&c| docs[c].as_ref().and_then(parent_of)).collect();
-            parents.sort_unstable();
-            parents.dedup();
-            let parent_trees = parallel_map(&parents, threads, |&p| Tree::read(&sources[p].text));
-            let tree_of = |p: SourceId| parents.binary_search(&p).ok().and_then(|i| parent_trees[i].as_ref());
-            let typed = parallel_map(&children, threads, |&c| {
-                let child = docs[c].as_ref()?;
-                let parent = parent_of(child)?;
-                let profile: Profile = overlay(
-                    Side { tree: tree_of(parent)?, text: &sources[parent].text },
-                    Side { tree: child.tree.as_ref()?, text: &sources[c].text },
-                )
-                .ok()?;
-                schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
-            });
-            let mut declined = Vec::new();
-            for (c, typed) in children.iter().zip(typed) {
-                let Some(doc) = &mut docs[*c] else { continue };
-                match typed {
-                    Some((profile, parent)) => {
-                        doc.typed = Some(profile);
-                        doc.typed_over = Some(parent);
-                    }
-                    None => declined.push(*c),
-                }
-            }
-            // Children of children, a level at a time: each parent typed over its own parent
-            // is merged with it into an owned tree, and the child laid over that.
-            let mut merged: HashMap<SourceId, Tree> = HashMap::default();
-            let mut tried: HashSet<SourceId> = HashSet::default();
-            loop {
-                let typed_child = |p: SourceId| docs[p].as_ref().and_then(|d| d.typed.as_ref().and(d.typed_over));
-                let parent_of = |c: SourceId| {
-                    let child = docs[c].as_ref()?;
-                    let parent = *by_id.get(child.extends.as_deref()?)?;
-                    (by_id.get(child.id.as_str()) == Some(&c) && typed_child(parent).is_some()).then_some(parent)
-                };
-                let waiting: Vec<SourceId> =
-                    declined.iter().copied().filter(|&c| !tried.contains(&c) && parent_of(c).is_some()).collect();
-                if waiting.is_empty() {
-                    break;
-                }
-                tried.extend(waiting.iter().copied());
-                let mut parents: Vec<SourceId> =
-                    waiting.iter().filter_map(|&c| parent_of(c)).filter(|p| !merged.contains_key(p)).collect();
-                parents.sort_unstable();
-                parents.dedup();
-                let trees = parallel_map(&parents, threads, |&p| {
-                    let base = typed_child(p)?;
-                    let base = match merged.get(&base) {
-                        Some(tree) => Side { tree, text: "" },
-                        None => Side { tree: tree_of(base)?, text: &sources[base].text },
-                    };
-                    let own = Side { tree: docs[p].as_ref()?.tree.as_ref()?, text: &sources[p].text };
-                    overlay_tree(base, own).ok()
-                });
-                merged.extend(parents.into_iter().zip(trees).filter_map(|(p, tree)| Some((p, tree?))));
-                let typed = parallel_map(&waiting, threads, |&c| {
-                    let parent = parent_of(c)?;
-                    let child = Side { tree: docs[c].as_ref()?.tree.as_ref()?, text: &sources[c].text };
-                    let profile: Profile = overlay(Side { tree: merged.get(&parent)?, text: "" }, child).ok()?;
-                    schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
-                });
-                for (c, typed) in waiting.into_iter().zip(typed) {
-                    let (Some((profile, parent)), Some(doc)) = (typed, &mut docs[c]) else { continue };
-                    doc.typed = Some(profile);
-                    doc.typed_over = Some(parent);
-                }
-                // The children typed in this round are parents the next one may lay over.
-                declined.retain(|&c| docs[c].as_ref().is_some_and(|d| d.typed.is_none()));
-            }
-            for &c in &children {
-                if let Some(doc) = &mut docs[c] {
-                    doc.tree = None;
-                }
-            }
-            let checked = parallel_map(&declined, threads, |&c| {
-                let mut found = Vec::new();
-                (full_path(c, &sources[c], &mut found), found)
-            });
-            for (c, (doc, found)) in declined.into_iter().zip(checked) {
-                // The document exists on the full path too: the fast reader read it as a
-                // mapping with an id.
-                docs[c] = doc;
-                diags.extend(found);
-            }
-        }
-
-        // 3: resolve extends. Parents typed on the fast path are read as values first, on the
-        // loader's threads (the resolver would read them one at a time).
-        let parents: Vec<&Document> = {
-            let mut seen = HashSet::default();
-            docs.iter()
-                .flatten()
-                .filter(|d| d.typed.is_none())
-                .filter_map(|d| d.extends.as_deref().and_then(|p| by_id.get(p)))
-                .filter(|&&p| seen.insert(p))
-                .filter_map(|&p| docs[p].as_ref().filter(|d| d.value.get().is_none()))
-                .collect()
-        };
-        parallel_map(&parents, threads, |doc| {
-            // A failure is left for the resolver to meet and report.
-            if let Ok(value) = yaml::parse(&sources[doc.source].text) {
-                let _ = doc.value.set(value);
-            }
-        });
-        let mut resolver =
-            Resolver { sources, docs: &docs, by_id: &by_id, state: HashMap::default(), diags: Vec::new() };
-        let mut resolved: Vec<(SourceId, Cow<'_, Value>, Vec<SourceId>)> = Vec::new();
-        for doc in docs.iter().flatten() {
-            // Profiles typed on the fast path are complete already.
-            if by_id.get(doc.id.as_str()) != Some(&doc.source) || doc.has_schema_errors || doc.typed.is_some() {
-                continue;
-            }
-            if let Some((value, chain)) = resolver.resolve(doc.source, &mut Vec::new()) {
-                resolved.push((doc.source, value, chain));
-            }
-        }
-        diags.extend(resolver.diags);
-        let chosen: HashSet<SourceId> = by_id.values().copied().collect();
-
-        // 4: type each resolved profile.
-        let typed = parallel_map(&resolved, threads, |(_, value, _)| {
-            // Plain serde first; the path-tracking deserializer only to word an error.
-            Profile::deserialize(value.as_ref())
-                .or_else(|_| serde_path_to_error::deserialize::<_, Profile>(value.as_ref()))
-        });
-        let mut profiles = Vec::with_capacity(docs.len());
-        for ((source, _, chain), typed) in resolved.into_iter().zip(typed) {
-            match typed {
-                Ok(profile) => profiles.push((source, LoadedProfile { profile, chain })),
-                Err(e) => {
-                    let d = typed_error(&e);
-                    let d = match nulled_by(&self.sources, &d, &chain) {
-                        // A required key a child removed with `null`: point at the `null`.
-                        Some(s) => {
-                            let field = missing_field(&d.message).unwrap_or_default();
-                            let at = format!(
-                                "{}/{}",
-                                d.pointer.as_deref().unwrap_or(""),
-                                yaml::escape_pointer_token(&field)
-                            );
-                            let span = self.sources[s].source_map().key(&self.sources[s].text, &at);
-                            let mut d = locate(&self.sources[s], d);
-                            d.span = span.or(d.span);
-                            d
-                        }
-                        None => locate_in_chain(&self.sources, d, &chain),
-                    };
-                    diags.push((Some(source), d));
-                }
-            }
-        }
-
-        let mut fast_typed = 0;
-        for source in 0..docs.len() {
-            if !chosen.contains(&source) {
-                continue;
-            }
-            let chain = chain(&docs, source);
-            if let Some(profile) = docs[source].as_mut().and_then(|d| d.typed.take()) {
-                profiles.push((source, LoadedProfile { profile: *profile, chain }));
-                fast_typed += 1;
-            }
-        }
-        profiles.sort_by_key(|(source, _)| *source);
-        let profiles = profiles.into_iter().map(|(_, p)| p).collect();
-
-        // 5: locate.
-        let mut diagnostics: Vec<Diagnostic> = diags
-            .into_iter()
-            .map(|(source, d)| match source {
-                Some(s) => locate(&self.sources[s], d),
-                None => d,
-            })
-            .collect();
-        let order: HashMap<&str, usize> = self.sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
-        diagnostics
-            .sort_by_key(|d| (d.file.as_deref().and_then(|f| order.get(f)).copied(), d.span.map(|s| s.start), d.code));
-        (Loaded { sources: self.sources, profiles, diagnostics }, fast_typed, trees_read)
+        Parsed { docs }
     }
 
     /// For documents read from files whose parent is not loaded, loads `<parent>.yaml` or
@@ -526,6 +306,315 @@ impl Loader {
         }
         self.sources.len() > before
     }
+}
+
+/// Problems found so far, by the source each is about (`None`: no one source, such as a
+/// directory that could not be walked). Located at the end, by [`locate_all`].
+type Found = Vec<(Option<SourceId>, Diagnostic)>;
+
+/// What the fast paths did in one load, for [`compare_fast_path`].
+#[derive(Debug, Clone, Copy)]
+struct FastPathCounts {
+    /// Profiles a fast path typed.
+    typed: usize,
+    /// Children read as trees, typed or not.
+    trees_read: usize,
+}
+
+/// Stage 2's output: one document per source, in source order; `None` where the source gave
+/// none (unreadable, unparsable, or without a usable id: each reported).
+struct Parsed {
+    docs: Vec<Option<Document>>,
+}
+
+/// The documents indexed by id (stage 3 begins): the first source to declare an id is the one
+/// chosen for it.
+struct Indexed {
+    docs: Vec<Option<Document>>,
+    by_id: HashMap<String, SourceId>,
+}
+
+/// A profile resolved by the full path (stage 3's output): its merged value and the files it
+/// came from, most derived first.
+struct Resolved<'a> {
+    source: SourceId,
+    value: Cow<'a, Value>,
+    chain: Vec<SourceId>,
+}
+
+/// Stage 4's output: every profile typed, in source order.
+struct Typed {
+    profiles: Vec<LoadedProfile>,
+    /// How many of them a fast path typed.
+    fast_typed: usize,
+}
+
+/// Stage 3, first: indexes the documents by id (an id declared twice is reported, and neither
+/// is used), and refuses chains longer than profiles may inherit before anything walks them
+/// (the resolver recurses once per level, and each level merges a whole profile).
+fn index(sources: &mut [Source], parsed: Parsed, found: &mut Found) -> Indexed {
+    let Parsed { mut docs } = parsed;
+    let mut by_id: HashMap<String, SourceId> = HashMap::default();
+    for doc in docs.iter().flatten() {
+        sources[doc.source].declares = Some(doc.id.clone());
+        match by_id.get(doc.id.as_str()) {
+            Some(&first) => {
+                let first_span = sources[first].source_map().value(&sources[first].text, "/id");
+                let mut d = Diagnostic::new(
+                    Code::DuplicateProfileId,
+                    format!("profile id `{}` is defined twice", doc.id),
+                )
+                .at_pointer("/id")
+                .with_help(
+                    "give each profile its own id; until then neither is used, since either could be the one meant",
+                );
+                if let Some(span) = first_span {
+                    d = d.with_label(Label {
+                        file: Some(sources[first].name.clone()),
+                        span,
+                        message: "first defined here".into(),
+                    });
+                }
+                found.push((Some(doc.source), d));
+            }
+            None => {
+                by_id.insert(doc.id.clone(), doc.source);
+            }
+        }
+    }
+    for (source, depth) in too_deep_chains(&docs, &by_id) {
+        found.push((
+            Some(source),
+            Diagnostic::new(
+                Code::ExtendsTooDeep,
+                format!(
+                    "this profile is {depth} `extends` levels from its root; at most {MAX_EXTENDS_DEPTH} are allowed"
+                ),
+            )
+            .at_pointer("/extends")
+            .with_help("inherit from a profile nearer the root; real hierarchies are a few levels deep"),
+        ));
+        if let Some(doc) = &mut docs[source] {
+            doc.has_schema_errors = true;
+            doc.tree = None;
+        }
+    }
+    Indexed { docs, by_id }
+}
+
+/// Stage 3, the fast path of `extends`: each child read as a tree is laid over its parent's
+/// tree and typed, when the parent is a complete profile typed on the fast path (and then,
+/// a level at a time, children of children); the others take the full path from here. On the
+/// loader's threads. Returns how many children were read as trees.
+fn type_children_on_fast_path(sources: &[Source], indexed: &mut Indexed, threads: usize, found: &mut Found) -> usize {
+    let Indexed { docs, by_id } = indexed;
+    let children: Vec<SourceId> = docs.iter().flatten().filter(|d| d.tree.is_some()).map(|d| d.source).collect();
+    if children.is_empty() {
+        return 0;
+    }
+    let parent_of = |child: &Document| {
+        let parent = *by_id.get(child.extends.as_deref()?)?;
+        let chosen = by_id.get(child.id.as_str()) == Some(&child.source);
+        (chosen && docs[parent].as_ref().is_some_and(|p| p.typed.is_some())).then_some(parent)
+    };
+    let mut parents: Vec<SourceId> = children.iter().filter_map(|&c| docs[c].as_ref().and_then(parent_of)).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    let parent_trees = parallel_map(&parents, threads, |&p| Tree::read(&sources[p].text));
+    let tree_of = |p: SourceId| parents.binary_search(&p).ok().and_then(|i| parent_trees[i].as_ref());
+    let typed = parallel_map(&children, threads, |&c| {
+        let child = docs[c].as_ref()?;
+        let parent = parent_of(child)?;
+        let profile: Profile = overlay(
+            Side { tree: tree_of(parent)?, text: &sources[parent].text },
+            Side { tree: child.tree.as_ref()?, text: &sources[c].text },
+        )
+        .ok()?;
+        schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
+    });
+    let mut declined = Vec::new();
+    for (c, typed) in children.iter().zip(typed) {
+        let Some(doc) = &mut docs[*c] else { continue };
+        match typed {
+            Some((profile, parent)) => {
+                doc.typed = Some(profile);
+                doc.typed_over = Some(parent);
+            }
+            None => declined.push(*c),
+        }
+    }
+    // Children of children, a level at a time: each parent typed over its own parent is
+    // merged with it into an owned tree, and the child laid over that.
+    let mut merged: HashMap<SourceId, Tree> = HashMap::default();
+    let mut tried: HashSet<SourceId> = HashSet::default();
+    loop {
+        let typed_child = |p: SourceId| docs[p].as_ref().and_then(|d| d.typed.as_ref().and(d.typed_over));
+        let parent_of = |c: SourceId| {
+            let child = docs[c].as_ref()?;
+            let parent = *by_id.get(child.extends.as_deref()?)?;
+            (by_id.get(child.id.as_str()) == Some(&c) && typed_child(parent).is_some()).then_some(parent)
+        };
+        let waiting: Vec<SourceId> =
+            declined.iter().copied().filter(|&c| !tried.contains(&c) && parent_of(c).is_some()).collect();
+        if waiting.is_empty() {
+            break;
+        }
+        tried.extend(waiting.iter().copied());
+        let mut parents: Vec<SourceId> =
+            waiting.iter().filter_map(|&c| parent_of(c)).filter(|p| !merged.contains_key(p)).collect();
+        parents.sort_unstable();
+        parents.dedup();
+        let trees = parallel_map(&parents, threads, |&p| {
+            let base = typed_child(p)?;
+            let base = match merged.get(&base) {
+                Some(tree) => Side { tree, text: "" },
+                None => Side { tree: tree_of(base)?, text: &sources[base].text },
+            };
+            let own = Side { tree: docs[p].as_ref()?.tree.as_ref()?, text: &sources[p].text };
+            overlay_tree(base, own).ok()
+        });
+        merged.extend(parents.into_iter().zip(trees).filter_map(|(p, tree)| Some((p, tree?))));
+        let typed = parallel_map(&waiting, threads, |&c| {
+            let parent = parent_of(c)?;
+            let child = Side { tree: docs[c].as_ref()?.tree.as_ref()?, text: &sources[c].text };
+            let profile: Profile = overlay(Side { tree: merged.get(&parent)?, text: "" }, child).ok()?;
+            schema::typed_profile_holds_patterns(&profile).then(|| (Box::new(profile), parent))
+        });
+        for (c, typed) in waiting.into_iter().zip(typed) {
+            let (Some((profile, parent)), Some(doc)) = (typed, &mut docs[c]) else { continue };
+            doc.typed = Some(profile);
+            doc.typed_over = Some(parent);
+        }
+        // The children typed in this round are parents the next one may lay over.
+        declined.retain(|&c| docs[c].as_ref().is_some_and(|d| d.typed.is_none()));
+    }
+    for &c in &children {
+        if let Some(doc) = &mut docs[c] {
+            doc.tree = None;
+        }
+    }
+    let checked = parallel_map(&declined, threads, |&c| {
+        let mut problems = Vec::new();
+        (full_path(c, &sources[c], &mut problems), problems)
+    });
+    for (c, (doc, problems)) in declined.into_iter().zip(checked) {
+        // The document exists on the full path too: the fast reader read it as a mapping
+        // with an id.
+        docs[c] = doc;
+        found.extend(problems);
+    }
+    children.len()
+}
+
+/// Stage 3, the full path: merges `extends` for every chosen document no fast path typed.
+/// Parents typed on the fast path are read as values first, on the loader's threads (the
+/// resolver would read them one at a time).
+fn resolve<'a>(sources: &'a [Source], indexed: &'a Indexed, threads: usize, found: &mut Found) -> Vec<Resolved<'a>> {
+    let Indexed { docs, by_id } = indexed;
+    let parents: Vec<&Document> = {
+        let mut seen = HashSet::default();
+        docs.iter()
+            .flatten()
+            .filter(|d| d.typed.is_none())
+            .filter_map(|d| d.extends.as_deref().and_then(|p| by_id.get(p)))
+            .filter(|&&p| seen.insert(p))
+            .filter_map(|&p| docs[p].as_ref().filter(|d| d.value.get().is_none()))
+            .collect()
+    };
+    parallel_map(&parents, threads, |doc| {
+        // A failure is left for the resolver to meet and report.
+        if let Ok(value) = yaml::parse(&sources[doc.source].text) {
+            let _ = doc.value.set(value);
+        }
+    });
+    let mut resolver = Resolver { sources, docs, by_id, state: HashMap::default(), diags: Vec::new() };
+    let mut resolved = Vec::new();
+    for doc in docs.iter().flatten() {
+        // Profiles typed on the fast path are complete already.
+        if by_id.get(doc.id.as_str()) != Some(&doc.source) || doc.has_schema_errors || doc.typed.is_some() {
+            continue;
+        }
+        if let Some((value, chain)) = resolver.resolve(doc.source, &mut Vec::new()) {
+            resolved.push(Resolved { source: doc.source, value, chain });
+        }
+    }
+    found.extend(resolver.diags);
+    resolved
+}
+
+/// Stage 4: types each resolved profile; a type error is located in the file of its chain
+/// that wrote the value. The profiles come back with their sources.
+fn type_resolved(
+    sources: &[Source],
+    resolved: Vec<Resolved<'_>>,
+    threads: usize,
+    found: &mut Found,
+) -> Vec<(SourceId, LoadedProfile)> {
+    let typed = parallel_map(&resolved, threads, |r| {
+        // Plain serde first; the path-tracking deserializer only to word an error.
+        Profile::deserialize(r.value.as_ref())
+            .or_else(|_| serde_path_to_error::deserialize::<_, Profile>(r.value.as_ref()))
+    });
+    let mut profiles = Vec::with_capacity(resolved.len());
+    for (Resolved { source, chain, .. }, typed) in resolved.into_iter().zip(typed) {
+        match typed {
+            Ok(profile) => profiles.push((source, LoadedProfile { profile, chain })),
+            Err(e) => found.push((Some(source), locate_type_error(sources, typed_error(&e), &chain))),
+        }
+    }
+    profiles
+}
+
+/// Stage 4, last: the profiles the fast paths typed joined to those typed from resolved
+/// values, in source order.
+fn join_fast_typed(indexed: Indexed, mut profiles: Vec<(SourceId, LoadedProfile)>) -> Typed {
+    let Indexed { mut docs, by_id } = indexed;
+    let chosen: HashSet<SourceId> = by_id.values().copied().collect();
+    let mut fast_typed = 0;
+    for source in 0..docs.len() {
+        if !chosen.contains(&source) {
+            continue;
+        }
+        let chain = chain(&docs, source);
+        if let Some(profile) = docs[source].as_mut().and_then(|d| d.typed.take()) {
+            profiles.push((source, LoadedProfile { profile: *profile, chain }));
+            fast_typed += 1;
+        }
+    }
+    profiles.sort_by_key(|(source, _)| *source);
+    Typed { profiles: profiles.into_iter().map(|(_, p)| p).collect(), fast_typed }
+}
+
+/// A type error in a resolved profile, located in the file of `chain` that wrote the value;
+/// a required key a child removed with `null` points at the `null`.
+fn locate_type_error(sources: &[Source], d: Diagnostic, chain: &[SourceId]) -> Diagnostic {
+    match nulled_by(sources, &d, chain) {
+        Some(s) => {
+            let field = missing_field(&d.message).unwrap_or_default();
+            let at = format!("{}/{}", d.pointer.as_deref().unwrap_or(""), yaml::escape_pointer_token(&field));
+            let span = sources[s].source_map().key(&sources[s].text, &at);
+            let mut d = locate(&sources[s], d);
+            d.span = span.or(d.span);
+            d
+        }
+        None => locate_in_chain(sources, d, chain),
+    }
+}
+
+/// Stage 5: turns every pointer into a file, line and column (building source maps only for
+/// files with something to report), in source order, then by position and code.
+fn locate_all(sources: &[Source], found: Found) -> Vec<Diagnostic> {
+    let mut diagnostics: Vec<Diagnostic> = found
+        .into_iter()
+        .map(|(source, d)| match source {
+            Some(s) => locate(&sources[s], d),
+            None => d,
+        })
+        .collect();
+    let order: HashMap<&str, usize> = sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    diagnostics
+        .sort_by_key(|d| (d.file.as_deref().and_then(|f| order.get(f)).copied(), d.span.map(|s| s.start), d.code));
+    diagnostics
 }
 
 /// A parsed document with the few fields loading needs before typing.
@@ -663,12 +752,7 @@ fn patch_document(source: SourceId, src: &Source, tree: Tree) -> Option<Document
     Some(Document { tree: Some(tree), ..Document::new(source, id, Some(extends)) })
 }
 
-fn parse_source(
-    source: SourceId,
-    src: &Source,
-    fast: bool,
-    diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
-) -> Option<Document> {
+fn parse_source(source: SourceId, src: &Source, fast: bool, diags: &mut Found) -> Option<Document> {
     match read_source(src, fast) {
         Ok(Read::Typed(profile)) => {
             let id = profile.id.clone();
@@ -681,7 +765,7 @@ fn parse_source(
 }
 
 /// The full path for a source: read as a JSON value, then [`check_value`].
-fn full_path(source: SourceId, src: &Source, diags: &mut Vec<(Option<SourceId>, Diagnostic)>) -> Option<Document> {
+fn full_path(source: SourceId, src: &Source, diags: &mut Found) -> Option<Document> {
     check_value(source, src, yaml::parse(&src.text), diags)
 }
 
@@ -692,7 +776,7 @@ fn check_value(
     source: SourceId,
     src: &Source,
     read: Result<Value, Box<Diagnostic>>,
-    diags: &mut Vec<(Option<SourceId>, Diagnostic)>,
+    diags: &mut Found,
 ) -> Option<Document> {
     let push = |diags: &mut Vec<_>, d: Diagnostic| diags.push((Some(source), d.in_file(src.name.clone())));
     let value = match read {
@@ -783,8 +867,8 @@ pub fn compare_fast_path(files: &[(&str, &str)]) -> Result<usize, String> {
         }
         loader.load_counting()
     };
-    let (fast, fast_typed, trees_read) = load(false);
-    if fast_typed == 0 && trees_read == 0 {
+    let (fast, counts) = load(false);
+    if counts.typed == 0 && counts.trees_read == 0 {
         return Ok(0);
     }
     let (full, ..) = load(true);
@@ -809,7 +893,7 @@ pub fn compare_fast_path(files: &[(&str, &str)]) -> Result<usize, String> {
             ));
         }
     }
-    Ok(fast_typed)
+    Ok(counts.typed)
 }
 
 fn is_id(s: &str) -> bool {
@@ -829,7 +913,7 @@ struct Resolver<'a> {
     docs: &'a [Option<Document>],
     by_id: &'a HashMap<String, SourceId>,
     state: HashMap<SourceId, Visit>,
-    diags: Vec<(Option<SourceId>, Diagnostic)>,
+    diags: Found,
 }
 
 impl<'a> Resolver<'a> {
@@ -867,7 +951,7 @@ impl<'a> Resolver<'a> {
             let mut d =
                 Diagnostic::new(Code::UnknownParent, format!("`extends` names `{parent_id}`, which is not loaded"))
                     .at_pointer("/extends");
-            d = match schema::closest(parent_id, known) {
+            d = match closest(parent_id, known) {
                 Some(best) => d.with_help(format!("did you mean `{best}`?")),
                 None => d.with_help(format!("load `{parent_id}.yaml` too, or put it beside this file")),
             };
@@ -1027,36 +1111,4 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
     let mut loader = Loader::new();
     loader.add_str(name, text);
     loader.load()
-}
-
-/// Maps `f` over `items` on up to `threads` threads (0: as many as the machine has), keeping
-/// the order of `items` in the result. Items are dealt out in turn, so large and small ones
-/// spread over the threads.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(items.len());
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let f = &f;
-    let share = move |t: usize| items.iter().skip(t).step_by(threads).map(f).collect::<Vec<R>>();
-    // The calling thread takes the first share: one thread fewer to start, and what it
-    // allocates stays in its own heap.
-    let mut parts: Vec<Vec<R>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads).map(|t| scope.spawn(move || share(t))).collect();
-        let mut parts = vec![share(0)];
-        parts.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
-        parts
-    });
-    let mut iters: Vec<_> = parts.iter_mut().map(|p| p.drain(..)).collect();
-    let mut out = Vec::with_capacity(items.len());
-    for i in 0..items.len() {
-        if let Some(r) = iters[i % threads].next() {
-            out.push(r);
-        }
-    }
-    out
 }

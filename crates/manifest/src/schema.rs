@@ -8,6 +8,7 @@
 
 use crate::model::Profile;
 use keyway_diagnostics::{Code, Diagnostic};
+use keyway_stdx::closest;
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
 
@@ -367,31 +368,6 @@ fn child_schema<'a>(root: &'a Value, node: &'a Value, token: &str) -> Option<&'a
     None
 }
 
-/// The candidate closest to `word`, if it is close enough to be a likely typo.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    // The edit distance costs the product of the lengths: a typo of a real name is short, and
-    // a megabyte-long unknown key must not cost seconds per candidate.
-    const LONGEST_TYPO: usize = 128;
-    let length = word.chars().count();
-    if length > LONGEST_TYPO {
-        return None;
-    }
-    candidates
-        .into_iter()
-        .filter_map(|c| {
-            let other = c.chars().count();
-            let allowed = (length.max(other) / 3).max(1);
-            // The distance is at least the difference in length: skip what cannot be close.
-            if other > LONGEST_TYPO || length.abs_diff(other) > allowed {
-                return None;
-            }
-            let distance = strsim::damerau_levenshtein(word, c);
-            (distance <= allowed).then_some((distance, c))
-        })
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,11 +458,5 @@ mod tests {
         ] {
             assert_eq!(is_profile_id(id), validator.is_valid(&json!(id)), "{id:?}");
         }
-    }
-
-    #[test]
-    fn typos_get_a_suggestion() {
-        assert_eq!(closest("scoeps", ["name", "scopes", "path"]), Some("scopes"));
-        assert_eq!(closest("zzzzzz", ["name", "scopes"]), None);
     }
 }

@@ -1,10 +1,8 @@
 //! The one HTTP client every flow uses: no redirects followed, timeouts, a User-Agent, and
 //! server errors (5xx) and timeouts classified as transient so callers can retry them.
 
-use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse, reqwest};
-use std::future::Future;
+use oauth2::{HttpRequest, HttpResponse, reqwest};
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,15 +306,6 @@ fn classify(e: reqwest::Error, host: &str) -> TransportError {
         TransportError::Connect(message)
     } else {
         TransportError::Other(message)
-    }
-}
-
-impl<'c> AsyncHttpClient<'c> for HttpClient {
-    type Error = TransportError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(self.send(request))
     }
 }
 

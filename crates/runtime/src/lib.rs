@@ -52,7 +52,7 @@ pub use callback_state::{STATE_TTL, check_state, state_expiry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
     AuthorizationRequest, Callback, Connector, ConnectorConfig, DeviceAuthorization, DevicePolling, Introspection,
-    TokenKind,
+    RequestCredential, TokenKind,
 };
 pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError};
 pub use http::{Destinations, HttpClient, HttpOptions, TransportError};

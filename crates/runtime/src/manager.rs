@@ -144,7 +144,7 @@ impl TokenStore for FileTokenStore {
     fn load<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, Option<TokenSet>> {
         Box::pin(async move {
             let path = self.path(connection);
-            match keyway_manifest::read_limited(&path, crate::MAX_TOKEN_SET_BYTES) {
+            match keyway_stdx::read_limited(&path, crate::MAX_TOKEN_SET_BYTES) {
                 Ok(bytes) => serde_json::from_slice(&bytes)
                     .map(Some)
                     // serde's message may quote the file's values: report only where it broke.

@@ -159,8 +159,8 @@ pub fn read_key_file(path: &Path) -> Result<Keyring, ServeError> {
             tracing::warn!(path = %path.display(), "the key file can be read by other users; chmod 600 it");
         }
     }
-    let text = keyway_manifest::read_limited_text(path, MAX_KEY_FILE)
-        .map_err(|e| fail(KeyFileProblem::Read(e.to_string())))?;
+    let text =
+        keyway_stdx::read_limited_text(path, MAX_KEY_FILE).map_err(|e| fail(KeyFileProblem::Read(e.to_string())))?;
     Keyring::parse(&text).map_err(|e| fail(e.into()))
 }
 

@@ -78,7 +78,7 @@ pub fn check_loaded(loaded: &mut Loaded) {
 pub fn check_loaded_with(loaded: &mut Loaded, threads: usize) {
     // Each rule runs on every resolved profile, so a problem in inherited content is found for
     // the parent and again for each child, at the same place in the parent's file.
-    let per_profile = keyway_manifest::parallel_map(&loaded.profiles, threads, check_profile);
+    let per_profile = keyway_stdx::parallel_map(&loaded.profiles, threads, check_profile);
     let mut found: Vec<(usize, Diagnostic)> = Vec::new();
     for (i, diagnostics) in per_profile.into_iter().enumerate() {
         for d in diagnostics {

@@ -60,7 +60,7 @@ fn guide_links(profile: &Profile, out: &mut Vec<Diagnostic>) {
 
 fn suggest(d: Diagnostic, word: &str, candidates: impl IntoIterator<Item = impl AsRef<str>>, what: &str) -> Diagnostic {
     let names: Vec<String> = candidates.into_iter().map(|c| c.as_ref().to_owned()).collect();
-    match keyway_manifest::closest(word, names.iter().map(String::as_str)) {
+    match keyway_stdx::closest(word, names.iter().map(String::as_str)) {
         Some(best) => d.with_help(format!("did you mean `{best}`?")),
         None if names.is_empty() => d.with_help(format!("declare it under `{what}`")),
         None => d.with_help(format!("declare it under `{what}`, or use one of: {}", names.join(", "))),

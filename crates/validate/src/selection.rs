@@ -109,7 +109,7 @@ pub fn plan_scopes(profile: &Profile, selection: &Selection) -> (ScopePlan, Vec<
                 let mut d =
                     Diagnostic::new(Code::UnknownAction, format!("`{id}` is not an action of `{}`", profile.id))
                         .at_pointer(format!("/actions/{i}"));
-                d = match keyway_manifest::closest(id, profile.actions.keys().map(String::as_str)) {
+                d = match keyway_stdx::closest(id, profile.actions.keys().map(String::as_str)) {
                     Some(best) => d.with_help(format!("did you mean `{best}`?")),
                     None => d.with_help(format!(
                         "`keyway inspect {}` lists its {} actions",
@@ -204,7 +204,7 @@ fn custom_plan(
                 format!("custom scope `{scope}` is not in the scope catalogue of `{}`", profile.id),
             )
             .at_pointer(format!("/custom_scopes/{i}"));
-            if let Some(best) = keyway_manifest::closest(scope, profile.scopes.keys().map(String::as_str)) {
+            if let Some(best) = keyway_stdx::closest(scope, profile.scopes.keys().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{best}`?"));
             }
             diagnostics.push(d);
@@ -266,7 +266,7 @@ pub fn check_selection(profile: &Profile, selection: &Selection) -> (ScopePlan, 
                 Diagnostic::new(Code::UnknownEnvironment, format!("`{env}` is not an environment of `{}`", profile.id))
                     .at_pointer("/environment");
             let names: Vec<&str> = profile.environments.keys().map(String::as_str).collect();
-            d = match keyway_manifest::closest(env, names.iter().copied()) {
+            d = match keyway_stdx::closest(env, names.iter().copied()) {
                 Some(best) => d.with_help(format!("did you mean `{best}`?")),
                 None => d.with_help(format!("one of: {}", names.join(", "))),
             };
@@ -298,7 +298,7 @@ pub fn check_parameters(profile: &Profile, values: &IndexMap<String, String>) ->
             let mut d =
                 Diagnostic::new(Code::InvalidParameter, format!("`{name}` is not a parameter of `{}`", profile.id))
                     .at_pointer(pointer);
-            if let Some(best) = keyway_manifest::closest(name, profile.parameters.keys().map(String::as_str)) {
+            if let Some(best) = keyway_stdx::closest(name, profile.parameters.keys().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `{best}`?"));
             }
             out.push(d);

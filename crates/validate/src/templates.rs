@@ -287,7 +287,7 @@ impl Vocabulary {
                     TemplateKind::ApiBase => &["env", "params", "token"],
                     TemplateKind::Guide => &GUIDE_ROOTS,
                 };
-                let hint = keyway_manifest::closest(root, roots.iter().copied())
+                let hint = keyway_stdx::closest(root, roots.iter().copied())
                     .map(|best| format!("did you mean `{best}`? "))
                     .unwrap_or_default();
                 return Some(format!("`{root}` is not available here; {hint}{}", self.roots(kind)));
@@ -303,7 +303,7 @@ impl Vocabulary {
             }
         }
         let mut message = format!("`{root}.{attr}` is not a declared {what}");
-        if let Some(best) = keyway_manifest::closest(attr, known.iter().map(String::as_str)) {
+        if let Some(best) = keyway_stdx::closest(attr, known.iter().map(String::as_str)) {
             message.push_str(&format!("; did you mean `{root}.{best}`?"));
         }
         Some(message)

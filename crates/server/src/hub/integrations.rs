@@ -39,8 +39,7 @@ impl Hub {
     fn check_integration(&self, new: &NewIntegration) -> Result<(), HubError> {
         let Some(profile) = self.profile(&new.profile) else {
             let registry = self.registry.current();
-            let fix =
-                keyway_manifest::closest(&new.profile, registry.ids()).map(|best| format!("did you mean `{best}`?"));
+            let fix = keyway_stdx::closest(&new.profile, registry.ids()).map(|best| format!("did you mean `{best}`?"));
             return Err(HubError::invalid_field_with_fix(
                 "/profile",
                 format!("there is no profile `{}`", new.profile),

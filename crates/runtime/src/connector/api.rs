@@ -1,0 +1,59 @@
+//! The provider's API as a connection sees it: its base URL, rendered with the token set's
+//! kept fields, and the profile's connection test.
+
+use super::Connector;
+use super::credential::RequestCredential;
+use super::endpoints::template_params;
+use crate::errors::{FlowError, ProviderError};
+use crate::tokens::TokenSet;
+use keyway_manifest::model::ErrorPhase;
+use keyway_validate::templates::{env_value, render};
+use keyway_validate::urls::endpoint_problem;
+use serde_json::json;
+
+impl Connector {
+    /// The API base URL of a connection: `api.base_url` rendered with its token set's kept
+    /// fields (Salesforce: `instance_url`), held to the same rules as an endpoint.
+    pub fn api_base_url(&self, tokens: &TokenSet) -> Result<String, FlowError> {
+        let api =
+            self.profile.api.as_ref().ok_or_else(|| {
+                FlowError::Unsupported(format!("`{}` declares no API (`api.base_url`)", self.profile.id))
+            })?;
+        let context = minijinja::Value::from(minijinja::value::Serde(json!({
+            "env": env_value(&self.profile, &self.environment),
+            "params": template_params(&self.profile, &self.config.selection),
+            "token": tokens.fields,
+        })));
+        let rendered = render(&api.base_url, &context)
+            .map_err(|e| FlowError::Configuration(format!("`api.base_url` does not render: {e}")))?;
+        match endpoint_problem(&rendered) {
+            // The URL may come from the provider's token response: name the problem, not the value.
+            Some(why) => Err(FlowError::Configuration(format!("`api.base_url` renders to an unusable URL, {why}"))),
+            None => Ok(rendered.trim_end_matches('/').to_owned()),
+        }
+    }
+
+    /// Runs the profile's connection test (`api.verify`): a `GET` under the API base URL with
+    /// the access token. Any 2xx passes; an error answer is diagnosed by the profile's error
+    /// map (phase `api`); 5xx and timeouts are transient.
+    pub async fn verify(&self, tokens: &TokenSet) -> Result<(), FlowError> {
+        const ENDPOINT: &str = "api";
+        let verify = self.profile.api.as_ref().and_then(|api| api.verify.as_ref()).ok_or_else(|| {
+            FlowError::Unsupported(format!("`{}` declares no connection test (`api.verify`)", self.profile.id))
+        })?;
+        let url = format!("{}{}", self.api_base_url(tokens)?, verify.path);
+        let request = RequestCredential::bearer(tokens)
+            .get(&url)
+            .map_err(|e| FlowError::Configuration(format!("the connection test's URL: {e}")))?;
+        let response =
+            self.http.send(request).await.map_err(|source| FlowError::Transport { endpoint: ENDPOINT, source })?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        match ProviderError::from_body(ErrorPhase::Api, Some(status), response.body()) {
+            Some(provider) => Err(FlowError::Provider(Box::new(self.diagnose(provider)))),
+            None => Err(FlowError::InvalidResponse { endpoint: ENDPOINT, detail: format!("HTTP {status}") }),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! General-purpose helpers keyway's crates share, in the spirit of rust-analyzer's `stdx`:
+//! nothing here knows about profiles, OAuth or any other keyway notion.
+//!
+//! - [`read_limited`], [`read_limited_text`]: the bounded reader every file read outside the
+//!   profile loader goes through (regular files only, opened without blocking, to a stated
+//!   limit), and [`open_without_blocking`], the open both share;
+//! - [`parallel_map`]: an order-keeping map over a slice on scoped threads;
+//! - [`closest`]: did-you-mean suggestions by edit distance, bounded for hostile input.
+
+mod fs;
+mod parallel;
+mod suggest;
+
+pub use fs::{open_without_blocking, read_limited, read_limited_text};
+pub use parallel::parallel_map;
+pub use suggest::closest;
