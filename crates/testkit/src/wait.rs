@@ -93,3 +93,46 @@ where
 fn gave_up(what: &str, limit: Duration) -> ! {
     panic!("waited {limit:?} for {what}, in vain")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn returns_what_the_condition_gave_once_it_holds() {
+        let mut asked = 0;
+        let value = wait_until("the third evaluation", Duration::from_secs(30), || {
+            asked += 1;
+            let now = asked;
+            async move { (now == 3).then_some(now * 10) }
+        })
+        .await;
+        assert_eq!(value, 30);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "waited 50ms for something that never happens, in vain")]
+    async fn fails_naming_what_it_waited_for() {
+        wait_until("something that never happens", Duration::from_millis(50), || async { false }).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "for an answer that never comes, in vain")]
+    async fn a_condition_that_hangs_fails_too() {
+        wait_until("an answer that never comes", Duration::from_millis(50), || std::future::pending::<bool>()).await;
+    }
+
+    #[test]
+    fn the_blocking_variant_waits_the_same_way() {
+        let mut asked = 0;
+        wait_until_blocking("the second evaluation", Duration::from_secs(30), || {
+            asked += 1;
+            asked == 2
+        });
+        assert_eq!(asked, 2);
+        let gave_up = std::panic::catch_unwind(|| {
+            wait_until_blocking("nothing", Duration::from_millis(50), || None::<()>);
+        });
+        assert!(gave_up.is_err());
+    }
+}

@@ -1,10 +1,8 @@
 //! Client credentials, JWT bearer, the device flow, and an app that is not active yet.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keyway_testkit::{ProviderConfig, TestProvider, rsa_key_pair};
 use serde_json::json;

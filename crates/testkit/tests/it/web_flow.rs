@@ -1,10 +1,8 @@
 //! The web server flow, refresh, rotation and the approval limit, over real loopback HTTP.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use keyway_testkit::{DEFAULT_USER, ProviderConfig};
 
 #[tokio::test]
