@@ -2,7 +2,7 @@
 //! a separate refresh endpoint with extra refresh parameters, HTTP Basic client
 //! authentication. Served by a small provider written here, over loopback HTTP.
 
-mod support;
+use crate::support;
 
 use axum::Json;
 use axum::extract::State;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-mod support;
+use crate::support;
 
 const REDIRECT: &str = "http://127.0.0.1:7777/callback";
 

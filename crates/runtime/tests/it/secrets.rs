@@ -2,7 +2,7 @@
 //! subscriber capturing all events at TRACE level (keyway's and its dependencies'), then
 //! every secret seen on the way is searched for.
 
-mod support;
+use crate::support;
 
 use keyway_runtime::{ConnectorConfig, DevicePolling, MemoryTokenStore, RefreshPolicy, TokenKind, TokenManager};
 use keyway_testkit::{Endpoint, Fault, ProviderConfig};
@@ -25,6 +25,8 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let (private_pem, public_pem) = keyway_testkit::rsa_key_pair();
+    // A timeout that leaves every normal answer room on a loaded machine, and a delay fault
+    // far longer than it: which request times out never depends on the machine's speed.
     let world = World::start_with(
         ProviderConfig {
             require_pkce: true,
@@ -34,7 +36,7 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
             client_secret: "staged-secret-value".into(),
             ..ProviderConfig::default()
         },
-        keyway_runtime::HttpOptions { timeout: Duration::from_millis(300), ..Default::default() },
+        keyway_runtime::HttpOptions { timeout: Duration::from_secs(2), ..Default::default() },
     )
     .await;
     let config = ConnectorConfig {
@@ -80,7 +82,7 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     world.advance(Duration::from_secs(3 * 3600));
     world.provider.inject_faults(
         Endpoint::Token,
-        [Fault::Status(500), Fault::Delay(Duration::from_secs(1)), Fault::MalformedJson],
+        [Fault::Status(500), Fault::Delay(Duration::from_secs(600)), Fault::MalformedJson],
     );
     let access = manager.access_token("t1").await.expect("refreshed after faults");
     texts.push(format!("{access:?}"));

@@ -1,7 +1,7 @@
 //! The token manager against the test provider: refresh on time, single flight, retries,
 //! rotation persisted before use, and reauthorization.
 
-mod support;
+use crate::support;
 
 use keyway_runtime::{
     DiagnosisKind, FileTokenStore, MemoryTokenStore, RefreshPolicy, StoreError, StoreFuture, TokenError, TokenManager,
@@ -127,16 +127,19 @@ async fn a_hundred_callers_on_two_threads_cause_one_refresh() {
 
 #[tokio::test]
 async fn server_errors_and_timeouts_are_retried_then_recover() {
+    // A timeout that leaves every normal answer room on a loaded machine, and a delay fault
+    // far longer than it: which request times out never depends on the machine's speed.
     let world = World::start_with(
         ProviderConfig::default(),
-        keyway_runtime::HttpOptions { timeout: Duration::from_millis(300), ..Default::default() },
+        keyway_runtime::HttpOptions { timeout: Duration::from_secs(2), ..Default::default() },
     )
     .await;
     let manager = connected(&world, Arc::new(MemoryTokenStore::default())).await;
     world.advance(Duration::from_secs(3 * 3600));
-    world
-        .provider
-        .inject_faults(Endpoint::Token, [Fault::Status(500), Fault::Delay(Duration::from_secs(1)), Fault::Status(503)]);
+    world.provider.inject_faults(
+        Endpoint::Token,
+        [Fault::Status(500), Fault::Delay(Duration::from_secs(600)), Fault::Status(503)],
+    );
     manager.access_token("tenant-1").await.expect("recovered after retries");
     assert_eq!(world.provider.counts().grant("refresh_token"), 4, "three failures, then success");
 }

@@ -1,7 +1,7 @@
 //! The registry: loaded once, every diagnostic reported together, reloads that never
 //! disturb a registry in use.
 
-mod support;
+use crate::support;
 
 use keyway_runtime::{Registry, SharedRegistry};
 use support::TempDir;

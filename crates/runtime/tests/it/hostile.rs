@@ -2,7 +2,7 @@
 //! that would send a flow to an internal host, and token files that are huge or never end.
 //! Each is refused before any request; the test provider counts what reached it.
 
-mod support;
+use crate::support;
 
 use keyway_runtime::{FileTokenStore, FlowError, TokenKind, TokenOrigin, TokenStore};
 use keyway_testkit::{Counts, ProviderConfig};
