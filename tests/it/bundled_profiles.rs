@@ -134,10 +134,11 @@ fn every_scope_an_action_names_is_in_the_catalogue() {
 
 #[test]
 fn the_full_scope_catalogue_of_the_facts_file_is_there_with_labels() {
-    let facts = shared_dir("bundled profiles: tests/fixtures/facts-scopes.txt lists the facts file's scopes").map(|d| {
-        let path = d.join("design/salesforce-facts.md");
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    });
+    let facts =
+        shared_dir("bundled profiles: tests/fixtures/facts-scopes.txt lists the facts file's scopes").map(|d| {
+            let path = d.join("design/salesforce-facts.md");
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        });
     let expected = checked_fixture("facts-scopes.txt", facts, facts_scopes);
     let loaded = load();
     for id in ["salesforce", "salesforce-service-cloud"] {

@@ -119,7 +119,7 @@ mod tests {
     #[tokio::test]
     #[should_panic(expected = "for an answer that never comes, in vain")]
     async fn a_condition_that_hangs_fails_too() {
-        wait_until("an answer that never comes", Duration::from_millis(50), || std::future::pending::<bool>()).await;
+        wait_until("an answer that never comes", Duration::from_millis(50), std::future::pending::<bool>).await;
     }
 
     #[test]
