@@ -179,13 +179,15 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
     let token = api.token(&connection).await["access_token"].clone();
 
     // Load throughout the outage: every answer is 200 or a 503 problem, never anything else.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
+    let seen_503 = || seen.lock().expect("seen").keys().any(|k| k.ends_with(" 503"));
     let load = {
         let api = api.clone();
         let paths = [format!("/v1/connections/{connection}"), format!("/v1/connections/{connection}/token")];
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
+        let seen = seen.clone();
         let task = tokio::spawn(async move {
-            let mut seen = std::collections::BTreeMap::<String, usize>::new();
             while !flag.load(std::sync::atomic::Ordering::SeqCst) {
                 for path in &paths {
                     let (status, body) = api.call(Method::GET, path, None).await;
@@ -194,11 +196,11 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
                         status == 200 || (status == 503 && code == "store_unavailable"),
                         "{path} during the outage: {status} {body}"
                     );
-                    *seen.entry(format!("{path} {status}")).or_default() += 1;
+                    *seen.lock().expect("seen").entry(format!("{path} {status}")).or_default() += 1;
                 }
+                // Paces the load; nothing waits on it.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            seen
         });
         (stop, task)
     };
@@ -220,15 +222,19 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
     assert_eq!(api.token(&connection).await["access_token"], token);
     assert_eq!(provider.counts().grant("refresh_token"), 0, "no refresh without the database to keep it");
 
+    // The load meets the outage before it ends (or has stopped on a wrong answer, shown below).
+    keyway_testkit::wait_until("the load to meet the outage", LIMIT, || async { seen_503() || load.1.is_finished() })
+        .await;
+
     cluster.pg("start");
     keyway_testkit::wait_until("ready again once the database is back", LIMIT, || async {
         api.call(Method::GET, "/readyz", None).await.0 == 200
     })
     .await;
     load.0.store(true, std::sync::atomic::Ordering::SeqCst);
-    let seen = load.1.await.expect("the load ran");
-    assert!(seen.keys().any(|k| k.ends_with(" 503")), "the load saw the outage: {seen:?}");
-    eprintln!("serve_multi: answers under load through the outage: {seen:?}");
+    load.1.await.expect("the load ran");
+    assert!(seen_503(), "the load saw the outage");
+    eprintln!("serve_multi: answers under load through the outage: {:?}", seen.lock().expect("seen"));
     let view = api.expect(Method::GET, &format!("/v1/connections/{connection}"), None, 200).await;
     assert_eq!(view["state"], "active");
     let refreshed = api.expect(Method::POST, &format!("/v1/connections/{connection}/refresh"), None, 200).await;
