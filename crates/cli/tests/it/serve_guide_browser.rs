@@ -16,6 +16,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// How long a wait for the server may take before the test fails.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_keyway"))
         .parent()
@@ -76,6 +79,8 @@ fn the_guide_page_updates_in_place_shares_its_url_and_works_without_javascript()
         let len = std::fs::metadata(out.join(shot)).map(|m| m.len()).unwrap_or(0);
         assert!(len > 10_000, "{shot} is {len} bytes");
     }
-    // The server logged the fragment requests the live page made.
-    assert!(server.log_text().contains("route=\"/guide/{profile}/fragment\""), "no fragment request logged");
+    // The server logged the fragment requests the live page made (a line may follow its answer).
+    keyway_testkit::wait_until_blocking("a fragment request in the server's log", LIMIT, || {
+        server.log_text().contains("route=\"/guide/{profile}/fragment\"")
+    });
 }
