@@ -3,8 +3,8 @@
 //! The test provider runs in-process (with its consent page); `keyway serve` runs as a
 //! process; headless Chromium, driven by `tests/browser/connect.mjs` (playwright-core), opens
 //! the connect link, continues to the provider, allows access and lands on the done page.
-//! Then, through the API: the token the browser's flow got is due at once (the provider issues
-//! it for less than the refresh margin), so the first read refreshes it (one refresh at the
+//! Then, through the API: the token the browser's flow got is due at once (the provider says it
+//! expires in 0 seconds), so the first read refreshes it (one refresh at the
 //! provider, a new token that stays fresh); a second read gives the same token without a
 //! refresh, and so does a read after the server is killed and started on the same database and
 //! key file (nothing lost); then the connection is deleted (one revocation at the provider).
@@ -24,11 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The server refreshes a token whose expiry is less than this away (`RefreshPolicy::skew`).
-const REFRESH_MARGIN: u64 = 300;
-/// The lifetime of the browser flow's token: within the margin, so it is due as it is issued.
-const DUE_AT_ONCE: Duration = Duration::from_secs(REFRESH_MARGIN / 2);
-/// The lifetime of the tokens issued after the browser run: fresh for the rest of the test.
+/// The provider's access token lifetime: the tokens it issues after the browser run (when it
+/// no longer says they expire at once) stay fresh for the rest of the test.
 const FRESH: Duration = Duration::from_secs(24 * 3600);
 /// The platform's return URL (nothing listens there; the browser script answers it).
 const RETURN_URL: &str = "http://127.0.0.1:9/done";
@@ -107,7 +104,9 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
 
     let provider = TestProvider::start(ProviderConfig {
         consent_page: true,
-        access_token_lifetime: DUE_AT_ONCE,
+        access_token_lifetime: FRESH,
+        // The browser flow's token is due as it arrives.
+        expires_in: Some(0),
         ..ProviderConfig::default()
     })
     .await
@@ -200,7 +199,7 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
     let issued_expiry = stored["expires_at"].as_u64().expect("expires_at, learned from introspection");
 
     // ---- due from the start: the first read refreshes, once, to a token that stays fresh ----
-    provider.update_config(|c| c.access_token_lifetime = FRESH);
+    provider.update_config(|c| c.expires_in = None);
     let first = api.token(&connection).await;
     assert_eq!(provider.counts().grant("refresh_token"), 1, "one refresh: the token was due");
     assert!(first["expires_at"].as_u64() > Some(issued_expiry), "{first} after {stored}");

@@ -174,25 +174,28 @@ async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_background_refresher_runs_in_the_process_without_any_token_read() {
-    let provider = keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig {
-        // A new token is due at once (its expiry is within the five-minute margin).
-        access_token_lifetime: std::time::Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .expect("provider");
+    let provider =
+        keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig::default()).await.expect("provider");
     let scratch = process::Scratch::new("serve-refresher");
     let profiles = scratch.path().join("profiles");
     keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
     let hub = serve(&profiles, &scratch.sqlite(), &["--dev", "--refresh-every", "1"]);
     let api = process::Api::new(&hub.url, &process::api_key(&scratch.sqlite()));
     let integration = process::create_integration(&api).await;
-    process::import_connection(&api, &provider, &integration, "idle@example.com").await;
+    let connection = process::import_connection(&api, &provider, &integration, "idle@example.com").await;
+    // Due: one forced refresh while the provider says its tokens expire at once. No token is read.
+    provider.update_config(|c| c.expires_in = Some(0));
+    api.expect(reqwest::Method::POST, &format!("/v1/connections/{connection}/refresh"), None, 200).await;
+    provider.update_config(|c| c.expires_in = None);
     // The refresher logs its pass once the pass is over: that line, then the refresh it made.
     // On failure the server's log is kept in the scratch directory (it says where).
     keyway_testkit::wait_until("the background refresher's pass", std::time::Duration::from_secs(30), || async {
         hub.log_text().contains("background refresh")
     })
     .await;
-    assert!(provider.counts().grant("refresh_token") >= 1, "{}", hub.log_text());
+    assert!(
+        provider.counts().grant("refresh_token") >= 2,
+        "the forced refresh, then the refresher's: {}",
+        hub.log_text()
+    );
 }

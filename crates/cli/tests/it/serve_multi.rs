@@ -4,9 +4,9 @@
 //! instances cause exactly one refresh, every caller gets the same new token, and the family
 //! stays alive, round after round. Needs the PostgreSQL of README's test command.
 //!
-//! Nothing here waits for a token to age: the provider issues a token for less than the refresh
-//! margin when the test wants it due at once, and for a day when it wants it fresh, and the
-//! servers see each as issued.
+//! Nothing here waits for a token to age: when the test wants a token due at once the provider
+//! says it expires in 0 seconds, otherwise its tokens are fresh for a day (learned by
+//! introspection, as from Salesforce), and the servers see each as issued.
 
 use crate::process;
 
@@ -18,11 +18,8 @@ use std::time::{Duration, Instant};
 const USER: &str = "herd@example.com";
 const ROUNDS: u64 = 20;
 const CALLERS: usize = 1000;
-/// The server refreshes a token due within this many seconds (`RefreshPolicy::skew`).
-const MARGIN: u64 = 300;
-/// A token issued for this long is due as it is issued (its expiry is within the margin).
-const DUE_AT_ONCE: Duration = Duration::from_secs(MARGIN / 2);
-/// A token issued for this long stays fresh for the whole test.
+/// The provider's access token lifetime: fresh for the whole test unless the provider says
+/// otherwise (`expires_in`).
 const FRESH: Duration = Duration::from_secs(24 * 3600);
 /// How long a wait for something the test expects may take before the test fails.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -43,14 +40,14 @@ async fn rotating_provider(scratch: &Scratch) -> (TestProvider, std::path::PathB
 }
 
 /// Makes `connection` due on every instance of `apis`: each forces a refresh while the
-/// provider issues tokens due at once, so each caches a due token (the last one's is stored);
-/// the provider then issues fresh tokens again.
+/// provider says its tokens expire in 0 seconds, so each holds a due token (the last one's is
+/// stored); the provider then issues fresh tokens again.
 async fn due_everywhere(provider: &TestProvider, apis: &[Api], connection: &str) {
-    provider.update_config(|c| c.access_token_lifetime = DUE_AT_ONCE);
+    provider.update_config(|c| c.expires_in = Some(0));
     for api in apis {
         api.expect(Method::POST, &format!("/v1/connections/{connection}/refresh"), None, 200).await;
     }
-    provider.update_config(|c| c.access_token_lifetime = FRESH);
+    provider.update_config(|c| c.expires_in = None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,8 +215,10 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
     }
     let (status, _) = api.call(Method::GET, "/healthz", None).await;
     assert_eq!(status, 200, "the process is alive");
-    // A cached token is still handed out: it needs no database.
-    assert_eq!(api.token(&connection).await["access_token"], token);
+    // A token read checks its row's current version in the database first (one truth across
+    // instances), so without the database it is a 503 too, and nothing is refreshed.
+    let (status, problem) = api.call(Method::GET, &format!("/v1/connections/{connection}/token"), None).await;
+    assert_eq!((status, problem["code"].as_str()), (503, Some("store_unavailable")), "{problem}");
     assert_eq!(provider.counts().grant("refresh_token"), 0, "no refresh without the database to keep it");
 
     // The load meets the outage before it ends (or has stopped on a wrong answer, shown below).
