@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Screenshots of keyway serve's guide page (GET /guide/{profile}), taken by the real-browser
 # test: installs what it needs (scripts/test-deps.sh), runs
-# crates/cli/tests/serve_guide_browser.rs (Publish Knowledge Article ticked, sandbox, PKCE
+# crates/cli/tests/it/serve_guide_browser.rs (Publish Knowledge Article ticked, sandbox, PKCE
 # off), and prints where the PNGs are, for a person (or a session with an image viewer) to
 # judge the page at desktop and phone width.
 #
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/test-deps.sh
-cargo test -p keyway --test serve_guide_browser -- --nocapture
+cargo test -p keyway --test it serve_guide_browser:: -- --nocapture
 
 shots=${CARGO_TARGET_DIR:-target}/screenshots
 for name in guide-page guide-page-phone guide-page-top guide-page-security guide-page-phone-top \

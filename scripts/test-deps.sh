@@ -7,25 +7,28 @@
 # Dependencies (one function each, `dep_NAME`; add one by writing the function and naming it
 # in ALL below):
 #   chromium         Debian's chromium package (/usr/bin/chromium), for the browser test
-#                    (crates/cli/tests/serve_browser.rs). Uses apt-get, through sudo when not root.
+#                    (crates/cli/tests/it/serve_browser.rs). Uses apt-get, through sudo when not root.
 #   playwright-core  the npm package, at the version pinned by
 #                    crates/cli/tests/browser/package-lock.json, installed with `npm ci` into
 #                    target/node (KEYWAY_NODE_DIR overrides). Needs node and npm (Node.js 20+).
 #                    Playwright's own browser download (`npx playwright install`) is never used:
 #                    the tests drive Debian's chromium.
+#   nango-corpus     Nango's provider catalogue (pinned, sha256-checked), fetched from the npm
+#                    registry by scripts/fetch-nango.sh into target/corpus/nango, for the importer's
+#                    test on the real corpus (crates/import/tests/it/nango.rs). Needs npm.
 #   postgresql       Debian's postgresql package (server binaries under /usr/lib/postgresql),
 #                    for the server suite on PostgreSQL; scripts/pg.sh runs a throwaway
 #                    cluster from it under target/pg.
 #   schemathesis     the PyPI package, pinned below, in a virtual environment at target/venv
 #                    (KEYWAY_VENV overrides), for the API fuzz test
-#                    (crates/cli/tests/serve_api_fuzz.rs). Needs python3 with venv.
+#                    (crates/cli/tests/it/serve_api_fuzz.rs). Needs python3 with venv.
 #
 # Nothing is installed into the repository outside target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-ALL=(chromium playwright-core postgresql schemathesis)
+ALL=(chromium playwright-core nango-corpus postgresql schemathesis)
 SCHEMATHESIS_VERSION=4.32.5
 
 say() { printf 'test-deps: %s\n' "$*" >&2; }
@@ -90,6 +93,17 @@ dep_playwright_core() {
   cp "$spec_dir/package.json" "$spec_dir/package-lock.json" "$dir/"
   # No browser download: the tests use /usr/bin/chromium.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+}
+
+dep_nango_corpus() {
+  local dir=$root/target/corpus/nango
+  if [ -f "$dir/providers.yaml" ] && [ -f "$dir/providers.scopes.yaml" ]; then
+    say "nango-corpus: present ($dir)"
+    return
+  fi
+  command -v npm >/dev/null || die "nango-corpus: npm is not installed (scripts/fetch-nango.sh fetches the catalogue with it)"
+  say "nango-corpus: fetching Nango's catalogue into $dir"
+  scripts/fetch-nango.sh "$dir" >/dev/null
 }
 
 dep_postgresql() {

@@ -13,18 +13,54 @@ pub fn profiles_dir() -> PathBuf {
     root().join("profiles")
 }
 
-/// `../shared/` beside the project root, when it is there (it is on CI and developer machines;
-/// a bare clone elsewhere may not have it).
-pub fn shared_dir() -> Option<PathBuf> {
-    let dir = root().parent()?.join("shared");
-    dir.join("seeds").is_dir().then_some(dir)
+/// `../shared/` beside the project root, for `check` (what a test checks against it, in a
+/// few words). It is always there under CI (`CI=true`), so its absence fails the test there;
+/// in a bare clone the test goes on without the check, which is recorded (see
+/// [`unmade_check`]) for scripts/test.sh to list at the end of the run.
+pub fn shared_dir(check: &str) -> Option<PathBuf> {
+    let dir = root().parent().map_or_else(|| PathBuf::from("../shared"), |p| p.join("shared"));
+    if dir.join("seeds").is_dir() {
+        return Some(dir);
+    }
+    unmade_check(check, &format!("{} is not at hand", dir.display()));
+    None
 }
 
-/// The seed document whose file name starts with `prefix` (`001`).
-pub fn seed(prefix: &str) -> Option<String> {
-    let dir = shared_dir()?.join("seeds");
-    let entry = std::fs::read_dir(dir).ok()?.flatten().find(|e| e.file_name().to_string_lossy().starts_with(prefix))?;
-    std::fs::read_to_string(entry.path()).ok()
+/// The seed document whose file name starts with `prefix` (`001`), for `check`; `None` only
+/// when `../shared/` is not at hand ([`shared_dir`]). A seed missing from it fails.
+pub fn seed(prefix: &str, check: &str) -> Option<String> {
+    let dir = shared_dir(check)?.join("seeds");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let entry = entries
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no seed {prefix} in {}", dir.display()));
+    Some(std::fs::read_to_string(entry.path()).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display())))
+}
+
+/// Where the checks a run could not make are listed, one a line (scripts/test.sh empties it
+/// first and prints it last).
+pub fn unmade_checks_file() -> PathBuf {
+    root().join("target/unmade-checks.txt")
+}
+
+/// A check this run cannot make, and why: a failure under CI (`CI=true`), else a line in
+/// [`unmade_checks_file`].
+pub fn unmade_check(check: &str, why: &str) {
+    record_unmade_check(check, why, std::env::var("CI").is_ok_and(|v| v == "true"), &unmade_checks_file());
+}
+
+fn record_unmade_check(check: &str, why: &str, ci: bool, file: &Path) {
+    assert!(!ci, "{check}: {why}, and under CI it must be");
+    use std::io::Write as _;
+    let written = file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+        // One write of one line: lines from tests running at once do not interleave.
+        let mut out = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
+        out.write_all(format!("{check} ({why})\n").as_bytes())
+    });
+    if let Err(e) = written {
+        panic!("{check}: {why}, and it cannot be recorded in {}: {e}", file.display());
+    }
 }
 
 /// `(code, line, column)` of each diagnostic, for compact assertions.
@@ -177,4 +213,24 @@ pub fn bundled() -> &'static keyway_manifest::Loaded {
 /// A bundled profile by id.
 pub fn bundled_profile(id: &str) -> &'static keyway_manifest::model::Profile {
     &bundled().profile(id).unwrap_or_else(|| panic!("profile `{id}` loads")).profile
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmade_check_is_a_line_outside_ci_and_a_failure_under_it() {
+        let dir = TempDir::new("unmade");
+        let file = dir.path().join("deeper/unmade-checks.txt");
+        record_unmade_check("the seeds' quotes", "../shared is not at hand", false, &file);
+        record_unmade_check("the facts' scopes", "../shared is not at hand", false, &file);
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("written"),
+            "the seeds' quotes (../shared is not at hand)\nthe facts' scopes (../shared is not at hand)\n"
+        );
+        let under_ci = std::panic::catch_unwind(|| record_unmade_check("x", "y", true, &file));
+        assert!(under_ci.is_err(), "under CI an unmade check fails");
+        assert_eq!(std::fs::read_to_string(&file).expect("written").lines().count(), 2, "and is not listed");
+    }
 }

@@ -32,6 +32,8 @@
 //! records every request ([`TestProvider::counts`], [`TestProvider::requests`]); it can inject faults
 //! (500s, delays, malformed JSON: [`TestProvider::inject_faults`]); it plays the user's browser
 //! ([`TestProvider::browse`]) and the user approving a device ([`TestProvider::approve_device`]).
+//! Tests wait for what they expect through [`wait_until`] (or [`wait_until_blocking`]): a
+//! condition polled up to a limit, never a fixed sleep or a measured duration.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -49,6 +51,9 @@ pub mod profiles;
 pub mod scratch;
 mod server;
 mod util;
+mod wait;
+
+pub use wait::{Satisfied, wait_until, wait_until_blocking};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -153,6 +158,13 @@ impl TestProvider {
     /// Every request received so far, in order of arrival (recorded before any fault applies).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// How many requests the provider is handling right now: arrived, and neither answered nor
+    /// dropped (a client that goes away mid-request ends its request too). Wait for 0 to know
+    /// a held request ([`Fault::Delay`], [`Fault::DelayAnswer`]) is over, whatever became of it.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
     }
 
     /// Queues faults for `endpoint`: each is consumed, in order, by the next request to that endpoint.
@@ -450,6 +462,8 @@ pub struct RecordedRequest {
     pub user_agent: Option<String>,
     /// The `testkit_user` cookie (the logged-in browser user).
     pub cookie_user: Option<String>,
+    /// When it arrived, on the provider's clock ([`TestProvider::now`]).
+    pub received_at: Duration,
 }
 
 impl RecordedRequest {
@@ -485,6 +499,7 @@ impl fmt::Debug for RecordedRequest {
             .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
             .field("user_agent", &self.user_agent)
             .field("cookie_user", &self.cookie_user)
+            .field("received_at", &self.received_at)
             .finish()
     }
 }

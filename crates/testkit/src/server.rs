@@ -1,6 +1,7 @@
 //! The provider's state and its one request handler.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +44,8 @@ const BAD_CLIENT_ID: &str = "client identifier invalid";
 
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Requests arrived and neither answered nor abandoned (a client gone mid-request).
+    in_flight: AtomicUsize,
 }
 
 impl Shared {
@@ -64,7 +67,12 @@ impl Shared {
                 next_seq: 0,
                 slow_down_remaining,
             }),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Locks the state; a poisoned lock (a panic elsewhere) is still usable.
@@ -188,6 +196,23 @@ fn record(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Recor
         bearer: scheme_value("bearer").map(str::to_owned),
         user_agent: header_str(headers, &USER_AGENT).map(str::to_owned),
         cookie_user,
+        received_at: Duration::ZERO,
+    }
+}
+
+/// Counts a request in flight from arrival until its handler ends, answered or dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn new(shared: &'a Shared) -> InFlight<'a> {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -198,10 +223,12 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = record(&method, &uri, &headers, &body);
+    let _in_flight = InFlight::new(&shared);
+    let mut request = record(&method, &uri, &headers, &body);
     let endpoint = classify(&request.path);
     let (fault, inactive) = {
         let mut state = shared.lock();
+        request.received_at = state.now();
         state.count(endpoint, &request);
         state.requests.push(request.clone());
         // Decided on arrival, so a delayed request keeps its place among "the first N".

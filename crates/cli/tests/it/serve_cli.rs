@@ -1,0 +1,201 @@
+//! `keyway serve` and `keyway keys` as a user runs them: refusals at start, key files, API
+//! keys, JSON logs, and reloading profiles on SIGHUP.
+
+use crate::process;
+
+use process::Server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn keyway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyway")).args(args).env("KEYWAY_LOG", "info").output().expect("runs")
+}
+
+fn temp(tag: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/tmp/serve-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn bundled() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles")
+}
+
+fn serve(profiles: &Path, db: &str, extra: &[&str]) -> Server {
+    let log = Path::new(db.trim_start_matches("sqlite://")).with_extension("log");
+    Server::start(profiles, db, extra, &log)
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_key_and_says_how_to_make_one() {
+    let dir = temp("nokey");
+    let db = format!("sqlite://{}", dir.join("hub.db").display());
+    let out =
+        keyway(&["--profiles", &bundled().display().to_string(), "serve", "--db", &db, "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no encryption key") && err.contains("keyway keys generate") && err.contains("--dev"),
+        "{err}"
+    );
+    assert!(!dir.join("hub.db").exists(), "nothing was created");
+    for bad in ["", "k1:c2hvcnQ=\n", "not a key file"] {
+        let file = dir.join("bad.keys");
+        std::fs::write(&file, bad).expect("write");
+        let out = keyway(&[
+            "--profiles",
+            &bundled().display().to_string(),
+            "serve",
+            "--db",
+            &db,
+            "--keys-file",
+            &file.display().to_string(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("bad.keys"), "{bad:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_refuses_profiles_with_errors_and_reports_them_located() {
+    let dir = temp("badprofile");
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).expect("dir");
+    std::fs::copy(bundled().join("salesforce.yaml"), profiles.join("salesforce.yaml")).expect("copy");
+    std::fs::write(profiles.join("acme.yaml"), "id: acme\nextends: salesforce\nauth:\n  scope_separtor: \",\"\n")
+        .expect("write");
+    let db = format!("sqlite://{}", dir.join("hub.db").display());
+    let out = keyway(&["--profiles", &profiles.display().to_string(), "serve", "--dev", "--db", &db]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("KW0201") && err.contains("acme.yaml:4:3") && err.contains("not starting"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn keys_generate_writes_a_private_file_and_puts_each_new_key_first() {
+    let dir = temp("keys");
+    let out = keyway(&["keys", "generate"]);
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(keyway_server::crypto::Keyring::parse(&line).is_ok(), "{line}");
+    let file = dir.join("keyway.keys");
+    let path = file.display().to_string();
+    assert!(keyway(&["keys", "generate", "--file", &path]).status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let first = keyway_server::read_key_file(&file).expect("keys").primary_id().to_owned();
+    assert!(keyway(&["keys", "generate", "--file", &path]).status.success());
+    let keys = keyway_server::read_key_file(&file).expect("keys");
+    assert_eq!(keys.ids().len(), 2);
+    assert_ne!(keys.primary_id(), first);
+    assert_eq!(keys.ids()[1], first, "the old key still decrypts");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
+    let dir = temp("serve");
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).expect("dir");
+    std::fs::copy(bundled().join("salesforce.yaml"), profiles.join("salesforce.yaml")).expect("copy");
+    let keys = dir.join("keyway.keys");
+    assert!(keyway(&["keys", "generate", "--file", &keys.display().to_string()]).status.success());
+    let db = format!("sqlite://{}", dir.join("hub.db").display());
+    let created = keyway(&["keys", "api", "create", "--db", &db, "--name", "ci"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let key = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert!(key.starts_with("kwk_"));
+
+    let mut hub = serve(&profiles, &db, &["--keys-file", &keys.display().to_string(), "--log-format", "json"]);
+    let client = reqwest::Client::new();
+    let create = |profile: &str| {
+        client
+            .post(format!("{}/v1/integrations", hub.url))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"profile": profile, "client_id": "3MVG9x", "client_secret": "s3cret-value"}))
+            .send()
+    };
+    let response = create("salesforce").await.expect("send");
+    assert_eq!(response.status(), 201);
+    // A profile added while running is unknown until SIGHUP reloads the directory.
+    std::fs::copy(bundled().join("salesforce-service-cloud.yaml"), profiles.join("salesforce-service-cloud.yaml"))
+        .expect("copy");
+    let response = create("salesforce-service-cloud").await.expect("send");
+    assert_eq!(response.status(), 422);
+    let hup = Command::new("kill").args(["-HUP", &hub.child.id().to_string()]).status().expect("kill");
+    assert!(hup.success());
+    // Until the reload, each attempt is a 422 that creates nothing; the first 201 is the reload.
+    keyway_testkit::wait_until("SIGHUP to reload the profiles", std::time::Duration::from_secs(30), || async {
+        let status = create("salesforce-service-cloud").await.expect("send").status().as_u16();
+        assert!(status == 201 || status == 422, "{status}");
+        status == 201
+    })
+    .await;
+    // The reload is logged just after it takes effect.
+    keyway_testkit::wait_until("the reload's log line", std::time::Duration::from_secs(30), || async {
+        hub.log_text().contains("profiles reloaded")
+    })
+    .await;
+    let _ = hub.child.kill();
+    let _ = hub.child.wait();
+    let stderr = hub.log_text();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+    assert!(stderr.contains("profiles reloaded"), "{stderr}");
+    assert!(!stderr.contains("s3cret-value") && !stderr.contains(&key), "no secret in the logs");
+
+    // Rotation: a new key first, every secret re-encrypted to it.
+    assert!(keyway(&["keys", "generate", "--file", &keys.display().to_string()]).status.success());
+    let out = keyway(&["keys", "rotate", "--db", &db, "--keys-file", &keys.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("re-encrypted 2 value(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = keyway(&["keys", "rotate", "--db", &db, "--keys-file", &keys.display().to_string()]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("re-encrypted 0 value(s)"));
+    drop(hub);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_background_refresher_runs_in_the_process_without_any_token_read() {
+    let provider =
+        keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig::default()).await.expect("provider");
+    let scratch = process::Scratch::new("serve-refresher");
+    let profiles = scratch.path().join("profiles");
+    keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    let hub = serve(&profiles, &scratch.sqlite(), &["--dev", "--refresh-every", "1"]);
+    let api = process::Api::new(&hub.url, &process::api_key(&scratch.sqlite()));
+    let integration = process::create_integration(&api).await;
+    let connection = process::import_connection(&api, &provider, &integration, "idle@example.com").await;
+    // Due: one forced refresh while the provider says its tokens expire at once. No token is read.
+    provider.update_config(|c| c.expires_in = Some(0));
+    api.expect(reqwest::Method::POST, &format!("/v1/connections/{connection}/refresh"), None, 200).await;
+    provider.update_config(|c| c.expires_in = None);
+    // The refresher logs its pass once the pass is over: that line, then the refresh it made.
+    // On failure the server's log is kept in the scratch directory (it says where).
+    keyway_testkit::wait_until("the background refresher's pass", std::time::Duration::from_secs(30), || async {
+        hub.log_text().contains("background refresh")
+    })
+    .await;
+    assert!(
+        provider.counts().grant("refresh_token") >= 2,
+        "the forced refresh, then the refresher's: {}",
+        hub.log_text()
+    );
+}

@@ -1,0 +1,6 @@
+//! keyway-testkit's integration tests, one binary: the provider over real loopback HTTP.
+
+mod common;
+mod endpoints;
+mod grants;
+mod web_flow;
