@@ -586,7 +586,7 @@ pub fn device(
 }
 
 fn page(message: &str) -> axum::response::Html<String> {
-    let escaped = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let escaped = keyway_stdx::escape_html(message);
     axum::response::Html(format!(
         "<!doctype html><meta charset=utf-8><title>keyway login</title><p style=\"font-family:sans-serif\">{escaped}</p>"
     ))

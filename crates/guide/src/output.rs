@@ -306,21 +306,8 @@ li.note,li.tip,li.warning,li.important{list-style:none;margin-left:-1.3rem;paddi
 li.note{border-color:#5b7bd5;background:#eef2fc}li.tip{border-color:#2f9e6b;background:#ecf8f2}\
 li.warning{border-color:#d9822b;background:#fdf4ea}li.important{border-color:#c23b3b;background:#fbeeee}a{color:#2456c7}";
 
-/// Escapes text for HTML.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML (the one escaper, `keyway_stdx`'s).
+pub(crate) use keyway_stdx::escape_html as escape;
 
 /// Markdown to HTML. Raw HTML in profile text is escaped, never passed through: a profile is
 /// data, not markup.

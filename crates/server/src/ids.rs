@@ -1,8 +1,5 @@
 //! The hub's identifiers and secrets: one generator, one prefix per kind of thing.
 
-use rand::Rng as _;
-use rand::distributions::Alphanumeric;
-
 /// `intg_...`: an integration.
 pub const INTEGRATION: &str = "intg";
 /// `conn_...`: a connection.
@@ -16,7 +13,7 @@ pub const INSTANCE: &str = "inst";
 
 /// `len` random alphanumeric characters from the thread's CSPRNG (62^22 > 2^130 for ids).
 pub fn random(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    keyway_stdx::random_alphanumeric(len)
 }
 
 /// A new identifier: `intg_3f9a...`.

@@ -283,9 +283,7 @@ fn answer(
 /// The provider's consent page: the authorization request's parameters carried in hidden
 /// fields, a username, and Allow / Deny (which submit back to the authorize endpoint).
 fn consent_page(request: &RecordedRequest) -> Response {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-    };
+    let escape = keyway_stdx::escape_html;
     let hidden: String = request
         .query
         .iter()

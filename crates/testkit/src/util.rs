@@ -3,7 +3,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng as _;
-use rand::distributions::Alphanumeric;
 use sha2::{Digest as _, Sha256};
 
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte; a broken
@@ -60,7 +59,7 @@ pub(crate) fn parse_pairs(input: &str) -> Vec<(String, String)> {
 
 /// A random alphanumeric string.
 pub(crate) fn random_alnum(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    keyway_stdx::random_alphanumeric(len)
 }
 
 /// A random Salesforce-style user code: four capital letters, a dash, four digits (`ABCD-1234`).

@@ -60,7 +60,6 @@ impl Callback {
 }
 
 /// How long a started authorization may wait for its callback.
-const STATE_TTL_MS: u64 = 10 * 60 * 1000;
 /// Pending authorizations kept per connector; more means someone is starting flows without
 /// finishing them.
 const MAX_PENDING: usize = 10_000;
@@ -120,7 +119,7 @@ impl Connector {
         let request = self.authorization_request()?;
         let now = self.now_ms();
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pending.retain(|_, p| now.saturating_sub(p.created_ms) < STATE_TTL_MS);
+        pending.retain(|_, p| now < crate::state_expiry(p.created_ms));
         if pending.len() >= MAX_PENDING {
             return Err(FlowError::Configuration(format!(
                 "{MAX_PENDING} authorizations are pending; finish or let some expire first"
@@ -140,17 +139,17 @@ impl Connector {
         let state = callback.state.as_deref().ok_or(FlowError::State(StateError::Unknown))?;
         let verifier = {
             let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match pending.get(state) {
-                None => return Err(FlowError::State(StateError::Unknown)),
-                // Another session's state is left alone: refusing it must not cancel the
-                // rightful user's authorization.
-                Some(p) if p.session != session => return Err(FlowError::State(StateError::WrongSession)),
-                Some(_) => {}
+            let Some(p) = pending.get(state) else { return Err(FlowError::State(StateError::Unknown)) };
+            // The runtime's one state check (the server's stored states take it too).
+            let verdict =
+                crate::check_state(&p.session, crate::state_expiry(p.created_ms), Some(session), self.now_ms());
+            // Another session's state is left alone: refusing it must not cancel the
+            // rightful user's authorization.
+            if verdict == Err(StateError::WrongSession) {
+                return Err(FlowError::State(StateError::WrongSession));
             }
             let Some(p) = pending.remove(state) else { return Err(FlowError::State(StateError::Unknown)) };
-            if self.now_ms().saturating_sub(p.created_ms) >= STATE_TTL_MS {
-                return Err(FlowError::State(StateError::Expired));
-            }
+            verdict.map_err(FlowError::State)?;
             p.verifier
         };
         self.finish_callback(callback, verifier.as_ref()).await

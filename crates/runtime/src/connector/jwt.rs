@@ -8,8 +8,7 @@ use serde::Serialize;
 
 /// A random, unguessable JWT id.
 pub(super) fn random_id() -> String {
-    use rand::Rng as _;
-    rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(32).map(char::from).collect()
+    keyway_stdx::random_alphanumeric(32)
 }
 
 impl Connector {

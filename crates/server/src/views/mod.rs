@@ -23,9 +23,7 @@ pub const GUIDE_SCRIPT: &str = include_str!("../../assets/guide.js");
 /// Profile and diagnostic text is Markdown-ish: `code` spans become `<code>`, everything else
 /// is escaped. Nothing else of Markdown is interpreted.
 fn inline_code(text: &str) -> minijinja::Value {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-    };
+    let escape = keyway_stdx::escape_html;
     let parts: Vec<&str> = text.split('`').collect();
     // With an odd number of backticks the last one pairs with nothing and stays text.
     let paired = if parts.len() % 2 == 0 { parts.len() - 1 } else { parts.len() };
