@@ -15,5 +15,6 @@ mod oauth_any_server;
 mod serve_api_fuzz;
 mod serve_browser;
 mod serve_cli;
+mod serve_coherence;
 mod serve_guide_browser;
 mod serve_multi;

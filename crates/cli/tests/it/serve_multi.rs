@@ -239,6 +239,14 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
     let refreshed = api.expect(Method::POST, &format!("/v1/connections/{connection}/refresh"), None, 200).await;
     assert_ne!(refreshed["access_token"], token);
     assert_eq!(provider.counts().grant("refresh_token"), 1);
+    // A holds the connection in memory from before the restart; a delete on another instance
+    // now is still honoured by A on its next answer.
+    let other = Server::start(&profiles, &url, &args, &scratch.path().join("serve-b.log"));
+    let b = Api::new(&other.url, &api.key);
+    b.expect(Method::DELETE, &format!("/v1/connections/{connection}"), None, 200).await;
+    let (status, problem) = api.call(Method::GET, &format!("/v1/connections/{connection}/token"), None).await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("not_found")), "{problem}");
+    drop(other);
     drop(server);
 }
 
