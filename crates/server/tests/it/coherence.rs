@@ -9,21 +9,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
 
-/// A hub's API at `base`, with the harness's key.
-async fn call(
-    hub: &Harness,
-    base: &str,
-    method: Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> (StatusCode, serde_json::Value) {
-    let mut request = hub.api.request(method, format!("{base}{path}")).bearer_auth(&hub.key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    crate::support::read(request.send().await.expect("send")).await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn what_one_instance_deletes_revokes_or_relinks_the_other_honours_on_its_next_read() {
     let hub = Harness::start().await;
@@ -34,7 +19,7 @@ async fn what_one_instance_deletes_revokes_or_relinks_the_other_honours_on_its_n
     let id = hub.link(&integration).await;
     let (status, _) = hub.token(&id).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, deleted) = call(&hub, &b, Method::DELETE, &format!("/v1/connections/{id}"), None).await;
+    let (status, deleted) = hub.call_at(&b, Method::DELETE, &format!("/v1/connections/{id}"), None).await;
     assert_eq!((status, deleted["deleted"].as_bool()), (StatusCode::OK, Some(true)), "{deleted}");
     let (status, problem) = hub.token(&id).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{problem}");
@@ -42,7 +27,7 @@ async fn what_one_instance_deletes_revokes_or_relinks_the_other_honours_on_its_n
     // Revoked on B: A answers 409 connection_revoked.
     let id = hub.link(&integration).await;
     assert_eq!(hub.token(&id).await.0, StatusCode::OK);
-    let (status, _) = call(&hub, &b, Method::POST, &format!("/v1/connections/{id}/revoke"), None).await;
+    let (status, _) = hub.call_at(&b, Method::POST, &format!("/v1/connections/{id}/revoke"), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, problem) = hub.token(&id).await;
     assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("connection_revoked")), "{problem}");
@@ -50,24 +35,24 @@ async fn what_one_instance_deletes_revokes_or_relinks_the_other_honours_on_its_n
     // Relinked through B (a reconnect session): A hands out the new grant's token.
     let id = hub.link(&integration).await;
     let (_, old) = hub.token(&id).await;
-    let session = call(
-        &hub,
-        &b,
-        Method::POST,
-        "/v1/connect/sessions",
-        Some(json!({
-            "end_user": {"id": "user-1", "email": USER},
-            "connection_id": id,
-        })),
-    )
-    .await
-    .1;
+    let session = hub
+        .call_at(
+            &b,
+            Method::POST,
+            "/v1/connect/sessions",
+            Some(json!({
+                "end_user": {"id": "user-1", "email": USER},
+                "connection_id": id,
+            })),
+        )
+        .await
+        .1;
     let browser = crate::support::Browser::new();
     browser.open(session["connect_url"].as_str().expect("connect_url")).await;
     let location = browser.submit(&b, &integration, &[]).await.expect("redirect to the provider");
     let callback = hub.provider.browse(&location, USER).await.expect("back");
     assert_eq!(browser.get(&callback).await.0, StatusCode::OK);
-    let (_, on_b) = call(&hub, &b, Method::GET, &format!("/v1/connections/{id}/token"), None).await;
+    let (_, on_b) = hub.call_at(&b, Method::GET, &format!("/v1/connections/{id}/token"), None).await;
     let (status, on_a) = hub.token(&id).await;
     assert_eq!(status, StatusCode::OK, "{on_a}");
     assert_ne!(on_a["access_token"], old["access_token"], "the old grant's token is not handed out");
@@ -81,14 +66,14 @@ async fn a_client_secret_changed_on_one_instance_is_the_one_the_others_next_refr
     let integration = hub.create_integration(json!({})).await;
     let id = hub.link(&integration).await;
     assert_eq!(hub.token(&id).await.0, StatusCode::OK, "A holds the connection and its connector");
-    let (status, _) = call(
-        &hub,
-        &b,
-        Method::PATCH,
-        &format!("/v1/integrations/{integration}"),
-        Some(json!({"client_secret": "rotated-secret"})),
-    )
-    .await;
+    let (status, _) = hub
+        .call_at(
+            &b,
+            Method::PATCH,
+            &format!("/v1/integrations/{integration}"),
+            Some(json!({"client_secret": "rotated-secret"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     // The app's old secret stops working at the provider; A's next refresh must send the new.
     hub.provider.update_config(|c| c.client_secret = "rotated-secret".into());
@@ -106,13 +91,13 @@ async fn an_api_key_revoked_in_the_database_is_refused_on_its_next_request_every
     let hub = Harness::start().await;
     let (b, _b) = hub.another_instance().await;
     assert_eq!(hub.call(Method::GET, "/v1/integrations", None).await.0, StatusCode::OK);
-    assert_eq!(call(&hub, &b, Method::GET, "/v1/integrations", None).await.0, StatusCode::OK);
+    assert_eq!(hub.call_at(&b, Method::GET, "/v1/integrations", None).await.0, StatusCode::OK);
     let id = hub.key.strip_prefix("kwk_").and_then(|k| k.split('_').next()).expect("key id");
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&hub.db).await.expect("database");
     sqlx::query("UPDATE api_keys SET revoked_at = 1 WHERE id = $1").bind(id).execute(&mut conn).await.expect("revoke");
     assert_eq!(hub.call(Method::GET, "/v1/integrations", None).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(call(&hub, &b, Method::GET, "/v1/integrations", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(hub.call_at(&b, Method::GET, "/v1/integrations", None).await.0, StatusCode::UNAUTHORIZED);
 }
 
 /// 1,000 readers over three instances for five minutes of 60-second tokens whose refresh
@@ -174,14 +159,14 @@ async fn a_hub_keeps_at_most_its_cache_size_and_reopens_what_it_evicted() {
     }
     let mut first = Vec::new();
     for id in &ids {
-        let (status, token) = call(&hub, &small, Method::GET, &format!("/v1/connections/{id}/token"), None).await;
+        let (status, token) = hub.call_at(&small, Method::GET, &format!("/v1/connections/{id}/token"), None).await;
         assert_eq!(status, StatusCode::OK, "{token}");
         first.push(token["access_token"].clone());
         assert!(instance.hub.cached_connections() <= 2, "the bound holds");
     }
     // Evicted connections are reopened from the database, with the same tokens.
     for (id, token) in ids.iter().zip(&first) {
-        let (status, again) = call(&hub, &small, Method::GET, &format!("/v1/connections/{id}/token"), None).await;
+        let (status, again) = hub.call_at(&small, Method::GET, &format!("/v1/connections/{id}/token"), None).await;
         assert_eq!((status, &again["access_token"]), (StatusCode::OK, token));
     }
     // Single flight does not depend on an entry staying cached: every connection falls due,

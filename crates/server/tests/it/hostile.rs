@@ -157,12 +157,11 @@ async fn a_public_only_hub_sends_nothing_to_internal_addresses_in_any_form() {
             "end_user": {"id": "u"},
             "tokens": {"access_token": "secret-access-token", "fields": {"instance_url": form}},
         });
-        let (status, answer) = call_at(&hub, &public, Method::POST, "/v1/connections", Some(body)).await;
+        let (status, answer) = hub.call_at(&public, Method::POST, "/v1/connections", Some(body)).await;
         if status == StatusCode::CREATED {
             // Only a name (resolved when used) gets this far: the test refuses to connect.
             let id = answer["id"].as_str().expect("id");
-            let (status, test) =
-                call_at(&hub, &public, Method::POST, &format!("/v1/connections/{id}/test"), None).await;
+            let (status, test) = hub.call_at(&public, Method::POST, &format!("/v1/connections/{id}/test"), None).await;
             assert_eq!(status, StatusCode::OK, "{form}: {test}");
             assert_eq!(test["ok"], false, "{form}: {test}");
             let why = test["diagnosis"]["description"].as_str().unwrap_or_default();
@@ -185,18 +184,4 @@ async fn a_public_only_hub_sends_nothing_to_internal_addresses_in_any_form() {
     let id = answer["id"].as_str().expect("id");
     let _ = hub.call(Method::POST, &format!("/v1/connections/{id}/test"), None).await;
     assert!(v4.seen() > 0, "the recorder works");
-}
-
-async fn call_at(
-    hub: &Harness,
-    base: &str,
-    method: Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> (StatusCode, serde_json::Value) {
-    let mut request = hub.api.request(method, format!("{base}{path}")).bearer_auth(&hub.key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    crate::support::read(request.send().await.expect("send")).await
 }

@@ -295,6 +295,15 @@ impl Harness {
         connection_id_in(&page)
     }
 
+    /// Sends a JSON request to another instance at `base`, with this harness's key.
+    pub async fn call_at(&self, base: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.api.request(method, format!("{base}{path}")).bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("send")).await
+    }
+
     pub async fn token(&self, connection: &str) -> (StatusCode, Value) {
         self.call(Method::GET, &format!("/v1/connections/{connection}/token"), None).await
     }
