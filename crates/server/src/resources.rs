@@ -80,6 +80,8 @@ pub struct Integration {
     pub parameters: IndexMap<String, String>,
     /// Whether authorizations send PKCE.
     pub pkce: bool,
+    /// What this configuration gives up, in words (PKCE off, say).
+    pub warnings: Vec<String>,
     /// Whether refreshes send the client secret.
     pub refresh_sends_secret: bool,
     /// The scopes each authorization requests.

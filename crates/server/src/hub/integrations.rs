@@ -8,6 +8,11 @@ impl Hub {
         let connector = self.connector(record, &IndexMap::new()).ok();
         let profile = self.profile(&record.profile);
         let environment = connector.as_ref().map(|c| c.environment().to_owned()).or(settings.environment.clone());
+        let pkce = connector.as_ref().map_or(settings.pkce.unwrap_or(true), |c| c.sends_pkce());
+        let mut warnings = Vec::new();
+        if !pkce {
+            warnings.push(PKCE_OFF.to_owned());
+        }
         Integration {
             id: record.id.clone(),
             profile: record.profile.clone(),
@@ -19,7 +24,8 @@ impl Hub {
             actions: settings.actions,
             custom_scopes: settings.custom_scopes,
             parameters: settings.parameters,
-            pkce: connector.as_ref().map_or(settings.pkce.unwrap_or(true), |c| c.sends_pkce()),
+            pkce,
+            warnings,
             refresh_sends_secret: connector
                 .as_ref()
                 .map_or(settings.refresh_sends_secret.unwrap_or(true), |c| c.refresh_sends_secret()),
@@ -214,6 +220,11 @@ impl Hub {
         }
     }
 }
+
+/// What an integration without PKCE gives up (RFC 9700 §2.1.1).
+const PKCE_OFF: &str = "PKCE is off: an authorization code minted for one user's session can be delivered \
+with another session's state and link that session to the first user's account (code injection, RFC 9700 \
+section 2.1.1). Turn PKCE on where the provider allows it.";
 
 /// RFC 7386 JSON Merge Patch.
 fn merge_patch(target: &mut Value, patch: &Value) {

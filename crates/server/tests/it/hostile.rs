@@ -185,3 +185,18 @@ async fn a_public_only_hub_sends_nothing_to_internal_addresses_in_any_form() {
     let _ = hub.call(Method::POST, &format!("/v1/connections/{id}/test"), None).await;
     assert!(v4.seen() > 0, "the recorder works");
 }
+
+/// With PKCE off (a platform's choice the guide supports), the integration says what that
+/// gives up; with it on, nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_integration_without_pkce_says_what_it_gives_up() {
+    let hub = Harness::start().await;
+    let on = hub.create_integration(json!({})).await;
+    let (_, view) = hub.call(Method::GET, &format!("/v1/integrations/{on}"), None).await;
+    assert_eq!((view["pkce"].as_bool(), view["warnings"].clone()), (Some(true), json!([])), "{view}");
+    let off = hub.create_integration(json!({"pkce": false})).await;
+    let (_, view) = hub.call(Method::GET, &format!("/v1/integrations/{off}"), None).await;
+    assert_eq!(view["pkce"], false, "{view}");
+    let warning = view["warnings"][0].as_str().unwrap_or_default();
+    assert!(warning.contains("PKCE is off") && warning.contains("RFC 9700"), "{view}");
+}
