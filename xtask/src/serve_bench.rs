@@ -22,8 +22,10 @@
 //!    once.
 //! 5. The background refresher: the claim query (200 rows) over the N rows all due; then a
 //!    sweep: S more connections (`--sweep`, default 1,000) with tokens from keyway-testkit,
-//!    expired, seeded beside the N, refreshed by a fresh `keyway serve --refresh-every 1`,
-//!    timed until the provider has seen S refreshes, its resident set sampled; and the
+//!    expired, seeded beside the N, refreshed by a fresh `keyway serve --refresh-every 1`
+//!    (`--sweep-cache C`: with `--cache-connections C`, to see the bound within a short
+//!    sweep), timed until the provider has seen S refreshes, its resident set sampled at each
+//!    quarter; and the
 //!    refresh throughput of the hub's pass in process (1,000 due at once), as before.
 //! 6. Times `keyway serve` from spawn to its listening line with the bundled profiles and the
 //!    1,015-profile catalogue (the startup bench's set).
@@ -40,7 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const HELP: &str = "\
-usage: cargo xtask bench serve [--connections N] [--seconds S] [--sweep S]
+usage: cargo xtask bench serve [--connections N] [--seconds S] [--sweep S] [--sweep-cache C]
 
 Seeds N connections (default 10000) into fresh SQLite and PostgreSQL stores under
 target/bench/serve (PostgreSQL: scripts/pg.sh on a free port, or the cluster already running
@@ -50,22 +52,26 @@ GET /v1/connections/{id}/token with wrk (Debian package `wrk`: scripts/bench-dep
 it) beside a constant axum handler, two instances on PostgreSQL; times the refresher's claim
 query over N and its sweep over S due connections (default 1000) against keyway-testkit; and
 the start time with the 1,015-profile catalogue (fetched like `cargo xtask bench startup`).
---seconds is each wrk run's length (default 10). The scale run: --connections 1000000.";
+--seconds is each wrk run's length (default 10); --sweep-cache starts the sweeping instance
+with --cache-connections C (default: keyway's default). The scale run: --connections 1000000.";
 
 struct Options {
     connections: usize,
     seconds: u64,
     sweep: usize,
+    /// `--cache-connections` of the sweeping instance; `None`: keyway's default.
+    sweep_cache: Option<u64>,
 }
 
 pub fn serve(args: &[&str]) -> ExitCode {
-    let mut options = Options { connections: 10_000, seconds: 10, sweep: 1_000 };
+    let mut options = Options { connections: 10_000, seconds: 10, sweep: 1_000, sweep_cache: None };
     let mut rest = args;
     while let [flag, value, tail @ ..] = rest {
         match (*flag, value.parse::<u64>()) {
             ("--connections", Ok(n)) if n > 0 => options.connections = n as usize,
             ("--seconds", Ok(n)) if n > 0 => options.seconds = n,
             ("--sweep", Ok(n)) if n > 0 => options.sweep = n as usize,
+            ("--sweep-cache", Ok(n)) if n > 0 => options.sweep_cache = Some(n),
             _ => {
                 eprintln!("{HELP}");
                 return ExitCode::from(2);
@@ -848,7 +854,7 @@ fn run(options: &Options) -> Result<(), String> {
             ),
             Err(e) => println!("    {}: claim query not measured: {e}", backend.name),
         }
-        match sweep(&bench, backend, options.sweep) {
+        match sweep(&bench, backend, options.sweep, options.sweep_cache) {
             Ok(report) => println!("    {:<10} {report}", backend.name),
             Err(e) => println!("    {}: sweep not measured: {e}", backend.name),
         }
@@ -923,7 +929,7 @@ async fn claim_query(store: &SqlStore) -> Result<Vec<f64>, String> {
 /// Seeds `s` connections with tokens from the test provider, expired, beside the backend's
 /// rows; starts `keyway serve --refresh-every 1` and times it until the provider has
 /// answered `s` refresh grants, sampling its resident set.
-fn sweep(bench: &Bench<'_>, backend: &Backend, s: usize) -> Result<String, String> {
+fn sweep(bench: &Bench<'_>, backend: &Backend, s: usize, cache: Option<u64>) -> Result<String, String> {
     let Bench { rt, provider, keyway, profiles, keys, .. } = *bench;
     let seeded = &backend.seeded;
     let total = seeded.ids.len() + s;
@@ -943,14 +949,26 @@ fn sweep(bench: &Bench<'_>, backend: &Backend, s: usize) -> Result<String, Strin
         psql(&backend.db, "ANALYZE")?;
     }
     let before = provider.counts().grant("refresh_token");
-    let (process, _addr, _) = start_keyway(keyway, profiles, &backend.db, keys, &["--refresh-every", "1"])?;
+    let cache_flag = cache.map(|c| c.to_string());
+    let mut flags = vec!["--refresh-every", "1"];
+    if let Some(c) = &cache_flag {
+        flags.extend(["--cache-connections", c.as_str()]);
+    }
+    let (process, _addr, _) = start_keyway(keyway, profiles, &backend.db, keys, &flags)?;
     let started = Instant::now();
     let pid = process.0.id();
     let first_kib = resident_kib(pid)?;
     let mut peak_kib = first_kib;
+    // The resident set as each quarter of the sweep is done: flat past the cache bound.
+    let mut quarters: Vec<String> = Vec::new();
     let (mut last, mut last_change) = (0u64, Instant::now());
     loop {
         let done = provider.counts().grant("refresh_token") - before;
+        let rss = resident_kib(pid)?;
+        peak_kib = peak_kib.max(rss);
+        while quarters.len() < 3 && done * 4 >= (quarters.len() as u64 + 1) * s as u64 {
+            quarters.push(format!("{:.1}", mib(rss)));
+        }
         if done >= s as u64 {
             break;
         }
@@ -959,24 +977,25 @@ fn sweep(bench: &Bench<'_>, backend: &Backend, s: usize) -> Result<String, Strin
         } else if last_change.elapsed() > Duration::from_secs(60) {
             return Err(format!("stalled at {done} of {s} refreshes"));
         }
-        peak_kib = peak_kib.max(resident_kib(pid)?);
         std::thread::sleep(Duration::from_millis(100));
     }
     let took = started.elapsed();
     // The last save may follow its refresh grant by a moment.
     std::thread::sleep(Duration::from_millis(500));
     let end_kib = resident_kib(pid)?;
+    quarters.push(format!("{:.1}", mib(end_kib)));
     drop(process);
     let counts = rt.block_on(seeded.store.connection_counts()).map_err(|e| e.to_string())?;
     let states: Vec<String> = counts.iter().map(|(state, n)| format!("{state} {n}")).collect();
     Ok(format!(
-        "sweep of {s} due among {total} rows by `keyway serve --refresh-every 1`: {:.1} s ({:.0}/s, {} passes of at most 200), resident {:.1} MiB at start, {:.1} MiB peak, {:.1} MiB at the end; states after: {}",
+        "sweep of {s} due among {total} rows by `keyway serve --refresh-every 1{}`: {:.1} s ({:.0}/s, {} passes of at most 200), resident {:.1} MiB at start, {} MiB at 1/4, 1/2, 3/4 and the end, {:.1} MiB peak; states after: {}",
+        cache_flag.as_ref().map_or(String::new(), |c| format!(" --cache-connections {c}")),
         took.as_secs_f64(),
         s as f64 / took.as_secs_f64(),
         s.div_ceil(200),
         mib(first_kib),
+        quarters.join(" / "),
         mib(peak_kib.max(end_kib)),
-        mib(end_kib),
         states.join(", ")
     ))
 }
