@@ -5,8 +5,10 @@
 //!   instead of writing it.
 //! - `bench startup [--runs N]`: loading and validating over 1,000 profiles beside Nango's
 //!   loader (see `bench.rs`).
-//! - `bench serve [--connections N]`: `keyway serve`'s token endpoint under load beside a
-//!   constant handler, memory per 10,000 connections, start time (see `serve_bench.rs`).
+//! - `bench serve [--connections N] [--sweep S]`: `keyway serve` on SQLite and PostgreSQL: N
+//!   connections seeded in bulk and read through HTTP (memory, cold reads), the token endpoint
+//!   under load beside a constant handler (two instances on PostgreSQL), the refresher's claim
+//!   query and a sweep of S due connections, start time (see `serve_bench.rs`).
 
 mod bench;
 mod serve_bench;
@@ -14,7 +16,7 @@ mod serve_bench;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask schema [--check] | cargo xtask bench startup [--runs N] | cargo xtask bench serve [--connections N]";
+const USAGE: &str = "usage: cargo xtask schema [--check] | cargo xtask bench startup [--runs N] | cargo xtask bench serve [--connections N] [--sweep S]";
 
 // The same allocator as the keyway binary, so `bench startup` measures loading as it runs.
 #[global_allocator]
