@@ -26,11 +26,6 @@ macro_rules! connection_states {
                 match self { $(ConnectionState::$name => $text,)* }
             }
 
-            /// What the state means, in one line.
-            pub const fn meaning(self) -> &'static str {
-                match self { $(ConnectionState::$name => $meaning,)* }
-            }
-
             /// The state a stored or requested name means.
             pub fn parse(text: &str) -> Option<ConnectionState> {
                 match text { $($text => Some(ConnectionState::$name),)* _ => None }

@@ -88,17 +88,16 @@ async fn answer_asks(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<A
             async { if connections.is_empty() { Ok(Vec::new()) } else { store.connection_stamps(&connections).await } },
             async { if keys.is_empty() { Ok(Vec::new()) } else { store.api_keys(&keys).await } },
         );
+        // Answered by id: a batch of hundreds is one map lookup per ask, not a scan.
+        let stamps = stamps.map(|all| all.into_iter().map(|s| (s.id.clone(), s)).collect::<HashMap<_, _>>());
+        let records = records.map(|all| all.into_iter().map(|r| (r.id.clone(), r)).collect::<HashMap<_, _>>());
         for ask in asks.drain(..) {
             match ask {
                 Ask::Connection(id, answer) => {
-                    let _ = answer.send(
-                        stamps.as_ref().map_err(Clone::clone).map(|all| all.iter().find(|s| s.id == id).cloned()),
-                    );
+                    let _ = answer.send(stamps.as_ref().map_err(Clone::clone).map(|all| all.get(&id).cloned()));
                 }
                 Ask::ApiKey(id, answer) => {
-                    let _ = answer.send(
-                        records.as_ref().map_err(Clone::clone).map(|all| all.iter().find(|r| r.id == id).cloned()),
-                    );
+                    let _ = answer.send(records.as_ref().map_err(Clone::clone).map(|all| all.get(&id).cloned()));
                 }
             }
         }

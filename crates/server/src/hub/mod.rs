@@ -244,11 +244,6 @@ impl Hub {
         &self.public_url
     }
 
-    /// The keyring (cookie signing).
-    pub fn keys(&self) -> &Keyring {
-        &self.keys
-    }
-
     fn now(&self) -> i64 {
         self.clock.now() as i64
     }
