@@ -234,7 +234,7 @@ fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> Outcome {
     Ok(())
 }
 
-/// `keyway authorize-url`: prints `{url, state, code_verifier}`.
+/// `keyway authorize-url`: prints `{url, state, code_verifier, nonce}`.
 pub fn authorize_url(
     dir: &Path,
     args: &ConnectionArgs,
@@ -245,7 +245,10 @@ pub fn authorize_url(
         let connector = connector(dir, args, Some(redirect_uri.to_owned()), true)?;
         let request = connector.authorization_request()?;
         let verifier = request.code_verifier.as_ref().map(secrecy::ExposeSecret::expose_secret);
-        print_json(out, &serde_json::json!({"url": request.url, "state": request.state, "code_verifier": verifier}))
+        print_json(
+            out,
+            &serde_json::json!({"url": request.url, "state": request.state, "code_verifier": verifier, "nonce": request.nonce}),
+        )
     })())
 }
 
@@ -469,6 +472,9 @@ struct StartedFlow {
     state: String,
     #[serde(default)]
     code_verifier: Option<String>,
+    /// The `nonce` `keyway authorize-url` printed (requests that ask for `openid`).
+    #[serde(default)]
+    nonce: Option<String>,
     /// The URL (or query string) the browser was sent back to.
     #[serde(default)]
     callback: Option<String>,
@@ -526,8 +532,9 @@ pub fn exchange_code(
         if callback.state.as_deref() != Some(started.state.as_str()) {
             return Err(Failure::Flow(FlowError::State(keyway_runtime::StateError::Unknown)));
         }
-        let verifier = started.code_verifier.map(SecretString::from);
-        let tokens = runtime()?.block_on(connector.finish_callback(&callback, verifier.as_ref()))?;
+        let verifier = started.code_verifier.clone().map(SecretString::from);
+        let tokens =
+            runtime()?.block_on(connector.finish_callback(&callback, verifier.as_ref(), started.nonce.as_deref()))?;
         print_json(out, &tokens)
     })())
 }

@@ -189,6 +189,15 @@ pub enum FlowError {
     /// The connector configuration is not usable for this flow.
     #[error("the connection is misconfigured: {0}")]
     Configuration(String),
+    /// The code exchange's ID token does not bind the code to this authorization (its `nonce`
+    /// or audience), or is missing where it must: refused, nothing stored.
+    #[error("the code exchange's ID token was refused: {0}")]
+    IdToken(&'static str),
+    /// `api.base_url` does not render to a URL this client may reach. Its fields may come from
+    /// the provider's token answer (Salesforce's `instance_url`): such an answer is refused as
+    /// it arrives, so nothing is stored and nothing is sent there.
+    #[error("no usable API base URL: {0}")]
+    ApiBaseUrl(String),
     /// The token set was issued for another connection; nothing was sent.
     #[error("the token set was issued for {found}, not for this connection ({expected}); nothing was sent")]
     ForeignTokens {

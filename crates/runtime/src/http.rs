@@ -174,6 +174,17 @@ impl HttpClient {
         self.destinations
     }
 
+    /// Why this client may not reach `url`'s host when it is a literal address (a name is
+    /// judged by what it resolves to, when it is used), or `None`.
+    pub fn literal_refusal(&self, url: &url::Url) -> Option<&'static str> {
+        let address = match url.host()? {
+            url::Host::Ipv4(ip) => IpAddr::V4(ip),
+            url::Host::Ipv6(ip) => IpAddr::V6(ip),
+            url::Host::Domain(_) => return None,
+        };
+        self.destinations.refusal(address)
+    }
+
     /// Sends a request and reads the whole answer. 5xx answers are errors.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let method = request.method().clone();
@@ -192,17 +203,10 @@ impl HttpClient {
         let started = std::time::Instant::now();
         let host = host_and_port(&target);
         // A literal address is never resolved: judge it here.
-        if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = request.url().host() {
-            let literal = match request.url().host() {
-                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-                _ => return Err(TransportError::Other("no host".to_owned())),
-            };
-            if let Some(kind) = self.destinations.refusal(literal) {
-                return Err(TransportError::Refused(format!(
-                    "{host} is {kind}: not a destination this client may reach; nothing was sent"
-                )));
-            }
+        if let Some(kind) = self.literal_refusal(request.url()) {
+            return Err(TransportError::Refused(format!(
+                "{host} is {kind}: not a destination this client may reach; nothing was sent"
+            )));
         }
         let mut response = self.inner.execute(request).await.map_err(|e| classify(e, &host))?;
         let status = response.status();

@@ -91,6 +91,7 @@ problem_codes! {
     StateExpired = "state_expired", 400, "The sign-in took too long";
     CallbackMismatch = "callback_mismatch", 400, "This answer arrived at another provider's callback";
     IssuerMismatch = "issuer_mismatch", 400, "The answer does not come from the authorization server you were sent to";
+    NonceMismatch = "nonce_mismatch", 400, "The answer was issued for another sign-in";
     ProviderRefused = "provider_refused", 400, "The provider refused";
     ExchangeFailed = "exchange_failed", 502, "Signing in could not be finished";
     // The guide page.

@@ -320,6 +320,9 @@ pub struct ProviderConfig {
     /// `authorization_response_iss_parameter_supported`. Default `None`: no `iss`, as
     /// Salesforce. A test impersonating a mix-up sets another server's issuer here.
     pub callback_iss: Option<String>,
+    /// The `instance_url` token answers carry. Default `None`: the provider's own base URL. A
+    /// test impersonating a provider that steers the API elsewhere sets another here.
+    pub instance_url: Option<String>,
 }
 
 impl Default for ProviderConfig {
@@ -343,6 +346,7 @@ impl Default for ProviderConfig {
             device_interval: 5,
             device_slow_down_polls: 0,
             consent_page: false,
+            instance_url: None,
             callback_iss: None,
         }
     }

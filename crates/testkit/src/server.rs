@@ -86,6 +86,8 @@ struct AuthCode {
     scope: String,
     redirect_uri: String,
     challenge: Option<String>,
+    /// The authorization request's `nonce` (OpenID Connect), repeated in the ID token.
+    nonce: Option<String>,
     expires_at: Duration,
 }
 
@@ -540,7 +542,7 @@ impl State {
         }
         body.insert("signature".into(), json!(util::signature(&[&id, &issued_at, &access_token])));
         body.insert("scope".into(), json!(scope));
-        body.insert("instance_url".into(), json!(self.base_url));
+        body.insert("instance_url".into(), json!(self.config.instance_url.as_deref().unwrap_or(&self.base_url)));
         body.insert("id".into(), json!(id));
         body.insert("token_type".into(), json!("Bearer"));
         body.insert("issued_at".into(), json!(issued_at));
@@ -647,6 +649,7 @@ impl State {
             scope,
             redirect_uri: redirect_uri.to_owned(),
             challenge: challenge.map(str::to_owned),
+            nonce: request.query_value("nonce").map(str::to_owned),
             expires_at,
         };
         let mut params = vec![("code", code.as_str())];
@@ -732,7 +735,36 @@ impl State {
                 _ => return self.bad_request("invalid_grant", "invalid code verifier"),
             }
         }
-        self.issue_approved(&code.user, &code.scope)
+        let mut body = self.issue_approved_value(&code.user, &code.scope);
+        // OpenID Connect: an ID token when `openid` was granted, repeating the request's nonce.
+        if code.scope.split(' ').any(|s| s == "openid") {
+            match self.id_token(&code.user, code.nonce.as_deref()) {
+                Some(id_token) => {
+                    if let Some(map) = body.as_object_mut() {
+                        map.insert("id_token".into(), json!(id_token));
+                    }
+                }
+                None => return self.bad_request("server_error", "the ID token could not be signed"),
+            }
+        }
+        json_response(StatusCode::OK, &body)
+    }
+
+    /// An ID token (HS256 with the client secret, as OpenID Connect allows confidential
+    /// clients): `iss`, `sub`, `aud`, `iat`, `exp` and the authorization request's `nonce`.
+    fn id_token(&self, user: &str, nonce: Option<&str>) -> Option<String> {
+        let now = self.now().as_secs();
+        let mut claims = serde_json::Map::new();
+        claims.insert("iss".into(), json!(self.base_url));
+        claims.insert("sub".into(), json!(self.id_url(user)));
+        claims.insert("aud".into(), json!(self.config.client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + 300));
+        if let Some(nonce) = nonce {
+            claims.insert("nonce".into(), json!(nonce));
+        }
+        let key = jsonwebtoken::EncodingKey::from_secret(self.config.client_secret.as_bytes());
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).ok()
     }
 
     fn grant_refresh(&mut self, request: &RecordedRequest) -> Response {

@@ -25,12 +25,20 @@ impl Connector {
             "token": tokens.fields,
         })));
         let rendered = render(&api.base_url, &context)
-            .map_err(|e| FlowError::Configuration(format!("`api.base_url` does not render: {e}")))?;
-        match endpoint_problem(&rendered) {
-            // The URL may come from the provider's token response: name the problem, not the value.
-            Some(why) => Err(FlowError::Configuration(format!("`api.base_url` renders to an unusable URL, {why}"))),
-            None => Ok(rendered.trim_end_matches('/').to_owned()),
+            .map_err(|e| FlowError::ApiBaseUrl(format!("`api.base_url` does not render: {e}")))?;
+        // The URL may come from the provider's token response: name the problem, not the value.
+        if let Some(why) = endpoint_problem(&rendered) {
+            return Err(FlowError::ApiBaseUrl(format!("`api.base_url` renders to an unusable URL, {why}")));
         }
+        let parsed = url::Url::parse(&rendered)
+            .map_err(|e| FlowError::ApiBaseUrl(format!("`api.base_url` renders to an unusable URL ({e})")))?;
+        if let Some(kind) = self.http.literal_refusal(&parsed) {
+            return Err(FlowError::ApiBaseUrl(format!(
+                "`api.base_url` renders to a URL whose host is {kind}; this client reaches only public \
+                 addresses (an operator can allow private networks: `keyway serve --allow-private-network`)"
+            )));
+        }
+        Ok(rendered.trim_end_matches('/').to_owned())
     }
 
     /// Runs the profile's connection test (`api.verify`): a `GET` under the API base URL with

@@ -20,6 +20,9 @@ pub struct AuthorizationRequest {
     pub state: String,
     /// The PKCE verifier of its challenge, when it has one.
     pub code_verifier: Option<SecretString>,
+    /// The OpenID Connect `nonce` it carries when it asks for `openid`: the code exchange's ID
+    /// token must repeat it, which binds the code to this request (RFC 9700 §2.1.1).
+    pub nonce: Option<String>,
 }
 
 /// What came back on the redirect URI.
@@ -68,6 +71,7 @@ const MAX_PENDING: usize = 10_000;
 pub(super) struct Pending {
     session: String,
     verifier: Option<SecretString>,
+    nonce: Option<String>,
     created_ms: u64,
 }
 
@@ -81,9 +85,10 @@ impl Connector {
         RedirectUrl::new(uri.to_owned()).map_err(|e| FlowError::Configuration(format!("redirect URI: {e}")))
     }
 
-    /// An authorization URL with a fresh random `state` and, per the PKCE policy, an S256
-    /// challenge. Nothing is remembered: the caller keeps `state` and `code_verifier` (as
-    /// `keyway authorize-url` prints them). Services use [`Connector::begin_authorization`].
+    /// An authorization URL with a fresh random `state`, per the PKCE policy an S256 challenge,
+    /// and a `nonce` when it asks for `openid`. Nothing is remembered: the caller keeps
+    /// `state`, `code_verifier` and `nonce` (as `keyway authorize-url` prints them). Services use
+    /// [`Connector::begin_authorization`].
     pub fn authorization_request(&self) -> Result<AuthorizationRequest, FlowError> {
         self.require_grant(Grant::AuthorizationCode, "authorization code grant")?;
         let authorize = self
@@ -106,11 +111,15 @@ impl Connector {
             request = request.set_pkce_challenge(challenge);
             code_verifier = Some(SecretString::from(verifier.into_secret()));
         }
+        let nonce = self.plan.values().contains(&"openid").then(|| keyway_stdx::random_alphanumeric(32));
+        if let Some(nonce) = &nonce {
+            request = request.add_extra_param("nonce", nonce.as_str());
+        }
         for (k, v) in &self.authorization_params {
             request = request.add_extra_param(k.as_str(), v.as_str());
         }
         let (url, state) = request.url();
-        Ok(AuthorizationRequest { url: url.into(), state: state.into_secret(), code_verifier })
+        Ok(AuthorizationRequest { url: url.into(), state: state.into_secret(), code_verifier, nonce })
     }
 
     /// Starts an authorization for a user's session: the URL to redirect to. The state is
@@ -127,7 +136,12 @@ impl Connector {
         }
         pending.insert(
             request.state,
-            Pending { session: session.to_owned(), verifier: request.code_verifier, created_ms: now },
+            Pending {
+                session: session.to_owned(),
+                verifier: request.code_verifier,
+                nonce: request.nonce,
+                created_ms: now,
+            },
         );
         Ok(request.url)
     }
@@ -137,7 +151,7 @@ impl Connector {
     /// the code.
     pub async fn complete_authorization(&self, session: &str, callback: &Callback) -> Result<TokenSet, FlowError> {
         let state = callback.state.as_deref().ok_or(FlowError::State(StateError::Unknown))?;
-        let verifier = {
+        let (verifier, nonce) = {
             let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(p) = pending.get(state) else { return Err(FlowError::State(StateError::Unknown)) };
             // The runtime's one state check (the server's stored states take it too).
@@ -150,9 +164,9 @@ impl Connector {
             }
             let Some(p) = pending.remove(state) else { return Err(FlowError::State(StateError::Unknown)) };
             verdict.map_err(FlowError::State)?;
-            p.verifier
+            (p.verifier, p.nonce)
         };
-        self.finish_callback(callback, verifier.as_ref()).await
+        self.finish_callback(callback, verifier.as_ref(), nonce.as_deref()).await
     }
 
     /// The mix-up defence (RFC 9207) for a callback's `iss` (absent: `None`), per the
@@ -168,11 +182,14 @@ impl Connector {
     }
 
     /// Reads a callback whose state the caller checked: its `iss` first (refused before any
-    /// token request), then the provider's error if there is one, then exchanges its code.
+    /// token request), then the provider's error if there is one, then exchanges its code
+    /// with the request's PKCE verifier and checks the ID token's `nonce` (both as
+    /// [`AuthorizationRequest`] gave them).
     pub async fn finish_callback(
         &self,
         callback: &Callback,
         verifier: Option<&SecretString>,
+        nonce: Option<&str>,
     ) -> Result<TokenSet, FlowError> {
         self.check_callback_issuer(callback.iss.as_deref()).map_err(FlowError::Issuer)?;
         if let Some(error) = &callback.error {
@@ -188,6 +205,6 @@ impl Connector {
             endpoint: "authorize",
             detail: "the callback has neither `code` nor `error`".to_owned(),
         })?;
-        self.exchange_code(code, verifier).await
+        self.exchange_code(code, verifier, nonce).await
     }
 }

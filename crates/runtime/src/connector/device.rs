@@ -115,6 +115,7 @@ impl Connector {
                     params: vec![("grant_type", grant_type), (code_param, authorization.device_code.expose_secret())],
                     client_authentication: ClientAuthentication::WithSecret,
                     previous_refresh: None,
+                    nonce: None,
                 })
                 .await;
             match result {

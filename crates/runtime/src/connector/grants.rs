@@ -4,6 +4,7 @@
 
 use super::Connector;
 use super::client_auth::ClientAuthentication;
+use super::id_token::ExpectedNonce;
 use super::token_endpoint::GrantRequest;
 use crate::errors::FlowError;
 use crate::tokens::{GrantUsed, TokenSet};
@@ -12,8 +13,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 impl Connector {
-    /// Exchanges an authorization code (with its PKCE verifier) for tokens.
-    pub async fn exchange_code(&self, code: &str, verifier: Option<&SecretString>) -> Result<TokenSet, FlowError> {
+    /// Exchanges an authorization code (with its PKCE verifier) for tokens. With the
+    /// authorization request's `nonce`, the answer's ID token must carry it (`id_token.rs`).
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: Option<&SecretString>,
+        nonce: Option<&str>,
+    ) -> Result<TokenSet, FlowError> {
         let redirect = self.redirect_url()?;
         let mut params =
             vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect.as_str())];
@@ -27,6 +34,7 @@ impl Connector {
             params,
             client_authentication: ClientAuthentication::WithSecret,
             previous_refresh: None,
+            nonce: nonce.map(|nonce| ExpectedNonce { nonce, id_token_required: verifier.is_none() }),
         })
         .await
     }
@@ -52,6 +60,7 @@ impl Connector {
                 ClientAuthentication::WithoutSecret
             },
             previous_refresh: Some(refresh_token),
+            nonce: None,
         })
         .await
     }
@@ -74,6 +83,7 @@ impl Connector {
             params,
             client_authentication: ClientAuthentication::WithSecret,
             previous_refresh: None,
+            nonce: None,
         })
         .await
     }
@@ -104,6 +114,7 @@ impl Connector {
             params: vec![("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)],
             client_authentication: ClientAuthentication::Omitted,
             previous_refresh: None,
+            nonce: None,
         })
         .await
     }

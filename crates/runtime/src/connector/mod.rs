@@ -4,10 +4,12 @@
 //! - this file: [`ConnectorConfig`], [`Connector::new`] (the configuration checked against the
 //!   profile), accessors, and the connection token sets are issued for;
 //! - `endpoints.rs`: how endpoints are rendered at runtime (once, in [`Connector::new`]);
-//! - `authorize.rs`: the authorization URL, `state` bound to a session, PKCE, callbacks;
+//! - `authorize.rs`: the authorization URL, `state` bound to a session, PKCE, `nonce`,
+//!   callbacks;
 //! - `token_endpoint.rs`: the one path of every request to the authorization server, and
 //!   token sets read from its answers;
 //! - `grants.rs`: the code, refresh, client credentials and JWT bearer grants' parameters;
+//! - `id_token.rs`: the OpenID Connect ID token's `nonce`, checked at the code exchange;
 //! - `device.rs`: the device flow (start, then polling the token endpoint);
 //! - `client_auth.rs`: client authentication per `client_auth`, and the staged secret;
 //! - `jwt.rs`: JWTs signed with the connection's private key;
@@ -30,6 +32,7 @@ mod device;
 mod diagnose;
 mod endpoints;
 mod grants;
+mod id_token;
 mod introspection;
 mod jwt;
 mod revocation;

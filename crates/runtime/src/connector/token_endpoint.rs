@@ -18,6 +18,7 @@
 use super::Connector;
 use super::TokenKind;
 use super::client_auth::ClientAuthentication;
+use super::id_token::{self, ExpectedNonce};
 use super::introspection::Introspection;
 use crate::errors::{FlowError, ProviderError};
 use crate::http::{Body, post};
@@ -47,12 +48,14 @@ pub(super) struct GrantRequest<'a> {
     pub(super) client_authentication: ClientAuthentication,
     /// Kept when a refresh returns no new refresh token.
     pub(super) previous_refresh: Option<&'a SecretString>,
+    /// The code exchange's: what its ID token must repeat.
+    pub(super) nonce: Option<ExpectedNonce<'a>>,
 }
 
 impl Connector {
     /// Runs a grant: posts it to the token endpoint and reads the answer as a token set.
     pub(super) async fn request_tokens(&self, request: GrantRequest<'_>) -> Result<TokenSet, FlowError> {
-        let GrantRequest { grant, url, params, client_authentication, previous_refresh } = request;
+        let GrantRequest { grant, url, params, client_authentication, previous_refresh, nonce } = request;
         let body = match self.profile.auth.token_request_format {
             TokenRequestFormat::Form => Body::Form,
             TokenRequestFormat::Json => Body::Json,
@@ -61,6 +64,9 @@ impl Connector {
             .post_to_endpoint(EndpointRequest { endpoint: "token", url, params, body, client_authentication })
             .await?;
         let map = json_object("token", &answer)?;
+        if let Some(expected) = nonce {
+            id_token::check(&map, expected, &self.config.client_id)?;
+        }
         self.token_set_from_map(&map, grant, previous_refresh).await
     }
 
@@ -124,6 +130,11 @@ impl Connector {
             TokenSet::from_response(&self.profile, map, grant, self.now_ms(), &requested, previous_refresh)
                 .map_err(|e| FlowError::InvalidResponse { endpoint: "token", detail: e.0 })?;
         tokens.origin = Some(self.origin());
+        // Fields that become the API's URL (Salesforce's `instance_url`) are judged as they
+        // arrive, so a set that would send its token to an internal host is never stored.
+        if self.profile.api.is_some() {
+            self.api_base_url(&tokens)?;
+        }
         if tokens.expiry_source != ExpirySource::ExpiresIn
             && self.profile.auth.tokens.introspect_for_expiry
             && self.endpoints.introspect.is_some()

@@ -122,7 +122,7 @@ async fn every_standard_error_is_understood_without_an_error_map() {
         state: Some("s".into()),
         ..Callback::default()
     };
-    let error = connector.finish_callback(&callback, None).await.expect_err("refused");
+    let error = connector.finish_callback(&callback, None, None).await.expect_err("refused");
     let diagnosis = error.diagnosis().expect("diagnosis");
     assert_eq!(diagnosis.provider.phase, ErrorPhase::Authorize);
     assert!(diagnosis.meaning.as_deref().is_some_and(|m| m.contains("4.1.2.1")), "{diagnosis:?}");
@@ -193,8 +193,10 @@ async fn the_example_profile_runs_a_whole_flow() {
     assert!(request.url.contains("scope=openid+offline_access"), "{}", request.url);
     let location = provider.browse(&request.url, "ada@example.com").await.expect("redirect");
     let query = location.split_once('?').expect("query").1;
-    let tokens =
-        connector.finish_callback(&Callback::from_query(query), request.code_verifier.as_ref()).await.expect("tokens");
+    let tokens = connector
+        .finish_callback(&Callback::from_query(query), request.code_verifier.as_ref(), request.nonce.as_deref())
+        .await
+        .expect("tokens");
     assert!(tokens.refresh_token.is_some(), "offline_access grants refresh");
     let basic = provider.requests().into_iter().find(|r| r.path.ends_with("/token")).expect("exchange");
     assert!(basic.basic_auth.is_some(), "client_secret_basic");
@@ -223,7 +225,7 @@ async fn a_mixed_up_callback_is_refused_before_the_token_endpoint() {
         ..Callback::default()
     };
     for forged in ["https://evil.example", &format!("{issuer}/"), ""] {
-        let error = connector.finish_callback(&callback(Some(forged)), None).await.expect_err("refused");
+        let error = connector.finish_callback(&callback(Some(forged)), None, None).await.expect_err("refused");
         assert!(matches!(error, FlowError::Issuer(IssuerError::Mismatch)), "{forged}: {error}");
     }
     assert_eq!(provider.counts().token, 0, "no token request was made");

@@ -58,7 +58,10 @@ async fn no_secret_reaches_logs_errors_or_debug_output() {
     let location = world.provider.browse(&request.url, "ada@example.com").await.expect("redirect");
     let callback = keyway_runtime::Callback::from_query(location.split_once('?').expect("query").1);
     secrets.push(callback.code.clone().expect("code"));
-    let tokens = connector.finish_callback(&callback, request.code_verifier.as_ref()).await.expect("tokens");
+    let tokens = connector
+        .finish_callback(&callback, request.code_verifier.as_ref(), request.nonce.as_deref())
+        .await
+        .expect("tokens");
     let remember = |t: &keyway_runtime::TokenSet, secrets: &mut Vec<String>, texts: &mut Vec<String>| {
         secrets.push(t.access_token.expose_secret().to_owned());
         if let Some(r) = &t.refresh_token {

@@ -98,7 +98,10 @@ async fn json_token_requests_refresh_endpoint_and_basic_auth() {
     assert!(request.url.contains("scope=read"), "{}", request.url);
     let callback =
         Callback { code: Some("the-code".into()), state: Some(request.state.clone()), ..Callback::default() };
-    let tokens = connector.finish_callback(&callback, request.code_verifier.as_ref()).await.expect("tokens");
+    let tokens = connector
+        .finish_callback(&callback, request.code_verifier.as_ref(), request.nonce.as_deref())
+        .await
+        .expect("tokens");
     assert_eq!(tokens.grant, GrantUsed::AuthorizationCode);
     let refreshed = connector.refresh(&tokens).await.expect("refresh");
     assert_eq!(refreshed.access_token.expose_secret(), "at-2");

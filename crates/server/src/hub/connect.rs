@@ -391,6 +391,7 @@ impl Hub {
             integration_id: record.id.clone(),
             parameters,
             code_verifier_blob: verifier,
+            nonce: request.nonce,
             expires_at: self.now().saturating_add(STATE_TTL.as_secs() as i64),
         };
         self.store.insert_authorization(&record).await?;
@@ -483,8 +484,8 @@ impl Hub {
             }
             None => None,
         };
-        let tokens =
-            connector.finish_callback(&callback, verifier.as_ref()).await.map_err(|e| match e.diagnosis() {
+        let tokens = connector.finish_callback(&callback, verifier.as_ref(), pending.nonce.as_deref()).await.map_err(
+            |e| match e.diagnosis() {
                 Some(d) => {
                     let error = HubError::new(
                         ProblemCode::ProviderRefused,
@@ -501,9 +502,19 @@ impl Hub {
                         None => error,
                     }
                 }
+                None if matches!(e, FlowError::IdToken(_)) => HubError::new(
+                    ProblemCode::NonceMismatch,
+                    format!("This sign-in's answer was issued for another sign-in, so nothing was linked: {e}"),
+                )
+                .with_fix(restart),
                 None => HubError::new(ProblemCode::ExchangeFailed, format!("Signing in could not be finished: {e}"))
-                    .with_fix("Try again in a moment."),
-            })?;
+                    .with_fix(if e.is_transient() {
+                        "Try again in a moment."
+                    } else {
+                        "Start connecting again from the app; if this happens again, tell the app's support."
+                    }),
+            },
+        )?;
         let now = self.now();
         let (id, reconnected) = match &session.connection_id {
             Some(id) if self.store.connection(id).await?.is_some() => (id.clone(), true),

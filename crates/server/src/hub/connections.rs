@@ -337,43 +337,17 @@ impl Hub {
         if new.tokens.access_token.expose_secret().is_empty() {
             return Err(HubError::invalid_field("/tokens/access_token", "the access token is empty"));
         }
-        let tokens = connector
-            .import_tokens(&response)
-            .await
-            .map_err(|e| HubError::invalid_field("/tokens", format!("the tokens cannot be read: {e}")))?;
-        // The API base URL may come from these fields: check it renders to a usable URL.
-        if connector.profile().api.is_some() {
-            match connector.api_base_url(&tokens) {
-                Err(e) => return Err(HubError::invalid_field("/tokens/fields", e.to_string())),
-                Ok(base) => {
-                    if let Some(why) = self.unreachable(&base) {
-                        return Err(HubError::invalid_field("/tokens/fields", why));
-                    }
-                }
-            }
-        }
+        // The API base URL may come from these fields: the runtime judges it as they arrive.
+        let tokens = connector.import_tokens(&response).await.map_err(|e| match e {
+            FlowError::ApiBaseUrl(why) => HubError::invalid_field("/tokens/fields", why),
+            other => HubError::invalid_field("/tokens", format!("the tokens cannot be read: {other}")),
+        })?;
         let now = self.now();
         let record =
             ConnectionRecord::pending(ids::new_id(ids::CONNECTION), &integration.id, new.end_user, new.parameters, now);
         self.store.insert_connection(&record).await?;
         self.tokens.insert(&record.id, connector, tokens).await.map_err(|e| HubError::from(DbError::Database(e.0)))?;
         self.connection(&record.id).await
-    }
-
-    /// Why this hub may not send anything to `url` (a literal address its destinations
-    /// refuse), or `None`. Names are judged by what they resolve to, when they are used.
-    pub(super) fn unreachable(&self, url: &str) -> Option<String> {
-        let parsed = url::Url::parse(url).ok()?;
-        let address = match parsed.host()? {
-            url::Host::Ipv4(ip) => std::net::IpAddr::V4(ip),
-            url::Host::Ipv6(ip) => std::net::IpAddr::V6(ip),
-            url::Host::Domain(_) => return None,
-        };
-        let kind = self.http.destinations().refusal(address)?;
-        Some(format!(
-            "the API base URL's host {address} is {kind}; this hub reaches only public addresses \
-             (its operator can allow private networks with --allow-private-network)"
-        ))
     }
 
     /// Runs the profile's connection test and records the outcome; the state after it.

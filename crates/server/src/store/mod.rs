@@ -97,6 +97,8 @@ pub struct AuthorizationRecord {
     pub parameters: Parameters,
     /// The PKCE verifier, encrypted.
     pub code_verifier_blob: Option<Vec<u8>>,
+    /// The OpenID Connect `nonce` the request sent.
+    pub nonce: Option<String>,
     /// Seconds since the epoch.
     pub expires_at: i64,
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_drop_authorize_origin.sql")),
+    (3, include_str!("../../migrations/0003_authorization_nonce.sql")),
 ];
 
 /// A value bound to a statement.
@@ -422,6 +423,7 @@ fn authorization(row: &AnyRow) -> Result<AuthorizationRecord, StoreError> {
         integration_id: r.get("integration_id")?,
         parameters: r.json("parameters")?,
         code_verifier_blob: r.get("code_verifier_blob")?,
+        nonce: r.get("nonce")?,
         expires_at: r.get("expires_at")?,
     })
 }
@@ -620,6 +622,7 @@ impl Store for SqlStore {
             ("integration_id", text(&r.integration_id)),
             ("parameters", json(table, "parameters", &r.parameters)?),
             ("code_verifier_blob", SqlValue::Blob(r.code_verifier_blob.clone())),
+            ("nonce", SqlValue::OptText(r.nonce.clone())),
             ("expires_at", SqlValue::Int(r.expires_at)),
         ];
         insert_into(table, columns).execute(&self.pool).await.map_err(db("insert authorization")).map(drop)

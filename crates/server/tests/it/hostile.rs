@@ -200,3 +200,90 @@ async fn an_integration_without_pkce_says_what_it_gives_up() {
     let warning = view["warnings"][0].as_str().unwrap_or_default();
     assert!(warning.contains("PKCE is off") && warning.contains("RFC 9700"), "{view}");
 }
+
+/// With PKCE off and `openid` asked for, the hub sends a `nonce` and checks it in the ID
+/// token: a code minted for one session, delivered with another session's state and cookie,
+/// links nothing (RFC 9700 §2.1.1's code injection).
+#[tokio::test(flavor = "multi_thread")]
+async fn without_pkce_a_code_injected_into_another_session_is_refused_by_the_nonce() {
+    let hub = Harness::start().await;
+    let integration =
+        hub.create_integration(json!({"pkce": false, "custom_scopes": ["api", "refresh_token", "openid"]})).await;
+
+    // The attacker's own authorization: a code for the attacker's account.
+    let attacker = hub.create_session(json!({"end_user": {"id": "attacker"}})).await;
+    let (_attacker_browser, attacker_callback) = hub.authorize(&attacker, &integration, "attacker@example.com").await;
+    assert!(attacker_callback.contains("code="), "{attacker_callback}");
+    let attacker_code = query_value(&attacker_callback, "code");
+
+    // The victim's session, answered with the attacker's code under the victim's state.
+    let victim = hub.create_session(json!({})).await;
+    let (victim_browser, victim_callback) = hub.authorize(&victim, &integration, "victim@example.com").await;
+    let injected = with_query_value(&victim_callback, "code", &attacker_code);
+    let (status, page) = victim_browser.get(&injected).await;
+    assert!(status.is_client_error(), "{status}: {page}");
+    assert!(page.contains("nonce"), "the page says why: {page}");
+    let (_, listed) = hub.call(Method::GET, "/v1/connections", None).await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(0), "nothing linked: {listed}");
+
+    // The rightful code, with its own nonce, links.
+    let honest = hub.create_session(json!({})).await;
+    let (browser, callback) = hub.authorize(&honest, &integration, "victim@example.com").await;
+    assert!(callback.contains("code="), "{callback}");
+    let (status, page) = browser.get(&callback).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let authorize =
+        hub.provider.requests().into_iter().rev().find(|r| r.path.ends_with("/authorize")).expect("authorize");
+    assert!(authorize.query_value("nonce").is_some_and(|n| n.len() >= 32), "a nonce is sent");
+}
+
+/// `url` with its query parameter `name` set to `value`.
+fn with_query_value(url: &str, name: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        out.append_pair(&k, if k == name { value } else { &v });
+    }
+    format!("{base}?{}", out.finish())
+}
+
+fn query_value(url: &str, name: &str) -> String {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+/// A provider whose token answer steers the API to an internal address (`instance_url`) is
+/// refused as the answer arrives, at the code exchange and at a refresh: nothing is stored
+/// as usable, and the refusal is the connection's diagnosis.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_fields_that_would_become_an_internal_api_url_are_refused_on_arrival() {
+    let hub = Harness::start().await;
+    let integration = hub.create_integration(json!({})).await;
+    for steered in ["https://169.254.169.254", "https://10.0.0.7", "http://192.168.1.1", "https://[fd00::1]"] {
+        hub.provider.update_config(|c| c.instance_url = None);
+        let id = hub.link(&integration).await;
+        assert_eq!(hub.token(&id).await.0, StatusCode::OK);
+
+        hub.provider.update_config(|c| c.instance_url = Some(steered.to_owned()));
+        let (status, problem) = hub.call(Method::POST, &format!("/v1/connections/{id}/refresh"), None).await;
+        assert!(!status.is_success(), "{steered}: {status} {problem}");
+        let (_, view) = hub.call(Method::GET, &format!("/v1/connections/{id}"), None).await;
+        assert_eq!(view["state"], "needs_reauth", "{steered}: {view}");
+        let reason = view["diagnosis"].to_string();
+        assert!(reason.contains("API base URL"), "{steered}: the diagnosis says why: {view}");
+        assert!(!reason.contains(steered), "{steered}: the value is not repeated: {view}");
+        let (status, answer) = hub.token(&id).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{steered}: no token is handed out: {answer}");
+
+        let session = hub.create_session(json!({})).await;
+        let (browser, callback) = hub.authorize(&session, &integration, "other@example.com").await;
+        let (status, page) = browser.get(&callback).await;
+        assert!(!status.is_success(), "{steered}: the code exchange is refused: {page}");
+        assert!(page.contains("API base URL"), "{steered}: {page}");
+    }
+    let (_, listed) = hub.call(Method::GET, "/v1/connections", None).await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(4), "only the good links: {listed}");
+}

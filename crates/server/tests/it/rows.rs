@@ -37,6 +37,7 @@ async fn a_row_with_corrupt_json_in_any_column_is_an_error_naming_table_row_and_
             integration_id: integration.clone(),
             parameters: Default::default(),
             code_verifier_blob: None,
+            nonce: None,
             expires_at: i64::MAX,
         })
         .await
