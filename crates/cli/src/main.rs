@@ -174,12 +174,18 @@ enum Command {
         #[arg(long, default_value_t = 900)]
         timeout: u64,
     },
-    /// Refresh a token set (from a file or stdin) and print the new one.
+    /// Refresh a token set (from a file or stdin) and print the new one, or with `--write`
+    /// save it over `--tokens FILE` (a provider that rotates refresh tokens makes the old
+    /// file useless after one refresh).
     Refresh {
         #[command(flatten)]
         connection: oauth::ConnectionArgs,
         #[command(flatten)]
         tokens: oauth::TokenArgs,
+        /// Write the refreshed set back to the `--tokens` file (atomically, mode 0600) instead
+        /// of printing it.
+        #[arg(long)]
+        write: bool,
     },
     /// Revoke a token set's refresh token (or its access token).
     Revoke {
@@ -440,7 +446,9 @@ fn main() -> ExitCode {
         Command::Device { connection, timeout } => {
             oauth::device(&cli.profiles, &connection, std::time::Duration::from_secs(timeout), &mut out)
         }
-        Command::Refresh { connection, tokens } => oauth::refresh(&cli.profiles, &connection, &tokens, &mut out),
+        Command::Refresh { connection, tokens, write } => {
+            oauth::refresh(&cli.profiles, &connection, &tokens, write, &mut out)
+        }
         Command::Revoke { connection, tokens, token } => {
             oauth::revoke(&cli.profiles, &connection, &tokens, token, &mut out)
         }
@@ -457,8 +465,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let selection =
-                keyway_validate::Selection { environment, actions, custom_scopes: scopes, parameters, redirect_uri };
+            let selection = keyway_validate::Selection {
+                environment,
+                actions,
+                custom_scopes: scopes,
+                parameters,
+                redirect_uri,
+                grant: None,
+            };
             scopes_command(&cli.profiles, &profile, &selection, format, &mut out)
         }
     };

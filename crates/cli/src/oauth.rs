@@ -149,6 +149,7 @@ fn connector(
     args: &ConnectionArgs,
     redirect_uri: Option<String>,
     stdin_free: bool,
+    grant: Option<keyway_manifest::model::Grant>,
 ) -> Result<Connector, Failure> {
     let profile = match crate::load_named(dir, &args.profile) {
         Ok((loaded, index)) => Arc::new(loaded.profiles[index].profile.clone()),
@@ -188,6 +189,7 @@ fn connector(
             custom_scopes: args.scopes.clone(),
             parameters: super::param_map(&args.params).map_err(Failure::Usage)?,
             redirect_uri,
+            grant,
         },
         pkce: args.no_pkce.then_some(false),
         refresh_sends_secret: args.refresh_without_secret.then_some(false),
@@ -242,7 +244,7 @@ pub fn authorize_url(
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
     finish((|| {
-        let connector = connector(dir, args, Some(redirect_uri.to_owned()), true)?;
+        let connector = connector(dir, args, Some(redirect_uri.to_owned()), true, None)?;
         let request = connector.authorization_request()?;
         let verifier = request.code_verifier.as_ref().map(secrecy::ExposeSecret::expose_secret);
         print_json(
@@ -267,18 +269,38 @@ fn read_tokens(path: &Path) -> Result<TokenSet, Failure> {
     })
 }
 
-/// `keyway refresh`: reads a token set, prints the refreshed one.
+/// `keyway refresh`: reads a token set, prints the refreshed one (or, with `write`, saves it
+/// over the file it came from).
 pub fn refresh(
     dir: &Path,
     args: &ConnectionArgs,
     tokens: &TokenArgs,
+    write: bool,
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
     finish((|| {
-        let connector = connector(dir, args, None, tokens.tokens != Path::new("-"))?;
+        let from_stdin = tokens.tokens == Path::new("-");
+        if write && from_stdin {
+            return Err(Failure::Usage("--write saves over the --tokens FILE; give one (not stdin)".into()));
+        }
+        let connector = connector(dir, args, None, !from_stdin, None)?;
         let set = read_tokens(&tokens.tokens)?;
         let fresh = runtime()?.block_on(connector.refresh(&set))?;
-        print_json(out, &fresh)
+        if !write {
+            return print_json(out, &fresh);
+        }
+        let mut text = serde_json::to_vec_pretty(&fresh).map_err(std::io::Error::from)?;
+        text.push(b'\n');
+        if let Err(e) = keyway_stdx::replace_file_privately(&tokens.tokens, &text) {
+            // A rotated refresh token exists only here now: it must not be lost.
+            print_json(out, &fresh)?;
+            return Err(Failure::Other(format!(
+                "{}: the refreshed tokens could not be saved ({e}); they are printed on stdout instead",
+                tokens.tokens.display()
+            )));
+        }
+        crate::say(&format!("{}: refreshed and saved", tokens.tokens.display()));
+        Ok(())
     })())
 }
 
@@ -300,7 +322,7 @@ fn with_token<T: serde::Serialize>(
     call: impl AsyncFnOnce(&Connector, SecretString, TokenKind) -> Result<T, FlowError>,
 ) -> std::io::Result<ExitCode> {
     finish((|| {
-        let connector = connector(dir, args, None, tokens.tokens != Path::new("-"))?;
+        let connector = connector(dir, args, None, tokens.tokens != Path::new("-"), None)?;
         let set = read_tokens(&tokens.tokens)?;
         connector.check_origin(&set)?;
         let (token, kind) = pick(&set, which)?;
@@ -407,7 +429,7 @@ pub fn login(
             .map_err(|e| Failure::Usage(format!("cannot listen on {}: {e}", redirect.uri(redirect.port))))?;
         let bound = listener.local_addr()?.port();
         let uri = redirect.uri(bound);
-        let connector = Arc::new(connector(dir, args, Some(uri.clone()), true)?);
+        let connector = Arc::new(connector(dir, args, Some(uri.clone()), true, None)?);
         let url = connector.begin_authorization(SESSION)?;
         crate::say(&format!("Waiting for the callback on {uri}"));
         crate::say(&format!("Open this URL in a browser to log in:\n{url}"));
@@ -440,11 +462,9 @@ async fn wait_for_callback(
                 crate::say(&format!("keyway: refused a callback: {e}; still waiting"));
                 (axum::http::StatusCode::BAD_REQUEST, page(&format!("Refused: {e}.")))
             }
+            // The outcome ends the command, which says what went wrong, once.
             result => {
                 let ok = result.is_ok();
-                if let Err(e) = &result {
-                    crate::say(&format!("keyway: the callback was refused: {e}"));
-                }
                 let _ = done.send(result).await;
                 if ok {
                     (axum::http::StatusCode::OK, page("Logged in. You can close this window."))
@@ -507,7 +527,7 @@ pub fn exchange_code(
                 e.column()
             ))
         })?;
-        let connector = connector(dir, args, Some(redirect_uri.to_owned()), flow_on_stdin)?;
+        let connector = connector(dir, args, Some(redirect_uri.to_owned()), flow_on_stdin, None)?;
         let callback = match (&started.callback, &started.code) {
             (Some(url), _) => callback_from(url),
             (None, Some(code)) => Callback {
@@ -551,7 +571,7 @@ fn callback_from(text: &str) -> Callback {
 /// `keyway client-credentials`: the client credentials grant; prints the token set.
 pub fn client_credentials(dir: &Path, args: &ConnectionArgs, out: &mut impl Write) -> std::io::Result<ExitCode> {
     finish((|| {
-        let connector = connector(dir, args, None, true)?;
+        let connector = connector(dir, args, None, true, Some(keyway_manifest::model::Grant::ClientCredentials))?;
         let tokens = runtime()?.block_on(connector.client_credentials())?;
         print_json(out, &tokens)
     })())
@@ -560,7 +580,7 @@ pub fn client_credentials(dir: &Path, args: &ConnectionArgs, out: &mut impl Writ
 /// `keyway jwt-bearer`: the JWT bearer grant (RFC 7523) for `subject`; prints the token set.
 pub fn jwt_bearer(dir: &Path, args: &ConnectionArgs, subject: &str, out: &mut impl Write) -> std::io::Result<ExitCode> {
     finish((|| {
-        let connector = connector(dir, args, None, true)?;
+        let connector = connector(dir, args, None, true, Some(keyway_manifest::model::Grant::JwtBearer))?;
         let tokens = runtime()?.block_on(connector.jwt_bearer(subject))?;
         print_json(out, &tokens)
     })())
@@ -576,7 +596,7 @@ pub fn device(
     out: &mut impl Write,
 ) -> std::io::Result<ExitCode> {
     finish((|| {
-        let connector = connector(dir, args, None, true)?;
+        let connector = connector(dir, args, None, true, None)?;
         let rt = runtime()?;
         let authorization = rt.block_on(connector.device_start())?;
         crate::say(&format!(

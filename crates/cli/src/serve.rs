@@ -212,9 +212,17 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Generate { file: Some(path) } => match prepend_key(&path) {
-            Ok(id) => {
+            Ok(KeyAdded::Created(id)) => {
                 say!(
-                    "wrote key `{id}` first in {}: restart `keyway serve`, then run `keyway keys rotate`",
+                    "created {} with key `{id}`: start the hub with `keyway serve --keys-file {}`",
+                    path.display(),
+                    path.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(KeyAdded::Prepended(id)) => {
+                say!(
+                    "wrote key `{id}` first in {}: restart `keyway serve`, then run `keyway keys rotate` to re-encrypt what older keys wrote",
                     path.display()
                 );
                 Ok(ExitCode::SUCCESS)
@@ -280,30 +288,27 @@ fn read_small_file(path: &Path) -> Result<String, String> {
     keyway_stdx::read_limited_text(path, 64 * 1024).map_err(|e| e.to_string())
 }
 
-/// Puts a new key first in a key file (creating it, mode 0600); returns the key's id.
-fn prepend_key(path: &Path) -> Result<String, String> {
+/// What `keyway keys generate --file` did.
+enum KeyAdded {
+    /// A new key file, with this key.
+    Created(String),
+    /// This key put first in an existing file.
+    Prepended(String),
+}
+
+/// Puts a new key first in a key file (creating it, mode 0600).
+fn prepend_key(path: &Path) -> Result<KeyAdded, String> {
     let line = keyway_server::crypto::Keyring::generate_line();
     let id = line.split(':').next().unwrap_or_default().to_owned();
     if !path.exists() {
         keyway_server::create_key_file(path).map_err(|e| e.to_string())?;
         let keys = keyway_server::read_key_file(path).map_err(|e| e.to_string())?;
-        return Ok(keys.primary_id().to_owned());
+        return Ok(KeyAdded::Created(keys.primary_id().to_owned()));
     }
     // Checked before it is rewritten: a damaged file is not made worse.
     keyway_server::read_key_file(path).map_err(|e| e.to_string())?;
     let old = read_small_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tmp = path.with_extension("keys.tmp");
-    {
-        use std::io::Write as _;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        file.write_all(format!("{line}\n{old}").as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(id)
+    keyway_stdx::replace_file_privately(path, format!("{line}\n{old}").as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(KeyAdded::Prepended(id))
 }

@@ -81,6 +81,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         custom_scopes: request.custom_scopes.clone(),
         parameters: request.parameters.clone(),
         redirect_uri: request.callback_url.clone(),
+        grant: None,
     };
     let (plan, mut diagnostics) = check_selection(profile, &selection);
     let variant = resolve_variant(profile, request.variant.as_deref(), &mut diagnostics);

@@ -188,6 +188,17 @@ pub fn draft(metadata: &str, options: &Options) -> Result<Draft, MetadataError> 
             ));
             "client_secret_basic"
         });
+    // A client is registered with one method; a provider offering several cannot say which.
+    let runnable: Vec<&str> = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+        .into_iter()
+        .filter(|m| methods.contains(m))
+        .collect();
+    if runnable.len() > 1 {
+        todo.push(format!(
+            "auth.client_auth: the provider accepts {}; `{client_auth}` was chosen: set the method your client is registered with (a mismatch fails as `invalid_client` only after the user consents)",
+            runnable.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
     if client_auth == "private_key_jwt" {
         let algs = list("token_endpoint_auth_signing_alg_values_supported").unwrap_or_default();
         if !algs.is_empty() && !algs.iter().any(|a| *a == "RS256" || *a == "ES256") {

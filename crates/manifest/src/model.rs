@@ -243,6 +243,17 @@ pub enum Grant {
     DeviceCode,
 }
 
+impl Grant {
+    /// Whether the grant can return a refresh token. The client credentials grant (RFC 6749
+    /// §4.4.3) and the JWT bearer grant (RFC 7523) do not: their tokens are obtained again.
+    pub fn issues_refresh_token(self) -> bool {
+        match self {
+            Grant::AuthorizationCode | Grant::RefreshToken | Grant::DeviceCode => true,
+            Grant::ClientCredentials | Grant::JwtBearer => false,
+        }
+    }
+}
+
 /// Endpoint URL templates, rendered with `env` and `params`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

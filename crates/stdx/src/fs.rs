@@ -1,4 +1,4 @@
-//! Bounded, non-blocking file reading.
+//! Bounded, non-blocking file reading, and private file replacement.
 
 use std::fs::File;
 use std::io::Read;
@@ -51,4 +51,26 @@ pub fn read_limited_text(path: &Path, limit: u64) -> std::io::Result<String> {
             format!("not valid UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()),
         )
     })
+}
+
+/// Replaces `path`'s content with `bytes` so that a reader sees the old file or the new one,
+/// never a part: written to a private (mode 0600) file beside it, synced, then renamed over
+/// it. For files that hold secrets (key files, token sets).
+pub fn replace_file_privately(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&tmp).and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()));
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
 }

@@ -29,6 +29,11 @@ pub struct Selection {
     /// The redirect URI registered with the provider.
     #[serde(default)]
     pub redirect_uri: Option<String>,
+    /// The one grant the connection runs, when it is known (`keyway client-credentials`);
+    /// `None`: any of the profile's grants. A grant that issues no refresh token (client
+    /// credentials, JWT bearer) needs no refresh-granting scope.
+    #[serde(default)]
+    pub grant: Option<Grant>,
 }
 
 /// The scopes to select in the provider's console and to request.
@@ -126,7 +131,7 @@ pub fn plan_scopes(profile: &Profile, selection: &Selection) -> (ScopePlan, Vec<
             needed.entry(scope.clone()).or_default();
         }
     }
-    let refresh = needs_refresh(profile);
+    let refresh = needs_refresh(profile) && selection.grant.is_none_or(Grant::issues_refresh_token);
     let grants_refresh = |s: &str| profile.scopes.get(s).is_some_and(|x| x.grants_refresh);
 
     if let Some(custom) = &selection.custom_scopes {

@@ -96,6 +96,40 @@ async fn login_then_refresh_introspect_and_revoke() {
     }
 }
 
+/// With rotating refresh tokens, `refresh --write` keeps the file usable: each refresh saves
+/// the rotated set over it (privately), so the next one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_write_saves_rotated_tokens_over_the_file() {
+    let setup =
+        setup("refresh-write", ProviderConfig { rotate_refresh_tokens: true, ..ProviderConfig::default() }).await;
+    let output = login(&setup, &[], "ada@example.com", false).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let tokens_file = setup.write("tokens.json", &output.stdout);
+    let tokens_arg = tokens_file.to_str().expect("utf-8");
+    let refresh = ["refresh", "salesforce-local", "--client-secret-env", "KEYWAY_TEST_SECRET", "--tokens", tokens_arg];
+    let mut previous: serde_json::Value = serde_json::from_slice(&output.stdout).expect("token set");
+    for round in 1..=3 {
+        let written = setup.run(&[&refresh[..], &["--write"]].concat(), None).await;
+        assert!(written.status.success(), "round {round}: {}", text(&written.stderr));
+        assert!(written.stdout.is_empty(), "round {round}: nothing secret on the terminal");
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&tokens_file).expect("read")).expect("saved token set");
+        assert_ne!(saved["refresh_token"], previous["refresh_token"], "round {round}: rotated and saved");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&tokens_file).expect("metadata").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "round {round}");
+        }
+        previous = saved;
+    }
+    assert_eq!(setup.provider.counts().grant("refresh_token"), 3);
+    let from_stdin = setup
+        .run(&["refresh", "salesforce-local", "--client-secret-env", "KEYWAY_TEST_SECRET", "--write"], Some("{}"))
+        .await;
+    assert_eq!(from_stdin.status.code(), Some(2), "{}", text(&from_stdin.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_reports_the_provider_refusal() {
     let setup = setup("deny", ProviderConfig::default()).await;
@@ -103,6 +137,7 @@ async fn login_reports_the_provider_refusal() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("access_denied") && stderr.contains("kind: reauthorize"), "{stderr}");
+    assert_eq!(stderr.matches("keyway: ").count(), 1, "said once: {stderr}");
     assert!(output.stdout.is_empty());
 }
 

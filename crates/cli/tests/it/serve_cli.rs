@@ -85,7 +85,11 @@ fn keys_generate_writes_a_private_file_and_puts_each_new_key_first() {
     assert!(keyway_server::crypto::Keyring::parse(&line).is_ok(), "{line}");
     let file = dir.join("keyway.keys");
     let path = file.display().to_string();
-    assert!(keyway(&["keys", "generate", "--file", &path]).status.success());
+    let created = keyway(&["keys", "generate", "--file", &path]);
+    assert!(created.status.success());
+    let said = String::from_utf8_lossy(&created.stderr);
+    assert!(said.contains("created") && said.contains("--keys-file"), "a new file: how to start, {said}");
+    assert!(!said.contains("rotate"), "nothing to rotate on first setup: {said}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -93,7 +97,9 @@ fn keys_generate_writes_a_private_file_and_puts_each_new_key_first() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let first = keyway_server::read_key_file(&file).expect("keys").primary_id().to_owned();
-    assert!(keyway(&["keys", "generate", "--file", &path]).status.success());
+    let prepended = keyway(&["keys", "generate", "--file", &path]);
+    assert!(prepended.status.success());
+    assert!(String::from_utf8_lossy(&prepended.stderr).contains("keyway keys rotate"), "a new key: rotate");
     let keys = keyway_server::read_key_file(&file).expect("keys");
     assert_eq!(keys.ids().len(), 2);
     assert_ne!(keys.primary_id(), first);

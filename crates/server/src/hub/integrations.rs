@@ -66,6 +66,7 @@ impl Hub {
                 custom_scopes: new.custom_scopes.clone(),
                 parameters: new.parameters.clone(),
                 redirect_uri: Some(self.callback_url(&new.profile)),
+                grant: None,
             },
             pkce: new.pkce,
             refresh_sends_secret: new.refresh_sends_secret,

@@ -340,6 +340,7 @@ impl Hub {
                 custom_scopes: settings.custom_scopes.clone(),
                 parameters: merged,
                 redirect_uri: Some(self.callback_url(&record.profile)),
+                grant: None,
             },
             pkce: settings.pkce,
             refresh_sends_secret: settings.refresh_sends_secret,
