@@ -58,3 +58,35 @@ fn the_openapi_document_names_every_state() {
     let expected: Vec<&str> = ConnectionState::ALL.iter().map(|s| s.as_str()).collect();
     assert_eq!(states, &serde_json::json!(expected), "{}", doc["components"]["schemas"]["ConnectionState"]);
 }
+
+/// The ```json blocks of docs/server.md's "First calls", in order.
+fn first_call_bodies() -> Vec<serde_json::Value> {
+    let doc = doc();
+    let section = doc.split("### First calls").nth(1).expect("a First calls section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    section
+        .split("```json\n")
+        .skip(1)
+        .map(|block| {
+            let text = block.split("\n```").next().unwrap_or_default();
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        })
+        .collect()
+}
+
+/// The documented example bodies are accepted as they are by a real hub (only the
+/// integration id the second one names is filled in).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_first_calls_are_accepted() {
+    let bodies = first_call_bodies();
+    assert_eq!(bodies.len(), 2, "an integration and a connect session");
+    let hub = crate::support::Harness::start().await;
+    let (status, integration) = hub.call(reqwest::Method::POST, "/v1/integrations", Some(bodies[0].clone())).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{integration}");
+    let id = integration["id"].as_str().expect("id");
+    let session = bodies[1].to_string().replace("INTEGRATION_ID", id);
+    let session: serde_json::Value = serde_json::from_str(&session).expect("json");
+    let (status, created) = hub.call(reqwest::Method::POST, "/v1/connect/sessions", Some(session)).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+    assert!(created["connect_url"].as_str().is_some_and(|u| u.contains("/connect")), "{created}");
+}
