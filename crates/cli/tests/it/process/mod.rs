@@ -222,3 +222,90 @@ impl Api {
         self.expect(reqwest::Method::GET, &format!("/v1/connections/{connection}/token"), None, 200).await
     }
 }
+
+/// Links `user`'s account through the connect page at `api`'s hub, as a browser without
+/// JavaScript would (cookies, no redirects followed): a connect session (a reconnect of
+/// `connection` when given), its page, the form, the provider's consent, the callback. The
+/// connection's id.
+pub async fn link_through_connect_page(
+    api: &Api,
+    provider: &keyway_testkit::TestProvider,
+    integration: &str,
+    user: &str,
+    connection: Option<&str>,
+) -> String {
+    let mut body = serde_json::json!({"end_user": {"id": user}, "return_url": "https://app.example.com/done",
+        "allowed_origins": ["https://app.example.com"]});
+    if let Some(id) = connection {
+        body["connection_id"] = Value::String(id.to_owned());
+    }
+    let session = api.expect(reqwest::Method::POST, "/v1/connect/sessions", Some(body), 201).await;
+    let connect_url = session["connect_url"].as_str().expect("connect_url");
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("browser");
+    let opened = browser.get(connect_url).send().await.expect("open the connect link");
+    assert_eq!(opened.status().as_u16(), 303, "the token is traded for a cookie");
+    let page = browser.get(format!("{}/connect", api.base)).send().await.expect("connect page");
+    assert_eq!(page.status().as_u16(), 200);
+    let no_fields: &[(&str, &str)] = &[];
+    let submitted =
+        browser.post(format!("{}/connect/{integration}", api.base)).form(no_fields).send().await.expect("form");
+    assert_eq!(submitted.status().as_u16(), 303, "sent to the provider");
+    let location = submitted.headers().get("location").and_then(|v| v.to_str().ok()).expect("location").to_owned();
+    let callback = provider.browse(&location, user).await.expect("the provider redirects back");
+    let done = browser.get(&callback).send().await.expect("callback");
+    let status = done.status().as_u16();
+    let page = done.text().await.expect("done page");
+    assert_eq!(status, 200, "{page}");
+    let start = page.find("conn_").expect("a connection id on the done page");
+    page[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
+
+/// A PostgreSQL cluster of the test's own (`scripts/pg.sh` in a scratch directory, on a free
+/// loopback port), for a test that restarts it: the shared one stays up for everyone else.
+pub struct PrivatePostgres {
+    dir: PathBuf,
+    port: u16,
+    pub url: String,
+}
+
+impl PrivatePostgres {
+    pub fn start(scratch: &Scratch) -> PrivatePostgres {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let mut pg = PrivatePostgres { dir: scratch.path().join("pg"), port, url: String::new() };
+        let out = pg.script("start");
+        let url = out.lines().find_map(|l| l.strip_prefix("export KEYWAY_TEST_POSTGRES_URL=")).expect("its URL");
+        pg.url = url.trim().to_owned();
+        pg
+    }
+
+    /// Stops the server (fast: sessions are cut) and starts it again on the same port.
+    pub fn restart(&self) {
+        self.script("stop");
+        self.script("start");
+    }
+
+    fn script(&self, verb: &str) -> String {
+        let out = Command::new(root().join("scripts/pg.sh"))
+            .arg(verb)
+            .env("KEYWAY_PG_DIR", &self.dir)
+            .env("KEYWAY_PG_PORT", self.port.to_string())
+            .output()
+            .expect("scripts/pg.sh runs");
+        assert!(out.status.success(), "pg.sh {verb}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/pg.sh"))
+            .arg("stop")
+            .env("KEYWAY_PG_DIR", &self.dir)
+            .env("KEYWAY_PG_PORT", self.port.to_string())
+            .output();
+    }
+}
