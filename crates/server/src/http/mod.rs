@@ -115,13 +115,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// One line per request: method, route (never the query: it can carry a code, a state or a
-/// session token), status, time.
+/// session token), status, time. The request runs as one view of the database
+/// ([`Hub::per_request`]).
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let response = crate::hub::Hub::per_request(next.run(request)).await;
     tracing::info!(%method, route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     response
 }

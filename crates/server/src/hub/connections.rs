@@ -66,7 +66,7 @@ impl Hub {
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let wanted = Stamp(now.version, now.integration_version, generation);
-        if self.tokens.stamp(id) == Some(wanted) {
+        if self.tokens.stamp(id).is_some_and(|held| covers(held, wanted)) {
             return Ok(());
         }
         // The read's own refusal (an unreadable row, a key that does not decrypt, a profile not
@@ -92,7 +92,7 @@ impl Hub {
             self.tokens.resync(id, wanted, read).await
         } else {
             let _opening = self.opening_lock(id).lock().await;
-            if self.tokens.stamp(id) == Some(wanted) {
+            if self.tokens.stamp(id).is_some_and(|held| covers(held, wanted)) {
                 return Ok(());
             }
             self.tokens.resync(id, wanted, read).await
@@ -407,4 +407,12 @@ fn connection_view(record: &ConnectionRecord, profile: String) -> Connection {
         created_at: record.created_at,
         updated_at: record.updated_at,
     }
+}
+
+/// Whether an entry read at `held` is as current as the stamp the database gave, `wanted`. A
+/// newer row version is: refreshes (this instance's own, or another's seen by the lease's
+/// check) bump the version without retiring anything, and every change that does retire
+/// what an entry holds is in the change log, so the stamp asked for is at least its version.
+fn covers(held: Stamp, wanted: Stamp) -> bool {
+    held.0 >= wanted.0 && held.1 == wanted.1 && held.2 == wanted.2
 }

@@ -173,6 +173,14 @@ fn web_url_problem(text: &str) -> Option<String> {
 }
 
 impl Hub {
+    /// Runs one request against one view of the database: its first freshness check reads
+    /// the change log (after the request began), its later checks use what that read left.
+    pub async fn per_request<F: std::future::Future>(request: F) -> F::Output {
+        freshness::Freshness::per_request(request).await
+    }
+}
+
+impl Hub {
     /// A hub over a loaded registry, a store and a keyring.
     pub fn new(
         registry: Registry,
@@ -198,7 +206,7 @@ impl Hub {
         });
         let refresh_margin = options.refresh.skew;
         let webhook = options.webhook.clone();
-        let freshness = freshness::Freshness::new(Arc::clone(&store));
+        let freshness = freshness::Freshness::new(Arc::clone(&store), options.cache.connections);
         let tokens =
             TokenManager::with_capacity(token_store, Arc::clone(&clock), options.refresh, options.cache.connections);
         Ok(Hub {

@@ -199,6 +199,54 @@ pub struct ConnectionStamp {
     pub integration_version: i64,
 }
 
+/// What kind of row a change retired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A connection: deleted, revoked, reconnected, or its state changed.
+    Connection,
+    /// An integration: its settings or secrets changed, or it was deleted.
+    Integration,
+    /// An API key: revoked or changed.
+    ApiKey,
+}
+
+impl ChangeKind {
+    /// Every kind.
+    pub const ALL: [ChangeKind; 3] = [ChangeKind::Connection, ChangeKind::Integration, ChangeKind::ApiKey];
+
+    /// The kind as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Connection => "connection",
+            ChangeKind::Integration => "integration",
+            ChangeKind::ApiKey => "api_key",
+        }
+    }
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Its place in the log.
+    pub seq: i64,
+    /// What it retired.
+    pub kind: ChangeKind,
+    /// The retired row's id.
+    pub target: String,
+}
+
+/// The change log after a point: every change committed past it (up to a limit), the log's
+/// head, and how far it was pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeFeed {
+    /// The last change committed.
+    pub head: i64,
+    /// Changes at or below this are no longer kept.
+    pub pruned_through: i64,
+    /// The changes after the point asked for, in order; at most the limit asked for.
+    pub changes: Vec<Change>,
+}
+
 /// Which connections to list.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionFilter {
@@ -292,6 +340,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_connection(&self, record: &ConnectionRecord) -> Result<(), StoreError>;
     /// One connection.
     async fn connection(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError>;
+    /// The change log after `after`: at most `limit` changes, with the head and the prune
+    /// point, in one statement.
+    async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StoreError>;
     /// The current stamps of these connections (those that exist), in one statement.
     async fn connection_stamps(&self, ids: &[String]) -> Result<Vec<ConnectionStamp>, StoreError>;
     /// Connections by id, filtered.
@@ -360,6 +411,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Stores a new API key.
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// Revokes an API key (logged, so every instance refuses it on its next request); whether
+    /// it existed unrevoked.
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool, StoreError>;
     /// One API key.
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// These API keys (those that exist), in one statement.

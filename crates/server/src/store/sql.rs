@@ -9,8 +9,8 @@
 //! becomes `BYTEA` on PostgreSQL).
 
 use super::{
-    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, ConnectionStamp, EventRecord,
-    IntegrationRecord, SecretCell, SessionRecord, Store, StoreError, TokensUpdate,
+    ApiKeyRecord, AuthorizationRecord, Change, ChangeFeed, ChangeKind, ConnectionFilter, ConnectionRecord,
+    ConnectionStamp, EventRecord, IntegrationRecord, SecretCell, SessionRecord, Store, StoreError, TokensUpdate,
 };
 use crate::domain::{ConnectionDiagnosis, ConnectionState, EventKind};
 use async_trait::async_trait;
@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_drop_authorize_origin.sql")),
     (3, include_str!("../../migrations/0003_authorization_nonce.sql")),
+    (5, include_str!("../../migrations/0005_change_log.sql")),
 ];
 
 /// A value bound to a statement.
@@ -282,10 +283,13 @@ impl SqlStore {
     /// Ends a state-changing statement's transaction: the event its transition means goes
     /// into the outbox in the same transaction, so a change is never reported without
     /// happening, nor happens unreported. `false` when no row changed.
+    /// Ends a connection's transition: its webhook event, and (for a change that retires what
+    /// other instances may hold, `logged`) its change-log row, then the commit.
     async fn finish_transition(
         &self,
         mut tx: sqlx::Transaction<'static, sqlx::Any>,
         row: Option<AnyRow>,
+        logged: bool,
         now: i64,
     ) -> Result<bool, StoreError> {
         let Some(row) = row else { return Ok(false) };
@@ -295,6 +299,10 @@ impl SqlStore {
             if let Some(kind) = EventKind::of_transition(previous, record.state) {
                 insert_event(&mut tx, &record, kind, previous, now).await?;
             }
+        }
+        if logged {
+            let id: String = RowReader::new(&row, "connections", "id").get("id")?;
+            log_change(&mut tx, ChangeKind::Connection, &id, now).await?;
         }
         tx.commit().await.map_err(db("commit"))?;
         Ok(true)
@@ -368,6 +376,47 @@ async fn insert_event(
         ("next_attempt_at", SqlValue::Int(now)),
     ];
     insert_into("webhook_events", columns).execute(&mut **tx).await.map_err(db("outbox")).map(drop)
+}
+
+/// How many change-log rows are kept behind the head; an instance further behind than this
+/// forgets everything it holds (see migration 5).
+const CHANGES_KEPT: i64 = 10_000;
+
+/// Appends a change to the log, in the writer's transaction. The head's row is updated last,
+/// just before the commit, so writers wait on its lock for as short a time as possible; that
+/// lock orders them, so the committed changes are always a prefix of the sequence.
+async fn log_change(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    kind: ChangeKind,
+    target: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let seq: i64 = sqlx::query_scalar("UPDATE change_log_head SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db("change log"))?;
+    let columns = vec![
+        ("seq", SqlValue::Int(seq)),
+        ("kind", text(kind.as_str())),
+        ("target", text(target)),
+        ("created_at", SqlValue::Int(now)),
+    ];
+    insert_into("change_log", columns).execute(&mut **tx).await.map_err(db("change log"))?;
+    // Pruned in bounded steps, by whichever writer crosses a thousand.
+    if seq % 1000 == 0 && seq > CHANGES_KEPT {
+        let through = seq - CHANGES_KEPT;
+        sqlx::query("DELETE FROM change_log WHERE seq <= $1")
+            .bind(through)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("change log"))?;
+        sqlx::query("UPDATE change_log_head SET pruned_through = $1 WHERE id = 1")
+            .bind(through)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("change log"))?;
+    }
+    Ok(())
 }
 
 fn integration(row: &AnyRow) -> Result<IntegrationRecord, StoreError> {
@@ -552,25 +601,35 @@ impl Store for SqlStore {
 
     async fn update_integration(&self, r: &IntegrationRecord, expected_version: i64) -> Result<bool, StoreError> {
         let filter = vec![("id", text(&r.id)), ("version", SqlValue::Int(expected_version))];
+        let mut tx = self.pool.begin().await.map_err(db("update integration"))?;
         let done = update_where("integrations", integration_columns(r)?, filter)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("update integration"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        log_change(&mut tx, ChangeKind::Integration, &r.id, crate::unix_now()).await?;
+        tx.commit().await.map_err(db("update integration"))?;
+        Ok(true)
     }
 
     async fn delete_integration(&self, id: &str) -> Result<Option<bool>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("delete integration"))?;
         let done = sqlx::query(
             "DELETE FROM integrations WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM connections WHERE integration_id = $2)",
         )
         .bind(id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db("delete integration"))?;
         if done.rows_affected() == 1 {
+            log_change(&mut tx, ChangeKind::Integration, id, crate::unix_now()).await?;
+            tx.commit().await.map_err(db("delete integration"))?;
             return Ok(Some(true));
         }
+        drop(tx);
         Ok(self.integration(id).await?.map(|_| false))
     }
 
@@ -682,6 +741,40 @@ impl Store for SqlStore {
         row.as_ref().map(connection).transpose()
     }
 
+    async fn changes_since(&self, after: i64, limit: u32) -> Result<ChangeFeed, StoreError> {
+        // One statement: the head row, joined with the changes past `after` (none: one row of
+        // NULLs), so the head and the changes come from one snapshot.
+        let rows = sqlx::query(
+            "SELECT h.seq AS head, h.pruned_through AS pruned_through, c.seq AS seq, c.kind AS kind, c.target AS target \
+             FROM change_log_head h LEFT JOIN change_log c ON c.seq > $1 WHERE h.id = 1 ORDER BY c.seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("change log"))?;
+        let first = rows.first().ok_or_else(|| StoreError::Corrupt {
+            table: "change_log_head",
+            row: "1".to_owned(),
+            column: "seq",
+            why: "the change log's head row is missing".to_owned(),
+        })?;
+        let head = RowReader::new(first, "change_log_head", "head");
+        let mut feed =
+            ChangeFeed { head: head.get("head")?, pruned_through: head.get("pruned_through")?, changes: Vec::new() };
+        for row in &rows {
+            let r = RowReader::new(row, "change_log", "seq");
+            let Some(seq) = r.get::<Option<i64>>("seq")? else { continue };
+            let kind: String = r.get("kind")?;
+            let kind = ChangeKind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == kind)
+                .ok_or_else(|| r.corrupt("kind", "not a change kind".to_owned()))?;
+            feed.changes.push(Change { seq, kind, target: r.get("target")? });
+        }
+        Ok(feed)
+    }
+
     async fn connection_stamps(&self, ids: &[String]) -> Result<Vec<ConnectionStamp>, StoreError> {
         let sql = format!(
             "SELECT c.id, c.state, c.version, i.version AS integration_version FROM connections c \
@@ -739,7 +832,8 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("save tokens"))?;
-        self.finish_transition(tx, row, now).await
+        // A new grant (a link or reconnect) retires what other instances hold.
+        self.finish_transition(tx, row, true, now).await
     }
 
     async fn claim_due(
@@ -822,7 +916,9 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("save tokens"))?;
-        self.finish_transition(tx, row, now).await
+        // A refresh retires nothing: the access token other instances hold stays valid until
+        // it falls due, and their refresh claims see the newer row (the lease's check).
+        self.finish_transition(tx, row, false, now).await
     }
 
     async fn set_state(
@@ -850,7 +946,7 @@ impl Store for SqlStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db("set state"))?;
-        self.finish_transition(tx, row, now).await
+        self.finish_transition(tx, row, true, now).await
     }
 
     async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError> {
@@ -866,7 +962,7 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("revoke connection"))?;
-        self.finish_transition(tx, row, now).await
+        self.finish_transition(tx, row, true, now).await
     }
 
     async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError> {
@@ -889,10 +985,11 @@ impl Store for SqlStore {
             .map_err(db("delete connection"))?;
         let Some(row) = row else { return Ok(false) };
         let record = connection(&row)?;
+        let now = crate::unix_now();
         if self.events {
-            let now = crate::unix_now();
             insert_event(&mut tx, &record, EventKind::Deleted, Some(record.state), now).await?;
         }
+        log_change(&mut tx, ChangeKind::Connection, id, now).await?;
         tx.commit().await.map_err(db("delete connection"))?;
         Ok(true)
     }
@@ -971,6 +1068,22 @@ impl Store for SqlStore {
             .await
             .map_err(db("read API key"))?;
         row.as_ref().map(api_key).transpose()
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("revoke API key"))?;
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("revoke API key"))?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        log_change(&mut tx, ChangeKind::ApiKey, id, now).await?;
+        tx.commit().await.map_err(db("revoke API key"))?;
+        Ok(true)
     }
 
     async fn api_keys(&self, ids: &[String]) -> Result<Vec<ApiKeyRecord>, StoreError> {
