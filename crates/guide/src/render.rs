@@ -7,7 +7,7 @@ use crate::output::{
 use crate::text::{app_name_problem, markdown_text};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
-use keyway_manifest::model::{Condition, Grant, Item, ItemKind, Pkce, Profile};
+use keyway_manifest::model::{Condition, Grant, Item, ItemKind, Profile};
 use keyway_validate::templates::{GuideTarget, guide_context_with_params, render as render_template, scope_entries};
 use keyway_validate::{Selection, check_selection};
 use serde::{Deserialize, Serialize};
@@ -148,7 +148,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         .collect();
     let scopes = scope_entries(profile, &plan);
     let refresh_sends_secret = request.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
-    let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
+    let sends_pkce = request.sends_pkce.unwrap_or_else(|| profile.auth.sends_pkce());
     let rotates_refresh_tokens = request.rotates_refresh_tokens.unwrap_or(false);
     // Platform-supplied text lands in Markdown: escaped so it stays text.
     let app_name = markdown_text(&request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name)));
@@ -165,6 +165,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
             callback_url: &callback_url,
             app_name: &app_name,
             refresh_sends_secret,
+            sends_pkce,
         },
         &request.parameters,
     );

@@ -221,6 +221,12 @@ impl Auth {
     pub fn refresh_sends_secret(&self) -> bool {
         self.refresh.as_ref().is_none_or(|r| r.send_client_secret)
     }
+
+    /// Whether a connection sends a PKCE challenge unless it chooses otherwise: yes, unless
+    /// the profile's policy is `off`.
+    pub fn sends_pkce(&self) -> bool {
+        self.pkce != Pkce::Off
+    }
 }
 
 fn default_scope_separator() -> String {

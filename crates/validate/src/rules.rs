@@ -331,6 +331,7 @@ fn guide_renders(profile: &Profile, guide_templates: &[(String, &str)], out: &mu
                 callback_url: "https://platform.example/oauth/callback",
                 app_name: "Example integration",
                 refresh_sends_secret: profile.auth.refresh_sends_secret(),
+                sends_pkce: profile.auth.sends_pkce(),
             };
             let context = guide_context(profile, &setting);
             for (pointer, source) in guide_templates {

@@ -7,7 +7,7 @@
 use crate::error::{HubError, ProblemCode};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_guide::{Guide, GuideRequest, MAX_URL_LEN, guide_url, parse_guide_query, render};
-use keyway_manifest::model::{Grant, Pkce, Profile};
+use keyway_manifest::model::{Grant, Profile};
 use serde::Serialize;
 
 /// How the page shows the scope string.
@@ -380,7 +380,7 @@ fn form(profile: &Profile, request: &GuideRequest, separator: Separator, result:
             Choice { value: "off".to_owned(), label: off.to_owned(), selected: !value },
         ]
     };
-    let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
+    let sends_pkce = request.sends_pkce.unwrap_or_else(|| profile.auth.sends_pkce());
     let sends_secret = request.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
     GuidePage {
         profile: PageProfile { id: profile.id.clone(), name: profile.name.clone() },
