@@ -389,3 +389,79 @@ fn the_guides_follow_the_chosen_flows_app_type_and_settings() {
         .expect("in JSON");
     assert_eq!(found["kind"], "warning");
 }
+
+/// The settings a platform's choices change from the defaults are marked as such, in every
+/// format; those kept at their defaults are not, and the defaults mark none.
+#[test]
+fn the_changes_a_platform_needs_stand_out_from_the_defaults() {
+    let crm = bundled_profile("salesforce");
+    let changes = |g: &keyway_guide::Guide| -> Vec<(String, String)> {
+        g.sections
+            .iter()
+            .flat_map(|s| &s.steps)
+            .flat_map(|t| &t.items)
+            .filter(|i| i.platform_change)
+            .filter_map(|i| i.setting.as_ref().map(|s| (s.name.to_string(), s.state.to_string())))
+            .collect()
+    };
+    let defaults = render(crm, &request(&[])).expect("renders");
+    assert_eq!(changes(&defaults), []);
+    assert!(!defaults.to_markdown().contains(keyway_guide::CHANGE_LABEL));
+    // Choosing the defaults explicitly changes nothing either.
+    let explicit = GuideRequest {
+        sends_pkce: Some(true),
+        refresh_sends_secret: Some(true),
+        rotates_refresh_tokens: Some(false),
+        ..request(&[])
+    };
+    assert_eq!(changes(&render(crm, &explicit).expect("renders")), []);
+
+    let pkce = "Require Proof Key for Code Exchange (PKCE) Extension for Supported Authorization Flows";
+    let no_pkce = render(crm, &GuideRequest { sends_pkce: Some(false), ..request(&[]) }).expect("renders");
+    assert_eq!(changes(&no_pkce), [(pkce.to_owned(), "unchecked".to_owned())]);
+    let md = no_pkce.to_markdown();
+    assert!(md.contains(&format!("- **{}:** Uncheck **Require Proof Key", keyway_guide::CHANGE_LABEL)), "{md}");
+    assert_eq!(md.matches(keyway_guide::CHANGE_LABEL).count(), 1, "{md}");
+    let html = no_pkce.to_html(false);
+    assert!(html.contains(
+        "<li class=\"bullet change\" data-state=\"unchecked\"><span class=\"change-label\">Change from the default</span> <span class=\"state off\">Unchecked</span> Uncheck"
+    ), "{html}");
+    assert!(html.contains("<li class=\"bullet\" data-state=\"checked\"><span class=\"state on\">Checked</span> Keep <strong>Require Secret for Web Server Flow"));
+    let json = serde_json::to_string(&no_pkce).expect("serializes");
+    assert_eq!(json.matches("\"platform_change\":true").count(), 1);
+
+    let all = GuideRequest {
+        sends_pkce: Some(false),
+        refresh_sends_secret: Some(false),
+        rotates_refresh_tokens: Some(true),
+        ..request(&[])
+    };
+    let names: Vec<String> =
+        changes(&render(crm, &all).expect("renders")).into_iter().map(|(n, s)| format!("{n}: {s}")).collect();
+    assert_eq!(
+        names,
+        [
+            "Require Secret for Refresh Token Flow: unchecked".to_owned(),
+            format!("{pkce}: unchecked"),
+            "Enable Refresh Token Rotation: checked".to_owned(),
+        ]
+    );
+}
+
+/// The catalogue names each action's object by its API name and its label (the profile's
+/// `objects`), for a front end's groups.
+#[test]
+fn the_catalogue_labels_objects() {
+    let guide = render(bundled_profile("salesforce-service-cloud"), &request(&[])).expect("renders");
+    let knowledge = guide.catalogue.iter().find(|a| a.id == "publish_knowledge_article").expect("in the catalogue");
+    assert_eq!(knowledge.object.as_deref(), Some("Knowledge__kav"));
+    assert_eq!(knowledge.object_label.as_deref(), Some("Knowledge"));
+    let comment = guide.catalogue.iter().find(|a| a.id == "create_case_comment").expect("in the catalogue");
+    assert_eq!(comment.object_label.as_deref(), Some("Case Comment"));
+    // An object the profile gives no label is shown by its name.
+    let mut profile = bundled_profile("salesforce-service-cloud").clone();
+    profile.objects.shift_remove("WorkOrder");
+    let guide = render(&profile, &request(&[])).expect("renders");
+    let work = guide.catalogue.iter().find(|a| a.id == "create_work_order").expect("in the catalogue");
+    assert_eq!(work.object_label.as_deref(), Some("WorkOrder"));
+}

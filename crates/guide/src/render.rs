@@ -180,6 +180,8 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         sends_pkce,
         rotates_refresh_tokens,
         grants: &grants,
+        profile_sends_pkce: profile.auth.sends_pkce(),
+        profile_refresh_sends_secret: profile.auth.refresh_sends_secret(),
     };
     let mut renderer = Renderer { context, errors: Vec::new() };
     let mut sections = Vec::new();
@@ -208,6 +210,8 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
                             kind,
                             setting: setting
                                 .map(|s| GuideSetting { name: Cow::Borrowed(&s.name), state: Cow::Borrowed(&s.state) }),
+                            platform_change: setting.is_some()
+                                && when.is_some_and(|c| facts.follows_a_changed_choice(c)),
                         });
                     }
                 }
@@ -265,6 +269,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
                 id: Cow::Borrowed(id),
                 name: Cow::Borrowed(&a.name),
                 object: a.object.as_deref().map(Cow::Borrowed),
+                object_label: a.object.as_deref().map(|o| Cow::Borrowed(profile.object_label(o))),
                 scopes: a.scopes.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
                 selected: request.actions.contains(id),
             })
@@ -307,6 +312,9 @@ struct Facts<'a> {
     sends_pkce: bool,
     rotates_refresh_tokens: bool,
     grants: &'a [Grant],
+    /// The profile's defaults of the platform's choices (rotation's is off).
+    profile_sends_pkce: bool,
+    profile_refresh_sends_secret: bool,
 }
 
 /// The grants a guide is for: those asked for, else the authorization code and refresh token
@@ -330,6 +338,15 @@ pub fn grant_name(grant: Grant) -> String {
 }
 
 impl Facts<'_> {
+    /// Whether `condition` (which holds) names a platform choice the request makes differently
+    /// from the profile's default: no PKCE, no secret on refresh (when the profile sends it),
+    /// rotation. What it shows is the change this platform needs.
+    fn follows_a_changed_choice(&self, c: &Condition) -> bool {
+        (c.sends_pkce.is_some() && self.sends_pkce != self.profile_sends_pkce)
+            || (c.refresh_sends_secret.is_some() && self.refresh_sends_secret != self.profile_refresh_sends_secret)
+            || (c.rotates_refresh_tokens.is_some() && self.rotates_refresh_tokens)
+    }
+
     fn holds(&self, condition: Option<&Condition>) -> bool {
         let Some(c) = condition else { return true };
         let any = |list: &[String], pred: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|x| pred(x));
