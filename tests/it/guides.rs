@@ -465,3 +465,32 @@ fn the_catalogue_labels_objects() {
     let work = guide.catalogue.iter().find(|a| a.id == "create_work_order").expect("in the catalogue");
     assert_eq!(work.object_label.as_deref(), Some("WorkOrder"));
 }
+
+/// A label for an object no action names is a warning that names the likely object (KW0420).
+#[test]
+fn an_object_label_no_action_uses_is_warned_with_the_likely_name() {
+    let text = keyway_tests::MINIMAL
+        .replace("list_things: {name: List Things,", "list_things: {object: Thing, name: List Things,")
+        .replace("actions:\n", "objects:\n  Thng: {label: Thing record}\nactions:\n");
+    let mut loaded = keyway_manifest::load_str("base.yaml", &text);
+    keyway_validate::check_loaded(&mut loaded);
+    let found: Vec<_> =
+        loaded.diagnostics.iter().map(|d| (d.code.as_str(), d.pointer.as_deref(), d.help.as_deref())).collect();
+    assert_eq!(
+        found,
+        [(
+            "KW0420",
+            Some("/objects/Thng"),
+            Some("did you mean `Thing`? Actions name it so (API names are case-sensitive)")
+        )]
+    );
+    // The action is then shown under its bare name.
+    let guide = render(&loaded.profiles[0].profile, &request(&[])).expect("renders");
+    assert_eq!(guide.catalogue[0].object_label.as_deref(), Some("Thing"));
+    let fixed = text.replace("Thng:", "Thing:");
+    let mut loaded = keyway_manifest::load_str("base.yaml", &fixed);
+    keyway_validate::check_loaded(&mut loaded);
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    let guide = render(&loaded.profiles[0].profile, &request(&[])).expect("renders");
+    assert_eq!(guide.catalogue[0].object_label.as_deref(), Some("Thing record"));
+}
