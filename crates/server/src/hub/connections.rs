@@ -276,8 +276,8 @@ impl Hub {
         let (Some(tokens), Some(connector)) = (self.tokens.tokens(id), self.tokens.connector(id)) else {
             return Err(HubError::not_found("connection", id));
         };
-        let Tested { state, diagnosis, .. } = self.run_test(id, &connector, &tokens).await;
-        Ok(TestResult { connection_id: id.to_owned(), ok: diagnosis.is_none(), state, diagnosis })
+        let Tested { state, diagnosis, ran } = self.run_test(id, &connector, &tokens).await;
+        Ok(TestResult { connection_id: id.to_owned(), ok: diagnosis.is_none(), tested: ran, state, diagnosis })
     }
 
     /// Revokes a connection's grant at the provider (RFC 7009), then deletes the connection

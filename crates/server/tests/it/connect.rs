@@ -284,4 +284,10 @@ async fn the_done_page_claims_no_test_for_a_profile_without_one() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(connection["state"], "active");
     assert!(connection["verified_at"].is_null(), "{connection}");
+    // The API's test says the same: nothing was called.
+    let (status, test) =
+        hub.call(Method::POST, &format!("/v1/connections/{}/test", connection_id_in(&page)), None).await;
+    assert_eq!(status, StatusCode::OK, "{test}");
+    assert_eq!((test["ok"].as_bool(), test["tested"].as_bool()), (Some(true), Some(false)), "{test}");
+    assert_eq!(hub.provider.counts().api, 0, "no connection test ran");
 }
