@@ -7,7 +7,7 @@
 #
 #   usage: scripts/screenshot-guide-page.sh
 #   output: target/screenshots/guide-page.png (1280 px, full page), guide-page-phone.png
-#           (390 px, full page), and screen-sized views: guide-page-{top,security}.png,
+#           (390 px, full page), and screen-sized views: guide-page-{top,security,refused}.png,
 #           guide-page-phone-{top,summary,security}.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ scripts/test-deps.sh
 cargo test -p keyway --test it serve_guide_browser:: -- --nocapture
 
 shots=${CARGO_TARGET_DIR:-target}/screenshots
-for name in guide-page guide-page-phone guide-page-top guide-page-security guide-page-phone-top \
+for name in guide-page guide-page-phone guide-page-top guide-page-security guide-page-refused guide-page-phone-top \
   guide-page-phone-summary guide-page-phone-security; do
   printf '%s\n' "$shots/$name.png"
 done

@@ -29,6 +29,7 @@ fn context() -> &'static minijinja::Value {
             callback_url: "https://platform.example/oauth/callback",
             app_name: "Fuzz",
             refresh_sends_secret: true,
+            sends_pkce: true,
         };
         keyway_validate::templates::guide_context(profile, &target)
     })

@@ -1207,7 +1207,19 @@ const CLAIMS: &[Claim] = &[
             "Salesforce allows 5 approvals (token pairs) per user per app. One more silently revokes the least recently used refresh token",
         ],
     ),
+    claim(
+        "004",
+        "[More information](https://help.salesforce.com/articleView?id=remoteaccess_request_manage.htm)",
+        CYCLR,
+        &["[More information](https://help.salesforce.com/articleView?id=remoteaccess_request_manage.htm)"],
+    ),
     // --- Migration and existing apps.
+    claim(
+        "002",
+        "For more details on migration, see Salesforce's Connected App to External Client App Migration guide.",
+        APIDECK,
+        &["For more details, see Salesforce's Connected App to External Client App Migration guide."],
+    ),
     claim(
         "002",
         "be aware that new credentials are generated — the old Consumer Key and Consumer Secret will no longer work. You must update your credentials",

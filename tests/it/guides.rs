@@ -252,8 +252,13 @@ fn the_guides_say_what_salesforce_documents_and_only_what_the_selection_needs() 
     assert!(eca.contains("For broader access, select **Full access (full)**"));
     assert!(!md(crm, &full).contains("For broader access"));
     // Other flows' steps only for those flows; the ID token only with openid.
-    for absent in ["Enable for Device Flow", "Use Digital Signatures", "Choose a **Run As** user", "Configure ID token"]
-    {
+    for absent in [
+        "Device Flow",
+        "Enable JWT Bearer Flow",
+        "Use Digital Signatures",
+        "Choose a **Run As** user",
+        "Configure ID token",
+    ] {
         assert!(!eca.contains(absent), "{absent} in the default guide");
     }
     let all_flows = with(&|r| {
@@ -261,7 +266,7 @@ fn the_guides_say_what_salesforce_documents_and_only_what_the_selection_needs() 
         r.custom_scopes = Some(vec!["api".into(), "openid".into(), "refresh_token".into()]);
     });
     let every = md(crm, &all_flows);
-    for present in ["Enable for Device Flow", "Use Digital Signatures", "Configure ID token"] {
+    for present in ["Enable Device Flow", "Enable JWT Bearer Flow", "Configure ID token"] {
         assert!(every.contains(present), "{present} missing with its flow");
     }
     // The custom-scope rules appear whenever custom scopes are possible: always.
@@ -276,4 +281,216 @@ fn the_guides_say_what_salesforce_documents_and_only_what_the_selection_needs() 
     assert!(knowledge.contains("`archiveKnowledgeArticles`") && knowledge.contains("`deleteKnowledgeArticles`"));
     assert!(knowledge.contains("**Manage Articles**"));
     assert!(!md(sc, &request(&["publish_knowledge_article"])).contains("createDraftFromOnlineKnowledgeArticle"));
+}
+
+/// Issue 26, section 5: what a newcomer found missing or wrong in the bundled guide.
+#[test]
+fn the_guides_follow_the_chosen_flows_app_type_and_settings() {
+    use keyway_manifest::model::{Grant, ItemKind};
+    let crm = bundled_profile("salesforce");
+    let sc = bundled_profile("salesforce-service-cloud");
+    let with = |variant: &str, grants: &[Grant]| GuideRequest {
+        variant: Some(variant.to_owned()),
+        grants: Some([Grant::AuthorizationCode, Grant::RefreshToken].iter().chain(grants).copied().collect()),
+        ..request(&[])
+    };
+    let settings = |g: &keyway_guide::Guide| -> Vec<(String, String)> {
+        g.sections
+            .iter()
+            .flat_map(|s| &s.steps)
+            .flat_map(|t| &t.items)
+            .filter_map(|i| i.setting.as_ref())
+            .map(|s| (s.name.to_string(), s.state.to_string()))
+            .collect()
+    };
+    let has = |g: &keyway_guide::Guide, name: &str| settings(g).contains(&(name.to_owned(), "checked".to_owned()));
+
+    // 1. The device flow's checkbox, in each app type's words, only with the device flow.
+    for (variant, label, other) in [
+        ("connected_app", "Enable for Device Flow", "Enable Device Flow"),
+        ("external_client_app", "Enable Device Flow", "Enable for Device Flow"),
+    ] {
+        let device = render(crm, &with(variant, &[Grant::DeviceCode])).expect("renders");
+        assert!(has(&device, label), "{variant}: {:?}", settings(&device));
+        assert!(!settings(&device).iter().any(|(n, _)| n == other), "{variant}: the other app type's label");
+        assert!(device.to_markdown().contains(&format!("Check **{label}**")));
+        let plain = render(crm, &with(variant, &[])).expect("renders");
+        assert!(!settings(&plain).iter().any(|(n, _)| n.contains("Device Flow")), "{variant} without the device flow");
+    }
+
+    // 3. JWT bearer: an External Client App's labels, not a Connected App's.
+    let eca = render(crm, &with("external_client_app", &[Grant::JwtBearer])).expect("renders");
+    let md = eca.to_markdown();
+    assert!(has(&eca, "Enable JWT Bearer Flow"), "{:?}", settings(&eca));
+    assert!(md.contains("click **Upload Files**"), "{md}");
+    assert!(!md.contains("Use Digital Signatures") && !md.contains("Choose File"), "{md}");
+    let classic = render(crm, &with("connected_app", &[Grant::JwtBearer])).expect("renders");
+    assert!(has(&classic, "Use Digital Signatures"));
+    assert!(!classic.to_markdown().contains("Enable JWT Bearer Flow"));
+
+    // 2. The seeds' links: Cyclr's "More information" on the five approvals (seed 004), and
+    // Apideck's pointer to Salesforce's migration guide (seed 002 names it, without a URL).
+    let md = render(crm, &request(&[])).expect("renders").to_markdown();
+    let approvals = md.lines().find(|l| l.contains("approvals (token pairs)")).expect("the approvals warning");
+    assert!(approvals.contains("**Warning:**"), "{approvals}");
+    assert!(
+        md.contains("[More information](https://help.salesforce.com/articleView?id=remoteaccess_request_manage.htm)"),
+        "{md}"
+    );
+    assert!(md.contains("Salesforce's *Connected App to External Client App Migration* guide"), "{md}");
+    let html = render(crm, &request(&[])).expect("renders").to_html(false);
+    assert!(html.contains(
+        "<a href=\"https://help.salesforce.com/articleView?id=remoteaccess_request_manage.htm\">More information</a>"
+    ));
+
+    // 4. Troubleshooting follows the PKCE choice.
+    let fix_of = |g: &keyway_guide::Guide| {
+        g.troubleshooting
+            .iter()
+            .find(|t| t.title.contains("missing required code challenge"))
+            .map(|t| t.fix.to_string())
+            .expect("the PKCE entry")
+    };
+    let with_pkce = fix_of(&render(crm, &request(&[])).expect("renders"));
+    assert!(with_pkce.starts_with("Keep PKCE on for the connection"), "{with_pkce}");
+    let no_pkce = fix_of(&render(crm, &GuideRequest { sends_pkce: Some(false), ..request(&[]) }).expect("renders"));
+    assert!(!no_pkce.contains("Keep PKCE on"), "{no_pkce}");
+    assert!(no_pkce.starts_with("This connection sends no PKCE challenge: uncheck **Require Proof Key"), "{no_pkce}");
+
+    // 5. Lightning Knowledge cannot be turned off again: a warning, in every format.
+    let knowledge = render(sc, &request(&["create_knowledge_article"])).expect("renders");
+    let item = knowledge
+        .sections
+        .iter()
+        .flat_map(|s| &s.steps)
+        .flat_map(|t| &t.items)
+        .find(|i| i.setting.as_ref().is_some_and(|s| s.name == "Enable Lightning Knowledge"))
+        .expect("the Knowledge setting");
+    assert_eq!(item.kind, ItemKind::Warning);
+    assert!(item.text.contains("cannot be undone"));
+    let md = knowledge.to_markdown();
+    assert!(
+        md.contains("- **Warning:** In Setup, open **Knowledge Settings** and enable **Lightning Knowledge**"),
+        "{md}"
+    );
+    let html = knowledge.to_html(false);
+    assert!(
+        html.contains("<li class=\"warning\" data-state=\"checked\"><span class=\"label\">Warning</span> <span class=\"state on\">Checked</span> In Setup, open <strong>Knowledge Settings</strong>"),
+        "{html}"
+    );
+    let json = serde_json::to_value(&knowledge).expect("serializes");
+    let found = json["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["steps"].as_array().into_iter().flatten())
+        .flat_map(|t| t["items"].as_array().into_iter().flatten())
+        .find(|i| i["setting"]["name"] == "Enable Lightning Knowledge")
+        .expect("in JSON");
+    assert_eq!(found["kind"], "warning");
+}
+
+/// The settings a platform's choices change from the defaults are marked as such, in every
+/// format; those kept at their defaults are not, and the defaults mark none.
+#[test]
+fn the_changes_a_platform_needs_stand_out_from_the_defaults() {
+    let crm = bundled_profile("salesforce");
+    let changes = |g: &keyway_guide::Guide| -> Vec<(String, String)> {
+        g.sections
+            .iter()
+            .flat_map(|s| &s.steps)
+            .flat_map(|t| &t.items)
+            .filter(|i| i.platform_change)
+            .filter_map(|i| i.setting.as_ref().map(|s| (s.name.to_string(), s.state.to_string())))
+            .collect()
+    };
+    let defaults = render(crm, &request(&[])).expect("renders");
+    assert_eq!(changes(&defaults), []);
+    assert!(!defaults.to_markdown().contains(keyway_guide::CHANGE_LABEL));
+    // Choosing the defaults explicitly changes nothing either.
+    let explicit = GuideRequest {
+        sends_pkce: Some(true),
+        refresh_sends_secret: Some(true),
+        rotates_refresh_tokens: Some(false),
+        ..request(&[])
+    };
+    assert_eq!(changes(&render(crm, &explicit).expect("renders")), []);
+
+    let pkce = "Require Proof Key for Code Exchange (PKCE) Extension for Supported Authorization Flows";
+    let no_pkce = render(crm, &GuideRequest { sends_pkce: Some(false), ..request(&[]) }).expect("renders");
+    assert_eq!(changes(&no_pkce), [(pkce.to_owned(), "unchecked".to_owned())]);
+    let md = no_pkce.to_markdown();
+    assert!(md.contains(&format!("- **{}:** Uncheck **Require Proof Key", keyway_guide::CHANGE_LABEL)), "{md}");
+    assert_eq!(md.matches(keyway_guide::CHANGE_LABEL).count(), 1, "{md}");
+    let html = no_pkce.to_html(false);
+    assert!(html.contains(
+        "<li class=\"bullet change\" data-state=\"unchecked\"><span class=\"change-label\">Change from the default</span> <span class=\"state off\">Unchecked</span> Uncheck"
+    ), "{html}");
+    assert!(html.contains("<li class=\"bullet\" data-state=\"checked\"><span class=\"state on\">Checked</span> Keep <strong>Require Secret for Web Server Flow"));
+    let json = serde_json::to_string(&no_pkce).expect("serializes");
+    assert_eq!(json.matches("\"platform_change\":true").count(), 1);
+
+    let all = GuideRequest {
+        sends_pkce: Some(false),
+        refresh_sends_secret: Some(false),
+        rotates_refresh_tokens: Some(true),
+        ..request(&[])
+    };
+    let names: Vec<String> =
+        changes(&render(crm, &all).expect("renders")).into_iter().map(|(n, s)| format!("{n}: {s}")).collect();
+    assert_eq!(
+        names,
+        [
+            "Require Secret for Refresh Token Flow: unchecked".to_owned(),
+            format!("{pkce}: unchecked"),
+            "Enable Refresh Token Rotation: checked".to_owned(),
+        ]
+    );
+}
+
+/// The catalogue names each action's object by its API name and its label (the profile's
+/// `objects`), for a front end's groups.
+#[test]
+fn the_catalogue_labels_objects() {
+    let guide = render(bundled_profile("salesforce-service-cloud"), &request(&[])).expect("renders");
+    let knowledge = guide.catalogue.iter().find(|a| a.id == "publish_knowledge_article").expect("in the catalogue");
+    assert_eq!(knowledge.object.as_deref(), Some("Knowledge__kav"));
+    assert_eq!(knowledge.object_label.as_deref(), Some("Knowledge"));
+    let comment = guide.catalogue.iter().find(|a| a.id == "create_case_comment").expect("in the catalogue");
+    assert_eq!(comment.object_label.as_deref(), Some("Case Comment"));
+    // An object the profile gives no label is shown by its name.
+    let mut profile = bundled_profile("salesforce-service-cloud").clone();
+    profile.objects.shift_remove("WorkOrder");
+    let guide = render(&profile, &request(&[])).expect("renders");
+    let work = guide.catalogue.iter().find(|a| a.id == "create_work_order").expect("in the catalogue");
+    assert_eq!(work.object_label.as_deref(), Some("WorkOrder"));
+}
+
+/// A label for an object no action names is a warning that names the likely object (KW0420).
+#[test]
+fn an_object_label_no_action_uses_is_warned_with_the_likely_name() {
+    let text = keyway_tests::MINIMAL
+        .replace("list_things: {name: List Things,", "list_things: {object: Thing, name: List Things,")
+        .replace("actions:\n", "objects:\n  Thng: {label: Thing record}\nactions:\n");
+    let mut loaded = keyway_manifest::load_str("base.yaml", &text);
+    keyway_validate::check_loaded(&mut loaded);
+    let found: Vec<_> =
+        loaded.diagnostics.iter().map(|d| (d.code.as_str(), d.pointer.as_deref(), d.help.as_deref())).collect();
+    assert_eq!(
+        found,
+        [(
+            "KW0420",
+            Some("/objects/Thng"),
+            Some("did you mean `Thing`? Actions name it so (API names are case-sensitive)")
+        )]
+    );
+    // The action is then shown under its bare name.
+    let guide = render(&loaded.profiles[0].profile, &request(&[])).expect("renders");
+    assert_eq!(guide.catalogue[0].object_label.as_deref(), Some("Thing"));
+    let fixed = text.replace("Thng:", "Thing:");
+    let mut loaded = keyway_manifest::load_str("base.yaml", &fixed);
+    keyway_validate::check_loaded(&mut loaded);
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    let guide = render(&loaded.profiles[0].profile, &request(&[])).expect("renders");
+    assert_eq!(guide.catalogue[0].object_label.as_deref(), Some("Thing record"));
 }

@@ -78,6 +78,7 @@ codes! {
     BadParameterExample = "KW0417", Error, "A parameter's example does not pass its own pattern and rejections.";
     TransformedParameter = "KW0418", Error, "A URL template transforms a parameter instead of inserting the value its pattern checked.";
     UnsafeGuideLink = "KW0419", Error, "Guide text or a documentation link points somewhere other than an http(s) page, a `mailto:` address or a place in the page.";
+    UnusedObject = "KW0420", Warning, "An `objects` entry names an object no action works on.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
     CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";

@@ -16,8 +16,8 @@ mod text;
 mod url;
 
 pub use output::{
-    CatalogueAction, Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection, GuideSetting,
-    GuideStep, Troubleshooting,
+    CHANGE_LABEL, CatalogueAction, Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection,
+    GuideSetting, GuideStep, Troubleshooting,
 };
 pub use render::{CALLBACK_PLACEHOLDER, GuideRequest, grant_name, grants_of, render};
 pub use text::{MAX_APP_NAME_CHARS, markdown_text};

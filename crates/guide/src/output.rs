@@ -52,8 +52,10 @@ pub struct CatalogueAction<'a> {
     pub id: Cow<'a, str>,
     /// Its display name: "Create Case".
     pub name: Cow<'a, str>,
-    /// The provider object it works on (`Case`), for grouping.
+    /// The provider object it works on, by its API name (`Knowledge__kav`), for grouping.
     pub object: Option<Cow<'a, str>>,
+    /// The object's label (`Knowledge`): the profile's `objects` entry, else its name.
+    pub object_label: Option<Cow<'a, str>>,
     /// The scopes it needs.
     pub scopes: Vec<Cow<'a, str>>,
     /// Whether the guide's selection includes it.
@@ -116,6 +118,10 @@ pub struct GuideItem<'a> {
     pub kind: ItemKind,
     /// The console setting it asks for, for checklists.
     pub setting: Option<GuideSetting<'a>>,
+    /// Whether the setting's state follows a platform choice that differs from the profile's
+    /// default (no PKCE, no client secret on refresh, refresh token rotation): the change this
+    /// platform needs, shown apart from the settings kept at their defaults.
+    pub platform_change: bool,
 }
 
 /// A console setting and the state to put it in.
@@ -139,6 +145,9 @@ pub struct Troubleshooting<'a> {
     /// What to do (Markdown).
     pub fix: Cow<'a, str>,
 }
+
+/// What marks a setting the platform's choices change from the default, in every format.
+pub const CHANGE_LABEL: &str = "Change from the default";
 
 fn kind_label(kind: ItemKind) -> Option<&'static str> {
     match kind {
@@ -195,7 +204,10 @@ impl Guide<'_> {
                     md.push('\n');
                 }
                 for item in &step.items {
-                    let prefix = kind_label(item.kind).map(|k| format!("**{k}:** ")).unwrap_or_default();
+                    let mut prefix = kind_label(item.kind).map(|k| format!("**{k}:** ")).unwrap_or_default();
+                    if item.platform_change {
+                        prefix.push_str(&format!("**{CHANGE_LABEL}:** "));
+                    }
                     let _ = writeln!(md, "   - {prefix}{}", indent_rest(&item.text, 5));
                 }
             }
@@ -249,10 +261,14 @@ impl Guide<'_> {
                 if !step.items.is_empty() {
                     body.push_str("<ul>");
                     for item in &step.items {
-                        let class = format!("{:?}", item.kind).to_lowercase();
-                        let label = kind_label(item.kind)
+                        let mut class = format!("{:?}", item.kind).to_lowercase();
+                        let mut label = kind_label(item.kind)
                             .map(|k| format!("<span class=\"label\">{k}</span> "))
                             .unwrap_or_default();
+                        if item.platform_change {
+                            class.push_str(" change");
+                            label.push_str(&format!("<span class=\"change-label\">{CHANGE_LABEL}</span> "));
+                        }
                         // A console setting gets a tag naming the state to set (a label, not a
                         // control: it must not look clickable), and its state as data for checklists.
                         let (marker, state) = match item.setting.as_ref().map(|s| s.state.as_ref()) {
@@ -304,7 +320,9 @@ li.tip .label{background:#2f9e6b}li.warning .label{background:#d9822b}li.importa
 .state{display:inline-block;font-size:.72em;font-weight:600;padding:0 .35rem;border-radius:3px;border:1px solid #9aa5b5;color:#4a5263;vertical-align:.1em}.state.on{border-color:#2f9e6b;color:#1f7a50}\
 li.note,li.tip,li.warning,li.important{list-style:none;margin-left:-1.3rem;padding:.45rem .7rem;border-left:4px solid;border-radius:4px}\
 li.note{border-color:#5b7bd5;background:#eef2fc}li.tip{border-color:#2f9e6b;background:#ecf8f2}\
-li.warning{border-color:#d9822b;background:#fdf4ea}li.important{border-color:#c23b3b;background:#fbeeee}a{color:#2456c7}";
+li.warning{border-color:#d9822b;background:#fdf4ea}li.important{border-color:#c23b3b;background:#fbeeee}a{color:#2456c7}\
+li.change{list-style:none;margin-left:-1.3rem;padding:.45rem .7rem;border-left:4px solid #6b3fc4;border-radius:4px;background:#f3eefc}\
+.change-label{display:inline-block;font-size:.72em;font-weight:700;letter-spacing:.06em;text-transform:uppercase;padding:.05rem .4rem;margin-right:.3rem;border-radius:3px;color:#fff;background:#6b3fc4;vertical-align:.1em}";
 
 /// Escapes text for HTML (the one escaper, `keyway_stdx`'s).
 pub(crate) use keyway_stdx::escape_html as escape;

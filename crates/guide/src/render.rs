@@ -7,7 +7,7 @@ use crate::output::{
 use crate::text::{app_name_problem, markdown_text};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_manifest::escape_pointer_token as esc;
-use keyway_manifest::model::{Condition, Grant, Item, ItemKind, Pkce, Profile};
+use keyway_manifest::model::{Condition, Grant, Item, ItemKind, Profile};
 use keyway_validate::templates::{GuideTarget, guide_context_with_params, render as render_template, scope_entries};
 use keyway_validate::{Selection, check_selection};
 use serde::{Deserialize, Serialize};
@@ -149,7 +149,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         .collect();
     let scopes = scope_entries(profile, &plan);
     let refresh_sends_secret = request.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
-    let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
+    let sends_pkce = request.sends_pkce.unwrap_or_else(|| profile.auth.sends_pkce());
     let rotates_refresh_tokens = request.rotates_refresh_tokens.unwrap_or(false);
     // Platform-supplied text lands in Markdown: escaped so it stays text.
     let app_name = markdown_text(&request.app_name.clone().unwrap_or_else(|| format!("{} integration", profile.name)));
@@ -166,6 +166,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
             callback_url: &callback_url,
             app_name: &app_name,
             refresh_sends_secret,
+            sends_pkce,
         },
         &request.parameters,
     );
@@ -180,6 +181,8 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
         sends_pkce,
         rotates_refresh_tokens,
         grants: &grants,
+        profile_sends_pkce: profile.auth.sends_pkce(),
+        profile_refresh_sends_secret: profile.auth.refresh_sends_secret(),
     };
     let mut renderer = Renderer { context, errors: Vec::new() };
     let mut sections = Vec::new();
@@ -208,6 +211,8 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
                             kind,
                             setting: setting
                                 .map(|s| GuideSetting { name: Cow::Borrowed(&s.name), state: Cow::Borrowed(&s.state) }),
+                            platform_change: setting.is_some()
+                                && when.is_some_and(|c| facts.follows_a_changed_choice(c)),
                         });
                     }
                 }
@@ -265,6 +270,7 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
                 id: Cow::Borrowed(id),
                 name: Cow::Borrowed(&a.name),
                 object: a.object.as_deref().map(Cow::Borrowed),
+                object_label: a.object.as_deref().map(|o| Cow::Borrowed(profile.object_label(o))),
                 scopes: a.scopes.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
                 selected: request.actions.contains(id),
             })
@@ -307,6 +313,9 @@ struct Facts<'a> {
     sends_pkce: bool,
     rotates_refresh_tokens: bool,
     grants: &'a [Grant],
+    /// The profile's defaults of the platform's choices (rotation's is off).
+    profile_sends_pkce: bool,
+    profile_refresh_sends_secret: bool,
 }
 
 /// The grants a guide is for: those asked for, else the authorization code and refresh token
@@ -330,6 +339,15 @@ pub fn grant_name(grant: Grant) -> String {
 }
 
 impl Facts<'_> {
+    /// Whether `condition` (which holds) names a platform choice the request makes differently
+    /// from the profile's default: no PKCE, no secret on refresh (when the profile sends it),
+    /// rotation. What it shows is the change this platform needs.
+    fn follows_a_changed_choice(&self, c: &Condition) -> bool {
+        (c.sends_pkce.is_some() && self.sends_pkce != self.profile_sends_pkce)
+            || (c.refresh_sends_secret.is_some() && self.refresh_sends_secret != self.profile_refresh_sends_secret)
+            || (c.rotates_refresh_tokens.is_some() && self.rotates_refresh_tokens)
+    }
+
     fn holds(&self, condition: Option<&Condition>) -> bool {
         let Some(c) = condition else { return true };
         let any = |list: &[String], pred: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|x| pred(x));

@@ -6,7 +6,7 @@
 
 use crate::render::GuideRequest;
 use keyway_diagnostics::{Code, Diagnostic};
-use keyway_manifest::model::{Pkce, Profile};
+use keyway_manifest::model::Profile;
 
 /// The query keys, in the order they are written. Connection parameters follow as
 /// `param.NAME`.
@@ -120,7 +120,7 @@ pub fn guide_url(base: &str, profile: &Profile, request: &GuideRequest) -> Resul
             pairs.push(("grants", names.join(",")));
         }
     }
-    let pkce_default = profile.auth.pkce != Pkce::Off;
+    let pkce_default = profile.auth.sends_pkce();
     if let Some(pkce) = request.sends_pkce.filter(|p| *p != pkce_default) {
         pairs.push(("pkce", on_off(pkce)));
     }

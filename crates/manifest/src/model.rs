@@ -65,6 +65,11 @@ pub struct Profile {
     /// The scope catalogue, in the order the provider's console lists them.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub scopes: Map<Scope>,
+    /// The provider objects actions work on, keyed by the name actions give in `object`
+    /// (the API name: `Knowledge__kav`), with the label the provider's console shows. Guide
+    /// pages group actions under these labels; an object without an entry is shown by its name.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub objects: Map<ApiObject>,
     /// The actions an integration platform offers on top of this provider, keyed by id
     /// (snake_case of the display name: `create_case`).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -76,6 +81,14 @@ pub struct Profile {
     /// first match wins.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub errors: Map<ErrorRule>,
+}
+
+impl Profile {
+    /// The label of the object `object` (an action's `object`): its `objects` entry's, else the
+    /// name itself.
+    pub fn object_label<'a>(&'a self, object: &'a str) -> &'a str {
+        self.objects.get(object).map_or(object, |o| o.label.as_str())
+    }
 }
 
 /// A link to documentation.
@@ -220,6 +233,12 @@ impl Auth {
     /// authenticates when it refreshes).
     pub fn refresh_sends_secret(&self) -> bool {
         self.refresh.as_ref().is_none_or(|r| r.send_client_secret)
+    }
+
+    /// Whether a connection sends a PKCE challenge unless it chooses otherwise: yes, unless
+    /// the profile's policy is `off`.
+    pub fn sends_pkce(&self) -> bool {
+        self.pkce != Pkce::Off
     }
 }
 
@@ -515,6 +534,14 @@ pub struct Scope {
     pub implies: Vec<String>,
 }
 
+/// A provider object actions work on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiObject {
+    /// The object's label as the provider's console shows it: "Knowledge" for `Knowledge__kav`.
+    pub label: String,
+}
+
 /// An action the platform offers: one API call and the scopes it needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -524,7 +551,8 @@ pub struct Action {
     /// What it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The provider object it works on: `Case`.
+    /// The provider object it works on, by its API name: `Case`, `Knowledge__kav` (its label
+    /// comes from `objects`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
     /// The HTTP method.

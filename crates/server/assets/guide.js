@@ -39,7 +39,30 @@
     return sep && sep.value !== "profile" ? "&sep=" + encodeURIComponent(sep.value) : "";
   }
 
-  form.addEventListener("change", update);
+  // Each object group's box ticks or clears the group's actions, and shows whether all,
+  // some or none of them are ticked. It is not a form field: the form sends the actions.
+  function syncGroups() {
+    form.querySelectorAll("tbody[data-group]").forEach(function (body) {
+      var all = body.querySelector("input.select-group");
+      if (!all) return;
+      var boxes = body.querySelectorAll('input[name="actions"]').length;
+      var ticked = body.querySelectorAll('input[name="actions"]:checked').length;
+      all.hidden = false;
+      all.checked = ticked > 0 && ticked === boxes;
+      all.indeterminate = ticked > 0 && ticked < boxes;
+    });
+  }
+
+  form.addEventListener("change", function (e) {
+    // A platform choice that departs from the profile's default is marked as a change.
+    if (e.target.dataset.default) e.target.classList.toggle("changed", e.target.value !== e.target.dataset.default);
+    if (e.target.classList.contains("select-group")) {
+      var body = e.target.closest("tbody");
+      body.querySelectorAll('input[name="actions"]').forEach(function (b) { b.checked = e.target.checked; });
+    }
+    syncGroups();
+    update();
+  });
   form.addEventListener("input", function (e) {
     if (e.target.type !== "text") return;
     clearTimeout(timer);
@@ -58,4 +81,5 @@
     });
   });
   showCopy();
+  syncGroups();
 })();

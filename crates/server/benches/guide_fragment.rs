@@ -58,10 +58,11 @@ fn fixture() -> &'static Fixture {
 fn fragment(bencher: Bencher) {
     let f = fixture();
     let base = "https://connect.example.com/guide/salesforce-service-cloud";
-    let check = guide_result(&f.profile, base, &f.query);
+    let callback = "https://connect.example.com/v1/connect/oauth2/salesforce-service-cloud/callback";
+    let check = guide_result(&f.profile, base, callback, &f.query);
     assert!(check.errors.is_empty(), "{:?}", check.errors.iter().map(|e| &e.message).collect::<Vec<_>>());
     bencher.bench(|| {
-        let result = guide_result(black_box(&f.profile), base, black_box(&f.query));
+        let result = guide_result(black_box(&f.profile), base, callback, black_box(&f.query));
         f.pages.guide_result(&f.profile.id, &result)
     });
 }

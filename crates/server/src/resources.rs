@@ -242,8 +242,11 @@ pub struct NewConnection {
 pub struct TestResult {
     /// The connection.
     pub connection_id: String,
-    /// Whether the test call passed.
+    /// Whether the test call passed; for a profile that declares no test, that the connection
+    /// holds a usable access token.
     pub ok: bool,
+    /// Whether a test call was made: the profile declares a connection test (`api.verify`).
+    pub tested: bool,
     /// The state after the test.
     pub state: ConnectionState,
     /// Why it failed.

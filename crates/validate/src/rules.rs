@@ -24,7 +24,28 @@ pub fn check(profile: &Profile) -> Vec<Diagnostic> {
     guide(profile, &mut out);
     guide_links(profile, &mut out);
     unused_scopes(profile, &mut out);
+    unused_objects(profile, &mut out);
     out
+}
+
+/// An `objects` entry whose name no action gives as its `object` labels nothing: usually a
+/// typo of the API name (which is case-sensitive), whose actions then show the bare name.
+fn unused_objects(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let named: BTreeSet<&str> = profile.actions.values().filter_map(|a| a.object.as_deref()).collect();
+    let unlabelled: Vec<&str> = named.iter().copied().filter(|o| !profile.objects.contains_key(*o)).collect();
+    for id in profile.objects.keys() {
+        if named.contains(id.as_str()) {
+            continue;
+        }
+        let d = Diagnostic::new(Code::UnusedObject, format!("object `{id}` has a label, but no action works on it"))
+            .at_pointer(format!("/objects/{}", esc(id)));
+        out.push(match keyway_stdx::closest(id, unlabelled.iter().copied()) {
+            Some(best) => {
+                d.with_help(format!("did you mean `{best}`? Actions name it so (API names are case-sensitive)"))
+            }
+            None => d.with_help("name it in an action's `object`, or remove the entry"),
+        });
+    }
 }
 
 /// Every link in guide text (and every `docs` URL) goes to an http(s) page, a `mailto:`
@@ -331,6 +352,7 @@ fn guide_renders(profile: &Profile, guide_templates: &[(String, &str)], out: &mu
                 callback_url: "https://platform.example/oauth/callback",
                 app_name: "Example integration",
                 refresh_sends_secret: profile.auth.refresh_sends_secret(),
+                sends_pkce: profile.auth.sends_pkce(),
             };
             let context = guide_context(profile, &setting);
             for (pointer, source) in guide_templates {

@@ -217,7 +217,7 @@ pub struct Vocabulary {
     limits: IndexSet<String>,
 }
 
-const GUIDE_ROOTS: [&str; 13] = [
+const GUIDE_ROOTS: [&str; 14] = [
     "profile",
     "env",
     "params",
@@ -230,6 +230,7 @@ const GUIDE_ROOTS: [&str; 13] = [
     "selected_actions",
     "limits",
     "refresh_sends_secret",
+    "sends_pkce",
     "pkce",
 ];
 
@@ -462,6 +463,8 @@ pub struct GuideTarget<'a> {
     pub app_name: &'a str,
     /// Whether refresh requests carry the client secret.
     pub refresh_sends_secret: bool,
+    /// Whether authorization requests carry a PKCE challenge.
+    pub sends_pkce: bool,
 }
 
 /// The context every guide template is rendered with: the one definition of the guide
@@ -497,6 +500,7 @@ pub fn guide_context_with_params(
         selected_actions: Vec<Named<'a>>,
         limits: &'a keyway_manifest::model::Limits,
         refresh_sends_secret: bool,
+        sends_pkce: bool,
         pkce: keyway_manifest::model::Pkce,
     }
     let mut env = indexmap::IndexMap::new();
@@ -525,6 +529,7 @@ pub fn guide_context_with_params(
             .collect(),
         limits: &profile.limits,
         refresh_sends_secret: target.refresh_sends_secret,
+        sends_pkce: target.sends_pkce,
         pkce: profile.auth.pkce,
     };
     minijinja::Value::from(minijinja::value::Serde(context))

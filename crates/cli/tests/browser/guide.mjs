@@ -8,10 +8,13 @@
 // 2. copy the Dynamic Guide URL with its button, open the copied URL in a fresh page: the
 //    same guide;
 // 3. switch to Sandbox: the sign-in link is https://test.salesforce.com;
-// 4. choose "Sends no PKCE": the guide says to uncheck Require Proof Key for Code Exchange;
-// 5. the same page with JavaScript off works as a form: tick, submit, the Knowledge step;
-// 6. screenshots: guide-page.png (1280 px), guide-page-phone.png (390 px), full page; and
-//    screen-sized views: guide-page-{top,security}.png, guide-page-phone-{top,summary,security}.png.
+// 4. choose "Sends no PKCE": the guide says to uncheck Require Proof Key for Code Exchange, as
+//    the one change from the defaults (listed above the guide, marked in it);
+// 5. tick the Case group's box: every Case action is ticked; clear one: the box shows "some";
+// 6. a refused My Domain host: the refusal's code spans rendered, no raw backticks;
+// 7. the same page with JavaScript off works as a form: tick, submit, the Knowledge step;
+// 8. screenshots: guide-page.png (1280 px), guide-page-phone.png (390 px), full page; and
+//    screen-sized views: guide-page-{top,security,refused}.png, guide-page-phone-{top,summary,security}.png.
 //
 // Prints one JSON line on stdout with what it saw; exits 1 with `guide.mjs: FAILED ...` on
 // stderr at the first failure (with failure.png). Each step waits at most --timeout-ms; the
@@ -108,6 +111,12 @@ try {
   const tableHeading = (await text(page, "#actions-heading")).trim();
   const columns = await page.locator("table.actions thead th").allInnerTexts();
   const groups = await page.locator("table.actions tr.group th").allInnerTexts();
+  const callback = await page.locator("#callback").inputValue();
+  // The platform's choices come before the action rows (on a phone too, below).
+  const platformFirst = async (p) =>
+    (await p.locator("#pkce").boundingBox()).y < (await p.locator("table.actions").boundingBox()).y &&
+    (await p.locator("#callback").boundingBox()).y < (await p.locator("table.actions").boundingBox()).y;
+  if (!(await platformFirst(page))) die("the platform's choices are below the action rows");
   if ((await page.locator("#prerequisites-enable_knowledge").count()) !== 0)
     die("the Knowledge prerequisite is there before Knowledge is selected");
   const scopesBefore = await text(page, ".summary");
@@ -157,6 +166,28 @@ try {
   const uncheck = page.locator("#security-pkce li", { hasText: "Uncheck Require Proof Key for Code Exchange" });
   await uncheck.first().waitFor({ state: "visible" });
   const pkceText = (await uncheck.first().innerText()).trim();
+  const changed = page.locator("#security-pkce li.change");
+  if ((await changed.count()) !== 1) die(`the PKCE change is not marked: ${await changed.count()}`);
+  const changes = (await text(page, ".changes")).trim();
+  const marked = await page.evaluate(() => [...document.querySelectorAll("select.changed")].map((s) => s.id));
+  if (marked.join() !== "pkce") die(`the changed choices marked: ${marked.join()}`);
+  if ((await page.locator(".changes li").count()) !== 1) die(`not one change listed: ${changes}`);
+
+  step = "tick the Case group";
+  const caseBoxes = page.locator('tbody[data-group="Case"] input[name="actions"]');
+  const caseCount = await caseBoxes.count();
+  await page.locator("#group-Case").check();
+  await page.waitForFunction(() => new URL(location.href).searchParams.get("actions")?.includes("search_cases"));
+  for (let i = 0; i < caseCount; i++) if (!(await caseBoxes.nth(i).isChecked())) die("a Case action is not ticked");
+  await page.locator("#action-search_cases").uncheck();
+  await page.waitForFunction(() => !new URL(location.href).searchParams.get("actions")?.includes("search_cases"));
+  const some = await page.locator("#group-Case").evaluate((b) => b.indeterminate && !b.checked);
+  if (!some) die("the group's box does not show that some of its actions are ticked");
+  await page.locator("#action-search_cases").check();
+  await page.waitForFunction(() => new URL(location.href).searchParams.get("actions")?.includes("search_cases"));
+  const all = await page.locator("#group-Case").evaluate((b) => b.checked && !b.indeterminate);
+  if (!all) die("the group's box does not show that all its actions are ticked");
+  await page.locator(".summary").getByText("Create Case").first().waitFor();
   const finalUrl = (await text(page, "#guide-url")).trim();
   if (!finalUrl.includes("env=sandbox") || !finalUrl.includes("pkce=off")) die(`the URL misses a choice: ${finalUrl}`);
 
@@ -164,7 +195,10 @@ try {
   await page.screenshot({ path: join(out, "guide-page.png"), fullPage: true });
   // Screen-sized views too (a full page is too tall to judge at once): the top, the security
   // settings with their callouts.
-  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.evaluate(() => {
+    window.scrollTo(0, 0);
+    document.querySelector(".picker").scrollTop = 0;
+  });
   await page.screenshot({ path: join(out, "guide-page-top.png") });
   await page.locator("#security").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(out, "guide-page-security.png") });
@@ -173,6 +207,8 @@ try {
   const phoneOpened = await phone.goto(finalUrl, { waitUntil: "load" });
   if (!phoneOpened?.ok()) die(`HTTP ${phoneOpened?.status()} at phone width`);
   const phoneOverflow = await overflow(phone);
+  const phonePlatformFirst = await platformFirst(phone);
+  if (!phonePlatformFirst) die("on a phone the platform's choices are below the action rows");
   await phone.screenshot({ path: join(out, "guide-page-phone.png"), fullPage: true });
   await phone.screenshot({ path: join(out, "guide-page-phone-top.png") });
   await phone.locator(".summary").scrollIntoViewIfNeeded();
@@ -181,6 +217,20 @@ try {
   await phone.screenshot({ path: join(out, "guide-page-phone-security.png") });
   if (phoneOverflow > 0) die(`the page is ${phoneOverflow} px wider than a 390 px phone`);
   await phone.context().close();
+
+  step = "a refused My Domain host";
+  // The refused fragment answers 400, which the browser reports on its console: expected here.
+  const errorsBefore = errors.length;
+  await page.locator("#param-my_domain").fill("https://acme.my.salesforce.com");
+  await page.locator(".refused").waitFor({ state: "visible" });
+  const refusedHtml = await page.locator(".refused ul").innerHTML();
+  const refusedText = (await text(page, ".refused ul")).trim();
+  if (!refusedHtml.includes("<code>https://</code>")) die(`the refusal's code is not rendered: ${refusedHtml}`);
+  if (refusedText.includes("`")) die(`the refusal shows raw backticks: ${refusedText}`);
+  await page.screenshot({ path: join(out, "guide-page-refused.png") });
+  await page.locator("#param-my_domain").fill("");
+  await page.locator(".summary").waitFor({ state: "visible" });
+  errors.push(...errors.splice(errorsBefore).filter((e) => !e.includes("status of 400 (Bad Request)")));
 
   step = "without JavaScript, as a form";
   const plain = await newPage({ javaScriptEnabled: false });
@@ -209,6 +259,10 @@ try {
       same_guide: sameGuide,
       sign_in: signIn,
       pkce: pkceText,
+      changes,
+      callback,
+      refused: refusedText,
+      phone_platform_first: phonePlatformFirst,
       final_url: finalUrl,
       desktop_overflow: desktopOverflow,
       phone_overflow: phoneOverflow,

@@ -2,8 +2,11 @@
 //! driven by `tests/browser/guide.mjs` (playwright-core), ticks Publish Knowledge Article and
 //! sees the Knowledge prerequisite appear and the scopes panel update in place, copies the
 //! Dynamic Guide URL and gets the same guide from it in a fresh page, switches to sandbox
-//! (test.salesforce.com), turns PKCE off (the "uncheck Require PKCE" instruction), and uses the
-//! page with JavaScript off as a plain form. Screenshots: `target/screenshots/guide-page.png`
+//! (test.salesforce.com), turns PKCE off (the "uncheck Require PKCE" instruction, listed and
+//! marked as the one change from the defaults), ticks an object group with its box, sees a
+//! refused My Domain host's code rendered, finds the platform's choices (and the hub's own
+//! callback URL) above the action rows at both widths, and uses the page with JavaScript off as
+//! a plain form. Screenshots: `target/screenshots/guide-page.png`
 //! (1280 px) and `guide-page-phone.png` (390 px).
 //!
 //! Needs node, playwright-core in `target/node` and Debian's chromium (`scripts/test-deps.sh`);
@@ -65,7 +68,14 @@ fn the_guide_page_updates_in_place_shares_its_url_and_works_without_javascript()
     let columns: Vec<&str> = seen["columns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     assert_eq!(columns[1..], ["ACTION", "SCOPE(S)"], "{columns:?}");
     let groups = seen["groups"].to_string();
-    assert!(groups.contains("Case") && groups.contains("Knowledge__kav"), "grouped by object: {groups}");
+    assert!(groups.contains("Case Comment") && groups.contains("\"Knowledge\""), "grouped by label: {groups}");
+    assert!(!groups.contains("Knowledge__kav") && !groups.contains("CaseComment"), "not by API name: {groups}");
+    assert_eq!(seen["callback"], format!("{}/v1/connect/oauth2/salesforce-service-cloud/callback", server.url));
+    assert_eq!(seen["phone_platform_first"], true);
+    let changes = seen["changes"].as_str().unwrap_or_default();
+    assert!(changes.contains("Uncheck Require Proof Key for Code Exchange"), "{changes}");
+    let refused = seen["refused"].as_str().unwrap_or_default();
+    assert!(refused.contains("without https://") && !refused.contains('`'), "{refused}");
     assert_eq!(seen["knowledge_step"], "Enable Lightning Knowledge and assign a Knowledge User licence");
     assert!(seen["scopes_after"].as_str().is_some_and(|s| s.contains("api")), "{seen}");
     let copied = seen["copied"].as_str().unwrap_or_default();

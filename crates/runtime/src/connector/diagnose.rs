@@ -34,6 +34,7 @@ impl Connector {
             callback_url: self.config.selection.redirect_uri.as_deref().unwrap_or_default(),
             app_name: &app_name,
             refresh_sends_secret: self.refresh_sends_secret,
+            sends_pkce: self.pkce,
         };
         let context = guide_context(&self.profile, &target);
         let hint = render(&rule.fix, &context).ok().map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));

@@ -24,7 +24,12 @@ pub(super) async fn guide_page(
 ) -> Response {
     match state.hub.guide(&profile) {
         Ok(source) => {
-            let guide = guide::guide_page(&source.profile, &source.base, query.as_deref().unwrap_or_default());
+            let guide = guide::guide_page(
+                &source.profile,
+                &source.base,
+                &source.callback,
+                query.as_deref().unwrap_or_default(),
+            );
             let status = if guide.result.errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
             let mut response = page(status, state.pages.guide(&guide));
             response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(GUIDE_CSP));
@@ -42,7 +47,12 @@ pub(super) async fn guide_fragment(
 ) -> Response {
     match state.hub.guide(&profile) {
         Ok(source) => {
-            let result = guide::guide_result(&source.profile, &source.base, query.as_deref().unwrap_or_default());
+            let result = guide::guide_result(
+                &source.profile,
+                &source.base,
+                &source.callback,
+                query.as_deref().unwrap_or_default(),
+            );
             let status = if result.errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
             page(status, state.pages.guide_result(&source.profile.id, &result))
         }
@@ -60,7 +70,7 @@ pub(super) async fn guide_export(
         Ok(source) => source,
         Err(e) => return error_page(&state, "No such guide", &e),
     };
-    match guide::guide_export(&source.profile, &source.base, query.as_deref().unwrap_or_default()) {
+    match guide::guide_export(&source.profile, &source.base, &source.callback, query.as_deref().unwrap_or_default()) {
         Ok(html) => {
             let mut response = (StatusCode::OK, html).into_response();
             let headers = response.headers_mut();

@@ -108,6 +108,8 @@ pub struct Finished {
     pub reconnected: bool,
     /// The state after the connection test.
     pub state: ConnectionState,
+    /// Whether a connection test ran (the profile declares one: `api.verify`).
+    pub tested: bool,
     /// Why the connection test failed.
     pub diagnosis: Option<ConnectionDiagnosis>,
     /// Where to send the user back.
@@ -538,13 +540,14 @@ impl Hub {
         })?;
         bump(&self.metrics.connections_linked);
         tracing::info!(connection = %id, integration = %integration.id, reconnected, "account linked");
-        let (state, diagnosis) = self.run_test(&id, &connector, &tokens).await;
+        let tested = self.run_test(&id, &connector, &tokens).await;
         Ok(Finished {
             connection_id: id,
             provider: connector.profile().name.clone(),
             reconnected,
-            state,
-            diagnosis,
+            state: tested.state,
+            tested: tested.ran,
+            diagnosis: tested.diagnosis,
             return_url: session.return_url.clone(),
             allowed_origins: session.allowed_origins.clone(),
         })

@@ -276,8 +276,8 @@ impl Hub {
         let (Some(tokens), Some(connector)) = (self.tokens.tokens(id), self.tokens.connector(id)) else {
             return Err(HubError::not_found("connection", id));
         };
-        let (state, diagnosis) = self.run_test(id, &connector, &tokens).await;
-        Ok(TestResult { connection_id: id.to_owned(), ok: diagnosis.is_none(), state, diagnosis })
+        let Tested { state, diagnosis, ran } = self.run_test(id, &connector, &tokens).await;
+        Ok(TestResult { connection_id: id.to_owned(), ok: diagnosis.is_none(), tested: ran, state, diagnosis })
     }
 
     /// Revokes a connection's grant at the provider (RFC 7009), then deletes the connection
@@ -351,28 +351,33 @@ impl Hub {
     }
 
     /// Runs the profile's connection test and records the outcome; the state after it.
-    pub(super) async fn run_test(
-        &self,
-        id: &str,
-        connector: &Connector,
-        tokens: &TokenSet,
-    ) -> (ConnectionState, Option<ConnectionDiagnosis>) {
+    pub(super) async fn run_test(&self, id: &str, connector: &Connector, tokens: &TokenSet) -> Tested {
         let now = self.now();
         match connector.verify(tokens).await {
             Ok(()) => {
                 let _ = self.store.set_verified(id, now).await;
-                (ConnectionState::Active, None)
+                Tested { state: ConnectionState::Active, diagnosis: None, ran: true }
             }
-            Err(FlowError::Unsupported(_)) => (ConnectionState::Active, None),
+            Err(FlowError::Unsupported(_)) => Tested { state: ConnectionState::Active, diagnosis: None, ran: false },
             Err(e) => {
                 let diagnosis = ConnectionDiagnosis::of_flow(&e, now);
                 let state = if e.is_transient() { ConnectionState::Degraded } else { ConnectionState::NeedsReauth };
                 tracing::warn!(connection = %id, %state, "the connection test failed");
                 let _ = self.store.set_state(id, state, Some(&diagnosis), now).await;
-                (state, Some(diagnosis))
+                Tested { state, diagnosis: Some(diagnosis), ran: true }
             }
         }
     }
+}
+
+/// What a connection test did.
+pub(super) struct Tested {
+    /// The connection's state after it.
+    pub(super) state: ConnectionState,
+    /// Why it failed.
+    pub(super) diagnosis: Option<ConnectionDiagnosis>,
+    /// Whether a test ran: a profile without `api.verify` declares none.
+    pub(super) ran: bool,
 }
 
 /// Which connections to list, as the caller asked.

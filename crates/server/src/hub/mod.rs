@@ -122,13 +122,16 @@ struct ConnectorKey {
     parameters: String,
 }
 
-/// A profile whose guide page is asked for, and that page's URL.
+/// A profile whose guide page is asked for, that page's URL, and the callback URL the hub
+/// receives the profile's authorizations at (the one an admin registers).
 #[derive(Debug, Clone)]
 pub struct GuideSource {
     /// The profile.
     pub profile: Arc<Profile>,
     /// `https://connect.example.com/guide/salesforce`.
     pub base: String,
+    /// `https://connect.example.com/v1/connect/oauth2/salesforce/callback`.
+    pub callback: String,
 }
 
 /// The connect hub.
@@ -295,7 +298,8 @@ impl Hub {
         })?;
         // Profile ids are lower-case words and hyphens (the schema's pattern): nothing to encode.
         let base = format!("{}/guide/{}", self.public_url, profile.id);
-        Ok(GuideSource { profile, base })
+        let callback = self.callback_url(&profile.id);
+        Ok(GuideSource { profile, base, callback })
     }
 
     /// Whether the database answers (`/readyz`).

@@ -7,7 +7,7 @@
 use crate::error::{HubError, ProblemCode};
 use keyway_diagnostics::{Code, Diagnostic};
 use keyway_guide::{Guide, GuideRequest, MAX_URL_LEN, guide_url, parse_guide_query, render};
-use keyway_manifest::model::{Grant, Pkce, Profile};
+use keyway_manifest::model::{Grant, Profile};
 use serde::Serialize;
 
 /// How the page shows the scope string.
@@ -56,6 +56,9 @@ pub struct GuidePage {
     pub default_grants: Vec<String>,
     /// Refresh-token rotation choices (`on`: the platform stores every new refresh token).
     pub rotation: Vec<Choice>,
+    /// The profile's default of each platform choice (`pkce`, `refresh_secret`, `rotation`:
+    /// `on` or `off`), so the page can mark a choice that departs from it.
+    pub defaults: PlatformDefaults,
     /// Scope separators, the selected one marked.
     pub separators: Vec<Choice>,
     /// The callback URL as entered.
@@ -70,6 +73,17 @@ pub struct GuidePage {
     pub result: GuideResult,
 }
 
+/// The profile's defaults of the platform's choices, as the form's values (`on`, `off`).
+#[derive(Debug, Serialize)]
+pub struct PlatformDefaults {
+    /// Whether a connection sends PKCE unless it says otherwise.
+    pub pkce: &'static str,
+    /// Whether a refresh sends the client secret unless the connection says otherwise.
+    pub refresh_secret: &'static str,
+    /// Whether the platform stores every rotated refresh token: `off` unless it says so.
+    pub rotation: &'static str,
+}
+
 /// A profile's id and display name.
 #[derive(Debug, Serialize)]
 pub struct PageProfile {
@@ -82,8 +96,11 @@ pub struct PageProfile {
 /// The actions on one object.
 #[derive(Debug, Serialize)]
 pub struct ActionGroup {
-    /// The object (`Case`), or `Other`.
+    /// The object's API name (`Knowledge__kav`), or `Other`.
     pub object: String,
+    /// Its label, the group's heading (`Knowledge`: the profile's `objects` entry, else the
+    /// name).
+    pub label: String,
     /// Its actions.
     pub actions: Vec<PageAction>,
 }
@@ -141,6 +158,9 @@ pub struct GuideResult {
     pub scope_reasons: Vec<Choice>,
     /// The table of contents: section ids and titles.
     pub toc: Vec<Choice>,
+    /// The settings the platform's choices change from their defaults (`value`: the step's
+    /// anchor, `label`: what to do), shown first.
+    pub changes: Vec<Choice>,
     /// The guide as an HTML fragment (profile text escaped by `keyway_guide`).
     pub html: String,
     /// Why there is no guide: code, message, where, help.
@@ -167,7 +187,9 @@ impl From<&Diagnostic> for PageDiagnostic {
 /// Reads the page's query: a guide URL's (`actions=a,b`) or the form's (`actions=a&actions=b`,
 /// empty fields, `sep`). The form's shape is folded into the guide URL's, which
 /// `parse_guide_query` then reads, so both name one guide.
-fn request_of(profile: &Profile, query: &str) -> Result<(GuideRequest, Separator), Box<Diagnostic>> {
+/// A query that names no callback URL gets `callback`, the URL the hub itself receives the
+/// profile's callbacks at.
+fn request_of(profile: &Profile, callback: &str, query: &str) -> Result<(GuideRequest, Separator), Box<Diagnostic>> {
     if query.len() > MAX_URL_LEN {
         return Err(Box::new(
             Diagnostic::new(
@@ -213,13 +235,17 @@ fn request_of(profile: &Profile, query: &str) -> Result<(GuideRequest, Separator
         // other flow ticked still names one.
         rest.append_pair("grants", &grants.join(","));
     }
-    let (_, request) = parse_guide_query(&rest.finish())?;
+    let (_, mut request) = parse_guide_query(&rest.finish())?;
+    if request.callback_url.is_none() {
+        request.callback_url = Some(callback.to_owned());
+    }
     Ok((request, separator))
 }
 
-/// The guide page for `query` under `page_base` (`https://connect.example.com/guide/salesforce`).
-pub fn guide_page(profile: &Profile, page_base: &str, query: &str) -> GuidePage {
-    let parsed = request_of(profile, query);
+/// The guide page for `query` under `page_base` (`https://connect.example.com/guide/salesforce`),
+/// with `callback` (the hub's callback URL for the profile) where the query names none.
+pub fn guide_page(profile: &Profile, page_base: &str, callback: &str, query: &str) -> GuidePage {
+    let parsed = request_of(profile, callback, query);
     let (request, separator) = match &parsed {
         Ok((r, s)) => (r.clone(), *s),
         Err(_) => (GuideRequest::default(), Separator::Profile),
@@ -235,8 +261,8 @@ pub fn guide_page(profile: &Profile, page_base: &str, query: &str) -> GuidePage 
 }
 
 /// Only the part that changes: what the fragment endpoint answers.
-pub fn guide_result(profile: &Profile, page_base: &str, query: &str) -> GuideResult {
-    match request_of(profile, query) {
+pub fn guide_result(profile: &Profile, page_base: &str, callback: &str, query: &str) -> GuideResult {
+    match request_of(profile, callback, query) {
         Err(d) => GuideResult::refused(vec![PageDiagnostic::from(d.as_ref())]),
         Ok((request, separator)) => match render(profile, &request) {
             Ok(guide) => GuideResult::of(profile, &guide, &request, page_base, separator),
@@ -247,7 +273,7 @@ pub fn guide_result(profile: &Profile, page_base: &str, query: &str) -> GuideRes
 
 /// The guide as a self-contained HTML file (`keyway guide --format html`), or why not.
 /// The export's refusal names the selection's first problem, as a page shows one.
-pub fn guide_export(profile: &Profile, page_base: &str, query: &str) -> Result<String, HubError> {
+pub fn guide_export(profile: &Profile, page_base: &str, callback: &str, query: &str) -> Result<String, HubError> {
     let refused = |d: &Diagnostic| {
         let error = HubError::new(ProblemCode::GuideRequestInvalid, format!("{}: {}", d.code, d.message));
         match &d.help {
@@ -255,7 +281,7 @@ pub fn guide_export(profile: &Profile, page_base: &str, query: &str) -> Result<S
             None => error,
         }
     };
-    let (mut request, _) = request_of(profile, query).map_err(|d| refused(&d))?;
+    let (mut request, _) = request_of(profile, callback, query).map_err(|d| refused(&d))?;
     request.base_url = Some(page_base.to_owned());
     render(profile, &request).map(|guide| guide.to_html(true)).map_err(|diagnostics| match diagnostics.first() {
         Some(d) => refused(d),
@@ -272,6 +298,7 @@ impl GuideResult {
             scope_count: 0,
             scope_reasons: Vec::new(),
             toc: Vec::new(),
+            changes: Vec::new(),
             html: String::new(),
             errors,
         }
@@ -322,6 +349,22 @@ impl GuideResult {
                 })
                 .collect(),
             toc,
+            changes: guide
+                .sections
+                .iter()
+                .flat_map(|section| section.steps.iter().map(move |step| (section, step)))
+                .flat_map(|(section, step)| step.items.iter().map(move |item| (section, step, item)))
+                .filter(|(_, _, item)| item.platform_change)
+                .filter_map(|(section, step, item)| {
+                    let setting = item.setting.as_ref()?;
+                    let label = match setting.state.as_ref() {
+                        "checked" => format!("Check {}", setting.name),
+                        "unchecked" => format!("Uncheck {}", setting.name),
+                        state => format!("Set {} to {state}", setting.name),
+                    };
+                    Some(Choice { value: format!("{}-{}", section.id, step.id), label, selected: false })
+                })
+                .collect(),
             html: guide.to_html(false),
             errors: Vec::new(),
         }
@@ -336,7 +379,7 @@ fn plain(markdown: &str) -> String {
 fn form(profile: &Profile, request: &GuideRequest, separator: Separator, result: GuideResult) -> GuidePage {
     let mut groups: Vec<ActionGroup> = Vec::new();
     for (id, action) in &profile.actions {
-        let object = action.object.clone().unwrap_or_else(|| "Other".to_owned());
+        let object = action.object.as_deref().unwrap_or("Other");
         let row = PageAction {
             id: id.clone(),
             name: action.name.clone(),
@@ -345,7 +388,11 @@ fn form(profile: &Profile, request: &GuideRequest, separator: Separator, result:
         };
         match groups.iter_mut().find(|g| g.object == object) {
             Some(group) => group.actions.push(row),
-            None => groups.push(ActionGroup { object, actions: vec![row] }),
+            None => groups.push(ActionGroup {
+                object: object.to_owned(),
+                label: profile.object_label(object).to_owned(),
+                actions: vec![row],
+            }),
         }
     }
     let default_env = profile.environments.iter().find(|(_, e)| e.default).map(|(id, _)| id.as_str());
@@ -374,21 +421,30 @@ fn form(profile: &Profile, request: &GuideRequest, separator: Separator, result:
                 .collect()
         })
         .unwrap_or_default();
-    let on_off = |value: bool, on: &str, off: &str| {
+    // The profile's default is named, so a choice that departs from it is seen as one.
+    let on_off = |value: bool, default: bool, on: &str, off: &str| {
+        let label = |text: &str, is_default: bool| {
+            if is_default { format!("{text} (default)") } else { text.to_owned() }
+        };
         vec![
-            Choice { value: "on".to_owned(), label: on.to_owned(), selected: value },
-            Choice { value: "off".to_owned(), label: off.to_owned(), selected: !value },
+            Choice { value: "on".to_owned(), label: label(on, default), selected: value },
+            Choice { value: "off".to_owned(), label: label(off, !default), selected: !value },
         ]
     };
-    let sends_pkce = request.sends_pkce.unwrap_or(profile.auth.pkce != Pkce::Off);
+    let sends_pkce = request.sends_pkce.unwrap_or_else(|| profile.auth.sends_pkce());
     let sends_secret = request.refresh_sends_secret.unwrap_or_else(|| profile.auth.refresh_sends_secret());
     GuidePage {
         profile: PageProfile { id: profile.id.clone(), name: profile.name.clone() },
         groups,
         environments,
         variants,
-        pkce: on_off(sends_pkce, "Sends PKCE (S256)", "Sends no PKCE"),
-        refresh_secret: on_off(sends_secret, "Sends the client secret", "Refreshes without the secret"),
+        pkce: on_off(sends_pkce, profile.auth.sends_pkce(), "Sends PKCE (S256)", "Sends no PKCE"),
+        refresh_secret: on_off(
+            sends_secret,
+            profile.auth.refresh_sends_secret(),
+            "Sends the client secret",
+            "Refreshes without the secret",
+        ),
         flows: {
             let used = keyway_guide::grants_of(profile, request.grants.as_deref());
             profile
@@ -409,8 +465,17 @@ fn form(profile: &Profile, request: &GuideRequest, separator: Separator, result:
                 .collect()
         },
         default_grants: keyway_guide::grants_of(profile, None).into_iter().map(keyway_guide::grant_name).collect(),
+        defaults: {
+            let on_off = |on: bool| if on { "on" } else { "off" };
+            PlatformDefaults {
+                pkce: on_off(profile.auth.sends_pkce()),
+                refresh_secret: on_off(profile.auth.refresh_sends_secret()),
+                rotation: "off",
+            }
+        },
         rotation: on_off(
             request.rotates_refresh_tokens.unwrap_or(false),
+            false,
             "Stores each new refresh token (rotation)",
             "Keeps one refresh token",
         ),

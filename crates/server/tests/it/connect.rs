@@ -258,3 +258,36 @@ async fn the_connect_form_is_refused_from_other_sites_and_accepted_from_the_page
         assert!(response.text().await.expect("body").contains("cross_site"));
     }
 }
+
+/// The done page says only what happened: a profile that declares no connection test gets no
+/// claim that a test call succeeded, and the provider's API is not called.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_done_page_claims_no_test_for_a_profile_without_one() {
+    let hub = Harness::start().await;
+    std::fs::write(
+        hub.dir.path().join("profiles/salesforce-untested.yaml"),
+        "id: salesforce-untested\nextends: salesforce-local\nname: Salesforce (no test)\napi:\n  verify: null\n",
+    )
+    .expect("write the profile");
+    hub.hub.reload().expect("profiles reload");
+    let integration = hub.create_integration(json!({"profile": "salesforce-untested"})).await;
+    let session = hub.create_session(json!({})).await;
+    let (browser, callback) = hub.authorize(&session, &integration, USER).await;
+    let (status, page) = browser.get(&callback).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Salesforce (no test) is connected"), "{page}");
+    assert!(!page.contains("test call"), "{page}");
+    assert!(page.contains("You can return to the application."), "{page}");
+    assert_eq!(hub.provider.counts().api, 0, "no connection test ran");
+    let (status, connection) =
+        hub.call(Method::GET, &format!("/v1/connections/{}", connection_id_in(&page)), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(connection["state"], "active");
+    assert!(connection["verified_at"].is_null(), "{connection}");
+    // The API's test says the same: nothing was called.
+    let (status, test) =
+        hub.call(Method::POST, &format!("/v1/connections/{}/test", connection_id_in(&page)), None).await;
+    assert_eq!(status, StatusCode::OK, "{test}");
+    assert_eq!((test["ok"].as_bool(), test["tested"].as_bool()), (Some(true), Some(false)), "{test}");
+    assert_eq!(hub.provider.counts().api, 0, "no connection test ran");
+}
