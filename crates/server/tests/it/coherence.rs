@@ -4,6 +4,7 @@
 //! (`crates/cli/tests` repeats the cross-instance cases with `keyway serve` processes.)
 
 use crate::support::{Harness, USER};
+use keyway_server::domain::ConnectionState;
 use keyway_testkit::ProviderConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -187,4 +188,27 @@ async fn a_hub_keeps_at_most_its_cache_size_and_reopens_what_it_evicted() {
     }
     assert_eq!(hub.provider.counts().grant("refresh_token") - before, ids.len() as u64, "one refresh per connection");
     assert!(instance.hub.cached_connections() <= 2 + 5, "busy entries may outlast the bound briefly, no more");
+}
+
+/// An instance that finds more changes in the log than it applies one by one forgets all it
+/// holds, and still follows every change: a delete among a thousand others is a 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_changes_makes_an_instance_forget_all_and_still_follow_each() {
+    let hub = Harness::start().await;
+    let (b, _b) = hub.another_instance().await;
+    let integration = hub.create_integration(json!({})).await;
+    let busy = hub.link(&integration).await;
+    let deleted = hub.link(&integration).await;
+    for id in [&busy, &deleted] {
+        assert_eq!(hub.call_at(&b, Method::GET, &format!("/v1/connections/{id}/token"), None).await.0, StatusCode::OK);
+    }
+    let store = hub.hub.store();
+    for i in 0..1000 {
+        let state = if i % 2 == 0 { ConnectionState::Degraded } else { ConnectionState::Active };
+        assert!(store.set_state(&busy, state, None, 1).await.expect("state"));
+    }
+    assert_eq!(hub.call(Method::DELETE, &format!("/v1/connections/{deleted}"), None).await.0, StatusCode::OK);
+    let (status, problem) = hub.call_at(&b, Method::GET, &format!("/v1/connections/{deleted}/token"), None).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{problem}");
+    assert_eq!(hub.call_at(&b, Method::GET, &format!("/v1/connections/{busy}/token"), None).await.0, StatusCode::OK);
 }
