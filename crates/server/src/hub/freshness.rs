@@ -43,11 +43,34 @@ enum Ask {
     ApiKey(String, Answer<ApiKeyRecord>),
 }
 
+/// A connection's stamp without its id (the map's key): a hundred thousand of them are kept.
+#[derive(Clone, Copy)]
+struct KnownStamp {
+    state: ConnectionState,
+    version: i64,
+    integration_version: i64,
+}
+
+impl KnownStamp {
+    fn of(stamp: &ConnectionStamp) -> KnownStamp {
+        KnownStamp { state: stamp.state, version: stamp.version, integration_version: stamp.integration_version }
+    }
+
+    fn stamp(self, id: &str) -> ConnectionStamp {
+        ConnectionStamp {
+            id: id.to_owned(),
+            state: self.state,
+            version: self.version,
+            integration_version: self.integration_version,
+        }
+    }
+}
+
 /// Rows known current as of the last change-log read.
 struct Known {
     /// The last change applied; `None` before the first read.
     seen: Option<i64>,
-    connections: LruCache<String, ConnectionStamp>,
+    connections: LruCache<String, KnownStamp>,
     keys: LruCache<String, ApiKeyRecord>,
 }
 
@@ -91,8 +114,8 @@ impl Freshness {
     /// A connection's current version, state and integration version; `None` when it is gone.
     pub(super) async fn connection(&self, id: &str) -> Result<Option<ConnectionStamp>, DbError> {
         if synced() {
-            if let Some(stamp) = self.lock().connections.get(id).cloned() {
-                return Ok(Some(stamp));
+            if let Some(known) = self.lock().connections.get(id).copied() {
+                return Ok(Some(known.stamp(id)));
             }
         }
         let (tx, rx) = oneshot::channel();
@@ -183,8 +206,8 @@ async fn answer_asks(store: Arc<dyn Store>, known: Arc<Mutex<Known>>, mut queue:
             let mut known = lock();
             for ask in asks.drain(..) {
                 match ask {
-                    Ask::Connection(id, answer) => match known.connections.get(&id) {
-                        Some(stamp) => drop(answer.send(Ok(Some(stamp.clone())))),
+                    Ask::Connection(id, answer) => match known.connections.get(&id).copied() {
+                        Some(stamp) => drop(answer.send(Ok(Some(stamp.stamp(&id))))),
                         None => {
                             connections.push(id.clone());
                             waiting.push(Ask::Connection(id, answer));
@@ -217,7 +240,7 @@ async fn answer_asks(store: Arc<dyn Store>, known: Arc<Mutex<Known>>, mut queue:
         {
             let mut known = lock();
             for stamp in stamps.iter().flat_map(HashMap::values) {
-                known.connections.put(stamp.id.clone(), stamp.clone());
+                known.connections.put(stamp.id.clone(), KnownStamp::of(stamp));
             }
             for record in records.iter().flat_map(HashMap::values) {
                 known.keys.put(record.id.clone(), record.clone());
