@@ -115,53 +115,13 @@ async fn three_instances_1000_callers_one_refresh_per_round_and_the_family_survi
     drop(servers);
 }
 
-/// A free port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-/// Its own PostgreSQL cluster (this test stops and starts it), through scripts/pg.sh.
-struct Cluster {
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Cluster {
-    fn pg(&self, action: &str) -> String {
-        let out = std::process::Command::new(process::root().join("scripts/pg.sh"))
-            .arg(action)
-            .env("KEYWAY_PG_DIR", &self.dir)
-            .env("KEYWAY_PG_PORT", self.port.to_string())
-            .output()
-            .expect("scripts/pg.sh runs");
-        assert!(out.status.success(), "pg.sh {action}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(process::root().join("scripts/pg.sh"))
-            .arg("stop")
-            .env("KEYWAY_PG_DIR", &self.dir)
-            .env("KEYWAY_PG_PORT", self.port.to_string())
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() {
     // Fails, never skips, without the PostgreSQL of README's test command.
     std::env::var("KEYWAY_TEST_POSTGRES_URL").expect("KEYWAY_TEST_POSTGRES_URL: run the tests through scripts/test.sh");
     let scratch = Scratch::new("serve-pg-down");
-    let cluster = Cluster { dir: scratch.path().join("pg"), port: free_port() };
-    let exports = cluster.pg("start");
-    let url = exports
-        .lines()
-        .find_map(|l| l.strip_prefix("export KEYWAY_TEST_POSTGRES_URL="))
-        .expect("the cluster's URL")
-        .to_owned();
+    let cluster = process::PrivatePostgres::start(&scratch);
+    let url = cluster.url.clone();
     let provider = TestProvider::start(ProviderConfig::default()).await.expect("provider");
     let profiles = scratch.path().join("profiles");
     keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
@@ -201,7 +161,7 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
         });
         (stop, task)
     };
-    cluster.pg("stop");
+    cluster.stop();
     // What needs the database answers 503 with a problem document; nothing answers 5xx otherwise.
     for (method, path) in [
         (Method::GET, format!("/v1/connections/{connection}")),
@@ -225,7 +185,7 @@ async fn postgres_restarted_under_load_means_503_problems_and_nothing_is_lost() 
     keyway_testkit::wait_until("the load to meet the outage", LIMIT, || async { seen_503() || load.1.is_finished() })
         .await;
 
-    cluster.pg("start");
+    cluster.start_again();
     keyway_testkit::wait_until("ready again once the database is back", LIMIT, || async {
         api.call(Method::GET, "/readyz", None).await.0 == 200
     })

@@ -284,7 +284,17 @@ impl PrivatePostgres {
 
     /// Stops the server (fast: sessions are cut) and starts it again on the same port.
     pub fn restart(&self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Stops the server (fast: sessions are cut).
+    pub fn stop(&self) {
         self.script("stop");
+    }
+
+    /// Starts a stopped server again, on the same port.
+    pub fn start_again(&self) {
         self.script("start");
     }
 
@@ -302,10 +312,16 @@ impl PrivatePostgres {
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        let _ = Command::new(root().join("scripts/pg.sh"))
-            .arg("stop")
-            .env("KEYWAY_PG_DIR", &self.dir)
-            .env("KEYWAY_PG_PORT", self.port.to_string())
-            .output();
+        if !std::thread::panicking() {
+            self.stop();
+        } else {
+            // A panic inside a panic aborts: stop without asserting.
+            let _ = Command::new(root().join("scripts/pg.sh"))
+                .arg("stop")
+                .env("KEYWAY_PG_DIR", &self.dir)
+                .env("KEYWAY_PG_PORT", self.port.to_string())
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
