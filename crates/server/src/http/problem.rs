@@ -27,6 +27,9 @@ pub struct Problem {
     /// Every diagnostic, for refused configurations.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<ProblemDiagnostic>,
+    /// The request's id (also in `X-Request-Id`): quote it when asking about this refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -40,6 +43,7 @@ impl Problem {
             detail: e.detail().to_owned(),
             code: code.as_str().to_owned(),
             diagnostics: e.diagnostics().to_vec(),
+            request_id: super::request_id::current(),
         }
     }
 }

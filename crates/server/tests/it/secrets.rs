@@ -99,6 +99,7 @@ async fn no_secret_in_the_database_file_the_logs_debug_output_or_other_responses
     assert!(database.len() > 4096, "the database was written");
     let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
     assert!(logs.contains("request") && logs.contains("account linked"), "logging was captured");
+    assert!(logs.contains("request_id=req_"), "request lines carry the request id");
     for value in &at_rest {
         assert!(
             !database.windows(value.len()).any(|w| w == value.as_bytes()),
