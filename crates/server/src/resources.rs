@@ -278,3 +278,68 @@ pub struct Health {
     /// `ok`.
     pub status: String,
 }
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// A label: which backend holds it.
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// What it may do: at least one of `integrations:read`, `integrations:write`,
+    /// `connect_sessions:write`, `connections:read`, `connections:write`,
+    /// `credentials:read`, `admin`.
+    #[schema(min_items = 1)]
+    pub scopes: Vec<String>,
+    /// Seconds until it stops being accepted (at most ten years); without it, it is accepted
+    /// until revoked.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 315_360_000)]
+    pub expires_in: Option<u64>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKey {
+    /// The key's public part (`kwk_ID_...`).
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<String>,
+    /// A key created before keys had scopes: it keeps every scope, and says so here.
+    pub every_scope: bool,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// When it stops being accepted.
+    pub expires_at: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// When it was last accepted, to the minute.
+    pub last_used_at: Option<i64>,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+}
+
+/// A new API key, with its secret: the only answer that ever carries it.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    /// The key as listed.
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// `kwk_ID_SECRET`: send it as `Authorization: Bearer ...`. Shown once.
+    pub secret: String,
+}
+
+/// Every API key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// The keys, oldest first.
+    pub data: Vec<ApiKey>,
+}
+
+impl std::fmt::Debug for ApiKeyCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyCreated").field("key", &self.key).field("secret", &"[REDACTED]").finish()
+    }
+}

@@ -4,12 +4,16 @@
 //! are listed once, in `super::openapi`.
 
 use super::AppState;
-use super::extract::{ApiCaller, Json, Segment};
+use super::extract::{
+    Admin, ApiCaller, ConnectSessionsWrite, ConnectionsRead, ConnectionsWrite, CredentialsRead, IntegrationsRead,
+    IntegrationsWrite, Json, Segment,
+};
 use crate::error::{HubError, ProblemCode};
 use crate::hub::ConnectionQuery;
 use crate::resources::{
-    AccessTokenView, Connection, ConnectionList, Health, Integration, IntegrationList, NewConnection, NewIntegration,
-    NewSession, Reloaded, RevocationResult, SessionCreated, TestResult,
+    AccessTokenView, ApiKey, ApiKeyCreated, ApiKeyList, Connection, ConnectionList, Health, Integration,
+    IntegrationList, NewApiKey, NewConnection, NewIntegration, NewSession, Reloaded, RevocationResult, SessionCreated,
+    TestResult,
 };
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -61,10 +65,13 @@ pub(super) async fn openapi_json() -> Response {
 }
 
 /// Reloads the profiles directory; the profiles in use stay when the new set has errors.
-#[utoipa::path(post, path = "/v1/admin/reload", tag = "operations", security(("api_key" = [])), responses(
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "operations", security(("api_key" = ["admin"])), responses(
     (status = 200, body = Reloaded),
 ))]
-pub(super) async fn reload(_: ApiCaller, State(state): State<AppState>) -> Result<axum::Json<Reloaded>, HubError> {
+pub(super) async fn reload(
+    _: ApiCaller<Admin>,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Reloaded>, HubError> {
     let hub = Arc::clone(&state.hub);
     // Reading the directory blocks: off the async workers.
     let reloaded = tokio::task::spawn_blocking(move || hub.reload())
@@ -76,12 +83,12 @@ pub(super) async fn reload(_: ApiCaller, State(state): State<AppState>) -> Resul
 // ---- integrations -------------------------------------------------------------------------
 
 /// Creates an integration, checked against its profile first.
-#[utoipa::path(post, path = "/v1/integrations", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/integrations", tag = "integrations", security(("api_key" = ["integrations:write"])),
     request_body = NewIntegration, responses(
     (status = 201, body = Integration),
 ))]
 pub(super) async fn create_integration(
-    _: ApiCaller,
+    _: ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewIntegration>,
 ) -> Result<Response, HubError> {
@@ -89,23 +96,23 @@ pub(super) async fn create_integration(
 }
 
 /// Every integration.
-#[utoipa::path(get, path = "/v1/integrations", tag = "integrations", security(("api_key" = [])), responses(
+#[utoipa::path(get, path = "/v1/integrations", tag = "integrations", security(("api_key" = ["integrations:read"])), responses(
     (status = 200, body = IntegrationList),
 ))]
 pub(super) async fn list_integrations(
-    _: ApiCaller,
+    _: ApiCaller<IntegrationsRead>,
     State(state): State<AppState>,
 ) -> Result<axum::Json<IntegrationList>, HubError> {
     Ok(axum::Json(IntegrationList { data: state.hub.integrations().await? }))
 }
 
 /// One integration (never its secrets).
-#[utoipa::path(get, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = ["integrations:read"])),
     params(("id" = String, Path, description = "The integration id")), responses(
     (status = 200, body = Integration),
 ))]
 pub(super) async fn get_integration(
-    _: ApiCaller,
+    _: ApiCaller<IntegrationsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<Integration>, HubError> {
@@ -114,13 +121,13 @@ pub(super) async fn get_integration(
 
 /// Changes an integration: a JSON Merge Patch of its fields (a secret is set by a string,
 /// removed by `null`, kept when absent), checked like a new one.
-#[utoipa::path(patch, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(patch, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = ["integrations:write"])),
     params(("id" = String, Path, description = "The integration id")),
     request_body(content = Object, content_type = "application/merge-patch+json"), responses(
     (status = 200, body = Integration),
 ))]
 pub(super) async fn patch_integration(
-    _: ApiCaller,
+    _: ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
     Json(patch): Json<serde_json::Map<String, serde_json::Value>>,
@@ -129,12 +136,12 @@ pub(super) async fn patch_integration(
 }
 
 /// Deletes an integration that has no connections.
-#[utoipa::path(delete, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = ["integrations:write"])),
     params(("id" = String, Path, description = "The integration id")), responses(
     (status = 204, description = "Deleted"),
 ))]
 pub(super) async fn delete_integration(
-    _: ApiCaller,
+    _: ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<StatusCode, HubError> {
@@ -146,12 +153,12 @@ pub(super) async fn delete_integration(
 
 /// Creates a connect session for an end user: a single-use token (30 minutes) and the URL
 /// of the hosted connect page.
-#[utoipa::path(post, path = "/v1/connect/sessions", tag = "connect", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connect/sessions", tag = "connect", security(("api_key" = ["connect_sessions:write"])),
     request_body = NewSession, responses(
     (status = 201, body = SessionCreated),
 ))]
 pub(super) async fn create_session(
-    _: ApiCaller,
+    _: ApiCaller<ConnectSessionsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewSession>,
 ) -> Result<Response, HubError> {
@@ -180,12 +187,12 @@ pub struct ListQuery {
 }
 
 /// Connections, by id, filtered and paged.
-#[utoipa::path(get, path = "/v1/connections", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections", tag = "connections", security(("api_key" = ["connections:read"])),
     params(ListQuery), responses(
     (status = 200, body = ConnectionList),
 ))]
 pub(super) async fn list_connections(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsRead>,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<ConnectionList>, HubError> {
@@ -195,12 +202,12 @@ pub(super) async fn list_connections(
 }
 
 /// Imports tokens a platform already holds as a connection.
-#[utoipa::path(post, path = "/v1/connections", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections", tag = "connections", security(("api_key" = ["connections:write"])),
     request_body = NewConnection, responses(
     (status = 201, body = Connection),
 ))]
 pub(super) async fn import_connection(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewConnection>,
 ) -> Result<Response, HubError> {
@@ -208,12 +215,12 @@ pub(super) async fn import_connection(
 }
 
 /// One connection: state, granted scopes, last diagnosis (never tokens).
-#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = ["connections:read"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = Connection),
 ))]
 pub(super) async fn get_connection(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<Connection>, HubError> {
@@ -222,12 +229,12 @@ pub(super) async fn get_connection(
 
 /// A valid access token: refreshed first when due (one refresh however many ask), the
 /// rotated tokens stored before this answers.
-#[utoipa::path(get, path = "/v1/connections/{id}/token", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}/token", tag = "connections", security(("api_key" = ["credentials:read"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = AccessTokenView),
 ))]
 pub(super) async fn connection_token(
-    _: ApiCaller,
+    _: ApiCaller<CredentialsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<Response, HubError> {
@@ -235,12 +242,12 @@ pub(super) async fn connection_token(
 }
 
 /// Refreshes now, whatever the expiry.
-#[utoipa::path(post, path = "/v1/connections/{id}/refresh", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/refresh", tag = "connections", security(("api_key" = ["credentials:read"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = AccessTokenView),
 ))]
 pub(super) async fn refresh_connection(
-    _: ApiCaller,
+    _: ApiCaller<CredentialsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<Response, HubError> {
@@ -248,12 +255,12 @@ pub(super) async fn refresh_connection(
 }
 
 /// Runs the profile's connection test.
-#[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "connections", security(("api_key" = ["connections:write"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = TestResult),
 ))]
 pub(super) async fn test_connection(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<TestResult>, HubError> {
@@ -261,12 +268,12 @@ pub(super) async fn test_connection(
 }
 
 /// Revokes the grant at the provider (RFC 7009) and keeps the connection as `revoked`.
-#[utoipa::path(post, path = "/v1/connections/{id}/revoke", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/revoke", tag = "connections", security(("api_key" = ["connections:write"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = RevocationResult),
 ))]
 pub(super) async fn revoke_connection(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<RevocationResult>, HubError> {
@@ -275,14 +282,55 @@ pub(super) async fn revoke_connection(
 
 /// Revokes the grant at the provider first (RFC 7009), then deletes the connection; says
 /// whether revocation succeeded.
-#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = ["connections:write"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = RevocationResult),
 ))]
 pub(super) async fn delete_connection(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<RevocationResult>, HubError> {
     Ok(axum::Json(state.hub.revoke(&id, true).await?))
+}
+
+// ---- API keys -----------------------------------------------------------------------------
+
+/// Creates an API key with the scopes it needs; its secret is in this answer only.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "operations", security(("api_key" = ["admin"])),
+    request_body = NewApiKey, responses(
+    (status = 201, body = ApiKeyCreated),
+))]
+pub(super) async fn create_api_key(
+    ApiCaller(caller, _): ApiCaller<Admin>,
+    State(state): State<AppState>,
+    Json(new): Json<NewApiKey>,
+) -> Result<Response, HubError> {
+    let mut response = created(state.hub.create_api_key_for(&caller, new).await?);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Every API key: scopes, expiry, last use; never a secret.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "operations", security(("api_key" = ["admin"])), responses(
+    (status = 200, body = ApiKeyList),
+))]
+pub(super) async fn list_api_keys(
+    _: ApiCaller<Admin>,
+    State(state): State<AppState>,
+) -> Result<axum::Json<ApiKeyList>, HubError> {
+    Ok(axum::Json(state.hub.api_keys().await?))
+}
+
+/// Revokes an API key: refused on its next request, on every instance.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "operations", security(("api_key" = ["admin"])),
+    params(("id" = String, Path, description = "The key's id (the part after `kwk_`)")), responses(
+    (status = 200, body = ApiKey),
+))]
+pub(super) async fn revoke_api_key(
+    ApiCaller(caller, _): ApiCaller<Admin>,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<axum::Json<ApiKey>, HubError> {
+    Ok(axum::Json(state.hub.revoke_api_key(&caller, &id).await?))
 }

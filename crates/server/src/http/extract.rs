@@ -2,13 +2,17 @@
 //! each refused as a problem document.
 
 use super::AppState;
+use super::request_id::RequestId;
+use crate::domain::Scope;
 use crate::error::{HubError, ProblemCode};
+use crate::hub::Caller;
 use crate::json::{MAX_JSON_BYTES, too_large};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 
 /// A path segment (an id or a profile), refused as problem+json when unreadable.
 #[derive(Debug)]
@@ -25,14 +29,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
     }
 }
 
-/// A management API caller: `Authorization: Bearer kwk_...`.
-#[derive(Debug)]
-pub struct ApiCaller;
+/// What an operation needs: one scope (the OpenAPI document's security requirement names
+/// the same; a test walks every operation with keys holding each scope alone).
+pub trait Needs: Send + Sync + 'static {
+    /// The scope.
+    const SCOPE: Scope;
+}
 
-impl FromRequestParts<AppState> for ApiCaller {
+macro_rules! needs {
+    ($( $name:ident => $scope:ident, )*) => {
+        $(
+            #[doc = concat!("An operation that needs `", stringify!($scope), "`.")]
+            #[derive(Debug)]
+            pub struct $name;
+            impl Needs for $name {
+                const SCOPE: Scope = Scope::$scope;
+            }
+        )*
+    };
+}
+
+needs! {
+    IntegrationsRead => IntegrationsRead,
+    IntegrationsWrite => IntegrationsWrite,
+    ConnectSessionsWrite => ConnectSessionsWrite,
+    ConnectionsRead => ConnectionsRead,
+    ConnectionsWrite => ConnectionsWrite,
+    CredentialsRead => CredentialsRead,
+    Admin => Admin,
+}
+
+/// A management API caller whose key holds `N::SCOPE`: `Authorization: Bearer kwk_...`.
+#[derive(Debug)]
+pub struct ApiCaller<N: Needs>(pub Caller, pub PhantomData<N>);
+
+impl<N: Needs> FromRequestParts<AppState> for ApiCaller<N> {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let RequestId(request_id) = RequestId::from_request_parts(parts, state).await.unwrap_or_else(|e| match e {});
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -41,7 +76,9 @@ impl FromRequestParts<AppState> for ApiCaller {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, key)| key.trim())
             .unwrap_or_default();
-        state.hub.check_api_key(presented).await.map(|()| ApiCaller)
+        let operation = parts.extensions.get::<MatchedPath>().map_or("", MatchedPath::as_str);
+        let what = format!("{} {operation}", parts.method);
+        state.hub.authorize(presented, N::SCOPE, &request_id, &what).await.map(|caller| ApiCaller(caller, PhantomData))
     }
 }
 

@@ -108,6 +108,7 @@ mod integrations;
 mod token_store;
 mod webhooks;
 
+pub use api_keys::{Caller, MAX_KEY_LIFETIME, api_key_view};
 pub use connect::{
     ConnectPage, Finished, FormRefused, PageIntegration, PageParameter, PageScope, SessionCookie, Started,
 };
@@ -156,6 +157,8 @@ pub struct Hub {
     give_up_after: Duration,
     /// This process's name in leases.
     lease_owner: String,
+    /// When this instance last recorded each API key's use (`last used`, once a minute).
+    key_uses: Mutex<HashMap<String, i64>>,
     /// How long a refresh lease lasts.
     lease: Duration,
 }
@@ -221,6 +224,7 @@ impl Hub {
             give_up_after: options.give_up_after,
             lease_owner,
             lease,
+            key_uses: Mutex::new(HashMap::new()),
         })
     }
 

@@ -10,7 +10,7 @@ mod sql;
 
 pub use sql::{Dialect, SqlStore};
 
-use crate::domain::{ConnectionDiagnosis, ConnectionState, EndUser, IntegrationSettings, Parameters};
+use crate::domain::{ConnectionDiagnosis, ConnectionState, EndUser, IntegrationSettings, KeyScopes, Parameters};
 use async_trait::async_trait;
 
 /// Why the store failed. The message names the operation and the database's complaint, or
@@ -177,10 +177,17 @@ pub struct ApiKeyRecord {
     pub name: String,
     /// SHA-256 of the secret part, hex.
     pub secret_hash: String,
+    /// What it may do (`scopes` NULL: a key from before scopes, which keeps every one).
+    pub scopes: KeyScopes,
     /// Seconds since the epoch.
     pub created_at: i64,
+    /// When it stops being accepted, if ever.
+    pub expires_at: Option<i64>,
     /// Set when revoked.
     pub revoked_at: Option<i64>,
+    /// When it was last accepted, to the minute (written at most once a minute per key and
+    /// instance).
+    pub last_used_at: Option<i64>,
 }
 
 /// A connection's current version and state, and its integration's version: what the hub
@@ -362,6 +369,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// These API keys (those that exist), in one statement.
     async fn api_keys(&self, ids: &[String]) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Every API key, revoked ones included, by creation time.
+    async fn all_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes an API key (the first revocation's time stays); the key as stored after, or
+    /// `None` when there is none.
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Records that keys were accepted at these times (only ever moves `last_used_at` later).
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError>;
 
     /// Up to `limit` encrypted values not under key `key_id` (for rotation), in a stable order.
     async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError>;

@@ -12,7 +12,7 @@ use super::{
     ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, ConnectionStamp, EventRecord,
     IntegrationRecord, SecretCell, SessionRecord, Store, StoreError, TokensUpdate,
 };
-use crate::domain::{ConnectionDiagnosis, ConnectionState, EventKind};
+use crate::domain::{ConnectionDiagnosis, ConnectionState, EventKind, KeyScopes, Scope};
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,6 +24,7 @@ use std::time::Duration;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_drop_authorize_origin.sql")),
+    (4, include_str!("../../migrations/0004_access.sql")),
 ];
 
 /// A value bound to a statement.
@@ -184,6 +185,32 @@ fn db(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| StoreError::Database(format!("{context}: {e}"))
 }
 
+/// A pool on `url`: SQLite connections set up for the store (WAL, `synchronous=FULL`, a busy
+/// timeout, foreign keys).
+async fn connect(url: &str, dialect: Dialect, max: u32) -> Result<AnyPool, StoreError> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        // Long enough for a burst, short enough that a database that is down answers 503 soon.
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+                         PRAGMA foreign_keys = ON;",
+                    )
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        // The URL may hold a password: name the kind of failure, not the URL.
+        .map_err(db("open"))
+}
+
 impl SqlStore {
     /// Opens the database at `url` and runs the migrations: `sqlite://PATH` (created if
     /// missing), `sqlite::memory:`, or `postgres://USER@HOST:PORT/DB`.
@@ -213,29 +240,16 @@ impl SqlStore {
             Dialect::Sqlite => 8,
             Dialect::Postgres => 16,
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            // Long enough for a burst, short enough that a database that is down answers 503 soon.
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA foreign_keys = ON;",
-                        )
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            // The URL may hold a password: name the kind of failure, not the URL.
-            .map_err(db("open"))?;
-        let store = SqlStore { pool, dialect, events: false };
-        store.migrate().await?;
+        let pool = connect(&url, dialect, max).await?;
+        let mut store = SqlStore { pool, dialect, events: false };
+        if store.migrate().await? > 0 && dialect == Dialect::Sqlite && !url.contains(":memory:") {
+            // A SQLite connection that last read the schema before a migration prepares its next
+            // statements against the old schema and re-prepares them when they run, so a
+            // `SELECT *` answers more columns than sqlx described: go on with fresh connections.
+            // (An in-memory database has one connection, which ran the migrations itself.)
+            store.pool.close().await;
+            store.pool = connect(&url, dialect, max).await?;
+        }
         Ok(store)
     }
 
@@ -299,7 +313,9 @@ impl SqlStore {
         Ok(true)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    /// Runs the migrations not yet applied; how many ran.
+    async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut applied = 0;
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS keyway_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -329,8 +345,9 @@ impl SqlStore {
                 .map_err(db("migrations"))?;
             tx.commit().await.map_err(db("migrations"))?;
             tracing::info!(version, "database migrated");
+            applied += 1;
         }
-        Ok(())
+        Ok(applied)
     }
 }
 
@@ -448,12 +465,24 @@ fn connection(row: &AnyRow) -> Result<ConnectionRecord, StoreError> {
 
 fn api_key(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
     let r = RowReader::new(row, "api_keys", "id");
+    let scopes = match r.json_opt::<Vec<String>>("scopes")? {
+        None => KeyScopes::Every,
+        Some(names) => KeyScopes::only(
+            names
+                .iter()
+                .map(|n| Scope::parse(n).ok_or_else(|| r.corrupt("scopes", "holds a name that is no scope".to_owned())))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
     Ok(ApiKeyRecord {
         id: r.get("id")?,
         name: r.get("name")?,
         secret_hash: r.get("secret_hash")?,
+        scopes,
         created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
         revoked_at: r.get("revoked_at")?,
+        last_used_at: r.get("last_used_at")?,
     })
 }
 
@@ -955,8 +984,17 @@ impl Store for SqlStore {
             ("id", text(&r.id)),
             ("name", text(&r.name)),
             ("secret_hash", text(&r.secret_hash)),
+            (
+                "scopes",
+                match &r.scopes {
+                    KeyScopes::Every => SqlValue::OptText(None),
+                    KeyScopes::Only(_) => json("api_keys", "scopes", &r.scopes.names())?,
+                },
+            ),
             ("created_at", SqlValue::Int(r.created_at)),
+            ("expires_at", SqlValue::OptInt(r.expires_at)),
             ("revoked_at", SqlValue::OptInt(r.revoked_at)),
+            ("last_used_at", SqlValue::OptInt(r.last_used_at)),
         ];
         insert_into("api_keys", columns).execute(&self.pool).await.map_err(db("insert API key")).map(drop)
     }
@@ -976,6 +1014,38 @@ impl Store for SqlStore {
         let query = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), ids.iter().map(|id| text(id)));
         let rows = query.fetch_all(&self.pool).await.map_err(db("read API keys"))?;
         rows.iter().map(api_key).collect()
+    }
+
+    async fn all_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list API keys"))?;
+        rows.iter().map(api_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING *")
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("revoke API key"))?;
+        row.as_ref().map(api_key).transpose()
+    }
+
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError> {
+        for (id, at) in uses {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(*at)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("API key use"))?;
+        }
+        Ok(())
     }
 
     async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError> {

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod access;
 mod api_input;
 mod coherence;
 mod connect;
