@@ -541,25 +541,31 @@ async fn seed(
     let keyring = Arc::new(keyway_server::read_key_file(keys).map_err(|e| e.to_string())?);
     let hub = bench_hub(profiles, Arc::clone(&shared), Arc::clone(&keyring), Arc::new(keyway_runtime::SystemClock))?;
     let key = keyway_server::hub::Hub::create_api_key(shared.as_ref(), "bench", 0).await.map_err(|e| e.to_string())?;
-    let integration = hub.create_integration(testkit_integration()).await.map_err(|e| e.detail().to_owned())?;
+    let integration = hub
+        .create_integration(&keyway_server::hub::Caller::operator(), testkit_integration())
+        .await
+        .map_err(|e| e.detail().to_owned())?;
     let issued = provider.issue_tokens("template@example.com", "api refresh_token");
     let text = |k: &str| issued[k].as_str().unwrap_or_default().to_owned();
     let mut fields = serde_json::Map::new();
     fields.insert("instance_url".to_owned(), serde_json::Value::from(provider.base_url()));
     let imported = hub
-        .import_connection(NewConnection {
-            integration_id: integration.id.clone(),
-            end_user: EndUser { id: "template@example.com".to_owned(), email: None, display_name: None },
-            parameters: Default::default(),
-            tokens: ImportedTokens {
-                access_token: text("access_token").into(),
-                refresh_token: Some(text("refresh_token").into()),
-                token_type: Some("Bearer".to_owned()),
-                expires_in: Some(30 * 24 * 3600),
-                scope: Some("api refresh_token".to_owned()),
-                fields,
+        .import_connection(
+            &keyway_server::hub::Caller::operator(),
+            NewConnection {
+                integration_id: integration.id.clone(),
+                end_user: EndUser { id: "template@example.com".to_owned(), email: None, display_name: None },
+                parameters: Default::default(),
+                tokens: ImportedTokens {
+                    access_token: text("access_token").into(),
+                    refresh_token: Some(text("refresh_token").into()),
+                    token_type: Some("Bearer".to_owned()),
+                    expires_in: Some(30 * 24 * 3600),
+                    scope: Some("api refresh_token".to_owned()),
+                    fields,
+                },
             },
-        })
+        )
         .await
         .map_err(|e| e.detail().to_owned())?;
     let row = shared.connection(&imported.id).await.map_err(|e| e.to_string())?.ok_or("the import left no row")?;
@@ -1019,26 +1025,32 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
         let keyring = Arc::new(keyway_server::read_key_file(keys).map_err(|e| e.to_string())?);
         let clock = Arc::new(keyway_runtime::ManualClock::default());
         let hub = bench_hub(&profiles, store, keyring, clock.clone())?;
-        let integration = hub.create_integration(testkit_integration()).await.map_err(|e| e.detail().to_owned())?;
+        let integration = hub
+            .create_integration(&keyway_server::hub::Caller::operator(), testkit_integration())
+            .await
+            .map_err(|e| e.detail().to_owned())?;
         for i in 0..n {
             let user = format!("user-{i}@example.com");
             let issued = provider.issue_tokens(&user, "api refresh_token");
             let text = |k: &str| issued[k].as_str().unwrap_or_default().to_owned();
             let mut fields = serde_json::Map::new();
             fields.insert("instance_url".to_owned(), serde_json::Value::from(provider.base_url()));
-            hub.import_connection(NewConnection {
-                integration_id: integration.id.clone(),
-                end_user: EndUser { id: user, email: None, display_name: None },
-                parameters: Default::default(),
-                tokens: ImportedTokens {
-                    access_token: text("access_token").into(),
-                    refresh_token: Some(text("refresh_token").into()),
-                    token_type: None,
-                    expires_in: None,
-                    scope: None,
-                    fields,
+            hub.import_connection(
+                &keyway_server::hub::Caller::operator(),
+                NewConnection {
+                    integration_id: integration.id.clone(),
+                    end_user: EndUser { id: user, email: None, display_name: None },
+                    parameters: Default::default(),
+                    tokens: ImportedTokens {
+                        access_token: text("access_token").into(),
+                        refresh_token: Some(text("refresh_token").into()),
+                        token_type: None,
+                        expires_in: None,
+                        scope: None,
+                        fields,
+                    },
                 },
-            })
+            )
             .await
             .map_err(|e| e.detail().to_owned())?;
         }

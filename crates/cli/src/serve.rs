@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// name's DNS says; production with public providers never needs this.
     #[arg(long, env = "KEYWAY_ALLOW_PRIVATE_NETWORK")]
     allow_private_network: bool,
+    /// Days the audit trail keeps a record; older ones are pruned (in bounded batches, every
+    /// ten minutes). 0 keeps every record.
+    #[arg(long, env = "KEYWAY_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    audit_retention_days: u64,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -103,6 +107,80 @@ pub enum KeysCommand {
     /// Management API keys.
     #[command(subcommand)]
     Api(ApiKeyCommand),
+}
+
+/// `keyway audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the audit trail as JSON Lines (one record per line, oldest first) on stdout.
+    Export {
+        /// The database.
+        #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
+        db: String,
+        /// Records at or after: seconds since the epoch, or an age (`7d`, `12h`, `30m`).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Records before: seconds since the epoch, or an age.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+        /// Only records about this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only records by this actor (an API key's id, a connect session's, an instance's).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action (`credential.read`, ...).
+        #[arg(long)]
+        action: Option<String>,
+    },
+}
+
+/// A time: seconds since the epoch, or an age before now (`7d`, `12h`, `30m`, `45s`).
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(at) = text.trim().parse::<i64>() {
+        return Ok(at);
+    }
+    let age = parse_lifetime(text)?;
+    Ok(unix_now() - age as i64)
+}
+
+/// `keyway audit export`: every matching record, a page at a time.
+pub fn audit(command: AuditCommand, out: &mut impl Write) -> std::io::Result<ExitCode> {
+    let AuditCommand::Export { db, since, until, connection, actor, action } = command;
+    let runtime = runtime()?;
+    let store = match runtime.block_on(keyway_server::open_store(&db, false)) {
+        Ok(store) => store,
+        Err(e) => {
+            say!("keyway audit export: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut after = None;
+    loop {
+        let query = keyway_server::hub::AuditQuery {
+            connection: connection.clone(),
+            actor: actor.clone(),
+            action: action.clone(),
+            since,
+            until,
+            after: after.take(),
+            limit: Some(keyway_server::hub::MAX_AUDIT_PAGE),
+        };
+        let page = match runtime.block_on(keyway_server::hub::Hub::audit_in(store.as_ref(), query)) {
+            Ok(page) => page,
+            Err(e) => {
+                say!("keyway audit export: {}", e.detail());
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        for record in &page.data {
+            writeln!(out, "{}", serde_json::to_string(record).unwrap_or_default())?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    }
 }
 
 /// `keyway keys api`.
@@ -246,6 +324,8 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout),
         give_up_after: std::time::Duration::from_secs(args.give_up_after_days * 86_400),
         allow_private_network: args.allow_private_network,
+        audit_retention: (args.audit_retention_days > 0)
+            .then(|| std::time::Duration::from_secs(args.audit_retention_days * 86_400)),
         limits: keyway_server::http::ConnectionLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             header_timeout: std::time::Duration::from_secs(args.header_timeout),

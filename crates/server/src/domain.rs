@@ -358,10 +358,107 @@ impl Actor {
         }
     }
 
+    /// The actor stored as its kind, id and name; `None` when they do not make one.
+    pub fn from_parts(kind: &str, id: Option<String>, name: Option<String>) -> Option<Actor> {
+        Some(match (kind, id, name) {
+            ("api_key", Some(id), Some(name)) => Actor::ApiKey { id, name },
+            ("connect_session", Some(id), None) => Actor::ConnectSession { id },
+            ("refresher", Some(instance), None) => Actor::Refresher { instance },
+            ("operator", None, None) => Actor::Operator,
+            _ => return None,
+        })
+    }
+
     /// The key's name, for an API key.
     pub fn name(&self) -> Option<&str> {
         match self {
             Actor::ApiKey { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! audit_actions {
+    ($( $name:ident = $text:literal, $meaning:literal; )*) => {
+        /// What an audit record says happened.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $( #[doc = $meaning] $name, )*
+        }
+
+        impl AuditAction {
+            /// Every action, in the order the docs list them.
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$name,)*];
+
+            /// The action as stored and shown: `credential.read`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(AuditAction::$name => $text,)* }
+            }
+
+            /// When it is recorded (docs/server.md's table says the same).
+            pub const fn meaning(self) -> &'static str {
+                match self { $(AuditAction::$name => $meaning,)* }
+            }
+
+            /// The action a stored or requested name means.
+            pub fn parse(text: &str) -> Option<AuditAction> {
+                match text { $($text => Some(AuditAction::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    CredentialRead = "credential.read", "A connection's access token was asked for (`/token`, `/refresh`): handed out (`ok`) or refused, with the problem code.";
+    Refreshed = "connection.refreshed", "New tokens from a refresh were stored: on a read, forced, or by the background refresher (`detail`).";
+    RefreshFailed = "connection.refresh_failed", "A refresh failed and the connection's state changed (`degraded`, `needs_reauth`).";
+    TestFailed = "connection.test_failed", "The connection test failed and the connection's state changed.";
+    Linked = "connection.linked", "An end user linked an account on the connect page.";
+    Reconnected = "connection.reconnected", "An end user linked an existing connection again (a reconnect session).";
+    Imported = "connection.imported", "Tokens a platform held were imported as a connection.";
+    Revoked = "connection.revoked", "A connection was revoked (`detail`: whether the provider confirmed).";
+    Deleted = "connection.deleted", "A connection was deleted (`detail`: whether the provider confirmed the revocation).";
+    IntegrationCreated = "integration.created", "An integration was created.";
+    IntegrationUpdated = "integration.updated", "An integration was changed (its secrets included).";
+    IntegrationDeleted = "integration.deleted", "An integration was deleted.";
+    ApiKeyCreated = "api_key.created", "An API key was created (`target_id`: its id, `detail`: its scopes).";
+    ApiKeyRevoked = "api_key.revoked", "An API key was revoked (`target_id`: its id).";
+    RequestRefused = "request.refused", "A request was refused because its API key lacks the scope (`detail`: the operation and the scope).";
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// Refused (a problem code says why).
+    Refused,
+    /// Tried and failed (a refresh, a test).
+    Failed,
+}
+
+impl Outcome {
+    /// `ok`, `refused` or `failed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome a stored name means.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        match text {
+            "ok" => Some(Outcome::Ok),
+            "refused" => Some(Outcome::Refused),
+            "failed" => Some(Outcome::Failed),
             _ => None,
         }
     }

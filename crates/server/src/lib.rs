@@ -71,6 +71,9 @@ pub struct ServeOptions {
     /// Whether providers on loopback and private networks may be reached
     /// (`--allow-private-network`): off, only public addresses are.
     pub allow_private_network: bool,
+    /// Audit records older than this are pruned (`--audit-retention-days`); `None` keeps
+    /// them all.
+    pub audit_retention: Option<std::time::Duration>,
 }
 
 /// Why the server could not start or stopped.
@@ -294,6 +297,9 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
     if options.webhook.is_some() {
         spawn_webhook_delivery(Arc::clone(&hub));
     }
+    if let Some(retention) = options.audit_retention {
+        spawn_audit_pruner(Arc::clone(&hub), retention);
+    }
     let app = http::router(http::AppState::new(hub).with_body_timeout(options.limits.body_timeout));
     on_listen(addr);
     http::serve(listener, app, options.limits, shutdown_signal()).await;
@@ -312,6 +318,23 @@ fn spawn_refresher(hub: Arc<Hub>, every: std::time::Duration) {
                 Ok((0, 0)) => {}
                 Ok((refreshed, failed)) => tracing::info!(refreshed, failed, "background refresh"),
                 Err(e) => tracing::warn!(code = %e.code(), "background refresh: {}", e.detail()),
+            }
+        }
+    });
+}
+
+/// Prunes audit records past the retention, at start and every ten minutes, in bounded
+/// batches (`Hub::prune_audit`).
+fn spawn_audit_pruner(hub: Arc<Hub>, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match hub.prune_audit(retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "audit records past the retention pruned"),
+                Err(e) => tracing::warn!(code = %e.code(), "audit pruning: {}", e.detail()),
             }
         }
     });

@@ -266,5 +266,23 @@ async fn api_keys_with_scopes_are_listed_with_their_last_use_and_revoked_from_th
     assert!(list("text").lines().any(|l| l.starts_with(&id) && l.contains("\trevoked\t")));
     assert!(!keyway(&["keys", "api", "revoke", "--db", &db, "nope"]).status.success());
     hub.kill();
+
+    // The audit trail as JSON Lines: the key's creation and revocation by the operator, the
+    // request refused for its scope by the key.
+    let export = keyway(&["audit", "export", "--db", &db, "--since", "1d"]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON record a line"))
+        .collect();
+    let actions: Vec<&str> = records.iter().map(|r| r["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(actions, ["api_key.created", "request.refused", "api_key.revoked"], "{records:?}");
+    assert_eq!(records[0]["actor"]["kind"], "operator");
+    assert_eq!(records[1]["actor"]["id"], id.as_str());
+    assert_eq!(records[1]["problem_code"], "insufficient_scope");
+    assert!(!String::from_utf8_lossy(&export.stdout).contains(&key), "no secret");
+    let none = keyway(&["audit", "export", "--db", &db, "--until", "1000"]);
+    assert!(none.status.success() && none.stdout.is_empty());
+    assert!(!keyway(&["audit", "export", "--db", &db, "--action", "nope"]).status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,9 +9,9 @@ use super::extract::{
     IntegrationsWrite, Json, Segment,
 };
 use crate::error::{HubError, ProblemCode};
-use crate::hub::ConnectionQuery;
+use crate::hub::{AuditQuery, ConnectionQuery};
 use crate::resources::{
-    AccessTokenView, ApiKey, ApiKeyCreated, ApiKeyList, Connection, ConnectionList, Health, Integration,
+    AccessTokenView, ApiKey, ApiKeyCreated, ApiKeyList, AuditList, Connection, ConnectionList, Health, Integration,
     IntegrationList, NewApiKey, NewConnection, NewIntegration, NewSession, Reloaded, RevocationResult, SessionCreated,
     TestResult,
 };
@@ -88,11 +88,11 @@ pub(super) async fn reload(
     (status = 201, body = Integration),
 ))]
 pub(super) async fn create_integration(
-    _: ApiCaller<IntegrationsWrite>,
+    ApiCaller(caller, _): ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewIntegration>,
 ) -> Result<Response, HubError> {
-    Ok(created(state.hub.create_integration(new).await?))
+    Ok(created(state.hub.create_integration(&caller, new).await?))
 }
 
 /// Every integration.
@@ -127,12 +127,12 @@ pub(super) async fn get_integration(
     (status = 200, body = Integration),
 ))]
 pub(super) async fn patch_integration(
-    _: ApiCaller<IntegrationsWrite>,
+    ApiCaller(caller, _): ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
     Json(patch): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<axum::Json<Integration>, HubError> {
-    Ok(axum::Json(state.hub.patch_integration(&id, patch).await?))
+    Ok(axum::Json(state.hub.patch_integration(&caller, &id, patch).await?))
 }
 
 /// Deletes an integration that has no connections.
@@ -141,11 +141,11 @@ pub(super) async fn patch_integration(
     (status = 204, description = "Deleted"),
 ))]
 pub(super) async fn delete_integration(
-    _: ApiCaller<IntegrationsWrite>,
+    ApiCaller(caller, _): ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<StatusCode, HubError> {
-    state.hub.delete_integration(&id).await?;
+    state.hub.delete_integration(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,11 +207,11 @@ pub(super) async fn list_connections(
     (status = 201, body = Connection),
 ))]
 pub(super) async fn import_connection(
-    _: ApiCaller<ConnectionsWrite>,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewConnection>,
 ) -> Result<Response, HubError> {
-    Ok(created(state.hub.import_connection(new).await?))
+    Ok(created(state.hub.import_connection(&caller, new).await?))
 }
 
 /// One connection: state, granted scopes, last diagnosis (never tokens).
@@ -234,11 +234,11 @@ pub(super) async fn get_connection(
     (status = 200, body = AccessTokenView),
 ))]
 pub(super) async fn connection_token(
-    _: ApiCaller<CredentialsRead>,
+    ApiCaller(caller, _): ApiCaller<CredentialsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<Response, HubError> {
-    Ok(no_store(state.hub.token(&id).await?))
+    Ok(no_store(state.hub.token(&caller, &id).await?))
 }
 
 /// Refreshes now, whatever the expiry.
@@ -247,11 +247,11 @@ pub(super) async fn connection_token(
     (status = 200, body = AccessTokenView),
 ))]
 pub(super) async fn refresh_connection(
-    _: ApiCaller<CredentialsRead>,
+    ApiCaller(caller, _): ApiCaller<CredentialsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<Response, HubError> {
-    Ok(no_store(state.hub.refresh(&id).await?))
+    Ok(no_store(state.hub.refresh(&caller, &id).await?))
 }
 
 /// Runs the profile's connection test.
@@ -260,11 +260,11 @@ pub(super) async fn refresh_connection(
     (status = 200, body = TestResult),
 ))]
 pub(super) async fn test_connection(
-    _: ApiCaller<ConnectionsWrite>,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<TestResult>, HubError> {
-    Ok(axum::Json(state.hub.test(&id).await?))
+    Ok(axum::Json(state.hub.test(&caller, &id).await?))
 }
 
 /// Revokes the grant at the provider (RFC 7009) and keeps the connection as `revoked`.
@@ -273,11 +273,11 @@ pub(super) async fn test_connection(
     (status = 200, body = RevocationResult),
 ))]
 pub(super) async fn revoke_connection(
-    _: ApiCaller<ConnectionsWrite>,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<RevocationResult>, HubError> {
-    Ok(axum::Json(state.hub.revoke(&id, false).await?))
+    Ok(axum::Json(state.hub.revoke(&caller, &id, false).await?))
 }
 
 /// Revokes the grant at the provider first (RFC 7009), then deletes the connection; says
@@ -287,11 +287,11 @@ pub(super) async fn revoke_connection(
     (status = 200, body = RevocationResult),
 ))]
 pub(super) async fn delete_connection(
-    _: ApiCaller<ConnectionsWrite>,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<RevocationResult>, HubError> {
-    Ok(axum::Json(state.hub.revoke(&id, true).await?))
+    Ok(axum::Json(state.hub.revoke(&caller, &id, true).await?))
 }
 
 // ---- API keys -----------------------------------------------------------------------------
@@ -333,4 +333,53 @@ pub(super) async fn revoke_api_key(
     Segment(id): Segment,
 ) -> Result<axum::Json<ApiKey>, HubError> {
     Ok(axum::Json(state.hub.revoke_api_key(&caller, &id).await?))
+}
+
+// ---- audit --------------------------------------------------------------------------------
+
+/// Which audit records to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only records about this connection.
+    connection: Option<String>,
+    /// Only records by this actor: an API key's id, a connect session's, an instance's.
+    actor: Option<String>,
+    /// Only this action (`credential.read`, ...).
+    action: Option<String>,
+    /// Only records at or after this time (seconds since the epoch).
+    since: Option<i64>,
+    /// Only records before this time.
+    until: Option<i64>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// The audit trail, oldest first: every credential handed out, refresh, link, revocation,
+/// deletion, import, integration change, API key created or revoked, and request refused for
+/// its scope. Records cannot be changed through the API.
+#[utoipa::path(get, path = "/v1/audit", tag = "operations", security(("api_key" = ["admin"])),
+    params(AuditParams), responses(
+    (status = 200, body = AuditList),
+))]
+pub(super) async fn list_audit(
+    _: ApiCaller<Admin>,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<AuditList>, HubError> {
+    let q: AuditParams = super::extract::query(query.as_deref().unwrap_or_default())?;
+    let asked = AuditQuery {
+        connection: q.connection,
+        actor: q.actor,
+        action: q.action,
+        since: q.since,
+        until: q.until,
+        after: q.after,
+        limit: q.limit,
+    };
+    Ok(axum::Json(state.hub.audit(asked).await?))
 }

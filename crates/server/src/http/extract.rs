@@ -136,7 +136,8 @@ impl FromRequest<AppState> for Body {
 /// The largest body any route reads.
 pub const BODY_LIMIT: usize = MAX_JSON_BYTES;
 
-/// A query string typed like a body: a repeated key is refused, `limit` is a number.
+/// A query string typed like a body: a repeated key is refused, `limit`, `since` and
+/// `until` are numbers.
 pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, HubError> {
     let mut map = serde_json::Map::new();
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -145,6 +146,10 @@ pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, HubError> {
         }
         let value = match v.parse::<u64>() {
             Ok(n) if k == "limit" => serde_json::Value::from(n),
+            // Times (seconds since the epoch) are numbers too.
+            _ if (k == "since" || k == "until") && v.parse::<i64>().is_ok() => {
+                serde_json::Value::from(v.parse::<i64>().unwrap_or_default())
+            }
             // A negative or fractional limit is a number too: refused as one, not as a string.
             _ if k == "limit" && v.parse::<f64>().is_ok() => serde_json::Value::from(-1),
             _ => serde_json::Value::String(v.into_owned()),

@@ -88,7 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/connections/{id}/revoke", post(api::revoke_connection))
         .route("/v1/admin/reload", post(api::reload))
         .route("/v1/api-keys", get(api::list_api_keys).post(api::create_api_key))
-        .route("/v1/api-keys/{id}", axum::routing::delete(api::revoke_api_key));
+        .route("/v1/api-keys/{id}", axum::routing::delete(api::revoke_api_key))
+        .route("/v1/audit", get(api::list_audit));
     let html_pages = Router::new()
         .route("/connect", get(pages::connect_page))
         .route("/connect/{integration}", post(pages::start_connect))

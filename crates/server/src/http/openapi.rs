@@ -42,6 +42,7 @@ const PROBLEMS: &[(&str, &[&[u16]])] = &[
     ("create_api_key", &[KEYED, BODY]),
     ("list_api_keys", &[KEYED]),
     ("revoke_api_key", &[KEYED, BY_ID]),
+    ("list_audit", &[KEYED, &[400, 422]]),
 ];
 
 /// The problem statuses an operation answers, sorted; `None` for an operation the table
@@ -67,7 +68,7 @@ pub fn problem_statuses(operation_id: &str) -> Option<Vec<u16>> {
         create_session,
         list_connections, import_connection, get_connection, connection_token, refresh_connection,
         test_connection, revoke_connection, delete_connection,
-        create_api_key, list_api_keys, revoke_api_key,
+        create_api_key, list_api_keys, revoke_api_key, list_audit,
     ),
     components(schemas(Problem)),
     modifiers(&SecurityAddon, &ProblemResponses),
@@ -75,7 +76,7 @@ pub fn problem_statuses(operation_id: &str) -> Option<Vec<u16>> {
         (name = "integrations", description = "A tenant's app registered with a provider, checked against its profile."),
         (name = "connect", description = "Sessions that let an end user link an account on the hosted connect page."),
         (name = "connections", description = "Linked accounts and their tokens."),
-        (name = "operations", description = "Health, readiness, metrics, reload, API keys."),
+        (name = "operations", description = "Health, readiness, metrics, reload, API keys, the audit trail."),
     ),
 )]
 struct ApiDoc;

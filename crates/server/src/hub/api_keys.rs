@@ -2,8 +2,9 @@
 //! shown once, stored as a hash), listed without secrets, revoked; checked on every request
 //! against the database's current row (the freshness check, batched), in constant time.
 
+use super::audit::RecordExt as _;
 use super::*;
-use crate::domain::{Actor, KeyScopes, Scope};
+use crate::domain::{Actor, AuditAction, KeyScopes, Outcome, Scope};
 use crate::resources::{ApiKey, ApiKeyCreated, ApiKeyList, NewApiKey};
 
 /// The longest key name.
@@ -20,12 +21,23 @@ pub struct Caller {
     pub actor: Actor,
     /// The request's id (`X-Request-Id`), or the background pass's.
     pub request_id: String,
+    /// The hub instance serving it (`inst_...`); `None` for the `keyway` command.
+    pub instance: Option<String>,
 }
 
 impl Caller {
     /// The `keyway` command run against the database.
     pub fn operator() -> Caller {
-        Caller { actor: Actor::Operator, request_id: ids::new_id(ids::REQUEST) }
+        Caller { actor: Actor::Operator, request_id: ids::new_id(ids::REQUEST), instance: None }
+    }
+
+    /// An end user on the connect page, by their session.
+    pub fn session(session_id: &str, request_id: &str, instance: &str) -> Caller {
+        Caller {
+            actor: Actor::ConnectSession { id: session_id.to_owned() },
+            request_id: request_id.to_owned(),
+            instance: Some(instance.to_owned()),
+        }
     }
 }
 
@@ -104,7 +116,11 @@ impl Hub {
             revoked_at: None,
             last_used_at: None,
         };
-        store.insert_api_key(&record).await?;
+        let audit = caller
+            .record(AuditAction::ApiKeyCreated, now)
+            .target(&id)
+            .detail(format!("scopes: {}", record.scopes.names().join(" ")));
+        store.insert_api_key(&record, &audit).await?;
         tracing::info!(key = %id, name = %record.name, request_id = %caller.request_id, "API key created");
         Ok(ApiKeyCreated { key: api_key_view(&record, now), secret: format!("kwk_{id}_{secret}") })
     }
@@ -126,7 +142,8 @@ impl Hub {
 
     /// Revokes a key in `store`: refused from its next request on, on every instance.
     pub async fn revoke_api_key_in(store: &dyn Store, id: &str, caller: &Caller, now: i64) -> Result<ApiKey, HubError> {
-        let record = store.revoke_api_key(id, now).await?.ok_or_else(|| HubError::not_found("API key", id))?;
+        let audit = caller.record(AuditAction::ApiKeyRevoked, now).target(id);
+        let record = store.revoke_api_key(id, now, &audit).await?.ok_or_else(|| HubError::not_found("API key", id))?;
         tracing::info!(key = %id, request_id = %caller.request_id, "API key revoked");
         Ok(api_key_view(&record, now))
     }
@@ -183,6 +200,7 @@ impl Hub {
         let caller = Caller {
             actor: Actor::ApiKey { id: record.id.clone(), name: record.name.clone() },
             request_id: request_id.to_owned(),
+            instance: Some(self.lease_owner.clone()),
         };
         Ok((caller, record.scopes))
     }
@@ -202,6 +220,14 @@ impl Hub {
             return Ok(caller);
         }
         tracing::warn!(key = caller.actor.id().unwrap_or_default(), %scope, operation = what, request_id, "refused: the key lacks the scope");
+        // Recorded before the refusal is answered.
+        let audit = caller
+            .record(AuditAction::RequestRefused, self.now())
+            .ended(Outcome::Refused, ProblemCode::InsufficientScope)
+            .detail(format!("{what} needs {scope}"));
+        if let Err(e) = self.audit.write(audit).await {
+            tracing::error!(error = %e, request_id, "a refused request could not be recorded");
+        }
         Err(HubError::new(
             ProblemCode::InsufficientScope,
             format!("`{what}` needs an API key with the scope `{scope}`; this key has {}", describe(&scopes)),

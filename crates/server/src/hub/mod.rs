@@ -101,6 +101,7 @@ fn bump(counter: &std::sync::atomic::AtomicU64) {
 }
 
 mod api_keys;
+mod audit;
 mod connect;
 mod connections;
 mod freshness;
@@ -109,6 +110,7 @@ mod token_store;
 mod webhooks;
 
 pub use api_keys::{Caller, MAX_KEY_LIFETIME, api_key_view};
+pub use audit::{AuditQuery, MAX_AUDIT_PAGE};
 pub use connect::{
     ConnectPage, Finished, FormRefused, PageIntegration, PageParameter, PageScope, SessionCookie, Started,
 };
@@ -159,6 +161,8 @@ pub struct Hub {
     lease_owner: String,
     /// When this instance last recorded each API key's use (`last used`, once a minute).
     key_uses: Mutex<HashMap<String, i64>>,
+    /// The batched writer of reads' audit records.
+    audit: audit::AuditWriter,
     /// How long a refresh lease lasts.
     lease: Duration,
 }
@@ -202,6 +206,7 @@ impl Hub {
         let refresh_margin = options.refresh.skew;
         let webhook = options.webhook.clone();
         let freshness = freshness::Freshness::new(Arc::clone(&store));
+        let store_for_audit = Arc::clone(&store);
         let tokens =
             TokenManager::with_capacity(token_store, Arc::clone(&clock), options.refresh, options.cache.connections);
         Ok(Hub {
@@ -225,6 +230,7 @@ impl Hub {
             lease_owner,
             lease,
             key_uses: Mutex::new(HashMap::new()),
+            audit: audit::AuditWriter::new(Arc::clone(&store_for_audit)),
         })
     }
 

@@ -9,10 +9,10 @@
 //! becomes `BYTEA` on PostgreSQL).
 
 use super::{
-    ApiKeyRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, ConnectionStamp, EventRecord,
-    IntegrationRecord, SecretCell, SessionRecord, Store, StoreError, TokensUpdate,
+    ApiKeyRecord, AuditFilter, AuditRecord, AuthorizationRecord, ConnectionFilter, ConnectionRecord, ConnectionStamp,
+    EventRecord, IntegrationRecord, SecretCell, SessionRecord, Store, StoreError, TokensUpdate,
 };
-use crate::domain::{ConnectionDiagnosis, ConnectionState, EventKind, KeyScopes, Scope};
+use crate::domain::{Actor, AuditAction, ConnectionDiagnosis, ConnectionState, EventKind, KeyScopes, Outcome, Scope};
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -300,13 +300,15 @@ impl SqlStore {
         mut tx: sqlx::Transaction<'static, sqlx::Any>,
         row: Option<AnyRow>,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let Some(row) = row else { return Ok(false) };
+        let record = connection(&row)?;
+        insert_audit_of(&mut tx, audit, &record).await?;
         if self.events {
-            let record = connection(&row)?;
             let previous = RowReader::new(&row, "connections", "id").state_opt("prev_state")?;
             if let Some(kind) = EventKind::of_transition(previous, record.state) {
-                insert_event(&mut tx, &record, kind, previous, now).await?;
+                insert_event(&mut tx, &record, kind, previous, now, audit.request_id.as_deref()).await?;
             }
         }
         tx.commit().await.map_err(db("commit"))?;
@@ -359,12 +361,14 @@ async fn insert_event(
     kind: EventKind,
     previous: Option<ConnectionState>,
     now: i64,
+    request_id: Option<&str>,
 ) -> Result<(), StoreError> {
     let id = crate::ids::new_id(crate::ids::EVENT);
     let payload = serde_json::json!({
         "id": id,
         "type": kind.as_str(),
         "created_at": now,
+        "request_id": request_id,
         "data": {
             "connection_id": record.id,
             "integration_id": record.integration_id,
@@ -384,6 +388,69 @@ async fn insert_event(
         ("next_attempt_at", SqlValue::Int(now)),
     ];
     insert_into("webhook_events", columns).execute(&mut **tx).await.map_err(db("outbox")).map(drop)
+}
+
+/// The columns of an audit record.
+fn audit_columns(r: &AuditRecord) -> Columns {
+    vec![
+        ("id", text(&r.id)),
+        ("seq", SqlValue::Int(r.seq)),
+        ("at", SqlValue::Int(r.at)),
+        ("actor_kind", text(r.actor.kind())),
+        ("actor_id", SqlValue::OptText(r.actor.id().map(str::to_owned))),
+        ("actor_name", SqlValue::OptText(r.actor.name().map(str::to_owned))),
+        ("instance", opt_text(&r.instance)),
+        ("action", text(r.action.as_str())),
+        ("connection_id", opt_text(&r.connection_id)),
+        ("integration_id", opt_text(&r.integration_id)),
+        ("target_id", opt_text(&r.target_id)),
+        ("outcome", text(r.outcome.as_str())),
+        ("problem_code", opt_text(&r.problem_code)),
+        ("request_id", opt_text(&r.request_id)),
+        ("detail", opt_text(&r.detail)),
+    ]
+}
+
+/// Writes an audit record in a change's transaction.
+async fn insert_audit_row(tx: &mut sqlx::Transaction<'static, sqlx::Any>, r: &AuditRecord) -> Result<(), StoreError> {
+    insert_into("audit_log", audit_columns(r)).execute(&mut **tx).await.map_err(db("audit")).map(drop)
+}
+
+/// Writes the audit record of a change to a connection, naming the connection and its
+/// integration as the changed row does.
+async fn insert_audit_of(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    audit: &AuditRecord,
+    row: &ConnectionRecord,
+) -> Result<(), StoreError> {
+    let mut audit = audit.clone();
+    audit.connection_id = Some(row.id.clone());
+    audit.integration_id = Some(row.integration_id.clone());
+    insert_audit_row(tx, &audit).await
+}
+
+fn audit_record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+    let r = RowReader::new(row, "audit_log", "id");
+    let kind: String = r.get("actor_kind")?;
+    let actor = Actor::from_parts(&kind, r.get("actor_id")?, r.get("actor_name")?)
+        .ok_or_else(|| r.corrupt("actor_kind", "not an actor with these id and name columns".to_owned()))?;
+    let action: String = r.get("action")?;
+    let outcome: String = r.get("outcome")?;
+    Ok(AuditRecord {
+        id: r.get("id")?,
+        seq: r.get("seq")?,
+        at: r.get("at")?,
+        actor,
+        instance: r.get("instance")?,
+        action: AuditAction::parse(&action).ok_or_else(|| r.corrupt("action", "not an audit action".to_owned()))?,
+        connection_id: r.get("connection_id")?,
+        integration_id: r.get("integration_id")?,
+        target_id: r.get("target_id")?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| r.corrupt("outcome", "not an outcome".to_owned()))?,
+        problem_code: r.get("problem_code")?,
+        request_id: r.get("request_id")?,
+        detail: r.get("detail")?,
+    })
 }
 
 fn integration(row: &AnyRow) -> Result<IntegrationRecord, StoreError> {
@@ -553,11 +620,14 @@ impl Store for SqlStore {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db("ping")).map(drop)
     }
 
-    async fn insert_integration(&self, r: &IntegrationRecord) -> Result<(), StoreError> {
+    async fn insert_integration(&self, r: &IntegrationRecord, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut columns =
             vec![("id", text(&r.id)), ("profile", text(&r.profile)), ("created_at", SqlValue::Int(r.created_at))];
         columns.extend(integration_columns(r)?);
-        insert_into("integrations", columns).execute(&self.pool).await.map_err(db("insert integration")).map(drop)
+        let mut tx = self.pool.begin().await.map_err(db("insert integration"))?;
+        insert_into("integrations", columns).execute(&mut *tx).await.map_err(db("insert integration"))?;
+        insert_audit_row(&mut tx, audit).await?;
+        tx.commit().await.map_err(db("insert integration"))
     }
 
     async fn integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError> {
@@ -577,27 +647,42 @@ impl Store for SqlStore {
         rows.iter().map(integration).collect()
     }
 
-    async fn update_integration(&self, r: &IntegrationRecord, expected_version: i64) -> Result<bool, StoreError> {
+    async fn update_integration(
+        &self,
+        r: &IntegrationRecord,
+        expected_version: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let filter = vec![("id", text(&r.id)), ("version", SqlValue::Int(expected_version))];
+        let mut tx = self.pool.begin().await.map_err(db("update integration"))?;
         let done = update_where("integrations", integration_columns(r)?, filter)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db("update integration"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit_row(&mut tx, audit).await?;
+        tx.commit().await.map_err(db("update integration"))?;
+        Ok(true)
     }
 
-    async fn delete_integration(&self, id: &str) -> Result<Option<bool>, StoreError> {
+    async fn delete_integration(&self, id: &str, audit: &AuditRecord) -> Result<Option<bool>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("delete integration"))?;
         let done = sqlx::query(
             "DELETE FROM integrations WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM connections WHERE integration_id = $2)",
         )
         .bind(id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db("delete integration"))?;
         if done.rows_affected() == 1 {
+            insert_audit_row(&mut tx, audit).await?;
+            tx.commit().await.map_err(db("delete integration"))?;
             return Ok(Some(true));
         }
+        drop(tx);
         Ok(self.integration(id).await?.map(|_| false))
     }
 
@@ -759,13 +844,13 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn save_tokens(&self, id: &str, t: &TokensUpdate, now: i64) -> Result<bool, StoreError> {
+    async fn save_tokens(&self, id: &str, t: &TokensUpdate, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
         let row = change_connection(tokens_columns(t, now)?, vec![("id", text(id))])
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("save tokens"))?;
-        self.finish_transition(tx, row, now).await
+        self.finish_transition(tx, row, now, audit).await
     }
 
     async fn claim_due(
@@ -840,7 +925,14 @@ impl Store for SqlStore {
             .map(drop)
     }
 
-    async fn save_tokens_if(&self, id: &str, t: &TokensUpdate, version: i64, now: i64) -> Result<bool, StoreError> {
+    async fn save_tokens_if(
+        &self,
+        id: &str,
+        t: &TokensUpdate,
+        version: i64,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("save tokens"))?;
         let mut set = tokens_columns(t, now)?;
         set.extend([("lease_owner", SqlValue::OptText(None)), ("lease_until", SqlValue::OptInt(None))]);
@@ -848,7 +940,7 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("save tokens"))?;
-        self.finish_transition(tx, row, now).await
+        self.finish_transition(tx, row, now, audit).await
     }
 
     async fn set_state(
@@ -857,6 +949,7 @@ impl Store for SqlStore {
         state: ConnectionState,
         diagnosis: Option<&ConnectionDiagnosis>,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("set state"))?;
         let diagnosis = diagnosis.map_or(Ok(SqlValue::OptText(None)), |d| json("connections", "diagnosis", d))?;
@@ -876,10 +969,10 @@ impl Store for SqlStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db("set state"))?;
-        self.finish_transition(tx, row, now).await
+        self.finish_transition(tx, row, now, audit).await
     }
 
-    async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn mark_revoked(&self, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("revoke connection"))?;
         let set = vec![
             ("state", text(ConnectionState::Revoked.as_str())),
@@ -892,7 +985,7 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("revoke connection"))?;
-        self.finish_transition(tx, row, now).await
+        self.finish_transition(tx, row, now, audit).await
     }
 
     async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError> {
@@ -906,7 +999,7 @@ impl Store for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_connection(&self, id: &str, audit: &AuditRecord) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db("delete connection"))?;
         let row = sqlx::query("DELETE FROM connections WHERE id = $1 RETURNING *")
             .bind(id)
@@ -915,9 +1008,11 @@ impl Store for SqlStore {
             .map_err(db("delete connection"))?;
         let Some(row) = row else { return Ok(false) };
         let record = connection(&row)?;
+        insert_audit_of(&mut tx, audit, &record).await?;
         if self.events {
             let now = crate::unix_now();
-            insert_event(&mut tx, &record, EventKind::Deleted, Some(record.state), now).await?;
+            insert_event(&mut tx, &record, EventKind::Deleted, Some(record.state), now, audit.request_id.as_deref())
+                .await?;
         }
         tx.commit().await.map_err(db("delete connection"))?;
         Ok(true)
@@ -979,7 +1074,7 @@ impl Store for SqlStore {
         .map(drop)
     }
 
-    async fn insert_api_key(&self, r: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn insert_api_key(&self, r: &ApiKeyRecord, audit: &AuditRecord) -> Result<(), StoreError> {
         let columns = vec![
             ("id", text(&r.id)),
             ("name", text(&r.name)),
@@ -996,7 +1091,10 @@ impl Store for SqlStore {
             ("revoked_at", SqlValue::OptInt(r.revoked_at)),
             ("last_used_at", SqlValue::OptInt(r.last_used_at)),
         ];
-        insert_into("api_keys", columns).execute(&self.pool).await.map_err(db("insert API key")).map(drop)
+        let mut tx = self.pool.begin().await.map_err(db("insert API key"))?;
+        insert_into("api_keys", columns).execute(&mut *tx).await.map_err(db("insert API key"))?;
+        insert_audit_row(&mut tx, audit).await?;
+        tx.commit().await.map_err(db("insert API key"))
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -1024,14 +1122,83 @@ impl Store for SqlStore {
         rows.iter().map(api_key).collect()
     }
 
-    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("revoke API key"))?;
         let row = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING *")
             .bind(now)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db("revoke API key"))?;
-        row.as_ref().map(api_key).transpose()
+        let Some(record) = row.as_ref().map(api_key).transpose()? else { return Ok(None) };
+        insert_audit_row(&mut tx, audit).await?;
+        tx.commit().await.map_err(db("revoke API key"))?;
+        Ok(Some(record))
+    }
+
+    async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        // 15 columns a row: 500 rows stay far below either database's bound on values.
+        const ROWS: usize = 500;
+        for chunk in records.chunks(ROWS) {
+            let rows: Vec<Columns> = chunk.iter().map(audit_columns).collect();
+            let Some(first) = rows.first() else { continue };
+            let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
+            let width = names.len();
+            let tuples: Vec<String> = (0..rows.len())
+                .map(|row| {
+                    let marks: Vec<String> = (1..=width).map(|i| format!("${}", row * width + i)).collect();
+                    format!("({})", marks.join(", "))
+                })
+                .collect();
+            let sql = format!("INSERT INTO audit_log ({}) VALUES {}", names.join(", "), tuples.join(", "));
+            // Column names are constants of this module, never input; every row has the same.
+            let query = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), rows.into_iter().flatten().map(|(_, v)| v));
+            query.execute(&self.pool).await.map_err(db("audit"))?;
+        }
+        Ok(())
+    }
+
+    async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let (after_seq, after_id) = match &f.after {
+            Some((seq, id)) => (Some(*seq), Some(id.clone())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE (CAST($1 AS TEXT) IS NULL OR connection_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR actor_id = $2) AND (CAST($3 AS TEXT) IS NULL OR action = $3) \
+             AND (CAST($4 AS BIGINT) IS NULL OR at >= $4) AND (CAST($5 AS BIGINT) IS NULL OR at < $5) \
+             AND (CAST($6 AS BIGINT) IS NULL OR seq > $6 OR (seq = $6 AND id > $7)) \
+             ORDER BY seq, id LIMIT $8",
+        )
+        .bind(&f.connection)
+        .bind(&f.actor)
+        .bind(f.action.map(AuditAction::as_str))
+        .bind(f.since)
+        .bind(f.until)
+        .bind(after_seq)
+        .bind(after_id)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read audit"))?;
+        rows.iter().map(audit_record).collect()
+    }
+
+    async fn prune_audit(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db("prune audit"))?;
+        Ok(done.rows_affected())
     }
 
     async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError> {

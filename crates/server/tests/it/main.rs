@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod api_input;
+mod audit;
 mod coherence;
 mod connect;
 mod docs;
