@@ -16,7 +16,8 @@
 //!    default `--cache-connections 100000`, the bound); cold-read latencies.
 //! 3. On PostgreSQL, starts a second `keyway serve` (hub B) on the same database.
 //! 4. Loads `GET /v1/connections/{id}/token` (a random connection of the last 10,000 read,
-//!    all cached; API key checked) with wrk -t1 -c32 against each hub in turn, alternating
+//!    all cached; API key checked; each answer's audit record written, batched, before it
+//!    is sent) with wrk -t1 -c32 against each hub in turn, alternating
 //!    with an axum handler that answers a constant of the same size on the same runtime
 //!    settings (the ceiling), 3 runs each, medians; then wrk against both PostgreSQL hubs at
 //!    once.
@@ -810,6 +811,14 @@ fn run(options: &Options) -> Result<(), String> {
                 instance.label,
                 rps / ceiling_rps
             );
+            // Every answer above left an audit record, written in batches awaited by the reads.
+            match audit_batching(&instance.addr, &backend.seeded.key) {
+                Ok((records, batches)) => println!(
+                    "      audit: {records:.0} read records in {batches:.0} statements ({:.1} a statement)",
+                    records / batches.max(1.0)
+                ),
+                Err(e) => println!("      audit: not measured: {e}"),
+            }
         }
     }
     println!(
@@ -1071,6 +1080,18 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
         }
         Ok((refreshed, started.elapsed()))
     })
+}
+
+/// The hub's audit counters: (read records written in batches, statements).
+fn audit_batching(addr: &str, key: &str) -> Result<(f64, f64), String> {
+    let metrics = sample_body(addr, key, "/metrics")?;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+            .ok_or_else(|| format!("no {name} in /metrics"))
+    };
+    Ok((value("keyway_audit_read_records_total ")?, value("keyway_audit_batches_total ")?))
 }
 
 fn sample_body(addr: &str, key: &str, path: &str) -> Result<String, String> {

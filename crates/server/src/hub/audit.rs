@@ -112,6 +112,7 @@ type Ack = oneshot::Sender<Result<(), DbError>>;
 /// The batched writer of reads' records.
 pub(super) struct AuditWriter {
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     queue: OnceLock<mpsc::UnboundedSender<(AuditRecord, Ack)>>,
 }
 
@@ -122,15 +123,15 @@ impl std::fmt::Debug for AuditWriter {
 }
 
 impl AuditWriter {
-    pub(super) fn new(store: Arc<dyn Store>) -> AuditWriter {
-        AuditWriter { store, queue: OnceLock::new() }
+    pub(super) fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> AuditWriter {
+        AuditWriter { store, metrics, queue: OnceLock::new() }
     }
 
     /// Writes a record with whatever else is queued; returns once its batch is committed.
     pub(super) async fn write(&self, record: AuditRecord) -> Result<(), DbError> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(write_batches(Arc::clone(&self.store), rx));
+            tokio::spawn(write_batches(Arc::clone(&self.store), Arc::clone(&self.metrics), rx));
             tx
         });
         let gone = || DbError::Database("the audit writer stopped".to_owned());
@@ -140,11 +141,20 @@ impl AuditWriter {
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<(AuditRecord, Ack)>) {
+async fn write_batches(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    mut queue: mpsc::UnboundedReceiver<(AuditRecord, Ack)>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (records, acks): (Vec<AuditRecord>, Vec<Ack>) = batch.drain(..).unzip();
         let result = store.insert_audit(&records).await;
+        if result.is_ok() {
+            use std::sync::atomic::Ordering::Relaxed;
+            metrics.audit_records_batched.fetch_add(records.len() as u64, Relaxed);
+            metrics.audit_batches.fetch_add(1, Relaxed);
+        }
         for ack in acks {
             let _ = ack.send(result.clone());
         }

@@ -94,6 +94,10 @@ pub struct Metrics {
     pub connections_linked: std::sync::atomic::AtomicU64,
     /// Callbacks refused (state, issuer, provider error).
     pub callbacks_refused: std::sync::atomic::AtomicU64,
+    /// Audit records of reads and refusals written in batches.
+    pub audit_records_batched: std::sync::atomic::AtomicU64,
+    /// The batches (statements) they took.
+    pub audit_batches: std::sync::atomic::AtomicU64,
 }
 
 fn bump(counter: &std::sync::atomic::AtomicU64) {
@@ -207,6 +211,7 @@ impl Hub {
         let webhook = options.webhook.clone();
         let freshness = freshness::Freshness::new(Arc::clone(&store));
         let store_for_audit = Arc::clone(&store);
+        let metrics_for_audit = Arc::clone(&metrics);
         let tokens =
             TokenManager::with_capacity(token_store, Arc::clone(&clock), options.refresh, options.cache.connections);
         Ok(Hub {
@@ -230,7 +235,7 @@ impl Hub {
             lease_owner,
             lease,
             key_uses: Mutex::new(HashMap::new()),
-            audit: audit::AuditWriter::new(Arc::clone(&store_for_audit)),
+            audit: audit::AuditWriter::new(Arc::clone(&store_for_audit), Arc::clone(&metrics_for_audit)),
         })
     }
 
@@ -403,6 +408,12 @@ impl Hub {
                 m.connections_linked.load(Relaxed),
             ),
             ("keyway_callbacks_refused_total", "Callbacks refused.", m.callbacks_refused.load(Relaxed)),
+            (
+                "keyway_audit_read_records_total",
+                "Audit records of reads and refusals, written in batches.",
+                m.audit_records_batched.load(Relaxed),
+            ),
+            ("keyway_audit_batches_total", "Statements those records took.", m.audit_batches.load(Relaxed)),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }
