@@ -16,7 +16,8 @@
 //!    default `--cache-connections 100000`, the bound); cold-read latencies.
 //! 3. On PostgreSQL, starts a second `keyway serve` (hub B) on the same database.
 //! 4. Loads `GET /v1/connections/{id}/token` (a random connection of the last 10,000 read,
-//!    all cached; API key checked) with wrk -t1 -c32 against each hub in turn, alternating
+//!    all cached; API key checked; each answer's audit record written, batched, before it
+//!    is sent) with wrk -t1 -c32 against each hub in turn, alternating
 //!    with an axum handler that answers a constant of the same size on the same runtime
 //!    settings (the ceiling), 3 runs each, medians; then wrk against both PostgreSQL hubs at
 //!    once.
@@ -541,25 +542,31 @@ async fn seed(
     let keyring = Arc::new(keyway_server::read_key_file(keys).map_err(|e| e.to_string())?);
     let hub = bench_hub(profiles, Arc::clone(&shared), Arc::clone(&keyring), Arc::new(keyway_runtime::SystemClock))?;
     let key = keyway_server::hub::Hub::create_api_key(shared.as_ref(), "bench", 0).await.map_err(|e| e.to_string())?;
-    let integration = hub.create_integration(testkit_integration()).await.map_err(|e| e.detail().to_owned())?;
+    let integration = hub
+        .create_integration(&keyway_server::hub::Caller::operator(), testkit_integration())
+        .await
+        .map_err(|e| e.detail().to_owned())?;
     let issued = provider.issue_tokens("template@example.com", "api refresh_token");
     let text = |k: &str| issued[k].as_str().unwrap_or_default().to_owned();
     let mut fields = serde_json::Map::new();
     fields.insert("instance_url".to_owned(), serde_json::Value::from(provider.base_url()));
     let imported = hub
-        .import_connection(NewConnection {
-            integration_id: integration.id.clone(),
-            end_user: EndUser { id: "template@example.com".to_owned(), email: None, display_name: None },
-            parameters: Default::default(),
-            tokens: ImportedTokens {
-                access_token: text("access_token").into(),
-                refresh_token: Some(text("refresh_token").into()),
-                token_type: Some("Bearer".to_owned()),
-                expires_in: Some(30 * 24 * 3600),
-                scope: Some("api refresh_token".to_owned()),
-                fields,
+        .import_connection(
+            &keyway_server::hub::Caller::operator(),
+            NewConnection {
+                integration_id: integration.id.clone(),
+                end_user: EndUser { id: "template@example.com".to_owned(), email: None, display_name: None },
+                parameters: Default::default(),
+                tokens: ImportedTokens {
+                    access_token: text("access_token").into(),
+                    refresh_token: Some(text("refresh_token").into()),
+                    token_type: Some("Bearer".to_owned()),
+                    expires_in: Some(30 * 24 * 3600),
+                    scope: Some("api refresh_token".to_owned()),
+                    fields,
+                },
             },
-        })
+        )
         .await
         .map_err(|e| e.detail().to_owned())?;
     let row = shared.connection(&imported.id).await.map_err(|e| e.to_string())?.ok_or("the import left no row")?;
@@ -591,6 +598,9 @@ async fn seed(
 /// A running `keyway serve` on a backend's database.
 struct Instance {
     label: String,
+    /// Started with `--audit-flush-reads`: each batch of reads' audit records waits for the
+    /// disk flush (the cost of that choice, beside the default).
+    flushed: bool,
     process: Process,
     addr: String,
     runs: Vec<Load>,
@@ -691,14 +701,23 @@ fn prepare(bench: &Bench<'_>, name: &'static str, db: String, n: usize) -> Resul
             (ids.len() - first) as f64 / rest_time.as_secs_f64()
         );
     }
-    let mut instances = vec![Instance { label: "hub A".to_owned(), process, addr, runs: Vec::new() }];
+    let mut instances = vec![Instance { label: "hub A".to_owned(), flushed: false, process, addr, runs: Vec::new() }];
     // The cached set: the last ones read, so in hub A's cache whatever N is.
     let warm = &ids[ids.len() - ids.len().min(WARM_SET)..];
     if db.starts_with("postgres") {
         let (process, addr, _) = start_keyway(keyway, profiles, &db, keys, &off)?;
         read_many(&addr, &seeded.key, warm)?;
-        instances.push(Instance { label: "hub B".to_owned(), process, addr, runs: Vec::new() });
+        instances.push(Instance { label: "hub B".to_owned(), flushed: false, process, addr, runs: Vec::new() });
     }
+    let (process, addr, _) = start_keyway(keyway, profiles, &db, keys, &[&off[..], &["--audit-flush-reads"]].concat())?;
+    read_many(&addr, &seeded.key, warm)?;
+    instances.push(Instance {
+        label: "hub F (reads flushed)".to_owned(),
+        flushed: true,
+        process,
+        addr,
+        runs: Vec::new(),
+    });
     let ids_file = work.join(format!("ids-{name}.txt"));
     std::fs::write(&ids_file, warm.join("\n")).map_err(|e| e.to_string())?;
     let script = work.join(format!("token-{name}.lua"));
@@ -804,6 +823,14 @@ fn run(options: &Options) -> Result<(), String> {
                 instance.label,
                 rps / ceiling_rps
             );
+            // Every answer above left an audit record, written in batches awaited by the reads.
+            match audit_batching(&instance.addr, &backend.seeded.key) {
+                Ok((records, batches)) => println!(
+                    "      audit: {records:.0} read records in {batches:.0} statements ({:.1} a statement)",
+                    records / batches.max(1.0)
+                ),
+                Err(e) => println!("      audit: not measured: {e}"),
+            }
         }
     }
     println!(
@@ -816,13 +843,13 @@ fn run(options: &Options) -> Result<(), String> {
             .collect();
         println!("      run {}: {}, ceiling {:.0} req/s", i + 1, each.join(", "), c.rps);
     }
-    if let Some(pg) = backends.iter().find(|b| b.instances.len() > 1) {
+    if let Some(pg) = backends.iter().find(|b| b.instances.iter().filter(|h| !h.flushed).count() > 1) {
         // Both PostgreSQL hubs loaded at once: two wrk processes sharing the CPUs with them.
+        let hubs: Vec<&Instance> = pg.instances.iter().filter(|h| !h.flushed).collect();
         let children: Vec<Child> =
-            pg.instances.iter().map(|h| wrk_start(&h.addr, &pg.script, options.seconds)).collect::<Result<_, _>>()?;
+            hubs.iter().map(|h| wrk_start(&h.addr, &pg.script, options.seconds)).collect::<Result<_, _>>()?;
         let loads: Vec<Load> = children.into_iter().map(wrk_finish).collect::<Result<_, _>>()?;
-        let each: Vec<String> = pg
-            .instances
+        let each: Vec<String> = hubs
             .iter()
             .zip(&loads)
             .map(|(h, l)| format!("{} {:.0} req/s p50 {:.2} ms p99 {:.2} ms", h.label, l.rps, l.p50_ms, l.p99_ms))
@@ -1019,26 +1046,32 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
         let keyring = Arc::new(keyway_server::read_key_file(keys).map_err(|e| e.to_string())?);
         let clock = Arc::new(keyway_runtime::ManualClock::default());
         let hub = bench_hub(&profiles, store, keyring, clock.clone())?;
-        let integration = hub.create_integration(testkit_integration()).await.map_err(|e| e.detail().to_owned())?;
+        let integration = hub
+            .create_integration(&keyway_server::hub::Caller::operator(), testkit_integration())
+            .await
+            .map_err(|e| e.detail().to_owned())?;
         for i in 0..n {
             let user = format!("user-{i}@example.com");
             let issued = provider.issue_tokens(&user, "api refresh_token");
             let text = |k: &str| issued[k].as_str().unwrap_or_default().to_owned();
             let mut fields = serde_json::Map::new();
             fields.insert("instance_url".to_owned(), serde_json::Value::from(provider.base_url()));
-            hub.import_connection(NewConnection {
-                integration_id: integration.id.clone(),
-                end_user: EndUser { id: user, email: None, display_name: None },
-                parameters: Default::default(),
-                tokens: ImportedTokens {
-                    access_token: text("access_token").into(),
-                    refresh_token: Some(text("refresh_token").into()),
-                    token_type: None,
-                    expires_in: None,
-                    scope: None,
-                    fields,
+            hub.import_connection(
+                &keyway_server::hub::Caller::operator(),
+                NewConnection {
+                    integration_id: integration.id.clone(),
+                    end_user: EndUser { id: user, email: None, display_name: None },
+                    parameters: Default::default(),
+                    tokens: ImportedTokens {
+                        access_token: text("access_token").into(),
+                        refresh_token: Some(text("refresh_token").into()),
+                        token_type: None,
+                        expires_in: None,
+                        scope: None,
+                        fields,
+                    },
                 },
-            })
+            )
             .await
             .map_err(|e| e.detail().to_owned())?;
         }
@@ -1059,6 +1092,18 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
         }
         Ok((refreshed, started.elapsed()))
     })
+}
+
+/// The hub's audit counters: (read records written in batches, statements).
+fn audit_batching(addr: &str, key: &str) -> Result<(f64, f64), String> {
+    let metrics = sample_body(addr, key, "/metrics")?;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+            .ok_or_else(|| format!("no {name} in /metrics"))
+    };
+    Ok((value("keyway_audit_read_records_total ")?, value("keyway_audit_batches_total ")?))
 }
 
 fn sample_body(addr: &str, key: &str, path: &str) -> Result<String, String> {

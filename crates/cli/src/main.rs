@@ -216,6 +216,9 @@ enum Command {
     /// Encryption keys (generate, rotate) and management API keys.
     #[command(subcommand)]
     Keys(serve::KeysCommand),
+    /// The connect hub's audit trail (export).
+    #[command(subcommand)]
+    Audit(serve::AuditCommand),
     /// List the profiles, or show one resolved profile (with `extends` applied).
     Inspect {
         /// A profile id; without it, every profile is listed.
@@ -457,6 +460,7 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => serve::serve(&cli.profiles, args),
         Command::Keys(command) => serve::keys(command, &mut out),
+        Command::Audit(command) => serve::audit(command, &mut out),
         Command::Scopes { profile, actions, scopes, environment, params, redirect_uri, format } => {
             let parameters = match param_map(&params) {
                 Ok(map) => map,

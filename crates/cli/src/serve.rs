@@ -68,6 +68,17 @@ pub struct ServeArgs {
     /// name's DNS says; production with public providers never needs this.
     #[arg(long, env = "KEYWAY_ALLOW_PRIVATE_NETWORK")]
     allow_private_network: bool,
+    /// Days the audit trail keeps a record; older ones are pruned (in bounded batches, every
+    /// ten minutes). 0 keeps every record.
+    #[arg(long, env = "KEYWAY_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    audit_retention_days: u64,
+    /// Make each batch of reads' audit records (a credential handed out, a refusal for lack
+    /// of a scope) wait for the database's disk flush before the answers leave. Off, they are
+    /// committed first (no hub crash loses one) but a power cut, or a PostgreSQL crash, can
+    /// lose the newest fraction of a second of them; on, a cached token read costs about
+    /// three times as much.
+    #[arg(long, env = "KEYWAY_AUDIT_FLUSH_READS")]
+    audit_flush_reads: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -105,6 +116,80 @@ pub enum KeysCommand {
     Api(ApiKeyCommand),
 }
 
+/// `keyway audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the audit trail as JSON Lines (one record per line, oldest first) on stdout.
+    Export {
+        /// The database.
+        #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
+        db: String,
+        /// Records at or after: seconds since the epoch, or an age (`7d`, `12h`, `30m`).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Records before: seconds since the epoch, or an age.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+        /// Only records about this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only records by this actor (an API key's id, a connect session's, an instance's).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action (`credential.read`, ...).
+        #[arg(long)]
+        action: Option<String>,
+    },
+}
+
+/// A time: seconds since the epoch, or an age before now (`7d`, `12h`, `30m`, `45s`).
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(at) = text.trim().parse::<i64>() {
+        return Ok(at);
+    }
+    let age = parse_lifetime(text)?;
+    Ok(unix_now() - age as i64)
+}
+
+/// `keyway audit export`: every matching record, a page at a time.
+pub fn audit(command: AuditCommand, out: &mut impl Write) -> std::io::Result<ExitCode> {
+    let AuditCommand::Export { db, since, until, connection, actor, action } = command;
+    let runtime = runtime()?;
+    let store = match runtime.block_on(keyway_server::open_store(&db, false)) {
+        Ok(store) => store,
+        Err(e) => {
+            say!("keyway audit export: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut after = None;
+    loop {
+        let query = keyway_server::hub::AuditQuery {
+            connection: connection.clone(),
+            actor: actor.clone(),
+            action: action.clone(),
+            since,
+            until,
+            after: after.take(),
+            limit: Some(keyway_server::hub::MAX_AUDIT_PAGE),
+        };
+        let page = match runtime.block_on(keyway_server::hub::Hub::audit_in(store.as_ref(), query)) {
+            Ok(page) => page,
+            Err(e) => {
+                say!("keyway audit export: {}", e.detail());
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        for record in &page.data {
+            writeln!(out, "{}", serde_json::to_string(record).unwrap_or_default())?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
 /// `keyway keys api`.
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyCommand {
@@ -113,10 +198,89 @@ pub enum ApiKeyCommand {
         /// The database.
         #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
         db: String,
-        /// A label for the key.
+        /// A label for the key: which backend holds it.
         #[arg(long, default_value = "default")]
         name: String,
+        /// A scope the key holds (repeat, or separate with commas): integrations:read,
+        /// integrations:write, connect_sessions:write, connections:read, connections:write,
+        /// credentials:read, admin. Without any, the key holds every scope.
+        #[arg(long = "scope", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// How long the key is accepted: `90d`, `12h`, `30m`, `3600s` or seconds; without it,
+        /// until revoked.
+        #[arg(long, value_parser = parse_lifetime)]
+        expires_in: Option<u64>,
     },
+    /// List the API keys: id, name, scopes, created, expires, last used (never a secret).
+    List {
+        /// The database.
+        #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
+        db: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Revoke an API key: refused on its next request, on every instance.
+    Revoke {
+        /// The database.
+        #[arg(long, env = "KEYWAY_DB", default_value = "sqlite://keyway.db")]
+        db: String,
+        /// The key's id: the part after `kwk_` up to the next `_` (as `list` shows it).
+        id: String,
+    },
+}
+
+/// How `keyway keys api list` prints.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    /// A table.
+    Text,
+    /// One JSON object per key, per line.
+    Json,
+}
+
+/// A lifetime: `90d`, `12h`, `30m`, `45s`, or a number of seconds.
+fn parse_lifetime(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a lifetime such as 90d, 12h, 30m or 3600"))?;
+    let unit = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => return Err(format!("`{text}`: the unit is d, h, m or s")),
+    };
+    let seconds = n.checked_mul(unit).ok_or_else(|| format!("`{text}` is too long"))?;
+    if seconds == 0 || seconds > keyway_server::hub::MAX_KEY_LIFETIME {
+        return Err(format!("`{text}`: a key lives from a second to ten years"));
+    }
+    Ok(seconds)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A time for people: `2026-12-07 18:40 UTC`, or `-`.
+fn when(at: Option<i64>) -> String {
+    let Some(at) = at else { return "-".to_owned() };
+    let days = at.div_euclid(86_400);
+    let secs = at.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
 }
 
 fn init_logging(format: LogFormat) {
@@ -167,6 +331,9 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         provider_timeout: std::time::Duration::from_secs(args.provider_timeout),
         give_up_after: std::time::Duration::from_secs(args.give_up_after_days * 86_400),
         allow_private_network: args.allow_private_network,
+        audit_retention: (args.audit_retention_days > 0)
+            .then(|| std::time::Duration::from_secs(args.audit_retention_days * 86_400)),
+        audit_flush_reads: args.audit_flush_reads,
         limits: keyway_server::http::ConnectionLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
@@ -260,22 +427,113 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
                 }
             }
         }
-        KeysCommand::Api(ApiKeyCommand::Create { db, name }) => {
+        KeysCommand::Api(command) => api_keys(command, out),
+    }
+}
+
+/// `keyway keys api ...`: over the database, as the operator.
+fn api_keys(command: ApiKeyCommand, out: &mut impl Write) -> std::io::Result<ExitCode> {
+    use keyway_server::hub::{Caller, Hub};
+    let caller = Caller::operator();
+    match command {
+        ApiKeyCommand::Create { db, name, scopes, expires_in } => {
+            let every = scopes.is_empty();
+            let scopes = if every {
+                keyway_server::domain::Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect()
+            } else {
+                scopes.iter().map(|s| s.trim().to_owned()).collect()
+            };
+            let new = keyway_server::resources::NewApiKey { name, scopes, expires_in };
             let result = runtime()?.block_on(async {
-                let store = keyway_server::open_store(&db, false).await?;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                keyway_server::hub::Hub::create_api_key(store.as_ref(), &name, now).await.map_err(ServeError::from)
+                let store = keyway_server::open_store(&db, false).await.map_err(|e| e.to_string())?;
+                Hub::create_api_key_in(store.as_ref(), &new, &caller, unix_now())
+                    .await
+                    .map_err(|e| e.detail().to_owned())
             });
             match result {
-                Ok(key) => {
-                    writeln!(out, "{key}")?;
-                    say!("created API key `{name}`: it is shown once; send it as `Authorization: Bearer KEY`");
+                Ok(created) => {
+                    writeln!(out, "{}", created.secret)?;
+                    let held = if every {
+                        "every scope (pass --scope to hold fewer)".to_owned()
+                    } else {
+                        created.key.scopes.join(", ")
+                    };
+                    say!(
+                        "created API key `{}` ({}) holding {held}, {}: it is shown once; send it as `Authorization: Bearer KEY`",
+                        created.key.name,
+                        created.key.id,
+                        match created.key.expires_at {
+                            Some(at) => format!("accepted until {}", when(Some(at))),
+                            None => "accepted until revoked".to_owned(),
+                        }
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
                     say!("keyway keys api create: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        ApiKeyCommand::List { db, format } => {
+            let result = runtime()?.block_on(async {
+                let store = keyway_server::open_store(&db, false).await.map_err(|e| e.to_string())?;
+                Hub::list_api_keys_in(store.as_ref(), unix_now()).await.map_err(|e| e.detail().to_owned())
+            });
+            let keys = match result {
+                Ok(list) => list.data,
+                Err(e) => {
+                    say!("keyway keys api list: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            match format {
+                ListFormat::Json => {
+                    for key in &keys {
+                        writeln!(out, "{}", serde_json::to_string(key).unwrap_or_default())?;
+                    }
+                }
+                ListFormat::Text => {
+                    writeln!(out, "id\tname\tstatus\tscopes\tcreated\texpires\tlast used")?;
+                    for key in &keys {
+                        let scopes = if key.every_scope {
+                            "every scope (a key from before scopes)".to_owned()
+                        } else {
+                            key.scopes.join(",")
+                        };
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}\t{scopes}\t{}\t{}\t{}",
+                            key.id,
+                            key.name,
+                            key.status,
+                            when(Some(key.created_at)),
+                            when(key.expires_at),
+                            when(key.last_used_at),
+                        )?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApiKeyCommand::Revoke { db, id } => {
+            let result = runtime()?.block_on(async {
+                let store = keyway_server::open_store(&db, false).await.map_err(|e| e.to_string())?;
+                Hub::revoke_api_key_in(store.as_ref(), &id, &caller, unix_now())
+                    .await
+                    .map_err(|e| e.detail().to_owned())
+            });
+            match result {
+                Ok(key) => {
+                    say!(
+                        "revoked API key `{}` ({}): refused from its next request, on every instance",
+                        key.name,
+                        key.id
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    say!("keyway keys api revoke: {e}");
                     Ok(ExitCode::FAILURE)
                 }
             }

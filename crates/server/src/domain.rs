@@ -232,3 +232,234 @@ mod tests {
         assert_eq!(EventKind::of_transition(Some(S::Active), S::Pending), None);
     }
 }
+
+macro_rules! scopes {
+    ($( $name:ident = $text:literal, $meaning:literal; )*) => {
+        /// What an API key may do: each operation of the API needs one scope (the OpenAPI
+        /// document's security requirement names it). Reading credentials is a scope of its
+        /// own, apart from everything else.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Scope {
+            $( #[doc = $meaning] $name, )*
+        }
+
+        impl Scope {
+            /// Every scope, in the order the docs list them.
+            pub const ALL: &'static [Scope] = &[$(Scope::$name,)*];
+
+            /// The scope as stored and shown: `credentials:read`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Scope::$name => $text,)* }
+            }
+
+            /// What the scope allows (docs/server.md's table says the same).
+            pub const fn meaning(self) -> &'static str {
+                match self { $(Scope::$name => $meaning,)* }
+            }
+
+            /// The scope a stored or requested name means.
+            pub fn parse(text: &str) -> Option<Scope> {
+                match text { $($text => Some(Scope::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+scopes! {
+    IntegrationsRead = "integrations:read", "List and read integrations (never their secrets).";
+    IntegrationsWrite = "integrations:write", "Create, change and delete integrations, their client secrets included.";
+    ConnectSessionsWrite = "connect_sessions:write", "Create connect sessions (links for end users to connect accounts).";
+    ConnectionsRead = "connections:read", "List and read connections: states, scopes, diagnoses, never tokens.";
+    ConnectionsWrite = "connections:write", "Import, test, revoke and delete connections.";
+    CredentialsRead = "credentials:read", "Read a connection's access token, refreshing it (forced or when due).";
+    Admin = "admin", "Reload the profiles, manage API keys, read the audit trail.";
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scopes an API key holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScopes {
+    /// A key created before keys had scopes: it keeps every scope (it could do everything).
+    Every,
+    /// These, sorted, each once.
+    Only(Vec<Scope>),
+}
+
+impl KeyScopes {
+    /// These scopes, sorted and each once.
+    pub fn only(mut scopes: Vec<Scope>) -> KeyScopes {
+        scopes.sort_unstable();
+        scopes.dedup();
+        KeyScopes::Only(scopes)
+    }
+
+    /// Whether a key with these scopes may do what `scope` allows.
+    pub fn allows(&self, scope: Scope) -> bool {
+        match self {
+            KeyScopes::Every => true,
+            KeyScopes::Only(scopes) => scopes.contains(&scope),
+        }
+    }
+
+    /// The scopes' names (every scope's for a key from before scopes).
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            KeyScopes::Every => Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+            KeyScopes::Only(scopes) => scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+/// Who did something: an audit record's actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A request with an API key.
+    ApiKey {
+        /// The key's id (its public part).
+        id: String,
+        /// Its name.
+        name: String,
+    },
+    /// An end user on the connect page, by the connect session they came with.
+    ConnectSession {
+        /// `cs_...`.
+        id: String,
+    },
+    /// The background refresher of one instance.
+    Refresher {
+        /// `inst_...`: the instance (its lease owner name).
+        instance: String,
+    },
+    /// The `keyway` command run against the database (`keyway keys api create`, ...).
+    Operator,
+}
+
+impl Actor {
+    /// `api_key`, `connect_session`, `refresher` or `operator`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Actor::ApiKey { .. } => "api_key",
+            Actor::ConnectSession { .. } => "connect_session",
+            Actor::Refresher { .. } => "refresher",
+            Actor::Operator => "operator",
+        }
+    }
+
+    /// The actor's id: the key's, the session's, the instance's; `None` for the operator.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Actor::ApiKey { id, .. } | Actor::ConnectSession { id } | Actor::Refresher { instance: id } => Some(id),
+            Actor::Operator => None,
+        }
+    }
+
+    /// The actor stored as its kind, id and name; `None` when they do not make one.
+    pub fn from_parts(kind: &str, id: Option<String>, name: Option<String>) -> Option<Actor> {
+        Some(match (kind, id, name) {
+            ("api_key", Some(id), Some(name)) => Actor::ApiKey { id, name },
+            ("connect_session", Some(id), None) => Actor::ConnectSession { id },
+            ("refresher", Some(instance), None) => Actor::Refresher { instance },
+            ("operator", None, None) => Actor::Operator,
+            _ => return None,
+        })
+    }
+
+    /// The key's name, for an API key.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Actor::ApiKey { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! audit_actions {
+    ($( $name:ident = $text:literal, $meaning:literal; )*) => {
+        /// What an audit record says happened.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $( #[doc = $meaning] $name, )*
+        }
+
+        impl AuditAction {
+            /// Every action, in the order the docs list them.
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$name,)*];
+
+            /// The action as stored and shown: `credential.read`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(AuditAction::$name => $text,)* }
+            }
+
+            /// When it is recorded (docs/server.md's table says the same).
+            pub const fn meaning(self) -> &'static str {
+                match self { $(AuditAction::$name => $meaning,)* }
+            }
+
+            /// The action a stored or requested name means.
+            pub fn parse(text: &str) -> Option<AuditAction> {
+                match text { $($text => Some(AuditAction::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    CredentialRead = "credential.read", "A connection's access token was asked for (`/token`, `/refresh`): handed out (`ok`) or refused, with the problem code.";
+    Refreshed = "connection.refreshed", "New tokens from a refresh were stored: on a read, forced, or by the background refresher (`detail`).";
+    RefreshFailed = "connection.refresh_failed", "A refresh failed and the connection's state changed (`degraded`, `needs_reauth`).";
+    TestFailed = "connection.test_failed", "The connection test failed and the connection's state changed.";
+    Linked = "connection.linked", "An end user linked an account on the connect page.";
+    Reconnected = "connection.reconnected", "An end user linked an existing connection again (a reconnect session).";
+    Imported = "connection.imported", "Tokens a platform held were imported as a connection.";
+    Revoked = "connection.revoked", "A connection was revoked (`detail`: whether the provider confirmed).";
+    Deleted = "connection.deleted", "A connection was deleted (`detail`: whether the provider confirmed the revocation).";
+    IntegrationCreated = "integration.created", "An integration was created.";
+    IntegrationUpdated = "integration.updated", "An integration was changed (its secrets included).";
+    IntegrationDeleted = "integration.deleted", "An integration was deleted.";
+    ApiKeyCreated = "api_key.created", "An API key was created (`target_id`: its id, `detail`: its scopes).";
+    ApiKeyRevoked = "api_key.revoked", "An API key was revoked (`target_id`: its id).";
+    RequestRefused = "request.refused", "A request was refused because its API key lacks the scope (`detail`: the operation and the scope).";
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// Refused (a problem code says why).
+    Refused,
+    /// Tried and failed (a refresh, a test).
+    Failed,
+}
+
+impl Outcome {
+    /// `ok`, `refused` or `failed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome a stored name means.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        match text {
+            "ok" => Some(Outcome::Ok),
+            "refused" => Some(Outcome::Refused),
+            "failed" => Some(Outcome::Failed),
+            _ => None,
+        }
+    }
+}

@@ -46,6 +46,7 @@ macro_rules! problem_codes {
 problem_codes! {
     // Requests.
     Unauthorized = "unauthorized", 401, "Unauthorized";
+    InsufficientScope = "insufficient_scope", 403, "The API key lacks the scope this operation needs";
     RouteNotFound = "route_not_found", 404, "Not found";
     MethodNotAllowed = "method_not_allowed", 405, "Method not allowed";
     NotFound = "not_found", 404, "Not found";
@@ -142,12 +143,13 @@ pub struct HubError {
     detail: String,
     fix: Option<String>,
     diagnostics: Vec<ProblemDiagnostic>,
+    scope: Option<crate::domain::Scope>,
 }
 
 impl HubError {
     /// A refusal with its code and what went wrong this time.
     pub fn new(code: ProblemCode, detail: impl Into<String>) -> HubError {
-        HubError { code, detail: detail.into(), fix: None, diagnostics: Vec::new() }
+        HubError { code, detail: detail.into(), fix: None, diagnostics: Vec::new(), scope: None }
     }
 
     /// Adds what to do about it (shown on pages).
@@ -162,6 +164,18 @@ impl HubError {
     pub fn with_diagnostics(mut self, diagnostics: Vec<ProblemDiagnostic>) -> HubError {
         self.diagnostics = diagnostics;
         self
+    }
+
+    /// Adds the scope the refused operation needs (`insufficient_scope`).
+    #[must_use]
+    pub fn with_scope(mut self, scope: crate::domain::Scope) -> HubError {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// The scope the refused operation needs.
+    pub fn scope(&self) -> Option<crate::domain::Scope> {
+        self.scope
     }
 
     /// The same refusal, told in other words (a page's, say).

@@ -71,6 +71,12 @@ pub struct ServeOptions {
     /// Whether providers on loopback and private networks may be reached
     /// (`--allow-private-network`): off, only public addresses are.
     pub allow_private_network: bool,
+    /// Audit records older than this are pruned (`--audit-retention-days`); `None` keeps
+    /// them all.
+    pub audit_retention: Option<std::time::Duration>,
+    /// Reads' audit records wait for the disk flush before the answer
+    /// (`--audit-flush-reads`; see [`SqlStore::flush_read_audit`]).
+    pub audit_flush_reads: bool,
 }
 
 /// Why the server could not start or stopped.
@@ -211,8 +217,9 @@ pub fn resolve_keys(keys_file: Option<&Path>, db: &str, dev: bool) -> Result<Key
     read_key_file(&path)
 }
 
-/// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`); `events`:
-/// state changes write webhook events to the outbox.
+/// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`) for the
+/// commands beside the hub (keys, audit export, import); `events`: state changes write
+/// webhook events to the outbox.
 pub async fn open_store(db: &str, events: bool) -> Result<Arc<dyn Store>, ServeError> {
     Ok(Arc::new(SqlStore::open(db).await?.with_events(events)))
 }
@@ -256,7 +263,11 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
         .map_err(|_| ServeError::LoadInterrupted)?
         .map_err(ServeError::Profiles)?;
     let keys = Arc::new(resolve_keys(options.keys_file.as_deref(), &options.db, options.dev)?);
-    let store = open_store(&options.db, options.webhook.is_some()).await?;
+    let store = SqlStore::open(&options.db)
+        .await?
+        .with_events(options.webhook.is_some())
+        .flush_read_audit(options.audit_flush_reads);
+    let store: Arc<dyn Store> = Arc::new(store);
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: options.listen, source })?;
@@ -294,6 +305,9 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
     if options.webhook.is_some() {
         spawn_webhook_delivery(Arc::clone(&hub));
     }
+    if let Some(retention) = options.audit_retention {
+        spawn_audit_pruner(Arc::clone(&hub), retention);
+    }
     let app = http::router(http::AppState::new(hub).with_body_timeout(options.limits.body_timeout));
     on_listen(addr);
     http::serve(listener, app, options.limits, shutdown_signal()).await;
@@ -312,6 +326,23 @@ fn spawn_refresher(hub: Arc<Hub>, every: std::time::Duration) {
                 Ok((0, 0)) => {}
                 Ok((refreshed, failed)) => tracing::info!(refreshed, failed, "background refresh"),
                 Err(e) => tracing::warn!(code = %e.code(), "background refresh: {}", e.detail()),
+            }
+        }
+    });
+}
+
+/// Prunes audit records past the retention, at start and every ten minutes, in bounded
+/// batches (`Hub::prune_audit`).
+fn spawn_audit_pruner(hub: Arc<Hub>, retention: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match hub.prune_audit(retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "audit records past the retention pruned"),
+                Err(e) => tracing::warn!(code = %e.code(), "audit pruning: {}", e.detail()),
             }
         }
     });

@@ -281,3 +281,141 @@ pub struct Health {
     /// `ok`.
     pub status: String,
 }
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// A label: which backend holds it.
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// What it may do: at least one of `integrations:read`, `integrations:write`,
+    /// `connect_sessions:write`, `connections:read`, `connections:write`,
+    /// `credentials:read`, `admin`.
+    #[schema(min_items = 1)]
+    pub scopes: Vec<String>,
+    /// Seconds until it stops being accepted (at most ten years); without it, it is accepted
+    /// until revoked.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 315_360_000)]
+    pub expires_in: Option<u64>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKey {
+    /// The key's public part (`kwk_ID_...`).
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<String>,
+    /// A key created before keys had scopes: it keeps every scope, and says so here.
+    pub every_scope: bool,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// When it stops being accepted.
+    pub expires_at: Option<i64>,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// When it was last accepted, to the minute.
+    pub last_used_at: Option<i64>,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+}
+
+/// A new API key, with its secret: the only answer that ever carries it.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    /// The key as listed.
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// `kwk_ID_SECRET`: send it as `Authorization: Bearer ...`. Shown once.
+    pub secret: String,
+}
+
+/// Every API key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// The keys, oldest first.
+    pub data: Vec<ApiKey>,
+}
+
+impl std::fmt::Debug for ApiKeyCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyCreated").field("key", &self.key).field("secret", &"[REDACTED]").finish()
+    }
+}
+
+/// Who did something, as an audit record names them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditActor {
+    /// `api_key`, `connect_session`, `refresher` or `operator` (the `keyway` command).
+    pub kind: String,
+    /// The API key's id, the connect session's, or the refreshing instance's.
+    pub id: Option<String>,
+    /// The API key's name.
+    pub name: Option<String>,
+}
+
+/// One record of the audit trail. Never a secret, a token, a query string or a body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// `aud_...`.
+    pub id: String,
+    /// Seconds since the epoch.
+    pub at: i64,
+    /// Who.
+    pub actor: AuditActor,
+    /// The instance that wrote it (`inst_...`).
+    pub instance: Option<String>,
+    /// What: `credential.read`, `connection.refreshed`, ... (docs/server.md lists them).
+    pub action: String,
+    /// The connection it is about.
+    pub connection_id: Option<String>,
+    /// The integration it is about.
+    pub integration_id: Option<String>,
+    /// Another thing it is about (an API key's id).
+    pub target_id: Option<String>,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+    /// Why it was refused or failed.
+    pub problem_code: Option<String>,
+    /// The request's `X-Request-Id` (or the background pass's id).
+    pub request_id: Option<String>,
+    /// A short note: a refresh's trigger, a key's scopes, a revocation's outcome.
+    pub detail: Option<String>,
+}
+
+impl AuditEntry {
+    /// A stored record as the API shows it.
+    pub fn of(r: &crate::store::AuditRecord) -> AuditEntry {
+        AuditEntry {
+            id: r.id.clone(),
+            at: r.at,
+            actor: AuditActor {
+                kind: r.actor.kind().to_owned(),
+                id: r.actor.id().map(str::to_owned),
+                name: r.actor.name().map(str::to_owned),
+            },
+            instance: r.instance.clone(),
+            action: r.action.as_str().to_owned(),
+            connection_id: r.connection_id.clone(),
+            integration_id: r.integration_id.clone(),
+            target_id: r.target_id.clone(),
+            outcome: r.outcome.as_str().to_owned(),
+            problem_code: r.problem_code.clone(),
+            request_id: r.request_id.clone(),
+            detail: r.detail.clone(),
+        }
+    }
+}
+
+/// A page of the audit trail, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    /// The records.
+    pub data: Vec<AuditEntry>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}

@@ -205,3 +205,90 @@ async fn the_background_refresher_runs_in_the_process_without_any_token_read() {
         hub.log_text()
     );
 }
+
+/// `keyway keys api create|list|revoke`: scopes and an expiry at creation, a list that shows
+/// last use and never a secret, and a revocation the running hub honours on its next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_with_scopes_are_listed_with_their_last_use_and_revoked_from_the_command_line() {
+    let dir = temp("keys-api");
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).expect("dir");
+    std::fs::copy(bundled().join("salesforce.yaml"), profiles.join("salesforce.yaml")).expect("copy");
+    let keys = dir.join("keyway.keys");
+    assert!(keyway(&["keys", "generate", "--file", &keys.display().to_string()]).status.success());
+    let db = format!("sqlite://{}", dir.join("hub.db").display());
+    let refused = keyway(&["keys", "api", "create", "--db", &db, "--scope", "tokens:read"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("credentials:read"), "the scopes are named");
+    let refused = keyway(&["keys", "api", "create", "--db", &db, "--scope", "admin", "--expires-in", "2w"]);
+    assert!(!refused.status.success());
+    let created = keyway(&[
+        "keys",
+        "api",
+        "create",
+        "--db",
+        &db,
+        "--name",
+        "web",
+        "--scope",
+        "integrations:read,connect_sessions:write",
+        "--expires-in",
+        "30d",
+    ]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let key = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let id = key.strip_prefix("kwk_").and_then(|k| k.split('_').next()).expect("id").to_owned();
+    let list = |format: &str| {
+        let out = keyway(&["keys", "api", "list", "--db", &db, "--format", format]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!text.contains(&key) && !text.contains("kwk_"), "never a secret: {text}");
+        text
+    };
+    let text = list("text");
+    let row = text.lines().find(|l| l.starts_with(&id)).expect("listed");
+    assert!(row.contains("web\tactive\tintegrations:read,connect_sessions:write\t"), "{row}");
+    assert!(row.ends_with("\t-"), "never used: {row}");
+
+    let hub = serve(&profiles, &db, &["--keys-file", &keys.display().to_string()]);
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", hub.url)).bearer_auth(&key).send();
+    assert_eq!(get("/v1/integrations").await.expect("send").status(), 200);
+    assert_eq!(get("/v1/connections").await.expect("send").status(), 403, "not its scope");
+    keyway_testkit::wait_until("the key's last use to be listed", std::time::Duration::from_secs(10), || async {
+        let json = list("json");
+        let entry: serde_json::Value = json
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .find(|k: &serde_json::Value| k["id"] == id)
+            .expect("listed");
+        entry["last_used_at"].is_i64()
+    })
+    .await;
+
+    let revoked = keyway(&["keys", "api", "revoke", "--db", &db, &id]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert_eq!(get("/v1/integrations").await.expect("send").status(), 401, "refused on its next request");
+    assert!(list("text").lines().any(|l| l.starts_with(&id) && l.contains("\trevoked\t")));
+    assert!(!keyway(&["keys", "api", "revoke", "--db", &db, "nope"]).status.success());
+    hub.kill();
+
+    // The audit trail as JSON Lines: the key's creation and revocation by the operator, the
+    // request refused for its scope by the key.
+    let export = keyway(&["audit", "export", "--db", &db, "--since", "1d"]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON record a line"))
+        .collect();
+    let actions: Vec<&str> = records.iter().map(|r| r["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(actions, ["api_key.created", "request.refused", "api_key.revoked"], "{records:?}");
+    assert_eq!(records[0]["actor"]["kind"], "operator");
+    assert_eq!(records[1]["actor"]["id"], id.as_str());
+    assert_eq!(records[1]["problem_code"], "insufficient_scope");
+    assert!(!String::from_utf8_lossy(&export.stdout).contains(&key), "no secret");
+    let none = keyway(&["audit", "export", "--db", &db, "--until", "1000"]);
+    assert!(none.status.success() && none.stdout.is_empty());
+    assert!(!keyway(&["audit", "export", "--db", &db, "--action", "nope"]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

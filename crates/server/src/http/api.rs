@@ -4,12 +4,16 @@
 //! are listed once, in `super::openapi`.
 
 use super::AppState;
-use super::extract::{ApiCaller, Json, Segment};
+use super::extract::{
+    Admin, ApiCaller, ConnectSessionsWrite, ConnectionsRead, ConnectionsWrite, CredentialsRead, IntegrationsRead,
+    IntegrationsWrite, Json, Segment,
+};
 use crate::error::{HubError, ProblemCode};
-use crate::hub::ConnectionQuery;
+use crate::hub::{AuditQuery, ConnectionQuery};
 use crate::resources::{
-    AccessTokenView, Connection, ConnectionList, Health, Integration, IntegrationList, NewConnection, NewIntegration,
-    NewSession, Reloaded, RevocationResult, SessionCreated, TestResult,
+    AccessTokenView, ApiKey, ApiKeyCreated, ApiKeyList, AuditList, Connection, ConnectionList, Health, Integration,
+    IntegrationList, NewApiKey, NewConnection, NewIntegration, NewSession, Reloaded, RevocationResult, SessionCreated,
+    TestResult,
 };
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -61,10 +65,13 @@ pub(super) async fn openapi_json() -> Response {
 }
 
 /// Reloads the profiles directory; the profiles in use stay when the new set has errors.
-#[utoipa::path(post, path = "/v1/admin/reload", tag = "operations", security(("api_key" = [])), responses(
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "operations", security(("api_key" = ["admin"])), responses(
     (status = 200, body = Reloaded),
 ))]
-pub(super) async fn reload(_: ApiCaller, State(state): State<AppState>) -> Result<axum::Json<Reloaded>, HubError> {
+pub(super) async fn reload(
+    _: ApiCaller<Admin>,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Reloaded>, HubError> {
     let hub = Arc::clone(&state.hub);
     // Reading the directory blocks: off the async workers.
     let reloaded = tokio::task::spawn_blocking(move || hub.reload())
@@ -76,36 +83,36 @@ pub(super) async fn reload(_: ApiCaller, State(state): State<AppState>) -> Resul
 // ---- integrations -------------------------------------------------------------------------
 
 /// Creates an integration, checked against its profile first.
-#[utoipa::path(post, path = "/v1/integrations", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/integrations", tag = "integrations", security(("api_key" = ["integrations:write"])),
     request_body = NewIntegration, responses(
     (status = 201, body = Integration),
 ))]
 pub(super) async fn create_integration(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewIntegration>,
 ) -> Result<Response, HubError> {
-    Ok(created(state.hub.create_integration(new).await?))
+    Ok(created(state.hub.create_integration(&caller, new).await?))
 }
 
 /// Every integration.
-#[utoipa::path(get, path = "/v1/integrations", tag = "integrations", security(("api_key" = [])), responses(
+#[utoipa::path(get, path = "/v1/integrations", tag = "integrations", security(("api_key" = ["integrations:read"])), responses(
     (status = 200, body = IntegrationList),
 ))]
 pub(super) async fn list_integrations(
-    _: ApiCaller,
+    _: ApiCaller<IntegrationsRead>,
     State(state): State<AppState>,
 ) -> Result<axum::Json<IntegrationList>, HubError> {
     Ok(axum::Json(IntegrationList { data: state.hub.integrations().await? }))
 }
 
 /// One integration (never its secrets).
-#[utoipa::path(get, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = ["integrations:read"])),
     params(("id" = String, Path, description = "The integration id")), responses(
     (status = 200, body = Integration),
 ))]
 pub(super) async fn get_integration(
-    _: ApiCaller,
+    _: ApiCaller<IntegrationsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<Integration>, HubError> {
@@ -114,31 +121,31 @@ pub(super) async fn get_integration(
 
 /// Changes an integration: a JSON Merge Patch of its fields (a secret is set by a string,
 /// removed by `null`, kept when absent), checked like a new one.
-#[utoipa::path(patch, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(patch, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = ["integrations:write"])),
     params(("id" = String, Path, description = "The integration id")),
     request_body(content = Object, content_type = "application/merge-patch+json"), responses(
     (status = 200, body = Integration),
 ))]
 pub(super) async fn patch_integration(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
     Json(patch): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<axum::Json<Integration>, HubError> {
-    Ok(axum::Json(state.hub.patch_integration(&id, patch).await?))
+    Ok(axum::Json(state.hub.patch_integration(&caller, &id, patch).await?))
 }
 
 /// Deletes an integration that has no connections.
-#[utoipa::path(delete, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/integrations/{id}", tag = "integrations", security(("api_key" = ["integrations:write"])),
     params(("id" = String, Path, description = "The integration id")), responses(
     (status = 204, description = "Deleted"),
 ))]
 pub(super) async fn delete_integration(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<IntegrationsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<StatusCode, HubError> {
-    state.hub.delete_integration(&id).await?;
+    state.hub.delete_integration(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -146,12 +153,12 @@ pub(super) async fn delete_integration(
 
 /// Creates a connect session for an end user: a single-use token (30 minutes) and the URL
 /// of the hosted connect page.
-#[utoipa::path(post, path = "/v1/connect/sessions", tag = "connect", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connect/sessions", tag = "connect", security(("api_key" = ["connect_sessions:write"])),
     request_body = NewSession, responses(
     (status = 201, body = SessionCreated),
 ))]
 pub(super) async fn create_session(
-    _: ApiCaller,
+    _: ApiCaller<ConnectSessionsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewSession>,
 ) -> Result<Response, HubError> {
@@ -180,12 +187,12 @@ pub struct ListQuery {
 }
 
 /// Connections, by id, filtered and paged.
-#[utoipa::path(get, path = "/v1/connections", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections", tag = "connections", security(("api_key" = ["connections:read"])),
     params(ListQuery), responses(
     (status = 200, body = ConnectionList),
 ))]
 pub(super) async fn list_connections(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsRead>,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<ConnectionList>, HubError> {
@@ -195,25 +202,25 @@ pub(super) async fn list_connections(
 }
 
 /// Imports tokens a platform already holds as a connection.
-#[utoipa::path(post, path = "/v1/connections", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections", tag = "connections", security(("api_key" = ["connections:write"])),
     request_body = NewConnection, responses(
     (status = 201, body = Connection),
 ))]
 pub(super) async fn import_connection(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Json(new): Json<NewConnection>,
 ) -> Result<Response, HubError> {
-    Ok(created(state.hub.import_connection(new).await?))
+    Ok(created(state.hub.import_connection(&caller, new).await?))
 }
 
 /// One connection: state, granted scopes, last diagnosis (never tokens).
-#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = ["connections:read"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = Connection),
 ))]
 pub(super) async fn get_connection(
-    _: ApiCaller,
+    _: ApiCaller<ConnectionsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<Connection>, HubError> {
@@ -222,67 +229,157 @@ pub(super) async fn get_connection(
 
 /// A valid access token: refreshed first when due (one refresh however many ask), the
 /// rotated tokens stored before this answers.
-#[utoipa::path(get, path = "/v1/connections/{id}/token", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/connections/{id}/token", tag = "connections", security(("api_key" = ["credentials:read"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = AccessTokenView),
 ))]
 pub(super) async fn connection_token(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<CredentialsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<Response, HubError> {
-    Ok(no_store(state.hub.token(&id).await?))
+    Ok(no_store(state.hub.token(&caller, &id).await?))
 }
 
 /// Refreshes now, whatever the expiry.
-#[utoipa::path(post, path = "/v1/connections/{id}/refresh", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/refresh", tag = "connections", security(("api_key" = ["credentials:read"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = AccessTokenView),
 ))]
 pub(super) async fn refresh_connection(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<CredentialsRead>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<Response, HubError> {
-    Ok(no_store(state.hub.refresh(&id).await?))
+    Ok(no_store(state.hub.refresh(&caller, &id).await?))
 }
 
 /// Runs the profile's connection test.
-#[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/test", tag = "connections", security(("api_key" = ["connections:write"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = TestResult),
 ))]
 pub(super) async fn test_connection(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<TestResult>, HubError> {
-    Ok(axum::Json(state.hub.test(&id).await?))
+    Ok(axum::Json(state.hub.test(&caller, &id).await?))
 }
 
 /// Revokes the grant at the provider (RFC 7009) and keeps the connection as `revoked`.
-#[utoipa::path(post, path = "/v1/connections/{id}/revoke", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/connections/{id}/revoke", tag = "connections", security(("api_key" = ["connections:write"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = RevocationResult),
 ))]
 pub(super) async fn revoke_connection(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<RevocationResult>, HubError> {
-    Ok(axum::Json(state.hub.revoke(&id, false).await?))
+    Ok(axum::Json(state.hub.revoke(&caller, &id, false).await?))
 }
 
 /// Revokes the grant at the provider first (RFC 7009), then deletes the connection; says
 /// whether revocation succeeded.
-#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/connections/{id}", tag = "connections", security(("api_key" = ["connections:write"])),
     params(("id" = String, Path, description = "The connection id")), responses(
     (status = 200, body = RevocationResult),
 ))]
 pub(super) async fn delete_connection(
-    _: ApiCaller,
+    ApiCaller(caller, _): ApiCaller<ConnectionsWrite>,
     State(state): State<AppState>,
     Segment(id): Segment,
 ) -> Result<axum::Json<RevocationResult>, HubError> {
-    Ok(axum::Json(state.hub.revoke(&id, true).await?))
+    Ok(axum::Json(state.hub.revoke(&caller, &id, true).await?))
+}
+
+// ---- API keys -----------------------------------------------------------------------------
+
+/// Creates an API key with the scopes it needs; its secret is in this answer only.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "operations", security(("api_key" = ["admin"])),
+    request_body = NewApiKey, responses(
+    (status = 201, body = ApiKeyCreated),
+))]
+pub(super) async fn create_api_key(
+    ApiCaller(caller, _): ApiCaller<Admin>,
+    State(state): State<AppState>,
+    Json(new): Json<NewApiKey>,
+) -> Result<Response, HubError> {
+    let mut response = created(state.hub.create_api_key_for(&caller, new).await?);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Every API key: scopes, expiry, last use; never a secret.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "operations", security(("api_key" = ["admin"])), responses(
+    (status = 200, body = ApiKeyList),
+))]
+pub(super) async fn list_api_keys(
+    _: ApiCaller<Admin>,
+    State(state): State<AppState>,
+) -> Result<axum::Json<ApiKeyList>, HubError> {
+    Ok(axum::Json(state.hub.api_keys().await?))
+}
+
+/// Revokes an API key: refused on its next request, on every instance.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "operations", security(("api_key" = ["admin"])),
+    params(("id" = String, Path, description = "The key's id (the part after `kwk_`)")), responses(
+    (status = 200, body = ApiKey),
+))]
+pub(super) async fn revoke_api_key(
+    ApiCaller(caller, _): ApiCaller<Admin>,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<axum::Json<ApiKey>, HubError> {
+    Ok(axum::Json(state.hub.revoke_api_key(&caller, &id).await?))
+}
+
+// ---- audit --------------------------------------------------------------------------------
+
+/// Which audit records to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only records about this connection.
+    connection: Option<String>,
+    /// Only records by this actor: an API key's id, a connect session's, an instance's.
+    actor: Option<String>,
+    /// Only this action (`credential.read`, ...).
+    action: Option<String>,
+    /// Only records at or after this time (seconds since the epoch).
+    since: Option<i64>,
+    /// Only records before this time.
+    until: Option<i64>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// The audit trail, oldest first: every credential handed out, refresh, link, revocation,
+/// deletion, import, integration change, API key created or revoked, and request refused for
+/// its scope. Records cannot be changed through the API.
+#[utoipa::path(get, path = "/v1/audit", tag = "operations", security(("api_key" = ["admin"])),
+    params(AuditParams), responses(
+    (status = 200, body = AuditList),
+))]
+pub(super) async fn list_audit(
+    _: ApiCaller<Admin>,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<AuditList>, HubError> {
+    let q: AuditParams = super::extract::query(query.as_deref().unwrap_or_default())?;
+    let asked = AuditQuery {
+        connection: q.connection,
+        actor: q.actor,
+        action: q.action,
+        since: q.since,
+        until: q.until,
+        after: q.after,
+        limit: q.limit,
+    };
+    Ok(axum::Json(state.hub.audit(asked).await?))
 }

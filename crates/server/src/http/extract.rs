@@ -2,13 +2,17 @@
 //! each refused as a problem document.
 
 use super::AppState;
+use super::request_id::RequestId;
+use crate::domain::Scope;
 use crate::error::{HubError, ProblemCode};
+use crate::hub::Caller;
 use crate::json::{MAX_JSON_BYTES, too_large};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 
 /// A path segment (an id or a profile), refused as problem+json when unreadable.
 #[derive(Debug)]
@@ -25,14 +29,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Segment {
     }
 }
 
-/// A management API caller: `Authorization: Bearer kwk_...`.
-#[derive(Debug)]
-pub struct ApiCaller;
+/// What an operation needs: one scope (the OpenAPI document's security requirement names
+/// the same; a test walks every operation with keys holding each scope alone).
+pub trait Needs: Send + Sync + 'static {
+    /// The scope.
+    const SCOPE: Scope;
+}
 
-impl FromRequestParts<AppState> for ApiCaller {
+macro_rules! needs {
+    ($( $name:ident => $scope:ident, )*) => {
+        $(
+            #[doc = concat!("An operation that needs `", stringify!($scope), "`.")]
+            #[derive(Debug)]
+            pub struct $name;
+            impl Needs for $name {
+                const SCOPE: Scope = Scope::$scope;
+            }
+        )*
+    };
+}
+
+needs! {
+    IntegrationsRead => IntegrationsRead,
+    IntegrationsWrite => IntegrationsWrite,
+    ConnectSessionsWrite => ConnectSessionsWrite,
+    ConnectionsRead => ConnectionsRead,
+    ConnectionsWrite => ConnectionsWrite,
+    CredentialsRead => CredentialsRead,
+    Admin => Admin,
+}
+
+/// A management API caller whose key holds `N::SCOPE`: `Authorization: Bearer kwk_...`.
+#[derive(Debug)]
+pub struct ApiCaller<N: Needs>(pub Caller, pub PhantomData<N>);
+
+impl<N: Needs> FromRequestParts<AppState> for ApiCaller<N> {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let RequestId(request_id) = RequestId::from_request_parts(parts, state).await.unwrap_or_else(|e| match e {});
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -41,7 +76,9 @@ impl FromRequestParts<AppState> for ApiCaller {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, key)| key.trim())
             .unwrap_or_default();
-        state.hub.check_api_key(presented).await.map(|()| ApiCaller)
+        let operation = parts.extensions.get::<MatchedPath>().map_or("", MatchedPath::as_str);
+        let what = format!("{} {operation}", parts.method);
+        state.hub.authorize(presented, N::SCOPE, &request_id, &what).await.map(|caller| ApiCaller(caller, PhantomData))
     }
 }
 
@@ -99,7 +136,8 @@ impl FromRequest<AppState> for Body {
 /// The largest body any route reads.
 pub const BODY_LIMIT: usize = MAX_JSON_BYTES;
 
-/// A query string typed like a body: a repeated key is refused, `limit` is a number.
+/// A query string typed like a body: a repeated key is refused, `limit`, `since` and
+/// `until` are numbers.
 pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, HubError> {
     let mut map = serde_json::Map::new();
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -108,6 +146,10 @@ pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, HubError> {
         }
         let value = match v.parse::<u64>() {
             Ok(n) if k == "limit" => serde_json::Value::from(n),
+            // Times (seconds since the epoch) are numbers too.
+            _ if (k == "since" || k == "until") && v.parse::<i64>().is_ok() => {
+                serde_json::Value::from(v.parse::<i64>().unwrap_or_default())
+            }
             // A negative or fractional limit is a number too: refused as one, not as a string.
             _ if k == "limit" && v.parse::<f64>().is_ok() => serde_json::Value::from(-1),
             _ => serde_json::Value::String(v.into_owned()),

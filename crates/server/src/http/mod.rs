@@ -5,6 +5,7 @@
 //! - `pages.rs`: the pages' handlers (connect, callback, guide);
 //! - `extract.rs`: path segments, the API caller, JSON bodies and queries;
 //! - `problem.rs`: the one mapping of a [`HubError`] to problem+json;
+//! - `request_id.rs`: every request's id (`X-Request-Id`), kept or given;
 //! - `security.rs`: page headers, the session cookie, the cross-site check, assets;
 //! - `listen.rs`: accepting connections within bounds (count, header and body time);
 //! - `openapi.rs`: the OpenAPI document (utoipa; `schemas/openapi.json`).
@@ -15,6 +16,7 @@ mod listen;
 mod openapi;
 mod pages;
 pub mod problem;
+pub mod request_id;
 mod security;
 
 pub use listen::{ConnectionLimits, raise_file_limit, serve};
@@ -84,7 +86,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/connections/{id}/refresh", post(api::refresh_connection))
         .route("/v1/connections/{id}/test", post(api::test_connection))
         .route("/v1/connections/{id}/revoke", post(api::revoke_connection))
-        .route("/v1/admin/reload", post(api::reload));
+        .route("/v1/admin/reload", post(api::reload))
+        .route("/v1/api-keys", get(api::list_api_keys).post(api::create_api_key))
+        .route("/v1/api-keys/{id}", axum::routing::delete(api::revoke_api_key))
+        .route("/v1/audit", get(api::list_audit));
     let html_pages = Router::new()
         .route("/connect", get(pages::connect_page))
         .route("/connect/{integration}", post(pages::start_connect))
@@ -111,19 +116,21 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
 /// One line per request: method, route (never the query: it can carry a code, a state or a
-/// session token), status, time. The request runs as one view of the database
-/// ([`Hub::per_request`]).
+/// session token), status, time and the request id. The request runs as one view of the
+/// database ([`Hub::per_request`]).
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let request_id = request_id::current().unwrap_or_default();
     let started = std::time::Instant::now();
     let response = crate::hub::Hub::per_request(next.run(request)).await;
-    tracing::info!(%method, route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    tracing::info!(%method, route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, request_id = %request_id, "request");
     response
 }
 

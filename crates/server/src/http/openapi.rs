@@ -8,8 +8,8 @@ use super::problem::Problem;
 use utoipa::OpenApi;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
-/// A caller with an API key: the key is checked against the database.
-const KEYED: &[u16] = &[401, 500, 503];
+/// A caller with an API key: the key is checked against the database, then its scopes.
+const KEYED: &[u16] = &[401, 403, 500, 503];
 /// A JSON body: malformed, cut short, too large, not JSON, or not the resource.
 const BODY: &[u16] = &[400, 413, 415, 422];
 /// A path naming a resource, and the resource's row read.
@@ -39,6 +39,10 @@ const PROBLEMS: &[(&str, &[&[u16]])] = &[
     ("test_connection", &[KEYED, BY_ID, CREDENTIAL]),
     ("revoke_connection", &[KEYED, BY_ID, CREDENTIAL]),
     ("delete_connection", &[KEYED, BY_ID, CREDENTIAL]),
+    ("create_api_key", &[KEYED, BODY]),
+    ("list_api_keys", &[KEYED]),
+    ("revoke_api_key", &[KEYED, BY_ID]),
+    ("list_audit", &[KEYED, &[400, 422]]),
 ];
 
 /// The problem statuses an operation answers, sorted; `None` for an operation the table
@@ -64,6 +68,7 @@ pub fn problem_statuses(operation_id: &str) -> Option<Vec<u16>> {
         create_session,
         list_connections, import_connection, get_connection, connection_token, refresh_connection,
         test_connection, revoke_connection, delete_connection,
+        create_api_key, list_api_keys, revoke_api_key, list_audit,
     ),
     components(schemas(Problem)),
     modifiers(&SecurityAddon, &ProblemResponses),
@@ -71,7 +76,7 @@ pub fn problem_statuses(operation_id: &str) -> Option<Vec<u16>> {
         (name = "integrations", description = "A tenant's app registered with a provider, checked against its profile."),
         (name = "connect", description = "Sessions that let an end user link an account on the hosted connect page."),
         (name = "connections", description = "Linked accounts and their tokens."),
-        (name = "operations", description = "Health, readiness, metrics, reload."),
+        (name = "operations", description = "Health, readiness, metrics, reload, API keys, the audit trail."),
     ),
 )]
 struct ApiDoc;
@@ -87,7 +92,9 @@ impl utoipa::Modify for SecurityAddon {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key from `keyway keys api create` (`kwk_...`)"))
+                    .description(Some(
+                        "An API key from `keyway keys api create` or `POST /v1/api-keys` (`kwk_...`). Each operation names the one scope it needs in its security requirement; a key without it is refused with 403 `insufficient_scope`.",
+                    ))
                     .build(),
             ),
         );

@@ -4,6 +4,7 @@
 use super::AppState;
 use super::extract::{Body, Segment};
 use super::problem::status_of;
+use super::request_id::RequestId;
 use super::security::{EXPORT_CSP, GUIDE_CSP, cookie_value, is_cross_site, page, see_other, session_cookie};
 use crate::error::{HubError, ProblemCode};
 use crate::hub::FormRefused;
@@ -155,9 +156,14 @@ pub(super) async fn callback(
     State(state): State<AppState>,
     Segment(profile): Segment,
     RawQuery(query): RawQuery,
+    RequestId(request_id): RequestId,
     headers: HeaderMap,
 ) -> Response {
-    match state.hub.finish_authorization(&profile, query.as_deref().unwrap_or_default(), cookie_value(&headers)).await {
+    match state
+        .hub
+        .finish_authorization(&profile, query.as_deref().unwrap_or_default(), cookie_value(&headers), &request_id)
+        .await
+    {
         Ok(done) => page(StatusCode::OK, state.pages.done(&done)),
         Err(e) => error_page(&state, "The account was not connected", &e),
     }

@@ -27,6 +27,12 @@ pub struct Problem {
     /// Every diagnostic, for refused configurations.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<ProblemDiagnostic>,
+    /// The scope the operation needs (`insufficient_scope`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The request's id (also in `X-Request-Id`): quote it when asking about this refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -40,6 +46,8 @@ impl Problem {
             detail: e.detail().to_owned(),
             code: code.as_str().to_owned(),
             diagnostics: e.diagnostics().to_vec(),
+            scope: e.scope().map(|s| s.as_str().to_owned()),
+            request_id: super::request_id::current(),
         }
     }
 }
@@ -59,6 +67,13 @@ impl IntoResponse for HubError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"keyway\""));
+        }
+        // RFC 6750 section 3.1: the scope the request needed.
+        if let Some(scope) = self.scope() {
+            let challenge = format!("Bearer realm=\"keyway\", error=\"insufficient_scope\", scope=\"{scope}\"");
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
         }
         response
     }

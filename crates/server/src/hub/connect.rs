@@ -1,6 +1,7 @@
 //! Connect sessions, the connect page's model, and the authorization they start and finish.
 
 use super::*;
+use crate::domain::AuditAction;
 
 /// Where a connect-page authorization starts: the provider's URL.
 #[derive(Debug)]
@@ -408,9 +409,10 @@ impl Hub {
         profile_id: &str,
         query: &str,
         cookie: Option<&str>,
+        request_id: &str,
     ) -> Result<Finished, HubError> {
         let cookie_session = cookie.and_then(|value| self.keys.verify_signed(value));
-        let result = self.finish_inner(profile_id, query, cookie_session).await;
+        let result = self.finish_inner(profile_id, query, cookie_session, request_id).await;
         if let Err(e) = &result {
             bump(&self.metrics.callbacks_refused);
             tracing::warn!(profile = %profile_id, code = %e.code(), "callback refused");
@@ -423,6 +425,7 @@ impl Hub {
         profile_id: &str,
         query: &str,
         cookie_session: Option<&str>,
+        request_id: &str,
     ) -> Result<Finished, HubError> {
         let callback = Callback::from_query(query);
         let restart = RESTART;
@@ -533,14 +536,18 @@ impl Hub {
                 (id, false)
             }
         };
-        self.tokens.insert(&id, Arc::clone(&connector), tokens.clone()).await.map_err(|e| {
+        // Recorded in the save's transaction, by the end user's session.
+        let caller = Caller::session(&session.id, request_id, &self.lease_owner);
+        let save = if reconnected { AuditAction::Reconnected } else { AuditAction::Linked };
+        let context = super::audit::Context::new(&caller, save, "on read");
+        context.clone().run(self.tokens.insert(&id, Arc::clone(&connector), tokens.clone())).await.map_err(|e| {
             tracing::error!(connection = %id, error = %e, "new tokens could not be stored");
             HubError::new(ProblemCode::StoreUnavailable, "The connection could not be saved.")
                 .with_fix("Try connecting again in a moment.")
         })?;
         bump(&self.metrics.connections_linked);
         tracing::info!(connection = %id, integration = %integration.id, reconnected, "account linked");
-        let tested = self.run_test(&id, &connector, &tokens).await;
+        let tested = context.run(self.run_test(&id, &connector, &tokens)).await;
         Ok(Finished {
             connection_id: id,
             provider: connector.profile().name.clone(),

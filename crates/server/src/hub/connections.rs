@@ -1,7 +1,9 @@
 //! Connections: listing, tokens (through the runtime's token manager), tests, revocation and
 //! imports.
 
+use super::audit::{Context, RecordExt as _};
 use super::*;
+use crate::domain::{AuditAction, Outcome};
 
 impl Hub {
     async fn connection_record(&self, id: &str) -> Result<ConnectionRecord, HubError> {
@@ -132,11 +134,45 @@ impl Hub {
     }
 
     /// A valid access token: the cached one while fresh, else refreshed once (however many
-    /// ask) and persisted before it is handed out.
-    pub async fn token(&self, id: &str) -> Result<AccessTokenView, HubError> {
+    /// ask) and persisted before it is handed out. The read is recorded (handed out or
+    /// refused) before this answers; a read that cannot be recorded hands nothing out.
+    pub async fn token(&self, caller: &Caller, id: &str) -> Result<AccessTokenView, HubError> {
+        let result = Context::new(caller, AuditAction::Refreshed, "on read").run(self.current_token(id)).await;
+        self.record_read(caller, id, result).await
+    }
+
+    async fn current_token(&self, id: &str) -> Result<AccessTokenView, HubError> {
         self.ensure_current(id).await?;
         let result = self.tokens.access_token(id).await;
         self.token_view(id, result).await
+    }
+
+    /// Records a credential read, then answers it: the token only once its record is
+    /// committed.
+    async fn record_read(
+        &self,
+        caller: &Caller,
+        id: &str,
+        result: Result<AccessTokenView, HubError>,
+    ) -> Result<AccessTokenView, HubError> {
+        let mut record = caller.record(AuditAction::CredentialRead, self.now()).connection(id);
+        if let Err(e) = &result {
+            record = record.ended(Outcome::Refused, e.code());
+        }
+        let written = self.audit.write(record).await;
+        match (result, written) {
+            (Ok(view), Ok(())) => Ok(view),
+            (Ok(_), Err(e)) => {
+                tracing::error!(connection = %id, request_id = %caller.request_id, "a credential read could not be recorded; nothing handed out");
+                Err(e.into())
+            }
+            (Err(refusal), written) => {
+                if let Err(e) = written {
+                    tracing::error!(connection = %id, error = %e, "a refused credential read could not be recorded");
+                }
+                Err(refusal)
+            }
+        }
     }
 
     /// One pass of the background refresher: connections whose token falls due within the
@@ -150,10 +186,14 @@ impl Hub {
         let until = now + self.lease.as_secs() as i64;
         let claimed = self.store.claim_due(&self.lease_owner, now, until, now + margin, now - DAY, 200).await?;
         let (mut refreshed, mut failed) = (0, 0);
+        let refresher = self.refresher();
         for id in claimed {
+            let context = Context::new(&refresher, AuditAction::Refreshed, "background");
             let result = match self.store.connection(&id).await? {
-                Some(record) if record.expires_at.is_some_and(|at| at < now + margin) => self.token(&id).await,
-                Some(_) => self.refresh(&id).await,
+                Some(record) if record.expires_at.is_some_and(|at| at < now + margin) => {
+                    context.run(self.current_token(&id)).await
+                }
+                Some(_) => context.run(self.forced_refresh(&id)).await,
                 None => continue,
             };
             match result {
@@ -169,8 +209,13 @@ impl Hub {
         Ok((refreshed, failed))
     }
 
-    /// Refreshes now, whatever the expiry.
-    pub async fn refresh(&self, id: &str) -> Result<AccessTokenView, HubError> {
+    /// Refreshes now, whatever the expiry; recorded like a read.
+    pub async fn refresh(&self, caller: &Caller, id: &str) -> Result<AccessTokenView, HubError> {
+        let result = Context::new(caller, AuditAction::Refreshed, "forced").run(self.forced_refresh(id)).await;
+        self.record_read(caller, id, result).await
+    }
+
+    async fn forced_refresh(&self, id: &str) -> Result<AccessTokenView, HubError> {
         self.ensure_current(id).await?;
         let result = self.tokens.force_refresh(id).await;
         self.token_view(id, result).await
@@ -209,8 +254,9 @@ impl Hub {
     /// Records why a token could not be handed out and says so.
     async fn token_failure(&self, id: &str, error: TokenError) -> HubError {
         let now = self.now();
-        let record = |state: ConnectionState, diagnosis: ConnectionDiagnosis| async move {
-            if let Err(e) = self.store.set_state(id, state, Some(&diagnosis), now).await {
+        let record = |state: ConnectionState, diagnosis: ConnectionDiagnosis, code: ProblemCode| async move {
+            let audit = self.context_record(AuditAction::RefreshFailed).ended(Outcome::Failed, code);
+            if let Err(e) = self.store.set_state(id, state, Some(&diagnosis), now, &audit).await {
                 tracing::error!(connection = %id, error = %e, "the connection's state could not be recorded");
             }
             tracing::warn!(connection = %id, %state, kind = %diagnosis.kind, "token refresh failed");
@@ -227,11 +273,16 @@ impl Hub {
                     ),
                 };
                 let detail = diagnosis.reason().unwrap_or_default().to_owned();
-                record(ConnectionState::NeedsReauth, diagnosis).await;
+                record(ConnectionState::NeedsReauth, diagnosis, ProblemCode::NeedsReauth).await;
                 HubError::new(ProblemCode::NeedsReauth, format!("send the user through a reconnect session; {detail}"))
             }
             TokenError::Flow(e) if e.is_transient() => {
-                record(ConnectionState::Degraded, ConnectionDiagnosis::of_flow(&e, now)).await;
+                record(
+                    ConnectionState::Degraded,
+                    ConnectionDiagnosis::of_flow(&e, now),
+                    ProblemCode::ProviderUnavailable,
+                )
+                .await;
                 let failing_since = self.store.connection(id).await.ok().flatten().and_then(|r| r.failing_since);
                 if failing_since.is_some_and(|since| now - since >= self.give_up_after.as_secs() as i64) {
                     let days = self.give_up_after.as_secs() / 86_400;
@@ -243,7 +294,7 @@ impl Hub {
                     diagnosis.fix = Some(
                         "check the provider and the app, then send the user through a reconnect session".to_owned(),
                     );
-                    record(ConnectionState::NeedsReauth, diagnosis).await;
+                    record(ConnectionState::NeedsReauth, diagnosis, ProblemCode::NeedsReauth).await;
                     return HubError::new(
                         ProblemCode::NeedsReauth,
                         format!(
@@ -259,15 +310,19 @@ impl Hub {
             TokenError::Flow(e) => {
                 let diagnosis = ConnectionDiagnosis::of_flow(&e, now);
                 let fix = diagnosis.fix.clone().unwrap_or_default();
-                record(ConnectionState::NeedsReauth, diagnosis).await;
+                record(ConnectionState::NeedsReauth, diagnosis, ProblemCode::RefreshRefused).await;
                 HubError::new(ProblemCode::RefreshRefused, format!("{e}. {fix}").trim().to_owned())
             }
             TokenError::Store(e) => HubError::from(DbError::Database(e.0)),
         }
     }
 
-    /// Runs the connection test now.
-    pub async fn test(&self, id: &str) -> Result<TestResult, HubError> {
+    /// Runs the connection test now (refreshing first when the token is due).
+    pub async fn test(&self, caller: &Caller, id: &str) -> Result<TestResult, HubError> {
+        Context::new(caller, AuditAction::Refreshed, "on read").run(self.test_now(id)).await
+    }
+
+    async fn test_now(&self, id: &str) -> Result<TestResult, HubError> {
         self.ensure_current(id).await?;
         let result = self.tokens.access_token(id).await;
         if let Err(e) = result {
@@ -282,7 +337,7 @@ impl Hub {
 
     /// Revokes a connection's grant at the provider (RFC 7009), then deletes the connection
     /// (`delete`) or keeps it as `revoked`. Says whether the provider confirmed.
-    pub async fn revoke(&self, id: &str, delete: bool) -> Result<RevocationResult, HubError> {
+    pub async fn revoke(&self, caller: &Caller, id: &str, delete: bool) -> Result<RevocationResult, HubError> {
         let record = self.connection_record(id).await?;
         let mut outcome = (false, Some("the connection holds no tokens".to_owned()));
         if let Some(blob) = &record.tokens_blob {
@@ -301,18 +356,24 @@ impl Hub {
         }
         let (revoked_at_provider, revocation_error) = outcome;
         self.tokens.forget(id);
+        let action = if delete { AuditAction::Deleted } else { AuditAction::Revoked };
+        let audit = caller.record(action, self.now()).detail(if revoked_at_provider {
+            "revoked at the provider"
+        } else {
+            "not revoked at the provider"
+        });
         if delete {
-            self.store.delete_connection(id).await?;
+            self.store.delete_connection(id, &audit).await?;
             tracing::info!(connection = %id, revoked_at_provider, "connection deleted");
         } else {
-            self.store.mark_revoked(id, self.now()).await?;
+            self.store.mark_revoked(id, self.now(), &audit).await?;
             tracing::info!(connection = %id, revoked_at_provider, "connection revoked");
         }
         Ok(RevocationResult { connection_id: id.to_owned(), revoked_at_provider, revocation_error, deleted: delete })
     }
 
     /// Imports tokens a platform already holds as a new, active connection.
-    pub async fn import_connection(&self, new: NewConnection) -> Result<Connection, HubError> {
+    pub async fn import_connection(&self, caller: &Caller, new: NewConnection) -> Result<Connection, HubError> {
         Self::check_end_user(&new.end_user)?;
         let integration = self
             .store
@@ -346,7 +407,10 @@ impl Hub {
         let record =
             ConnectionRecord::pending(ids::new_id(ids::CONNECTION), &integration.id, new.end_user, new.parameters, now);
         self.store.insert_connection(&record).await?;
-        self.tokens.insert(&record.id, connector, tokens).await.map_err(|e| HubError::from(DbError::Database(e.0)))?;
+        Context::new(caller, AuditAction::Imported, "on read")
+            .run(self.tokens.insert(&record.id, connector, tokens))
+            .await
+            .map_err(|e| HubError::from(DbError::Database(e.0)))?;
         self.connection(&record.id).await
     }
 
@@ -363,7 +427,9 @@ impl Hub {
                 let diagnosis = ConnectionDiagnosis::of_flow(&e, now);
                 let state = if e.is_transient() { ConnectionState::Degraded } else { ConnectionState::NeedsReauth };
                 tracing::warn!(connection = %id, %state, "the connection test failed");
-                let _ = self.store.set_state(id, state, Some(&diagnosis), now).await;
+                let code = if e.is_transient() { ProblemCode::ProviderUnavailable } else { ProblemCode::NeedsReauth };
+                let audit = self.context_record(AuditAction::TestFailed).ended(Outcome::Failed, code);
+                let _ = self.store.set_state(id, state, Some(&diagnosis), now, &audit).await;
                 Tested { state, diagnosis: Some(diagnosis), ran: true }
             }
         }

@@ -1,6 +1,8 @@
 //! Integrations: a tenant's app per profile, checked by the validator before it is stored.
 
+use super::audit::RecordExt as _;
 use super::*;
+use crate::domain::AuditAction;
 
 impl Hub {
     fn integration_view(&self, record: &IntegrationRecord) -> Integration {
@@ -118,10 +120,11 @@ impl Hub {
     }
 
     /// Creates an integration.
-    pub async fn create_integration(&self, new: NewIntegration) -> Result<Integration, HubError> {
+    pub async fn create_integration(&self, caller: &Caller, new: NewIntegration) -> Result<Integration, HubError> {
         self.check_integration(&new)?;
         let record = self.integration_record(ids::new_id(ids::INTEGRATION), &new, 1, self.now());
-        self.store.insert_integration(&record).await?;
+        let audit = caller.record(AuditAction::IntegrationCreated, self.now()).integration(&record.id);
+        self.store.insert_integration(&record, &audit).await?;
         tracing::info!(integration = %record.id, profile = %record.profile, "integration created");
         Ok(self.integration_view(&record))
     }
@@ -142,7 +145,12 @@ impl Hub {
 
     /// Changes an integration (JSON Merge Patch over its writable fields; a secret is set by
     /// a string, removed by `null`, kept when absent). Checked like a new one.
-    pub async fn patch_integration(&self, id: &str, patch: Map<String, Value>) -> Result<Integration, HubError> {
+    pub async fn patch_integration(
+        &self,
+        caller: &Caller,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<Integration, HubError> {
         let current = self.integration_record_of(id).await?;
         if let Some(profile) = patch.get("profile") {
             if profile.as_str() != Some(current.profile.as_str()) {
@@ -200,7 +208,8 @@ impl Hub {
         let check = new;
         self.check_integration(&check)?;
         let record = self.integration_record(current.id.clone(), &check, current.version + 1, current.created_at);
-        if !self.store.update_integration(&record, current.version).await? {
+        let audit = caller.record(AuditAction::IntegrationUpdated, self.now()).integration(&record.id);
+        if !self.store.update_integration(&record, current.version, &audit).await? {
             return Err(HubError::new(
                 ProblemCode::Conflict,
                 "another request changed the integration first; read it again and retry",
@@ -213,8 +222,9 @@ impl Hub {
     }
 
     /// Deletes an integration without connections.
-    pub async fn delete_integration(&self, id: &str) -> Result<(), HubError> {
-        match self.store.delete_integration(id).await? {
+    pub async fn delete_integration(&self, caller: &Caller, id: &str) -> Result<(), HubError> {
+        let audit = caller.record(AuditAction::IntegrationDeleted, self.now()).integration(id);
+        match self.store.delete_integration(id, &audit).await? {
             Some(true) => Ok(()),
             Some(false) => Err(HubError::new(ProblemCode::IntegrationInUse, "delete its connections first")),
             None => Err(HubError::not_found("integration", id)),

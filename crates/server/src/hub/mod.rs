@@ -94,6 +94,10 @@ pub struct Metrics {
     pub connections_linked: std::sync::atomic::AtomicU64,
     /// Callbacks refused (state, issuer, provider error).
     pub callbacks_refused: std::sync::atomic::AtomicU64,
+    /// Audit records of reads and refusals written in batches.
+    pub audit_records_batched: std::sync::atomic::AtomicU64,
+    /// The batches (statements) they took.
+    pub audit_batches: std::sync::atomic::AtomicU64,
 }
 
 fn bump(counter: &std::sync::atomic::AtomicU64) {
@@ -101,6 +105,7 @@ fn bump(counter: &std::sync::atomic::AtomicU64) {
 }
 
 mod api_keys;
+mod audit;
 mod connect;
 mod connections;
 mod freshness;
@@ -108,6 +113,8 @@ mod integrations;
 mod token_store;
 mod webhooks;
 
+pub use api_keys::{Caller, MAX_KEY_LIFETIME, api_key_view};
+pub use audit::{AuditQuery, MAX_AUDIT_PAGE};
 pub use connect::{
     ConnectPage, Finished, FormRefused, PageIntegration, PageParameter, PageScope, SessionCookie, Started,
 };
@@ -159,6 +166,10 @@ pub struct Hub {
     give_up_after: Duration,
     /// This process's name in leases.
     lease_owner: String,
+    /// When this instance last recorded each API key's use (`last used`, once a minute).
+    key_uses: Mutex<HashMap<String, i64>>,
+    /// The batched writer of reads' audit records.
+    audit: audit::AuditWriter,
     /// How long a refresh lease lasts.
     lease: Duration,
 }
@@ -210,6 +221,7 @@ impl Hub {
         let refresh_margin = options.refresh.skew;
         let webhook = options.webhook.clone();
         let freshness = freshness::Freshness::new(Arc::clone(&store), options.cache.connections);
+        let audit = audit::AuditWriter::new(Arc::clone(&store), Arc::clone(&metrics));
         let tokens =
             TokenManager::with_capacity(token_store, Arc::clone(&clock), options.refresh, options.cache.connections);
         Ok(Hub {
@@ -232,6 +244,8 @@ impl Hub {
             give_up_after: options.give_up_after,
             lease_owner,
             lease,
+            key_uses: Mutex::new(HashMap::new()),
+            audit,
         })
     }
 
@@ -406,6 +420,12 @@ impl Hub {
                 m.connections_linked.load(Relaxed),
             ),
             ("keyway_callbacks_refused_total", "Callbacks refused.", m.callbacks_refused.load(Relaxed)),
+            (
+                "keyway_audit_read_records_total",
+                "Audit records of reads and refusals, written in batches.",
+                m.audit_records_batched.load(Relaxed),
+            ),
+            ("keyway_audit_batches_total", "Statements those records took.", m.audit_batches.load(Relaxed)),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }

@@ -1,5 +1,6 @@
 //! The token manager's store: the connection row's token set, encrypted.
 
+use super::audit::RecordExt as _;
 use super::*;
 
 /// The token manager's store: the connection row's encrypted token set. Saving a token set
@@ -71,8 +72,22 @@ impl TokenStore for EncryptedTokenStore {
             let update = self.seal(connection, tokens)?;
             let now = self.clock.now() as i64;
             let claimed = self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(connection);
+            // Who this save is for, recorded in its transaction: the call's caller (the
+            // refresher, when the hub acts on its own).
+            let context = super::audit::Context::current();
+            let caller = context.as_ref().map_or_else(
+                || Caller {
+                    actor: crate::domain::Actor::Refresher { instance: self.owner.clone() },
+                    request_id: ids::new_id(ids::REQUEST),
+                    instance: Some(self.owner.clone()),
+                },
+                |c| c.caller.clone(),
+            );
             if let Some(version) = claimed {
-                return match self.store.save_tokens_if(connection, &update, version, now).await {
+                let audit = caller
+                    .record(crate::domain::AuditAction::Refreshed, now)
+                    .detail(context.as_ref().map_or("background", |c| c.trigger));
+                return match self.store.save_tokens_if(connection, &update, version, now, &audit).await {
                     Ok(true) => {
                         bump(&self.metrics.token_sets_saved);
                         Ok(())
@@ -91,7 +106,9 @@ impl TokenStore for EncryptedTokenStore {
                     Err(e) => Err(StoreError(e.to_string())),
                 };
             }
-            match self.store.save_tokens(connection, &update, now).await {
+            let action = context.as_ref().map_or(crate::domain::AuditAction::Refreshed, |c| c.save);
+            let audit = caller.record(action, now);
+            match self.store.save_tokens(connection, &update, now, &audit).await {
                 Ok(true) => {
                     bump(&self.metrics.token_sets_saved);
                     Ok(())

@@ -10,7 +10,10 @@ mod sql;
 
 pub use sql::{Dialect, SqlStore};
 
-use crate::domain::{ConnectionDiagnosis, ConnectionState, EndUser, IntegrationSettings, Parameters};
+use crate::domain::{
+    Actor, AuditAction, ConnectionDiagnosis, ConnectionState, EndUser, IntegrationSettings, KeyScopes, Outcome,
+    Parameters,
+};
 use async_trait::async_trait;
 
 /// Why the store failed. The message names the operation and the database's complaint, or
@@ -179,10 +182,68 @@ pub struct ApiKeyRecord {
     pub name: String,
     /// SHA-256 of the secret part, hex.
     pub secret_hash: String,
+    /// What it may do (`scopes` NULL: a key from before scopes, which keeps every one).
+    pub scopes: KeyScopes,
     /// Seconds since the epoch.
     pub created_at: i64,
+    /// When it stops being accepted, if ever.
+    pub expires_at: Option<i64>,
     /// Set when revoked.
     pub revoked_at: Option<i64>,
+    /// When it was last accepted, to the minute (written at most once a minute per key and
+    /// instance).
+    pub last_used_at: Option<i64>,
+}
+
+/// One record of the audit trail: who did what to which, when, how it ended, in which
+/// request. Never a secret, a token, a query string or a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// `aud_...`.
+    pub id: String,
+    /// Order: milliseconds since the epoch times 1,024 plus a per-process counter.
+    pub seq: i64,
+    /// Seconds since the epoch.
+    pub at: i64,
+    /// Who.
+    pub actor: Actor,
+    /// The instance that wrote it (`inst_...`), when a hub did.
+    pub instance: Option<String>,
+    /// What.
+    pub action: AuditAction,
+    /// The connection it is about (a store change fills it from the row it changed).
+    pub connection_id: Option<String>,
+    /// The integration it is about.
+    pub integration_id: Option<String>,
+    /// Another thing it is about (an API key's id).
+    pub target_id: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it was refused or failed.
+    pub problem_code: Option<String>,
+    /// The request (`X-Request-Id`) or background pass it belongs to.
+    pub request_id: Option<String>,
+    /// A short note that is never a secret: a refresh's trigger, a key's scopes.
+    pub detail: Option<String>,
+}
+
+/// Which audit records to read: each filter optional, oldest first, after a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// About this connection.
+    pub connection: Option<String>,
+    /// By this actor (its id: an API key's, a session's, an instance's).
+    pub actor: Option<String>,
+    /// This action.
+    pub action: Option<AuditAction>,
+    /// At or after (seconds since the epoch).
+    pub since: Option<i64>,
+    /// Before.
+    pub until: Option<i64>,
+    /// After this record (its `seq` and `id`).
+    pub after: Option<(i64, String)>,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// A connection's current version and state, and its integration's version: what the hub
@@ -305,16 +366,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a new integration.
-    async fn insert_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError>;
+    async fn insert_integration(&self, record: &IntegrationRecord, audit: &AuditRecord) -> Result<(), StoreError>;
     /// One integration.
     async fn integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError>;
     /// Every integration, by id.
     async fn integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError>;
     /// Replaces an integration if its version is still `expected_version`; `false` otherwise.
-    async fn update_integration(&self, record: &IntegrationRecord, expected_version: i64) -> Result<bool, StoreError>;
+    async fn update_integration(
+        &self,
+        record: &IntegrationRecord,
+        expected_version: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
     /// Deletes an integration that has no connections: `Ok(None)` when it does not exist,
     /// `Ok(Some(false))` when connections still use it.
-    async fn delete_integration(&self, id: &str) -> Result<Option<bool>, StoreError>;
+    async fn delete_integration(&self, id: &str, audit: &AuditRecord) -> Result<Option<bool>, StoreError>;
 
     /// Stores a new connect session.
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
@@ -351,7 +417,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn connection_counts(&self) -> Result<Vec<(ConnectionState, i64)>, StoreError>;
     /// Writes new tokens (after a refresh or a reauthorization): state `active`, no
     /// diagnosis. `false` when the connection is gone.
-    async fn save_tokens(&self, id: &str, tokens: &TokensUpdate, now: i64) -> Result<bool, StoreError>;
+    async fn save_tokens(
+        &self,
+        id: &str,
+        tokens: &TokensUpdate,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
     /// Claims connections for the background refresher, soonest first: `active` or
     /// `degraded` ones whose access token expires before `expiring_before` or that were last
     /// written before `stale_before`, and whose lease is free. Each gets `owner`'s lease until
@@ -381,8 +453,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError>;
     /// Writes refreshed tokens if the row is still at `version` (compare-and-swap) and ends
     /// the lease; `false` when another write came first.
-    async fn save_tokens_if(&self, id: &str, tokens: &TokensUpdate, version: i64, now: i64)
-    -> Result<bool, StoreError>;
+    async fn save_tokens_if(
+        &self,
+        id: &str,
+        tokens: &TokensUpdate,
+        version: i64,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
     /// Sets a connection's state and diagnosis. `false` when the connection is gone.
     async fn set_state(
         &self,
@@ -390,13 +468,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         state: ConnectionState,
         diagnosis: Option<&ConnectionDiagnosis>,
         now: i64,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
     /// Marks a connection revoked and drops its tokens. `false` when the connection is gone.
-    async fn mark_revoked(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    async fn mark_revoked(&self, id: &str, now: i64, audit: &AuditRecord) -> Result<bool, StoreError>;
     /// Records a passed connection test.
     async fn set_verified(&self, id: &str, now: i64) -> Result<bool, StoreError>;
     /// Deletes a connection; `false` when it did not exist.
-    async fn delete_connection(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_connection(&self, id: &str, audit: &AuditRecord) -> Result<bool, StoreError>;
 
     /// Webhook events ready to deliver, oldest first: undelivered, due, not claimed by a
     /// delivery in progress, and with no earlier undelivered event of the same connection
@@ -410,14 +489,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn event_failed(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<(), StoreError>;
 
     /// Stores a new API key.
-    async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
-    /// Revokes an API key (logged, so every instance refuses it on its next request); whether
-    /// it existed unrevoked.
-    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    async fn insert_api_key(&self, record: &ApiKeyRecord, audit: &AuditRecord) -> Result<(), StoreError>;
     /// One API key.
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// These API keys (those that exist), in one statement.
     async fn api_keys(&self, ids: &[String]) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Every API key, revoked ones included, by creation time.
+    async fn all_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes an API key (the first revocation's time stays; logged, so every instance
+    /// refuses it on its next request); the key as stored after, or `None` when there is none.
+    async fn revoke_api_key(&self, id: &str, now: i64, audit: &AuditRecord)
+    -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Appends audit records (reads and refusals, which change nothing else), in one statement.
+    async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Audit records, oldest first.
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes up to `limit` audit records older than `before`, oldest first; how many.
+    async fn prune_audit(&self, before: i64, limit: u32) -> Result<u64, StoreError>;
+    /// Records that keys were accepted at these times (only ever moves `last_used_at` later).
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError>;
 
     /// Up to `limit` encrypted values not under key `key_id` (for rotation), in a stable order.
     async fn cells_not_under(&self, key_id: &str, limit: u32) -> Result<Vec<SecretCell>, StoreError>;

@@ -246,3 +246,43 @@ async fn configurations_the_profile_refuses_come_back_with_every_diagnostic_loca
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_carries_a_request_id_the_callers_when_safe_and_problems_quote_it() {
+    let hub = Harness::start().await;
+    let id_of = |r: &reqwest::Response| {
+        r.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned).expect("x-request-id")
+    };
+    // Ours when the caller sends none: open routes, pages, assets and API answers alike.
+    for path in ["/healthz", "/openapi.json", "/assets/keyway.css", "/guide/nope", "/v1/integrations"] {
+        let response = hub.request(Method::GET, path).send().await.expect("send");
+        let id = id_of(&response);
+        assert!(id.starts_with("req_") && id.len() == 26, "{path}: {id}");
+    }
+    // The caller's, kept, when it is safe; a problem document quotes it.
+    let response =
+        hub.request(Method::GET, "/v1/connections/conn_nope").header("x-request-id", "web-7f3a.42:b_c").send().await;
+    let response = response.expect("send");
+    assert_eq!(id_of(&response), "web-7f3a.42:b_c");
+    let (status, problem) = read(response).await;
+    assert_eq!((status, problem["request_id"].as_str()), (StatusCode::NOT_FOUND, Some("web-7f3a.42:b_c")));
+    // Refused before any handler (no key): still the caller's id, in the header and the body.
+    let response = hub
+        .api
+        .get(format!("{}/v1/integrations", hub.base))
+        .header("x-request-id", "abc-1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(id_of(&response), "abc-1");
+    assert_eq!(read(response).await.1["request_id"], "abc-1");
+    // Unsafe ones are replaced, never echoed: too long, spaces, quotes, non-ASCII.
+    let long = "a".repeat(65);
+    for unsafe_id in [long.as_str(), "a b", "a\"b", "a<b>", "é"] {
+        let response = hub.request(Method::GET, "/v1/nope").header("x-request-id", unsafe_id).send().await;
+        let response = response.expect("send");
+        let id = id_of(&response);
+        assert!(id.starts_with("req_") && id != unsafe_id, "{unsafe_id:?} -> {id}");
+        assert_eq!(read(response).await.1["request_id"].as_str(), Some(id.as_str()));
+    }
+}

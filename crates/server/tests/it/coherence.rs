@@ -90,12 +90,14 @@ async fn a_client_secret_changed_on_one_instance_is_the_one_the_others_next_refr
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_key_revoked_on_one_instance_is_refused_on_its_next_request_everywhere() {
     let hub = Harness::start().await;
-    let (b, b_instance) = hub.another_instance().await;
+    let (b, _b_instance) = hub.another_instance().await;
     assert_eq!(hub.call(Method::GET, "/v1/integrations", None).await.0, StatusCode::OK);
     assert_eq!(hub.call_at(&b, Method::GET, "/v1/integrations", None).await.0, StatusCode::OK);
     let id = hub.key.strip_prefix("kwk_").and_then(|k| k.split('_').next()).expect("key id");
-    // Revoked through B's store: A, which checked the key a moment ago, refuses it next.
-    assert!(b_instance.hub.store().revoke_api_key(id, 1).await.expect("revoke"));
+    // Revoked through B (the key revokes itself: it holds every scope): A, which checked the
+    // key a moment ago, refuses it next.
+    let (status, revoked) = hub.call_at(&b, Method::DELETE, &format!("/v1/api-keys/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
     assert_eq!(hub.call(Method::GET, "/v1/integrations", None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(hub.call_at(&b, Method::GET, "/v1/integrations", None).await.0, StatusCode::UNAUTHORIZED);
 }
@@ -203,9 +205,10 @@ async fn a_flood_of_changes_makes_an_instance_forget_all_and_still_follow_each()
         assert_eq!(hub.call_at(&b, Method::GET, &format!("/v1/connections/{id}/token"), None).await.0, StatusCode::OK);
     }
     let store = hub.hub.store();
+    let record = keyway_server::hub::Caller::operator().record(keyway_server::domain::AuditAction::TestFailed, 1);
     for i in 0..1000 {
         let state = if i % 2 == 0 { ConnectionState::Degraded } else { ConnectionState::Active };
-        assert!(store.set_state(&busy, state, None, 1).await.expect("state"));
+        assert!(store.set_state(&busy, state, None, 1, &record).await.expect("state"));
     }
     assert_eq!(hub.call(Method::DELETE, &format!("/v1/connections/{deleted}"), None).await.0, StatusCode::OK);
     let (status, problem) = hub.call_at(&b, Method::GET, &format!("/v1/connections/{deleted}/token"), None).await;

@@ -90,3 +90,15 @@ async fn the_documented_first_calls_are_accepted() {
     assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
     assert!(created["connect_url"].as_str().is_some_and(|u| u.contains("/connect")), "{created}");
 }
+
+#[test]
+fn every_scope_and_every_audit_action_is_documented_and_nothing_else() {
+    use keyway_server::domain::{AuditAction, Scope};
+    let doc = doc();
+    let scopes: Vec<String> = table(&doc, "scope").iter().map(|r| code_cell(&r[0])).collect();
+    let expected: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    assert_eq!(scopes, expected, "docs/server.md's scopes table, in the registry's order");
+    let actions: Vec<String> = table(&doc, "action").iter().map(|r| code_cell(&r[0])).collect();
+    let expected: Vec<String> = AuditAction::ALL.iter().map(|a| a.as_str().to_owned()).collect();
+    assert_eq!(actions, expected, "docs/server.md's audit actions table, in the registry's order");
+}

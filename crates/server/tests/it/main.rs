@@ -4,7 +4,9 @@
 
 mod support;
 
+mod access;
 mod api_input;
+mod audit;
 mod coherence;
 mod connect;
 mod docs;

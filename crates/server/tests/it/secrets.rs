@@ -91,6 +91,39 @@ async fn no_secret_in_the_database_file_the_logs_debug_output_or_other_responses
         responses.push(value.to_string());
     }
     secrets.push("patched-secret-value".into());
+    // A key created through the API: its secret is in its creation's answer only.
+    let (_, created) =
+        hub.call(Method::POST, "/v1/api-keys", Some(json!({"name": "worker", "scopes": ["credentials:read"]}))).await;
+    let worker = created["secret"].as_str().expect("secret").to_owned();
+    secrets.push(worker.clone());
+    let (_, worker_read) = crate::support::read(
+        hub.api.get(format!("{}/v1/connections/{id}/token", hub.base)).bearer_auth(&worker).send().await.expect("send"),
+    )
+    .await;
+    secrets.push(worker_read["access_token"].as_str().expect("access").to_owned());
+    for path in ["/v1/api-keys", "/v1/audit?limit=1000"] {
+        let (_, value) = hub.call(Method::GET, path, None).await;
+        responses.push(value.to_string());
+    }
+    // The audit table, every column of every row.
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&hub.db).await.expect("database");
+    let rows = sqlx::query(
+        "SELECT id, actor_kind, actor_id, actor_name, instance, action, connection_id, integration_id, target_id, \
+         outcome, problem_code, request_id, detail FROM audit_log",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("audit rows");
+    assert!(rows.len() >= 8, "the flows were recorded: {}", rows.len());
+    let mut audit_text = String::new();
+    for row in &rows {
+        use sqlx::Row as _;
+        for i in 0..13 {
+            audit_text.push_str(&row.try_get::<Option<String>, _>(i).expect("text").unwrap_or_default());
+            audit_text.push('\n');
+        }
+    }
     let debug = format!("{:?}", hub.hub);
     secrets.retain(|s| s.len() >= 8);
     assert!(secrets.len() >= 12, "{}", secrets.len());
@@ -99,6 +132,7 @@ async fn no_secret_in_the_database_file_the_logs_debug_output_or_other_responses
     assert!(database.len() > 4096, "the database was written");
     let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
     assert!(logs.contains("request") && logs.contains("account linked"), "logging was captured");
+    assert!(logs.contains("request_id=req_"), "request lines carry the request id");
     for value in &at_rest {
         assert!(
             !database.windows(value.len()).any(|w| w == value.as_bytes()),
@@ -109,6 +143,7 @@ async fn no_secret_in_the_database_file_the_logs_debug_output_or_other_responses
         assert!(memchr::memmem::find(&database, secret.as_bytes()).is_none(), "a secret is in the database file");
         assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
         assert!(!debug.contains(secret.as_str()), "a secret is in Debug output: {}", &secret[..6]);
+        assert!(!audit_text.contains(secret.as_str()), "a secret is in the audit table: {}", &secret[..6]);
         for response in &responses {
             assert!(!response.contains(secret.as_str()), "a secret is in a response: {response}");
         }

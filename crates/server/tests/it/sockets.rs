@@ -35,6 +35,8 @@ async fn start(dir: &TempDir) -> (SocketAddr, tokio::task::JoinHandle<()>) {
             body_timeout: Duration::from_secs(1),
         },
         allow_private_network: false,
+        audit_retention: None,
+        audit_flush_reads: false,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {

@@ -180,3 +180,31 @@ fn webhook_options_refuse_unsafe_urls_and_weak_or_missing_secrets() {
     let options = WebhookOptions::new("https://example.com/hooks", &SECRETS.join("\n")).expect("ok");
     assert!(!format!("{options:?}").contains("whsec"), "Debug shows no secret");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_and_the_audit_record_of_its_change_carry_the_same_request_id() {
+    let (receiver, url) = Receiver::start().await;
+    let webhook = WebhookOptions::new(&url, &SECRETS.join("\n")).expect("options");
+    let hub = Harness::start_with_webhook(ProviderConfig::default(), Some(webhook)).await;
+    let integration = hub.create_integration(json!({})).await;
+    let id = hub.link(&integration).await;
+    let response = hub
+        .request(Method::POST, &format!("/v1/connections/{id}/revoke"))
+        .header("x-request-id", "platform-revoke-7")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    hub.deliver_all().await;
+    let bodies: Vec<Value> = receiver.bodies().iter().map(|b| serde_json::from_str(b).expect("json")).collect();
+    let revoked = bodies.iter().find(|b| b["type"] == "connection.revoked").expect("the revoked event");
+    assert_eq!(revoked["request_id"], "platform-revoke-7", "{revoked}");
+    let created = bodies.iter().find(|b| b["type"] == "connection.created").expect("the created event");
+    let (_, audit) = hub.call(Method::GET, &format!("/v1/audit?connection={id}"), None).await;
+    let records = audit["data"].as_array().expect("data");
+    let record = |action: &str| records.iter().find(|r| r["action"] == action).expect(action).clone();
+    assert_eq!(record("connection.revoked")["request_id"], "platform-revoke-7");
+    // The link's event and record carry the callback request's id.
+    assert_eq!(record("connection.linked")["request_id"], created["request_id"], "{audit}");
+    assert!(created["request_id"].as_str().is_some_and(|r| r.starts_with("req_")), "{created}");
+}
