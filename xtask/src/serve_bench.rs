@@ -14,7 +14,8 @@
 //!    (each a first read: freshness check, row read, decrypt, connector), then all the
 //!    others; its resident set before, after the first 100,000 and after all N (with the
 //!    default `--cache-connections 100000`, the bound); cold-read latencies.
-//! 3. On PostgreSQL, starts a second `keyway serve` (hub B) on the same database.
+//! 3. On PostgreSQL, starts a second `keyway serve` (hub B) on the same database; on both,
+//!    one more (hub R) with `--audit-reads off`, the same read without its audit record.
 //! 4. Loads `GET /v1/connections/{id}/token` (a random connection of the last 10,000 read,
 //!    all cached; API key checked; each answer's audit record written, batched, before it
 //!    is sent) with wrk -t1 -c32 against each hub in turn, alternating
@@ -434,6 +435,7 @@ fn bench_hub(
             webhook: None,
             give_up_after: keyway_server::hub::GIVE_UP_AFTER,
             cache: Default::default(),
+            audit_reads: true,
         },
     )
     .map_err(|e| e.to_string())
@@ -598,9 +600,9 @@ async fn seed(
 /// A running `keyway serve` on a backend's database.
 struct Instance {
     label: String,
-    /// Started with `--audit-flush-reads`: each batch of reads' audit records waits for the
-    /// disk flush (the cost of that choice, beside the default).
-    flushed: bool,
+    /// Started with `--audit-reads off`: the same read without its audit record (what the
+    /// record costs, in the same run).
+    unrecorded: bool,
     process: Process,
     addr: String,
     runs: Vec<Load>,
@@ -701,37 +703,38 @@ fn prepare(bench: &Bench<'_>, name: &'static str, db: String, n: usize) -> Resul
             (ids.len() - first) as f64 / rest_time.as_secs_f64()
         );
     }
-    let mut instances = vec![Instance { label: "hub A".to_owned(), flushed: false, process, addr, runs: Vec::new() }];
+    let mut instances =
+        vec![Instance { label: "hub A".to_owned(), unrecorded: false, process, addr, runs: Vec::new() }];
     // The cached set: the last ones read, so in hub A's cache whatever N is.
     let warm = &ids[ids.len() - ids.len().min(WARM_SET)..];
     if db.starts_with("postgres") {
         let (process, addr, _) = start_keyway(keyway, profiles, &db, keys, &off)?;
         read_many(&addr, &seeded.key, warm)?;
-        instances.push(Instance { label: "hub B".to_owned(), flushed: false, process, addr, runs: Vec::new() });
+        instances.push(Instance { label: "hub B".to_owned(), unrecorded: false, process, addr, runs: Vec::new() });
     }
-    let (process, addr, _) = start_keyway(keyway, profiles, &db, keys, &[&off[..], &["--audit-flush-reads"]].concat())?;
+    let (process, addr, _) =
+        start_keyway(keyway, profiles, &db, keys, &[&off[..], &["--audit-reads", "off"]].concat())?;
     read_many(&addr, &seeded.key, warm)?;
     instances.push(Instance {
-        label: "hub F (reads flushed)".to_owned(),
-        flushed: true,
+        label: "hub R (reads unrecorded)".to_owned(),
+        unrecorded: true,
         process,
         addr,
         runs: Vec::new(),
     });
     let ids_file = work.join(format!("ids-{name}.txt"));
     std::fs::write(&ids_file, warm.join("\n")).map_err(|e| e.to_string())?;
-    let script = work.join(format!("token-{name}.lua"));
-    std::fs::write(
-        &script,
+    let lua = |path: &str| {
         format!(
             "local ids = {{}}\nfor line in io.lines(\"{}\") do ids[#ids + 1] = line end\nmath.randomseed(42)\n\
              wrk.headers[\"Authorization\"] = \"Bearer {}\"\n\
-             request = function()\n  return wrk.format(\"GET\", \"/v1/connections/\" .. ids[math.random(#ids)] .. \"/token\")\nend\n",
+             request = function()\n  return wrk.format(\"GET\", \"/v1/connections/\" .. ids[math.random(#ids)] .. \"{path}\")\nend\n",
             ids_file.display(),
             seeded.key
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+        )
+    };
+    let script = work.join(format!("token-{name}.lua"));
+    std::fs::write(&script, lua("/token")).map_err(|e| e.to_string())?;
     Ok(Backend { name, db, seeded, instances, script })
 }
 
@@ -843,9 +846,9 @@ fn run(options: &Options) -> Result<(), String> {
             .collect();
         println!("      run {}: {}, ceiling {:.0} req/s", i + 1, each.join(", "), c.rps);
     }
-    if let Some(pg) = backends.iter().find(|b| b.instances.iter().filter(|h| !h.flushed).count() > 1) {
+    if let Some(pg) = backends.iter().find(|b| b.instances.iter().filter(|h| !h.unrecorded).count() > 1) {
         // Both PostgreSQL hubs loaded at once: two wrk processes sharing the CPUs with them.
-        let hubs: Vec<&Instance> = pg.instances.iter().filter(|h| !h.flushed).collect();
+        let hubs: Vec<&Instance> = pg.instances.iter().filter(|h| !h.unrecorded).collect();
         let children: Vec<Child> =
             hubs.iter().map(|h| wrk_start(&h.addr, &pg.script, options.seconds)).collect::<Result<_, _>>()?;
         let loads: Vec<Load> = children.into_iter().map(wrk_finish).collect::<Result<_, _>>()?;

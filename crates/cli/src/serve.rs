@@ -72,16 +72,21 @@ pub struct ServeArgs {
     /// ten minutes). 0 keeps every record.
     #[arg(long, env = "KEYWAY_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(0..=36_500))]
     audit_retention_days: u64,
-    /// Make each batch of reads' audit records (a credential handed out, a refusal for lack
-    /// of a scope) wait for the database's disk flush before the answers leave. Off, they are
-    /// committed first (no hub crash loses one) but a power cut, or a PostgreSQL crash, can
-    /// lose the newest fraction of a second of them; on, a cached token read costs about
-    /// three times as much.
-    #[arg(long, env = "KEYWAY_AUDIT_FLUSH_READS")]
-    audit_flush_reads: bool,
+    /// Record every credential handed out (`credential.read`): one record per token read,
+    /// committed before the token leaves. `off` leaves reads unrecorded, for a trail of
+    /// changes only; refusals, refreshes and changes are recorded either way.
+    #[arg(long, env = "KEYWAY_AUDIT_READS", value_enum, default_value_t = Switch::On)]
+    audit_reads: Switch,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// A setting that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -283,14 +288,24 @@ fn when(at: Option<i64>) -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr through a writer thread, so a request's log line costs its formatting and
+/// not a write to the terminal or pipe on the request's path. Never lossy: when the writer
+/// falls behind, logging waits. The guard flushes what is queued when dropped.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        // The queue's slots are allocated up front: 8,192 lines, not the crate's 128,000.
+        .buffered_lines_limit(8192)
+        .thread_name("keyway-log")
+        .finish(std::io::stderr());
     let filter = EnvFilter::try_from_env("KEYWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    guard
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -299,7 +314,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Runs the hub until SIGINT or SIGTERM.
 pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
-    init_logging(args.log_format);
+    let _log = init_logging(args.log_format);
     let webhook = match (&args.webhook_url, &args.webhook_secrets_file) {
         (Some(url), Some(file)) => {
             let text = match read_small_file(file) {
@@ -333,7 +348,7 @@ pub fn serve(profiles: &Path, args: ServeArgs) -> std::io::Result<ExitCode> {
         allow_private_network: args.allow_private_network,
         audit_retention: (args.audit_retention_days > 0)
             .then(|| std::time::Duration::from_secs(args.audit_retention_days * 86_400)),
-        audit_flush_reads: args.audit_flush_reads,
+        audit_reads: args.audit_reads == Switch::On,
         limits: keyway_server::http::ConnectionLimits {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
@@ -400,7 +415,7 @@ pub fn keys(command: KeysCommand, out: &mut impl Write) -> std::io::Result<ExitC
             }
         },
         KeysCommand::Rotate { db, keys_file } => {
-            init_logging(LogFormat::Text);
+            let _log = init_logging(LogFormat::Text);
             let result = runtime()?.block_on(async {
                 let keys = keyway_server::read_key_file(&keys_file)?;
                 let store = keyway_server::open_store(&db, false).await?;

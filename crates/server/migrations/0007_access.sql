@@ -10,8 +10,10 @@ ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
 -- lack of a scope. Written in the same transaction as the change it records (reads: before
 -- the answer). Never a secret, a token, a query string or a body. Rows are only ever
 -- inserted, and deleted by the retention setting, oldest first.
+-- Keyed by (seq, id), which grow with time: a batch of records is appended at the right edge
+-- of each index, not scattered through a random one.
 CREATE TABLE audit_log (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
     seq BIGINT NOT NULL,
     at BIGINT NOT NULL,
     actor_kind TEXT NOT NULL,
@@ -25,9 +27,9 @@ CREATE TABLE audit_log (
     outcome TEXT NOT NULL,
     problem_code TEXT,
     request_id TEXT,
-    detail TEXT
+    detail TEXT,
+    PRIMARY KEY (seq, id)
 );
 
-CREATE INDEX audit_log_by_seq ON audit_log (seq, id);
 CREATE INDEX audit_log_by_at ON audit_log (at);
 CREATE INDEX audit_log_by_connection ON audit_log (connection_id, seq);

@@ -74,9 +74,8 @@ pub struct ServeOptions {
     /// Audit records older than this are pruned (`--audit-retention-days`); `None` keeps
     /// them all.
     pub audit_retention: Option<std::time::Duration>,
-    /// Reads' audit records wait for the disk flush before the answer
-    /// (`--audit-flush-reads`; see [`SqlStore::flush_read_audit`]).
-    pub audit_flush_reads: bool,
+    /// Credentials handed out are recorded (`--audit-reads`, on by default).
+    pub audit_reads: bool,
 }
 
 /// Why the server could not start or stopped.
@@ -217,9 +216,8 @@ pub fn resolve_keys(keys_file: Option<&Path>, db: &str, dev: bool) -> Result<Key
     read_key_file(&path)
 }
 
-/// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`) for the
-/// commands beside the hub (keys, audit export, import); `events`: state changes write
-/// webhook events to the outbox.
+/// Opens the store a database URL names (`sqlite://PATH` or `postgres://...`); `events`:
+/// state changes write webhook events to the outbox.
 pub async fn open_store(db: &str, events: bool) -> Result<Arc<dyn Store>, ServeError> {
     Ok(Arc::new(SqlStore::open(db).await?.with_events(events)))
 }
@@ -263,11 +261,7 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
         .map_err(|_| ServeError::LoadInterrupted)?
         .map_err(ServeError::Profiles)?;
     let keys = Arc::new(resolve_keys(options.keys_file.as_deref(), &options.db, options.dev)?);
-    let store = SqlStore::open(&options.db)
-        .await?
-        .with_events(options.webhook.is_some())
-        .flush_read_audit(options.audit_flush_reads);
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = open_store(&options.db, options.webhook.is_some()).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: options.listen, source })?;
@@ -294,6 +288,7 @@ pub async fn serve(options: ServeOptions, on_listen: impl FnOnce(SocketAddr)) ->
             webhook: options.webhook.clone(),
             give_up_after: options.give_up_after,
             cache: options.cache,
+            audit_reads: options.audit_reads,
         },
     )?;
     let hub = Arc::new(hub);

@@ -292,3 +292,24 @@ async fn api_keys_with_scopes_are_listed_with_their_last_use_and_revoked_from_th
     assert!(!keyway(&["audit", "export", "--db", &db, "--action", "nope"]).status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every option `keyway serve --help` lists is in docs/server.md's table of them, and the
+/// table names no option the command does not have.
+#[test]
+fn every_serve_option_is_documented_and_nothing_else() {
+    let help = keyway(&["serve", "--help"]);
+    assert!(help.status.success(), "{}", String::from_utf8_lossy(&help.stderr));
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let options = |text: &str, line_starts: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(line_starts))
+            .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map(str::to_owned))
+            .filter(|w| w.starts_with("--") && w.len() > 2 && w != "--help" && w != "--version")
+            .collect()
+    };
+    let listed = options(&help, "-");
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/server.md")).expect("doc");
+    let documented = options(&doc, "| `--");
+    assert!(!listed.is_empty(), "{help}");
+    assert_eq!(listed, documented, "`keyway serve --help` against docs/server.md's options table");
+}

@@ -73,6 +73,23 @@ async fn b_commits_a_follows(db: &str, tag: &str) {
     provider.update_config(|c| c.client_secret = "rotated-secret".into());
     let (status, body) = a.call(Method::POST, &format!("/v1/connections/{kept}/refresh"), None).await;
     assert_eq!(status, 200, "A refreshed with the secret B stored: {body}");
+
+    // A worker's key, used on A, revoked by `keyway keys api revoke` (a third process): A and
+    // B refuse it on its next request.
+    let worker_key = process::api_key_with(db, &["--name", "worker", "--scope", "credentials:read"]);
+    let worker = Api::new(&a.base, &worker_key);
+    assert_eq!(worker.call(Method::GET, &format!("/v1/connections/{kept}/token"), None).await.0, 200);
+    let id = worker_key.strip_prefix("kwk_").and_then(|k| k.split('_').next()).expect("key id");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(["keys", "api", "revoke", "--db", db, id])
+        .output()
+        .expect("keys api revoke");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for hub in [&a.base, &b.base] {
+        let (status, problem) =
+            Api::new(hub, &worker_key).call(Method::GET, &format!("/v1/connections/{kept}/token"), None).await;
+        assert_eq!(status, 401, "revoked by the CLI, refused by {hub}: {problem}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

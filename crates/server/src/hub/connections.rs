@@ -158,6 +158,8 @@ impl Hub {
         let mut record = caller.record(AuditAction::CredentialRead, self.now()).connection(id);
         if let Err(e) = &result {
             record = record.ended(Outcome::Refused, e.code());
+        } else if !self.audit_reads {
+            return result;
         }
         let written = self.audit.write(record).await;
         match (result, written) {

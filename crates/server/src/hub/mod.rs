@@ -60,6 +60,10 @@ pub struct HubOptions {
     pub give_up_after: Duration,
     /// How much is kept in memory.
     pub cache: CacheOptions,
+    /// Whether each credential handed out leaves an audit record (`credential.read`). Off,
+    /// reads go unrecorded (a record per read is the trail's volume); refusals, refreshes
+    /// and changes are recorded either way.
+    pub audit_reads: bool,
 }
 
 /// How many connections and connectors a hub keeps in memory; the least recently used go
@@ -164,6 +168,7 @@ pub struct Hub {
     refresh_margin: Duration,
     webhook: Option<WebhookOptions>,
     give_up_after: Duration,
+    audit_reads: bool,
     /// This process's name in leases.
     lease_owner: String,
     /// When this instance last recorded each API key's use (`last used`, once a minute).
@@ -242,6 +247,7 @@ impl Hub {
             refresh_margin,
             webhook,
             give_up_after: options.give_up_after,
+            audit_reads: options.audit_reads,
             lease_owner,
             lease,
             key_uses: Mutex::new(HashMap::new()),

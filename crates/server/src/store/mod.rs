@@ -501,7 +501,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn revoke_api_key(&self, id: &str, now: i64, audit: &AuditRecord)
     -> Result<Option<ApiKeyRecord>, StoreError>;
 
-    /// Appends audit records (reads and refusals, which change nothing else), in one statement.
+    /// Appends audit records (reads and refusals, which change nothing else), in one transaction.
     async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
     /// Audit records, oldest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;

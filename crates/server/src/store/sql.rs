@@ -69,6 +69,33 @@ fn insert_into(table: &'static str, columns: Columns) -> Query {
     bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), columns.into_iter().map(|(_, v)| v))
 }
 
+/// Rows per multi-row `INSERT`. SQLite finds each `$N` by a walk of the statement's
+/// parameters (`sqlite3_bind_parameter_name`), so binding costs the square of a statement's
+/// parameters: 32 rows of 15 columns cost little; 500 cost ten times the insert itself.
+const ROWS_PER_INSERT: usize = 32;
+
+/// Multi-row `INSERT`s of `rows` into `table`, [`ROWS_PER_INSERT`] a statement; every row
+/// has the same columns.
+fn insert_many(table: &'static str, rows: Vec<Columns>) -> Vec<Query> {
+    let mut queries = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_INSERT));
+    let mut rows = rows.into_iter().peekable();
+    while let Some(first) = rows.peek() {
+        let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
+        let width = names.len();
+        let chunk: Vec<Columns> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let tuples: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let marks: Vec<String> = (1..=width).map(|i| format!("${}", row * width + i)).collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!("INSERT INTO {table} ({}) VALUES {}", names.join(", "), tuples.join(", "));
+        // Table and column names are constants of this module, never input.
+        queries.push(bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk.into_iter().flatten().map(|(_, v)| v)));
+    }
+    queries
+}
+
 /// `UPDATE table SET a = $1, b = $2 WHERE k = $3 AND v = $4`.
 fn update_where(table: &'static str, set: Columns, filter: Columns) -> Query {
     let assign: Vec<String> = set.iter().enumerate().map(|(i, (name, _))| format!("{name} = ${}", i + 1)).collect();
@@ -180,53 +207,31 @@ pub enum Dialect {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
-    /// One connection whose commits do not wait for the disk flush, for reads' audit
-    /// records (see [`SqlStore::flush_read_audit`]); the main pool for in-memory SQLite.
-    read_audit: AnyPool,
-    /// Whether reads' audit records go through the main pool instead, flushed.
-    read_audit_flushed: bool,
     dialect: Dialect,
     /// Whether state changes write webhook events.
     events: bool,
-}
-
-/// Whether a pool's commits wait for the disk flush.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Commit {
-    /// A commit that returned survives a power cut.
-    Flushed,
-    /// A commit that returned survives a crash of any process, the database's included for
-    /// SQLite; a power cut (or, on PostgreSQL, a crash of the server) can lose the last
-    /// fraction of a second of them.
-    Unflushed,
 }
 
 fn db(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| StoreError::Database(format!("{context}: {e}"))
 }
 
-/// A pool on `url`: SQLite connections set up for the store (WAL, `synchronous=FULL` or
-/// `NORMAL` as `commit` says, a busy timeout, foreign keys); PostgreSQL ones with
-/// `synchronous_commit` off for [`Commit::Unflushed`].
-async fn connect(url: &str, dialect: Dialect, max: u32, commit: Commit) -> Result<AnyPool, StoreError> {
-    let setup = match (dialect, commit) {
-        (Dialect::Sqlite, Commit::Flushed) => {
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
-        }
-        (Dialect::Sqlite, Commit::Unflushed) => {
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
-        }
-        (Dialect::Postgres, Commit::Flushed) => "",
-        (Dialect::Postgres, Commit::Unflushed) => "SET synchronous_commit = off",
-    };
+/// A pool on `url`: SQLite connections set up for the store (WAL, `synchronous=FULL`, a busy
+/// timeout, foreign keys).
+async fn connect(url: &str, dialect: Dialect, max: u32) -> Result<AnyPool, StoreError> {
     AnyPoolOptions::new()
         .max_connections(max)
         // Long enough for a burst, short enough that a database that is down answers 503 soon.
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(move |conn, _| {
             Box::pin(async move {
-                if !setup.is_empty() {
-                    sqlx::raw_sql(setup).execute(&mut *conn).await?;
+                if dialect == Dialect::Sqlite {
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+                         PRAGMA foreign_keys = ON;",
+                    )
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 Ok(())
             })
@@ -266,33 +271,17 @@ impl SqlStore {
             Dialect::Sqlite => 8,
             Dialect::Postgres => 16,
         };
-        let pool = connect(&url, dialect, max, Commit::Flushed).await?;
-        let read_audit = pool.clone();
-        let mut store = SqlStore { pool, read_audit, read_audit_flushed: false, dialect, events: false };
+        let pool = connect(&url, dialect, max).await?;
+        let mut store = SqlStore { pool, dialect, events: false };
         if store.migrate().await? > 0 && dialect == Dialect::Sqlite && !url.contains(":memory:") {
             // A SQLite connection that last read the schema before a migration prepares its next
             // statements against the old schema and re-prepares them when they run, so a
             // `SELECT *` answers more columns than sqlx described: go on with fresh connections.
             // (An in-memory database has one connection, which ran the migrations itself.)
             store.pool.close().await;
-            store.pool = connect(&url, dialect, max, Commit::Flushed).await?;
-        }
-        if !url.contains(":memory:") {
-            // Opened after the migrations, for the same reason.
-            store.read_audit = connect(&url, dialect, 1, Commit::Unflushed).await?;
+            store.pool = connect(&url, dialect, max).await?;
         }
         Ok(store)
-    }
-
-    /// Writes reads' audit records (a credential handed out, a request refused for its
-    /// scope) with commits that wait for the disk flush, like every other write. By default
-    /// they do not: the record is committed before the answer leaves, so a crash of any hub
-    /// loses none, but a power cut (or a PostgreSQL crash) may lose the newest fraction of a
-    /// second of them; the flush per batch costs most of a cached read's throughput
-    /// (docs/serve-bench.md). Changes' records always ride their change's transaction.
-    pub fn flush_read_audit(mut self, flushed: bool) -> SqlStore {
-        self.read_audit_flushed = flushed;
-        self
     }
 
     /// The database behind the store.
@@ -311,24 +300,9 @@ impl SqlStore {
     /// benchmark's million), where a commit per row would cost a disk flush each. No webhook
     /// event is written: nothing changed state.
     pub async fn insert_connections(&self, records: &[ConnectionRecord]) -> Result<(), StoreError> {
-        // 13 columns a row: 500 rows stay far below SQLite's 32,766 and PostgreSQL's 65,535
-        // bound values per statement.
-        const ROWS: usize = 500;
+        let rows = records.iter().map(connection_columns).collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.pool.begin().await.map_err(db("insert connections"))?;
-        for chunk in records.chunks(ROWS) {
-            let rows = chunk.iter().map(connection_columns).collect::<Result<Vec<_>, _>>()?;
-            let Some(first) = rows.first() else { continue };
-            let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
-            let width = names.len();
-            let tuples: Vec<String> = (0..rows.len())
-                .map(|row| {
-                    let marks: Vec<String> = (1..=width).map(|i| format!("${}", row * width + i)).collect();
-                    format!("({})", marks.join(", "))
-                })
-                .collect();
-            let sql = format!("INSERT INTO connections ({}) VALUES {}", names.join(", "), tuples.join(", "));
-            // Column names are constants of this module, never input; every row has the same.
-            let query = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), rows.into_iter().flatten().map(|(_, v)| v));
+        for query in insert_many("connections", rows) {
             query.execute(&mut *tx).await.map_err(db("insert connections"))?;
         }
         tx.commit().await.map_err(db("insert connections"))
@@ -1319,26 +1293,16 @@ impl Store for SqlStore {
     }
 
     async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        // 15 columns a row: 500 rows stay far below either database's bound on values.
-        const ROWS: usize = 500;
-        for chunk in records.chunks(ROWS) {
-            let rows: Vec<Columns> = chunk.iter().map(audit_columns).collect();
-            let Some(first) = rows.first() else { continue };
-            let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
-            let width = names.len();
-            let tuples: Vec<String> = (0..rows.len())
-                .map(|row| {
-                    let marks: Vec<String> = (1..=width).map(|i| format!("${}", row * width + i)).collect();
-                    format!("({})", marks.join(", "))
-                })
-                .collect();
-            let sql = format!("INSERT INTO audit_log ({}) VALUES {}", names.join(", "), tuples.join(", "));
-            // Column names are constants of this module, never input; every row has the same.
-            let query = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), rows.into_iter().flatten().map(|(_, v)| v));
-            let pool = if self.read_audit_flushed { &self.pool } else { &self.read_audit };
-            query.execute(pool).await.map_err(db("audit"))?;
+        let mut queries = insert_many("audit_log", records.iter().map(audit_columns).collect());
+        if queries.len() == 1 {
+            // One statement is its own transaction: no BEGIN and COMMIT round trips.
+            return queries.remove(0).execute(&self.pool).await.map_err(db("audit")).map(drop);
         }
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(db("audit"))?;
+        for query in queries {
+            query.execute(&mut *tx).await.map_err(db("audit"))?;
+        }
+        tx.commit().await.map_err(db("audit"))
     }
 
     async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
@@ -1369,7 +1333,10 @@ impl Store for SqlStore {
 
     async fn prune_audit(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)",
+            // By `seq`, the key: the few rows of another instance sharing a pruned one's `seq`
+            // are pruned with it only if they are as old.
+            "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2) \
+             AND at < $1",
         )
         .bind(before)
         .bind(i64::from(limit))

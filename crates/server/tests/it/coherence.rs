@@ -205,9 +205,10 @@ async fn a_flood_of_changes_makes_an_instance_forget_all_and_still_follow_each()
         assert_eq!(hub.call_at(&b, Method::GET, &format!("/v1/connections/{id}/token"), None).await.0, StatusCode::OK);
     }
     let store = hub.hub.store();
-    let record = keyway_server::hub::Caller::operator().record(keyway_server::domain::AuditAction::TestFailed, 1);
+    let operator = keyway_server::hub::Caller::operator();
     for i in 0..1000 {
         let state = if i % 2 == 0 { ConnectionState::Degraded } else { ConnectionState::Active };
+        let record = operator.record(keyway_server::domain::AuditAction::TestFailed, 1);
         assert!(store.set_state(&busy, state, None, 1, &record).await.expect("state"));
     }
     assert_eq!(hub.call(Method::DELETE, &format!("/v1/connections/{deleted}"), None).await.0, StatusCode::OK);

@@ -36,7 +36,7 @@ async fn start(dir: &TempDir) -> (SocketAddr, tokio::task::JoinHandle<()>) {
         },
         allow_private_network: false,
         audit_retention: None,
-        audit_flush_reads: false,
+        audit_reads: true,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {

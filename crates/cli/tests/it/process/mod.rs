@@ -119,8 +119,14 @@ impl Server {
 
 /// A new management API key in `db` (`keyway keys api create`).
 pub fn api_key(db: &str) -> String {
+    api_key_with(db, &[])
+}
+
+/// A new API key on `db` with these `keyway keys api create` arguments (a name, scopes).
+pub fn api_key_with(db: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_keyway"))
         .args(["keys", "api", "create", "--db", db])
+        .args(args)
         .output()
         .expect("keys api create");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

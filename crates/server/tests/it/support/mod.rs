@@ -96,6 +96,7 @@ async fn serve(
         webhook,
         give_up_after: keyway_server::hub::GIVE_UP_AFTER,
         cache,
+        audit_reads: true,
     };
     let hub = Arc::new(Hub::new(registry, store, keys, clock, options).expect("hub"));
     let app = router(AppState::new(Arc::clone(&hub)));
