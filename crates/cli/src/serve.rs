@@ -289,7 +289,8 @@ fn when(at: Option<i64>) -> String {
 }
 
 /// Logs to stderr through a writer thread, so a request's log line costs its formatting and
-/// not a write to the terminal or pipe on the request's path. Never lossy: when the writer
+/// not a write to the terminal or pipe on the request's path (and lines logged together
+/// leave in one write). Never lossy: when the writer
 /// falls behind, logging waits. The guard flushes what is queued when dropped.
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
@@ -298,7 +299,9 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         // The queue's slots are allocated up front: 8,192 lines, not the crate's 128,000.
         .buffered_lines_limit(8192)
         .thread_name("keyway-log")
-        .finish(std::io::stderr());
+        // Buffered: the writer flushes each time it has drained the queue, so lines that
+        // arrive together leave in one write.
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let filter = EnvFilter::try_from_env("KEYWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match format {
