@@ -399,9 +399,9 @@ pub const API_VERSION: &str = "v62.0";
 /// not use the budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiRateLimit {
-    /// Calls answered per window.
+    /// Calls answered per window (0: every call is refused).
     pub requests: u32,
-    /// The window's length.
+    /// The window's length (zero: every call opens a new window, so nothing is refused).
     pub window: Duration,
     /// How calls over the budget are answered.
     pub answer: RateLimitAnswer,

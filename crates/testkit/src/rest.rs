@@ -131,12 +131,6 @@ fn json_size(value: &Map<String, Value>) -> usize {
     counter.0
 }
 
-/// Why a record could not be stored.
-pub(crate) enum StoreError {
-    UnknownObject,
-    Invalid(Response),
-}
-
 impl Records {
     /// `prefix` + instance `5g` + `0` + nine base-62 digits of a sequence, then the checksum.
     fn new_id(&mut self, sobject: &SObjectType) -> String {
@@ -157,14 +151,14 @@ impl Records {
     }
 
     /// Creates a record of `object` from checked `fields` (defaults first); its id.
-    pub(crate) fn create(&mut self, object: &str, fields: Map<String, Value>) -> Result<String, StoreError> {
-        let sobject = sobject_type(object).ok_or(StoreError::UnknownObject)?;
+    pub(crate) fn create(&mut self, object: &str, fields: Map<String, Value>) -> Result<String, ApiError> {
+        let sobject = sobject_type(object).ok_or_else(not_found)?;
         let mut record: Map<String, Value> =
             sobject.defaults.iter().map(|(name, value)| ((*name).to_owned(), json!(value))).collect();
         merge_fields(&mut record, fields);
         let size = json_size(&record);
         if !self.room_for(1, size) {
-            return Err(StoreError::Invalid(storage_limit_exceeded()));
+            return Err(storage_limit_exceeded());
         }
         let id = self.new_id(sobject);
         self.by_type.entry(sobject.name).or_default().insert(id.clone(), Record { fields: record, size });
@@ -178,9 +172,9 @@ impl Records {
         let sobject = sobject_type(object).ok_or_else(|| format!("unknown object: {object}"))?;
         let fields = match check_fields(sobject, fields) {
             Ok(fields) => fields,
-            Err(_) => return Err(format!("fields of {object} must be a JSON object of field names to values")),
+            Err(error) => return Err(error.message),
         };
-        self.create(sobject.name, fields).map_err(|_| "the record store is full".to_owned())
+        self.create(sobject.name, fields).map_err(|error| error.message)
     }
 
     /// The calling user exists as a `User` record, as every API user does in an org.
@@ -206,7 +200,7 @@ impl Records {
         Some((id.as_str(), &record.fields))
     }
 
-    fn update(&mut self, sobject: &SObjectType, id: &str, fields: Map<String, Value>) -> Result<(), Response> {
+    fn update(&mut self, sobject: &SObjectType, id: &str, fields: Map<String, Value>) -> Result<(), ApiError> {
         let Some(id) = normalise_id(id) else { return Err(not_found_id(id)) };
         let stored_bytes = self.stored_bytes;
         let Some(record) = self.by_type.get_mut(sobject.name).and_then(|records| records.get_mut(&id)) else {
@@ -224,7 +218,7 @@ impl Records {
         Ok(())
     }
 
-    fn delete(&mut self, sobject: &SObjectType, id: &str) -> Result<(), Response> {
+    fn delete(&mut self, sobject: &SObjectType, id: &str) -> Result<(), ApiError> {
         let Some(id) = normalise_id(id) else { return Err(not_found_id(id)) };
         let Some(record) = self.by_type.get_mut(sobject.name).and_then(|records| records.remove(&id)) else {
             return Err(self.missing(&id));
@@ -238,9 +232,9 @@ impl Records {
     }
 
     /// The answer for an id that is not (or no longer) there.
-    fn missing(&self, id: &str) -> Response {
+    fn missing(&self, id: &str) -> ApiError {
         if self.deleted.contains(id) {
-            sf_error(StatusCode::NOT_FOUND, "ENTITY_IS_DELETED", "entity is deleted")
+            ApiError::new(StatusCode::NOT_FOUND, "ENTITY_IS_DELETED", "entity is deleted")
         } else {
             not_found()
         }
@@ -318,21 +312,40 @@ pub(crate) fn sf_error(status: StatusCode, code: &str, message: &str) -> Respons
     json_response(status, &json!([{"message": message, "errorCode": code}]))
 }
 
-fn not_found() -> Response {
-    sf_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+/// An error answer not yet rendered (a `Response` is too large to pass around in `Result`s).
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
 }
 
-fn not_found_id(id: &str) -> Response {
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+}
+
+impl From<ApiError> for Response {
+    fn from(error: ApiError) -> Response {
+        sf_error(error.status, error.code, &error.message)
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+}
+
+fn not_found_id(id: &str) -> ApiError {
     let message = format!("Provided external ID field does not exist or is not accessible: {id}");
-    sf_error(StatusCode::NOT_FOUND, "NOT_FOUND", &message)
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
 }
 
-fn storage_limit_exceeded() -> Response {
-    sf_error(StatusCode::BAD_REQUEST, "STORAGE_LIMIT_EXCEEDED", "storage limit exceeded")
+fn storage_limit_exceeded() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "STORAGE_LIMIT_EXCEEDED", "storage limit exceeded")
 }
 
-fn json_parser_error(message: &str) -> Response {
-    sf_error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", message)
+fn json_parser_error(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", message)
 }
 
 fn method_not_allowed(method: &str, allowed: &'static str) -> Response {
@@ -349,17 +362,17 @@ fn no_content() -> Response {
 }
 
 /// The body as JSON; `Err` is the `JSON_PARSER_ERROR` answer.
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| json_parser_error(&format!("Unexpected character in the JSON body: {e}")))
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| json_parser_error(format!("Unexpected character in the JSON body: {e}")))
 }
 
 /// A record body: a JSON object of field names (identifiers) to scalar values; `attributes`
 /// (which Salesforce ignores) dropped; `Id` refused as Salesforce refuses it.
-fn check_fields(sobject: &SObjectType, body: Value) -> Result<Map<String, Value>, Response> {
+fn check_fields(sobject: &SObjectType, body: Value) -> Result<Map<String, Value>, ApiError> {
     let Value::Object(mut fields) = body else {
         let message =
             format!("Cannot deserialize instance of {} from a JSON value that is not an object", sobject.name);
-        return Err(json_parser_error(&message));
+        return Err(json_parser_error(message));
     };
     fields.remove("attributes");
     for (name, value) in &fields {
@@ -368,16 +381,16 @@ fn check_fields(sobject: &SObjectType, body: Value) -> Result<Map<String, Value>
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !identifier {
             let message = format!("No such column '{name}' on sobject of type {}", sobject.name);
-            return Err(sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD", &message));
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", message));
         }
         if name.eq_ignore_ascii_case("Id") {
             let message = "Unable to create/update fields: Id. Please check the security settings of this field and verify that it is read/write for your profile or permission set.";
-            return Err(sf_error(StatusCode::BAD_REQUEST, "INVALID_FIELD_FOR_INSERT_UPDATE", message));
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD_FOR_INSERT_UPDATE", message));
         }
         if value.is_object() || value.is_array() {
             let message =
                 format!("Cannot deserialize instance of {} from a nested value in field {name}", sobject.name);
-            return Err(json_parser_error(&message));
+            return Err(json_parser_error(message));
         }
     }
     Ok(fields)
@@ -418,20 +431,20 @@ pub(crate) fn answer(records: &mut Records, call: &ApiCall<'_>) -> Response {
     }
     let (version, resource) = rest.split_once('/').unwrap_or((rest, ""));
     if !is_version(version) {
-        return not_found();
+        return not_found().into();
     }
     // `sobjects/` and `sobjects` are the same resource; an empty segment inside is not.
     let resource = resource.strip_suffix('/').unwrap_or(resource);
     let segments: Vec<&str> = if resource.is_empty() { Vec::new() } else { resource.split('/').collect() };
     if segments.iter().any(|segment| segment.is_empty()) {
-        return not_found();
+        return not_found().into();
     }
     let method = call.method;
     match segments.as_slice() {
         [] => only_get(method, "GET", || resources(version)),
         ["sobjects"] => only_get(method, "GET", || describe_global(version)),
         ["sobjects", object, rest @ ..] => {
-            let Some(sobject) = sobject_type(object) else { return not_found() };
+            let Some(sobject) = sobject_type(object) else { return not_found().into() };
             sobjects(records, call, version, sobject, rest)
         }
         ["query"] => only_get(method, "GET", || query(records, call, version)),
@@ -446,7 +459,7 @@ pub(crate) fn answer(records: &mut Records, call: &ApiCall<'_>) -> Response {
             "POST" => publish_knowledge_articles(records, call),
             method => method_not_allowed(method, "POST"),
         },
-        _ => not_found(),
+        _ => not_found().into(),
     }
 }
 
@@ -467,12 +480,11 @@ fn sobjects(
             "POST" => {
                 let fields = match parse_body(call.body).and_then(|body| check_fields(sobject, body)) {
                     Ok(fields) => fields,
-                    Err(response) => return response,
+                    Err(error) => return error.into(),
                 };
                 match records.create(sobject.name, fields) {
                     Ok(id) => json_response(StatusCode::CREATED, &json!({"id": id, "success": true, "errors": []})),
-                    Err(StoreError::Invalid(response)) => response,
-                    Err(StoreError::UnknownObject) => not_found(),
+                    Err(error) => error.into(),
                 }
             }
             "GET" => json_response(
@@ -485,21 +497,21 @@ fn sobjects(
         [id] => match method {
             "GET" => match records.get(sobject, id) {
                 Some((id, fields)) => json_response(StatusCode::OK, &full_record(sobject, version, id, fields)),
-                None if normalise_id(id).is_some() => not_found(),
-                None => not_found_id(id),
+                None if normalise_id(id).is_some() => not_found().into(),
+                None => not_found_id(id).into(),
             },
             "PATCH" => {
                 let fields = match parse_body(call.body).and_then(|body| check_fields(sobject, body)) {
                     Ok(fields) => fields,
-                    Err(response) => return response,
+                    Err(error) => return error.into(),
                 };
-                records.update(sobject, id, fields).map_or_else(|response| response, |()| no_content())
+                records.update(sobject, id, fields).map_or_else(Response::from, |()| no_content())
             }
-            "DELETE" => records.delete(sobject, id).map_or_else(|response| response, |()| no_content()),
+            "DELETE" => records.delete(sobject, id).map_or_else(Response::from, |()| no_content()),
             method => method_not_allowed(method, "GET,PATCH,DELETE"),
         },
         [id, relationship] => only_get(method, "GET", || child_records(records, sobject, version, id, relationship)),
-        _ => not_found(),
+        _ => not_found().into(),
     }
 }
 
@@ -507,10 +519,10 @@ fn child_records(records: &Records, parent: &SObjectType, version: &str, id: &st
     let Some(&(_, _, child, parent_field)) =
         CHILD_RELATIONSHIPS.iter().find(|(p, name, _, _)| *p == parent.name && name.eq_ignore_ascii_case(relationship))
     else {
-        return not_found();
+        return not_found().into();
     };
-    let Some((parent_id, _)) = records.get(parent, id) else { return not_found() };
-    let Some(child) = sobject_type(child) else { return not_found() };
+    let Some((parent_id, _)) = records.get(parent, id) else { return not_found().into() };
+    let Some(child) = sobject_type(child) else { return not_found().into() };
     let children: Vec<Value> = records
         .iter(child)
         .filter(|(child_id, fields)| {
@@ -709,7 +721,7 @@ fn post_feed_element(records: &mut Records, call: &ApiCall<'_>, version: &str) -
     let invalid = |message: &str| sf_error(StatusCode::BAD_REQUEST, "INVALID_API_INPUT", message);
     let body = match parse_body(call.body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(error) => return error.into(),
     };
     if body.get("feedElementType").and_then(Value::as_str) != Some("FeedItem") {
         return invalid("feedElementType must be FeedItem");
@@ -738,8 +750,7 @@ fn post_feed_element(records: &mut Records, call: &ApiCall<'_>, version: &str) -
                 "url": format!("/services/data/{version}/chatter/feed-elements/{id}"),
             }),
         ),
-        Err(StoreError::Invalid(response)) => response,
-        Err(StoreError::UnknownObject) => not_found(),
+        Err(error) => error.into(),
     }
 }
 
@@ -748,12 +759,12 @@ fn post_feed_element(records: &mut Records, call: &ApiCall<'_>, version: &str) -
 fn publish_knowledge_articles(records: &mut Records, call: &ApiCall<'_>) -> Response {
     let body = match parse_body(call.body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(error) => return error.into(),
     };
     let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
         return sf_error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", "Missing required input: inputs");
     };
-    let Some(knowledge) = sobject_type("Knowledge__kav") else { return not_found() };
+    let Some(knowledge) = sobject_type("Knowledge__kav") else { return not_found().into() };
     let mut results = Vec::new();
     let mut all_succeeded = true;
     for input in inputs {
@@ -784,8 +795,8 @@ fn publish_knowledge_articles(records: &mut Records, call: &ApiCall<'_>) -> Resp
                 for id in ids {
                     let mut status = Map::new();
                     status.insert("PublishStatus".into(), json!("Online"));
-                    if let Err(response) = records.update(knowledge, id, status) {
-                        return response;
+                    if let Err(error) = records.update(knowledge, id, status) {
+                        return error.into();
                     }
                 }
                 results.push(json!({"actionName": "publishKnowledgeArticles", "errors": null, "isSuccess": true, "outputValues": {}}));
@@ -826,7 +837,9 @@ impl Limiter {
             }
         };
         let resets_at = started.saturating_add(limit.window);
-        let retry_after = resets_at.saturating_sub(now).as_secs_f64().ceil().max(1.0) as u64;
+        // Whole seconds, rounded up, so a client waiting that long always finds the window closed.
+        let remaining = resets_at.saturating_sub(now);
+        let retry_after = (remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0)).max(1);
         let max = u64::from(limit.requests);
         if self.used >= max {
             return Admission::Refused(refusal(limit, max, retry_after, resets_at));
@@ -894,7 +907,7 @@ mod tests {
         assert!(first < second, "ids sort in creation order");
         assert_eq!(normalise_id(&first[..15]).as_deref(), Some(first.as_str()));
         assert!(normalise_id("../etc/passwd").is_none());
-        assert!(matches!(records.create("Nope", Map::new()), Err(StoreError::UnknownObject)));
+        assert!(matches!(records.create("Nope", Map::new()), Err(ApiError { code: "NOT_FOUND", .. })));
     }
 
     #[test]

@@ -347,7 +347,7 @@ mod tests {
     fn hostile_queries_are_refused_not_panicked_on() {
         let long = format!("SELECT Id FROM Case WHERE Subject = '{}'", "a".repeat(MAX_QUERY_CHARS));
         let deep = "(".repeat(10_000);
-        let many_fields = format!("SELECT {} FROM Case", vec!["Id"; 2].join(","));
+        let duplicate_fields = format!("SELECT {} FROM Case", ["Id"; 2].join(","));
         let hostile = [
             "",
             "SELECT",
@@ -375,7 +375,7 @@ mod tests {
             "DELETE Case",
             &deep,
             &long,
-            &many_fields,
+            &duplicate_fields,
         ];
         for input in hostile {
             assert!(parse_query(input).is_err(), "accepted: {:.80}", input);
