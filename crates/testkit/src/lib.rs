@@ -9,7 +9,7 @@
 //! | `POST /services/oauth2/revoke` | `token=` (access or refresh; a refresh token takes its access tokens with it) |
 //! | `POST /services/oauth2/introspect` | `active`, `scope`, `client_id`, `username`, `sub`, `token_type`, `exp`, `iat`, `nbf` |
 //! | `GET /services/oauth2/userinfo`, `GET /id/ORG/USER` | the user, for a valid bearer token |
-//! | `GET /services/data/...` | any API call: 200 JSON for a valid bearer token, else 401 `INVALID_SESSION_ID` |
+//! | `/services/data/vNN.N/...` | the REST API, for a valid bearer token (else 401 `INVALID_SESSION_ID`): see below |
 //! | `GET /.well-known/openid-configuration` | discovery document |
 //!
 //! Like Salesforce, it sends **no `expires_in`** (unless [`ProviderConfig::expires_in`] is set), an
@@ -26,6 +26,36 @@
 //!   whose refresh then fails with `invalid_grant` "expired access/refresh token".
 //! - `inactive_for_first`: the app is "not active yet": the first N token requests answer `invalid_client_id`.
 //! - `client_credentials_user`, `jwt_public_key_pem`/`jwt_audience`, `device_interval`/`device_slow_down_polls`.
+//!
+//! # The REST API
+//! Under `/services/data/vNN.N` (any version), for a live access token of this provider:
+//!
+//! | call | answer |
+//! |---|---|
+//! | `GET /` | the resources by version (the profile's connection test) |
+//! | `POST /sobjects/{Object}` | 201 `{"id", "success": true, "errors": []}`: a JSON object of fields, stored |
+//! | `GET /sobjects/{Object}/{id}` | the record: `attributes: {type, url}`, `Id`, its fields |
+//! | `PATCH /sobjects/{Object}/{id}` | 204, the fields merged (names case-insensitive) |
+//! | `DELETE /sobjects/{Object}/{id}` | 204; again: 404 `ENTITY_IS_DELETED` |
+//! | `GET /sobjects`, `/sobjects/{Object}`, `/sobjects/{Object}/describe` | describe global, the object's summary, its describe |
+//! | `GET /sobjects/{Parent}/{id}/{Relationship}` | child records (`Case/{id}/CaseComments`, ...) |
+//! | `GET /query?q=SELECT f1, f2 FROM Object [WHERE F = 'v' [AND F != 1]...] [LIMIT n]` | `{"totalSize", "done": true, "records"}` |
+//! | `GET /search?q=FIND {text} [IN ALL FIELDS] [RETURNING Object, ...]` | `{"searchRecords"}` (text fields, any case) |
+//! | `GET /parameterizedSearch?q=text[&sobject=Object...][&fields=F1,F2]` | `{"searchRecords"}` |
+//! | `GET /chatter/users/me`, `POST /chatter/feed-elements` | the token's user; a post stored as a `FeedItem` |
+//! | `POST /actions/standard/publishKnowledgeArticles` | the listed `Knowledge__kav` versions become `PublishStatus: Online` |
+//!
+//! The objects are those the bundled profiles' actions use (`Account`, `Contact`, `Lead`,
+//! `Opportunity`, `Task`, `User`, `FeedItem`, `Case`, `CaseComment`, `Entitlement`,
+//! `Knowledge__kav`, `ServiceContract`, `WorkOrder`), each with its Salesforce key prefix (ids
+//! are 18 characters with the case checksum; the 15-character form is accepted too). Errors are
+//! Salesforce's `[{"message", "errorCode"}]`: 404 `NOT_FOUND` (unknown object, record or
+//! resource), 400 `JSON_PARSER_ERROR`, `INVALID_FIELD`, `MALFORMED_QUERY`, `INVALID_TYPE`,
+//! `MALFORMED_SEARCH`, 405 `METHOD_NOT_ALLOWED`. The calling user exists as a `User` record.
+//! [`ProviderConfig::api_rate_limit`] caps calls per window of the provider's clock, answered
+//! Salesforce's way (403 `REQUEST_LIMIT_EXCEEDED`) or a generic provider's (429 `Retry-After`).
+//! Records are read and seeded with [`TestProvider::records`], [`TestProvider::record`] and
+//! [`TestProvider::create_record`]; calls are counted by method and path ([`Counts::api_call`]).
 //!
 //! # Test controls
 //! The provider has its own clock ([`TestProvider::advance_clock`]) used for every expiry; it counts and
@@ -48,8 +78,10 @@
 //! It logs nothing. All state sits behind one mutex, never held across an `.await`.
 
 pub mod profiles;
+mod rest;
 pub mod scratch;
 mod server;
+mod soql;
 mod util;
 mod wait;
 
@@ -148,6 +180,33 @@ impl TestProvider {
     /// `base_url` + `/services/oauth2/userinfo`.
     pub fn userinfo_url(&self) -> String {
         format!("{}{}", self.base_url(), server::USERINFO_PATH)
+    }
+
+    /// `base_url` + `/services/data/v62.0`: the profiles' `api.base_url` for this provider.
+    pub fn api_base_url(&self) -> String {
+        format!("{}/services/data/{API_VERSION}", self.base_url())
+    }
+
+    /// The records of `object` (any case; empty for an unknown object) in creation order, each
+    /// as `GET sobjects/{object}/{id}` answers it: `attributes`, `Id`, then its fields.
+    pub fn records(&self, object: &str) -> Vec<serde_json::Value> {
+        self.shared.lock().records.list(object, API_VERSION)
+    }
+
+    /// One record of `object` by id (15 or 18 characters), as `GET sobjects/{object}/{id}`
+    /// answers it; `None` if there is none.
+    pub fn record(&self, object: &str, id: &str) -> Option<serde_json::Value> {
+        let wanted = id.get(..15)?;
+        self.records(object)
+            .into_iter()
+            .find(|record| record["Id"].as_str().and_then(|stored| stored.get(..15)) == Some(wanted))
+    }
+
+    /// Seeds a record without any HTTP request (nothing is counted or recorded), with the checks
+    /// of `POST sobjects/{object}`: `fields` a JSON object of field names to scalar values.
+    /// Returns the new id, or why it was refused (an unknown object, bad fields, a full store).
+    pub fn create_record(&self, object: &str, fields: serde_json::Value) -> Result<String, String> {
+        self.shared.lock().records.create_from_value(object, fields)
     }
 
     /// A snapshot of the request counters.
@@ -323,6 +382,42 @@ pub struct ProviderConfig {
     /// The `instance_url` token answers carry. Default `None`: the provider's own base URL. A
     /// test impersonating a provider that steers the API elsewhere sets another here.
     pub instance_url: Option<String>,
+    /// A budget of authenticated REST API calls per window of the provider's clock, and how an
+    /// exhausted budget is answered. Default `None`: no limit.
+    pub api_rate_limit: Option<ApiRateLimit>,
+}
+
+/// The REST API version the profiles' `api.base_url` names.
+pub const API_VERSION: &str = "v62.0";
+
+/// A REST API call budget ([`ProviderConfig::api_rate_limit`]).
+///
+/// A window opens at the first authenticated call after the previous window closed and lasts
+/// `window` on the provider's clock ([`TestProvider::advance_clock`] past it to start afresh).
+/// The first `requests` calls of a window are answered; the rest are refused as `answer` says,
+/// without touching any record. Calls refused for their token (401) or by an injected fault do
+/// not use the budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiRateLimit {
+    /// Calls answered per window (0: every call is refused).
+    pub requests: u32,
+    /// The window's length (zero: every call opens a new window, so nothing is refused).
+    pub window: Duration,
+    /// How calls over the budget are answered.
+    pub answer: RateLimitAnswer,
+}
+
+/// How the provider refuses a call over its [`ApiRateLimit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitAnswer {
+    /// Salesforce's: 403 `[{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests
+    /// Limit exceeded."}]`, no `Retry-After`; every answer carries `Sforce-Limit-Info:
+    /// api-usage=USED/MAX`.
+    SalesforceRequestLimit,
+    /// A generic provider's: 429 with `Retry-After` (whole seconds until the window closes,
+    /// at least 1); every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+    /// `X-RateLimit-Reset` (the window's end, Unix seconds on the provider's clock).
+    TooManyRequests,
 }
 
 impl Default for ProviderConfig {
@@ -348,6 +443,7 @@ impl Default for ProviderConfig {
             consent_page: false,
             instance_url: None,
             callback_iss: None,
+            api_rate_limit: None,
         }
     }
 }
@@ -375,6 +471,8 @@ impl fmt::Debug for ProviderConfig {
             .field("device_slow_down_polls", &self.device_slow_down_polls)
             .field("consent_page", &self.consent_page)
             .field("callback_iss", &self.callback_iss)
+            .field("instance_url", &self.instance_url)
+            .field("api_rate_limit", &self.api_rate_limit)
             .finish()
     }
 }
@@ -438,12 +536,20 @@ pub struct Counts {
     /// `urn:ietf:params:oauth:grant-type:jwt-bearer`, `device`, or anything else sent), and
     /// `device_code` for device flow starts (`response_type=device_code`).
     pub by_grant: BTreeMap<String, u64>,
+    /// Requests under `/services/data/` by (method, path without the query), e.g.
+    /// `("POST", "/services/data/v62.0/sobjects/Case")`.
+    pub api_calls: BTreeMap<(String, String), u64>,
 }
 
 impl Counts {
     /// Token requests with that `grant_type` (or `device_code` for device starts); 0 if none.
     pub fn grant(&self, grant_type: &str) -> u64 {
         self.by_grant.get(grant_type).copied().unwrap_or(0)
+    }
+
+    /// Requests under `/services/data/` with this method and path (without the query); 0 if none.
+    pub fn api_call(&self, method: &str, path: &str) -> u64 {
+        self.api_calls.get(&(method.to_owned(), path.to_owned())).copied().unwrap_or(0)
     }
 }
 
@@ -468,6 +574,11 @@ pub struct RecordedRequest {
     pub cookie_user: Option<String>,
     /// When it arrived, on the provider's clock ([`TestProvider::now`]).
     pub received_at: Duration,
+    /// Every header as received, names in lower case, in order (values not valid UTF-8 are
+    /// replaced). `Debug` redacts `Authorization` and `Cookie`.
+    pub headers: Vec<(String, String)>,
+    /// The body's length in bytes (the body itself is not kept: some tests send megabytes).
+    pub body_len: usize,
 }
 
 impl RecordedRequest {
@@ -480,6 +591,11 @@ impl RecordedRequest {
     pub fn query_value(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+
+    /// The first value of the header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 const SECRET_NAMES: &[&str] =
@@ -489,6 +605,15 @@ fn redact(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
     pairs
         .iter()
         .map(|(k, v)| (k.as_str(), if SECRET_NAMES.contains(&k.as_str()) { "<redacted>" } else { v.as_str() }))
+        .collect()
+}
+
+fn redact_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (k.as_str(), if matches!(k.as_str(), "authorization" | "cookie") { "<redacted>" } else { v.as_str() })
+        })
         .collect()
 }
 
@@ -504,6 +629,8 @@ impl fmt::Debug for RecordedRequest {
             .field("user_agent", &self.user_agent)
             .field("cookie_user", &self.cookie_user)
             .field("received_at", &self.received_at)
+            .field("headers", &redact_headers(&self.headers))
+            .field("body_len", &self.body_len)
             .finish()
     }
 }

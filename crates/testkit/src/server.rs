@@ -14,6 +14,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::rest::{self, Admission, ApiCall, Limiter, Records};
 use crate::util::{self, form_decode, parse_pairs};
 use crate::{Counts, DEFAULT_USER, DENY_USER, Endpoint, Fault, ORG_ID, ProviderConfig, RecordedRequest};
 
@@ -66,6 +67,8 @@ impl Shared {
                 devices: HashMap::new(),
                 next_seq: 0,
                 slow_down_remaining,
+                records: Records::default(),
+                api_limiter: Limiter::default(),
             }),
             in_flight: AtomicUsize::new(0),
         }
@@ -143,6 +146,9 @@ pub(crate) struct State {
     devices: HashMap<String, Device>,
     next_seq: u64,
     slow_down_remaining: u32,
+    /// The REST API's sObject records.
+    pub(crate) records: Records,
+    api_limiter: Limiter,
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -167,7 +173,7 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &axum::http::HeaderName) -> Opti
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-fn record(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> RecordedRequest {
+fn record(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8], endpoint: Option<Endpoint>) -> RecordedRequest {
     let authorization = header_str(headers, &AUTHORIZATION).map(str::trim);
     let scheme_value = |scheme: &str| {
         authorization.and_then(|value| {
@@ -189,16 +195,26 @@ fn record(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Recor
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == "testkit_user")
         .map(|(_, value)| form_decode(value.trim_matches('"')));
+    // API bodies are JSON (up to megabytes): read as a form only when they say they are one.
+    let form_body = endpoint != Some(Endpoint::Api)
+        || header_str(headers, &CONTENT_TYPE).is_some_and(|value| {
+            value.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
+        });
     RecordedRequest {
         method: method.as_str().to_owned(),
         path: uri.path().to_owned(),
         query: uri.query().map(parse_pairs).unwrap_or_default(),
-        form: parse_pairs(&String::from_utf8_lossy(body)),
+        form: if form_body { parse_pairs(&String::from_utf8_lossy(body)) } else { Vec::new() },
         basic_auth,
         bearer: scheme_value("bearer").map(str::to_owned),
         user_agent: header_str(headers, &USER_AGENT).map(str::to_owned),
         cookie_user,
         received_at: Duration::ZERO,
+        headers: headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect(),
+        body_len: body.len(),
     }
 }
 
@@ -226,8 +242,8 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let _in_flight = InFlight::new(&shared);
-    let mut request = record(&method, &uri, &headers, &body);
-    let endpoint = classify(&request.path);
+    let endpoint = classify(uri.path());
+    let mut request = record(&method, &uri, &headers, &body, endpoint);
     let (fault, inactive) = {
         let mut state = shared.lock();
         request.received_at = state.now();
@@ -253,13 +269,13 @@ async fn handle(
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::DelayAnswer(delay)) => {
-            let response = answer(&shared, endpoint, &method, &request, inactive);
+            let response = answer(&shared, endpoint, &method, &request, &body, inactive);
             tokio::time::sleep(delay).await;
             return response;
         }
         None => {}
     }
-    answer(&shared, endpoint, &method, &request, inactive)
+    answer(&shared, endpoint, &method, &request, &body, inactive)
 }
 
 fn answer(
@@ -267,6 +283,7 @@ fn answer(
     endpoint: Option<Endpoint>,
     method: &Method,
     request: &RecordedRequest,
+    body: &[u8],
     inactive: bool,
 ) -> Response {
     let mut state = shared.lock();
@@ -276,7 +293,7 @@ fn answer(
         Some(Endpoint::Revoke) if *method == Method::POST || *method == Method::GET => state.revoke(request),
         Some(Endpoint::Introspect) if *method == Method::POST => state.introspect(request),
         Some(Endpoint::Userinfo) if *method == Method::GET || *method == Method::POST => state.userinfo(request),
-        Some(Endpoint::Api) => state.api(request),
+        Some(Endpoint::Api) => state.api(request, body),
         Some(_) => state.error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "method not allowed"),
         None => state.other(request),
     }
@@ -318,7 +335,7 @@ fn response(status: StatusCode, content_type: Option<&'static str>, body: String
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response {
     let mut response = response(status, Some("application/json"), value.to_string());
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -392,7 +409,10 @@ impl State {
             Some(Endpoint::Revoke) => counts.revoke += 1,
             Some(Endpoint::Introspect) => counts.introspect += 1,
             Some(Endpoint::Userinfo) => counts.userinfo += 1,
-            Some(Endpoint::Api) => counts.api += 1,
+            Some(Endpoint::Api) => {
+                counts.api += 1;
+                *counts.api_calls.entry((request.method.clone(), request.path.clone())).or_default() += 1;
+            }
             None => {}
         }
     }
@@ -1064,23 +1084,30 @@ impl State {
         )
     }
 
-    fn api(&mut self, request: &RecordedRequest) -> Response {
-        let Some(user) = self.bearer_user(request) else {
+    /// The REST API ([`rest`]): the token first (401 `INVALID_SESSION_ID`, as every API
+    /// endpoint answers), then the rate limit, then the resource.
+    fn api(&mut self, request: &RecordedRequest, body: &[u8]) -> Response {
+        let Some(username) = self.bearer_user(request) else {
             return invalid_session();
         };
-        if request.path.ends_with("/sobjects") || request.path.ends_with("/sobjects/") {
-            return json_response(
-                StatusCode::OK,
-                &json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [
-                    {"name": "Case", "label": "Case", "queryable": true},
-                    {"name": "Account", "label": "Account", "queryable": true},
-                ]}),
-            );
-        }
-        json_response(
-            StatusCode::OK,
-            &json!({"method": request.method, "path": request.path, "user": user, "ok": true}),
-        )
+        let now = self.now();
+        let usage_headers = match self.api_limiter.admit(self.config.api_rate_limit.as_ref(), now) {
+            Admission::Admitted(headers) => headers,
+            Admission::Refused(response) => return response,
+        };
+        let user_id = Self::user_id(&username);
+        self.records.ensure_user(&user_id, &username);
+        let call = ApiCall {
+            method: &request.method,
+            path: &request.path,
+            query: &request.query,
+            body,
+            username: &username,
+            user_id: &user_id,
+        };
+        let mut response = rest::answer(&mut self.records, &call);
+        response.headers_mut().extend(usage_headers);
+        response
     }
 
     fn other(&mut self, request: &RecordedRequest) -> Response {

@@ -3,4 +3,5 @@
 mod common;
 mod endpoints;
 mod grants;
+mod rest_api;
 mod web_flow;
