@@ -413,24 +413,32 @@ async fn search_describe_relationships_chatter_and_knowledge_publishing() {
 }
 
 /// One action of a bundled profile: (profile, action id, method, path template, object).
+/// The profiles are loaded as keyway loads them (`extends` applied), so an inherited action
+/// is checked under each profile that offers it.
 fn profile_actions() -> Vec<(String, String, String, String, Option<String>)> {
+    let dir = keyway_testkit::profiles::bundled_profiles_dir();
+    let files = ["salesforce.yaml", "salesforce-service-cloud.yaml"].map(|file| dir.join(file));
+    let loaded = keyway_manifest::load_paths(&files);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    assert_eq!(loaded.profiles.len(), 2, "both bundled profiles load");
     let mut actions = Vec::new();
-    for file in ["salesforce.yaml", "salesforce-service-cloud.yaml"] {
-        let path = keyway_testkit::profiles::bundled_profiles_dir().join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        if let Some(base_url) = yaml["api"]["base_url"].as_str() {
-            assert_eq!(base_url, format!("{{{{ token.instance_url }}}}/services/data/{API_VERSION}"), "{file}");
+    for profile in loaded.profiles.iter().map(|p| &p.profile) {
+        if let Some(api) = &profile.api {
+            assert_eq!(
+                api.base_url,
+                format!("{{{{ token.instance_url }}}}/services/data/{API_VERSION}"),
+                "{}",
+                profile.id
+            );
         }
-        let map = yaml["actions"].as_mapping().unwrap_or_else(|| panic!("{file} has actions"));
-        for (id, action) in map {
-            let field = |name: &str| action[name].as_str().map(str::to_owned);
+        for (id, action) in &profile.actions {
+            let method = serde_json::to_value(action.method).expect("method");
             actions.push((
-                file.to_owned(),
-                id.as_str().expect("action id").to_owned(),
-                field("method").expect("method"),
-                field("path").expect("path"),
-                field("object"),
+                profile.id.clone(),
+                id.clone(),
+                method.as_str().expect("a method is a string").to_owned(),
+                action.path.clone(),
+                action.object.clone(),
             ));
         }
     }
@@ -482,16 +490,16 @@ fn form_encode(text: &str) -> String {
 async fn every_action_of_the_bundled_profiles_is_answered() {
     let (provider, token) = api_provider(ProviderConfig::default()).await;
     let actions = profile_actions();
-    let service_cloud = actions.iter().filter(|(file, ..)| file == "salesforce-service-cloud.yaml").count();
+    let service_cloud = actions.iter().filter(|(profile, ..)| profile == "salesforce-service-cloud").count();
     assert_eq!(service_cloud, 34, "the Service Cloud profile's actions");
     assert!(actions.len() > service_cloud + 20, "and the CRM profile's: {}", actions.len());
-    for (file, action, method, template, object) in &actions {
+    for (profile, action, method, template, object) in &actions {
         let (path, body) = fill(&provider, method, template, object.as_deref());
         let method = Method::from_bytes(method.as_bytes()).expect("HTTP method");
         let answer = call(method.clone(), &url(&provider, &path), &token, body.as_deref()).await;
         assert!(
             (200..300).contains(&answer.status),
-            "{file} {action}: {method} {path}: {} {}",
+            "{profile} {action}: {method} {path}: {} {}",
             answer.status,
             answer.body
         );
