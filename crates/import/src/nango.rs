@@ -22,6 +22,7 @@
 //! | `disable_pkce: true` | `pkce: off` (otherwise `optional`: Nango sends a challenge) |
 //! | `token_response_metadata` | `auth.tokens.keep_fields` |
 //! | `token_expires_in_ms` | `auth.tokens.assumed_lifetime_seconds` |
+//! | `expires_in_unit: milliseconds` | `auth.tokens.expires_in_unit: milliseconds` (another unit: skipped) |
 //! | `proxy.base_url` | `api.base_url` (`${connectionConfig.x}` of a kept token field becomes `{{ token.x }}`) |
 //!
 //! Entries that need what keyway cannot say are skipped with a reason; nothing is dropped
@@ -349,7 +350,7 @@ impl<'a> Entry<'a> {
 
     /// Refuses what changes the flow and keyway cannot say.
     fn unsupported(&self) -> Result<(), Fail> {
-        let refused: [(&str, &str); 8] = [
+        let refused: [(&str, &str); 7] = [
             (
                 "authorization_url_replacements",
                 "renames standard authorization parameters (`authorization_url_replacements`)",
@@ -364,7 +365,6 @@ impl<'a> Entry<'a> {
             ),
             ("require_client_certificate", "needs a TLS client certificate (`require_client_certificate`)"),
             ("authorization_url_fragment", "needs a fragment in the authorization URL (`authorization_url_fragment`)"),
-            ("expires_in_unit", "gives `expires_in` in another unit (`expires_in_unit`)"),
             (
                 "authorization_code_param_in_webhook",
                 "delivers the code by webhook (`authorization_code_param_in_webhook`)",
@@ -382,6 +382,15 @@ impl<'a> Entry<'a> {
                 return fail(
                     "OAuth quirk keyway cannot express: token request parameters in the query string (`body_format`)",
                     format!("`body_format: {other}`"),
+                );
+            }
+        }
+        match self.str("expires_in_unit") {
+            None | Some("seconds") | Some("milliseconds") => {}
+            Some(other) => {
+                return fail(
+                    "OAuth quirk keyway cannot express: `expires_in` in another unit (`expires_in_unit`)",
+                    format!("`expires_in_unit: {other}`"),
                 );
             }
         }
@@ -553,6 +562,9 @@ impl<'a> Entry<'a> {
         let keep = self.list("token_response_metadata");
         if !keep.is_empty() {
             tokens.insert("keep_fields".into(), json!(keep));
+        }
+        if self.str("expires_in_unit") == Some("milliseconds") {
+            tokens.insert("expires_in_unit".into(), json!("milliseconds"));
         }
         match self.entry.get("token_expires_in_ms").and_then(Value::as_u64) {
             Some(0) => self.note("`token_expires_in_ms: 0` not carried over", "no lifetime is assumed".into()),

@@ -400,6 +400,10 @@ pub struct Tokens {
     /// A token-response field that says when the token was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<IssuedAt>,
+    /// The unit of the response's `expires_in`: seconds (RFC 6749), or milliseconds for the
+    /// providers that send those.
+    #[serde(default, skip_serializing_if = "TimeUnit::is_seconds")]
+    pub expires_in_unit: TimeUnit,
     /// The access-token lifetime to assume when the response has no `expires_in`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assumed_lifetime_seconds: Option<u64>,
@@ -418,14 +422,30 @@ pub struct IssuedAt {
     pub unit: TimeUnit,
 }
 
-/// A unit of an epoch timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// A unit of time: of an epoch timestamp, or of a lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeUnit {
-    /// Seconds since the Unix epoch.
+    /// Seconds (since the Unix epoch, for a timestamp).
+    #[default]
     Seconds,
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds (since the Unix epoch, for a timestamp).
     Milliseconds,
+}
+
+impl TimeUnit {
+    /// Whether this is the default, seconds.
+    pub fn is_seconds(&self) -> bool {
+        *self == TimeUnit::Seconds
+    }
+
+    /// How many of this unit make a second.
+    pub fn per_second(self) -> u64 {
+        match self {
+            TimeUnit::Seconds => 1,
+            TimeUnit::Milliseconds => 1000,
+        }
+    }
 }
 
 /// The JWT bearer grant.

@@ -85,16 +85,17 @@ pub struct TokenSet {
 /// or hostile answer, refused rather than wrapped into an expiry in the past.
 pub const MAX_LIFETIME_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
 
-/// `expires_in` as a number of seconds: a whole, non-negative number (or such a string) no
-/// larger than [`MAX_LIFETIME_SECONDS`].
-fn lifetime_seconds(value: &Value) -> Option<u64> {
-    let seconds = match value {
+/// `expires_in` in `unit` as a number of seconds (rounded down: never longer than said): a
+/// whole, non-negative number (or such a string) no larger than [`MAX_LIFETIME_SECONDS`].
+fn lifetime_seconds(value: &Value, unit: TimeUnit) -> Option<u64> {
+    let most = MAX_LIFETIME_SECONDS.saturating_mul(unit.per_second());
+    let amount = match value {
         Value::Number(n) => match n.as_u64() {
             Some(whole) => whole,
             // 3600.0 is whole; 3600.5, -1 and 1e300 are not lifetimes.
             None => {
                 let f = n.as_f64()?;
-                if f.fract() != 0.0 || !(0.0..=MAX_LIFETIME_SECONDS as f64).contains(&f) {
+                if f.fract() != 0.0 || !(0.0..=most as f64).contains(&f) {
                     return None;
                 }
                 f as u64
@@ -103,7 +104,7 @@ fn lifetime_seconds(value: &Value) -> Option<u64> {
         Value::String(s) => s.trim().parse::<u64>().ok()?,
         _ => return None,
     };
-    (seconds <= MAX_LIFETIME_SECONDS).then_some(seconds)
+    (amount <= most).then(|| amount / unit.per_second())
 }
 
 /// A token is renewed at the latest when this fraction of its lifetime is left (or the
@@ -204,10 +205,13 @@ impl TokenSet {
                 TimeUnit::Seconds => raw.saturating_mul(1000),
             })
         });
+        let unit = profile.auth.tokens.expires_in_unit;
         let expires_in = match response.get("expires_in") {
             None | Some(Value::Null) => None,
-            Some(value) => Some(lifetime_seconds(value).ok_or_else(|| {
-                ResponseError(format!("`expires_in` is not a whole number of seconds from 0 to {MAX_LIFETIME_SECONDS}"))
+            Some(value) => Some(lifetime_seconds(value, unit).ok_or_else(|| {
+                let most = MAX_LIFETIME_SECONDS.saturating_mul(unit.per_second());
+                let name = if unit.is_seconds() { "seconds" } else { "milliseconds" };
+                ResponseError(format!("`expires_in` is not a whole number of {name} from 0 to {most}"))
             })?),
         };
         let (expires_at, expiry_source) = match (expires_in, profile.auth.tokens.assumed_lifetime_seconds) {
@@ -287,6 +291,20 @@ mod tests {
     }
 
     const NOW_MS: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn expires_in_in_milliseconds_when_the_profile_says_so() {
+        let p = profile("{expires_in_unit: milliseconds}");
+        for (expires_in, seconds) in [(json!(3_600_000), 3600), (json!("1500"), 1), (json!(999), 0)] {
+            let r = map(json!({"access_token": "a", "expires_in": expires_in}));
+            let t = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect("set");
+            assert_eq!(t.expires_at, Some(NOW_MS / 1000 + seconds), "{expires_in}: rounded down");
+        }
+        let too_long = json!(MAX_LIFETIME_SECONDS * 1000 + 1);
+        let r = map(json!({"access_token": "a", "expires_in": too_long}));
+        let e = TokenSet::from_response(&p, &r, GrantUsed::AuthorizationCode, NOW_MS, &[], None).expect_err("refused");
+        assert!(e.0.contains("milliseconds"), "{e}");
+    }
 
     #[test]
     fn expires_in_wins_as_number_or_string() {

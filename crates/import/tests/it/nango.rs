@@ -152,4 +152,7 @@ fn the_real_catalogue_converts_at_least_420_oauth2_entries_without_errors() {
     assert!(report.oauth2_total >= 460, "{}", report.oauth2_total);
     assert_eq!(errors(&import), Vec::<String>::new());
     accounts_for_everything(&providers, &import);
+    // A quirk keyway now says: Fiserv's `expires_in` in milliseconds.
+    let fiserv = import.profiles.iter().find(|p| p.id == "fiserv").expect("fiserv converts");
+    assert!(fiserv.yaml.contains("expires_in_unit: milliseconds"), "{}", fiserv.yaml);
 }
