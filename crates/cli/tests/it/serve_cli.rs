@@ -12,6 +12,17 @@ fn keyway(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyway")).args(args).env("KEYWAY_LOG", "info").output().expect("runs")
 }
 
+/// In `dir`: a profiles directory with the bundled Salesforce profile, a new key file, and
+/// the SQLite database URL beside them.
+fn hub_files(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).expect("dir");
+    std::fs::copy(bundled().join("salesforce.yaml"), profiles.join("salesforce.yaml")).expect("copy");
+    let keys = dir.join("keyway.keys");
+    assert!(keyway(&["keys", "generate", "--file", &keys.display().to_string()]).status.success());
+    (profiles, keys, format!("sqlite://{}", dir.join("hub.db").display()))
+}
+
 fn temp(tag: &str) -> PathBuf {
     let dir =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/tmp/serve-cli-{tag}-{}", std::process::id()));
@@ -110,12 +121,7 @@ fn keys_generate_writes_a_private_file_and_puts_each_new_key_first() {
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_rotation_json_logs_and_reload_on_sighup() {
     let dir = temp("serve");
-    let profiles = dir.join("profiles");
-    std::fs::create_dir_all(&profiles).expect("dir");
-    std::fs::copy(bundled().join("salesforce.yaml"), profiles.join("salesforce.yaml")).expect("copy");
-    let keys = dir.join("keyway.keys");
-    assert!(keyway(&["keys", "generate", "--file", &keys.display().to_string()]).status.success());
-    let db = format!("sqlite://{}", dir.join("hub.db").display());
+    let (profiles, keys, db) = hub_files(&dir);
     let created = keyway(&["keys", "api", "create", "--db", &db, "--name", "ci"]);
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let key = String::from_utf8_lossy(&created.stdout).trim().to_owned();
@@ -211,12 +217,7 @@ async fn the_background_refresher_runs_in_the_process_without_any_token_read() {
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_with_scopes_are_listed_with_their_last_use_and_revoked_from_the_command_line() {
     let dir = temp("keys-api");
-    let profiles = dir.join("profiles");
-    std::fs::create_dir_all(&profiles).expect("dir");
-    std::fs::copy(bundled().join("salesforce.yaml"), profiles.join("salesforce.yaml")).expect("copy");
-    let keys = dir.join("keyway.keys");
-    assert!(keyway(&["keys", "generate", "--file", &keys.display().to_string()]).status.success());
-    let db = format!("sqlite://{}", dir.join("hub.db").display());
+    let (profiles, keys, db) = hub_files(&dir);
     let refused = keyway(&["keys", "api", "create", "--db", &db, "--scope", "tokens:read"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("credentials:read"), "the scopes are named");
@@ -312,4 +313,41 @@ fn every_serve_option_is_documented_and_nothing_else() {
     let documented = options(&doc, "| `--");
     assert!(!listed.is_empty(), "{help}");
     assert_eq!(listed, documented, "`keyway serve --help` against docs/server.md's options table");
+}
+
+/// `keyway serve --audit-reads off`: a token handed out leaves no record; a refused read, the
+/// import and the revocation still do.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_audit_reads_off_only_handed_out_credentials_go_unrecorded() {
+    let provider =
+        keyway_testkit::TestProvider::start(keyway_testkit::ProviderConfig::default()).await.expect("provider");
+    let scratch = process::Scratch::new("serve-audit-reads-off");
+    let profiles = scratch.path().join("profiles");
+    keyway_testkit::profiles::write_profiles(&profiles, &provider.host()).expect("profiles");
+    let db = scratch.sqlite();
+    let hub = serve(&profiles, &db, &["--dev", "--refresh-every", "0", "--audit-reads", "off"]);
+    let api = process::Api::new(&hub.url, &process::api_key(&db));
+    let integration = process::create_integration(&api).await;
+    let connection = process::import_connection(&api, &provider, &integration, "quiet@example.com").await;
+    let token = format!("/v1/connections/{connection}/token");
+    for _ in 0..3 {
+        api.expect(reqwest::Method::GET, &token, None, 200).await;
+    }
+    api.expect(reqwest::Method::POST, &format!("/v1/connections/{connection}/revoke"), None, 200).await;
+    api.expect(reqwest::Method::GET, &token, None, 409).await;
+    let export = keyway(&["audit", "export", "--db", &db, "--connection", &connection]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let actions: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap_or_default(), r["outcome"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("connection.imported", "ok"), ("connection.revoked", "ok"), ("credential.read", "refused")],
+        "{records:?}"
+    );
 }

@@ -155,11 +155,12 @@ impl Hub {
         id: &str,
         result: Result<AccessTokenView, HubError>,
     ) -> Result<AccessTokenView, HubError> {
+        if result.is_ok() && !self.audit_reads {
+            return result;
+        }
         let mut record = caller.record(AuditAction::CredentialRead, self.now()).connection(id);
         if let Err(e) = &result {
             record = record.ended(Outcome::Refused, e.code());
-        } else if !self.audit_reads {
-            return result;
         }
         let written = self.audit.write(record).await;
         match (result, written) {
