@@ -171,7 +171,7 @@ fn salesforce_facts_are_encoded() {
     for field in ["instance_url", "id", "issued_at", "signature"] {
         assert!(p.auth.tokens.keep_fields.iter().any(|f| f == field), "{field}");
     }
-    let endpoints = &p.auth.endpoints;
+    let endpoints = p.auth.endpoints.as_ref().expect("salesforce has OAuth endpoints");
     for (template, path) in [
         (endpoints.authorize.as_deref(), "/services/oauth2/authorize"),
         (Some(endpoints.token.as_str()), "/services/oauth2/token"),

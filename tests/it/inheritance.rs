@@ -28,9 +28,13 @@ fn scalars_and_lists_override_maps_merge() {
     assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
     let c = child(&loaded);
     assert_eq!(c.name, "Child");
-    assert_eq!(c.auth.pkce, keyway_manifest::model::Pkce::Off);
+    assert_eq!(c.auth.pkce, Some(keyway_manifest::model::Pkce::Off));
     assert_eq!(c.auth.default_scopes, ["read"], "lists are replaced, not appended");
-    assert_eq!(c.auth.endpoints.token, "https://{{ env.host }}/token", "untouched keys are inherited");
+    assert_eq!(
+        c.auth.endpoints.as_ref().map(|e| e.token.as_str()).unwrap_or_default(),
+        "https://{{ env.host }}/token",
+        "untouched keys are inherited"
+    );
     let scopes: Vec<&str> = c.scopes.keys().map(String::as_str).collect();
     assert_eq!(scopes, ["read", "write", "offline", "admin"], "maps merge, new keys last");
     assert_eq!(c.extends.as_deref(), Some("base"));
@@ -94,7 +98,7 @@ fn inheritance_chains_resolve_in_order() {
     assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
     let g = &loaded.profile("grandchild").expect("grandchild");
     assert_eq!(g.profile.name, "Grandchild");
-    assert_eq!(g.profile.auth.pkce, keyway_manifest::model::Pkce::Optional);
+    assert_eq!(g.profile.auth.pkce, Some(keyway_manifest::model::Pkce::Optional));
     assert_eq!(g.chain, [0, 1, 2], "most derived first");
 }
 

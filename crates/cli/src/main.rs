@@ -769,36 +769,11 @@ fn show(loaded: &Loaded, found: &LoadedProfile, out: &mut impl Write) -> std::io
             writeln!(out, "  {id:<w$}  {:<lw$}  /{}/", param.label, param.pattern)?;
         }
     }
-    let grants: Vec<String> = p.auth.grants.iter().map(word).collect();
     writeln!(out, "\nauth:")?;
-    writeln!(out, "  grants:          {}", grants.join(", "))?;
-    writeln!(out, "  client_auth:     {}", word(&p.auth.client_auth))?;
-    writeln!(out, "  pkce:            {}", word(&p.auth.pkce))?;
-    if let Some(issuer) = &p.auth.issuer {
-        writeln!(out, "  issuer:          {issuer}")?;
-    }
-    writeln!(out, "  default_scopes:  {}", p.auth.default_scopes.join(" "))?;
-    let endpoints = &p.auth.endpoints;
-    for (name, value) in [
-        ("authorize", endpoints.authorize.as_ref()),
-        ("token", Some(&endpoints.token)),
-        ("refresh", endpoints.refresh.as_ref()),
-        ("revoke", endpoints.revoke.as_ref()),
-        ("introspect", endpoints.introspect.as_ref()),
-        ("userinfo", endpoints.userinfo.as_ref()),
-        ("device_authorization", endpoints.device_authorization.as_ref()),
-    ] {
-        if let Some(value) = value {
-            writeln!(out, "  {:<16} {value}", format!("{name}:"))?;
-        }
-    }
-    if let Some(refresh) = &p.auth.refresh {
-        writeln!(
-            out,
-            "  refresh:         send_client_secret {}, rotation {}",
-            refresh.send_client_secret,
-            word(&refresh.rotation)
-        )?;
+    if p.auth.is_oauth2() {
+        write_oauth(out, &p.auth)?;
+    } else {
+        write_credential(out, &p.auth)?;
     }
     writeln!(out, "\nscopes ({}):", p.scopes.len())?;
     let w = width(p.scopes.keys().map(String::as_str));
@@ -819,4 +794,65 @@ fn show(loaded: &Loaded, found: &LoadedProfile, out: &mut impl Write) -> std::io
         writeln!(out, "\nguide: {} sections, {steps} steps", guide.sections.len())?;
     }
     writeln!(out, "errors: {} rules", p.errors.len())
+}
+
+/// `keyway show`'s lines for an OAuth 2.0 profile's `auth`.
+fn write_oauth(out: &mut impl std::io::Write, auth: &keyway_manifest::model::Auth) -> std::io::Result<()> {
+    let grants: Vec<String> = auth.grants.iter().map(word).collect();
+    writeln!(out, "  grants:          {}", grants.join(", "))?;
+    writeln!(out, "  client_auth:     {}", word(&auth.client_auth))?;
+    writeln!(out, "  pkce:            {}", word(&auth.pkce))?;
+    if let Some(issuer) = &auth.issuer {
+        writeln!(out, "  issuer:          {issuer}")?;
+    }
+    writeln!(out, "  default_scopes:  {}", auth.default_scopes.join(" "))?;
+    if let Some(endpoints) = &auth.endpoints {
+        for (name, value) in [
+            ("authorize", endpoints.authorize.as_ref()),
+            ("token", Some(&endpoints.token)),
+            ("refresh", endpoints.refresh.as_ref()),
+            ("revoke", endpoints.revoke.as_ref()),
+            ("introspect", endpoints.introspect.as_ref()),
+            ("userinfo", endpoints.userinfo.as_ref()),
+            ("device_authorization", endpoints.device_authorization.as_ref()),
+        ] {
+            if let Some(value) = value {
+                writeln!(out, "  {:<16} {value}", format!("{name}:"))?;
+            }
+        }
+    }
+    if let Some(refresh) = &auth.refresh {
+        writeln!(
+            out,
+            "  refresh:         send_client_secret {}, rotation {}",
+            refresh.send_client_secret,
+            word(&refresh.rotation)
+        )?;
+    }
+    Ok(())
+}
+
+/// `keyway show`'s lines for a profile of another credential kind: its fields and where the
+/// credential goes (templates as written; values never appear in a profile).
+fn write_credential(out: &mut impl std::io::Write, auth: &keyway_manifest::model::Auth) -> std::io::Result<()> {
+    writeln!(out, "  kind:            {}", auth.kind.as_str())?;
+    for (id, field) in &auth.fields {
+        let secret = if field.secret { "  [secret]" } else { "" };
+        writeln!(out, "  field {id}: {}{secret}", field.label)?;
+    }
+    if let Some(exchange) = &auth.exchange {
+        writeln!(out, "  exchange:        POST {} (token at {})", exchange.url, exchange.token_pointer)?;
+    }
+    if let Some(apply) = &auth.apply {
+        for name in apply.headers.keys() {
+            writeln!(out, "  header:          {name}")?;
+        }
+        for name in apply.query.keys() {
+            writeln!(out, "  query:           {name}")?;
+        }
+        if apply.basic.is_some() {
+            writeln!(out, "  basic:           HTTP Basic")?;
+        }
+    }
+    Ok(())
 }

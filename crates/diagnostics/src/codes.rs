@@ -79,6 +79,11 @@ codes! {
     TransformedParameter = "KW0418", Error, "A URL template transforms a parameter instead of inserting the value its pattern checked.";
     UnsafeGuideLink = "KW0419", Error, "Guide text or a documentation link points somewhere other than an http(s) page, a `mailto:` address or a place in the page.";
     UnusedObject = "KW0420", Warning, "An `objects` entry names an object no action works on.";
+    AuthKindMismatch = "KW0421", Error, "`auth` lacks a key its `kind` needs, or has one its `kind` does not use.";
+    InvalidHeaderName = "KW0422", Error, "A header name in `auth.apply` or `auth.exchange` is not an HTTP field name, or names a header keyway sets itself.";
+    SecretInQuery = "KW0423", Error, "A secret field or token is put in a query string without `secret_in_query: true`.";
+    InvalidJsonPointer = "KW0424", Error, "A token exchange's `token_pointer` or `expires_in_pointer` is not a JSON pointer.";
+    UnusedCredentialField = "KW0425", Warning, "A credential field the end user is asked for is sent nowhere.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
     CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";
@@ -90,6 +95,7 @@ codes! {
     InvalidAppName = "KW0509", Error, "A guide's app name is empty, longer than 255 characters, or contains a control character.";
     InvalidGuideUrl = "KW0510", Error, "A guide URL, or the base URL a guide is shared under, is not an absolute http(s) URL, or its query is not a guide selection.";
     UnknownGrant = "KW0511", Error, "A guide is asked for a grant (flow) the profile does not offer.";
+    InvalidCredentialField = "KW0512", Error, "An entered credential field is unknown, missing, empty, too long, holds a control character, or fails its pattern.";
     PkceRequired = "KW0601", Error, "A connection turns PKCE off, and the profile requires it.";
     PkceUnsupported = "KW0602", Error, "A connection turns PKCE on, and the profile says the provider does not support it.";
     MissingPrivateKey = "KW0603", Error, "The profile authenticates the client with `private_key_jwt`, and the connection has no private key.";

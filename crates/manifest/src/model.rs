@@ -54,7 +54,8 @@ pub struct Profile {
     /// against its pattern before it can reach a URL.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub parameters: Map<Parameter>,
-    /// How the OAuth 2.0 flows work for this provider.
+    /// What kind of credential a connection holds and how it is obtained: the OAuth 2.0
+    /// flows (the default), or an API key, HTTP Basic, a token exchange, or none.
     pub auth: Auth,
     /// Where API calls go once a token is held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,14 +171,20 @@ pub struct Rejection {
     pub message: String,
 }
 
-/// How the OAuth 2.0 flows work.
+/// How a connection authenticates to the provider: its credential's kind, and for each kind
+/// what it needs. Keys of other kinds are refused (KW0421), so a profile says one thing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
-    /// The grants the provider supports and this profile can run.
+    /// The kind of credential a connection holds. Without it, OAuth 2.0.
+    #[serde(default, skip_serializing_if = "AuthKind::is_oauth2")]
+    pub kind: AuthKind,
+    /// The grants the provider supports and this profile can run (OAuth 2.0; required).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
-    /// Endpoint URL templates. They see `env`, `params`.
-    pub endpoints: Endpoints,
+    /// Endpoint URL templates. They see `env`, `params` (OAuth 2.0; required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
     /// How the client authenticates at the token, revocation and introspection endpoints
     /// (the names of the IANA registry of `token_endpoint_auth_methods_supported`).
     #[serde(default)]
@@ -191,8 +198,9 @@ pub struct Auth {
     /// `authorization_response_iss_parameter_supported`): a callback without it is refused.
     #[serde(default, skip_serializing_if = "is_false")]
     pub callback_iss_required: bool,
-    /// Whether authorization requests carry a PKCE (S256) challenge.
-    pub pkce: Pkce,
+    /// Whether authorization requests carry a PKCE (S256) challenge (OAuth 2.0; required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkce: Option<Pkce>,
     /// The character between scopes in the `scope` parameter.
     #[serde(default = "default_scope_separator")]
     pub scope_separator: String,
@@ -225,6 +233,17 @@ pub struct Auth {
     /// Settings for the device authorization grant (RFC 8628) and its provider variants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceFlow>,
+    /// What the end user enters to link an account (`api_key`, `basic`, `token_exchange`),
+    /// keyed by the name templates see as `fields.<name>`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub fields: Map<CredentialField>,
+    /// Where the credential goes on each request to the API (`api_key`, `basic`,
+    /// `token_exchange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<Apply>,
+    /// How the fields are exchanged for a short-lived token (`token_exchange`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<Exchange>,
 }
 
 impl Auth {
@@ -236,10 +255,146 @@ impl Auth {
     }
 
     /// Whether a connection sends a PKCE challenge unless it chooses otherwise: yes, unless
-    /// the profile's policy is `off`.
+    /// the profile's policy is `off` (or the profile is not OAuth 2.0).
     pub fn sends_pkce(&self) -> bool {
-        self.pkce != Pkce::Off
+        self.pkce.is_some_and(|p| p != Pkce::Off)
     }
+
+    /// Whether connections are linked through OAuth 2.0 flows.
+    pub fn is_oauth2(&self) -> bool {
+        self.kind.is_oauth2()
+    }
+}
+
+/// The kind of credential a connection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// OAuth 2.0: `grants`, `endpoints` and `pkce` say how tokens are obtained.
+    #[default]
+    Oauth2,
+    /// Keys the end user enters (`fields`), put on requests as `apply` says.
+    ApiKey,
+    /// HTTP Basic: a user and a password (`fields`), sent as `apply.basic` says.
+    Basic,
+    /// Fields posted to a token endpoint (`exchange`) for a short-lived token, which `apply`
+    /// puts on requests; exchanged again when due.
+    TokenExchange,
+    /// No credential: a public API.
+    None,
+}
+
+impl AuthKind {
+    /// Whether this is the default, OAuth 2.0.
+    pub fn is_oauth2(&self) -> bool {
+        *self == AuthKind::Oauth2
+    }
+
+    /// The name profiles use: `api_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Oauth2 => "oauth2",
+            AuthKind::ApiKey => "api_key",
+            AuthKind::Basic => "basic",
+            AuthKind::TokenExchange => "token_exchange",
+            AuthKind::None => "none",
+        }
+    }
+}
+
+/// A value the end user enters to link an account: an API key, a user name, a password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialField {
+    /// Display name: "API key".
+    pub label: String,
+    /// Whether the value is a secret: entered in a password input, write-only, encrypted at
+    /// rest, never shown back. Default: yes.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub secret: bool,
+    /// Whether a connection must supply it. Default: yes. Optional fields are `none` in
+    /// templates when absent.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub required: bool,
+    /// An anchored regular expression (`^...$`) every value must match. Values are bounded
+    /// (4,096 bytes, no control characters) with or without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Whether the pattern ignores case.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub case_insensitive: bool,
+    /// Values that match the pattern but are still wrong, each with the explanation to show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reject: Vec<Rejection>,
+    /// Where the end user finds it: "Settings → API → Create key". Markdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// The provider's page about it: an `https://` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<String>,
+    /// An example of its shape for forms and docs (never a real key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+}
+
+/// Where a credential goes on a request. Templates; they see `fields`, `env`, `params` and,
+/// for `token_exchange`, `token` (`token.access_token` and the kept fields).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Apply {
+    /// Headers by name: `Authorization: "Bearer {{ fields.api_key }}"`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub headers: Map<String>,
+    /// Query parameters by name. A secret placed here ends up in access logs and proxies'
+    /// records of URLs, so it needs `secret_in_query: true`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub query: Map<String>,
+    /// The provider takes a secret only in the query string, and the profile says so.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret_in_query: bool,
+    /// HTTP Basic authentication (RFC 7617).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicCredentials>,
+}
+
+/// A user and password for HTTP Basic authentication. Templates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredentials {
+    /// The user: `"{{ fields.username }}"`.
+    pub username: String,
+    /// The password: `"{{ fields.password }}"`; may render empty (keys sent as the user).
+    pub password: String,
+}
+
+/// A token exchange: the connection's fields posted to a token endpoint, the token read from
+/// the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exchange {
+    /// Where the fields are posted. Template (`env`, `params`); held to the endpoint rules.
+    pub url: String,
+    /// How the body is encoded: form (default) or JSON.
+    #[serde(default, skip_serializing_if = "TokenRequestFormat::is_form")]
+    pub format: TokenRequestFormat,
+    /// The body's parameters. Templates; they see `fields`, `env` and `params`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub body: Map<String>,
+    /// Extra request headers. Templates, as `body`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub headers: Map<String>,
+    /// HTTP Basic authentication of the exchange request. Templates, as `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicCredentials>,
+    /// Where the token is in the JSON answer: a JSON pointer (RFC 6901), `/access_token`.
+    pub token_pointer: String,
+    /// Where its lifetime is: a JSON pointer to a number (or numeric string). Without it, or
+    /// when the answer lacks it, `auth.tokens.assumed_lifetime_seconds` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_pointer: Option<String>,
+    /// The unit of that lifetime.
+    #[serde(default, skip_serializing_if = "TimeUnit::is_seconds")]
+    pub expires_in_unit: TimeUnit,
 }
 
 fn default_scope_separator() -> String {

@@ -41,6 +41,7 @@ mod callback_state;
 mod clock;
 mod connector;
 mod errors;
+mod fields;
 mod http;
 mod issuer;
 mod manager;
@@ -55,6 +56,7 @@ pub use connector::{
     RequestCredential, TokenKind,
 };
 pub use errors::{ConfigError, Diagnosis, DiagnosisKind, FlowError, ProviderError, StateError};
+pub use fields::CredentialFields;
 pub use http::{Destinations, HttpClient, HttpOptions, TransportError};
 pub use issuer::{IssuerError, IssuerPolicy, check_issuer, origin_of};
 pub use keyway_validate::Selection;

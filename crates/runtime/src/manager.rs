@@ -18,6 +18,7 @@
 use crate::clock::Clock;
 use crate::connector::Connector;
 use crate::errors::{Diagnosis, DiagnosisKind, FlowError};
+use crate::fields::CredentialFields;
 use crate::tokens::{GrantUsed, TokenSet};
 use lru::LruCache;
 use rand::Rng;
@@ -65,6 +66,12 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
         Box::pin(async { Ok(RefreshClaim::Granted) })
     }
 
+    /// The entered credential fields of a connection whose tokens are obtained by exchanging
+    /// them (`auth.kind: token_exchange`). Default: none kept.
+    fn credential_fields<'a>(&'a self, _connection: &'a str) -> StoreFuture<'a, Option<CredentialFields>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Gives a claim back without saving (the refresh failed). Default: nothing to do.
     fn release_refresh<'a>(&'a self, _connection: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async { Ok(()) })
@@ -75,6 +82,14 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct MemoryTokenStore {
     sets: Mutex<HashMap<String, TokenSet>>,
+    fields: Mutex<HashMap<String, CredentialFields>>,
+}
+
+impl MemoryTokenStore {
+    /// Keeps a connection's entered fields (a token exchange's, exchanged again when due).
+    pub fn save_fields(&self, connection: &str, fields: CredentialFields) {
+        self.fields.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(connection.to_owned(), fields);
+    }
 }
 
 impl TokenStore for MemoryTokenStore {
@@ -93,7 +108,13 @@ impl TokenStore for MemoryTokenStore {
 
     fn remove<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, ()> {
         self.sets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(connection);
+        self.fields.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(connection);
         Box::pin(async { Ok(()) })
+    }
+
+    fn credential_fields<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, Option<CredentialFields>> {
+        let found = self.fields.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(connection).cloned();
+        Box::pin(async move { Ok(found) })
     }
 }
 
@@ -656,6 +677,16 @@ impl TokenManager {
             let result = match (current.refresh_token.is_some(), current.grant) {
                 (true, _) => connector.refresh(current).await,
                 (false, GrantUsed::ClientCredentials) => connector.client_credentials().await,
+                // Exchanged again from the fields the connection keeps, read where they are
+                // kept (so a reconnect's new fields are the ones sent).
+                (false, GrantUsed::TokenExchange) => match self.store.credential_fields(&connection.id).await? {
+                    Some(fields) => connector.exchange(&fields).await,
+                    None => {
+                        let status = Status::NeedsReauthorization(None);
+                        *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+                        return Err(TokenError::NeedsReauthorization(None));
+                    }
+                },
                 (false, _) => {
                     let status = Status::NeedsReauthorization(None);
                     *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;

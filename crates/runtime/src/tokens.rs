@@ -19,6 +19,8 @@ pub enum GrantUsed {
     JwtBearer,
     /// The device flow.
     DeviceCode,
+    /// A token exchange of the connection's entered fields (`auth.exchange`).
+    TokenExchange,
 }
 
 /// Where the expiry of the access token came from.
@@ -157,6 +159,61 @@ fn secret_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SecretString>, 
 pub struct ResponseError(pub String);
 
 impl TokenSet {
+    /// Builds a token set from a token exchange's answer: the token at `token_pointer`, its
+    /// lifetime at `expires_in_pointer` (in `expires_in_unit`) or the profile's assumed
+    /// lifetime, the kept fields from the answer's top level.
+    pub(crate) fn exchanged(
+        profile: &Profile,
+        exchange: &keyway_manifest::model::Exchange,
+        answer: &Map<String, Value>,
+        now_ms: u64,
+    ) -> Result<TokenSet, ResponseError> {
+        let answer_value = Value::Object(answer.clone());
+        let access_token = match answer_value.pointer(&exchange.token_pointer) {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_TOKEN_SET_BYTES as usize => {
+                SecretString::from(s.as_str())
+            }
+            _ => {
+                return Err(ResponseError(format!(
+                    "the exchange's answer has no token (a non-empty string) at `{}`",
+                    exchange.token_pointer
+                )));
+            }
+        };
+        let unit = exchange.expires_in_unit;
+        let expires_in = match exchange.expires_in_pointer.as_deref().and_then(|p| answer_value.pointer(p)) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(lifetime_seconds(value, unit).ok_or_else(|| {
+                ResponseError("the exchange's token lifetime is not a whole number in range".to_owned())
+            })?),
+        };
+        let (expires_at, expiry_source) = match (expires_in, profile.auth.tokens.assumed_lifetime_seconds) {
+            (Some(seconds), _) => (Some((now_ms / 1000).saturating_add(seconds)), ExpirySource::ExpiresIn),
+            (None, Some(assumed)) => (Some((now_ms / 1000).saturating_add(assumed)), ExpirySource::Assumed),
+            (None, None) => (None, ExpirySource::Unknown),
+        };
+        let fields = profile
+            .auth
+            .tokens
+            .keep_fields
+            .iter()
+            .filter_map(|name| answer.get(name).map(|v| (name.clone(), v.clone())))
+            .collect();
+        Ok(TokenSet {
+            access_token,
+            refresh_token: None,
+            token_type: "Bearer".to_owned(),
+            scopes: Vec::new(),
+            expires_at,
+            expiry_source,
+            issued_at_ms: None,
+            obtained_at_ms: Some(now_ms),
+            grant: GrantUsed::TokenExchange,
+            fields,
+            origin: None,
+        })
+    }
+
     /// Builds a token set from a successful token response (a JSON object).
     ///
     /// `now_ms` is the client's clock; `requested` the scopes asked for, used when the

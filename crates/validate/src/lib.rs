@@ -14,6 +14,7 @@
 //! }
 //! ```
 
+pub mod credentials;
 mod links;
 mod memo;
 mod patterns;

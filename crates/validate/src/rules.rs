@@ -25,6 +25,7 @@ pub fn check(profile: &Profile) -> Vec<Diagnostic> {
     guide_links(profile, &mut out);
     unused_scopes(profile, &mut out);
     unused_objects(profile, &mut out);
+    crate::credentials::rules(profile, &mut out);
     out
 }
 
@@ -300,8 +301,10 @@ fn templates_and_endpoints<'p>(
                 out.push(Diagnostic::new(Code::UnknownTemplateVariable, problem).at_pointer(pointer.clone()));
             }
         }
-        let is_url =
-            pointer.starts_with("/auth/endpoints/") || pointer == "/auth/device/start" || pointer == "/api/base_url";
+        let is_url = pointer.starts_with("/auth/endpoints/")
+            || pointer == "/auth/device/start"
+            || pointer == "/auth/exchange/url"
+            || pointer == "/api/base_url";
         if is_url {
             if let Some((problem, line)) = crate::template_shape::transformed_parameter(source) {
                 out.push(

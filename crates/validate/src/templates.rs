@@ -203,6 +203,11 @@ pub enum TemplateKind {
     ApiBase,
     /// Guide text and error fixes.
     Guide,
+    /// Where a credential goes on API requests (`auth.apply`): also sees `fields` and, for a
+    /// token exchange, `token` (`access_token` and the kept fields).
+    Credential,
+    /// A token exchange's body, headers and Basic credentials: also sees `fields`.
+    Exchange,
 }
 
 /// The variables a profile can supply to each kind of template.
@@ -215,6 +220,9 @@ pub struct Vocabulary {
     params: IndexSet<String>,
     token: IndexSet<String>,
     limits: IndexSet<String>,
+    fields: IndexSet<String>,
+    /// What `token` holds in `auth.apply`: a token exchange's token and kept fields.
+    exchanged: IndexSet<String>,
 }
 
 const GUIDE_ROOTS: [&str; 14] = [
@@ -258,6 +266,13 @@ impl Vocabulary {
             params: profile.parameters.keys().cloned().collect(),
             token: profile.auth.tokens.keep_fields.iter().cloned().collect(),
             limits,
+            fields: profile.auth.fields.keys().cloned().collect(),
+            exchanged: match profile.auth.kind {
+                keyway_manifest::model::AuthKind::TokenExchange => std::iter::once("access_token".to_owned())
+                    .chain(profile.auth.tokens.keep_fields.iter().cloned())
+                    .collect(),
+                _ => IndexSet::new(),
+            },
         }
     }
 
@@ -275,6 +290,13 @@ impl Vocabulary {
             (_, "env") => (&self.env, "environment variable"),
             (_, "params") => (&self.params, "parameter"),
             (TemplateKind::ApiBase, "token") => (&self.token, "kept token field (`auth.tokens.keep_fields`)"),
+            (TemplateKind::Credential | TemplateKind::Exchange, "fields") => {
+                (&self.fields, "credential field (`auth.fields`)")
+            }
+            (TemplateKind::Credential, "token") => (
+                &self.exchanged,
+                "exchanged token field (`access_token`, or one of `auth.tokens.keep_fields` of a `token_exchange`)",
+            ),
             (TemplateKind::Guide, "limits") => (&self.limits, "limit"),
             (TemplateKind::Guide, "profile") => {
                 return attr
@@ -287,6 +309,8 @@ impl Vocabulary {
                     TemplateKind::Endpoint => &["env", "params"],
                     TemplateKind::ApiBase => &["env", "params", "token"],
                     TemplateKind::Guide => &GUIDE_ROOTS,
+                    TemplateKind::Credential => &["env", "params", "fields", "token"],
+                    TemplateKind::Exchange => &["env", "params", "fields"],
                 };
                 let hint = keyway_stdx::closest(root, roots.iter().copied())
                     .map(|best| format!("did you mean `{best}`? "))
@@ -315,6 +339,8 @@ impl Vocabulary {
             TemplateKind::Endpoint => "endpoint templates see `env` and `params`".to_owned(),
             TemplateKind::ApiBase => "`api.base_url` sees `env`, `params` and `token`".to_owned(),
             TemplateKind::Guide => format!("guide templates see {}", GUIDE_ROOTS.map(|r| format!("`{r}`")).join(", ")),
+            TemplateKind::Credential => "`auth.apply` sees `env`, `params`, `fields` and `token`".to_owned(),
+            TemplateKind::Exchange => "`auth.exchange` sees `env`, `params` and `fields`".to_owned(),
         }
     }
 }
@@ -324,18 +350,49 @@ pub fn templates(profile: &Profile) -> Vec<(String, TemplateKind, &str)> {
     use TemplateKind::*;
     let esc = keyway_manifest::escape_pointer_token;
     let mut out: Vec<(String, TemplateKind, &str)> = Vec::new();
-    let e = &profile.auth.endpoints;
-    out.push(("/auth/endpoints/token".into(), Endpoint, &e.token));
-    for (name, value) in [
-        ("authorize", &e.authorize),
-        ("refresh", &e.refresh),
-        ("revoke", &e.revoke),
-        ("introspect", &e.introspect),
-        ("userinfo", &e.userinfo),
-        ("device_authorization", &e.device_authorization),
-    ] {
-        if let Some(v) = value {
-            out.push((format!("/auth/endpoints/{name}"), Endpoint, v));
+    if let Some(e) = &profile.auth.endpoints {
+        out.push(("/auth/endpoints/token".into(), Endpoint, &e.token));
+        for (name, value) in [
+            ("authorize", &e.authorize),
+            ("refresh", &e.refresh),
+            ("revoke", &e.revoke),
+            ("introspect", &e.introspect),
+            ("userinfo", &e.userinfo),
+            ("device_authorization", &e.device_authorization),
+        ] {
+            if let Some(v) = value {
+                out.push((format!("/auth/endpoints/{name}"), Endpoint, v));
+            }
+        }
+    }
+    if let Some(exchange) = &profile.auth.exchange {
+        out.push(("/auth/exchange/url".into(), Endpoint, &exchange.url));
+        for (k, v) in &exchange.body {
+            out.push((format!("/auth/exchange/body/{}", esc(k)), Exchange, v));
+        }
+        for (k, v) in &exchange.headers {
+            out.push((format!("/auth/exchange/headers/{}", esc(k)), Exchange, v));
+        }
+        if let Some(basic) = &exchange.basic {
+            out.push(("/auth/exchange/basic/username".into(), Exchange, &basic.username));
+            out.push(("/auth/exchange/basic/password".into(), Exchange, &basic.password));
+        }
+    }
+    if let Some(apply) = &profile.auth.apply {
+        for (k, v) in &apply.headers {
+            out.push((format!("/auth/apply/headers/{}", esc(k)), Credential, v));
+        }
+        for (k, v) in &apply.query {
+            out.push((format!("/auth/apply/query/{}", esc(k)), Credential, v));
+        }
+        if let Some(basic) = &apply.basic {
+            out.push(("/auth/apply/basic/username".into(), Credential, &basic.username));
+            out.push(("/auth/apply/basic/password".into(), Credential, &basic.password));
+        }
+    }
+    for (k, field) in &profile.auth.fields {
+        if let Some(help) = &field.help {
+            out.push((format!("/auth/fields/{}/help", esc(k)), Guide, help));
         }
     }
     for (k, v) in &profile.auth.authorization_params {
@@ -501,7 +558,7 @@ pub fn guide_context_with_params(
         limits: &'a keyway_manifest::model::Limits,
         refresh_sends_secret: bool,
         sends_pkce: bool,
-        pkce: keyway_manifest::model::Pkce,
+        pkce: Option<keyway_manifest::model::Pkce>,
     }
     let mut env = indexmap::IndexMap::new();
     env.insert("id", target.environment);

@@ -15,6 +15,13 @@ impl Connector {
     /// The API base URL of a connection: `api.base_url` rendered with its token set's kept
     /// fields (Salesforce: `instance_url`), held to the same rules as an endpoint.
     pub fn api_base_url(&self, tokens: &TokenSet) -> Result<String, FlowError> {
+        self.api_base_url_with(Some(tokens))
+    }
+
+    /// The API base URL of a connection that may hold no token set (an API key's): its
+    /// `token` is empty then.
+    pub fn api_base_url_with(&self, tokens: Option<&TokenSet>) -> Result<String, FlowError> {
+        let kept = tokens.map(|t| t.fields.clone()).unwrap_or_default();
         let api =
             self.profile.api.as_ref().ok_or_else(|| {
                 FlowError::Unsupported(format!("`{}` declares no API (`api.base_url`)", self.profile.id))
@@ -22,7 +29,7 @@ impl Connector {
         let context = minijinja::Value::from(minijinja::value::Serde(json!({
             "env": env_value(&self.profile, &self.environment),
             "params": template_params(&self.profile, &self.config.selection),
-            "token": tokens.fields,
+            "token": kept,
         })));
         let rendered = render(&api.base_url, &context)
             .map_err(|e| FlowError::ApiBaseUrl(format!("`api.base_url` does not render: {e}")))?;
@@ -45,14 +52,23 @@ impl Connector {
     /// the access token. Any 2xx passes; an error answer is diagnosed by the profile's error
     /// map (phase `api`); 5xx and timeouts are transient.
     pub async fn verify(&self, tokens: &TokenSet) -> Result<(), FlowError> {
+        self.verify_with(&RequestCredential::bearer(tokens), Some(tokens)).await
+    }
+
+    /// [`Connector::verify`] with any kind of credential (`tokens`: the set the base URL's
+    /// kept fields come from, if the connection holds one).
+    pub async fn verify_with(
+        &self,
+        credential: &RequestCredential,
+        tokens: Option<&TokenSet>,
+    ) -> Result<(), FlowError> {
         const ENDPOINT: &str = "api";
         let verify = self.profile.api.as_ref().and_then(|api| api.verify.as_ref()).ok_or_else(|| {
             FlowError::Unsupported(format!("`{}` declares no connection test (`api.verify`)", self.profile.id))
         })?;
-        let url = format!("{}{}", self.api_base_url(tokens)?, verify.path);
-        let request = RequestCredential::bearer(tokens)
-            .get(&url)
-            .map_err(|e| FlowError::Configuration(format!("the connection test's URL: {e}")))?;
+        let url = format!("{}{}", self.api_base_url_with(tokens)?, verify.path);
+        let request =
+            credential.get(&url).map_err(|e| FlowError::Configuration(format!("the connection test's URL: {e}")))?;
         let response =
             self.http.send(request).await.map_err(|source| FlowError::Transport { endpoint: ENDPOINT, source })?;
         let status = response.status().as_u16();

@@ -67,8 +67,24 @@ pub(super) fn render_connection(
             Err(ConfigError(vec![invalid_parameter(format!("{pointer} renders to an unusable URL, {why}"), pointer)]))
         })
     };
-    let e = &profile.auth.endpoints;
     let render_opt = |pointer: &str, t: &Option<String>| t.as_deref().map(|t| render_url(pointer, t)).transpose();
+    // A profile of another kind has no OAuth endpoints; a token exchange's token comes from
+    // its exchange URL, which stands as the token endpoint (the token set's origin). No flow
+    // posts to the others: the profile offers no grants.
+    let oauth_endpoints = keyway_manifest::model::Endpoints {
+        authorize: None,
+        token: profile.auth.exchange.as_ref().map(|x| x.url.clone()).unwrap_or_default(),
+        refresh: None,
+        revoke: None,
+        introspect: None,
+        userinfo: None,
+        device_authorization: None,
+    };
+    let (e, token_pointer) = match &profile.auth.endpoints {
+        Some(e) => (e, "/auth/endpoints/token"),
+        None => (&oauth_endpoints, "/auth/exchange/url"),
+    };
+    let render_token = |pointer: &str, t: &str| if t.is_empty() { Ok(String::new()) } else { render_url(pointer, t) };
     let device_start = match &profile.auth.device {
         Some(device) => Some(render_url("/auth/device/start", &device.start)?),
         None => render_opt("/auth/endpoints/device_authorization", &e.device_authorization)?,
@@ -85,10 +101,10 @@ pub(super) fn render_connection(
     };
     let endpoints = Endpoints {
         authorize: render_opt("/auth/endpoints/authorize", &e.authorize)?,
-        token: render_url("/auth/endpoints/token", &e.token)?,
+        token: render_token(token_pointer, &e.token)?,
         refresh: match &e.refresh {
             Some(refresh) => render_url("/auth/endpoints/refresh", refresh)?,
-            None => render_url("/auth/endpoints/token", &e.token)?,
+            None => render_token(token_pointer, &e.token)?,
         },
         revoke: render_opt("/auth/endpoints/revoke", &e.revoke)?,
         introspect: render_opt("/auth/endpoints/introspect", &e.introspect)?,

@@ -31,6 +31,7 @@ mod credential;
 mod device;
 mod diagnose;
 mod endpoints;
+mod exchange;
 mod grants;
 mod id_token;
 mod introspection;
@@ -161,7 +162,20 @@ impl Connector {
         let credential_problem = |message: String, pointer: &str| {
             Diagnostic::new(Code::InvalidClientCredentials, message).at_pointer(pointer)
         };
-        if config.client_id.trim().is_empty() {
+        let oauth = profile.auth.is_oauth2();
+        if !oauth {
+            // The end user's fields are the credential; an app's client credentials mean nothing.
+            if !config.client_id.is_empty() || config.client_secret.is_some() || config.staged_client_secret.is_some() {
+                errors.push(credential_problem(
+                    format!(
+                        "`{}` links accounts with `{}`, not an OAuth client: give no client id or secret",
+                        profile.id,
+                        profile.auth.kind.as_str()
+                    ),
+                    "/client_id",
+                ));
+            }
+        } else if config.client_id.trim().is_empty() {
             errors.push(credential_problem("the client id is empty".to_owned(), "/client_id"));
         } else if config.client_id.len() > MAX_CLIENT_CREDENTIAL {
             errors.push(credential_problem(
@@ -190,7 +204,7 @@ impl Connector {
                 .with_help("give the PEM private key whose public key the app registered"),
             );
         }
-        let pkce = match (profile.auth.pkce, config.pkce) {
+        let pkce = match (profile.auth.pkce.unwrap_or(Pkce::Off), config.pkce) {
             (Pkce::Required, Some(false)) => {
                 errors.push(
                     Diagnostic::new(
