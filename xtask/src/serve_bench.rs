@@ -559,14 +559,15 @@ async fn seed(
                 integration_id: integration.id.clone(),
                 end_user: EndUser { id: "template@example.com".to_owned(), email: None, display_name: None },
                 parameters: Default::default(),
-                tokens: ImportedTokens {
+                fields: None,
+                tokens: Some(ImportedTokens {
                     access_token: text("access_token").into(),
                     refresh_token: Some(text("refresh_token").into()),
                     token_type: Some("Bearer".to_owned()),
                     expires_in: Some(30 * 24 * 3600),
                     scope: Some("api refresh_token".to_owned()),
                     fields,
-                },
+                }),
             },
         )
         .await
@@ -1065,14 +1066,15 @@ fn refresher(work: &Path, db: &str, keys: &Path, n: usize) -> Result<(usize, Dur
                     integration_id: integration.id.clone(),
                     end_user: EndUser { id: user, email: None, display_name: None },
                     parameters: Default::default(),
-                    tokens: ImportedTokens {
+                    fields: None,
+                    tokens: Some(ImportedTokens {
                         access_token: text("access_token").into(),
                         refresh_token: Some(text("refresh_token").into()),
                         token_type: None,
                         expires_in: None,
                         scope: None,
                         fields,
-                    },
+                    }),
                 },
             )
             .await

@@ -20,6 +20,11 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
+    /// A refusal whose body says nothing readable: its status alone (`HTTP 401`).
+    pub fn from_status(phase: ErrorPhase, status: u16) -> ProviderError {
+        ProviderError { phase, status: Some(status), error: format!("HTTP {status}"), description: None }
+    }
+
     /// Reads an error body: an OAuth JSON object, or Salesforce's API shape (an array of
     /// `{message, errorCode}`), whatever the Content-Type says (Salesforce sends none).
     pub fn from_body(phase: ErrorPhase, status: Option<u16>, body: &[u8]) -> Option<ProviderError> {

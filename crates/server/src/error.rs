@@ -72,6 +72,9 @@ problem_codes! {
     NeedsReauth = "needs_reauth", 409, "The connection needs to be authorized again";
     RefreshRefused = "refresh_refused", 409, "The provider refused the refresh";
     ProviderUnavailable = "provider_unavailable", 503, "The provider is unavailable";
+    NoAccessToken = "no_access_token", 409, "The connection holds entered credentials, not an access token";
+    InvalidCredentials = "invalid_credentials", 422, "Check the credential fields";
+    CredentialsRefused = "credentials_refused", 422, "The provider refused these credentials";
     // The database and the keys.
     StoreUnavailable = "store_unavailable", 503, "The database is unavailable";
     RowUnreadable = "row_unreadable", 500, "A stored row cannot be read";
@@ -243,7 +246,8 @@ impl HubError {
     /// Per-field messages of a refused connect form: (parameter name, message).
     pub fn field_errors(&self) -> impl Iterator<Item = (&str, String)> {
         self.diagnostics.iter().filter_map(|d| {
-            let name = d.pointer.as_deref()?.strip_prefix("/parameters/")?;
+            let pointer = d.pointer.as_deref()?;
+            let name = pointer.strip_prefix("/parameters/").or_else(|| pointer.strip_prefix("/fields/"))?;
             let text = match &d.fix {
                 Some(fix) => format!("{}. {fix}", d.message.trim_end_matches('.')),
                 None => d.message.clone(),

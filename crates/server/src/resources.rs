@@ -21,8 +21,10 @@ pub struct NewIntegration {
     /// A display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// The client id (Salesforce: Consumer Key).
-    #[schema(min_length = 1, max_length = 2000)]
+    /// The client id (Salesforce: Consumer Key). Required for OAuth 2.0 profiles; profiles
+    /// of other kinds (API keys, Basic, token exchange, none) take none.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
     pub client_id: String,
     /// The client secret (Consumer Secret). Write-only.
     #[serde(default)]
@@ -194,6 +196,30 @@ pub struct AccessTokenView {
     pub fields: Map<String, Value>,
 }
 
+/// What to put on a request to the provider for a connection, whatever its kind of
+/// credential. With `/token`, the one response that carries a credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialsView {
+    /// The connection.
+    pub connection_id: String,
+    /// The profile's kind of credential: `oauth2`, `api_key`, `basic`, `token_exchange`,
+    /// `none`.
+    pub kind: String,
+    /// Headers to set on each request (`Authorization`, `X-Api-Key`, ...).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Query parameters to add to each request (only where the profile says the provider takes
+    /// its secret nowhere else).
+    pub query: std::collections::BTreeMap<String, String>,
+    /// When they stop being good, seconds since the epoch; absent when nothing says (an API
+    /// key).
+    pub expires_at: Option<u64>,
+    /// The API base URL, when the profile declares one.
+    pub api_base_url: Option<String>,
+    /// Token response fields the profile keeps.
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
 /// Tokens a platform already holds, imported as a connection.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -233,8 +259,15 @@ pub struct NewConnection {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub parameters: IndexMap<String, String>,
-    /// The tokens.
-    pub tokens: ImportedTokens,
+    /// The tokens (OAuth 2.0 profiles).
+    #[serde(default)]
+    pub tokens: Option<ImportedTokens>,
+    /// The credential fields the end user gave (API keys, Basic, token exchange), by the
+    /// profile's field names; checked, exchanged and tried (`api.verify`) before anything is
+    /// stored. Write-only.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, write_only)]
+    pub fields: Option<IndexMap<String, SecretString>>,
 }
 
 /// The outcome of a connection test.

@@ -77,6 +77,7 @@
 //!
 //! It logs nothing. All state sits behind one mutex, never held across an `.await`.
 
+mod keyed;
 pub mod profiles;
 mod rest;
 pub mod scratch;
@@ -385,6 +386,14 @@ pub struct ProviderConfig {
     /// A budget of authenticated REST API calls per window of the provider's clock, and how an
     /// exhausted budget is answered. Default `None`: no limit.
     pub api_rate_limit: Option<ApiRateLimit>,
+    /// The key `GET /keyed/api-key/me` takes in `X-Api-Key`. Default `testkit-api-key-0123456789`.
+    pub api_key: String,
+    /// The user of `GET /keyed/basic/me` and of the token exchange. Default `testkit-user`.
+    pub basic_user: String,
+    /// The password of `GET /keyed/basic/me` and of the token exchange. Default `testkit-password`.
+    pub basic_password: String,
+    /// How long a token of `POST /keyed/exchange/token` lives (its `expires_in`). Default 60 s.
+    pub exchange_lifetime: Duration,
 }
 
 /// The REST API version the profiles' `api.base_url` names.
@@ -444,6 +453,10 @@ impl Default for ProviderConfig {
             instance_url: None,
             callback_iss: None,
             api_rate_limit: None,
+            api_key: "testkit-api-key-0123456789".to_owned(),
+            basic_user: "testkit-user".to_owned(),
+            basic_password: "testkit-password".to_owned(),
+            exchange_lifetime: keyed::DEFAULT_EXCHANGE_LIFETIME,
         }
     }
 }
@@ -473,6 +486,10 @@ impl fmt::Debug for ProviderConfig {
             .field("callback_iss", &self.callback_iss)
             .field("instance_url", &self.instance_url)
             .field("api_rate_limit", &self.api_rate_limit)
+            .field("api_key", &"<redacted>")
+            .field("basic_user", &self.basic_user)
+            .field("basic_password", &"<redacted>")
+            .field("exchange_lifetime", &self.exchange_lifetime)
             .finish()
     }
 }
@@ -532,6 +549,8 @@ pub struct Counts {
     pub userinfo: u64,
     /// Requests under `/services/data/`.
     pub api: u64,
+    /// Token exchanges (`POST /keyed/exchange/token`), refused ones included.
+    pub exchange: u64,
     /// Token requests by `grant_type` (`authorization_code`, `refresh_token`, `client_credentials`,
     /// `urn:ietf:params:oauth:grant-type:jwt-bearer`, `device`, or anything else sent), and
     /// `device_code` for device flow starts (`response_type=device_code`).

@@ -58,11 +58,93 @@ auth:
     )
 }
 
-/// Writes the bundled Salesforce profiles and the child for `host` into `dir`.
+/// Writes the bundled Salesforce profiles, the child for `host`, and the profiles of the
+/// keyed APIs ([`keyed_profiles`]) into `dir`.
 pub fn write_profiles(dir: &Path, host: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for name in ["salesforce.yaml", "salesforce-service-cloud.yaml"] {
         std::fs::copy(bundled_profiles_dir().join(name), dir.join(name))?;
     }
+    for (id, text) in keyed_profiles(host) {
+        std::fs::write(dir.join(format!("{id}.yaml")), text)?;
+    }
     std::fs::write(dir.join(format!("{LOCAL_PROFILE_ID}.yaml")), local_profile(host))
+}
+
+/// The ids of the profiles of the provider's keyed APIs, one per kind of credential other
+/// than OAuth 2.0: API key, HTTP Basic, token exchange, none.
+pub const KEYED_PROFILE_IDS: [&str; 4] = ["testkit-api-key", "testkit-basic", "testkit-exchange", "testkit-public"];
+
+/// Profiles for the provider's keyed APIs at `host` (`127.0.0.1:PORT`), each complete and
+/// validating with no diagnostics.
+pub fn keyed_profiles(host: &str) -> [(&'static str, String); 4] {
+    let head = |id: &str, name: &str| {
+        format!("id: {id}\nname: {name}\nenvironments:\n  local: {{label: Local test provider, default: true}}\n")
+    };
+    let api = |path: &str| format!("api:\n  base_url: 'http://{host}/keyed/{path}'\n  verify: {{path: /me}}\n");
+    [
+        (
+            "testkit-api-key",
+            format!(
+                "{}auth:
+  kind: api_key
+  fields:
+    api_key:
+      label: API key
+      pattern: '^[A-Za-z0-9_-]{{8,128}}$'
+      help: In the test provider, the key is set by `ProviderConfig::api_key`.
+      docs: https://example.com/docs/api-keys
+      example: testkit-api-key-0123456789
+  apply:
+    headers:
+      X-Api-Key: '{{{{ fields.api_key }}}}'
+{}",
+                head("testkit-api-key", "Test provider (API key)"),
+                api("api-key")
+            ),
+        ),
+        (
+            "testkit-basic",
+            format!(
+                "{}auth:
+  kind: basic
+  fields:
+    username: {{label: User name, secret: false}}
+    password: {{label: Password}}
+  apply:
+    basic: {{username: '{{{{ fields.username }}}}', password: '{{{{ fields.password }}}}'}}
+{}",
+                head("testkit-basic", "Test provider (Basic)"),
+                api("basic")
+            ),
+        ),
+        (
+            "testkit-exchange",
+            format!(
+                "{}auth:
+  kind: token_exchange
+  fields:
+    username: {{label: User name, secret: false}}
+    password: {{label: Password}}
+  exchange:
+    url: 'http://{host}/keyed/exchange/token'
+    format: json
+    body:
+      username: '{{{{ fields.username }}}}'
+      password: '{{{{ fields.password }}}}'
+    token_pointer: /data/token
+    expires_in_pointer: /expires_in
+  apply:
+    headers:
+      Authorization: 'Bearer {{{{ token.access_token }}}}'
+{}",
+                head("testkit-exchange", "Test provider (token exchange)"),
+                api("exchanged")
+            ),
+        ),
+        (
+            "testkit-public",
+            format!("{}auth:\n  kind: none\n{}", head("testkit-public", "Test provider (public API)"), api("public")),
+        ),
+    ]
 }

@@ -69,6 +69,8 @@ impl Shared {
                 slow_down_remaining,
                 records: Records::default(),
                 api_limiter: Limiter::default(),
+                exchanged: HashMap::new(),
+                next_exchange: 0,
             }),
             in_flight: AtomicUsize::new(0),
         }
@@ -149,6 +151,9 @@ pub(crate) struct State {
     /// The REST API's sObject records.
     pub(crate) records: Records,
     api_limiter: Limiter,
+    /// Tokens the keyed token exchange issued, with when they expire (provider clock).
+    pub(crate) exchanged: HashMap<String, Duration>,
+    pub(crate) next_exchange: u64,
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -295,6 +300,7 @@ fn answer(
         Some(Endpoint::Userinfo) if *method == Method::GET || *method == Method::POST => state.userinfo(request),
         Some(Endpoint::Api) => state.api(request, body),
         Some(_) => state.error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "method not allowed"),
+        None if request.path.starts_with(crate::keyed::KEYED_PREFIX) => state.keyed(request, body),
         None => state.other(request),
     }
 }

@@ -77,6 +77,10 @@ impl Connector {
         }
         match ProviderError::from_body(ErrorPhase::Api, Some(status), response.body()) {
             Some(provider) => Err(FlowError::Provider(Box::new(self.diagnose(provider)))),
+            // A 4xx says no, whatever its body; a 5xx is an error of the provider's (transient).
+            None if (400..500).contains(&status) => {
+                Err(FlowError::Provider(Box::new(self.diagnose(ProviderError::from_status(ErrorPhase::Api, status)))))
+            }
             None => Err(FlowError::InvalidResponse { endpoint: ENDPOINT, detail: format!("HTTP {status}") }),
         }
     }

@@ -11,9 +11,9 @@ use super::extract::{
 use crate::error::{HubError, ProblemCode};
 use crate::hub::{AuditQuery, ConnectionQuery};
 use crate::resources::{
-    AccessTokenView, ApiKey, ApiKeyCreated, ApiKeyList, AuditList, Connection, ConnectionList, Health, Integration,
-    IntegrationList, NewApiKey, NewConnection, NewIntegration, NewSession, Reloaded, RevocationResult, SessionCreated,
-    TestResult,
+    AccessTokenView, ApiKey, ApiKeyCreated, ApiKeyList, AuditList, Connection, ConnectionList, CredentialsView, Health,
+    Integration, IntegrationList, NewApiKey, NewConnection, NewIntegration, NewSession, Reloaded, RevocationResult,
+    SessionCreated, TestResult,
 };
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -201,7 +201,9 @@ pub(super) async fn list_connections(
     Ok(axum::Json(state.hub.connections(asked).await?))
 }
 
-/// Imports tokens a platform already holds as a connection.
+/// Imports a connection: tokens a platform already holds (OAuth 2.0 profiles), or the
+/// credential fields an end user gave (API keys, Basic, token exchange), which are checked,
+/// exchanged and tried with the profile's connection test before anything is stored.
 #[utoipa::path(post, path = "/v1/connections", tag = "connections", security(("api_key" = ["connections:write"])),
     request_body = NewConnection, responses(
     (status = 201, body = Connection),
@@ -239,6 +241,21 @@ pub(super) async fn connection_token(
     Segment(id): Segment,
 ) -> Result<Response, HubError> {
     Ok(no_store(state.hub.token(&caller, &id).await?))
+}
+
+/// What to put on a request to the provider, for every kind of credential: headers and
+/// query parameters (an OAuth connection's Bearer token, an API key, HTTP Basic, a token
+/// exchange's token, nothing for a public API), until when they are good, the API base URL.
+#[utoipa::path(get, path = "/v1/connections/{id}/credentials", tag = "connections", security(("api_key" = ["credentials:read"])),
+    params(("id" = String, Path, description = "The connection id")), responses(
+    (status = 200, body = CredentialsView),
+))]
+pub(super) async fn connection_credentials(
+    ApiCaller(caller, _): ApiCaller<CredentialsRead>,
+    State(state): State<AppState>,
+    Segment(id): Segment,
+) -> Result<Response, HubError> {
+    Ok(no_store(state.hub.credentials(&caller, &id).await?))
 }
 
 /// Refreshes now, whatever the expiry.

@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/connections", get(api::list_connections).post(api::import_connection))
         .route("/v1/connections/{id}", get(api::get_connection).delete(api::delete_connection))
         .route("/v1/connections/{id}/token", get(api::connection_token))
+        .route("/v1/connections/{id}/credentials", get(api::connection_credentials))
         .route("/v1/connections/{id}/refresh", post(api::refresh_connection))
         .route("/v1/connections/{id}/test", post(api::test_connection))
         .route("/v1/connections/{id}/revoke", post(api::revoke_connection))

@@ -7,7 +7,7 @@ use super::problem::status_of;
 use super::request_id::RequestId;
 use super::security::{EXPORT_CSP, GUIDE_CSP, cookie_value, is_cross_site, page, see_other, session_cookie};
 use crate::error::{HubError, ProblemCode};
-use crate::hub::FormRefused;
+use crate::hub::{FormRefused, Submitted};
 use crate::views::guide;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -120,10 +120,12 @@ pub(super) async fn connect_page(
     }
 }
 
-/// The connect form: checks the parameters and redirects to the provider.
+/// The connect form: checks the parameters and redirects to the provider, or links the
+/// entered credentials and shows the done page.
 pub(super) async fn start_connect(
     State(state): State<AppState>,
     Segment(integration): Segment,
+    RequestId(request_id): RequestId,
     headers: HeaderMap,
     body: Result<Body, HubError>,
 ) -> Response {
@@ -138,8 +140,9 @@ pub(super) async fn start_connect(
     }
     let form: Vec<(String, String)> =
         url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    match state.hub.submit_connect_form(cookie_value(&headers), &integration, &form).await {
-        Ok(started) => see_other(&started.url),
+    match state.hub.submit_connect_form(cookie_value(&headers), &integration, &form, &request_id).await {
+        Ok(Submitted::Redirect(started)) => see_other(&started.url),
+        Ok(Submitted::Linked(done)) => page(StatusCode::OK, state.pages.done(&done)),
         Err(FormRefused::Form(model, e)) => page(status_of(&e), state.pages.connect(&model)),
         Err(FormRefused::Error(e)) if e.code() == ProblemCode::SessionMissing => {
             error_page(&state, "No connect session", &e)

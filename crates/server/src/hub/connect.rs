@@ -2,12 +2,22 @@
 
 use super::*;
 use crate::domain::AuditAction;
+use keyway_manifest::model::AuthKind;
 
 /// Where a connect-page authorization starts: the provider's URL.
 #[derive(Debug)]
 pub struct Started {
     /// The authorization URL.
     pub url: String,
+}
+
+/// What a posted connect form did.
+#[derive(Debug)]
+pub enum Submitted {
+    /// An OAuth authorization started: send the browser to the provider.
+    Redirect(Started),
+    /// Entered credentials were checked, tried and stored: show the done page.
+    Linked(Box<Finished>),
 }
 
 /// A connect session's browser cookie value: the session id, signed with the key ring.
@@ -55,6 +65,33 @@ pub struct PageIntegration {
     pub scopes: Vec<PageScope>,
     /// The parameters the user must or may give.
     pub parameters: Vec<PageParameter>,
+    /// The profile's kind of credential (`oauth2`, `api_key`, ...).
+    pub kind: &'static str,
+    /// The credentials the user enters (kinds other than OAuth 2.0).
+    pub fields: Vec<PageField>,
+}
+
+/// One credential field on the connect page (an API key, a user, a password).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PageField {
+    /// The form field's name.
+    pub name: String,
+    /// The label.
+    pub label: String,
+    /// Whether it is a secret: a password input, never shown back.
+    pub secret: bool,
+    /// Whether a value is needed.
+    pub required: bool,
+    /// Where to find it.
+    pub help: Option<String>,
+    /// The provider's page about it.
+    pub docs: Option<String>,
+    /// An example of its shape.
+    pub example: Option<String>,
+    /// What the user typed (after a refusal; never a secret's).
+    pub value: String,
+    /// Why the value was refused.
+    pub error: Option<String>,
 }
 
 /// One scope the connect page lists.
@@ -295,6 +332,23 @@ impl Hub {
                     })
                     .unwrap_or_default(),
                 parameters,
+                kind: profile.auth.kind.as_str(),
+                fields: profile
+                    .auth
+                    .fields
+                    .iter()
+                    .map(|(name, f)| PageField {
+                        name: name.clone(),
+                        label: f.label.clone(),
+                        secret: f.secret,
+                        required: f.required,
+                        help: f.help.as_ref().map(|d| d.split_whitespace().collect::<Vec<_>>().join(" ")),
+                        docs: f.docs.clone(),
+                        example: f.example.clone(),
+                        value: String::new(),
+                        error: None,
+                    })
+                    .collect(),
             });
         }
         Ok(ConnectPage {
@@ -306,44 +360,66 @@ impl Hub {
     }
 
     /// The connect form, posted by the browser a cookie names: starts an authorization, or
-    /// says why not (with the form to show again when fields were refused).
+    /// links the entered credentials, or says why not (with the form to show again when
+    /// fields were refused or the provider refused the credentials).
     pub async fn submit_connect_form(
         &self,
         cookie: Option<&str>,
         integration_id: &str,
         form: &[(String, String)],
-    ) -> Result<Started, FormRefused> {
+        request_id: &str,
+    ) -> Result<Submitted, FormRefused> {
         let session = self.live_session(cookie).await?;
-        match self.start_authorization(&session, integration_id, form).await {
-            Ok(started) => Ok(started),
-            Err(e) if e.field_errors().next().is_some() => {
+        let result = match self.submitted_kind(&session, integration_id).await? {
+            AuthKind::Oauth2 => self.start_authorization(&session, integration_id, form).await.map(Submitted::Redirect),
+            _ => self
+                .link_from_form(&session, integration_id, form, request_id)
+                .await
+                .map(|f| Submitted::Linked(Box::new(f))),
+        };
+        match result {
+            Ok(submitted) => Ok(submitted),
+            Err(e) if e.field_errors().next().is_some() || e.code() == ProblemCode::CredentialsRefused => {
                 let mut page = self.connect_page_of(&session).await?;
+                let typed = |prefix: &str, name: &str| {
+                    form.iter()
+                        .find(|(k, _)| k.strip_prefix(prefix) == Some(name))
+                        .map(|(_, v)| v.chars().take(MAX_ECHOED).collect())
+                        .unwrap_or_default()
+                };
                 for item in page.integrations.iter_mut().filter(|i| i.id == integration_id) {
                     for p in &mut item.parameters {
-                        p.value = form
-                            .iter()
-                            .find(|(k, _)| k.strip_prefix("param.") == Some(p.name.as_str()))
-                            .map(|(_, v)| v.chars().take(MAX_ECHOED).collect())
-                            .unwrap_or_default();
+                        p.value = typed("param.", &p.name);
                         p.error = e.field_errors().find(|(name, _)| *name == p.name).map(|(_, m)| m);
                     }
+                    for f in &mut item.fields {
+                        // A secret is never sent back to the browser, refused or not.
+                        f.value = if f.secret { String::new() } else { typed("field.", &f.name) };
+                        f.error = e.field_errors().find(|(name, _)| *name == f.name).map(|(_, m)| m);
+                    }
                 }
-                page.error = Some(e.detail().to_owned());
+                page.error = Some(match e.fix() {
+                    Some(fix) if e.code() == ProblemCode::CredentialsRefused => format!("{} {fix}", e.detail()),
+                    _ => e.detail().to_owned(),
+                });
                 Err(FormRefused::Form(Box::new(page), e))
             }
             Err(e) => Err(FormRefused::Error(e)),
         }
     }
 
-    /// Starts an authorization from the connect page's form: the parameters are checked (a
-    /// refusal comes back per field), the state and PKCE verifier are stored, and the
-    /// provider's URL is returned.
-    async fn start_authorization(
+    /// The kind of credential an integration offered in this session links.
+    async fn submitted_kind(&self, session: &SessionRecord, integration_id: &str) -> Result<AuthKind, HubError> {
+        let (_, profile) = self.offered(session, integration_id).await?;
+        Ok(profile.auth.kind)
+    }
+
+    /// The integration a session offers, and its profile.
+    async fn offered(
         &self,
         session: &SessionRecord,
         integration_id: &str,
-        form: &[(String, String)],
-    ) -> Result<Started, HubError> {
+    ) -> Result<(IntegrationRecord, Arc<Profile>), HubError> {
         if !session.integrations.iter().any(|id| id == integration_id) {
             return Err(HubError::new(
                 ProblemCode::IntegrationNotAllowed,
@@ -358,11 +434,19 @@ impl Hub {
         let profile = self
             .profile(&record.profile)
             .ok_or_else(|| HubError::new(ProblemCode::ProfileUnavailable, "This provider is unavailable."))?;
-        let settings = &record.settings;
+        Ok((record, profile))
+    }
+
+    /// The parameters a connect form gives: the profile's, less those the integration fixes.
+    fn form_parameters(
+        profile: &Profile,
+        record: &IntegrationRecord,
+        form: &[(String, String)],
+    ) -> Result<Parameters, HubError> {
         let mut parameters = IndexMap::new();
         for (name, value) in form {
             let Some(name) = name.strip_prefix("param.") else { continue };
-            if !profile.parameters.contains_key(name) || settings.parameters.contains_key(name) {
+            if !profile.parameters.contains_key(name) || record.settings.parameters.contains_key(name) {
                 continue;
             }
             let value = value.trim();
@@ -370,14 +454,84 @@ impl Hub {
                 return Err(HubError::new(ProblemCode::DuplicateParameter, "A field was sent twice."));
             }
         }
-        let connector = match self.connector(&record, &parameters) {
-            Ok(c) => c,
+        Ok(parameters)
+    }
+
+    /// The connector of a form's integration and parameters, its refusals per field.
+    fn form_connector(&self, record: &IntegrationRecord, parameters: &Parameters) -> Result<Arc<Connector>, HubError> {
+        match self.connector(record, parameters) {
+            Ok(c) => Ok(c),
             Err(e) if e.field_errors().next().is_some() => {
-                return Err(HubError::new(ProblemCode::InvalidParameters, "Check the highlighted fields.")
-                    .with_diagnostics(e.diagnostics().to_vec()));
+                Err(HubError::new(ProblemCode::InvalidParameters, "Check the highlighted fields.")
+                    .with_diagnostics(e.diagnostics().to_vec()))
             }
-            Err(e) => return Err(misconfigured(e)),
+            Err(e) => Err(misconfigured(e)),
+        }
+    }
+
+    /// Links the credentials entered on the connect page (the runtime checks, exchanges and
+    /// tries them first): a new connection, or the session's connection reconnected.
+    async fn link_from_form(
+        &self,
+        session: &SessionRecord,
+        integration_id: &str,
+        form: &[(String, String)],
+        request_id: &str,
+    ) -> Result<Finished, HubError> {
+        let (record, profile) = self.offered(session, integration_id).await?;
+        let parameters = Self::form_parameters(&profile, &record, form)?;
+        let connector = self.form_connector(&record, &parameters)?;
+        let mut values = IndexMap::new();
+        for (name, value) in form {
+            let Some(name) = name.strip_prefix("field.") else { continue };
+            // Blank optional fields are absent; values are kept as typed but for the ends a
+            // paste adds.
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            if values.insert(name.to_owned(), value.to_owned()).is_some() {
+                return Err(HubError::new(ProblemCode::DuplicateParameter, "A field was sent twice."));
+            }
+        }
+        let target = match &session.connection_id {
+            Some(id) if self.store.connection(id).await?.is_some() => {
+                super::credentials::LinkTarget::Existing(id.clone())
+            }
+            _ => super::credentials::LinkTarget::New {
+                integration_id: record.id.clone(),
+                end_user: session.end_user.clone(),
+                parameters,
+            },
         };
+        let caller = Caller::session(&session.id, request_id, &self.lease_owner);
+        let linked = self.link_credentials(&caller, &connector, values, target).await?;
+        let row =
+            self.store.connection(&linked.id).await?.ok_or_else(|| HubError::not_found("connection", &linked.id))?;
+        Ok(Finished {
+            connection_id: linked.id,
+            provider: profile.name.clone(),
+            reconnected: linked.reconnected,
+            state: row.state,
+            tested: linked.tested,
+            diagnosis: None,
+            return_url: session.return_url.clone(),
+            allowed_origins: session.allowed_origins.clone(),
+        })
+    }
+
+    /// Starts an authorization from the connect page's form: the parameters are checked (a
+    /// refusal comes back per field), the state and PKCE verifier are stored, and the
+    /// provider's URL is returned.
+    async fn start_authorization(
+        &self,
+        session: &SessionRecord,
+        integration_id: &str,
+        form: &[(String, String)],
+    ) -> Result<Started, HubError> {
+        let (record, profile) = self.offered(session, integration_id).await?;
+        let parameters = Self::form_parameters(&profile, &record, form)?;
+        let connector = self.form_connector(&record, &parameters)?;
         let request = connector
             .authorization_request()
             .map_err(|e| HubError::new(ProblemCode::FlowUnsupported, e.to_string()))?;

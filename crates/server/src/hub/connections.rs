@@ -83,7 +83,17 @@ impl Hub {
             let Some(record) = self.store.connection(id).await.map_err(|e| refuse(e.into()))? else {
                 return Ok(None);
             };
-            let Some(blob) = &record.tokens_blob else { return Ok(None) };
+            let Some(blob) = &record.tokens_blob else {
+                if record.fields_blob.is_some() {
+                    return Err(refuse(HubError::new(
+                        ProblemCode::NoAccessToken,
+                        format!(
+                            "this connection holds entered credentials, not an access token: read GET /v1/connections/{id}/credentials"
+                        ),
+                    )));
+                }
+                return Ok(None);
+            };
             let integration = self.integration_record_of(&record.integration_id).await.map_err(refuse)?;
             let connector = self.connector(&integration, &record.parameters).map_err(refuse)?;
             let tokens = open_tokens(&self.keys, id, blob).map_err(refuse)?;
@@ -115,7 +125,7 @@ impl Hub {
         &self.opening[index % self.opening.len()]
     }
 
-    fn refuse_unusable(&self, record: &ConnectionRecord) -> Result<(), HubError> {
+    pub(super) fn refuse_unusable(&self, record: &ConnectionRecord) -> Result<(), HubError> {
         match record.state {
             ConnectionState::NeedsReauth => {
                 let base = "send the user through a reconnect session";
@@ -141,7 +151,7 @@ impl Hub {
         self.record_read(caller, id, result).await
     }
 
-    async fn current_token(&self, id: &str) -> Result<AccessTokenView, HubError> {
+    pub(super) async fn current_token(&self, id: &str) -> Result<AccessTokenView, HubError> {
         self.ensure_current(id).await?;
         let result = self.tokens.access_token(id).await;
         self.token_view(id, result).await
@@ -149,12 +159,12 @@ impl Hub {
 
     /// Records a credential read, then answers it: the token only once its record is
     /// committed.
-    async fn record_read(
+    pub(super) async fn record_read<T>(
         &self,
         caller: &Caller,
         id: &str,
-        result: Result<AccessTokenView, HubError>,
-    ) -> Result<AccessTokenView, HubError> {
+        result: Result<T, HubError>,
+    ) -> Result<T, HubError> {
         if result.is_ok() && !self.audit_reads {
             return result;
         }
@@ -384,21 +394,51 @@ impl Hub {
             .await?
             .ok_or_else(|| HubError::invalid_field("/integration_id", "no such integration"))?;
         let connector = self.connector(&integration, &new.parameters)?;
-        let mut response = new.tokens.fields.clone();
-        response.insert("access_token".to_owned(), Value::String(new.tokens.access_token.expose_secret().to_owned()));
-        if let Some(refresh) = &new.tokens.refresh_token {
+        let kind = connector.profile().auth.kind;
+        let tokens = match (new.tokens, new.fields) {
+            (Some(tokens), None) if kind.is_oauth2() => tokens,
+            (None, fields) if !kind.is_oauth2() => {
+                let values: IndexMap<String, String> =
+                    fields.unwrap_or_default().into_iter().map(|(k, v)| (k, v.expose_secret().to_owned())).collect();
+                let target = super::credentials::LinkTarget::New {
+                    integration_id: integration.id.clone(),
+                    end_user: new.end_user,
+                    parameters: new.parameters,
+                };
+                let linked = self.link_credentials(caller, &connector, values, target).await?;
+                return self.connection(&linked.id).await;
+            }
+            (_, _) if kind.is_oauth2() => {
+                return Err(HubError::invalid_field(
+                    "/tokens",
+                    "an OAuth 2.0 connection is imported from its tokens (`tokens`), not `fields`",
+                ));
+            }
+            (_, _) => {
+                return Err(HubError::invalid_field(
+                    "/fields",
+                    format!(
+                        "a `{}` connection is linked from the end user's credential fields (`fields`), not `tokens`",
+                        kind.as_str()
+                    ),
+                ));
+            }
+        };
+        let mut response = tokens.fields.clone();
+        response.insert("access_token".to_owned(), Value::String(tokens.access_token.expose_secret().to_owned()));
+        if let Some(refresh) = &tokens.refresh_token {
             response.insert("refresh_token".to_owned(), Value::String(refresh.expose_secret().to_owned()));
         }
-        if let Some(t) = &new.tokens.token_type {
+        if let Some(t) = &tokens.token_type {
             response.insert("token_type".to_owned(), Value::String(t.clone()));
         }
-        if let Some(e) = new.tokens.expires_in {
+        if let Some(e) = tokens.expires_in {
             response.insert("expires_in".to_owned(), Value::from(e));
         }
-        if let Some(s) = &new.tokens.scope {
+        if let Some(s) = &tokens.scope {
             response.insert("scope".to_owned(), Value::String(s.clone()));
         }
-        if new.tokens.access_token.expose_secret().is_empty() {
+        if tokens.access_token.expose_secret().is_empty() {
             return Err(HubError::invalid_field("/tokens/access_token", "the access token is empty"));
         }
         // The API base URL may come from these fields: the runtime judges it as they arrive.
@@ -462,7 +502,7 @@ pub struct ConnectionQuery {
     pub limit: Option<u32>,
 }
 
-fn pending() -> HubError {
+pub(super) fn pending() -> HubError {
     HubError::new(ProblemCode::ConnectionPending, "the account has not finished linking")
 }
 

@@ -112,6 +112,7 @@ mod api_keys;
 mod audit;
 mod connect;
 mod connections;
+mod credentials;
 mod freshness;
 mod integrations;
 mod token_store;
@@ -120,7 +121,8 @@ mod webhooks;
 pub use api_keys::{Caller, MAX_KEY_LIFETIME, api_key_view};
 pub use audit::{AuditQuery, MAX_AUDIT_PAGE};
 pub use connect::{
-    ConnectPage, Finished, FormRefused, PageIntegration, PageParameter, PageScope, SessionCookie, Started,
+    ConnectPage, Finished, FormRefused, PageField, PageIntegration, PageParameter, PageScope, SessionCookie, Started,
+    Submitted,
 };
 pub use connections::ConnectionQuery;
 use token_store::{EncryptedTokenStore, open_tokens};

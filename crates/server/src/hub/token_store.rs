@@ -41,14 +41,20 @@ pub(super) fn open_tokens(keys: &Keyring, id: &str, blob: &[u8]) -> Result<Token
     })
 }
 
+/// A token set encrypted for its connection's row, with what is shown of it: the one way
+/// tokens reach the row.
+pub(super) fn seal_tokens(keys: &Keyring, id: &str, tokens: &TokenSet) -> Result<TokensUpdate, StoreError> {
+    let plain = serde_json::to_vec(tokens).map_err(|e| StoreError(format!("token set: {e}")))?;
+    Ok(TokensUpdate {
+        tokens_blob: keys.encrypt(tokens_cell(id), &plain),
+        scopes: tokens.scopes.clone(),
+        expires_at: tokens.expires_at.and_then(|t| i64::try_from(t).ok()),
+    })
+}
+
 impl EncryptedTokenStore {
     fn seal(&self, id: &str, tokens: &TokenSet) -> Result<TokensUpdate, StoreError> {
-        let plain = serde_json::to_vec(tokens).map_err(|e| StoreError(format!("token set: {e}")))?;
-        Ok(TokensUpdate {
-            tokens_blob: self.keys.encrypt(tokens_cell(id), &plain),
-            scopes: tokens.scopes.clone(),
-            expires_at: tokens.expires_at.and_then(|t| i64::try_from(t).ok()),
-        })
+        seal_tokens(&self.keys, id, tokens)
     }
 
     fn open(&self, id: &str, blob: &[u8]) -> Result<TokenSet, StoreError> {
@@ -57,6 +63,21 @@ impl EncryptedTokenStore {
 }
 
 impl TokenStore for EncryptedTokenStore {
+    fn credential_fields<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> StoreFuture<'a, Option<keyway_runtime::CredentialFields>> {
+        Box::pin(async move {
+            let row = self.store.connection(connection).await.map_err(|e| StoreError(e.to_string()))?;
+            match row.and_then(|r| r.fields_blob) {
+                Some(blob) => super::credentials::open_fields(&self.keys, connection, &blob)
+                    .map(Some)
+                    .map_err(|e| StoreError(e.to_string())),
+                None => Ok(None),
+            }
+        })
+    }
+
     fn load<'a>(&'a self, connection: &'a str) -> StoreFuture<'a, Option<TokenSet>> {
         Box::pin(async move {
             let row = self.store.connection(connection).await.map_err(|e| StoreError(e.to_string()))?;

@@ -121,6 +121,8 @@ pub struct ConnectionRecord {
     pub state: ConnectionState,
     /// The token set, encrypted.
     pub tokens_blob: Option<Vec<u8>>,
+    /// The entered credential fields (kinds other than OAuth 2.0), encrypted.
+    pub fields_blob: Option<Vec<u8>>,
     /// Granted scopes.
     pub scopes: Vec<String>,
     /// The access token's expiry.
@@ -150,6 +152,7 @@ impl ConnectionRecord {
             parameters,
             state: ConnectionState::Pending,
             tokens_blob: None,
+            fields_blob: None,
             scopes: Vec::new(),
             expires_at: None,
             diagnosis: None,
@@ -421,6 +424,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         id: &str,
         tokens: &TokensUpdate,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+    /// Writes a connection's entered credential fields (and, for a token exchange, its first
+    /// token set; without one the row holds no tokens): state `active`, no diagnosis, in the
+    /// change log like a new grant. `false` when the connection is gone.
+    async fn save_credentials(
+        &self,
+        id: &str,
+        fields_blob: &[u8],
+        tokens: Option<&TokensUpdate>,
         now: i64,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError>;

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_change_log.sql")),
     (6, include_str!("../../migrations/0006_refresher_indexes.sql")),
     (7, include_str!("../../migrations/0007_access.sql")),
+    (8, include_str!("../../migrations/0008_credential_fields.sql")),
 ];
 
 /// A value bound to a statement.
@@ -191,6 +192,7 @@ const SECRET_COLUMNS: &[(&str, &str, &str)] = &[
     ("integrations", "id", "client_secret_blob"),
     ("integrations", "id", "staged_client_secret_blob"),
     ("connections", "id", "tokens_blob"),
+    ("connections", "id", "fields_blob"),
     ("authorizations", "state_hash", "code_verifier_blob"),
 ];
 
@@ -643,6 +645,7 @@ fn connection(row: &AnyRow) -> Result<ConnectionRecord, StoreError> {
         parameters: r.json("parameters")?,
         state: r.state("state")?,
         tokens_blob: r.get("tokens_blob")?,
+        fields_blob: r.get("fields_blob")?,
         scopes: r.json("scopes")?,
         expires_at: r.get("expires_at")?,
         diagnosis: r.json_opt("diagnosis")?,
@@ -699,6 +702,7 @@ fn connection_columns(r: &ConnectionRecord) -> Result<Columns, StoreError> {
         ("parameters", json(table, "parameters", &r.parameters)?),
         ("state", text(r.state.as_str())),
         ("tokens_blob", SqlValue::Blob(r.tokens_blob.clone())),
+        ("fields_blob", SqlValue::Blob(r.fields_blob.clone())),
         ("scopes", json(table, "scopes", &r.scopes)?),
         ("expires_at", SqlValue::OptInt(r.expires_at)),
         ("diagnosis", r.diagnosis.as_ref().map_or(Ok(SqlValue::OptText(None)), |d| json(table, "diagnosis", d))?),
@@ -1015,6 +1019,36 @@ impl Store for SqlStore {
         self.finish_transition(tx, row, true, now, audit).await
     }
 
+    async fn save_credentials(
+        &self,
+        id: &str,
+        fields_blob: &[u8],
+        tokens: Option<&TokensUpdate>,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("save credentials"))?;
+        let mut set = match tokens {
+            Some(t) => tokens_columns(t, now)?,
+            None => vec![
+                ("tokens_blob", SqlValue::Blob(None)),
+                ("scopes", json("connections", "scopes", &Vec::<String>::new())?),
+                ("expires_at", SqlValue::OptInt(None)),
+                ("state", text(ConnectionState::Active.as_str())),
+                ("diagnosis", SqlValue::OptText(None)),
+                ("failing_since", SqlValue::OptInt(None)),
+                ("updated_at", SqlValue::Int(now)),
+            ],
+        };
+        set.push(("fields_blob", SqlValue::Blob(Some(fields_blob.to_vec()))));
+        let row = change_connection(set, vec![("id", text(id))])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("save credentials"))?;
+        // New credentials (a link or reconnect) retire what other instances hold.
+        self.finish_transition(tx, row, true, now, audit).await
+    }
+
     async fn claim_due(
         &self,
         owner: &str,
@@ -1124,6 +1158,7 @@ impl Store for SqlStore {
         let set = vec![
             ("state", text(ConnectionState::Revoked.as_str())),
             ("tokens_blob", SqlValue::Blob(None)),
+            ("fields_blob", SqlValue::Blob(None)),
             ("expires_at", SqlValue::OptInt(None)),
             ("diagnosis", SqlValue::OptText(None)),
             ("updated_at", SqlValue::Int(now)),

@@ -9,6 +9,7 @@ mod api_input;
 mod audit;
 mod coherence;
 mod connect;
+mod credentials;
 mod docs;
 mod guide_page;
 mod hostile;
