@@ -74,8 +74,35 @@ fn connector_codes_of(example: &str) -> Vec<&'static str> {
     }
 }
 
-/// Checks a JSON selection against the minimal `base` profile; returns the codes reported.
+/// The API-key profile entered credential fields (`{"fields": ...}` examples) are checked
+/// against.
+const KEYED: &str = r#"id: keyed
+name: Keyed
+environments:
+  production: {label: Production, default: true}
+auth:
+  kind: api_key
+  fields:
+    api_key: {label: API key, pattern: '^k-[0-9]{10}$'}
+  apply:
+    headers: {X-Api-Key: "{{ fields.api_key }}"}
+"#;
+
+/// Checks a JSON selection against the minimal `base` profile (or entered credential fields
+/// against [`KEYED`]); returns the codes reported.
 fn selection_codes_of(example: &str) -> Vec<&'static str> {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(example) {
+        if let Some(serde_json::Value::Object(fields)) = map.get("fields") {
+            let loaded = keyway_manifest::load_str("keyed.yaml", KEYED);
+            let keyed = &loaded.profile("keyed").expect("keyed loads").profile;
+            let values: indexmap::IndexMap<String, String> =
+                fields.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect();
+            return keyway_validate::credentials::check_fields(keyed, &values)
+                .iter()
+                .map(|d| d.code.as_str())
+                .collect();
+        }
+    }
     let loaded = keyway_manifest::load_str("base.yaml", MINIMAL);
     let base = &loaded.profile("base").expect("base loads").profile;
     // Guide requests carry what selections do, and the console variant.

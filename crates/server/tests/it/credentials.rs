@@ -74,7 +74,10 @@ async fn each_kind_is_refused_with_the_providers_answer_then_linked_read_and_use
         assert_eq!(refusal["code"], "credentials_refused", "{profile}: {refusal}");
         let detail = refusal["detail"].as_str().expect("detail");
         assert!(detail.contains("401"), "{profile}: the provider's answer is diagnosed: {detail}");
-        assert!(!detail.contains("not-the-pw-zq") && !detail.contains("wrong-key"), "{profile}: the refused value is not repeated: {detail}");
+        assert!(
+            !detail.contains("not-the-pw-zq") && !detail.contains("wrong-key"),
+            "{profile}: the refused value is not repeated: {detail}"
+        );
         assert_eq!(connection_count(&hub).await, 0, "{profile}: a refusal stores nothing");
 
         let (status, connection) = import(&hub, &integration, Some(right)).await;
