@@ -91,8 +91,10 @@ auth:
 /// Checks a JSON selection against the minimal `base` profile (or entered credential fields
 /// against [`KEYED`]); returns the codes reported.
 fn selection_codes_of(example: &str) -> Vec<&'static str> {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(example) {
-        if let Some(serde_json::Value::Object(fields)) = map.get("fields") {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(example)
+        && let Some(serde_json::Value::Object(fields)) = map.get("fields")
+    {
+        {
             let loaded = keyway_manifest::load_str("keyed.yaml", KEYED);
             let keyed = &loaded.profile("keyed").expect("keyed loads").profile;
             let values: indexmap::IndexMap<String, String> =
