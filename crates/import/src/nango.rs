@@ -24,15 +24,36 @@
 //! | `token_expires_in_ms` | `auth.tokens.assumed_lifetime_seconds` |
 //! | `expires_in_unit: milliseconds` | `auth.tokens.expires_in_unit: milliseconds` (another unit: skipped) |
 //! | `proxy.base_url` | `api.base_url` (`${connectionConfig.x}` of a kept token field becomes `{{ token.x }}`) |
+//! | `auth_mode: API_KEY` | `auth.kind: api_key`; refused when no `proxy.headers` or `proxy.query` carries the key |
+//! | `auth_mode: BASIC` | `auth.kind: basic`, `auth.apply.basic` with the user and password |
+//! | `auth_mode: TWO_STEP` | `auth.kind: token_exchange` |
+//! | `auth_mode: NONE` | `auth.kind: none` |
+//! | `credentials.<name>` (implicit `apiKey`, `username` and `password` when absent) | `auth.fields.<name>`: `title` (or the name, humanised) as `label`, `description` as `help`, `pattern` (anchored), `example` (a secret's only when visibly masked), `secret` (else by the name: keys, tokens, passwords), `optional` as `required: false`, `docs_connect` + `doc_section` as `docs`; only fields a template sends |
+//! | a hidden credential with `default_value` | its value, as fixed text |
+//! | `${apiKey}`, `${username}`, `${password}`, `${credentials.x}` | `{{ fields.x }}` (`{{ fields.x or '' }}` when optional) |
+//! | `${connectionConfig.x}` of a secret (Nango's `secret`, or a key/token name) in a credential template | `{{ fields.x }}` rather than a parameter |
+//! | `proxy.headers` | `auth.apply.headers` (`Basic ${base64(a:b)}` as `auth.apply.basic`; `content-type` and other headers keyway sets not carried) |
+//! | `proxy.query` | `auth.apply.query`, with `secret_in_query: true` when it carries a secret |
+//! | `proxy.verification` (`GET` of a fixed path) | `api.verify.path` |
+//! | `token_url`, `body_format` (or the `content-type` of `token_headers`) | `auth.exchange.url`, `format` |
+//! | `token_params` | `auth.exchange.body` |
+//! | `token_headers` | `auth.exchange.headers` (`authorization: Basic ${base64(a:b)}` as `auth.exchange.basic`) |
+//! | `token_response.token`, `token_expiration` (`expireIn`) | `auth.exchange.token_pointer`, `expires_in_pointer` (`data.token` as `/data/token`) |
+//! | `${accessToken}` in `proxy.headers` or `proxy.query` | `{{ token.access_token }}`; without any, `Authorization: Bearer {{ token.access_token }}` |
 //!
 //! Entries that need what keyway cannot say are skipped with a reason; nothing is dropped
-//! silently when it changes how the OAuth flow runs.
+//! silently when it changes how a request is authenticated: a body on every request
+//! (`proxy.body`), signed requests or assertions, token requests in several steps, by `GET`,
+//! with a refresh token or an expiry timestamp (`expireAt`), tokens in the answer's headers,
+//! and credentials sent anywhere else (a URL) are refused.
 
 use crate::report::{Converted, Report, Skipped};
 use crate::{GeneratedProfile, Import};
 use keyway_diagnostics::{Code, Diagnostic};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod kinds;
 
 /// The pattern a parameter gets when Nango gives none that keyway can prove URL-safe: a host
 /// name, a host label or a path segment, without URL delimiters.
@@ -61,6 +82,7 @@ pub fn convert(providers_yaml: &str, scopes_yaml: Option<&str>) -> Result<Import
     // Every entry resolved through its aliases, sorted by key.
     let keys: BTreeSet<&str> = providers.keys().map(String::as_str).collect();
     let mut full: BTreeMap<&str, (String, Value, Notes)> = BTreeMap::new();
+    let mut kinds: BTreeMap<&str, (bool, &'static str)> = BTreeMap::new();
     let mut ids: BTreeMap<String, &str> = BTreeMap::new();
     for &key in &keys {
         let resolved = match resolve_alias(&providers, key) {
@@ -72,16 +94,17 @@ pub fn convert(providers_yaml: &str, scopes_yaml: Option<&str>) -> Result<Import
         };
         let mode = resolved.get("auth_mode").and_then(Value::as_str);
         let oauth2 = matches!(mode, Some("OAUTH2" | "OAUTH2_CC"));
+        let convertible = oauth2 || matches!(mode, Some("API_KEY" | "BASIC" | "TWO_STEP" | "NONE"));
         if oauth2 {
             report.oauth2_total += 1;
         }
         let skip = |reason: String, detail: String| Skipped { key: key.to_owned(), oauth2, reason, detail };
         let Some(mode) = mode else {
-            report.skipped.push(skip("no `auth_mode`: not an OAuth provider".into(), String::new()));
+            report.skipped.push(skip("no `auth_mode`".into(), String::new()));
             continue;
         };
-        if !oauth2 {
-            report.skipped.push(skip(non_oauth2_reason(mode), String::new()));
+        if !convertible {
+            report.skipped.push(skip(unsupported_mode_reason(mode), String::new()));
             continue;
         }
         let Some(id) = keyway_id(key) else {
@@ -96,6 +119,7 @@ pub fn convert(providers_yaml: &str, scopes_yaml: Option<&str>) -> Result<Import
         match Entry::new(key, &resolved, mode, own_scopes).build(&id) {
             Ok((value, notes)) => {
                 ids.insert(id.clone(), key);
+                kinds.insert(key, (oauth2, kind_of(mode)));
                 full.insert(key, (id, value, notes));
             }
             Err(Fail { reason, detail }) => report.skipped.push(skip(reason, detail)),
@@ -153,7 +177,7 @@ pub fn convert(providers_yaml: &str, scopes_yaml: Option<&str>) -> Result<Import
 
     let mut profiles = Vec::new();
     for (key, (id, _, mut notes)) in full {
-        let oauth2 = true;
+        let (oauth2, kind) = kinds.get(key).copied().unwrap_or((true, "oauth2"));
         if let Some((reason, detail)) = failed.remove(key) {
             report.skipped.push(Skipped { key: key.to_owned(), oauth2, reason, detail });
             continue;
@@ -167,6 +191,7 @@ pub fn convert(providers_yaml: &str, scopes_yaml: Option<&str>) -> Result<Import
             key: key.to_owned(),
             id: id.clone(),
             oauth2,
+            kind,
             extends: extends.and_then(keyway_id),
             notes,
         });
@@ -190,18 +215,26 @@ fn mapping(text: &str, name: &str) -> Result<Map<String, Value>, Box<Diagnostic>
     }
 }
 
-fn non_oauth2_reason(mode: &str) -> String {
+/// The `auth.kind` an auth mode converts to.
+fn kind_of(mode: &str) -> &'static str {
     match mode {
-        "API_KEY" => "API key (`API_KEY`): not OAuth".into(),
-        "BASIC" => "HTTP Basic credentials (`BASIC`): not OAuth".into(),
-        "TWO_STEP" => "custom token exchange (`TWO_STEP`): not an OAuth 2.0 grant".into(),
+        "API_KEY" => "api_key",
+        "BASIC" => "basic",
+        "TWO_STEP" => "token_exchange",
+        "NONE" => "none",
+        _ => "oauth2",
+    }
+}
+
+fn unsupported_mode_reason(mode: &str) -> String {
+    match mode {
         "OAUTH1" => "OAuth 1.0a (`OAUTH1`): keyway profiles describe OAuth 2.0".into(),
         "MCP_OAUTH2" | "MCP_OAUTH2_GENERIC" => {
             format!("MCP OAuth with dynamic client registration (`{mode}`): endpoints are discovered per server")
         }
-        "JWT" => "self-signed JWT (`JWT`): not an OAuth 2.0 grant".into(),
-        "NONE" => "no authentication (`NONE`)".into(),
-        other => format!("auth mode `{other}`: not OAuth 2.0"),
+        "JWT" => "self-signed JWT (`JWT`): keyway does not sign assertions".into(),
+        "AWS_SIGV4" | "SIGNATURE" | "TBA" => format!("signed requests (`{mode}`): keyway does not sign requests"),
+        other => format!("auth mode `{other}`: keyway has no such credential kind"),
     }
 }
 
@@ -307,6 +340,17 @@ enum Place {
     Value,
     /// `api.base_url`: parameters and kept token fields.
     ApiBase,
+    /// `auth.apply`: parameters, credential fields and (for a token exchange) the token.
+    Credential,
+    /// `auth.exchange` body, headers and Basic credentials: parameters and credential fields.
+    Exchange,
+}
+
+impl Place {
+    /// Whether the template is a URL.
+    fn is_url(self) -> bool {
+        matches!(self, Place::Endpoint | Place::ApiBase)
+    }
 }
 
 struct Entry<'a> {
@@ -318,6 +362,11 @@ struct Entry<'a> {
     /// Defaults `||` fallbacks gave parameters: `(parameter, value)`.
     defaults: Vec<(String, String)>,
     notes: Vec<(String, String)>,
+    /// Credential fields templates use, in order of first use (API key, Basic and token
+    /// exchange entries): `(field, Nango's description of it)`.
+    fields: Vec<(String, Map<String, Value>)>,
+    /// Whether `auth.apply` uses the exchanged token.
+    uses_token: bool,
 }
 
 const STANDARD_TOKEN_HEADERS: [(&str, &str); 2] =
@@ -325,7 +374,17 @@ const STANDARD_TOKEN_HEADERS: [(&str, &str); 2] =
 
 impl<'a> Entry<'a> {
     fn new(key: &'a str, entry: &'a Map<String, Value>, mode: &'a str, scopes: Vec<String>) -> Self {
-        Entry { key, entry, mode, scopes, params: Vec::new(), defaults: Vec::new(), notes: Vec::new() }
+        Entry {
+            key,
+            entry,
+            mode,
+            scopes,
+            params: Vec::new(),
+            defaults: Vec::new(),
+            notes: Vec::new(),
+            fields: Vec::new(),
+            uses_token: false,
+        }
     }
 
     fn str(&self, field: &str) -> Option<&'a str> {
@@ -419,9 +478,8 @@ impl<'a> Entry<'a> {
         Ok(())
     }
 
-    fn build(mut self, id: &str) -> Result<(Value, Vec<(String, String)>), Fail> {
-        self.unsupported()?;
-        let auth_code = self.mode == "OAUTH2";
+    /// `id`, `name`, `categories`, `docs` and the one environment every converted entry has.
+    fn prelude(&self, id: &str) -> Map<String, Value> {
         let mut profile = Map::new();
         profile.insert("id".into(), json!(id));
         let name = self.str("display_name").unwrap_or(self.key);
@@ -445,6 +503,16 @@ impl<'a> Entry<'a> {
             profile.insert("docs".into(), Value::Array(docs));
         }
         profile.insert("environments".into(), json!({ "production": { "label": "Production", "default": true } }));
+        profile
+    }
+
+    fn build(mut self, id: &str) -> Result<(Value, Vec<(String, String)>), Fail> {
+        if !matches!(self.mode, "OAUTH2" | "OAUTH2_CC") {
+            return self.build_other(id);
+        }
+        self.unsupported()?;
+        let auth_code = self.mode == "OAUTH2";
+        let mut profile = self.prelude(id);
 
         // Endpoints.
         let mut endpoints = Map::new();
@@ -577,18 +645,7 @@ impl<'a> Entry<'a> {
             auth.insert("tokens".into(), Value::Object(tokens));
         }
 
-        // API base URL: optional; left out, with a note, when it cannot be expressed.
-        let mut api = None;
-        if let Some(base) = self.entry.get("proxy").and_then(|p| p.get("base_url")).and_then(Value::as_str) {
-            let saved = self.params.clone();
-            match self.template(base, Place::ApiBase) {
-                Ok(t) => api = Some(json!({ "base_url": t })),
-                Err(f) => {
-                    self.params = saved;
-                    self.note("API base URL left out", format!("{}{}", f.reason, detail_suffix(&f.detail)));
-                }
-            }
-        }
+        let api = self.api_base().map(|base| json!({ "base_url": base }));
         if self.entry.get("authorization_url_skip_encode").is_some() {
             self.note("authorization URL encoding quirk not carried over", "`authorization_url_skip_encode`".into());
         }
@@ -605,6 +662,21 @@ impl<'a> Entry<'a> {
             profile.insert("scopes".into(), Value::Object(catalogue));
         }
         Ok((Value::Object(profile), self.notes))
+    }
+
+    /// `proxy.base_url` as `api.base_url`: optional; left out, with a note, when it cannot be
+    /// expressed.
+    fn api_base(&mut self) -> Option<String> {
+        let base = self.entry.get("proxy").and_then(|p| p.get("base_url")).and_then(Value::as_str)?;
+        let saved = self.params.clone();
+        match self.template(base, Place::ApiBase) {
+            Ok(t) => Some(t),
+            Err(f) => {
+                self.params = saved;
+                self.note("API base URL left out", format!("{}{}", f.reason, detail_suffix(&f.detail)));
+                None
+            }
+        }
     }
 
     /// A map of extra parameters, templates converted, minus the standard pairs keyway sends
@@ -634,7 +706,7 @@ impl<'a> Entry<'a> {
     fn template(&mut self, text: &str, place: Place) -> Result<String, Fail> {
         let alternatives: Vec<&str> = text.split("||").map(str::trim).collect();
         if alternatives.len() == 1 {
-            if place != Place::Value && !text.starts_with("https://") && !text.starts_with("http://") {
+            if place.is_url() && !text.starts_with("https://") && !text.starts_with("http://") {
                 // Only a token field may be a whole URL: no parameter pattern can make one safe.
                 let first = pieces(text)?.into_iter().next();
                 let from_token = matches!(first, Some(Piece::Placeholder(p)) if place == Place::ApiBase
@@ -652,10 +724,11 @@ impl<'a> Entry<'a> {
         // can make that safe) or a value the OAuth callback returns.
         let mut usable = Vec::new();
         for alt in &alternatives {
-            let saved = (self.params.clone(), self.notes.len());
-            let ok = (place == Place::Value || alt.starts_with("https://")) && self.simple(alt, place, false).is_ok();
+            let saved = (self.params.clone(), self.notes.len(), self.fields.len());
+            let ok = (!place.is_url() || alt.starts_with("https://")) && self.simple(alt, place, false).is_ok();
             self.params = saved.0;
             self.notes.truncate(saved.1);
+            self.fields.truncate(saved.2);
             if ok {
                 usable.push(*alt);
             }
@@ -664,7 +737,10 @@ impl<'a> Entry<'a> {
             return fail("no `||` alternative keyway can use", format!("`{text}`"));
         }
         if usable.len() < alternatives.len() {
-            self.note("`||` alternative dropped (a whole URL or a callback value)", format!("`{text}`"));
+            self.note(
+                "`||` alternative dropped (a whole URL, a callback value or a value Nango fills)",
+                format!("`{text}`"),
+            );
         }
         let alternatives = usable;
         if let [only] = alternatives.as_slice() {
@@ -757,9 +833,10 @@ impl<'a> Entry<'a> {
         for piece in pieces(text)? {
             match piece {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Placeholder(name) => {
-                    out.push_str(&format!("{{{{ {} }}}}", self.expression(name, place, required)?));
-                }
+                Piece::Placeholder(name) => match self.constant(name, place)? {
+                    Some(value) => out.push_str(&value),
+                    None => out.push_str(&format!("{{{{ {} }}}}", self.expression(name, place, required)?)),
+                },
             }
         }
         Ok(out)
@@ -767,6 +844,9 @@ impl<'a> Entry<'a> {
 
     /// The expression for a placeholder: `params.x`, `params.x or 'default'`, `token.x`.
     fn expression(&mut self, placeholder: &str, place: Place, required: bool) -> Result<String, Fail> {
+        if let Some(expression) = self.credential_expression(placeholder, place)? {
+            return Ok(expression);
+        }
         let Some(name) = placeholder.strip_prefix("connectionConfig.") else {
             let kind = placeholder.split(['.', ':', '(']).next().unwrap_or(placeholder);
             return fail(format!("placeholder keyway cannot fill: `${{{kind}...}}`"), format!("`${{{placeholder}}}`"));
@@ -833,9 +913,10 @@ impl<'a> Entry<'a> {
         for (id, param) in self.params.clone() {
             let config = self.config(&param.nango);
             let mut p = Map::new();
-            let label = config.and_then(|c| c.get("title")).and_then(Value::as_str).unwrap_or(&param.nango);
-            p.insert("label".into(), json!(label));
-            if let Some(d) = config.and_then(|c| c.get("description")).and_then(Value::as_str) {
+            let label = config.and_then(|c| c.get("title")).and_then(Value::as_str).filter(|t| !t.trim().is_empty());
+            p.insert("label".into(), json!(label.map_or_else(|| kinds::humanise(&param.nango), str::to_owned)));
+            if let Some(d) = config.and_then(|c| c.get("description")).and_then(Value::as_str).filter(|d| !d.is_empty())
+            {
                 p.insert("description".into(), json!(d));
             }
             if param.required && !self.defaults.iter().any(|(k, _)| *k == id) {

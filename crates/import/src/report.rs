@@ -28,8 +28,10 @@ pub struct Converted {
     pub key: String,
     /// The profile id.
     pub id: String,
-    /// Whether the entry is an OAuth 2.0 one (the others are none yet).
+    /// Whether the entry is an OAuth 2.0 one.
     pub oauth2: bool,
+    /// The profile's `auth.kind`: `oauth2`, `api_key`, `basic`, `token_exchange` or `none`.
+    pub kind: &'static str,
     /// The parent profile, when the entry was an alias converted to `extends`.
     pub extends: Option<String>,
     /// What was adapted on the way: `(kind, detail)`.
@@ -54,6 +56,19 @@ impl Report {
     pub fn oauth2_converted(&self) -> usize {
         self.converted.iter().filter(|c| c.oauth2).count()
     }
+
+    /// Converted entries by `auth.kind`, in the order of [`KINDS`](Self::KINDS), kinds with
+    /// none left out.
+    pub fn by_kind(&self) -> Vec<(&'static str, usize)> {
+        Self::KINDS
+            .iter()
+            .map(|k| (*k, self.converted.iter().filter(|c| c.kind == *k).count()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// The credential kinds an import can produce.
+    pub const KINDS: [&'static str; 5] = ["oauth2", "api_key", "basic", "token_exchange", "none"];
 
     /// Skipped entries grouped by reason, reasons sorted by how many entries they cover
     /// (most first), then by name.
@@ -92,6 +107,8 @@ impl Report {
             self.skipped.len(),
             self.warnings,
         );
+        let kinds: Vec<String> = self.by_kind().iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(out, "  converted by kind: {}", kinds.join(", "));
         for (reason, entries) in self.by_reason() {
             let _ = writeln!(out, "  {:>4}  {reason}", entries.len());
         }
@@ -112,6 +129,9 @@ impl Report {
         );
         let _ = writeln!(out, "| converted | {} |", self.converted.len());
         let _ = writeln!(out, "| converted, OAuth 2.0 | {} |", self.oauth2_converted());
+        for (kind, n) in self.by_kind() {
+            let _ = writeln!(out, "| converted as `auth.kind: {kind}` | {n} |");
+        }
         let _ = writeln!(
             out,
             "| converted as `extends` of another | {} |",

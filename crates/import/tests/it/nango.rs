@@ -44,6 +44,8 @@ fn the_sample_converts_and_the_report_accounts_for_every_entry() {
     let all: String =
         import.profiles.iter().map(|p| format!("=== {}.yaml\n{}", p.id, p.yaml)).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!("sample_profiles", all);
+    let kinds: Vec<(&str, usize)> = import.report.by_kind();
+    assert_eq!(kinds, [("oauth2", 11), ("api_key", 2), ("basic", 2), ("token_exchange", 2), ("none", 1)]);
     insta::assert_snapshot!("sample_report", import.report.to_markdown());
     // Deterministic: a second run gives the same bytes.
     let again = convert(SAMPLE, Some(SAMPLE_SCOPES)).expect("parses");
@@ -58,6 +60,84 @@ fn generated_profiles_say_how_they_were_made() {
     }
     let sandbox = import.profiles.iter().find(|p| p.id == "acme-crm-sandbox").expect("alias converted");
     assert!(sandbox.yaml.contains("extends: acme-crm"), "{}", sandbox.yaml);
+}
+
+/// The non-OAuth kinds, read back through the model: where each credential goes.
+#[test]
+fn api_key_basic_and_exchange_entries_say_where_the_credential_goes() {
+    use keyway_manifest::model::{AuthKind, TokenRequestFormat};
+    let import = convert(SAMPLE, None).expect("parses");
+    let mut loader = keyway_manifest::Loader::new();
+    for p in &import.profiles {
+        loader.add_str(format!("{}.yaml", p.id), p.yaml.clone());
+    }
+    let loaded = loader.load();
+    let profile = |id: &str| loaded.profile(id).unwrap_or_else(|| panic!("`{id}` converts")).profile.clone();
+
+    let stark = profile("stark");
+    assert_eq!(stark.auth.kind, AuthKind::ApiKey);
+    let apply = stark.auth.apply.as_ref().expect("apply");
+    assert_eq!(apply.headers.get("authorization").map(String::as_str), Some("Bearer {{ fields.apiKey }}"));
+    assert!(!apply.headers.contains_key("content-type"), "a header keyway sets is not carried");
+    let key = &stark.auth.fields["apiKey"];
+    assert!(key.secret && key.required);
+    assert_eq!(key.pattern.as_deref(), Some("^(?:sk_[a-z0-9]{32})$"));
+    assert_eq!(key.docs.as_deref(), Some("https://docs.stark.example/connect#step-1-create-a-key"));
+    assert_eq!(stark.api.as_ref().and_then(|a| a.verify.as_ref()).map(|v| v.path.as_str()), Some("/v1/me"));
+
+    let wayne = profile("wayne");
+    let apply = wayne.auth.apply.as_ref().expect("apply");
+    assert!(apply.secret_in_query);
+    assert_eq!(apply.query.get("api_key").map(String::as_str), Some("{{ fields.apiKey }}"));
+    assert_eq!(wayne.auth.fields["apiKey"].label, "API key");
+    assert!(wayne.api.as_ref().is_some_and(|a| a.verify.is_none()), "a POST connection test is left out");
+
+    let cyberdyne = profile("cyberdyne");
+    let basic = cyberdyne.auth.apply.as_ref().and_then(|a| a.basic.as_ref()).expect("basic");
+    assert_eq!((basic.username.as_str(), basic.password.as_str()), ("{{ fields.username }}", "x"));
+    assert_eq!(cyberdyne.auth.fields.keys().collect::<Vec<_>>(), ["username"]);
+    assert!(cyberdyne.auth.fields["username"].secret, "a user titled as a key is a secret");
+    let prestige = profile("prestige");
+    assert_eq!(prestige.auth.kind, AuthKind::Basic);
+    assert!(!prestige.auth.fields["username"].secret && prestige.auth.fields["password"].secret);
+
+    let oscorp = profile("oscorp");
+    let exchange = oscorp.auth.exchange.as_ref().expect("exchange");
+    assert_eq!(exchange.format, TokenRequestFormat::Json);
+    assert_eq!(exchange.url, "https://{{ params.hostname }}/api/login");
+    assert_eq!(exchange.body.get("email").map(String::as_str), Some("{{ fields.email }}"));
+    assert_eq!(
+        (exchange.token_pointer.as_str(), exchange.expires_in_pointer.as_deref()),
+        ("/data/token", Some("/data/expires_in"))
+    );
+    let apply = oscorp.auth.apply.as_ref().expect("apply");
+    assert_eq!(apply.headers.get("x-auth-token").map(String::as_str), Some("{{ token.access_token }}"));
+    assert!(!apply.headers.contains_key("Authorization"));
+
+    let aperture = profile("aperture");
+    let exchange = aperture.auth.exchange.as_ref().expect("exchange");
+    let basic = exchange.basic.as_ref().expect("exchange basic");
+    assert_eq!(
+        (basic.username.as_str(), basic.password.as_str()),
+        ("{{ fields.clientId }}", "{{ fields.clientSecret }}")
+    );
+    assert!(exchange.headers.is_empty());
+    assert_eq!(aperture.auth.tokens.assumed_lifetime_seconds, Some(1800));
+    let apply = aperture.auth.apply.as_ref().expect("apply");
+    assert_eq!(apply.headers.get("Authorization").map(String::as_str), Some("Bearer {{ token.access_token }}"));
+    assert!(!aperture.auth.fields.contains_key("region"), "a field never sent is left out");
+    assert!(!aperture.auth.fields["clientId"].secret);
+
+    assert_eq!(profile("public-co").auth.kind, AuthKind::None);
+    let skipped: Vec<(&str, &str)> =
+        import.report.skipped.iter().map(|s| (s.key.as_str(), s.reason.as_str())).collect();
+    for (key, reason) in [
+        ("soylent", "API key placement not declared"),
+        ("black-mesa", "`token_expiration_strategy`"),
+        ("massive-dynamic", "`proxy.body`"),
+    ] {
+        assert!(skipped.iter().any(|(k, r)| *k == key && r.contains(reason)), "{key}: {skipped:?}");
+    }
 }
 
 #[test]
@@ -89,6 +169,14 @@ fn odd_and_truncated_input_never_panics() {
         "a: {auth_mode: OAUTH2_CC, token_url: 'https://${connectionConfig.h}/t', connection_config: {h: {pattern: '(['}}}",
         "a: {auth_mode: OAUTH2, authorization_url: 'https://x.example/a', token_url: 'https://x.example/t', default_scopes: 'a,b', scope_separator: ','}",
         "A!!: {auth_mode: OAUTH2_CC, token_url: 'https://x.example/t'}\na: {auth_mode: OAUTH2_CC, token_url: 'https://x.example/t'}",
+        "a: {auth_mode: API_KEY, proxy: {headers: {x: '${apiKey'}}}",
+        "a: {auth_mode: API_KEY, proxy: {headers: [1], query: {k: {nested: 1}}}, credentials: [1]}",
+        "a: {auth_mode: BASIC, proxy: {headers: {authorization: 'Basic ${base64(${a})}', 'bad name': x}}}",
+        "a: {auth_mode: BASIC, credentials: {username: {hidden: true, default_value: '{{ x }}'}}}",
+        "a: {auth_mode: TWO_STEP, token_url: 5, token_response: {token: ''}}",
+        "a: {auth_mode: TWO_STEP, token_url: 'https://x.example/t', token_params: {p: '${credentials.k}'}, token_response: {token: '..'}}",
+        "a: {auth_mode: TWO_STEP, token_url: 'https://x.example/t?k=${credentials.k}', token_response: {token: t}}",
+        "a: {auth_mode: NONE, proxy: {base_url: '${connectionConfig.u}'}}",
     ];
     let mut odd_converted = 0;
     for text in odd {
@@ -109,9 +197,10 @@ fn odd_and_truncated_input_never_panics() {
             truncated_converted += 1;
         }
     }
-    // Never panicking is cheap if everything is refused: most of these convert (14 of the 15
-    // odd inputs and 43 of the 54 truncations today, each a cut through the sample).
-    assert!(odd_converted >= 12, "only {odd_converted} of {} odd inputs converted", odd.len());
+    // Never panicking is cheap if everything is refused: most of these convert (every odd
+    // input, as an import whose report says why its entry is skipped, and most truncations,
+    // each a cut through the sample).
+    assert!(odd_converted >= 20, "only {odd_converted} of {} odd inputs converted", odd.len());
     assert!(
         truncated_converted * 3 >= truncations * 2,
         "only {truncated_converted} of {truncations} truncations converted"
@@ -136,7 +225,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 #[test]
-fn the_real_catalogue_converts_at_least_420_oauth2_entries_without_errors() {
+fn the_real_catalogue_converts_at_least_870_entries_of_every_kind_without_errors() {
     let dir = corpus_dir();
     let providers = std::fs::read_to_string(dir.join("providers.yaml")).expect("readable");
     let scopes = std::fs::read_to_string(dir.join("providers.scopes.yaml")).ok();
@@ -150,8 +239,19 @@ fn the_real_catalogue_converts_at_least_420_oauth2_entries_without_errors() {
         report.oauth2_total
     );
     assert!(report.oauth2_total >= 460, "{}", report.oauth2_total);
+    // 886 today: 438 OAuth 2.0, 324 API key, 92 Basic, 30 token exchange, 2 without auth.
+    assert!(report.converted.len() >= 870, "{} of {} entries", report.converted.len(), report.total);
+    let kinds: std::collections::BTreeMap<&str, usize> = report.by_kind().into_iter().collect();
+    for (kind, at_least) in [("api_key", 310), ("basic", 85), ("token_exchange", 25), ("none", 2)] {
+        let n = kinds.get(kind).copied().unwrap_or(0);
+        assert!(n >= at_least, "{n} `{kind}` profiles, expected at least {at_least}");
+        assert!(import.profiles.iter().any(|p| p.yaml.contains(&format!("  kind: {kind}\n"))), "no `{kind}` profile");
+    }
     assert_eq!(errors(&import), Vec::<String>::new());
     accounts_for_everything(&providers, &import);
+    // Every entry of a mode keyway converts is converted or skipped with its own reason, never
+    // with the old blanket "not OAuth" one.
+    assert!(report.skipped.iter().all(|s| !s.reason.contains("not OAuth")), "{:?}", report.by_reason());
     // A quirk keyway now says: Fiserv's `expires_in` in milliseconds.
     let fiserv = import.profiles.iter().find(|p| p.id == "fiserv").expect("fiserv converts");
     assert!(fiserv.yaml.contains("expires_in_unit: milliseconds"), "{}", fiserv.yaml);
