@@ -5,6 +5,7 @@
 #
 #   usage: scripts/screenshot-connect.sh
 #   output: target/screenshots/{connect,connect-details,connect-phone,consent,done,done-phone}.png
+#           and the API-key form's in target/screenshots/api-key/ (also connect-refused{,-phone}.png)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +15,7 @@ cargo test -p keyway --test it serve_browser:: -- --nocapture
 shots=${CARGO_TARGET_DIR:-target}/screenshots
 for name in connect connect-details connect-phone consent "done" done-phone; do
   printf '%s\n' "$shots/$name.png"
+done
+for name in connect connect-details connect-phone connect-refused connect-refused-phone "done" done-phone; do
+  printf '%s\n' "$shots/api-key/$name.png"
 done

@@ -4,6 +4,12 @@
 //
 //   node connect.mjs --url CONNECT_URL --out DIR [--integration ID] [--user NAME]
 //                    [--timeout-ms 20000] [--chromium /usr/bin/chromium]
+//                    [--wrong-fields JSON --fields JSON]
+//
+// With --fields (an integration whose profile links an API key, Basic, ...), the provider's
+// page is not visited: the credential form is filled with --wrong-fields and sent (the refusal
+// must be shown, secret inputs empty: connect-refused.png, connect-refused-phone.png), then
+// with --fields, which lands on the done page.
 //
 // Screenshots (PNG, full page) in DIR: connect.png (1280 px wide), connect-details.png (the
 // same with the permissions list open), connect-phone.png (390 px), consent.png (the
@@ -42,6 +48,8 @@ try {
       user: { type: "string", default: "ada@example.com" },
       "timeout-ms": { type: "string", default: "20000" },
       chromium: { type: "string", default: process.env.KEYWAY_CHROMIUM || "/usr/bin/chromium" },
+      "wrong-fields": { type: "string" },
+      fields: { type: "string" },
     },
   }).values;
 } catch (e) {
@@ -141,30 +149,66 @@ try {
   shots.connect_phone = await shoot(phone, "connect-phone.png");
   await phone.close();
 
-  step = "continue to the provider";
-  // From here on, timers fire only when this script says so (the done page redirects after 2.5 s).
-  await context.clock.pauseAt(Date.now() + 1000);
-  const button = page.locator(`${section} button[type=submit]`).first();
-  const buttonText = (await button.innerText()).trim();
-  await Promise.all([page.waitForEvent("framenavigated", (f) => f === page.mainFrame()), button.click()]);
-  await page.waitForLoadState("load");
-  await refuseHubError(page);
-  if (new URL(page.url()).origin === hub.origin) die(`still on the hub after Continue: ${page.url()}: ${await bodyText(page)}`);
+  let consentUrl = null;
+  let buttonText;
+  let refused = null;
+  if (args.fields) {
+    const fill = async (json) => {
+      for (const [name, value] of Object.entries(JSON.parse(json))) {
+        await page.locator(`${section} [name="field.${name}"]`).fill(value);
+      }
+    };
+    const submit = async () => {
+      const button = page.locator(`${section} button[type=submit]`).first();
+      buttonText = (await button.innerText()).trim();
+      await Promise.all([page.waitForEvent("framenavigated", (f) => f === page.mainFrame()), button.click()]);
+      await page.waitForLoadState("load");
+    };
+    step = "send credentials the provider refuses";
+    await fill(args["wrong-fields"] || "{}");
+    await submit();
+    await refuseHubError(page);
+    const alert = (await page.locator("p.alert").first().innerText().catch(() => "")).trim();
+    if (!alert) die(`no refusal shown after wrong credentials: ${await bodyText(page)}`);
+    const secretValues = await page.locator(`${section} input[type=password]`).evaluateAll((all) => all.map((i) => i.value));
+    const fieldErrors = await page.locator(`${section} .field.invalid`).count();
+    refused = { alert, secret_values: secretValues, field_errors: fieldErrors, overflow_px: await overflow(page) };
+    shots.connect_refused = await shoot(page, "connect-refused.png");
+    await page.setViewportSize({ width: 390, height: 844 });
+    refused.phone_overflow_px = await overflow(page);
+    shots.connect_refused_phone = await shoot(page, "connect-refused-phone.png");
+    await page.setViewportSize({ width: 1280, height: 800 });
 
-  step = "the provider's consent page";
-  const allow = page.locator("#allow");
-  await allow.waitFor({ state: "visible" });
-  const consentUrl = page.url();
-  const username = page.locator("input[name=testkit_username]");
-  if (args.user && (await username.count())) await username.fill(args.user);
-  shots.consent = await shoot(page, "consent.png");
+    step = "send the right credentials";
+    await context.clock.pauseAt(Date.now() + 1000);
+    await fill(args.fields);
+    await submit();
+  } else {
+    step = "continue to the provider";
+    // From here on, timers fire only when this script says so (the done page redirects after 2.5 s).
+    await context.clock.pauseAt(Date.now() + 1000);
+    const button = page.locator(`${section} button[type=submit]`).first();
+    buttonText = (await button.innerText()).trim();
+    await Promise.all([page.waitForEvent("framenavigated", (f) => f === page.mainFrame()), button.click()]);
+    await page.waitForLoadState("load");
+    await refuseHubError(page);
+    if (new URL(page.url()).origin === hub.origin) die(`still on the hub after Continue: ${page.url()}: ${await bodyText(page)}`);
 
-  step = "allow access";
-  const callbackPath = /\/v1\/connect\/oauth2\/[^/]+\/callback$/;
-  await Promise.all([
-    page.waitForURL((u) => u.origin === hub.origin && callbackPath.test(u.pathname), { waitUntil: "load" }),
-    allow.click(),
-  ]);
+    step = "the provider's consent page";
+    const allow = page.locator("#allow");
+    await allow.waitFor({ state: "visible" });
+    consentUrl = page.url();
+    const username = page.locator("input[name=testkit_username]");
+    if (args.user && (await username.count())) await username.fill(args.user);
+    shots.consent = await shoot(page, "consent.png");
+
+    step = "allow access";
+    const callbackPath = /\/v1\/connect\/oauth2\/[^/]+\/callback$/;
+    await Promise.all([
+      page.waitForURL((u) => u.origin === hub.origin && callbackPath.test(u.pathname), { waitUntil: "load" }),
+      allow.click(),
+    ]);
+  }
 
   step = "the done page";
   await refuseHubError(page);
@@ -217,6 +261,7 @@ try {
       phone_overflow_px: connectPhoneOverflow,
     },
     consent_url: consentUrl,
+    refused,
     done: {
       url: doneUrl,
       title: doneTitle,

@@ -73,7 +73,7 @@ fn access_token(view: &Value) -> String {
 }
 
 /// Runs the browser script; returns its JSON report.
-async fn drive_browser(deps: BrowserDeps, connect_url: &str, integration: &str, out: &Path) -> Value {
+async fn drive_browser(deps: BrowserDeps, connect_url: &str, integration: &str, out: &Path, extra: &[String]) -> Value {
     let script = root().join("crates/cli/tests/browser/connect.mjs");
     let mut command = Command::new(&deps.node);
     command
@@ -84,6 +84,7 @@ async fn drive_browser(deps: BrowserDeps, connect_url: &str, integration: &str, 
         .arg(out)
         .arg("--chromium")
         .arg(&deps.chromium)
+        .args(extra)
         .env("KEYWAY_NODE_DIR", &deps.node_dir)
         .stdin(Stdio::null());
     let output = tokio::task::spawn_blocking(move || command.output())
@@ -166,7 +167,7 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
 
     // ---- the browser ----
     let shots = target_dir().join("screenshots");
-    let report = drive_browser(deps, &connect_url, &integration, &shots).await;
+    let report = drive_browser(deps, &connect_url, &integration, &shots, &[]).await;
     eprintln!("browser run: {report}");
     let connection = report["done"]["connection_id"].as_str().expect("connection id on the done page").to_owned();
     assert!(connection.starts_with("conn_"), "{connection}");
@@ -231,4 +232,86 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
     drop(server);
     drop(scratch);
     eprintln!("serve_browser: screenshots in {}", shots.display());
+}
+
+/// An API-key integration on the connect page in a real browser: the form asks for the key
+/// (a password input, with where to find it), a key the provider refuses is answered on the
+/// page with the provider's diagnosis and the input empty, and nothing is stored; the right
+/// key lands on the done page, and the connection's credentials work at the provider.
+/// Screenshots in `target/screenshots/api-key/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_form_in_a_browser_refuses_a_wrong_key_on_the_page_and_links_the_right_one() {
+    let deps = browser_deps();
+    let provider = TestProvider::start(ProviderConfig::default()).await.expect("test provider");
+    let scratch = Scratch::new("serve-browser-key");
+    let dir = scratch.path().to_owned();
+    keyway_testkit::profiles::write_profiles(&dir.join("profiles"), &provider.host()).expect("profiles");
+    let server = Server::start(&dir.join("profiles"), &scratch.sqlite(), &["--dev"], &dir.join("serve.log"));
+    let api = Api {
+        http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client"),
+        base: server.url.clone(),
+        key: process::api_key(&scratch.sqlite()),
+    };
+    let integration =
+        api.expect(reqwest::Method::POST, "/v1/integrations", Some(json!({"profile": "testkit-api-key"})), 201).await;
+    let integration = integration["id"].as_str().expect("integration id").to_owned();
+    let session = api
+        .expect(
+            reqwest::Method::POST,
+            "/v1/connect/sessions",
+            Some(json!({
+                "end_user": {"id": "u1", "email": "ada@example.com"},
+                "integrations": [integration],
+                "return_url": RETURN_URL,
+                "allowed_origins": ["http://127.0.0.1:9"],
+            })),
+            201,
+        )
+        .await;
+    let connect_url = session["connect_url"].as_str().expect("connect_url").to_owned();
+    let wrong = "wrong-key-0000000000";
+    let right = provider.config().api_key;
+    let shots = target_dir().join("screenshots/api-key");
+    let extra = [
+        "--wrong-fields".to_owned(),
+        json!({"api_key": wrong}).to_string(),
+        "--fields".to_owned(),
+        json!({"api_key": right}).to_string(),
+    ];
+    let report = drive_browser(deps, &connect_url, &integration, &shots, &extra).await;
+    eprintln!("browser run: {report}");
+    let alert = report["refused"]["alert"].as_str().unwrap_or_default();
+    assert!(alert.contains("refused these credentials") && alert.contains("401"), "{alert}");
+    assert!(!alert.contains(wrong), "the refused key is not shown back: {alert}");
+    assert_eq!(report["refused"]["secret_values"], json!([""]), "the key input is empty after a refusal");
+    assert_eq!(report["refused"]["overflow_px"], 0, "{report}");
+    assert_eq!(report["refused"]["phone_overflow_px"], 0, "{report}");
+    assert_eq!(report["connect"]["phone_overflow_px"], 0, "{report}");
+    let connection = report["done"]["connection_id"].as_str().expect("connection id on the done page").to_owned();
+    assert_eq!(report["done"]["result"]["status"], "connected", "{report}");
+    let errors: Vec<&str> = report["console_errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter(|e| !e.contains("/favicon.ico"))
+                // The refused form's own answer is a 422, as it should be.
+                .filter(|e| !e.contains("status of 422"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(errors.is_empty(), "the browser reported errors: {errors:#?}");
+    for name in ["connect.png", "connect-phone.png", "connect-refused.png", "connect-refused-phone.png", "done.png"] {
+        let len = std::fs::metadata(shots.join(name)).map_or(0, |m| m.len());
+        assert!(len > 1000, "{name} is missing or empty in {}", shots.display());
+    }
+    let list = api.expect(reqwest::Method::GET, "/v1/connections", None, 200).await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "only the right key was stored: {list}");
+    let credentials =
+        api.expect(reqwest::Method::GET, &format!("/v1/connections/{connection}/credentials"), None, 200).await;
+    assert_eq!(credentials["headers"]["x-api-key"], right.as_str(), "{credentials}");
+    let log = server.log_text();
+    assert!(!log.contains(&right) && !log.contains(wrong), "no key in the server's log");
+    drop(server);
+    drop(scratch);
 }
