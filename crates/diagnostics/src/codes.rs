@@ -84,6 +84,7 @@ codes! {
     SecretInQuery = "KW0423", Error, "A secret field or token is put in a query string without `secret_in_query: true`.";
     InvalidJsonPointer = "KW0424", Error, "A token exchange's `token_pointer` or `expires_in_pointer` is not a JSON pointer.";
     UnusedCredentialField = "KW0425", Warning, "A credential field the end user is asked for is sent nowhere.";
+    KeyInProfile = "KW0426", Error, "A signed JWT's key is written into the profile instead of coming from a field.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
     CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";

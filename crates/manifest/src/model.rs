@@ -244,6 +244,9 @@ pub struct Auth {
     /// How the fields are exchanged for a short-lived token (`token_exchange`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange: Option<Exchange>,
+    /// How a JWT is signed with the connection's key (`signed_jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<SignedJwt>,
 }
 
 impl Auth {
@@ -280,6 +283,9 @@ pub enum AuthKind {
     /// Fields posted to a token endpoint (`exchange`) for a short-lived token, which `apply`
     /// puts on requests; exchanged again when due.
     TokenExchange,
+    /// A JWT the connection signs itself with its key (`jwt`), which `apply` puts on
+    /// requests; signed again when due.
+    SignedJwt,
     /// No credential: a public API.
     None,
 }
@@ -297,6 +303,7 @@ impl AuthKind {
             AuthKind::ApiKey => "api_key",
             AuthKind::Basic => "basic",
             AuthKind::TokenExchange => "token_exchange",
+            AuthKind::SignedJwt => "signed_jwt",
             AuthKind::None => "none",
         }
     }
@@ -365,6 +372,76 @@ pub struct BasicCredentials {
     pub username: String,
     /// The password: `"{{ fields.password }}"`; may render empty (keys sent as the user).
     pub password: String,
+}
+
+/// A self-signed JWT (`signed_jwt`): claims and header templated, signed with a key from the
+/// connection's fields, good for `lifetime_seconds` (`iat` and `exp` are keyway's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedJwt {
+    /// The signing algorithm.
+    pub algorithm: JwtAlgorithm,
+    /// The key. Template (`fields`, `env`, `params`): a PEM private key for RS, PS and ES
+    /// algorithms, the shared secret for HS ones. It must come from a field.
+    pub key: String,
+    /// How an HS secret is written: `utf8` (default), `hex` or `base64`.
+    #[serde(default, skip_serializing_if = "KeyEncoding::is_utf8")]
+    pub key_encoding: KeyEncoding,
+    /// The header's key id (`kid`). Template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Claims by name: a template, or a list of templates. `iat` and `exp` are added.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub claims: Map<ClaimTemplate>,
+    /// How long each JWT is good for (`exp - iat`); it is signed again when due.
+    pub lifetime_seconds: u32,
+}
+
+/// A JWT signing algorithm (RFC 7518).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[allow(missing_docs)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+}
+
+/// How a shared secret is written in its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyEncoding {
+    /// The text itself.
+    #[default]
+    Utf8,
+    /// Hexadecimal digits.
+    Hex,
+    /// Base64 (standard alphabet, padding optional).
+    Base64,
+}
+
+impl KeyEncoding {
+    /// Whether this is the default, `utf8`.
+    pub fn is_utf8(&self) -> bool {
+        *self == KeyEncoding::Utf8
+    }
+}
+
+/// A claim's value: a template, or a list of templates (a JSON array of strings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ClaimTemplate {
+    /// One string.
+    Text(String),
+    /// A list of strings.
+    List(Vec<String>),
 }
 
 /// A token exchange: the connection's fields posted to a token endpoint, the token read from

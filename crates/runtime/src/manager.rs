@@ -679,14 +679,17 @@ impl TokenManager {
                 (false, GrantUsed::ClientCredentials) => connector.client_credentials().await,
                 // Exchanged again from the fields the connection keeps, read where they are
                 // kept (so a reconnect's new fields are the ones sent).
-                (false, GrantUsed::TokenExchange) => match self.store.credential_fields(&connection.id).await? {
-                    Some(fields) => connector.exchange(&fields).await,
-                    None => {
-                        let status = Status::NeedsReauthorization(None);
-                        *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
-                        return Err(TokenError::NeedsReauthorization(None));
+                (false, grant @ (GrantUsed::TokenExchange | GrantUsed::SignedJwt)) => {
+                    match self.store.credential_fields(&connection.id).await? {
+                        Some(fields) if grant == GrantUsed::SignedJwt => connector.sign_jwt(&fields),
+                        Some(fields) => connector.exchange(&fields).await,
+                        None => {
+                            let status = Status::NeedsReauthorization(None);
+                            *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+                            return Err(TokenError::NeedsReauthorization(None));
+                        }
                     }
-                },
+                }
                 (false, _) => {
                     let status = Status::NeedsReauthorization(None);
                     *connection.status.write().unwrap_or_else(std::sync::PoisonError::into_inner) = status;

@@ -21,6 +21,8 @@ pub enum GrantUsed {
     DeviceCode,
     /// A token exchange of the connection's entered fields (`auth.exchange`).
     TokenExchange,
+    /// A JWT the connection signed itself (`auth.jwt`).
+    SignedJwt,
 }
 
 /// Where the expiry of the access token came from.
@@ -159,6 +161,23 @@ fn secret_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SecretString>, 
 pub struct ResponseError(pub String);
 
 impl TokenSet {
+    /// A self-signed JWT as a token set, good until `expires_at` (seconds).
+    pub(crate) fn signed(token: String, now_ms: u64, expires_at: u64, origin: TokenOrigin) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::from(token),
+            refresh_token: None,
+            token_type: "JWT".to_owned(),
+            scopes: Vec::new(),
+            expires_at: Some(expires_at),
+            expiry_source: ExpirySource::ExpiresIn,
+            issued_at_ms: Some(now_ms),
+            obtained_at_ms: Some(now_ms),
+            grant: GrantUsed::SignedJwt,
+            fields: Map::new(),
+            origin: Some(origin),
+        }
+    }
+
     /// Builds a token set from a token exchange's answer: the token at `token_pointer`, its
     /// lifetime at `expires_in_pointer` (in `expires_in_unit`) or the profile's assumed
     /// lifetime, the kept fields from the answer's top level.

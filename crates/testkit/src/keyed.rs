@@ -8,6 +8,8 @@
 //!   `password`, the Basic pair's values) answering `{"data": {"token": ...}, "expires_in": N}`
 //!   ([`ProviderConfig::exchange_lifetime`]); counted in [`Counts::exchange`];
 //! - `GET /keyed/exchanged/me`: a Bearer token the exchange issued, refused once expired;
+//! - `GET /keyed/jwt/me`: a Bearer JWT signed HS256 with [`ProviderConfig::jwt_secret`],
+//!   `kid` `testkit-kid`, `iss` `testkit-issuer`, and not expired (provider clock);
 //! - `GET /keyed/public/me`: no credential at all.
 //!
 //! [`ProviderConfig::api_key`]: crate::ProviderConfig::api_key
@@ -15,6 +17,7 @@
 //! [`ProviderConfig::basic_password`]: crate::ProviderConfig::basic_password
 //! [`ProviderConfig::exchange_lifetime`]: crate::ProviderConfig::exchange_lifetime
 //! [`Counts::exchange`]: crate::Counts::exchange
+//! [`ProviderConfig::jwt_secret`]: crate::ProviderConfig::jwt_secret
 
 use crate::RecordedRequest;
 use crate::server::{State, json_response};
@@ -73,9 +76,38 @@ impl State {
                     None => refused("invalid_token", "The token is unknown."),
                 }
             }
+            ("GET", "/keyed/jwt/me") => match request.bearer.as_deref().map(|t| self.check_signed(t)) {
+                Some(Ok(())) => me("signed_jwt"),
+                Some(Err(why)) => refused("invalid_token", why),
+                None => refused("invalid_token", "No bearer token."),
+            },
             ("GET", "/keyed/public/me") => me("none"),
             _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
         }
+    }
+}
+
+impl State {
+    /// Why a self-signed JWT is refused: its signature, key id, issuer or expiry.
+    fn check_signed(&self, token: &str) -> Result<(), &'static str> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "The token is not a JWT.")?;
+        if header.kid.as_deref() != Some("testkit-kid") {
+            return Err("The token's key id is unknown.");
+        }
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        // Expiry is judged on the provider's clock, below.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        validation.set_issuer(&["testkit-issuer"]);
+        validation.set_audience(&["testkit"]);
+        let key = jsonwebtoken::DecodingKey::from_secret(self.config.jwt_secret.as_bytes());
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|_| "The token's signature or issuer is wrong.")?;
+        let exp = data.claims.get("exp").and_then(Value::as_u64).ok_or("The token has no expiry.")?;
+        if exp <= self.now().as_secs() {
+            return Err("The token has expired.");
+        }
+        Ok(())
     }
 }
 

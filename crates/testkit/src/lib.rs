@@ -394,6 +394,8 @@ pub struct ProviderConfig {
     pub basic_password: String,
     /// How long a token of `POST /keyed/exchange/token` lives (its `expires_in`). Default 60 s.
     pub exchange_lifetime: Duration,
+    /// The HS256 secret `GET /keyed/jwt/me` verifies JWTs with. Default `testkit-jwt-secret-0123456789`.
+    pub jwt_secret: String,
 }
 
 /// The REST API version the profiles' `api.base_url` names.
@@ -457,6 +459,7 @@ impl Default for ProviderConfig {
             basic_user: "testkit-user".to_owned(),
             basic_password: "testkit-password".to_owned(),
             exchange_lifetime: keyed::DEFAULT_EXCHANGE_LIFETIME,
+            jwt_secret: "testkit-jwt-secret-0123456789".to_owned(),
         }
     }
 }
@@ -490,6 +493,7 @@ impl fmt::Debug for ProviderConfig {
             .field("basic_user", &self.basic_user)
             .field("basic_password", &"<redacted>")
             .field("exchange_lifetime", &self.exchange_lifetime)
+            .field("jwt_secret", &"<redacted>")
             .finish()
     }
 }

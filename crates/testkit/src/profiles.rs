@@ -73,11 +73,12 @@ pub fn write_profiles(dir: &Path, host: &str) -> std::io::Result<()> {
 
 /// The ids of the profiles of the provider's keyed APIs, one per kind of credential other
 /// than OAuth 2.0: API key, HTTP Basic, token exchange, none.
-pub const KEYED_PROFILE_IDS: [&str; 4] = ["testkit-api-key", "testkit-basic", "testkit-exchange", "testkit-public"];
+pub const KEYED_PROFILE_IDS: [&str; 5] =
+    ["testkit-api-key", "testkit-basic", "testkit-exchange", "testkit-jwt", "testkit-public"];
 
 /// Profiles for the provider's keyed APIs at `host` (`127.0.0.1:PORT`), each complete and
 /// validating with no diagnostics.
-pub fn keyed_profiles(host: &str) -> [(&'static str, String); 4] {
+pub fn keyed_profiles(host: &str) -> [(&'static str, String); 5] {
     let head = |id: &str, name: &str| {
         format!("id: {id}\nname: {name}\nenvironments:\n  local: {{label: Local test provider, default: true}}\n")
     };
@@ -140,6 +141,30 @@ pub fn keyed_profiles(host: &str) -> [(&'static str, String); 4] {
 {}",
                 head("testkit-exchange", "Test provider (token exchange)"),
                 api("exchanged")
+            ),
+        ),
+        (
+            "testkit-jwt",
+            format!(
+                "{}auth:
+  kind: signed_jwt
+  fields:
+    key_id: {{label: Key id, secret: false}}
+    secret: {{label: Signing secret}}
+  jwt:
+    algorithm: HS256
+    key: '{{{{ fields.secret }}}}'
+    key_id: '{{{{ fields.key_id }}}}'
+    claims:
+      iss: testkit-issuer
+      aud: [testkit]
+    lifetime_seconds: 300
+  apply:
+    headers:
+      Authorization: 'Bearer {{{{ token.access_token }}}}'
+{}",
+                head("testkit-jwt", "Test provider (signed JWT)"),
+                api("jwt")
             ),
         ),
         (

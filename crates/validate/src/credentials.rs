@@ -34,6 +34,36 @@ pub(crate) fn rules(profile: &Profile, out: &mut Vec<Diagnostic>) {
     secrets_in_query(profile, out);
     pointers(profile, out);
     fields(profile, out);
+    signing_key(profile, out);
+}
+
+/// A signed JWT's key comes from a field: a key written in the profile would be a secret in
+/// a file anyone reading profiles can read, and the same for every connection.
+fn signing_key(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    let Some(jwt) = &profile.auth.jwt else { return };
+    let Ok(names) = analyse(&jwt.key) else { return };
+    if !names.iter().any(|n| n == "fields" || n.starts_with("fields.")) {
+        out.push(
+            Diagnostic::new(Code::KeyInProfile, "the signing key is written into the profile")
+                .at_pointer("/auth/jwt/key")
+                .with_help("declare a secret field for it (`auth.fields`) and write `{{ fields.NAME }}`"),
+        );
+    }
+    for reserved in ["iat", "exp"] {
+        if jwt.claims.contains_key(reserved) {
+            out.push(
+                Diagnostic::new(Code::AuthKindMismatch, format!("the claim `{reserved}` is keyway's to set"))
+                    .at_pointer(format!("/auth/jwt/claims/{reserved}"))
+                    .with_help("remove it; `lifetime_seconds` says how long each JWT is good for"),
+            );
+        }
+    }
+    if jwt.lifetime_seconds == 0 || jwt.lifetime_seconds > 24 * 3600 {
+        out.push(
+            Diagnostic::new(Code::AuthKindMismatch, "`lifetime_seconds` must be 1 to 86,400")
+                .at_pointer("/auth/jwt/lifetime_seconds"),
+        );
+    }
 }
 
 fn mismatch(kind: AuthKind, key: &str, needed: bool) -> Diagnostic {
@@ -58,7 +88,7 @@ fn kind_keys(profile: &Profile, out: &mut Vec<Diagnostic>) {
     let auth = &profile.auth;
     let kind = auth.kind;
     let oauth = kind == AuthKind::Oauth2;
-    // (key, present, which kinds need it, which kinds may have it)
+    let entered = matches!(kind, AuthKind::ApiKey | AuthKind::Basic | AuthKind::TokenExchange | AuthKind::SignedJwt);
     let oauth_only = [
         ("issuer", auth.issuer.is_some()),
         ("callback_iss_required", auth.callback_iss_required),
@@ -74,13 +104,10 @@ fn kind_keys(profile: &Profile, out: &mut Vec<Diagnostic>) {
         ("grants", !auth.grants.is_empty(), oauth),
         ("endpoints", auth.endpoints.is_some(), oauth),
         ("pkce", auth.pkce.is_some(), oauth),
-        (
-            "fields",
-            !auth.fields.is_empty(),
-            matches!(kind, AuthKind::ApiKey | AuthKind::Basic | AuthKind::TokenExchange),
-        ),
-        ("apply", auth.apply.is_some(), matches!(kind, AuthKind::ApiKey | AuthKind::Basic | AuthKind::TokenExchange)),
+        ("fields", !auth.fields.is_empty(), entered),
+        ("apply", auth.apply.is_some(), entered),
         ("exchange", auth.exchange.is_some(), kind == AuthKind::TokenExchange),
+        ("jwt", auth.jwt.is_some(), kind == AuthKind::SignedJwt),
     ];
     for (key, present, belongs) in required {
         if belongs && !present {

@@ -206,7 +206,8 @@ pub enum TemplateKind {
     /// Where a credential goes on API requests (`auth.apply`): also sees `fields` and, for a
     /// token exchange, `token` (`access_token` and the kept fields).
     Credential,
-    /// A token exchange's body, headers and Basic credentials: also sees `fields`.
+    /// A token exchange's body, headers and Basic credentials, a signed JWT's key, key id and
+    /// claims: also sees `fields`.
     Exchange,
 }
 
@@ -268,9 +269,11 @@ impl Vocabulary {
             limits,
             fields: profile.auth.fields.keys().cloned().collect(),
             exchanged: match profile.auth.kind {
-                keyway_manifest::model::AuthKind::TokenExchange => std::iter::once("access_token".to_owned())
-                    .chain(profile.auth.tokens.keep_fields.iter().cloned())
-                    .collect(),
+                keyway_manifest::model::AuthKind::TokenExchange | keyway_manifest::model::AuthKind::SignedJwt => {
+                    std::iter::once("access_token".to_owned())
+                        .chain(profile.auth.tokens.keep_fields.iter().cloned())
+                        .collect()
+                }
                 _ => IndexSet::new(),
             },
         }
@@ -340,7 +343,7 @@ impl Vocabulary {
             TemplateKind::ApiBase => "`api.base_url` sees `env`, `params` and `token`".to_owned(),
             TemplateKind::Guide => format!("guide templates see {}", GUIDE_ROOTS.map(|r| format!("`{r}`")).join(", ")),
             TemplateKind::Credential => "`auth.apply` sees `env`, `params`, `fields` and `token`".to_owned(),
-            TemplateKind::Exchange => "`auth.exchange` sees `env`, `params` and `fields`".to_owned(),
+            TemplateKind::Exchange => "`auth.exchange` and `auth.jwt` see `env`, `params` and `fields`".to_owned(),
         }
     }
 }
@@ -376,6 +379,24 @@ pub fn templates(profile: &Profile) -> Vec<(String, TemplateKind, &str)> {
         if let Some(basic) = &exchange.basic {
             out.push(("/auth/exchange/basic/username".into(), Exchange, &basic.username));
             out.push(("/auth/exchange/basic/password".into(), Exchange, &basic.password));
+        }
+    }
+    if let Some(jwt) = &profile.auth.jwt {
+        out.push(("/auth/jwt/key".into(), Exchange, &jwt.key));
+        if let Some(kid) = &jwt.key_id {
+            out.push(("/auth/jwt/key_id".into(), Exchange, kid));
+        }
+        for (k, v) in &jwt.claims {
+            match v {
+                keyway_manifest::model::ClaimTemplate::Text(t) => {
+                    out.push((format!("/auth/jwt/claims/{}", esc(k)), Exchange, t))
+                }
+                keyway_manifest::model::ClaimTemplate::List(items) => {
+                    for (i, t) in items.iter().enumerate() {
+                        out.push((format!("/auth/jwt/claims/{}/{i}", esc(k)), Exchange, t));
+                    }
+                }
+            }
         }
     }
     if let Some(apply) = &profile.auth.apply {

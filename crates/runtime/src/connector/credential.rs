@@ -115,8 +115,8 @@ impl Connector {
         match kind {
             AuthKind::None => return Ok(RequestCredential::none()),
             AuthKind::Oauth2 => return tokens.map(RequestCredential::bearer).ok_or_else(missing_tokens),
-            AuthKind::TokenExchange if tokens.is_none() => return Err(missing_tokens()),
-            AuthKind::ApiKey | AuthKind::Basic | AuthKind::TokenExchange => {}
+            AuthKind::TokenExchange | AuthKind::SignedJwt if tokens.is_none() => return Err(missing_tokens()),
+            AuthKind::ApiKey | AuthKind::Basic | AuthKind::TokenExchange | AuthKind::SignedJwt => {}
         }
         let apply = self.profile.auth.apply.as_ref().ok_or_else(|| {
             FlowError::Configuration(format!(

@@ -69,6 +69,11 @@ impl Hub {
             AuthKind::TokenExchange => {
                 Some(connector.exchange(&fields).await.map_err(|e| refused(&profile.name, "exchanged", &e))?)
             }
+            // A key that cannot sign (not PEM, not hex) is the end user's to fix.
+            AuthKind::SignedJwt => Some(connector.sign_jwt(&fields).map_err(|e| {
+                HubError::new(ProblemCode::InvalidCredentials, format!("{e}"))
+                    .with_fix("Paste the whole key, as the provider gave it.")
+            })?),
             _ => None,
         };
         let credential = connector
@@ -133,7 +138,7 @@ impl Hub {
             (None, _) => return Err(super::connections::pending()),
         };
         let tokens: Option<Arc<TokenSet>> = match kind {
-            AuthKind::Oauth2 | AuthKind::TokenExchange => {
+            AuthKind::Oauth2 | AuthKind::TokenExchange | AuthKind::SignedJwt => {
                 // The token manager's path, as `/token`: fresh, or renewed once everywhere.
                 self.current_token(id).await?;
                 Some(self.tokens.tokens(id).ok_or_else(|| HubError::not_found("connection", id))?)
@@ -188,7 +193,7 @@ fn refused(provider: &str, step: &str, e: &FlowError) -> HubError {
     }
     let detail = match e.diagnosis() {
         Some(d) => {
-            let said = d.provider.description.as_deref().unwrap_or(&d.provider.error);
+            let said = d.provider.description.as_deref().unwrap_or(&d.provider.error).trim_end_matches('.');
             let status = d.provider.status.map(|s| format!("{s} ")).unwrap_or_default();
             match &d.meaning {
                 Some(meaning) => {

@@ -12,6 +12,7 @@ use std::time::Duration;
 const API_KEY: &str = "testkit-api-key-0123456789";
 const USER_NAME: &str = "testkit-user";
 const PASSWORD: &str = "testkit-password";
+const JWT_SECRET: &str = "testkit-jwt-secret-0123456789";
 
 async fn integration(hub: &Harness, profile: &str) -> String {
     let (status, value) = hub.call(Method::POST, "/v1/integrations", Some(json!({"profile": profile}))).await;
@@ -53,21 +54,36 @@ async fn use_credentials(credentials: &Value) -> StatusCode {
 async fn each_kind_is_refused_with_the_providers_answer_then_linked_read_and_used() {
     let hub = Harness::start().await;
     let cases = [
-        ("testkit-api-key", json!({"api_key": "wrong-key-000000"}), json!({"api_key": API_KEY}), "x-api-key"),
+        (
+            "testkit-api-key",
+            "api_key",
+            json!({"api_key": "wrong-key-000000"}),
+            json!({"api_key": API_KEY}),
+            "x-api-key",
+        ),
         (
             "testkit-basic",
+            "basic",
             json!({"username": USER_NAME, "password": "not-the-pw-zq"}),
             json!({"username": USER_NAME, "password": PASSWORD}),
             "authorization",
         ),
         (
             "testkit-exchange",
+            "token_exchange",
             json!({"username": USER_NAME, "password": "not-the-pw-zq"}),
             json!({"username": USER_NAME, "password": PASSWORD}),
             "authorization",
         ),
+        (
+            "testkit-jwt",
+            "signed_jwt",
+            json!({"key_id": "testkit-kid", "secret": "not-the-pw-zq"}),
+            json!({"key_id": "testkit-kid", "secret": JWT_SECRET}),
+            "authorization",
+        ),
     ];
-    for (profile, wrong, right, header) in cases {
+    for (profile, kind, wrong, right, header) in cases {
         let integration = integration(&hub, profile).await;
         let (status, refusal) = import(&hub, &integration, Some(wrong)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{profile}: {refusal}");
@@ -88,14 +104,11 @@ async fn each_kind_is_refused_with_the_providers_answer_then_linked_read_and_use
         let id = connection["id"].as_str().expect("id");
         let (status, credentials) = hub.call(Method::GET, &format!("/v1/connections/{id}/credentials"), None).await;
         assert_eq!(status, StatusCode::OK, "{profile}: {credentials}");
-        assert_eq!(
-            credentials["kind"],
-            profile.trim_start_matches("testkit-").replace("exchange", "token_exchange").replace("api-key", "api_key")
-        );
+        assert_eq!(credentials["kind"], kind);
         assert!(credentials["headers"][header].is_string(), "{profile}: {credentials}");
         assert_eq!(use_credentials(&credentials).await, StatusCode::OK, "{profile}: the credentials work");
         // `/token` is for access tokens; an API key connection holds none.
-        if profile != "testkit-exchange" {
+        if matches!(kind, "api_key" | "basic") {
             let (status, body) = hub.token(id).await;
             assert_eq!(status, StatusCode::CONFLICT, "{body}");
             assert_eq!(body["code"], "no_access_token");
@@ -244,4 +257,32 @@ async fn the_connect_page_asks_for_the_key_refuses_a_wrong_one_without_echoing_i
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(connection_id_in(&done), id);
     assert_eq!(connection_count(&hub).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_jwt_is_handed_out_until_due_then_signed_again_and_its_key_never_stored_in_plaintext() {
+    let hub = Harness::start().await;
+    let jwt = integration(&hub, "testkit-jwt").await;
+    let (status, connection) = import(&hub, &jwt, Some(json!({"key_id": "testkit-kid", "secret": JWT_SECRET}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{connection}");
+    let id = connection["id"].as_str().expect("id");
+    let path = format!("/v1/connections/{id}/credentials");
+    let (_, first) = hub.call(Method::GET, &path, None).await;
+    let (_, again) = hub.call(Method::GET, &path, None).await;
+    assert_eq!(first["headers"], again["headers"], "a fresh JWT is handed out as it is");
+    let expires = first["expires_at"].as_u64().expect("expires_at");
+    let later = Duration::from_secs(301);
+    hub.clock.advance(later);
+    hub.provider.advance_clock(later);
+    let (status, renewed) = hub.call(Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_ne!(renewed["headers"], first["headers"], "a due JWT is signed again");
+    assert!(renewed["expires_at"].as_u64() > Some(expires));
+    assert_eq!(use_credentials(&renewed).await, StatusCode::OK, "the new JWT is accepted");
+    let raw = hub.raw_database().await;
+    assert!(!raw.windows(JWT_SECRET.len()).any(|w| w == JWT_SECRET.as_bytes()), "the key is stored encrypted");
+    // A key the algorithm cannot use is the end user's to fix, before anything is stored.
+    let rsa = integration(&hub, "testkit-jwt").await;
+    let (status, refusal) = import(&hub, &rsa, Some(json!({"key_id": "testkit-kid", "secret": "x"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refusal}");
 }
