@@ -81,10 +81,11 @@ codes! {
     UnusedObject = "KW0420", Warning, "An `objects` entry names an object no action works on.";
     AuthKindMismatch = "KW0421", Error, "`auth` lacks a key its `kind` needs, or has one its `kind` does not use.";
     InvalidHeaderName = "KW0422", Error, "A header name in `auth.apply` or `auth.exchange` is not an HTTP field name, or names a header keyway sets itself.";
-    SecretInQuery = "KW0423", Error, "A secret field or token is put in a query string without `secret_in_query: true`.";
-    InvalidJsonPointer = "KW0424", Error, "A token exchange's `token_pointer` or `expires_in_pointer` is not a JSON pointer.";
+    SecretInQuery = "KW0423", Error, "A secret field or token is put in a query string (`auth.apply.query`, a `get` exchange) without `secret_in_query: true`.";
+    InvalidJsonPointer = "KW0424", Error, "A JSON pointer into an answer (an exchange's `token_pointer`, `expires_in_pointer`, `expires_at_pointer`, `auth.tokens.response_pointer`) is malformed.";
     UnusedCredentialField = "KW0425", Warning, "A credential field the end user is asked for is sent nowhere.";
     KeyInProfile = "KW0426", Error, "A signed JWT's key is written into the profile instead of coming from a field.";
+    InvalidParameterName = "KW0427", Error, "A renamed authorization parameter or the callback's code parameter is one keyway cannot rename, or a name a URL cannot carry.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
     CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";

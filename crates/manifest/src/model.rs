@@ -210,6 +210,16 @@ pub struct Auth {
     /// Extra query parameters for the authorization URL (`prompt: consent`). Templates.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub authorization_params: Map<String>,
+    /// Standard authorization parameters under the names this provider reads
+    /// (`redirect_uri: redirect_url`, `client_id: app_key`); `response_type` may be renamed
+    /// to `""` to leave it out. Only `client_id`, `redirect_uri`, `response_type` and `scope`
+    /// can be renamed: `state`, PKCE and `nonce` protect the flow.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub authorization_param_names: Map<String>,
+    /// The callback parameter that carries the authorization code, for providers that do not
+    /// call it `code` (Amazon's `spapi_oauth_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_code_param: Option<String>,
     /// Extra form parameters for the code exchange. Templates.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub token_params: Map<String>,
@@ -472,6 +482,37 @@ pub struct Exchange {
     /// The unit of that lifetime.
     #[serde(default, skip_serializing_if = "TimeUnit::is_seconds")]
     pub expires_in_unit: TimeUnit,
+    /// Where the answer says when the token expires, for providers that give a time instead
+    /// of a lifetime: a JSON pointer to seconds or milliseconds since the epoch (a number or
+    /// numeric string; milliseconds when it is over 10^11) or an RFC 3339 date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_pointer: Option<String>,
+    /// The HTTP method: `post` (the default; the body as `format` says) or `get` (the body's
+    /// parameters in the query string).
+    #[serde(default, skip_serializing_if = "ExchangeMethod::is_post")]
+    pub method: ExchangeMethod,
+    /// A `get` exchange puts its parameters in the URL, which ends up in access logs: a
+    /// secret there needs the profile to say the provider takes it nowhere else.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret_in_query: bool,
+}
+
+/// A token exchange's HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExchangeMethod {
+    /// POST, the parameters in the body.
+    #[default]
+    Post,
+    /// GET, the parameters in the query string.
+    Get,
+}
+
+impl ExchangeMethod {
+    /// Whether this is the default, POST.
+    pub fn is_post(&self) -> bool {
+        *self == ExchangeMethod::Post
+    }
 }
 
 fn default_scope_separator() -> String {
@@ -632,6 +673,11 @@ pub struct Tokens {
     /// A token-response field that says when the token was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<IssuedAt>,
+    /// Where in the token response the token set is, for providers that nest it (Slack's
+    /// user token: `/authed_user`): a JSON pointer to the object holding `access_token`,
+    /// `refresh_token`, `expires_in` and `scope`. Kept fields are read from the top level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_pointer: Option<String>,
     /// The unit of the response's `expires_in`: seconds (RFC 6749), or milliseconds for the
     /// providers that send those.
     #[serde(default, skip_serializing_if = "TimeUnit::is_seconds")]

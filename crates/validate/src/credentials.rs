@@ -35,6 +35,48 @@ pub(crate) fn rules(profile: &Profile, out: &mut Vec<Diagnostic>) {
     pointers(profile, out);
     fields(profile, out);
     signing_key(profile, out);
+    parameter_names(profile, out);
+}
+
+/// A query parameter's name as keyway writes it: a short token URLs carry as is.
+fn is_parameter_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Renamed authorization parameters and the callback's code parameter.
+fn parameter_names(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    const RENAMABLE: [&str; 4] = ["client_id", "redirect_uri", "response_type", "scope"];
+    for (standard, name) in &profile.auth.authorization_param_names {
+        let pointer = format!("/auth/authorization_param_names/{}", esc(standard));
+        let problem = if !RENAMABLE.contains(&standard.as_str()) {
+            Some(format!("`{}` cannot be renamed; only {} can (`state`, PKCE and `nonce` protect the flow)", standard.escape_debug(), RENAMABLE.join(", ")))
+        } else if name.is_empty() && standard != "response_type" {
+            Some(format!("`{standard}` cannot be left out; only `response_type` can"))
+        } else if !name.is_empty() && !is_parameter_name(name) {
+            Some(format!("`{}` is not a parameter name a URL carries as is", name.escape_debug()))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            out.push(
+                Diagnostic::new(Code::InvalidParameterName, problem)
+                    .at_pointer(pointer)
+                    .with_help("rename one of client_id, redirect_uri, response_type, scope to letters, digits, `_`, `.` or `-`"),
+            );
+        }
+    }
+    if let Some(name) = &profile.auth.callback_code_param {
+        if !is_parameter_name(name) || ["state", "iss", "error", "error_description"].contains(&name.as_str()) {
+            out.push(
+                Diagnostic::new(
+                    Code::InvalidParameterName,
+                    format!("`{}` cannot carry the authorization code", name.escape_debug()),
+                )
+                .at_pointer("/auth/callback_code_param")
+                .with_help("name the callback parameter the provider puts the code in (letters, digits, `_`, `.`, `-`), other than `state`, `iss` and `error`"),
+            );
+        }
+    }
 }
 
 /// A signed JWT's key comes from a field: a key written in the profile would be a secret in
@@ -94,6 +136,8 @@ fn kind_keys(profile: &Profile, out: &mut Vec<Diagnostic>) {
         ("callback_iss_required", auth.callback_iss_required),
         ("default_scopes", !auth.default_scopes.is_empty()),
         ("authorization_params", !auth.authorization_params.is_empty()),
+        ("authorization_param_names", !auth.authorization_param_names.is_empty()),
+        ("callback_code_param", auth.callback_code_param.is_some()),
         ("token_params", !auth.token_params.is_empty()),
         ("refresh_params", !auth.refresh_params.is_empty()),
         ("refresh", auth.refresh.is_some()),
@@ -167,20 +211,28 @@ fn header_names(profile: &Profile, out: &mut Vec<Diagnostic>) {
 /// A query string ends up in access logs and proxies' records: a secret goes there only when
 /// the profile says the provider takes it nowhere else.
 fn secrets_in_query(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    if let Some(exchange) = &profile.auth.exchange {
+        if exchange.method == keyway_manifest::model::ExchangeMethod::Get && !exchange.secret_in_query {
+            for (name, source) in &exchange.body {
+                if let Some(secret) = secret_named(profile, source) {
+                    out.push(
+                        Diagnostic::new(
+                            Code::SecretInQuery,
+                            format!("the `get` exchange's parameter `{name}` carries the secret `{secret}` in its URL"),
+                        )
+                        .at_pointer(format!("/auth/exchange/body/{}", esc(name)))
+                        .with_help("use `method: post`; if the provider takes it only in the query, say so with `secret_in_query: true` on the exchange"),
+                    );
+                }
+            }
+        }
+    }
     let Some(apply) = &profile.auth.apply else { return };
     if apply.secret_in_query {
         return;
     }
     for (name, source) in &apply.query {
-        let Ok(names) = analyse(source) else { continue }; // reported as a template error
-        let secret = names.iter().find_map(|n| {
-            if n == "fields" || n == "token" || n.starts_with("token.") {
-                return Some(n.to_owned());
-            }
-            let field = n.strip_prefix("fields.")?.split('.').next()?;
-            profile.auth.fields.get(field).filter(|f| f.secret).map(|_| n.to_owned())
-        });
-        if let Some(secret) = secret {
+        if let Some(secret) = secret_named(profile, source) {
             out.push(
                 Diagnostic::new(
                     Code::SecretInQuery,
@@ -209,6 +261,19 @@ fn pointers(profile: &Profile, out: &mut Vec<Diagnostic>) {
             );
         }
     }
+}
+
+/// The secret a template names (a secret field, all fields, or a token), if any. A template
+/// that does not parse names none here: it is reported as a template error.
+fn secret_named(profile: &Profile, source: &str) -> Option<String> {
+    let names = analyse(source).ok()?;
+    names.iter().find_map(|n| {
+        if n == "fields" || n == "token" || n.starts_with("token.") {
+            return Some(n.to_owned());
+        }
+        let field = n.strip_prefix("fields.")?.split('.').next()?;
+        profile.auth.fields.get(field).filter(|f| f.secret).map(|_| n.to_owned())
+    })
 }
 
 /// Why `pointer` is not a usable JSON pointer into an answer, or `None`.
