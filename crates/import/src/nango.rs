@@ -9,6 +9,9 @@
 //! | `display_name`, `categories`, `docs`, `docs_connect`, `setup_guide_url` | `name`, `categories`, `docs` |
 //! | `auth_mode: OAUTH2` | grants `authorization_code` and `refresh_token` |
 //! | `auth_mode: OAUTH2_CC` | grant `client_credentials` |
+//! | `auth_mode: MCP_OAUTH2` | as `OAUTH2`, with `pkce: required` (MCP's authorization makes S256 PKCE mandatory) |
+//! | `client_registration: dynamic`, `registration_url` | a `docs` link, "Register a client (RFC 7591 dynamic client registration)": keyway registers no client, the admin registers one there and gives keyway its id (and secret, if issued) |
+//! | `registration_params.token_endpoint_auth_method` | `client_auth` (`none`: a public client, whose refreshes send no secret) |
 //! | `authorization_url`, `token_url`, `refresh_url` | `auth.endpoints.authorize`, `token`, `refresh` |
 //! | `${connectionConfig.x}` | `{{ params.x }}`, a parameter with Nango's title, description, example and pattern (or enum), anchored or tightened when it could let URL delimiters through |
 //! | `A \|\| B` | `{{ params.x or 'value' }}` when B is A with a value for its one placeholder (a parameter with a default), else `{% if params.x %}A{% else %}B{% endif %}` |
@@ -19,7 +22,7 @@
 //! | `authorization_params`, `token_params`, `refresh_params` | the same, without the standard `response_type: code` and `grant_type` |
 //! | `token_request_auth_method: basic`, `authorization_method: header` | `client_auth: client_secret_basic` |
 //! | `body_format: json` | `auth.token_request_format: json` |
-//! | `disable_pkce: true` | `pkce: off` (otherwise `optional`: Nango sends a challenge) |
+//! | `disable_pkce: true` | `pkce: off` (otherwise `optional`: Nango sends a challenge; `required` for `MCP_OAUTH2`) |
 //! | `token_response_metadata` | `auth.tokens.keep_fields` |
 //! | `token_expires_in_ms` | `auth.tokens.assumed_lifetime_seconds` |
 //! | `expires_in_unit: milliseconds` | `auth.tokens.expires_in_unit: milliseconds` (another unit: skipped) |
@@ -39,13 +42,15 @@
 //! | `token_params` | `auth.exchange.body` |
 //! | `token_headers` | `auth.exchange.headers` (`authorization: Basic ${base64(a:b)}` as `auth.exchange.basic`) |
 //! | `token_response.token`, `token_expiration` (`expireIn`) | `auth.exchange.token_pointer`, `expires_in_pointer` (`data.token` as `/data/token`) |
+//! | `refresh_url`, `refresh_token_params`, `refresh_token_headers`, `token_response.refresh_token` of a `TWO_STEP` entry | left out, with a note: keyway renews the token by exchanging the stored fields again |
 //! | `${accessToken}` in `proxy.headers` or `proxy.query` | `{{ token.access_token }}`; without any, `Authorization: Bearer {{ token.access_token }}` |
 //!
 //! Entries that need what keyway cannot say are skipped with a reason; nothing is dropped
 //! silently when it changes how a request is authenticated: a body on every request
 //! (`proxy.body`), signed requests or assertions, token requests in several steps, by `GET`,
-//! with a refresh token or an expiry timestamp (`expireAt`), tokens in the answer's headers,
-//! and credentials sent anywhere else (a URL) are refused.
+//! or with an expiry timestamp (`expireAt`), tokens in the answer's headers, MCP servers whose
+//! endpoints are discovered (`MCP_OAUTH2_GENERIC`), and credentials sent anywhere else (a URL)
+//! are refused.
 
 use crate::report::{Converted, Report, Skipped};
 use crate::{GeneratedProfile, Import};
@@ -93,7 +98,7 @@ pub fn convert(providers_yaml: &str, scopes_yaml: Option<&str>) -> Result<Import
             }
         };
         let mode = resolved.get("auth_mode").and_then(Value::as_str);
-        let oauth2 = matches!(mode, Some("OAUTH2" | "OAUTH2_CC"));
+        let oauth2 = mode.is_some_and(is_oauth2);
         let convertible = oauth2 || matches!(mode, Some("API_KEY" | "BASIC" | "TWO_STEP" | "NONE"));
         if oauth2 {
             report.oauth2_total += 1;
@@ -226,11 +231,18 @@ fn kind_of(mode: &str) -> &'static str {
     }
 }
 
+/// Whether an auth mode is OAuth 2.0: the authorization code grant (Nango's `OAUTH2`, and
+/// `MCP_OAUTH2`, an MCP server's authorization server with fixed endpoints) or the client
+/// credentials grant (`OAUTH2_CC`).
+fn is_oauth2(mode: &str) -> bool {
+    matches!(mode, "OAUTH2" | "OAUTH2_CC" | "MCP_OAUTH2")
+}
+
 fn unsupported_mode_reason(mode: &str) -> String {
     match mode {
         "OAUTH1" => "OAuth 1.0a (`OAUTH1`): keyway profiles describe OAuth 2.0".into(),
-        "MCP_OAUTH2" | "MCP_OAUTH2_GENERIC" => {
-            format!("MCP OAuth with dynamic client registration (`{mode}`): endpoints are discovered per server")
+        "MCP_OAUTH2_GENERIC" => {
+            format!("MCP OAuth for any server (`{mode}`): endpoints are discovered per server, not in the catalogue")
         }
         "JWT" => "self-signed JWT (`JWT`): keyway does not sign assertions".into(),
         "AWS_SIGV4" | "SIGNATURE" | "TBA" => format!("signed requests (`{mode}`): keyway does not sign requests"),
@@ -506,13 +518,108 @@ impl<'a> Entry<'a> {
         profile
     }
 
+    /// An `MCP_OAUTH2` entry's client registration. keyway registers no clients: with
+    /// `client_registration: dynamic` (RFC 7591) the integration's admin registers one at
+    /// `registration_url`, linked from `docs`, and gives keyway its id (and secret, if the
+    /// server issues one). Returns the client authentication the registration parameters ask
+    /// for (`token_endpoint_auth_method`), if any.
+    fn registration(&mut self, profile: &mut Map<String, Value>) -> Result<Option<&'static str>, Fail> {
+        let url = self.str("registration_url");
+        let dynamic = match self.entry.get("client_registration") {
+            None | Some(Value::Null) => url.is_some(),
+            Some(Value::String(s)) if s == "dynamic" => true,
+            Some(Value::String(s)) if s == "static" => false,
+            Some(other) => {
+                return fail("a client registration keyway cannot say (`client_registration`)", format!("`{other}`"));
+            }
+        };
+        let params = match self.entry.get("registration_params") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(p)) => p.clone(),
+            Some(_) => return fail("`registration_params` is not a mapping", ""),
+        };
+        let method = match params.get("token_endpoint_auth_method") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(m)) => match m.as_str() {
+                "none" => Some("none"),
+                "client_secret_post" => Some("client_secret_post"),
+                "client_secret_basic" => Some("client_secret_basic"),
+                "private_key_jwt" => Some("private_key_jwt"),
+                other => {
+                    return fail(
+                        "OAuth quirk keyway cannot express: client authentication method",
+                        format!("`registration_params.token_endpoint_auth_method: {other}`"),
+                    );
+                }
+            },
+            Some(other) => {
+                return fail(
+                    "OAuth quirk keyway cannot express: client authentication method",
+                    format!("`registration_params.token_endpoint_auth_method: {other}`"),
+                );
+            }
+        };
+        if let Some(grants) = params.get("grant_types").and_then(Value::as_array) {
+            if !grants.iter().any(|g| g == "authorization_code") {
+                return fail("a client registered without the authorization code grant (`registration_params`)", "");
+            }
+        }
+        if !dynamic {
+            return Ok(method);
+        }
+        let shown: Vec<String> = params
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Array(items) => {
+                    let items: Vec<String> =
+                        items.iter().map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned)).collect();
+                    format!("`{k}: {}`", items.join(", "))
+                }
+                Value::String(s) => format!("`{k}: {s}`"),
+                other => format!("`{k}: {other}`"),
+            })
+            .collect();
+        let with = if shown.is_empty() { String::new() } else { format!(", with {}", shown.join("; ")) };
+        match url.filter(|u| u.starts_with("https://") && !u.contains(char::is_whitespace)) {
+            Some(u) => {
+                let link = json!({ "title": "Register a client (RFC 7591 dynamic client registration)", "url": u });
+                match profile.get_mut("docs").and_then(Value::as_array_mut) {
+                    Some(docs) => docs.push(link),
+                    None => {
+                        // `docs` goes before `environments`, where `prelude` writes it.
+                        let mut reordered = Map::new();
+                        for (k, v) in std::mem::take(profile) {
+                            if k == "environments" {
+                                reordered.insert("docs".into(), json!([link.clone()]));
+                            }
+                            reordered.insert(k, v);
+                        }
+                        reordered.entry("docs").or_insert_with(|| json!([link]));
+                        *profile = reordered;
+                    }
+                }
+                self.note(
+                    "client registered by the admin before an integration is created (RFC 7591; keyway does not register clients)",
+                    format!("at `{u}`{with}"),
+                );
+            }
+            None => self.note(
+                "client registered by the admin before an integration is created (RFC 7591; keyway does not register clients)",
+                format!("no https registration URL to link{with}"),
+            ),
+        }
+        Ok(method)
+    }
+
     fn build(mut self, id: &str) -> Result<(Value, Vec<(String, String)>), Fail> {
-        if !matches!(self.mode, "OAUTH2" | "OAUTH2_CC") {
+        if !is_oauth2(self.mode) {
             return self.build_other(id);
         }
         self.unsupported()?;
-        let auth_code = self.mode == "OAUTH2";
+        let auth_code = self.mode != "OAUTH2_CC";
+        let mcp = self.mode == "MCP_OAUTH2";
         let mut profile = self.prelude(id);
+        let registered_auth = if mcp { self.registration(&mut profile)? } else { None };
 
         // Endpoints.
         let mut endpoints = Map::new();
@@ -594,12 +701,30 @@ impl<'a> Entry<'a> {
             if auth_code { &["authorization_code", "refresh_token"] } else { &["client_credentials"] };
         auth.insert("grants".into(), json!(grants));
         auth.insert("endpoints".into(), Value::Object(endpoints));
-        if self.str("token_request_auth_method") == Some("basic") || self.str("authorization_method") == Some("header")
-        {
-            auth.insert("client_auth".into(), json!("client_secret_basic"));
+        let nango_basic = self.str("token_request_auth_method") == Some("basic")
+            || self.str("authorization_method") == Some("header");
+        match (registered_auth, nango_basic) {
+            (Some(method), true) if method != "client_secret_basic" => {
+                return fail(
+                    "client authentication that Nango and the registration parameters disagree on",
+                    format!("`token_endpoint_auth_method: {method}`"),
+                );
+            }
+            (Some("client_secret_post"), _) => {}
+            (Some(method), _) => {
+                auth.insert("client_auth".into(), json!(method));
+            }
+            (None, true) => {
+                auth.insert("client_auth".into(), json!("client_secret_basic"));
+            }
+            (None, false) => {}
         }
-        let pkce =
-            if !auth_code || self.entry.get("disable_pkce") == Some(&Value::Bool(true)) { "off" } else { "optional" };
+        // MCP's authorization (2025-03-26 and later) makes PKCE with S256 mandatory.
+        let pkce = match (auth_code, self.entry.get("disable_pkce") == Some(&Value::Bool(true))) {
+            (false, _) | (true, true) => "off",
+            (true, false) if mcp => "required",
+            (true, false) => "optional",
+        };
         auth.insert("pkce".into(), json!(pkce));
         if separator != " " {
             auth.insert("scope_separator".into(), json!(separator));
@@ -620,7 +745,9 @@ impl<'a> Entry<'a> {
             auth.insert("token_request_format".into(), json!("json"));
         }
         if auth_code {
-            let mut refresh = json!({ "send_client_secret": true, "rotation": "optional" });
+            // A public client (RFC 7591 `token_endpoint_auth_method: none`) holds no secret.
+            let public = registered_auth == Some("none");
+            let mut refresh = json!({ "send_client_secret": !public, "rotation": "optional" });
             if !refresh_by_default {
                 refresh["needs_scope"] = json!(false);
             }

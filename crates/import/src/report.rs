@@ -10,8 +10,8 @@ pub struct Report {
     pub source: String,
     /// Entries in the input.
     pub total: usize,
-    /// Entries whose auth mode (after aliases) is OAuth 2.0: authorization code or client
-    /// credentials.
+    /// Entries whose auth mode (after aliases) is OAuth 2.0: authorization code (Nango's MCP
+    /// servers with fixed endpoints included) or client credentials.
     pub oauth2_total: usize,
     /// Converted entries, by input key.
     pub converted: Vec<Converted>,
@@ -124,7 +124,7 @@ impl Report {
         let _ = writeln!(out, "| in the input | {} |", self.total);
         let _ = writeln!(
             out,
-            "| OAuth 2.0 (authorization code, client credentials; aliases included) | {} |",
+            "| OAuth 2.0 (authorization code, including MCP servers', and client credentials; aliases included) | {} |",
             self.oauth2_total
         );
         let _ = writeln!(out, "| converted | {} |", self.converted.len());

@@ -2,11 +2,12 @@
 //! profiles of `auth.kind` `api_key`, `basic`, `token_exchange` and `none`.
 //!
 //! Nango's `credentials` become `auth.fields` (only those a template sends), `proxy.headers`
-//! and `proxy.query` become `auth.apply`, a `TWO_STEP` token request becomes `auth.exchange`.
+//! and `proxy.query` become `auth.apply`, a `TWO_STEP` token request becomes `auth.exchange`
+//! (renewed by exchanging the fields again: Nango's refresh request, if any, is left out).
 //! What would change how a request is authenticated and that keyway cannot say is refused
 //! with a reason; what changes nothing about it (retries, pagination, webhooks) is ignored.
 
-use super::{Entry, Fail, Notes, Piece, Place, fail, is_identifier, kind_of, pieces};
+use super::{Entry, Fail, Notes, Piece, Place, fail, is_identifier, is_oauth2, kind_of, pieces};
 use serde_json::{Map, Value, json};
 
 /// Headers keyway sets itself or that frame a message (keyway-validate refuses them in
@@ -26,7 +27,8 @@ const RESERVED_HEADERS: [&str; 9] = [
 /// `TWO_STEP` keys that sign an assertion keyway cannot make.
 const SIGNING_KEYS: [&str; 4] = ["assertion", "assertion_option", "signature", "token"];
 
-/// `TWO_STEP` keys that renew the token with a second kind of request.
+/// `TWO_STEP` keys that renew the token with a second kind of request (left out: keyway
+/// exchanges the fields again).
 const REFRESH_KEYS: [&str; 3] = ["refresh_url", "refresh_token_params", "refresh_token_headers"];
 
 impl Entry<'_> {
@@ -159,7 +161,7 @@ impl Entry<'_> {
 
     /// The credential a placeholder names, if any: `credentials.x`, or a bare credential name.
     fn credential_of<'p>(&self, placeholder: &'p str) -> Option<&'p str> {
-        if matches!(self.mode, "OAUTH2" | "OAUTH2_CC") {
+        if is_oauth2(self.mode) {
             return None;
         }
         match placeholder.strip_prefix("credentials.") {
@@ -191,7 +193,7 @@ impl Entry<'_> {
     /// The expression for a placeholder naming a credential, the exchanged token, or a secret
     /// connection value used in a credential template; `None` for other placeholders.
     pub(super) fn credential_expression(&mut self, placeholder: &str, place: Place) -> Result<Option<String>, Fail> {
-        if matches!(self.mode, "OAUTH2" | "OAUTH2_CC") {
+        if is_oauth2(self.mode) {
             return Ok(None);
         }
         let shown = format!("`${{{placeholder}}}`");
@@ -373,13 +375,19 @@ impl Entry<'_> {
             return fail("a token obtained in several requests (`additional_steps`)", "");
         }
         let response = self.entry.get("token_response").and_then(Value::as_object).cloned().unwrap_or_default();
-        for key in REFRESH_KEYS {
-            if self.present(key) {
-                return fail(format!("renews the token with a refresh request (`{key}`)"), "");
-            }
+        // keyway renews an exchanged token by exchanging the stored fields again when it is
+        // due; Nango's refresh request (a second kind of request, with the refresh token it
+        // kept) is left out, which the stored fields make unnecessary.
+        let mut refresh: Vec<String> =
+            REFRESH_KEYS.iter().filter(|k| self.present(k)).map(|k| format!("`{k}`")).collect();
+        if response.get("refresh_token").is_some_and(|v| !v.is_null()) {
+            refresh.push("`token_response.refresh_token`".into());
         }
-        if response.get("refresh_token").is_some() {
-            return fail("renews the token with a refresh request (`token_response.refresh_token`)", "");
+        if !refresh.is_empty() {
+            self.note(
+                "renewed by exchanging the credentials again, not by Nango's refresh request",
+                format!("{} ignored", refresh.join(", ")),
+            );
         }
         if let Some(method) = self.str("token_request_method").filter(|m| !m.eq_ignore_ascii_case("POST")) {
             return fail("a token request that is not a POST (`token_request_method`)", format!("`{method}`"));

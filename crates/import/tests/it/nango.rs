@@ -45,7 +45,7 @@ fn the_sample_converts_and_the_report_accounts_for_every_entry() {
         import.profiles.iter().map(|p| format!("=== {}.yaml\n{}", p.id, p.yaml)).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!("sample_profiles", all);
     let kinds: Vec<(&str, usize)> = import.report.by_kind();
-    assert_eq!(kinds, [("oauth2", 11), ("api_key", 2), ("basic", 2), ("token_exchange", 2), ("none", 1)]);
+    assert_eq!(kinds, [("oauth2", 13), ("api_key", 2), ("basic", 2), ("token_exchange", 3), ("none", 1)]);
     insta::assert_snapshot!("sample_report", import.report.to_markdown());
     // Deterministic: a second run gives the same bytes.
     let again = convert(SAMPLE, Some(SAMPLE_SCOPES)).expect("parses");
@@ -140,6 +140,72 @@ fn api_key_basic_and_exchange_entries_say_where_the_credential_goes() {
     }
 }
 
+/// MCP servers' OAuth 2.0 (`MCP_OAUTH2`): the authorization code grant with PKCE required, and
+/// for a client registered by the admin (RFC 7591) a link to where, and a note in the report.
+#[test]
+fn mcp_entries_are_oauth_profiles_with_pkce_required_and_a_registration_link() {
+    use keyway_manifest::model::{ClientAuth, Grant, Pkce};
+    let import = convert(SAMPLE, None).expect("parses");
+    let mut loader = keyway_manifest::Loader::new();
+    for p in &import.profiles {
+        loader.add_str(format!("{}.yaml", p.id), p.yaml.clone());
+    }
+    let loaded = loader.load();
+    let profile = |id: &str| loaded.profile(id).unwrap_or_else(|| panic!("`{id}` converts")).profile.clone();
+    let register = "Register a client (RFC 7591 dynamic client registration)";
+
+    let piper = profile("pied-piper-mcp");
+    assert!(piper.auth.is_oauth2());
+    assert_eq!(piper.auth.grants, [Grant::AuthorizationCode, Grant::RefreshToken]);
+    assert_eq!(piper.auth.pkce, Some(Pkce::Required));
+    assert_eq!(piper.auth.client_auth, ClientAuth::None, "`token_endpoint_auth_method: none`: a public client");
+    assert!(!piper.auth.refresh_sends_secret(), "a public client has no secret to send");
+    assert_eq!(
+        piper.auth.authorization_params.get("resource").map(String::as_str),
+        Some("https://mcp.piedpiper.example/mcp")
+    );
+    let link = piper.docs.iter().find(|d| d.title == register).expect("registration link");
+    assert_eq!(link.url, "https://auth.piedpiper.example/oauth/register");
+    let converted = import.report.converted.iter().find(|c| c.key == "pied-piper-mcp").expect("reported");
+    assert!(converted.oauth2 && converted.kind == "oauth2");
+    assert!(
+        converted.notes.iter().any(|(kind, detail)| kind.starts_with("client registered by the admin")
+            && detail.contains("https://auth.piedpiper.example/oauth/register")),
+        "{:?}",
+        converted.notes
+    );
+
+    let gringotts = profile("gringotts-mcp");
+    assert_eq!(gringotts.auth.pkce, Some(Pkce::Required));
+    assert_eq!(gringotts.auth.client_auth, ClientAuth::ClientSecretPost);
+    assert!(gringotts.docs.iter().all(|d| d.title != register), "a static client needs no registration link");
+
+    let skipped: Vec<(&str, &str)> =
+        import.report.skipped.iter().map(|s| (s.key.as_str(), s.reason.as_str())).collect();
+    for (key, reason) in [("dunder-mcp", "client authentication method"), ("any-mcp", "`MCP_OAUTH2_GENERIC`")] {
+        assert!(skipped.iter().any(|(k, r)| *k == key && r.contains(reason)), "{key}: {skipped:?}");
+    }
+}
+
+/// A `TWO_STEP` entry Nango renews with a refresh request converts: keyway exchanges the
+/// stored fields again, and the report says so.
+#[test]
+fn exchanges_nango_refreshes_are_renewed_by_exchanging_again() {
+    let import = convert(SAMPLE, None).expect("parses");
+    let nakatomi = import.profiles.iter().find(|p| p.id == "nakatomi").expect("converts");
+    assert!(nakatomi.yaml.contains("  kind: token_exchange\n"), "{}", nakatomi.yaml);
+    assert!(!nakatomi.yaml.contains("refresh"), "nothing of Nango's refresh request is carried: {}", nakatomi.yaml);
+    let converted = import.report.converted.iter().find(|c| c.key == "nakatomi").expect("reported");
+    let note = converted
+        .notes
+        .iter()
+        .find(|(kind, _)| kind == "renewed by exchanging the credentials again, not by Nango's refresh request")
+        .expect("noted");
+    assert_eq!(note.1, "`refresh_url`, `refresh_token_params`, `token_response.refresh_token` ignored");
+    let monarch = import.report.skipped.iter().find(|s| s.key == "monarch").expect("skipped");
+    assert!(monarch.reason.contains("`token_request_method`"), "{monarch:?}");
+}
+
 #[test]
 fn bad_files_are_located_diagnostics() {
     let err = convert("a: [1, 2\n", None).expect_err("malformed YAML");
@@ -177,6 +243,11 @@ fn odd_and_truncated_input_never_panics() {
         "a: {auth_mode: TWO_STEP, token_url: 'https://x.example/t', token_params: {p: '${credentials.k}'}, token_response: {token: '..'}}",
         "a: {auth_mode: TWO_STEP, token_url: 'https://x.example/t?k=${credentials.k}', token_response: {token: t}}",
         "a: {auth_mode: NONE, proxy: {base_url: '${connectionConfig.u}'}}",
+        "a: {auth_mode: MCP_OAUTH2, client_registration: [x], authorization_url: 'https://x.example/a', token_url: 'https://x.example/t'}",
+        "a: {auth_mode: MCP_OAUTH2, registration_params: 5, authorization_url: 'https://x.example/a', token_url: 'https://x.example/t'}",
+        "a: {auth_mode: MCP_OAUTH2, registration_url: 'http://x.example/r', registration_params: {token_endpoint_auth_method: [1], grant_types: [implicit]}, authorization_url: 'https://x.example/a', token_url: 'https://x.example/t'}",
+        "a: {auth_mode: MCP_OAUTH2, client_registration: dynamic, registration_url: 'javascript:x', authorization_url: 'https://x.example/a', token_url: 'https://x.example/t'}",
+        "a: {auth_mode: TWO_STEP, token_url: 'https://x.example/t', refresh_url: 5, token_params: {k: '${refresh_token}'}, token_response: {token: t, refresh_token: null}}",
     ];
     let mut odd_converted = 0;
     for text in odd {
@@ -225,7 +296,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 #[test]
-fn the_real_catalogue_converts_at_least_870_entries_of_every_kind_without_errors() {
+fn the_real_catalogue_converts_at_least_910_entries_of_every_kind_without_errors() {
     let dir = corpus_dir();
     let providers = std::fs::read_to_string(dir.join("providers.yaml")).expect("readable");
     let scopes = std::fs::read_to_string(dir.join("providers.scopes.yaml")).ok();
@@ -233,25 +304,58 @@ fn the_real_catalogue_converts_at_least_870_entries_of_every_kind_without_errors
     let report = &import.report;
     eprintln!("{}", report.summary());
     assert!(
-        report.oauth2_converted() >= 420,
+        report.oauth2_converted() >= 450,
         "{} of {} OAuth 2.0 entries",
         report.oauth2_converted(),
         report.oauth2_total
     );
-    assert!(report.oauth2_total >= 460, "{}", report.oauth2_total);
-    // 886 today: 438 OAuth 2.0, 324 API key, 92 Basic, 30 token exchange, 2 without auth.
-    assert!(report.converted.len() >= 870, "{} of {} entries", report.converted.len(), report.total);
+    // 496: 466 `OAUTH2` and `OAUTH2_CC`, 30 `MCP_OAUTH2`.
+    assert!(report.oauth2_total >= 490, "{}", report.oauth2_total);
+    // 921 today: 467 OAuth 2.0 (29 of them MCP servers), 324 API key, 92 Basic, 36 token
+    // exchange (6 of them renewed by Nango with a refresh request), 2 without auth.
+    assert!(report.converted.len() >= 910, "{} of {} entries", report.converted.len(), report.total);
     let kinds: std::collections::BTreeMap<&str, usize> = report.by_kind().into_iter().collect();
-    for (kind, at_least) in [("api_key", 310), ("basic", 85), ("token_exchange", 25), ("none", 2)] {
+    for (kind, at_least) in [("oauth2", 450), ("api_key", 310), ("basic", 85), ("token_exchange", 32), ("none", 2)] {
         let n = kinds.get(kind).copied().unwrap_or(0);
         assert!(n >= at_least, "{n} `{kind}` profiles, expected at least {at_least}");
-        assert!(import.profiles.iter().any(|p| p.yaml.contains(&format!("  kind: {kind}\n"))), "no `{kind}` profile");
+        let says_kind = |p: &&keyway_import::GeneratedProfile| match kind {
+            "oauth2" => !p.yaml.contains("\n  kind: "),
+            _ => p.yaml.contains(&format!("\n  kind: {kind}\n")),
+        };
+        assert!(import.profiles.iter().any(|p| says_kind(&p)), "no `{kind}` profile");
     }
     assert_eq!(errors(&import), Vec::<String>::new());
     accounts_for_everything(&providers, &import);
     // Every entry of a mode keyway converts is converted or skipped with its own reason, never
     // with the old blanket "not OAuth" one.
     assert!(report.skipped.iter().all(|s| !s.reason.contains("not OAuth")), "{:?}", report.by_reason());
+    // MCP servers with fixed endpoints convert (Slack's puts the token elsewhere, and is
+    // skipped for that), PKCE required; a registration URL is linked for the admin.
+    let catalogue = keyway_manifest::parse_yaml(&providers).expect("parses");
+    let mode = |key: &str| catalogue.get(key).and_then(|e| e.get("auth_mode")).and_then(|m| m.as_str());
+    let mcp: Vec<&keyway_import::Converted> =
+        report.converted.iter().filter(|c| mode(&c.key) == Some("MCP_OAUTH2")).collect();
+    assert!(mcp.len() >= 27, "{} MCP entries converted", mcp.len());
+    let registered = import
+        .profiles
+        .iter()
+        .filter(|p| p.yaml.contains("title: Register a client (RFC 7591 dynamic client registration)"))
+        .count();
+    assert!(registered >= 24, "{registered} profiles link a registration URL");
+    for c in &mcp {
+        let p = import.profiles.iter().find(|p| p.id == c.id).expect("written");
+        assert!(p.yaml.contains("\n  pkce: required\n"), "{}", p.yaml);
+    }
+    assert!(
+        report.skipped.iter().all(|s| !s.reason.contains("`MCP_OAUTH2`") && !s.reason.contains("refresh request")),
+        "{:?}",
+        report.by_reason()
+    );
+    for key in ["aspire", "timify", "valley", "netsapiens", "salesmsg", "sap-concur-password"] {
+        let c = report.converted.iter().find(|c| c.key == key).unwrap_or_else(|| panic!("`{key}` converts"));
+        assert_eq!(c.kind, "token_exchange");
+        assert!(c.notes.iter().any(|(kind, _)| kind.starts_with("renewed by exchanging")), "{key}: {:?}", c.notes);
+    }
     // A quirk keyway now says: Fiserv's `expires_in` in milliseconds.
     let fiserv = import.profiles.iter().find(|p| p.id == "fiserv").expect("fiserv converts");
     assert!(fiserv.yaml.contains("expires_in_unit: milliseconds"), "{}", fiserv.yaml);
