@@ -111,6 +111,23 @@ fn lifetime_seconds(value: &Value, unit: TimeUnit) -> Option<u64> {
     (amount <= most).then(|| amount / unit.per_second())
 }
 
+/// A point in time from an answer, in seconds since the epoch: a whole number (or numeric
+/// string) of seconds, or of milliseconds when it is over 10^11 (the year 5138 in seconds), or
+/// an RFC 3339 date-time.
+fn timestamp_seconds(value: &Value) -> Option<u64> {
+    const MILLISECONDS_FROM: u64 = 100_000_000_000;
+    let whole = match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if s.trim().bytes().all(|b| b.is_ascii_digit()) => s.trim().parse::<u64>().ok(),
+        Value::String(s) => {
+            let at = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+            return u64::try_from(at.unix_timestamp()).ok();
+        }
+        _ => None,
+    }?;
+    Some(if whole > MILLISECONDS_FROM { whole / 1000 } else { whole })
+}
+
 /// A token is renewed at the latest when this fraction of its lifetime is left (or the
 /// margin, whichever is less).
 const LIFETIME_FRACTION: u64 = 10;
@@ -206,11 +223,24 @@ impl TokenSet {
                 ResponseError("the exchange's token lifetime is not a whole number in range".to_owned())
             })?),
         };
-        let (expires_at, expiry_source) = match (expires_in, profile.auth.tokens.assumed_lifetime_seconds) {
-            (Some(seconds), _) => (Some((now_ms / 1000).saturating_add(seconds)), ExpirySource::ExpiresIn),
-            (None, Some(assumed)) => (Some((now_ms / 1000).saturating_add(assumed)), ExpirySource::Assumed),
-            (None, None) => (None, ExpirySource::Unknown),
+        let expires_at_given = match exchange.expires_at_pointer.as_deref().and_then(|p| answer_value.pointer(p)) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(timestamp_seconds(value).ok_or_else(|| {
+                ResponseError(
+                    "the exchange's token expiry is not a time (epoch seconds or milliseconds, or RFC 3339)".to_owned(),
+                )
+            })?),
         };
+        let (expires_at, expiry_source) =
+            match (expires_in, expires_at_given, profile.auth.tokens.assumed_lifetime_seconds) {
+                (Some(seconds), _, _) => (Some((now_ms / 1000).saturating_add(seconds)), ExpirySource::ExpiresIn),
+                // Never later than the longest lifetime keyway takes from an answer.
+                (None, Some(at), _) => {
+                    (Some(at.min((now_ms / 1000).saturating_add(MAX_LIFETIME_SECONDS))), ExpirySource::ExpiresIn)
+                }
+                (None, None, Some(assumed)) => (Some((now_ms / 1000).saturating_add(assumed)), ExpirySource::Assumed),
+                (None, None, None) => (None, ExpirySource::Unknown),
+            };
         let fields = profile
             .auth
             .tokens
@@ -245,6 +275,20 @@ impl TokenSet {
         requested: &[String],
         previous_refresh: Option<&SecretString>,
     ) -> Result<TokenSet, ResponseError> {
+        let top = response;
+        // A provider that nests the token set (`auth.tokens.response_pointer`) is read there;
+        // kept fields still come from the top level.
+        let nested;
+        let response = match &profile.auth.tokens.response_pointer {
+            Some(pointer) => {
+                nested = Value::Object(response.clone()).pointer(pointer).cloned();
+                match &nested {
+                    Some(Value::Object(map)) => map,
+                    _ => return Err(ResponseError(format!("the token response has no object at `{pointer}`"))),
+                }
+            }
+            None => response,
+        };
         let access_token = match response.get("access_token") {
             Some(Value::String(s)) if !s.is_empty() => SecretString::from(s.as_str()),
             _ => return Err(ResponseError("the token response has no `access_token`".to_owned())),
@@ -305,7 +349,7 @@ impl TokenSet {
             .tokens
             .keep_fields
             .iter()
-            .filter_map(|name| response.get(name).map(|v| (name.clone(), v.clone())))
+            .filter_map(|name| top.get(name).or_else(|| response.get(name)).map(|v| (name.clone(), v.clone())))
             .collect();
         Ok(TokenSet {
             access_token,
@@ -525,4 +569,17 @@ mod tests {
         let debug = format!("{t:?}");
         assert!(!debug.contains("at-value") && !debug.contains("rt-value"), "{debug}");
     }
+
+    #[test]
+    fn timestamps_are_seconds_milliseconds_or_rfc_3339() {
+        assert_eq!(timestamp_seconds(&json!(1_893_456_000u64)), Some(1_893_456_000));
+        assert_eq!(timestamp_seconds(&json!(1_893_456_000_000u64)), Some(1_893_456_000), "milliseconds");
+        assert_eq!(timestamp_seconds(&json!("1893456000")), Some(1_893_456_000));
+        assert_eq!(timestamp_seconds(&json!("2030-01-01T00:00:00Z")), Some(1_893_456_000));
+        assert_eq!(timestamp_seconds(&json!("2030-01-01T01:00:00+01:00")), Some(1_893_456_000));
+        for bad in [json!(-5), json!(1.5), json!("tomorrow"), json!(null), json!([1])] {
+            assert_eq!(timestamp_seconds(&bad), None, "{bad}");
+        }
+    }
+
 }

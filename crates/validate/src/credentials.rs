@@ -49,7 +49,11 @@ fn parameter_names(profile: &Profile, out: &mut Vec<Diagnostic>) {
     for (standard, name) in &profile.auth.authorization_param_names {
         let pointer = format!("/auth/authorization_param_names/{}", esc(standard));
         let problem = if !RENAMABLE.contains(&standard.as_str()) {
-            Some(format!("`{}` cannot be renamed; only {} can (`state`, PKCE and `nonce` protect the flow)", standard.escape_debug(), RENAMABLE.join(", ")))
+            Some(format!(
+                "`{}` cannot be renamed; only {} can (`state`, PKCE and `nonce` protect the flow)",
+                standard.escape_debug(),
+                RENAMABLE.join(", ")
+            ))
         } else if name.is_empty() && standard != "response_type" {
             Some(format!("`{standard}` cannot be left out; only `response_type` can"))
         } else if !name.is_empty() && !is_parameter_name(name) {
@@ -58,11 +62,9 @@ fn parameter_names(profile: &Profile, out: &mut Vec<Diagnostic>) {
             None
         };
         if let Some(problem) = problem {
-            out.push(
-                Diagnostic::new(Code::InvalidParameterName, problem)
-                    .at_pointer(pointer)
-                    .with_help("rename one of client_id, redirect_uri, response_type, scope to letters, digits, `_`, `.` or `-`"),
-            );
+            out.push(Diagnostic::new(Code::InvalidParameterName, problem).at_pointer(pointer).with_help(
+                "rename one of client_id, redirect_uri, response_type, scope to letters, digits, `_`, `.` or `-`",
+            ));
         }
     }
     if let Some(name) = &profile.auth.callback_code_param {

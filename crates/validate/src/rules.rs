@@ -291,7 +291,9 @@ fn templates_and_endpoints<'p>(
                 None => Vec::new(),
             };
             for param in reached {
-                if kind != TemplateKind::Guide {
+                // Credential templates put values in headers, encoded query values and request
+                // bodies, never in a URL's structure: their parameters need no URL-safe pattern.
+                if !matches!(kind, TemplateKind::Guide | TemplateKind::Credential | TemplateKind::Exchange) {
                     in_urls.insert(param.clone());
                 }
                 used.insert(param);

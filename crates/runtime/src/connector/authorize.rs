@@ -38,7 +38,13 @@ pub struct Callback {
     pub error_description: Option<String>,
     /// `iss` (RFC 9207): the issuer that answered.
     pub iss: Option<String>,
+    /// The other parameters, first of each name, at most [`MAX_OTHER_PARAMS`]: where a
+    /// provider that names the code otherwise (`auth.callback_code_param`) puts it.
+    pub others: Vec<(String, String)>,
 }
+
+/// The most parameters of a callback kept beyond the standard ones.
+pub const MAX_OTHER_PARAMS: usize = 16;
 
 impl Callback {
     /// Reads a callback's query string (without the `?`).
@@ -51,7 +57,12 @@ impl Callback {
                 "error" => &mut callback.error,
                 "error_description" => &mut callback.error_description,
                 "iss" => &mut callback.iss,
-                _ => continue,
+                _ => {
+                    if callback.others.len() < MAX_OTHER_PARAMS && !callback.others.iter().any(|(name, _)| *name == k) {
+                        callback.others.push((k.into_owned(), v.into_owned()));
+                    }
+                    continue;
+                }
             };
             // A repeated parameter is ambiguous: keep the first, as servers usually do.
             if slot.is_none() {
@@ -118,7 +129,20 @@ impl Connector {
         for (k, v) in &self.authorization_params {
             request = request.add_extra_param(k.as_str(), v.as_str());
         }
-        let (url, state) = request.url();
+        let (mut url, state) = request.url();
+        let names = &self.profile.auth.authorization_param_names;
+        if !names.is_empty() {
+            // The provider reads some standard parameters under other names (or not at all).
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .filter_map(|(k, v)| match names.get(k.as_ref()) {
+                    Some(name) if name.is_empty() => None,
+                    Some(name) => Some((name.clone(), v.into_owned())),
+                    None => Some((k.into_owned(), v.into_owned())),
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
         Ok(AuthorizationRequest { url: url.into(), state: state.into_secret(), code_verifier, nonce })
     }
 
@@ -201,9 +225,16 @@ impl Connector {
             };
             return Err(FlowError::Provider(Box::new(self.diagnose(provider))));
         }
-        let code = callback.code.as_deref().ok_or_else(|| FlowError::InvalidResponse {
+        let code = match &self.profile.auth.callback_code_param {
+            Some(name) => callback.others.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
+            None => callback.code.as_deref(),
+        };
+        let code = code.ok_or_else(|| FlowError::InvalidResponse {
             endpoint: "authorize",
-            detail: "the callback has neither `code` nor `error`".to_owned(),
+            detail: format!(
+                "the callback has neither `{}` nor `error`",
+                self.profile.auth.callback_code_param.as_deref().unwrap_or("code")
+            ),
         })?;
         self.exchange_code(code, verifier, nonce).await
     }

@@ -10,7 +10,7 @@ use crate::errors::{FlowError, ProviderError};
 use crate::fields::CredentialFields;
 use crate::http::{Body, post};
 use crate::tokens::TokenSet;
-use keyway_manifest::model::{ErrorPhase, TokenRequestFormat};
+use keyway_manifest::model::{ErrorPhase, ExchangeMethod, TokenRequestFormat};
 use keyway_validate::templates::render;
 use oauth2::http::{HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
@@ -44,8 +44,21 @@ impl Connector {
             TokenRequestFormat::Form => Body::Form,
             TokenRequestFormat::Json => Body::Json,
         };
-        let mut request = post(&self.endpoints.token, &pairs, None, body)
-            .map_err(|source| FlowError::Transport { endpoint: ENDPOINT, source })?;
+        let mut request = match exchange.method {
+            ExchangeMethod::Post => post(&self.endpoints.token, &pairs, None, body)
+                .map_err(|source| FlowError::Transport { endpoint: ENDPOINT, source })?,
+            ExchangeMethod::Get => {
+                let mut url = url::Url::parse(&self.endpoints.token)
+                    .map_err(|e| FlowError::Configuration(format!("the exchange URL: {e}")))?;
+                url.query_pairs_mut().extend_pairs(&pairs);
+                oauth2::http::Request::builder()
+                    .method(oauth2::http::Method::GET)
+                    .uri(String::from(url))
+                    .header(oauth2::http::header::ACCEPT, "application/json")
+                    .body(Vec::new())
+                    .map_err(|e| FlowError::Configuration(format!("the exchange request: {e}")))?
+            }
+        };
         for (name, template) in &exchange.headers {
             let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 FlowError::Configuration(format!("`auth.exchange.headers.{name}` is not a header name"))

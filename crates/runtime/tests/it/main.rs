@@ -8,6 +8,7 @@ mod flows;
 mod hostile;
 mod http_limits;
 mod manager;
+mod quirks;
 mod registry;
 mod secrets;
 mod variants;
