@@ -581,5 +581,4 @@ mod tests {
             assert_eq!(timestamp_seconds(&bad), None, "{bad}");
         }
     }
-
 }

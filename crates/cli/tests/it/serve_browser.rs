@@ -237,7 +237,9 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
 /// An API-key integration on the connect page in a real browser: the form asks for the key
 /// (a password input, with where to find it), a key the provider refuses is answered on the
 /// page with the provider's diagnosis and the input empty, and nothing is stored; the right
-/// key lands on the done page, and the connection's credentials work at the provider.
+/// key lands on the done page, and the connection's credentials work at the provider. The
+/// server logs at TRACE; its log holds none of the keys, passwords or exchanged tokens, also
+/// of a Basic and a token-exchange connection linked and read through the API.
 /// Screenshots in `target/screenshots/api-key/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_form_in_a_browser_refuses_a_wrong_key_on_the_page_and_links_the_right_one() {
@@ -310,8 +312,34 @@ async fn api_key_form_in_a_browser_refuses_a_wrong_key_on_the_page_and_links_the
     let credentials =
         api.expect(reqwest::Method::GET, &format!("/v1/connections/{connection}/credentials"), None, 200).await;
     assert_eq!(credentials["headers"]["x-api-key"], right.as_str(), "{credentials}");
+    // A Basic and a token-exchange connection too, linked and read through the API.
+    let config = provider.config();
+    let mut secrets = vec![right.clone(), wrong.to_owned(), config.basic_password.clone()];
+    for profile in ["testkit-basic", "testkit-exchange"] {
+        let created =
+            api.expect(reqwest::Method::POST, "/v1/integrations", Some(json!({"profile": profile})), 201).await;
+        let linked = api
+            .expect(
+                reqwest::Method::POST,
+                "/v1/connections",
+                Some(json!({
+                    "integration_id": created["id"],
+                    "end_user": {"id": "u2"},
+                    "fields": {"username": config.basic_user, "password": config.basic_password},
+                })),
+                201,
+            )
+            .await;
+        let id = linked["id"].as_str().expect("id");
+        let read = api.expect(reqwest::Method::GET, &format!("/v1/connections/{id}/credentials"), None, 200).await;
+        let authorization = read["headers"]["authorization"].as_str().expect("authorization").to_owned();
+        secrets.push(authorization.split_once(' ').map(|(_, v)| v.to_owned()).unwrap_or(authorization));
+    }
     let log = server.log_text();
-    assert!(!log.contains(&right) && !log.contains(wrong), "no key in the server's log");
+    assert!(log.contains("request method=POST route=\"/v1/connections\""), "the log records the calls");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret is in the TRACE log");
+    }
     drop(server);
     drop(scratch);
 }

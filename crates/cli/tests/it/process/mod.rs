@@ -64,6 +64,12 @@ impl Server {
     /// Starts `keyway --profiles PROFILES serve --listen 127.0.0.1:0 --db DB EXTRA...`, its
     /// stderr in `log`, and waits for its "listening on" line.
     pub fn start(profiles: &Path, db: &str, extra: &[&str], log: &Path) -> Server {
+        let level = std::env::var("KEYWAY_LOG").unwrap_or_else(|_| "info".to_owned());
+        Server::start_logging(profiles, db, extra, log, &level)
+    }
+
+    /// [`Server::start`] with `KEYWAY_LOG` set to `level` (`trace`: everything every crate logs).
+    pub fn start_logging(profiles: &Path, db: &str, extra: &[&str], log: &Path, level: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
             .arg("--profiles")
             .arg(profiles)
@@ -74,7 +80,7 @@ impl Server {
             .env_remove("KEYWAY_PROFILES")
             .env_remove("KEYWAY_KEYS_FILE")
             .env_remove("KEYWAY_PUBLIC_URL")
-            .env("KEYWAY_LOG", std::env::var("KEYWAY_LOG").unwrap_or_else(|_| "info".to_owned()))
+            .env("KEYWAY_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).expect("server log file"))
