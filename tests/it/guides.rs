@@ -494,3 +494,38 @@ fn an_object_label_no_action_uses_is_warned_with_the_likely_name() {
     let guide = render(&loaded.profiles[0].profile, &request(&[])).expect("renders");
     assert_eq!(guide.catalogue[0].object_label.as_deref(), Some("Thing record"));
 }
+
+/// An API-key profile's guide ends with where the end user finds each credential: the
+/// field's label, its help and its documentation link; no scopes to request.
+#[test]
+fn an_api_key_profile_guide_says_where_to_find_each_key() {
+    let text = r#"id: acme
+name: Acme
+environments:
+  production: {label: Production, default: true}
+auth:
+  kind: api_key
+  fields:
+    api_key:
+      label: API key
+      help: In Acme, open **Settings → API** and create a key.
+      docs: https://docs.acme.example/api-keys
+    account: {label: Account id, secret: false}
+  apply:
+    headers: {Authorization: "Bearer {{ fields.api_key }}", X-Account: "{{ fields.account }}"}
+"#;
+    let loaded = keyway_manifest::load_str("acme.yaml", text);
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    let profile = &loaded.profile("acme").expect("acme").profile;
+    let guide = render(profile, &GuideRequest::default()).expect("guide");
+    check_json_schema(&guide);
+    let section =
+        guide.sections.iter().find(|s| s.id == keyway_guide::CREDENTIALS_SECTION).expect("the credentials section");
+    let titles: Vec<&str> = section.steps.iter().map(|s| s.title.as_ref()).collect();
+    assert_eq!(titles, ["API key", "Account id"]);
+    assert_eq!(section.steps[0].text.as_deref(), Some("In Acme, open **Settings → API** and create a key."));
+    assert_eq!(section.steps[0].items[0].text, "[Acme's instructions](<https://docs.acme.example/api-keys>)");
+    let markdown = guide.to_markdown();
+    assert!(!markdown.contains("Scopes to request"), "{markdown}");
+    assert!(markdown.contains("## Find your Acme credentials"), "{markdown}");
+}

@@ -19,7 +19,7 @@ pub use output::{
     CHANGE_LABEL, CatalogueAction, Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection,
     GuideSetting, GuideStep, Troubleshooting,
 };
-pub use render::{CALLBACK_PLACEHOLDER, GuideRequest, grant_name, grants_of, render};
+pub use render::{CALLBACK_PLACEHOLDER, CREDENTIALS_SECTION, GuideRequest, grant_name, grants_of, render};
 pub use text::{MAX_APP_NAME_CHARS, markdown_text};
 pub use url::{MAX_URL_LEN, guide_url, parse_guide_query, parse_guide_url};
 

@@ -186,7 +186,10 @@ impl Guide<'_> {
             let names: Vec<&str> = self.actions.iter().map(|a| a.name.as_ref()).collect();
             let _ = writeln!(md, "\nSelected actions: {}", names.join(", "));
         }
-        let _ = writeln!(md, "\nScopes to request: `{}`", self.scope_string);
+        // A profile without scopes (an API key's) has none to request.
+        if !self.scope_string.is_empty() {
+            let _ = writeln!(md, "\nScopes to request: `{}`", self.scope_string);
+        }
         if let Some(url) = &self.url {
             let _ = writeln!(md, "\nThis guide: <{url}>");
         }
@@ -236,7 +239,9 @@ impl Guide<'_> {
             let names: Vec<String> = self.actions.iter().map(|a| escape(&a.name)).collect();
             let _ = write!(body, "<br>Selected actions: {}", names.join(", "));
         }
-        let _ = write!(body, "<br>Scopes to request: <code>{}</code>", escape(&self.scope_string));
+        if !self.scope_string.is_empty() {
+            let _ = write!(body, "<br>Scopes to request: <code>{}</code>", escape(&self.scope_string));
+        }
         if let Some(url) = &self.url {
             let _ = write!(body, "<br>This guide: <a href=\"{0}\">{0}</a>", escape(url));
         }

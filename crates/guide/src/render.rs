@@ -60,6 +60,10 @@ pub struct GuideRequest {
     pub base_url: Option<String>,
 }
 
+/// The id of the section that says where each credential field is found (profiles whose
+/// connections are linked from entered credentials).
+pub const CREDENTIALS_SECTION: &str = "credentials";
+
 /// Shown where the admin enters the callback URL when the request names none.
 pub const CALLBACK_PLACEHOLDER: &str = "https://YOUR-PLATFORM.example/oauth/callback";
 
@@ -230,6 +234,38 @@ pub fn render<'a>(profile: &'a Profile, request: &GuideRequest) -> Result<Guide<
                 steps,
             });
         }
+    }
+    // Profiles whose connections are linked from entered credentials end with where the end
+    // user finds each one, from the fields' help and documentation links.
+    if !profile.auth.fields.is_empty() {
+        let steps = profile
+            .auth
+            .fields
+            .iter()
+            .map(|(name, field)| GuideStep {
+                id: Cow::Borrowed(name),
+                title: Cow::Owned(markdown_text(&field.label)),
+                text: field.help.as_ref().map(|t| renderer.text(t, || format!("/auth/fields/{}/help", esc(name)))),
+                items: field
+                    .docs
+                    .iter()
+                    .map(|url| GuideItem {
+                        text: Cow::Owned(format!("[{}'s instructions](<{url}>)", markdown_text(&profile.name))),
+                        kind: ItemKind::Bullet,
+                        setting: None,
+                        platform_change: false,
+                    })
+                    .collect(),
+            })
+            .collect();
+        sections.push(GuideSection {
+            id: Cow::Borrowed(CREDENTIALS_SECTION),
+            title: Cow::Owned(format!("Find your {} credentials", markdown_text(&profile.name))),
+            intro: Some(Cow::Borrowed(
+                "The person connecting the account enters these on the connect page; they are checked with the provider before anything is saved.",
+            )),
+            steps,
+        });
     }
     let troubleshooting = profile
         .errors
