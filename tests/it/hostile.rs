@@ -21,12 +21,12 @@ fn summary(diagnostics: &[Diagnostic]) -> String {
             if message.chars().count() > 240 {
                 message = format!("{}...", message.chars().take(240).collect::<String>());
             }
-            format!(
-                "{} {}{at} {} | {message}\n",
-                d.code,
-                d.file.as_deref().unwrap_or("-"),
-                d.pointer.as_deref().unwrap_or("-")
-            )
+            // A pointer names a key, which may be a megabyte long too.
+            let mut pointer = d.pointer.clone().unwrap_or_else(|| "-".to_owned());
+            if pointer.chars().count() > 120 {
+                pointer = format!("{}...", pointer.chars().take(120).collect::<String>());
+            }
+            format!("{} {}{at} {pointer} | {message}\n", d.code, d.file.as_deref().unwrap_or("-"))
         })
         .collect()
 }
@@ -546,5 +546,99 @@ fn every_reader_bounds_what_it_reads_and_names_the_limit() {
         assert!(status.success());
         let error = keyway_stdx::read_limited(&fifo, 10).expect_err("a FIFO");
         assert_eq!(error.to_string(), "not a regular file");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials other than OAuth 2.0: the new keys hold to the same classes.
+// ---------------------------------------------------------------------------------------------
+
+/// A complete API-key profile whose `auth` is `auth` (indented two spaces).
+fn keyed(auth: &str) -> String {
+    format!(
+        "id: base\nname: Keyed\nenvironments:\n  production: {{label: Production, default: true, vars: {{host: api.example.com}}}}\nauth:\n{auth}api:\n  base_url: \"https://{{{{ env.host }}}}\"\n"
+    )
+}
+
+#[test]
+fn credential_keys_are_refused_with_located_codes_at_every_size() {
+    let big = 200_000;
+    let cases: Vec<(String, &str)> = vec![
+        // Header names that are not names, and ones keyway frames the request with.
+        ("  kind: api_key\n  fields: {k: {label: K}}\n  apply:\n    headers: {\"X Key\\r\\nHost\": \"{{ fields.k }}\"}\n".to_owned(), "KW0422"),
+        ("  kind: api_key\n  fields: {k: {label: K}}\n  apply:\n    headers: {Host: \"{{ fields.k }}\"}\n".to_owned(), "KW0422"),
+        // A name far longer than any header (an explicit key: YAML's implicit ones stop at 1,024).
+        (format!("  kind: api_key\n  fields: {{k: {{label: K}}}}\n  apply:\n    headers:\n      ? {}\n      : \"{{{{ fields.k }}}}\"\n", "X".repeat(big)), "KW0422"),
+        // A secret in the query, directly, through all fields, through a filter.
+        ("  kind: api_key\n  fields: {k: {label: K}}\n  apply:\n    query: {key: \"{{ fields.k }}\"}\n".to_owned(), "KW0423"),
+        ("  kind: api_key\n  fields: {k: {label: K}}\n  apply:\n    query: {key: \"{{ fields['k'] }}\"}\n".to_owned(), "KW0423"),
+        ("  kind: api_key\n  fields: {k: {label: K}}\n  apply:\n    query: {key: \"{{ fields.k | upper }}\"}\n".to_owned(), "KW0423"),
+        // Pointers: unrooted, badly escaped, far too long.
+        ("  kind: token_exchange\n  fields: {p: {label: P}}\n  exchange: {url: \"https://{{ env.host }}/login\", body: {p: \"{{ fields.p }}\"}, token_pointer: token}\n  apply: {headers: {Authorization: \"Bearer {{ token.access_token }}\"}}\n".to_owned(), "KW0424"),
+        ("  kind: token_exchange\n  fields: {p: {label: P}}\n  exchange: {url: \"https://{{ env.host }}/login\", body: {p: \"{{ fields.p }}\"}, token_pointer: /a~9}\n  apply: {headers: {Authorization: \"Bearer {{ token.access_token }}\"}}\n".to_owned(), "KW0424"),
+        (format!("  kind: token_exchange\n  fields: {{p: {{label: P}}}}\n  exchange: {{url: \"https://{{{{ env.host }}}}/login\", body: {{p: \"{{{{ fields.p }}}}\"}}, token_pointer: /{}}}\n  apply: {{headers: {{Authorization: \"Bearer {{{{ token.access_token }}}}\"}}}}\n", "a".repeat(big)), "KW0424"),
+        // An exchange URL to an internal host, and one built from a field (fields never reach URLs).
+        ("  kind: token_exchange\n  fields: {p: {label: P}}\n  exchange: {url: \"https://169.254.169.254/login\", body: {p: \"{{ fields.p }}\"}, token_pointer: /t}\n  apply: {headers: {Authorization: \"Bearer {{ token.access_token }}\"}}\n".to_owned(), "KW0409"),
+        ("  kind: token_exchange\n  fields: {p: {label: P}}\n  exchange: {url: \"https://{{ fields.p }}/login\", body: {p: \"{{ fields.p }}\"}, token_pointer: /t}\n  apply: {headers: {Authorization: \"Bearer {{ token.access_token }}\"}}\n".to_owned(), "KW0408"),
+        // A field pattern the regex limits refuse, and an unanchored one.
+        (format!("  kind: api_key\n  fields: {{k: {{label: K, pattern: '^(?:a{{1000}}){{1000}}$'}}}}\n  apply:\n    headers: {{X-Key: \"{{{{ fields.k }}}}\"}}\n"), "KW0411"),
+        ("  kind: api_key\n  fields: {k: {label: K, pattern: 'ak_'}}\n  apply:\n    headers: {X-Key: \"{{ fields.k }}\"}\n".to_owned(), "KW0411"),
+        // A long template in a header is bounded before the engine sees it.
+        (format!("  kind: api_key\n  fields: {{k: {{label: K}}}}\n  apply:\n    headers: {{X-Key: \"{{{{ fields.k{} }}}}\"}}\n", " ~ fields.k".repeat(20_000)), "KW0407"),
+        // A signing key written into the profile; OAuth keys on another kind.
+        ("  kind: signed_jwt\n  fields: {i: {label: I, secret: false}}\n  jwt: {algorithm: HS256, key: s3cret, claims: {iss: \"{{ fields.i }}\"}, lifetime_seconds: 60}\n  apply: {headers: {Authorization: \"Bearer {{ token.access_token }}\"}}\n".to_owned(), "KW0426"),
+        ("  kind: api_key\n  fields: {k: {label: K}}\n  apply: {headers: {X-Key: \"{{ fields.k }}\"}}\n  endpoints: {token: \"https://{{ env.host }}/token\"}\n  refresh: {send_client_secret: true, rotation: never}\n".to_owned(), "KW0421"),
+        // A renamed parameter that protects the flow.
+        ("  grants: [authorization_code]\n  endpoints: {authorize: \"https://{{ env.host }}/a\", token: \"https://{{ env.host }}/t\"}\n  pkce: required\n  authorization_param_names: {code_challenge: cc}\n  callback_code_param: state\n".to_owned(), "KW0427"),
+    ];
+    let mut snapshot = String::new();
+    for (auth, code) in cases {
+        let text = keyed(&auth);
+        let loaded = check_str(&text);
+        let found = codes(&loaded.diagnostics);
+        assert!(found.contains(&code), "{code} expected, found {found:?}: {}", summary(&loaded.diagnostics));
+        let located = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.code.as_str() == code)
+            .all(|d| d.pointer.is_some() && d.span.is_some());
+        assert!(located, "{code} is located: {}", summary(&loaded.diagnostics));
+        snapshot.push_str(&summary(
+            &loaded.diagnostics.iter().filter(|d| d.code.as_str() == code).cloned().collect::<Vec<_>>(),
+        ));
+    }
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn entered_fields_are_bounded_and_never_quoted_when_secret() {
+    let text = keyed(
+        "  kind: api_key\n  fields:\n    k: {label: Key, pattern: '^k_[a-z]{4}$'}\n    user: {label: User, secret: false}\n  apply:\n    headers: {X-Key: \"{{ fields.k }}\", X-User: \"{{ fields.user }}\"}\n",
+    );
+    let loaded = check_str(&text);
+    assert!(!loaded.has_errors(), "{}", summary(&loaded.diagnostics));
+    let profile = &loaded.profiles[0].profile;
+    let huge = "k".repeat(1 << 20);
+    for (value, why) in [
+        (huge.as_str(), "longer than 4096 bytes"),
+        ("k_ab\r\ncd", "control character"),
+        ("k_abc\u{0}", "control character"),
+        ("k_toolong", "not a valid Key"),
+        ("", "empty"),
+    ] {
+        let values: indexmap::IndexMap<String, String> =
+            [("k".to_owned(), value.to_owned()), ("user".to_owned(), "ada".to_owned())].into_iter().collect();
+        let found = keyway_validate::credentials::check_fields(profile, &values);
+        assert_eq!(found.len(), 1, "{value:.40}: {found:?}");
+        assert_eq!(found[0].code.as_str(), "KW0512");
+        assert_eq!(found[0].pointer.as_deref(), Some("/fields/k"));
+        assert!(found[0].message.contains(why), "{}", found[0].message);
+        if !value.is_empty() {
+            assert!(
+                !found[0].message.contains(&value[..value.len().min(8)]),
+                "a secret is never quoted: {}",
+                found[0].message
+            );
+        }
     }
 }

@@ -12,6 +12,9 @@ use keyway_manifest::model::{AuthKind, Profile};
 /// servers refuse header lines much longer (8 KiB is common).
 pub const MAX_FIELD_BYTES: usize = 4096;
 
+/// The longest header name a profile may give.
+const MAX_HEADER_NAME: usize = 256;
+
 /// Headers keyway sets itself or that frame the message; a profile cannot set them.
 const RESERVED_HEADERS: [&str; 9] = [
     "host",
@@ -194,7 +197,16 @@ fn header_names(profile: &Profile, out: &mut Vec<Diagnostic>) {
     for (block, name) in apply.chain(exchange) {
         let pointer = format!("/auth/{block}/headers/{}", esc(name));
         let shown: String = name.escape_debug().take(80).collect();
-        if !is_token(name) {
+        if name.len() > MAX_HEADER_NAME {
+            out.push(
+                Diagnostic::new(
+                    Code::InvalidHeaderName,
+                    format!("a header name is longer than {MAX_HEADER_NAME} characters"),
+                )
+                .at_pointer(pointer)
+                .with_help("header names are short tokens: `X-Api-Key`"),
+            );
+        } else if !is_token(name) {
             out.push(
                 Diagnostic::new(Code::InvalidHeaderName, format!("`{shown}` is not an HTTP header name"))
                     .at_pointer(pointer)
