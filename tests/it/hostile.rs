@@ -581,7 +581,7 @@ fn credential_keys_are_refused_with_located_codes_at_every_size() {
         ("  kind: token_exchange\n  fields: {p: {label: P}}\n  exchange: {url: \"https://169.254.169.254/login\", body: {p: \"{{ fields.p }}\"}, token_pointer: /t}\n  apply: {headers: {Authorization: \"Bearer {{ token.access_token }}\"}}\n".to_owned(), "KW0409"),
         ("  kind: token_exchange\n  fields: {p: {label: P}}\n  exchange: {url: \"https://{{ fields.p }}/login\", body: {p: \"{{ fields.p }}\"}, token_pointer: /t}\n  apply: {headers: {Authorization: \"Bearer {{ token.access_token }}\"}}\n".to_owned(), "KW0408"),
         // A field pattern the regex limits refuse, and an unanchored one.
-        (format!("  kind: api_key\n  fields: {{k: {{label: K, pattern: '^(?:a{{1000}}){{1000}}$'}}}}\n  apply:\n    headers: {{X-Key: \"{{{{ fields.k }}}}\"}}\n"), "KW0411"),
+        ("  kind: api_key\n  fields: {k: {label: K, pattern: '^(?:a{1000}){1000}$'}}\n  apply:\n    headers: {X-Key: \"{{ fields.k }}\"}\n".to_owned(), "KW0411"),
         ("  kind: api_key\n  fields: {k: {label: K, pattern: 'ak_'}}\n  apply:\n    headers: {X-Key: \"{{ fields.k }}\"}\n".to_owned(), "KW0411"),
         // A long template in a header is bounded before the engine sees it.
         (format!("  kind: api_key\n  fields: {{k: {{label: K}}}}\n  apply:\n    headers: {{X-Key: \"{{{{ fields.k{} }}}}\"}}\n", " ~ fields.k".repeat(20_000)), "KW0407"),
