@@ -334,9 +334,15 @@ pub struct CredentialField {
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub required: bool,
     /// An anchored regular expression (`^...$`) every value must match. Values are bounded
-    /// (4,096 bytes, no control characters) with or without one.
+    /// (4,096 bytes, no control characters; multi-line ones 16,384 bytes, line breaks
+    /// allowed) with or without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// A value over several lines (a PEM private key): a text area on the connect page, line
+    /// breaks kept. Headers and query strings cannot carry it; a signing key or an exchange's
+    /// body can.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multiline: bool,
     /// Whether the pattern ignores case.
     #[serde(default, skip_serializing_if = "is_false")]
     pub case_insensitive: bool,

@@ -12,6 +12,9 @@ use keyway_manifest::model::{AuthKind, Profile};
 /// servers refuse header lines much longer (8 KiB is common).
 pub const MAX_FIELD_BYTES: usize = 4096;
 
+/// The longest value of a multi-line field (a PEM key: an RSA 4096-bit key is about 3.3 KiB).
+pub const MAX_MULTILINE_FIELD_BYTES: usize = 16384;
+
 /// The longest header name a profile may give.
 const MAX_HEADER_NAME: usize = 256;
 
@@ -330,6 +333,7 @@ fn fields(profile: &Profile, out: &mut Vec<Diagnostic>) {
             }
         }
     }
+    multiline_in_requests(profile, out);
     for (id, field) in &profile.auth.fields {
         let at = format!("/auth/fields/{}", esc(id));
         if let Some(pattern) = &field.pattern {
@@ -377,6 +381,36 @@ fn fields(profile: &Profile, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A multi-line field (a PEM key) cannot go in a header or a query string.
+fn multiline_in_requests(profile: &Profile, out: &mut Vec<Diagnostic>) {
+    if !profile.auth.fields.values().any(|f| f.multiline) {
+        return;
+    }
+    for (pointer, kind, source) in crate::templates::templates(profile) {
+        let in_request = kind == crate::templates::TemplateKind::Credential
+            || pointer.starts_with("/auth/exchange/headers/")
+            || pointer.starts_with("/auth/jwt/key_id")
+            || pointer.starts_with("/auth/jwt/claims/");
+        if !in_request {
+            continue;
+        }
+        let Ok(names) = analyse(source) else { continue };
+        for name in names.iter() {
+            let Some(field) = name.strip_prefix("fields.").and_then(|f| f.split('.').next()) else { continue };
+            if profile.auth.fields.get(field).is_some_and(|f| f.multiline) {
+                out.push(
+                    Diagnostic::new(
+                        Code::MultilineFieldInRequest,
+                        format!("the multi-line field `{field}` is put where line breaks cannot go"),
+                    )
+                    .at_pointer(pointer.clone())
+                    .with_help("a multi-line field is for a signing key (`auth.jwt.key`) or an exchange's body; give a one-line field here"),
+                );
+            }
+        }
+    }
+}
+
 /// The end user's entered values checked against the profile's `auth.fields` (`KW0512`):
 /// none unknown, every required one there, each bounded, without control characters, matching
 /// its pattern and no rejection. Secret values are never quoted.
@@ -401,12 +435,18 @@ pub fn check_fields(profile: &Profile, values: &IndexMap<String, String>) -> Vec
         } else {
             format!("`{}`", value.escape_debug().take(64).collect::<String>())
         };
+        let most = if field.multiline { MAX_MULTILINE_FIELD_BYTES } else { MAX_FIELD_BYTES };
+        let line_break = |c: char| field.multiline && (c == '\n' || c == '\r');
         let problem = if value.is_empty() {
             Some(format!("{label} is empty"))
-        } else if value.len() > MAX_FIELD_BYTES {
-            Some(format!("{label} is longer than {MAX_FIELD_BYTES} bytes"))
-        } else if value.chars().any(char::is_control) {
-            Some(format!("{label} contains a control character (a line break, a tab)"))
+        } else if value.len() > most {
+            Some(format!("{label} is longer than {most} bytes"))
+        } else if value.chars().any(|c| c.is_control() && !line_break(c)) {
+            Some(if field.multiline {
+                format!("{label} contains a control character other than a line break")
+            } else {
+                format!("{label} contains a control character (a line break, a tab)")
+            })
         } else {
             None
         };

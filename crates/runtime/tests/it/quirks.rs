@@ -168,3 +168,55 @@ async fn a_get_exchange_reads_an_rfc_3339_expiry() {
         "a 401 is the provider's refusal"
     );
 }
+
+#[tokio::test]
+async fn an_rs256_jwt_is_signed_with_a_multi_line_pem_key_and_verifies() {
+    let (private_pem, public_pem) = keyway_testkit::rsa_key_pair();
+    let dir = support::TempDir::new("signed-rs256");
+    std::fs::write(
+        dir.path().join("signed.yaml"),
+        "id: signed
+name: Signed
+environments:
+  production: {label: Production, default: true}
+auth:
+  kind: signed_jwt
+  fields:
+    issuer: {label: Issuer ID, secret: false}
+    key: {label: Private key, multiline: true}
+  jwt:
+    algorithm: RS256
+    key: '{{ fields.key }}'
+    key_id: kid-1
+    claims: {iss: '{{ fields.issuer }}', aud: [api-v1], scope: ['GET /v1/apps']}
+    lifetime_seconds: 900
+  apply:
+    headers: {Authorization: 'Bearer {{ token.access_token }}'}
+",
+    )
+    .expect("write");
+    let registry = match Registry::load(dir.path()) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}: {:#?}", e.diagnostics),
+    };
+    let http = HttpClient::new(&HttpOptions::default()).expect("http");
+    let connector =
+        Connector::new(registry.get("signed").expect("profile"), ConnectorConfig::default(), http).expect("connector");
+    let entered = [("issuer".to_owned(), "iss-1".to_owned()), ("key".to_owned(), private_pem.clone())];
+    let fields = connector.check_fields(entered.into_iter().collect()).expect("a PEM key's line breaks are allowed");
+    let tokens = connector.sign_jwt(&fields).expect("signed");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&["api-v1"]);
+    validation.set_issuer(&["iss-1"]);
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()).expect("public key");
+    let jwt = tokens.access_token.expose_secret();
+    let decoded = jsonwebtoken::decode::<Value>(jwt, &key, &validation).expect("verifies");
+    assert_eq!(decoded.header.kid.as_deref(), Some("kid-1"));
+    assert_eq!(decoded.claims["scope"], json!(["GET /v1/apps"]));
+    let (iat, exp) = (decoded.claims["iat"].as_u64().expect("iat"), decoded.claims["exp"].as_u64().expect("exp"));
+    assert_eq!(exp - iat, 900);
+    assert_eq!(tokens.expires_at, Some(exp));
+    // A line break in a one-line field is still refused.
+    let bad = [("issuer".to_owned(), "a\nb".to_owned()), ("key".to_owned(), private_pem.clone())];
+    assert!(connector.check_fields(bad.into_iter().collect()).is_err());
+}

@@ -80,6 +80,8 @@ pub struct PageField {
     pub label: String,
     /// Whether it is a secret: a password input, never shown back.
     pub secret: bool,
+    /// Whether it spans lines (a PEM key): a text area.
+    pub multiline: bool,
     /// Whether a value is needed.
     pub required: bool,
     /// Where to find it.
@@ -341,6 +343,7 @@ impl Hub {
                         name: name.clone(),
                         label: f.label.clone(),
                         secret: f.secret,
+                        multiline: f.multiline,
                         required: f.required,
                         help: f.help.as_ref().map(|d| d.split_whitespace().collect::<Vec<_>>().join(" ")),
                         docs: f.docs.clone(),
