@@ -21,6 +21,10 @@
 //! | `providers.scopes.yaml` | the scope catalogue (values only: no labels, as Nango has none) |
 //! | `authorization_params`, `token_params`, `refresh_params` | the same, without the standard `response_type: code` and `grant_type` |
 //! | `token_request_auth_method: basic`, `authorization_method: header` | `client_auth: client_secret_basic` |
+//! | `token_request_auth_method: private_key_jwt` | `client_auth: private_key_jwt` (the connection supplies the PEM key) |
+//! | `authorization_url_replacements` (`client_id=: appKey=`, a trailing `=` stripped on both sides) | `auth.authorization_param_names` (`client_id`, `redirect_uri`, `response_type`, `scope`; `response_type: ''` leaves it out); any other: skipped |
+//! | `authorization_code_param_in_callback` | `auth.callback_code_param` when it names a code (`spapi_oauth_code`); Microsoft's admin consent (`tenant`) returns no code: skipped |
+//! | `alternate_access_token_response_path` (`authed_user`) | `auth.tokens.response_pointer` (`/authed_user`; Nango reads it only when the answer has no top-level token, keyway always) |
 //! | `body_format: json` | `auth.token_request_format: json` |
 //! | `disable_pkce: true` | `pkce: off` (otherwise `optional`: Nango sends a challenge; `required` for `MCP_OAUTH2`) |
 //! | `token_response_metadata` | `auth.tokens.keep_fields` |
@@ -41,14 +45,17 @@
 //! | `token_url`, `body_format` (or the `content-type` of `token_headers`) | `auth.exchange.url`, `format` |
 //! | `token_params` | `auth.exchange.body` |
 //! | `token_headers` | `auth.exchange.headers` (`authorization: Basic ${base64(a:b)}` as `auth.exchange.basic`) |
-//! | `token_response.token`, `token_expiration` (`expireIn`) | `auth.exchange.token_pointer`, `expires_in_pointer` (`data.token` as `/data/token`) |
+//! | `token_response.token`, `token_expiration` (`expireIn`; `expireAt`) | `auth.exchange.token_pointer`, `expires_in_pointer` (`data.token` as `/data/token`); `expires_at_pointer` |
+//! | `token_request_method: GET` | `auth.exchange.method: get`, the token URL's query among the parameters; `secret_in_query: true` when one carries a secret |
+//! | `auth_mode: JWT` | `auth.kind: signed_jwt`: `auth.jwt` from `token.header.alg` (checked against `signature.protocol`), `token.signing_key` (a field; `${credentials.x.secret}`/`.id` as a part of an `ID:SECRET` field), `signature.hmac_secret_encoding` (default hex), `header.kid`, `token.payload` (optional claims left out), `expires_in_ms` |
+//! | a parameter only credential templates send (`auth.apply`, `auth.exchange`, `auth.jwt`) | Nango's enum or pattern (anchored as field patterns), else [`CREDENTIAL_PATTERN`] |
 //! | `refresh_url`, `refresh_token_params`, `refresh_token_headers`, `token_response.refresh_token` of a `TWO_STEP` entry | left out, with a note: keyway renews the token by exchanging the stored fields again |
-//! | `${accessToken}` in `proxy.headers` or `proxy.query` | `{{ token.access_token }}`; without any, `Authorization: Bearer {{ token.access_token }}` |
+//! | `${accessToken}` in `proxy.headers` or `proxy.query` | `{{ token.access_token }}` (the exchanged token, or the signed JWT); without any, `Authorization: Bearer {{ token.access_token }}` |
 //!
 //! Entries that need what keyway cannot say are skipped with a reason; nothing is dropped
 //! silently when it changes how a request is authenticated: a body on every request
-//! (`proxy.body`), signed requests or assertions, token requests in several steps, by `GET`,
-//! or with an expiry timestamp (`expireAt`), tokens in the answer's headers, MCP servers whose
+//! (`proxy.body`), signed requests (OAuth 1.0a, AWS SigV4) or assertions a token request
+//! signs, token requests in several steps, tokens in the answer's headers, MCP servers whose
 //! endpoints are discovered (`MCP_OAUTH2_GENERIC`), and credentials sent anywhere else (a URL)
 //! are refused.
 
@@ -63,6 +70,10 @@ mod kinds;
 /// The pattern a parameter gets when Nango gives none that keyway can prove URL-safe: a host
 /// name, a host label or a path segment, without URL delimiters.
 pub const SAFE_PATTERN: &str = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$";
+
+/// The pattern a parameter only credential templates send gets when Nango gives none: any
+/// text up to 512 characters without control characters (it never reaches a URL's structure).
+pub const CREDENTIAL_PATTERN: &str = r"^[^\x00-\x1f\x7f]{1,512}$";
 
 const COMMAND: &str = "keyway import nango";
 
@@ -99,7 +110,7 @@ pub fn convert(providers_yaml: &str, scopes_yaml: Option<&str>) -> Result<Import
         };
         let mode = resolved.get("auth_mode").and_then(Value::as_str);
         let oauth2 = mode.is_some_and(is_oauth2);
-        let convertible = oauth2 || matches!(mode, Some("API_KEY" | "BASIC" | "TWO_STEP" | "NONE"));
+        let convertible = oauth2 || matches!(mode, Some("API_KEY" | "BASIC" | "TWO_STEP" | "JWT" | "NONE"));
         if oauth2 {
             report.oauth2_total += 1;
         }
@@ -226,6 +237,7 @@ fn kind_of(mode: &str) -> &'static str {
         "API_KEY" => "api_key",
         "BASIC" => "basic",
         "TWO_STEP" => "token_exchange",
+        "JWT" => "signed_jwt",
         "NONE" => "none",
         _ => "oauth2",
     }
@@ -240,11 +252,10 @@ fn is_oauth2(mode: &str) -> bool {
 
 fn unsupported_mode_reason(mode: &str) -> String {
     match mode {
-        "OAUTH1" => "OAuth 1.0a (`OAUTH1`): keyway profiles describe OAuth 2.0".into(),
+        "OAUTH1" => "OAuth 1.0a (`OAUTH1`) signs every request; keyway hands out credentials for callers to put on their own requests, and OAuth 1.0a has none to hand out".into(),
         "MCP_OAUTH2_GENERIC" => {
             format!("MCP OAuth for any server (`{mode}`): endpoints are discovered per server, not in the catalogue")
         }
-        "JWT" => "self-signed JWT (`JWT`): keyway does not sign assertions".into(),
         "AWS_SIGV4" | "SIGNATURE" | "TBA" => format!("signed requests (`{mode}`): keyway does not sign requests"),
         other => format!("auth mode `{other}`: keyway has no such credential kind"),
     }
@@ -341,6 +352,10 @@ fn fail<T>(reason: impl Into<String>, detail: impl Into<String>) -> Result<T, Fa
 struct Param {
     nango: String,
     required: bool,
+    /// Whether a URL template (an endpoint, the API base, authorization or token parameters)
+    /// uses it, so its pattern must keep URL delimiters out; values only credential templates
+    /// send (headers, an exchange's body, a JWT's claims) need no such pattern.
+    in_url: bool,
 }
 
 /// Where a template is used: what its placeholders may refer to.
@@ -421,19 +436,7 @@ impl<'a> Entry<'a> {
 
     /// Refuses what changes the flow and keyway cannot say.
     fn unsupported(&self) -> Result<(), Fail> {
-        let refused: [(&str, &str); 7] = [
-            (
-                "authorization_url_replacements",
-                "renames standard authorization parameters (`authorization_url_replacements`)",
-            ),
-            (
-                "authorization_code_param_in_callback",
-                "returns the code under another name (`authorization_code_param_in_callback`)",
-            ),
-            (
-                "alternate_access_token_response_path",
-                "puts the token elsewhere in the response (`alternate_access_token_response_path`)",
-            ),
+        let refused: [(&str, &str); 4] = [
             ("require_client_certificate", "needs a TLS client certificate (`require_client_certificate`)"),
             ("authorization_url_fragment", "needs a fragment in the authorization URL (`authorization_url_fragment`)"),
             (
@@ -466,7 +469,7 @@ impl<'a> Entry<'a> {
             }
         }
         match self.str("token_request_auth_method") {
-            None | Some("basic") => {}
+            None | Some("basic" | "private_key_jwt") => {}
             Some(other) => {
                 return fail(
                     "OAuth quirk keyway cannot express: client authentication method",
@@ -486,6 +489,107 @@ impl<'a> Entry<'a> {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The OAuth quirks keyway can say: standard authorization parameters under other names
+    /// (`authorization_url_replacements`), the code under another name in the callback
+    /// (`authorization_code_param_in_callback`), and the token set nested in the token
+    /// response (`alternate_access_token_response_path`).
+    fn quirks(&mut self, auth: &mut Map<String, Value>, tokens: &mut Map<String, Value>) -> Result<(), Fail> {
+        const RENAMABLE: [&str; 4] = ["client_id", "redirect_uri", "response_type", "scope"];
+        let quirk = "OAuth quirk keyway cannot express: ";
+        if let Some(replacements) = self.entry.get("authorization_url_replacements").filter(|v| !v.is_null()) {
+            let why = format!(
+                "{quirk}renames an authorization parameter keyway cannot rename (`authorization_url_replacements`)"
+            );
+            let Some(replacements) = replacements.as_object() else {
+                return fail(why, "not a mapping");
+            };
+            let mut names = Map::new();
+            let mut shown = Vec::new();
+            for (from, to) in replacements {
+                let Some(to) = to.as_str() else {
+                    return fail(why, format!("`{from}` to `{to}`"));
+                };
+                // Nango replaces text in the URL; `client_id=` to `clientId=` renames the
+                // parameter `client_id`, as does `client_id` to `clientId`.
+                let standard = from.strip_suffix('=').unwrap_or(from);
+                let name = to.strip_suffix('=').unwrap_or(to);
+                let detail = format!("`{from}` to `{to}`");
+                if !RENAMABLE.contains(&standard) {
+                    return fail(
+                        why,
+                        format!(
+                            "{detail}: only client_id, redirect_uri, response_type and scope can be renamed (`state`, PKCE and `nonce` protect the flow)"
+                        ),
+                    );
+                }
+                if from.ends_with('=') != to.ends_with('=') && !to.is_empty() {
+                    return fail(why, format!("{detail}: more than a parameter's name changes"));
+                }
+                if name.is_empty() && standard != "response_type" {
+                    return fail(why, format!("{detail}: only `response_type` can be left out"));
+                }
+                if !name.is_empty() && !is_parameter_name(name) {
+                    return fail(why, format!("{detail}: `{name}` is not a parameter name a URL carries as is"));
+                }
+                if names.contains_key(standard) {
+                    return fail(why, format!("{detail}: `{standard}` renamed twice"));
+                }
+                shown.push(if name.is_empty() {
+                    format!("`{standard}` left out")
+                } else {
+                    format!("`{standard}` as `{name}`")
+                });
+                names.insert(standard.to_owned(), json!(name));
+            }
+            if !names.is_empty() {
+                self.note(
+                    "standard authorization parameters renamed (`authorization_url_replacements`)",
+                    shown.join(", "),
+                );
+                auth.insert("authorization_param_names".into(), Value::Object(names));
+            }
+        }
+        if let Some(param) = self.entry.get("authorization_code_param_in_callback").filter(|v| !v.is_null()) {
+            let why = format!(
+                "{quirk}the callback parameter Nango reads is not an authorization code (`authorization_code_param_in_callback`)"
+            );
+            let Some(name) = param.as_str() else {
+                return fail(why, format!("`{param}`"));
+            };
+            // Nango reads the named callback parameter in place of `code`; keyway exchanges
+            // it as a code, so it must be one. Microsoft's admin consent (`tenant`) returns
+            // the consenting tenant's id and no code at all.
+            if !name.to_ascii_lowercase().contains("code") {
+                let detail = if name == "tenant" {
+                    "`tenant`: an admin-consent callback returns the consenting tenant's id, and no code to exchange"
+                        .to_owned()
+                } else {
+                    format!("`{name}` does not name a code")
+                };
+                return fail(why, detail);
+            }
+            if !is_parameter_name(name) {
+                return fail(why, format!("`{name}` is not a parameter name"));
+            }
+            self.note("the callback's code read from another parameter", format!("`{name}`"));
+            auth.insert("callback_code_param".into(), json!(name));
+        }
+        if let Some(path) = self.entry.get("alternate_access_token_response_path").filter(|v| !v.is_null()) {
+            let Some(pointer) = path.as_str().and_then(kinds::pointer) else {
+                return fail(
+                    format!("{quirk}a token set keyway cannot find (`alternate_access_token_response_path`)"),
+                    format!("`{path}`"),
+                );
+            };
+            self.note(
+                "token set read from a nested object of the token response (`alternate_access_token_response_path`)",
+                format!("`{pointer}`: Nango reads it there only when the answer has no top-level `access_token`; keyway always does (kept fields still come from the top level)"),
+            );
+            tokens.insert("response_pointer".into(), json!(pointer));
         }
         Ok(())
     }
@@ -703,21 +807,45 @@ impl<'a> Entry<'a> {
         auth.insert("endpoints".into(), Value::Object(endpoints));
         let nango_basic = self.str("token_request_auth_method") == Some("basic")
             || self.str("authorization_method") == Some("header");
-        match (registered_auth, nango_basic) {
-            (Some(method), true) if method != "client_secret_basic" => {
+        let nango_method = match self.str("token_request_auth_method") {
+            Some("private_key_jwt") if self.str("authorization_method") == Some("header") => {
+                return fail(
+                    "client authentication that Nango says two ways",
+                    "`token_request_auth_method: private_key_jwt` and `authorization_method: header`",
+                );
+            }
+            Some("private_key_jwt") => Some("private_key_jwt"),
+            _ if nango_basic => Some("client_secret_basic"),
+            _ => None,
+        };
+        match (registered_auth, nango_method) {
+            (Some(method), Some(nango)) if method != nango => {
                 return fail(
                     "client authentication that Nango and the registration parameters disagree on",
                     format!("`token_endpoint_auth_method: {method}`"),
                 );
             }
-            (Some("client_secret_post"), _) => {}
-            (Some(method), _) => {
-                auth.insert("client_auth".into(), json!(method));
+            (Some(method), _) | (None, Some(method)) => {
+                if method != "client_secret_post" {
+                    auth.insert("client_auth".into(), json!(method));
+                }
             }
-            (None, true) => {
-                auth.insert("client_auth".into(), json!("client_secret_basic"));
-            }
-            (None, false) => {}
+            (None, None) => {}
+        }
+        if auth.get("client_auth") == Some(&json!("private_key_jwt")) {
+            let asked: Vec<String> = self
+                .entry
+                .get("credentials")
+                .and_then(Value::as_object)
+                .map(|c| c.keys().filter(|k| kinds::looks_secret(k)).map(|k| format!("`{k}`")).collect())
+                .unwrap_or_default();
+            let asked = if asked.is_empty() { String::new() } else { format!("; Nango asks for {}", asked.join(", ")) };
+            self.note(
+                "the client authenticates with a JWT signed by its private key (`private_key_jwt`)",
+                format!(
+                    "the connection supplies the key as `private_key` (PEM) and its `kid` as `private_key_id`{asked}"
+                ),
+            );
         }
         // MCP's authorization (2025-03-26 and later) makes PKCE with S256 mandatory.
         let pkce = match (auth_code, self.entry.get("disable_pkce") == Some(&Value::Bool(true))) {
@@ -754,6 +882,7 @@ impl<'a> Entry<'a> {
             auth.insert("refresh".into(), refresh);
         }
         let mut tokens = Map::new();
+        self.quirks(&mut auth, &mut tokens)?;
         let keep = self.list("token_response_metadata");
         if !keep.is_empty() {
             tokens.insert("keep_fields".into(), json!(keep));
@@ -891,7 +1020,7 @@ impl<'a> Entry<'a> {
             return self.simple(only, place, true);
         }
         if let [first, second] = alternatives.as_slice() {
-            if let Some(t) = self.defaulted(first, second)? {
+            if let Some(t) = self.defaulted(first, second, place)? {
                 self.note("`||` fallback as a parameter default", format!("`{text}`"));
                 return Ok(t);
             }
@@ -923,7 +1052,7 @@ impl<'a> Entry<'a> {
     }
 
     /// `pre${connectionConfig.x}post || pre VALUE post` as `pre{{ params.x or 'VALUE' }}post`.
-    fn defaulted(&mut self, first: &str, second: &str) -> Result<Option<String>, Fail> {
+    fn defaulted(&mut self, first: &str, second: &str, place: Place) -> Result<Option<String>, Fail> {
         let a = pieces(first)?;
         if pieces(second)?.iter().any(|p| matches!(p, Piece::Placeholder(_))) {
             return Ok(None);
@@ -947,7 +1076,7 @@ impl<'a> Entry<'a> {
             return Ok(None);
         }
         let Some(param) = self.param_name(field)? else { return Ok(None) };
-        self.use_param(&param, field, false);
+        self.use_param(&param, field, false, place);
         if !self.defaults.iter().any(|(k, _)| *k == param) {
             self.defaults.push((param.clone(), value.to_owned()));
         }
@@ -1001,11 +1130,11 @@ impl<'a> Entry<'a> {
             default.filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
         match default {
             Some(value) => {
-                self.use_param(&param, name, false);
+                self.use_param(&param, name, false, place);
                 Ok(format!("params.{param} or '{value}'"))
             }
             None => {
-                self.use_param(&param, name, required);
+                self.use_param(&param, name, required, place);
                 Ok(format!("params.{param}"))
             }
         }
@@ -1027,10 +1156,14 @@ impl<'a> Entry<'a> {
         Ok(Some(param))
     }
 
-    fn use_param(&mut self, param: &str, nango: &str, required: bool) {
+    fn use_param(&mut self, param: &str, nango: &str, required: bool, place: Place) {
+        let in_url = !matches!(place, Place::Credential | Place::Exchange);
         match self.params.iter_mut().find(|(k, _)| k == param) {
-            Some((_, p)) => p.required |= required,
-            None => self.params.push((param.to_owned(), Param { nango: nango.to_owned(), required })),
+            Some((_, p)) => {
+                p.required |= required;
+                p.in_url |= in_url;
+            }
+            None => self.params.push((param.to_owned(), Param { nango: nango.to_owned(), required, in_url })),
         }
     }
 
@@ -1049,7 +1182,11 @@ impl<'a> Entry<'a> {
             if param.required && !self.defaults.iter().any(|(k, _)| *k == id) {
                 p.insert("required".into(), json!(true));
             }
-            let pattern = self.pattern(&param.nango, config);
+            let pattern = if param.in_url {
+                self.pattern(&param.nango, config)
+            } else {
+                self.credential_pattern(&param.nango, config)
+            };
             if let Some(example) = config.and_then(|c| c.get("example")).and_then(Value::as_str) {
                 if matches(&pattern, example) {
                     p.insert("example".into(), json!(example));
@@ -1059,6 +1196,39 @@ impl<'a> Entry<'a> {
             out.insert(id, Value::Object(p));
         }
         Ok(out)
+    }
+
+    /// The pattern of a parameter only credential templates send (never a URL): Nango's enum,
+    /// or its pattern anchored as field patterns are, else [`CREDENTIAL_PATTERN`].
+    fn credential_pattern(&mut self, name: &str, config: Option<&Map<String, Value>>) -> String {
+        let compiles = |p: &str| keyway_validate::compile_pattern(p, false).is_ok();
+        if let Some(values) = config.and_then(|c| c.get("enum")).and_then(Value::as_array) {
+            let values: Vec<String> = values.iter().filter_map(Value::as_str).map(regex_syntax::escape).collect();
+            let pattern = format!("^(?:{})$", values.join("|"));
+            if !values.is_empty() && compiles(&pattern) {
+                return pattern;
+            }
+        }
+        if let Some(original) = config.and_then(|c| c.get("pattern")).and_then(Value::as_str) {
+            match kinds::field_pattern(original).filter(|p| compiles(p)) {
+                Some(pattern) => {
+                    if pattern != original {
+                        self.note("parameter pattern anchored", format!("`{name}`: `{original}` as `{pattern}`"));
+                    }
+                    return pattern;
+                }
+                None => self.note(
+                    "parameter pattern replaced (not a Rust regular expression)",
+                    format!("`{name}`: `{original}` replaced by `{CREDENTIAL_PATTERN}`"),
+                ),
+            }
+        } else {
+            self.note(
+                "parameter sent only in credentials, without a pattern: bounded, control characters refused",
+                format!("`{name}`"),
+            );
+        }
+        CREDENTIAL_PATTERN.to_owned()
     }
 
     /// Nango's pattern or enum when keyway can prove it URL-safe (anchoring it if needed),
@@ -1108,6 +1278,12 @@ impl<'a> Entry<'a> {
 
 fn detail_suffix(detail: &str) -> String {
     if detail.is_empty() { String::new() } else { format!(": {detail}") }
+}
+
+/// A query parameter's name as keyway writes it (keyway-validate's rule): a short token
+/// URLs carry as is.
+fn is_parameter_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 fn is_identifier(s: &str) -> bool {

@@ -30,7 +30,7 @@ pub struct Converted {
     pub id: String,
     /// Whether the entry is an OAuth 2.0 one.
     pub oauth2: bool,
-    /// The profile's `auth.kind`: `oauth2`, `api_key`, `basic`, `token_exchange` or `none`.
+    /// The profile's `auth.kind`: `oauth2`, `api_key`, `basic`, `token_exchange`, `signed_jwt` or `none`.
     pub kind: &'static str,
     /// The parent profile, when the entry was an alias converted to `extends`.
     pub extends: Option<String>,
@@ -68,7 +68,7 @@ impl Report {
     }
 
     /// The credential kinds an import can produce.
-    pub const KINDS: [&'static str; 5] = ["oauth2", "api_key", "basic", "token_exchange", "none"];
+    pub const KINDS: [&'static str; 6] = ["oauth2", "api_key", "basic", "token_exchange", "signed_jwt", "none"];
 
     /// Skipped entries grouped by reason, reasons sorted by how many entries they cover
     /// (most first), then by name.

@@ -1,9 +1,10 @@
-//! Nango's entries that are not OAuth 2.0: `API_KEY`, `BASIC`, `TWO_STEP` and `NONE`, as
-//! profiles of `auth.kind` `api_key`, `basic`, `token_exchange` and `none`.
+//! Nango's entries that are not OAuth 2.0: `API_KEY`, `BASIC`, `TWO_STEP`, `JWT` and `NONE`,
+//! as profiles of `auth.kind` `api_key`, `basic`, `token_exchange`, `signed_jwt` and `none`.
 //!
 //! Nango's `credentials` become `auth.fields` (only those a template sends), `proxy.headers`
 //! and `proxy.query` become `auth.apply`, a `TWO_STEP` token request becomes `auth.exchange`
-//! (renewed by exchanging the fields again: Nango's refresh request, if any, is left out).
+//! (renewed by exchanging the fields again: Nango's refresh request, if any, is left out), a
+//! `JWT` entry's token `auth.jwt` (signed again when due).
 //! What would change how a request is authenticated and that keyway cannot say is refused
 //! with a reason; what changes nothing about it (retries, pagination, webhooks) is ignored.
 
@@ -44,6 +45,10 @@ impl Entry<'_> {
             "TWO_STEP" => Some(self.exchange(&mut tokens)?),
             _ => None,
         };
+        let jwt = match self.mode {
+            "JWT" => Some(self.jwt()?),
+            _ => None,
+        };
         let apply = match self.mode {
             "NONE" => None,
             _ => Some(self.apply()?),
@@ -72,6 +77,9 @@ impl Entry<'_> {
         }
         if let Some(exchange) = exchange {
             auth.insert("exchange".into(), exchange);
+        }
+        if let Some(jwt) = jwt {
+            auth.insert("jwt".into(), jwt);
         }
         if !tokens.is_empty() {
             auth.insert("tokens".into(), Value::Object(tokens));
@@ -200,7 +208,7 @@ impl Entry<'_> {
         let in_credential = matches!(place, Place::Credential | Place::Exchange);
         let is_token = matches!(placeholder, "accessToken" | "access_token")
             || (placeholder == "credentials.token" && self.credential_spec("token").is_none());
-        if self.mode == "TWO_STEP" && is_token {
+        if matches!(self.mode, "TWO_STEP" | "JWT") && is_token {
             if place != Place::Credential {
                 return fail("the exchanged token used outside `auth.apply`", shown);
             }
@@ -318,12 +326,13 @@ impl Entry<'_> {
             }
             basic = Some(self.basic("${username}", "${password}", Place::Credential)?);
         }
-        if self.mode == "TWO_STEP" && !self.uses_token {
+        if matches!(self.mode, "TWO_STEP" | "JWT") && !self.uses_token {
             if has_authorization || basic.is_some() {
-                return fail("API requests carry no exchanged token", "");
+                let what = if self.mode == "JWT" { "signed JWT" } else { "exchanged token" };
+                return fail(format!("API requests carry no {what}"), "");
             }
             if !headers.is_empty() || !query.is_empty() {
-                self.note("`Authorization: Bearer` added (Nango's default for the exchanged token)", String::new());
+                self.note("`Authorization: Bearer` added (Nango's default for the token)", String::new());
             }
             headers.insert("Authorization".into(), json!("Bearer {{ token.access_token }}"));
             self.uses_token = true;
@@ -389,9 +398,17 @@ impl Entry<'_> {
                 format!("{} ignored", refresh.join(", ")),
             );
         }
-        if let Some(method) = self.str("token_request_method").filter(|m| !m.eq_ignore_ascii_case("POST")) {
-            return fail("a token request that is not a POST (`token_request_method`)", format!("`{method}`"));
-        }
+        let get = match self.str("token_request_method") {
+            None => false,
+            Some(m) if m.eq_ignore_ascii_case("POST") => false,
+            Some(m) if m.eq_ignore_ascii_case("GET") => true,
+            Some(method) => {
+                return fail(
+                    "a token request that is neither a POST nor a GET (`token_request_method`)",
+                    format!("`{method}`"),
+                );
+            }
+        };
         if self.present("token_response_headers") {
             return fail("the token read from the answer's headers (`token_response_headers`)", "");
         }
@@ -400,6 +417,12 @@ impl Entry<'_> {
         };
         let Some(url) = url.as_str() else {
             return fail("endpoint that is not a single URL", "`token_url`");
+        };
+        // A GET sends its parameters in the URL's query: those Nango writes into the token
+        // URL become the exchange's parameters, which keyway puts there (encoded).
+        let (url, url_params) = match url.split_once('?') {
+            Some((base, query)) if get => (base, query_pairs(query)?),
+            _ => (url, Vec::new()),
         };
         let url = self.template(url, Place::Endpoint)?;
         let header_type = self
@@ -451,6 +474,30 @@ impl Entry<'_> {
             }
             Some(_) => return fail("`token_params` is not a mapping", ""),
         }
+        for (name, value) in url_params {
+            if body.contains_key(&name) {
+                return fail("a token request parameter given twice", format!("`{name}`"));
+            }
+            body.insert(name, json!(self.template(&value, Place::Exchange)?));
+        }
+        if get {
+            if json {
+                return fail("a GET token request with a JSON body (`body_format: json`)", "");
+            }
+            exchange.insert("method".into(), json!("get"));
+            let secret: Vec<String> = body
+                .iter()
+                .filter(|(_, t)| t.as_str().is_some_and(|t| self.carries_secret(t)))
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            if !secret.is_empty() {
+                exchange.insert("secret_in_query".into(), json!(true));
+                self.note(
+                    "secret in the token request's query string (Nango's token request is a GET)",
+                    secret.join(", "),
+                );
+            }
+        }
         if !body.is_empty() {
             exchange.insert("body".into(), Value::Object(body));
         }
@@ -489,19 +536,21 @@ impl Entry<'_> {
         };
         exchange.insert("token_pointer".into(), json!(token_pointer));
         if let Some(expiration) = response.get("token_expiration").and_then(Value::as_str) {
-            match response.get("token_expiration_strategy").and_then(Value::as_str) {
-                Some("expireIn") => {}
+            let key = match response.get("token_expiration_strategy").and_then(Value::as_str) {
+                Some("expireIn") => "expires_in_pointer",
+                // A time: keyway reads epoch seconds, epoch milliseconds or RFC 3339.
+                Some("expireAt") => "expires_at_pointer",
                 other => {
                     return fail(
                         "a token expiry keyway cannot read (`token_expiration_strategy`)",
                         format!("`{}`", other.unwrap_or("none")),
                     );
                 }
-            }
+            };
             let Some(expires_pointer) = pointer(expiration) else {
                 return fail("a token lifetime keyway cannot find (`token_response.token_expiration`)", "");
             };
-            exchange.insert("expires_in_pointer".into(), json!(expires_pointer));
+            exchange.insert(key.into(), json!(expires_pointer));
         }
         match self.entry.get("token_expires_in_ms").and_then(Value::as_u64) {
             Some(0) => self.note("`token_expires_in_ms: 0` not carried over", "no lifetime is assumed".into()),
@@ -518,6 +567,187 @@ impl Entry<'_> {
             tokens.insert("keep_fields".into(), json!(keep));
         }
         Ok(Value::Object(exchange))
+    }
+
+    /// A `JWT` entry's token as `auth.jwt`: the algorithm (`token.header.alg`, checked against
+    /// `signature.protocol`), the key (`token.signing_key`, from a field), its encoding
+    /// (`signature.hmac_secret_encoding`, Nango's default hex), the key id (`header.kid`), the
+    /// claims (`token.payload`) and the lifetime (`token.expires_in_ms`).
+    fn jwt(&mut self) -> Result<Value, Fail> {
+        let signature = self.entry.get("signature").and_then(Value::as_object).cloned().unwrap_or_default();
+        let Some(token) = self.entry.get("token").and_then(Value::as_object).cloned() else {
+            return fail("a JWT entry without `token`", "");
+        };
+        let header = token.get("header").and_then(Value::as_object).cloned().unwrap_or_default();
+        let protocol = signature.get("protocol").and_then(Value::as_str).unwrap_or("");
+        let family = match protocol {
+            "HMAC" => "HS",
+            "RSA" => "RS",
+            "EC" => "ES",
+            other => return fail("a JWT signature keyway cannot make (`signature.protocol`)", format!("`{other}`")),
+        };
+        let algorithm = match header.get("alg").and_then(Value::as_str) {
+            Some(alg) => alg.to_owned(),
+            None => {
+                self.note("JWT algorithm not given: the protocol's 256-bit one", format!("`{protocol}`"));
+                format!("{family}256")
+            }
+        };
+        const ALGORITHMS: [&str; 11] =
+            ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"];
+        let same_family = algorithm.starts_with(family) || (family == "RS" && algorithm.starts_with("PS"));
+        if !ALGORITHMS.contains(&algorithm.as_str()) || !same_family {
+            return fail(
+                "a JWT algorithm keyway cannot sign with (`token.header.alg`)",
+                format!("`{algorithm}` (`signature.protocol: {protocol}`)"),
+            );
+        }
+        let mut jwt = Map::new();
+        jwt.insert("algorithm".into(), json!(algorithm));
+        let Some(key) = token.get("signing_key").and_then(Value::as_str) else {
+            return fail("a JWT entry without a signing key (`token.signing_key`)", "");
+        };
+        if key.contains("||") {
+            return fail(
+                "a signing key keyway cannot tell (`token.signing_key` joins values with `||`)",
+                format!("`{key}`: one of them, or both joined, signs"),
+            );
+        }
+        jwt.insert("key".into(), json!(self.jwt_template(key)?));
+        if family == "HS" {
+            let encoding = match signature.get("hmac_secret_encoding").and_then(Value::as_str) {
+                None => {
+                    self.note(
+                        "HMAC secret read as hex (Nango's default)",
+                        "no `signature.hmac_secret_encoding`".into(),
+                    );
+                    "hex"
+                }
+                Some(e @ ("hex" | "utf8" | "base64")) => e,
+                Some(other) => {
+                    return fail("an HMAC secret encoding keyway cannot read", format!("`{other}`"));
+                }
+            };
+            if encoding != "utf8" {
+                jwt.insert("key_encoding".into(), json!(encoding));
+            }
+        } else {
+            self.note(
+                "the signing key must be a PEM private key",
+                "Nango also takes one pasted on a single line".into(),
+            );
+        }
+        for (name, value) in &header {
+            match (name.as_str(), value) {
+                ("alg", _) => {}
+                ("typ", Value::String(t)) if t == "JWT" => {}
+                ("kid", Value::String(kid)) => {
+                    let kid = self.jwt_template(kid)?;
+                    jwt.insert("key_id".into(), json!(kid));
+                }
+                _ => return fail("a JWT header keyway cannot set (`token.header`)", format!("`{name}: {value}`")),
+            }
+        }
+        let mut claims = Map::new();
+        let mut left_out = Vec::new();
+        for (name, value) in token.get("payload").and_then(Value::as_object).cloned().unwrap_or_default() {
+            if name == "iat" || name == "exp" {
+                continue;
+            }
+            let texts: Vec<String> = match &value {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(items) => match items.iter().map(|i| i.as_str().map(str::to_owned)).collect() {
+                    Some(items) => items,
+                    None => return fail("a JWT claim keyway cannot write (not strings)", format!("`{name}`")),
+                },
+                _ => return fail("a JWT claim keyway cannot write (not strings)", format!("`{name}`")),
+            };
+            // Nango leaves a claim out when its values are not given; keyway sends every claim.
+            if texts.iter().all(|t| self.optional_only(t)) {
+                left_out.push(format!("`{name}`"));
+                continue;
+            }
+            let mut converted = Vec::new();
+            for text in &texts {
+                converted.push(self.jwt_template(text)?);
+            }
+            let claim = match value {
+                Value::String(_) => json!(converted[0]),
+                _ => json!(converted),
+            };
+            claims.insert(name, claim);
+        }
+        if !left_out.is_empty() {
+            self.note(
+                "optional JWT claims left out (Nango sends them only when given; keyway sends every claim)",
+                left_out.join(", "),
+            );
+        }
+        if !claims.is_empty() {
+            jwt.insert("claims".into(), Value::Object(claims));
+        }
+        let lifetime = match token.get("expires_in_ms").and_then(Value::as_u64) {
+            Some(ms) if (1000..=86_400_000).contains(&ms) => ms / 1000,
+            other => {
+                return fail(
+                    "a JWT lifetime keyway cannot use (`token.expires_in_ms`: 1 second to a day)",
+                    other.map_or_else(|| "none".to_owned(), |ms| format!("`{ms}`")),
+                );
+            }
+        };
+        jwt.insert("lifetime_seconds".into(), json!(lifetime));
+        Ok(Value::Object(jwt))
+    }
+
+    /// Whether every placeholder of a template is a value the user may leave out: an
+    /// optional connection value or credential (and there is at least one).
+    fn optional_only(&self, text: &str) -> bool {
+        let Ok(pieces) = pieces(text) else { return false };
+        let names: Vec<&str> =
+            pieces.iter().filter_map(|p| if let Piece::Placeholder(n) = p { Some(*n) } else { None }).collect();
+        let optional =
+            |spec: Option<&Map<String, Value>>| spec.is_some_and(|s| s.get("optional") == Some(&Value::Bool(true)));
+        !names.is_empty()
+            && names.iter().all(|n| match n.strip_prefix("connectionConfig.") {
+                Some(name) => optional(self.config(name)),
+                None => self.credential_of(n).is_some_and(|c| optional(self.credential_spec(c).as_ref())),
+            })
+    }
+
+    /// A JWT template: as others (`Place::Exchange`), and a whole `${credentials.x.id}` or
+    /// `${credentials.x.secret}` as that part of an `ID:SECRET` field (Nango splits Ghost's
+    /// admin key at its `:`), when the field's pattern says it has exactly one.
+    fn jwt_template(&mut self, text: &str) -> Result<String, Fail> {
+        let whole = match pieces(text)?.as_slice() {
+            [Piece::Placeholder(p)] => Some(*p),
+            _ => None,
+        };
+        let split = whole.and_then(|p| p.strip_prefix("credentials.")).and_then(|t| t.rsplit_once('.'));
+        let Some((name, part)) = split else {
+            return self.template(text, Place::Exchange);
+        };
+        let index = match part {
+            "id" => 0,
+            "secret" => 1,
+            _ => return fail("a part of a credential keyway cannot take apart", format!("`{text}`")),
+        };
+        let spec = self.credential_spec(name).unwrap_or_default();
+        let pattern = spec.get("pattern").and_then(Value::as_str).unwrap_or("");
+        let one_colon = pattern.starts_with('^') && pattern.ends_with('$') && pattern.matches(':').count() == 1;
+        if !is_identifier(name) || !one_colon {
+            return fail(
+                "a part of a credential keyway cannot take apart",
+                format!("`{text}`: no pattern says `{name}` is `ID:SECRET`"),
+            );
+        }
+        let field = self.template(&format!("${{credentials.{name}}}"), Place::Exchange)?;
+        let Some(expression) =
+            field.strip_prefix("{{ ").and_then(|f| f.strip_suffix(" }}")).filter(|e| !e.contains(' '))
+        else {
+            return fail("a part of an optional credential", format!("`{text}`"));
+        };
+        self.note("a credential split at its `:` (`ID:SECRET`)", format!("`{text}`"));
+        Ok(format!("{{{{ ({expression} | split(':') | list)[{index}] }}}}"))
     }
 
     /// `proxy.verification` as `api.verify.path`: a `GET` of a fixed path under the base URL.
@@ -688,7 +918,7 @@ impl Entry<'_> {
 
 /// Whether a name or title says it is a secret: a key, token, password or secret, and not an
 /// identifier of one (`keyId`, `Client ID`).
-fn looks_secret(text: &str) -> bool {
+pub(super) fn looks_secret(text: &str) -> bool {
     let lower: String = text.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
     let identifier = ["id", "ids", "name", "email", "emailaddress", "url", "login", "user", "username"]
         .iter()
@@ -762,8 +992,24 @@ fn basic_pair(text: &str) -> Result<Option<(String, String)>, Fail> {
     Ok((colons == 1).then_some((user, password)))
 }
 
+/// A token URL's query (`a=${x}&b=c`) as its parameters, for a GET exchange that sends them
+/// again, encoded. Text already encoded (`%`, `+`) would be encoded twice: refused.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, Fail> {
+    let mut out = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let literal: String =
+            pieces(value)?.iter().filter_map(|x| if let Piece::Text(t) = x { Some(*t) } else { None }).collect();
+        if name.is_empty() || name.contains(['%', '+', '$', '{', '}']) || literal.contains(['%', '+']) {
+            return fail("a token URL query keyway cannot take apart", format!("`{pair}`"));
+        }
+        out.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(out)
+}
+
 /// A dotted path into a JSON answer (`data.token`) as a JSON pointer (`/data/token`).
-fn pointer(path: &str) -> Option<String> {
+pub(super) fn pointer(path: &str) -> Option<String> {
     let path = path.trim();
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return None;
@@ -775,7 +1021,7 @@ fn pointer(path: &str) -> Option<String> {
 /// value with JavaScript's `RegExp.test` (a match anywhere), so a pattern anchored at one end
 /// only keeps its meaning: `^sk-` is a prefix (`^(?:sk-).*$`), `[a-f0-9]$` a suffix
 /// (`^.*(?:[a-f0-9])$`). One anchored at neither end is read as the whole value.
-fn field_pattern(pattern: &str) -> Option<String> {
+pub(super) fn field_pattern(pattern: &str) -> Option<String> {
     let parses = |p: &str| regex_syntax::Parser::new().parse(p).is_ok();
     let start = pattern.starts_with('^');
     let end = pattern.ends_with('$') && !pattern.ends_with("\\$");

@@ -45,7 +45,10 @@ fn the_sample_converts_and_the_report_accounts_for_every_entry() {
         import.profiles.iter().map(|p| format!("=== {}.yaml\n{}", p.id, p.yaml)).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!("sample_profiles", all);
     let kinds: Vec<(&str, usize)> = import.report.by_kind();
-    assert_eq!(kinds, [("oauth2", 13), ("api_key", 2), ("basic", 2), ("token_exchange", 3), ("none", 1)]);
+    assert_eq!(
+        kinds,
+        [("oauth2", 15), ("api_key", 2), ("basic", 2), ("token_exchange", 5), ("signed_jwt", 2), ("none", 1)]
+    );
     insta::assert_snapshot!("sample_report", import.report.to_markdown());
     // Deterministic: a second run gives the same bytes.
     let again = convert(SAMPLE, Some(SAMPLE_SCOPES)).expect("parses");
@@ -131,11 +134,7 @@ fn api_key_basic_and_exchange_entries_say_where_the_credential_goes() {
     assert_eq!(profile("public-co").auth.kind, AuthKind::None);
     let skipped: Vec<(&str, &str)> =
         import.report.skipped.iter().map(|s| (s.key.as_str(), s.reason.as_str())).collect();
-    for (key, reason) in [
-        ("soylent", "API key placement not declared"),
-        ("black-mesa", "`token_expiration_strategy`"),
-        ("massive-dynamic", "`proxy.body`"),
-    ] {
+    for (key, reason) in [("soylent", "API key placement not declared"), ("massive-dynamic", "`proxy.body`")] {
         assert!(skipped.iter().any(|(k, r)| *k == key && r.contains(reason)), "{key}: {skipped:?}");
     }
 }
@@ -202,8 +201,136 @@ fn exchanges_nango_refreshes_are_renewed_by_exchanging_again() {
         .find(|(kind, _)| kind == "renewed by exchanging the credentials again, not by Nango's refresh request")
         .expect("noted");
     assert_eq!(note.1, "`refresh_url`, `refresh_token_params`, `token_response.refresh_token` ignored");
-    let monarch = import.report.skipped.iter().find(|s| s.key == "monarch").expect("skipped");
-    assert!(monarch.reason.contains("`token_request_method`"), "{monarch:?}");
+}
+
+/// OAuth quirks keyway says (renamed authorization parameters, the code under another name,
+/// the token set nested in the answer, `private_key_jwt`), and those it cannot (`state`
+/// renamed, a callback that carries no code), with their reasons.
+#[test]
+fn oauth_quirks_become_profile_settings_or_precise_reasons() {
+    use keyway_manifest::model::ClientAuth;
+    let import = convert(SAMPLE, None).expect("parses");
+    let mut loader = keyway_manifest::Loader::new();
+    for p in &import.profiles {
+        loader.add_str(format!("{}.yaml", p.id), p.yaml.clone());
+    }
+    let loaded = loader.load();
+    let profile = |id: &str| loaded.profile(id).unwrap_or_else(|| panic!("`{id}` converts")).profile.clone();
+
+    let quirky = profile("quirky");
+    let names: Vec<(&str, &str)> =
+        quirky.auth.authorization_param_names.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(names, [("client_id", "appKey"), ("redirect_uri", "redirect_url"), ("response_type", "")]);
+    assert_eq!(quirky.auth.callback_code_param.as_deref(), Some("quirky_code"));
+    assert_eq!(quirky.auth.tokens.response_pointer.as_deref(), Some("/authed/user"));
+    assert_eq!(quirky.auth.tokens.keep_fields, ["team_id"], "kept fields still come from the top level");
+
+    let keymaster = profile("keymaster-cc");
+    assert_eq!(keymaster.auth.client_auth, ClientAuth::PrivateKeyJwt);
+    let converted = import.report.converted.iter().find(|c| c.key == "keymaster-cc").expect("reported");
+    assert!(converted.notes.iter().any(|(kind, detail)| kind.contains("`private_key_jwt`")
+        && detail.contains("`private_key` (PEM)")
+        && detail.contains("`client_private_key`")));
+
+    let skipped = |key: &str| import.report.skipped.iter().find(|s| s.key == key).expect("skipped").clone();
+    let state = skipped("quirky-state");
+    assert!(state.reason.contains("`authorization_url_replacements`"), "{state:?}");
+    assert!(state.detail.starts_with("`state=` to `customField=`: only client_id"), "{state:?}");
+    let consent = skipped("consent-co");
+    assert!(consent.reason.contains("not an authorization code"), "{consent:?}");
+    assert!(consent.detail.contains("admin-consent"), "{consent:?}");
+    let oauth1 = skipped("oldcorp");
+    assert!(oauth1.reason.contains("OAuth 1.0a has none to hand out"), "{oauth1:?}");
+}
+
+/// `JWT` entries as `signed_jwt` profiles: the algorithm, the key from a field (a part of an
+/// `ID:SECRET` field, hex as Nango reads it), the key id, the claims, the lifetime; a key that
+/// is not clear is reported.
+#[test]
+fn jwt_entries_are_signed_jwt_profiles() {
+    use keyway_manifest::model::{AuthKind, ClaimTemplate, JwtAlgorithm, KeyEncoding};
+    let import = convert(SAMPLE, None).expect("parses");
+    let mut loader = keyway_manifest::Loader::new();
+    for p in &import.profiles {
+        loader.add_str(format!("{}.yaml", p.id), p.yaml.clone());
+    }
+    let loaded = loader.load();
+    let profile = |id: &str| loaded.profile(id).unwrap_or_else(|| panic!("`{id}` converts")).profile.clone();
+
+    let ghostly = profile("ghostly");
+    assert_eq!(ghostly.auth.kind, AuthKind::SignedJwt);
+    let jwt = ghostly.auth.jwt.as_ref().expect("jwt");
+    assert_eq!((jwt.algorithm, jwt.key_encoding, jwt.lifetime_seconds), (JwtAlgorithm::HS256, KeyEncoding::Hex, 300));
+    // The two parts of the one field, rendered as keyway renders them.
+    let (id, secret) = ("a".repeat(24), "b".repeat(64));
+    let context = minijinja::Value::from(minijinja::value::Serde(
+        serde_json::json!({ "fields": { "adminKey": format!("{id}:{secret}") } }),
+    ));
+    let render = |t: &str| keyway_validate::templates::render(t, &context).expect("renders").into_owned();
+    assert_eq!(render(&jwt.key), secret);
+    assert_eq!(render(jwt.key_id.as_deref().expect("kid")), id);
+    assert_eq!(jwt.claims.get("aud"), Some(&ClaimTemplate::Text("/admin/".into())));
+    let apply = ghostly.auth.apply.as_ref().expect("apply");
+    assert_eq!(apply.headers.get("authorization").map(String::as_str), Some("Ghost {{ token.access_token }}"));
+    // A value only a header carries keeps Nango's pattern, anchored, though not URL-safe.
+    assert_eq!(ghostly.parameters["workspace"].pattern, "^(?:[A-Za-z0-9 /]+)$");
+
+    let appleseed = profile("appleseed");
+    let jwt = appleseed.auth.jwt.as_ref().expect("jwt");
+    assert_eq!((jwt.algorithm, jwt.key.as_str()), (JwtAlgorithm::ES256, "{{ fields.privateKey }}"));
+    assert_eq!(jwt.key_id.as_deref(), Some("{{ fields.keyId }}"));
+    assert_eq!(jwt.claims.get("roles"), Some(&ClaimTemplate::List(vec!["reader".into(), "{{ params.role }}".into()])));
+    assert!(!jwt.claims.contains_key("scope"), "an optional claim is left out");
+    assert!(!appleseed.parameters.contains_key("scope"));
+    assert_eq!(jwt.lifetime_seconds, 1200);
+    assert_eq!(appleseed.parameters["team"].pattern, keyway_import::nango::CREDENTIAL_PATTERN);
+    assert_eq!(appleseed.parameters["role"].pattern, "^(?:viewer|editor)$");
+    let apply = appleseed.auth.apply.as_ref().expect("apply");
+    assert_eq!(apply.headers.get("Authorization").map(String::as_str), Some("Bearer {{ token.access_token }}"));
+    let converted = import.report.converted.iter().find(|c| c.key == "appleseed").expect("reported");
+    assert_eq!(converted.kind, "signed_jwt");
+    assert!(
+        converted
+            .notes
+            .iter()
+            .any(|(kind, detail)| kind.starts_with("optional JWT claims left out") && detail == "`scope`")
+    );
+
+    let twokey = import.report.skipped.iter().find(|s| s.key == "twokey").expect("skipped");
+    assert!(twokey.reason.contains("`||`"), "{twokey:?}");
+}
+
+/// A `GET` token request: its parameters (those of the token URL's query too) in the query
+/// string, a secret there said so; an expiry given as a time read with `expires_at_pointer`.
+#[test]
+fn get_exchanges_and_expiry_times() {
+    use keyway_manifest::model::ExchangeMethod;
+    let import = convert(SAMPLE, None).expect("parses");
+    let mut loader = keyway_manifest::Loader::new();
+    for p in &import.profiles {
+        loader.add_str(format!("{}.yaml", p.id), p.yaml.clone());
+    }
+    let loaded = loader.load();
+    let profile = |id: &str| loaded.profile(id).unwrap_or_else(|| panic!("`{id}` converts")).profile.clone();
+    let monarch = profile("monarch");
+    let exchange = monarch.auth.exchange.as_ref().expect("exchange");
+    assert_eq!(exchange.method, ExchangeMethod::Get);
+    assert!(exchange.secret_in_query);
+    assert_eq!(exchange.url, "https://api.monarch.example/token");
+    let body: Vec<(&str, &str)> = exchange.body.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(body, [("key", "{{ fields.apiKey }}"), ("format", "json")]);
+    assert_eq!(exchange.expires_at_pointer.as_deref(), Some("/session/expires"));
+    let converted = import.report.converted.iter().find(|c| c.key == "monarch").expect("reported");
+    assert!(
+        converted
+            .notes
+            .iter()
+            .any(|(kind, detail)| kind.starts_with("secret in the token request's query string") && detail == "`key`")
+    );
+    let black_mesa = profile("black-mesa");
+    let exchange = black_mesa.auth.exchange.as_ref().expect("exchange");
+    assert_eq!((exchange.method, exchange.expires_at_pointer.as_deref()), (ExchangeMethod::Post, Some("/expires_at")));
+    assert!(exchange.expires_in_pointer.is_none());
 }
 
 #[test]
@@ -296,7 +423,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 #[test]
-fn the_real_catalogue_converts_at_least_910_entries_of_every_kind_without_errors() {
+fn the_real_catalogue_converts_at_least_939_entries_of_every_kind_without_errors() {
     let dir = corpus_dir();
     let providers = std::fs::read_to_string(dir.join("providers.yaml")).expect("readable");
     let scopes = std::fs::read_to_string(dir.join("providers.scopes.yaml")).ok();
@@ -304,18 +431,21 @@ fn the_real_catalogue_converts_at_least_910_entries_of_every_kind_without_errors
     let report = &import.report;
     eprintln!("{}", report.summary());
     assert!(
-        report.oauth2_converted() >= 450,
+        report.oauth2_converted() >= 475,
         "{} of {} OAuth 2.0 entries",
         report.oauth2_converted(),
         report.oauth2_total
     );
     // 496: 466 `OAUTH2` and `OAUTH2_CC`, 30 `MCP_OAUTH2`.
     assert!(report.oauth2_total >= 490, "{}", report.oauth2_total);
-    // 921 today: 467 OAuth 2.0 (29 of them MCP servers), 324 API key, 92 Basic, 36 token
-    // exchange (6 of them renewed by Nango with a refresh request), 2 without auth.
-    assert!(report.converted.len() >= 910, "{} of {} entries", report.converted.len(), report.total);
+    // 939 today: 477 OAuth 2.0 (30 of them MCP servers), 324 API key, 92 Basic, 42 token
+    // exchange (6 of them renewed by Nango with a refresh request, 2 by GET, 4 with an expiry
+    // time), 2 signed JWTs, 2 without auth.
+    assert!(report.converted.len() >= 939, "{} of {} entries", report.converted.len(), report.total);
     let kinds: std::collections::BTreeMap<&str, usize> = report.by_kind().into_iter().collect();
-    for (kind, at_least) in [("oauth2", 450), ("api_key", 310), ("basic", 85), ("token_exchange", 32), ("none", 2)] {
+    for (kind, at_least) in
+        [("oauth2", 475), ("api_key", 320), ("basic", 90), ("token_exchange", 42), ("signed_jwt", 2), ("none", 2)]
+    {
         let n = kinds.get(kind).copied().unwrap_or(0);
         assert!(n >= at_least, "{n} `{kind}` profiles, expected at least {at_least}");
         let says_kind = |p: &&keyway_import::GeneratedProfile| match kind {
@@ -329,13 +459,13 @@ fn the_real_catalogue_converts_at_least_910_entries_of_every_kind_without_errors
     // Every entry of a mode keyway converts is converted or skipped with its own reason, never
     // with the old blanket "not OAuth" one.
     assert!(report.skipped.iter().all(|s| !s.reason.contains("not OAuth")), "{:?}", report.by_reason());
-    // MCP servers with fixed endpoints convert (Slack's puts the token elsewhere, and is
-    // skipped for that), PKCE required; a registration URL is linked for the admin.
+    // MCP servers with fixed endpoints convert (Slack's reads its token set from
+    // `/authed_user`), PKCE required; a registration URL is linked for the admin.
     let catalogue = keyway_manifest::parse_yaml(&providers).expect("parses");
     let mode = |key: &str| catalogue.get(key).and_then(|e| e.get("auth_mode")).and_then(|m| m.as_str());
     let mcp: Vec<&keyway_import::Converted> =
         report.converted.iter().filter(|c| mode(&c.key) == Some("MCP_OAUTH2")).collect();
-    assert!(mcp.len() >= 27, "{} MCP entries converted", mcp.len());
+    assert!(mcp.len() >= 30, "{} MCP entries converted", mcp.len());
     let registered = import
         .profiles
         .iter()
@@ -356,7 +486,36 @@ fn the_real_catalogue_converts_at_least_910_entries_of_every_kind_without_errors
         assert_eq!(c.kind, "token_exchange");
         assert!(c.notes.iter().any(|(kind, _)| kind.starts_with("renewed by exchanging")), "{key}: {:?}", c.notes);
     }
-    // A quirk keyway now says: Fiserv's `expires_in` in milliseconds.
-    let fiserv = import.profiles.iter().find(|p| p.id == "fiserv").expect("fiserv converts");
-    assert!(fiserv.yaml.contains("expires_in_unit: milliseconds"), "{}", fiserv.yaml);
+    // Quirks keyway now says: Fiserv's `expires_in` in milliseconds, and the rest each in
+    // the profiles of the entries that need them.
+    let yaml =
+        |id: &str| &import.profiles.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("`{id}` converts")).yaml;
+    assert!(yaml("fiserv").contains("expires_in_unit: milliseconds"), "{}", yaml("fiserv"));
+    for (id, says) in [
+        ("monday", "  authorization_param_names:\n    response_type: ''\n"),
+        ("printful", "  authorization_param_names:\n    redirect_uri: redirect_url\n"),
+        ("tiktok-ads", "  authorization_param_names:\n    client_id: app_id\n"),
+        ("amazon-selling-partner", "  callback_code_param: spapi_oauth_code\n"),
+        ("slack", "    response_pointer: /authed_user\n"),
+        ("slack-mcp", "    response_pointer: /authed_user\n"),
+        ("okta-cc", "  client_auth: private_key_jwt\n"),
+        ("leapsome", "    method: get\n    secret_in_query: true\n"),
+        ("setmore", "    method: get\n    secret_in_query: true\n"),
+        ("jamf-basic", "    expires_at_pointer: /expires\n"),
+        ("perimeter81", "    expires_at_pointer: /data/accessTokenExpire\n"),
+        ("apple-app-store", "  kind: signed_jwt\n"),
+        ("ghost-admin", "    key_encoding: hex\n"),
+    ] {
+        assert!(yaml(id).contains(says), "{id}: {}", yaml(id));
+    }
+    // What stays out, each for its own reason.
+    for (key, reason) in [
+        ("microsoft-admin", "not an authorization code"),
+        ("shopline-oauth", "`authorization_url_fragment`"),
+        ("heymarket", "`||`"),
+        ("garmin", "OAuth 1.0a has none to hand out"),
+    ] {
+        let s = report.skipped.iter().find(|s| s.key == key).unwrap_or_else(|| panic!("`{key}` skipped"));
+        assert!(s.reason.contains(reason), "{key}: {s:?}");
+    }
 }
