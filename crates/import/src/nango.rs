@@ -1103,6 +1103,25 @@ impl<'a> Entry<'a> {
         if let Some(expression) = self.credential_expression(placeholder, place)? {
             return Ok(expression);
         }
+        // `${base64(a${x}b)}` in a header or an exchange's request: the joined value, encoded.
+        if let Some(inner) = placeholder.strip_prefix("base64(").and_then(|p| p.strip_suffix(')')) {
+            if matches!(place, Place::Credential | Place::Exchange) {
+                let mut parts = Vec::new();
+                for piece in pieces(inner)? {
+                    parts.push(match piece {
+                        // A JSON string literal is a minijinja string literal.
+                        Piece::Text(t) => match serde_json::to_string(t) {
+                            Ok(literal) => literal,
+                            Err(_) => return fail("a value keyway cannot quote", format!("`{t}`")),
+                        },
+                        Piece::Placeholder(name) => self.expression(name, place, required)?,
+                    });
+                }
+                if !parts.is_empty() {
+                    return Ok(format!("({}) | b64encode", parts.join(" ~ ")));
+                }
+            }
+        }
         let Some(name) = placeholder.strip_prefix("connectionConfig.") else {
             let kind = placeholder.split(['.', ':', '(']).next().unwrap_or(placeholder);
             return fail(format!("placeholder keyway cannot fill: `${{{kind}...}}`"), format!("`${{{placeholder}}}`"));

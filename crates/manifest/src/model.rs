@@ -679,9 +679,10 @@ pub struct Tokens {
     /// A token-response field that says when the token was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<IssuedAt>,
-    /// Where in the token response the token set is, for providers that nest it (Slack's
-    /// user token: `/authed_user`): a JSON pointer to the object holding `access_token`,
-    /// `refresh_token`, `expires_in` and `scope`. Kept fields are read from the top level.
+    /// Where the token set is when the token response's top level has no `access_token`, for
+    /// providers that nest it (Slack's user-token installs: `/authed_user`): a JSON pointer
+    /// to the object holding `access_token`, `refresh_token`, `expires_in` and `scope`. Kept
+    /// fields are read from the top level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_pointer: Option<String>,
     /// The unit of the response's `expires_in`: seconds (RFC 6749), or milliseconds for the

@@ -276,18 +276,19 @@ impl TokenSet {
         previous_refresh: Option<&SecretString>,
     ) -> Result<TokenSet, ResponseError> {
         let top = response;
-        // A provider that nests the token set (`auth.tokens.response_pointer`) is read there;
-        // kept fields still come from the top level.
+        // A provider that nests the token set when its top level has none
+        // (`auth.tokens.response_pointer`) is read there; kept fields still come from the top
+        // level.
         let nested;
         let response = match &profile.auth.tokens.response_pointer {
-            Some(pointer) => {
+            Some(pointer) if !response.contains_key("access_token") => {
                 nested = Value::Object(response.clone()).pointer(pointer).cloned();
                 match &nested {
                     Some(Value::Object(map)) => map,
                     _ => return Err(ResponseError(format!("the token response has no object at `{pointer}`"))),
                 }
             }
-            None => response,
+            _ => response,
         };
         let access_token = match response.get("access_token") {
             Some(Value::String(s)) if !s.is_empty() => SecretString::from(s.as_str()),
@@ -580,5 +581,18 @@ mod tests {
         for bad in [json!(-5), json!(1.5), json!("tomorrow"), json!(null), json!([1])] {
             assert_eq!(timestamp_seconds(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_nested_token_set_is_read_only_when_the_top_level_has_none() {
+        let p = profile("{response_pointer: /authed_user}");
+        let read = |v: Value| TokenSet::from_response(&p, &map(v), GrantUsed::AuthorizationCode, NOW_MS, &[], None);
+        let bot = read(json!({"access_token": "bot", "authed_user": {"access_token": "user"}})).expect("set");
+        assert_eq!(bot.access_token.expose_secret(), "bot", "a bot install keeps its top-level token");
+        let user = read(json!({"authed_user": {"access_token": "user", "expires_in": 60}})).expect("set");
+        assert_eq!(user.access_token.expose_secret(), "user");
+        assert_eq!(user.expires_at, Some(NOW_MS / 1000 + 60));
+        let neither = read(json!({"ok": true})).expect_err("refused");
+        assert!(neither.0.contains("/authed_user"), "{neither}");
     }
 }

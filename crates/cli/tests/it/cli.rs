@@ -165,7 +165,7 @@ fn import_nango_writes_profiles_and_a_report_that_validate() {
     let out = keyway(&["import", "nango", providers, "--out", out_dir.to_str().expect("utf-8 path")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("38 entries: 27 converted"), "{stderr}");
+    assert!(stderr.contains("39 entries: 28 converted"), "{stderr}");
     assert!(out_dir.join("IMPORT-REPORT.md").is_file());
     assert!(out_dir.join("acme-crm-sandbox.yaml").is_file());
     // The scopes file beside providers.yaml is used unless --scopes says otherwise.

@@ -18,10 +18,9 @@ type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
 async fn token(State(seen): State<Seen>, body: String) -> Json<Value> {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
     seen.lock().expect("lock").push(form);
-    // Slack's shape: the bot's token on top, the user's token set under `authed_user`.
+    // Slack's user-token shape: no token on top, the user's token set under `authed_user`.
     Json(json!({
         "ok": true,
-        "access_token": "xoxb-bot",
         "team": {"id": "T1"},
         "authed_user": {"id": "U1", "access_token": "xoxp-user", "refresh_token": "r-1", "expires_in": 43200, "scope": "chat:write"},
     }))
@@ -139,7 +138,7 @@ async fn renamed_parameters_another_code_name_and_a_nested_token_set() {
     let query = format!("code=not-it&spapi_oauth_code=the-code&state={}", request.state);
     let tokens = connector.finish_callback(&Callback::from_query(&query), None, None).await.expect("tokens");
     assert_eq!(seen.lock().expect("lock")[0].get("code").map(String::as_str), Some("the-code"));
-    assert_eq!(tokens.access_token.expose_secret(), "xoxp-user", "the user's token, not the bot's");
+    assert_eq!(tokens.access_token.expose_secret(), "xoxp-user", "the nested token set");
     assert_eq!(tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()), Some("r-1".to_owned()));
     assert!(tokens.expires_at.is_some());
     assert_eq!(tokens.fields["team"], json!({"id": "T1"}), "kept fields come from the top level");
