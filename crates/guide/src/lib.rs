@@ -17,7 +17,7 @@ mod url;
 
 pub use output::{
     CHANGE_LABEL, CatalogueAction, Guide, GuideAction, GuideEnvironment, GuideItem, GuideScope, GuideSection,
-    GuideSetting, GuideStep, Troubleshooting,
+    GuideSetting, GuideStep, Troubleshooting, markdown_html,
 };
 pub use render::{CALLBACK_PLACEHOLDER, CREDENTIALS_SECTION, GuideRequest, grant_name, grants_of, render};
 pub use text::{MAX_APP_NAME_CHARS, markdown_text};

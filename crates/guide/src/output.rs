@@ -332,6 +332,12 @@ li.change{list-style:none;margin-left:-1.3rem;padding:.45rem .7rem;border-left:4
 /// Escapes text for HTML (the one escaper, `keyway_stdx`'s).
 pub(crate) use keyway_stdx::escape_html as escape;
 
+/// Profile Markdown to HTML, as guides render it: raw HTML escaped, links only to http(s),
+/// `mailto:` and fragments, no images. For every page that shows profile text.
+pub fn markdown_html(markdown: &str) -> String {
+    block(markdown)
+}
+
 /// Markdown to HTML. Raw HTML in profile text is escaped, never passed through: a profile is
 /// data, not markup.
 fn block(markdown: &str) -> String {

@@ -345,7 +345,7 @@ impl Hub {
                         secret: f.secret,
                         multiline: f.multiline,
                         required: f.required,
-                        help: f.help.as_ref().map(|d| d.split_whitespace().collect::<Vec<_>>().join(" ")),
+                        help: f.help.clone(),
                         docs: f.docs.clone(),
                         example: f.example.clone(),
                         value: String::new(),

@@ -80,6 +80,8 @@ impl Pages {
     pub fn new() -> Pages {
         let mut env = Environment::new();
         env.add_filter("inline_code", inline_code);
+        // Profile Markdown (a credential field's help), rendered as guides render it.
+        env.add_filter("markdown", |text: &str| minijinja::Value::from_safe_string(keyway_guide::markdown_html(text)));
         for (name, source) in [
             ("layout.html", include_str!("../../templates/layout.html")),
             ("connect.html", include_str!("../../templates/connect.html")),

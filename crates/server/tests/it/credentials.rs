@@ -234,6 +234,7 @@ async fn the_connect_page_asks_for_the_key_refuses_a_wrong_one_without_echoing_i
     let page = browser.open(session["connect_url"].as_str().expect("connect_url")).await;
     assert!(page.contains("type=\"password\"") && page.contains("name=\"field.api_key\""), "{page}");
     assert!(page.contains("Where do I find it?"), "the field's help is on the page");
+    assert!(page.contains("<code>ProviderConfig::api_key</code>"), "its Markdown rendered as guides render it");
     let wrong = "wrong-key-0000000000";
     let (status, refused) =
         browser.submit(&hub.base, &keyed, &[("field.api_key", wrong)]).await.expect_err("a page, not a redirect");
