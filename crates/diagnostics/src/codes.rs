@@ -87,6 +87,7 @@ codes! {
     KeyInProfile = "KW0426", Error, "A signed JWT's key is written into the profile instead of coming from a field.";
     InvalidParameterName = "KW0427", Error, "A renamed authorization parameter or the callback's code parameter is one keyway cannot rename, or a name a URL cannot carry.";
     MultilineFieldInRequest = "KW0428", Error, "A multi-line credential field (a PEM key) is put in a header or query string, which cannot carry line breaks.";
+    MalformedActionPath = "KW0429", Error, "An action's path is not `/` segments with whole-segment `{snake_case}` placeholders, or has a segment that could move a request elsewhere.";
     UnknownAction = "KW0501", Error, "A connection selects an action the profile does not offer.";
     UnknownCustomScope = "KW0502", Error, "A custom scope is not in the profile's scope catalogue.";
     CustomScopesWithoutRefresh = "KW0503", Error, "Custom scopes include no refresh-granting scope, but the profile needs refresh.";

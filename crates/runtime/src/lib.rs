@@ -37,6 +37,7 @@
 //! # let _ = url; Ok(()) }
 //! ```
 
+mod api_paths;
 mod callback_state;
 mod clock;
 mod connector;
@@ -49,6 +50,7 @@ mod registry;
 mod standard_errors;
 mod tokens;
 
+pub use api_paths::{ActionMatcher, MAX_API_PATH, PathError, caller_segments, fill_action_path, join_under};
 pub use callback_state::{STATE_TTL, check_state, state_expiry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{

@@ -14,6 +14,7 @@
 //! }
 //! ```
 
+pub mod action_paths;
 pub mod credentials;
 mod links;
 mod memo;

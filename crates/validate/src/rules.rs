@@ -219,6 +219,13 @@ pub(crate) fn is_snake_case(id: &str) -> bool {
 
 fn action_ids(profile: &Profile, out: &mut Vec<Diagnostic>) {
     for (id, action) in &profile.actions {
+        if let Some(problem) = crate::action_paths::action_path_problem(&action.path) {
+            out.push(
+                Diagnostic::new(Code::MalformedActionPath, format!("action `{id}`'s path is malformed: {problem}"))
+                    .at_pointer(format!("/actions/{}/path", esc(id)))
+                    .with_help("write the path under `api.base_url` as `/` segments: `/sobjects/Case/{id}`"),
+            );
+        }
         if !is_snake_case(id) {
             let wanted: String = action.name.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join("_");
             out.push(
