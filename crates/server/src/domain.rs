@@ -409,13 +409,13 @@ macro_rules! audit_actions {
 }
 
 audit_actions! {
-    CredentialRead = "credential.read", "A connection's access token was asked for (`/token`, `/refresh`): handed out (`ok`) or refused, with the problem code.";
+    CredentialRead = "credential.read", "A connection's credential was asked for (`/token`, `/refresh`, `/credentials`): handed out (`ok`) or refused, with the problem code.";
     Refreshed = "connection.refreshed", "New tokens from a refresh were stored: on a read, forced, or by the background refresher (`detail`).";
     RefreshFailed = "connection.refresh_failed", "A refresh failed and the connection's state changed (`degraded`, `needs_reauth`).";
     TestFailed = "connection.test_failed", "The connection test failed and the connection's state changed.";
     Linked = "connection.linked", "An end user linked an account on the connect page.";
     Reconnected = "connection.reconnected", "An end user linked an existing connection again (a reconnect session).";
-    Imported = "connection.imported", "Tokens a platform held were imported as a connection.";
+    Imported = "connection.imported", "Tokens, or an end user's credential fields, a platform held were imported as a connection (checked and tried first).";
     Revoked = "connection.revoked", "A connection was revoked (`detail`: whether the provider confirmed).";
     Deleted = "connection.deleted", "A connection was deleted (`detail`: whether the provider confirmed the revocation).";
     IntegrationCreated = "integration.created", "An integration was created.";

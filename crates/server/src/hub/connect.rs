@@ -505,6 +505,7 @@ impl Hub {
                 integration_id: record.id.clone(),
                 end_user: session.end_user.clone(),
                 parameters,
+                imported: false,
             },
         };
         let caller = Caller::session(&session.id, request_id, &self.lease_owner);

@@ -404,6 +404,7 @@ impl Hub {
                     integration_id: integration.id.clone(),
                     end_user: new.end_user,
                     parameters: new.parameters,
+                    imported: true,
                 };
                 let linked = self.link_credentials(caller, &connector, values, target).await?;
                 return self.connection(&linked.id).await;

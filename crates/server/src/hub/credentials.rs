@@ -34,8 +34,9 @@ pub(super) fn open_fields(keys: &Keyring, id: &str, blob: &[u8]) -> Result<Crede
 
 /// Which connection a link writes.
 pub(super) enum LinkTarget {
-    /// A new connection for this end user, with these parameters.
-    New { integration_id: String, end_user: EndUser, parameters: Parameters },
+    /// A new connection for this end user, with these parameters: linked on the connect page,
+    /// or (`imported`) sent by the platform to `POST /v1/connections`.
+    New { integration_id: String, end_user: EndUser, parameters: Parameters, imported: bool },
     /// An existing connection, reconnected: its credentials replaced, its id kept.
     Existing(String),
 }
@@ -85,15 +86,16 @@ impl Hub {
             Err(e) => return Err(refused(&profile.name, "tried", &e)),
         };
         let now = self.now();
-        let (id, reconnected) = match target {
-            LinkTarget::Existing(id) => (id, true),
-            LinkTarget::New { integration_id, end_user, parameters } => {
+        let (id, action) = match target {
+            LinkTarget::Existing(id) => (id, AuditAction::Reconnected),
+            LinkTarget::New { integration_id, end_user, parameters, imported } => {
                 let id = ids::new_id(ids::CONNECTION);
                 let record = ConnectionRecord::pending(id.clone(), &integration_id, end_user, parameters, now);
                 self.store.insert_connection(&record).await?;
-                (id, false)
+                (id, if imported { AuditAction::Imported } else { AuditAction::Linked })
             }
         };
+        let reconnected = action == AuditAction::Reconnected;
         let plain = serde_json::to_vec(&fields).map_err(|e| HubError::from(DbError::Database(e.to_string())))?;
         let fields_blob = self.keys.encrypt(fields_cell(&id), &plain);
         let update = match &tokens {
@@ -102,7 +104,6 @@ impl Hub {
             }
             None => None,
         };
-        let action = if reconnected { AuditAction::Reconnected } else { AuditAction::Linked };
         let audit =
             caller.record(action, now).connection(&id).detail(if tested { "verified" } else { "no connection test" });
         if !self.store.save_credentials(&id, &fields_blob, update.as_ref(), now, &audit).await? {

@@ -107,6 +107,16 @@ async fn each_kind_is_refused_with_the_providers_answer_then_linked_read_and_use
         assert_eq!(credentials["kind"], kind);
         assert!(credentials["headers"][header].is_string(), "{profile}: {credentials}");
         assert_eq!(use_credentials(&credentials).await, StatusCode::OK, "{profile}: the credentials work");
+        // The import and the read are in the audit trail, with no secret in it.
+        let (status, trail) = hub.call(Method::GET, &format!("/v1/audit?connection={id}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{trail}");
+        let actions: Vec<&str> =
+            trail["data"].as_array().expect("data").iter().filter_map(|r| r["action"].as_str()).collect();
+        assert!(
+            actions.contains(&"connection.imported") && actions.contains(&"credential.read"),
+            "{profile}: {actions:?}"
+        );
+        assert!(!trail.to_string().contains(PASSWORD) && !trail.to_string().contains(API_KEY), "{profile}: {trail}");
         // `/token` is for access tokens; an API key connection holds none.
         if matches!(kind, "api_key" | "basic") {
             let (status, body) = hub.token(id).await;
