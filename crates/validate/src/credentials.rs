@@ -19,7 +19,7 @@ pub const MAX_MULTILINE_FIELD_BYTES: usize = 16384;
 const MAX_HEADER_NAME: usize = 256;
 
 /// Headers keyway sets itself or that frame the message; a profile cannot set them.
-const RESERVED_HEADERS: [&str; 9] = [
+pub const RESERVED_HEADERS: [&str; 9] = [
     "host",
     "content-length",
     "content-type",
@@ -190,7 +190,7 @@ fn kind_keys(profile: &Profile, out: &mut Vec<Diagnostic>) {
 }
 
 /// An HTTP field name (RFC 9110 section 5.6.2: a token).
-fn is_token(name: &str) -> bool {
+pub fn is_token(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 

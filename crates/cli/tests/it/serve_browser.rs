@@ -98,6 +98,25 @@ async fn drive_browser(deps: BrowserDeps, connect_url: &str, integration: &str, 
     serde_json::from_str(line).unwrap_or_else(|e| panic!("the browser script printed no JSON report ({e}):\n{stdout}"))
 }
 
+/// A connect session for `integration` (the end user Ada, returning to [`RETURN_URL`]): its
+/// connect link.
+async fn connect_url(api: &Api, integration: &str) -> String {
+    let session = api
+        .expect(
+            reqwest::Method::POST,
+            "/v1/connect/sessions",
+            Some(json!({
+                "end_user": {"id": "u1", "email": "ada@example.com"},
+                "integrations": [integration],
+                "return_url": RETURN_URL,
+                "allowed_origins": ["http://127.0.0.1:9"],
+            })),
+            201,
+        )
+        .await;
+    session["connect_url"].as_str().expect("connect_url").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revoke() {
     // First, so a machine without the browser fails at once with the fix.
@@ -149,20 +168,7 @@ async fn connect_page_in_a_browser_then_tokens_survive_refresh_restart_and_revok
         )
         .await;
     let integration = integration["id"].as_str().expect("integration id").to_owned();
-    let session = api
-        .expect(
-            reqwest::Method::POST,
-            "/v1/connect/sessions",
-            Some(json!({
-                "end_user": {"id": "u1", "email": "ada@example.com"},
-                "integrations": [integration],
-                "return_url": RETURN_URL,
-                "allowed_origins": ["http://127.0.0.1:9"],
-            })),
-            201,
-        )
-        .await;
-    let connect_url = session["connect_url"].as_str().expect("connect_url").to_owned();
+    let connect_url = connect_url(&api, &integration).await;
     assert!(connect_url.starts_with(&format!("{}/connect?session_token=", server.url)), "{connect_url}");
 
     // ---- the browser ----
@@ -248,7 +254,8 @@ async fn api_key_form_in_a_browser_refuses_a_wrong_key_on_the_page_and_links_the
     let scratch = Scratch::new("serve-browser-key");
     let dir = scratch.path().to_owned();
     keyway_testkit::profiles::write_profiles(&dir.join("profiles"), &provider.host()).expect("profiles");
-    let server = Server::start(&dir.join("profiles"), &scratch.sqlite(), &["--dev"], &dir.join("serve.log"));
+    let server =
+        Server::start_logging(&dir.join("profiles"), &scratch.sqlite(), &["--dev"], &dir.join("serve.log"), "trace");
     let api = Api {
         http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client"),
         base: server.url.clone(),
@@ -257,20 +264,7 @@ async fn api_key_form_in_a_browser_refuses_a_wrong_key_on_the_page_and_links_the
     let integration =
         api.expect(reqwest::Method::POST, "/v1/integrations", Some(json!({"profile": "testkit-api-key"})), 201).await;
     let integration = integration["id"].as_str().expect("integration id").to_owned();
-    let session = api
-        .expect(
-            reqwest::Method::POST,
-            "/v1/connect/sessions",
-            Some(json!({
-                "end_user": {"id": "u1", "email": "ada@example.com"},
-                "integrations": [integration],
-                "return_url": RETURN_URL,
-                "allowed_origins": ["http://127.0.0.1:9"],
-            })),
-            201,
-        )
-        .await;
-    let connect_url = session["connect_url"].as_str().expect("connect_url").to_owned();
+    let connect_url = connect_url(&api, &integration).await;
     let wrong = "wrong-key-0000000000";
     let right = provider.config().api_key;
     let shots = target_dir().join("screenshots/api-key");
@@ -337,6 +331,7 @@ async fn api_key_form_in_a_browser_refuses_a_wrong_key_on_the_page_and_links_the
     }
     let log = server.log_text();
     assert!(log.contains("request method=POST route=\"/v1/connections\""), "the log records the calls");
+    assert!(log.contains(" TRACE ") || log.contains(" DEBUG "), "the log is below INFO");
     for secret in &secrets {
         assert!(!log.contains(secret.as_str()), "a secret is in the TRACE log");
     }

@@ -11,19 +11,8 @@
 use super::{Entry, Fail, Notes, Piece, Place, fail, is_identifier, is_oauth2, kind_of, pieces};
 use serde_json::{Map, Value, json};
 
-/// Headers keyway sets itself or that frame a message (keyway-validate refuses them in
-/// profiles): never carried over.
-const RESERVED_HEADERS: [&str; 9] = [
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-];
+// Headers keyway refuses in profiles (it sets or frames them): never carried over.
+use keyway_validate::credentials::{RESERVED_HEADERS, is_token};
 
 /// `TWO_STEP` keys that sign an assertion keyway cannot make.
 const SIGNING_KEYS: [&str; 4] = ["assertion", "assertion_option", "signature", "token"];
@@ -956,11 +945,6 @@ fn scalar(value: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
-}
-
-/// An HTTP field name (RFC 9110 section 5.6.2: a token).
-fn is_token(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// `Basic ${base64(USER:PASSWORD)}` as the Nango templates of the user and the password;

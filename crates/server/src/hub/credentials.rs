@@ -4,7 +4,7 @@
 //! answers OAuth connections too).
 
 use super::audit::{Context, RecordExt as _};
-use super::token_store::seal_tokens;
+use super::token_store::{open_secret_json, seal_tokens};
 use super::*;
 use crate::domain::AuditAction;
 use crate::resources::CredentialsView;
@@ -19,17 +19,7 @@ pub(super) fn fields_cell(id: &str) -> Cell<'_> {
 /// A connection's stored credential fields, decrypted and read: the one way they leave the
 /// row.
 pub(super) fn open_fields(keys: &Keyring, id: &str, blob: &[u8]) -> Result<CredentialFields, HubError> {
-    let plain = keys.decrypt(fields_cell(id), blob).map_err(|e| {
-        tracing::error!(connection = %id, error = %e, "stored credential fields do not decrypt");
-        HubError::new(ProblemCode::SecretUndecryptable, format!("{e}; check the key file"))
-    })?;
-    // serde's message could quote a value: say only where it broke.
-    serde_json::from_slice(&plain).map_err(|e| {
-        HubError::new(
-            ProblemCode::TokensUnreadable,
-            format!("the stored credential fields break at column {}", e.column()),
-        )
-    })
+    open_secret_json(keys, fields_cell(id), blob, "credential fields")
 }
 
 /// Which connection a link writes.

@@ -31,13 +31,23 @@ fn tokens_cell(id: &str) -> Cell<'_> {
 
 /// A connection's stored token set, decrypted and read: the one way tokens leave the row.
 pub(super) fn open_tokens(keys: &Keyring, id: &str, blob: &[u8]) -> Result<TokenSet, HubError> {
-    let plain = keys.decrypt(tokens_cell(id), blob).map_err(|e| {
-        tracing::error!(connection = %id, error = %e, "stored tokens do not decrypt");
+    open_secret_json(keys, tokens_cell(id), blob, "token set")
+}
+
+/// A cell of secret JSON (a token set, credential fields), decrypted and read. Neither
+/// error quotes the plaintext: serde's message could, so only where it broke is said.
+pub(super) fn open_secret_json<T: serde::de::DeserializeOwned>(
+    keys: &Keyring,
+    cell: Cell<'_>,
+    blob: &[u8],
+    what: &str,
+) -> Result<T, HubError> {
+    let plain = keys.decrypt(cell, blob).map_err(|e| {
+        tracing::error!(connection = %cell.row, column = cell.column, error = %e, "a stored secret does not decrypt");
         HubError::new(ProblemCode::SecretUndecryptable, format!("{e}; check the key file"))
     })?;
-    // serde's message could quote a token: say only where it broke.
     serde_json::from_slice(&plain).map_err(|e| {
-        HubError::new(ProblemCode::TokensUnreadable, format!("the stored token set breaks at column {}", e.column()))
+        HubError::new(ProblemCode::TokensUnreadable, format!("the stored {what} breaks at column {}", e.column()))
     })
 }
 
