@@ -74,6 +74,51 @@ async fn b_commits_a_follows(db: &str, tag: &str) {
     let (status, body) = a.call(Method::POST, &format!("/v1/connections/{kept}/refresh"), None).await;
     assert_eq!(status, 200, "A refreshed with the secret B stored: {body}");
 
+    // A token-exchange connection, read (and so cached) on A: reconnected through B with
+    // another user's credentials, A hands out the token of the new ones; deleted on B, A
+    // answers 404.
+    let exchange =
+        b.expect(Method::POST, "/v1/integrations", Some(serde_json::json!({"profile": "testkit-exchange"})), 201).await;
+    let config = provider.config();
+    let fields = serde_json::json!({"username": config.basic_user, "password": config.basic_password});
+    let linked = a
+        .expect(
+            Method::POST,
+            "/v1/connections",
+            Some(serde_json::json!({"integration_id": exchange["id"], "end_user": {"id": "u"}, "fields": fields})),
+            201,
+        )
+        .await;
+    let id = linked["id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/connections/{id}/credentials");
+    let before = a.expect(Method::GET, &path, None, 200).await["headers"]["authorization"].clone();
+    let session = b
+        .expect(
+            Method::POST,
+            "/v1/connect/sessions",
+            Some(serde_json::json!({"end_user": {"id": "u"}, "connection_id": id})),
+            201,
+        )
+        .await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("browser");
+    let opened = browser.get(session["connect_url"].as_str().expect("connect_url")).send().await.expect("open");
+    assert_eq!(opened.status().as_u16(), 303, "the token is traded for a cookie");
+    let form = [("field.username", config.basic_user.as_str()), ("field.password", config.basic_password.as_str())];
+    let integration_id = exchange["id"].as_str().expect("integration");
+    let done = browser.post(format!("{}/connect/{integration_id}", b.base)).form(&form).send().await.expect("form");
+    assert_eq!(done.status().as_u16(), 200, "the done page");
+    assert!(done.text().await.expect("page").contains(&id), "reconnected on B, same id");
+    let after = a.expect(Method::GET, &path, None, 200).await["headers"]["authorization"].clone();
+    assert_ne!(after, before, "A hands out the reconnect's token, not the one it held");
+    assert_eq!(after, b.expect(Method::GET, &path, None, 200).await["headers"]["authorization"]);
+    b.expect(Method::DELETE, &format!("/v1/connections/{id}"), None, 200).await;
+    let (status, problem) = a.call(Method::GET, &path, None).await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("not_found")), "deleted on B: {problem}");
+
     // A worker's key, used on A, revoked by `keyway keys api revoke` (a third process): A and
     // B refuse it on its next request.
     let worker_key = process::api_key_with(db, &["--name", "worker", "--scope", "credentials:read"]);
